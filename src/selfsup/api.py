@@ -1,0 +1,325 @@
+"""The public API: ``train``, ``evaluate``, ``load_encoder``. The CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import config as C
+from . import data as D
+from . import methods as M
+from .errors import CheckpointError, ConfigError, DataError, RunDirError
+from .eval import channel_stats, extract, knn_accuracy, linear_accuracy, raw_features
+from .io import write_json, write_text
+from .models import build_backbone
+from .models.encoder import Encoder
+from .rundir import default_dir, prepare_new, require_run
+from .rundir import lock as lock_run
+from .train import Trainer
+from .train import checkpoint as ckpt
+from .views import ImageViews, resolve_spec
+
+#: shortcut keyword (and CLI option) -> config path
+OPTIONS = {
+    "method": "method", "data": "data.source", "eval_data": "data.eval_source",
+    "backbone": "model.backbone", "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "lr": "optim.lr", "seed": "train.seed", "device": "train.device", "out": "out",
+    "skip_corrupt": "data.skip_corrupt",
+}
+ENCODER_FILE = "encoder.safetensors"
+
+
+@dataclass
+class Run:
+    """A finished (or loaded) run: its directory, config and summary."""
+
+    dir: Path
+    config: C.Config
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def encoder(self) -> nn.Module:
+        return load_encoder(self.dir)
+
+    def __repr__(self) -> str:
+        return f"Run(dir='{self.dir}', method='{self.config.method}', eval={self.summary.get('eval')})"
+
+
+def resolve_config(config: C.Config | dict | str | os.PathLike | None = None, overrides: list[str] | None = None,
+                   **options: Any) -> C.Config:
+    """Defaults <- recipe (a Config, dict or YAML path) <- keyword options <- ``key=value`` overrides."""
+    if isinstance(config, C.Config):
+        d = config.to_dict()
+    elif isinstance(config, dict):
+        d = dict(config)
+    elif config is not None:
+        d = C.load_yaml(config)
+    else:
+        d = {}
+    for k, v in options.items():
+        if k not in OPTIONS:
+            raise ConfigError(f"unknown option '{k}'; valid: {', '.join(OPTIONS)}")
+        if v is not None:
+            C.set_path(d, OPTIONS[k], v)
+    C.apply_overrides(d, overrides or [])
+    cfg = C.validate(d)
+    M.validate_params(cfg.method, cfg.loss)
+    return cfg
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' was asked for but CUDA is not available; use --device cpu")
+    return dev
+
+
+def load_data(cfg: C.Config) -> tuple[D.Splits, D.ImageData, D.ImageData]:
+    """The training split and the labelled (bank, query) pair for evaluation."""
+    dc = cfg.data
+    splits = D.load_source(dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir)
+    ev = None
+    if dc.eval_source:
+        ev = D.load_source(dc.eval_source, dc.image_size or splits.train.size, dc.skip_corrupt, dc.cache_dir)
+    bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
+    if dc.limit is not None and dc.limit < len(splits.train):
+        keep = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[:dc.limit])
+        splits = D.Splits(splits.train.subset(keep), splits.test)
+    for d in (bank, query):
+        if d is not None and d.channels != splits.train.channels:
+            raise DataError(f"evaluation data '{d.name}' has {d.channels} channel(s) but training data has "
+                            f"{splits.train.channels}; give --eval-data of the same kind")
+    return splits, bank, query
+
+
+def _evaluable(splits: D.Splits, ev: D.Splits | None) -> bool:
+    s = ev or splits
+    return s.train.labelled or (s.test is not None and s.test.labelled)
+
+
+def build_encoder(cfg: C.Config, channels: int, size: int, mean, std, seed: int) -> Encoder:
+    torch.manual_seed(seed)
+    backbone = build_backbone(cfg.model.backbone, channels, size, cfg.model.cifar_stem, cfg.model.width)
+    return Encoder(backbone, mean, std)
+
+
+def _encoder_meta(cfg: C.Config, channels: int, size: int, mean, std) -> dict:
+    return {"format": "selfsup-encoder-1", "backbone": cfg.model.backbone, "cifar_stem": cfg.model.cifar_stem,
+            "width": cfg.model.width, "in_channels": channels, "image_size": size, "mean": mean, "std": std,
+            "method": cfg.method}
+
+
+def save_encoder(path: Path, encoder: Encoder, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    from .io import atomic_path
+
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in encoder.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"selfsup": json.dumps(meta)})
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a trained encoder (a run directory or an ``encoder.safetensors``) as a plain module.
+
+    The module takes float images in [0, 1] of shape (N, C, H, W) and returns features (N, D);
+    its ``image_size`` attribute is the size it was trained at.
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / ENCODER_FILE
+    if not p.is_file():
+        raise RunDirError(f"no encoder at '{path}'; give a finished run directory or its {ENCODER_FILE}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["selfsup"])
+        tensors = load_file(str(p), device="cpu")
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError):
+        raise CheckpointError(f"'{p}' is not a selfsup encoder file (safetensors with metadata)") from None
+    cfg = C.Config(model=C.ModelConfig(backbone=meta["backbone"], cifar_stem=meta["cifar_stem"], width=meta["width"]))
+    enc = build_encoder(cfg, meta["in_channels"], meta["image_size"], meta["mean"], meta["std"], seed=0)
+    try:
+        enc.load_state_dict(tensors)
+    except RuntimeError as err:
+        raise CheckpointError(f"'{p}' does not match its recorded architecture: {str(err).splitlines()[0]}") from None
+    enc.image_size = meta["image_size"]
+    enc.meta = meta
+    return enc.to(device).eval()
+
+
+def evaluate_encoder(encoder: nn.Module, bank: D.ImageData, query: D.ImageData, size: int,
+                     ec: C.EvalConfig, device: torch.device, protocols: list[str] | None = None) -> dict:
+    protocols = protocols or ec.protocols
+    fb = extract(encoder, bank.x, size, ec.batch_size, device)
+    fq = extract(encoder, query.x, size, ec.batch_size, device)
+    return evaluate_features(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, protocols)
+
+
+def evaluate_features(fb, yb, fq, yq, ec: C.EvalConfig, protocols: list[str]) -> dict:
+    out: dict[str, float] = {}
+    for p in protocols:
+        if p == "knn":
+            out.update(knn_accuracy(fb, yb, fq, yq, ec.knn_k, ec.knn_t))
+        elif p == "linear":
+            out.update(linear_accuracy(fb, yb, fq, yq, ec.linear_l2, ec.linear_max_iter))
+        else:
+            raise ConfigError(f"unknown evaluation protocol '{p}'; choose from: knn, linear")
+    return out
+
+
+def baselines(cfg: C.Config, bank: D.ImageData, query: D.ImageData, size: int, mean, std,
+              device: torch.device) -> dict:
+    enc = build_encoder(cfg, bank.channels, size, mean, std, cfg.train.seed).to(device)
+    rnd = evaluate_encoder(enc, bank, query, size, cfg.eval, device)
+    m, s = torch.tensor(mean), torch.tensor(std)
+    raw = evaluate_features(raw_features(bank.x, m, s), torch.from_numpy(bank.y), raw_features(query.x, m, s),
+                            torch.from_numpy(query.y), cfg.eval, cfg.eval.protocols)
+    return {"random_init": rnd, "raw_input": raw}
+
+
+def train(config: C.Config | dict | str | os.PathLike | None = None, *, overrides: list[str] | None = None,
+          resume: str | os.PathLike | None = None, overwrite: bool = False, console=None, on_epoch_end=None,
+          **options: Any) -> Run:
+    """Pretrain an encoder, evaluate it beside the baselines, and write a run directory.
+
+    Examples
+    --------
+    >>> run = selfsup.train(method="simclr", data="digits", epochs=2)   # doctest: +SKIP
+    >>> run.summary["eval"]["knn_top1"]                                  # doctest: +SKIP
+    """
+    if resume is not None:
+        run_dir = require_run(Path(resume))
+        stored = C.load_yaml(run_dir / "config.yaml")
+        extra = {k: v for k, v in options.items() if v is not None}
+        bad = [k for k in extra if k not in ("epochs", "device")]
+        if bad or overrides or config is not None:
+            raise ConfigError("--resume continues a run with its own config; only --epochs and --device may "
+                              f"be given with it (got: {', '.join(bad) or 'config/overrides'})")
+        cfg = resolve_config(stored, **extra)
+        lk = lock_run(run_dir)
+    else:
+        cfg = resolve_config(config, overrides, **options)
+        run_dir = Path(cfg.out) if cfg.out else default_dir(cfg.method, cfg.data.source)
+        cfg = cfg.model_copy(update={"out": str(run_dir)})
+        lk = None
+    try:
+        device = pick_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        splits, bank, query = load_data(cfg)  # validate data before touching the run directory
+        tr = splits.train
+        if cfg.train.batch_size > len(tr):
+            raise ConfigError(f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
+                              f"use --batch-size {max(2, len(tr) // 4)} or less")
+        if lk is None:
+            lk = prepare_new(run_dir, overwrite)
+            write_text(run_dir / "config.yaml", cfg.to_yaml())
+        elif resume is not None and options.get("epochs"):
+            write_text(run_dir / "config.yaml", cfg.to_yaml())
+        return _train_in(run_dir, cfg, splits, bank, query, device, resume is not None, console, on_epoch_end)
+    finally:
+        if lk is not None:
+            lk.release()
+
+
+def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_epoch_end) -> Run:
+    tr = splits.train
+    vc = cfg.views
+    preset, spec = resolve_spec(vc.preset, tr.channels, tr.size, size=vc.size, crop_scale=vc.crop_scale,
+                                flip=vc.flip, jitter=vc.jitter, jitter_p=vc.jitter_p,
+                                grayscale_p=vc.grayscale_p, blur_p=vc.blur_p)
+    mean, std = channel_stats(tr.x)
+    encoder = build_encoder(cfg, tr.channels, spec.size, mean, std, cfg.train.seed)
+    ctx = M.Context(model=cfg.model, n_samples=len(tr), n_views=vc.n_views)
+    method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
+    views = ImageViews(spec, tr.channels, vc.n_views).to(device)
+    x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous().to(device)
+    labels = None
+    if method.uses_labels:
+        if tr.y is None:
+            raise DataError(f"method '{cfg.method}' needs labels but '{tr.name}' has none")
+        labels = torch.from_numpy(tr.y).to(device)
+
+    callback = on_epoch_end
+    if callback is None and cfg.eval.knn_every and bank is not None:
+        def callback(epoch, m):
+            if epoch % cfg.eval.knn_every == 0:
+                return evaluate_encoder(m.encoder, bank, query, spec.size, cfg.eval, device, ["knn"])
+            return None
+
+    torch.manual_seed(cfg.train.seed)
+    trainer = Trainer(method, views, x, cfg, run_dir, device, labels, callback, console)
+    if resuming:
+        last = ckpt.latest(run_dir)
+        if last is None:
+            raise CheckpointError(f"'{run_dir}' has no loadable checkpoint to resume from; start a new run")
+        trainer.load_checkpoint(last)
+    t0 = time.perf_counter()
+    st = trainer.fit()
+    meta = _encoder_meta(cfg, tr.channels, spec.size, mean, std)
+    save_encoder(run_dir / ENCODER_FILE, method.encoder, meta)
+
+    summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data.source, "epochs": cfg.train.epochs,
+                               "steps": st.step, "skipped_steps": st.skipped_steps, "view_preset": preset,
+                               "train_time_s": round(st.train_time, 2),
+                               "timing_s": {k: round(v, 3) for k, v in trainer.timing.items()}}
+    if bank is not None:
+        summary["eval"] = evaluate_encoder(method.encoder, bank, query, spec.size, cfg.eval, device)
+        if cfg.eval.baselines:
+            summary["baselines"] = baselines(cfg, bank, query, spec.size, mean, std, device)
+        summary["eval_data"] = {"bank": bank.name, "bank_size": len(bank), "query": query.name,
+                                "query_size": len(query)}
+    summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    write_json(run_dir / "summary.json", summary)
+    return Run(run_dir, cfg, summary)
+
+
+def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, protocols: list[str] | None = None,
+             device: str = "auto", write: bool = True, **eval_options: Any) -> dict:
+    """Evaluate a run directory (or an encoder module) on labelled data.
+
+    With a run directory, ``data`` defaults to the run's own evaluation data and the result is also
+    written to ``RUN_DIR/eval.json``.
+    """
+    dev = pick_device(device)
+    if isinstance(target, nn.Module):
+        if data is None:
+            raise ConfigError("evaluating a module needs data=SOURCE with labels")
+        cfg = C.validate({"data": {"source": data}, "eval": eval_options})
+        enc, run_dir = target, None
+    else:
+        run_dir = require_run(Path(target))
+        d = C.load_yaml(run_dir / "config.yaml")
+        if data is not None:
+            d = C.merge(d, {"data": {"source": data, "eval_source": None, "limit": None}})
+        d = C.merge(d, {"eval": eval_options})
+        cfg = C.validate(d)
+        enc = load_encoder(run_dir, dev)
+    size = getattr(enc, "image_size", None)
+    splits, bank, query = load_data(cfg)
+    if bank is None:
+        raise DataError(f"'{cfg.data.eval_source or cfg.data.source}' has no labels to evaluate with; give "
+                        "labelled data with --data")
+    size = size or splits.train.size
+    enc = enc.to(dev)
+    result = {"data": cfg.data.eval_source or cfg.data.source, "bank_size": len(bank), "query_size": len(query),
+              "eval": evaluate_encoder(enc, bank, query, size, cfg.eval, dev, protocols)}
+    if write and run_dir is not None:
+        write_json(run_dir / "eval.json", result)
+    return result

@@ -1,0 +1,156 @@
+"""Command line: a thin layer over :mod:`selfsup.api`. Every option is a config field."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import SelfSupError
+
+EPILOG_TRAIN = """examples:
+  selfsup train                                   SimCLR on the built-in digits, then evaluation
+  selfsup train --data /tmp/cifar10 --backbone resnet18 --epochs 100
+  selfsup train --method simclr --set loss.temperature=0.2 --set optim.name=lars
+  selfsup train --resume runs/simclr-digits-20261129-120000
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other error
+        raise SelfSupError(f"{message} (see `{self.prog} --help`)")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{s}'") from None
+
+
+def _float(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{s}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="selfsup", description="Self-supervised representation learning: pretrain an encoder "
+                "on unlabelled data, then measure what it learned.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="pretrain an encoder and evaluate it (default: SimCLR on digits)",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--method", help="method name (see `selfsup methods`); default simclr")
+    t.add_argument("--data", help="training data: 'digits' (built in), an image folder, a CIFAR batch "
+                   "folder, or an .npz file; default digits")
+    t.add_argument("--eval-data", help="labelled data for evaluation; default: the test split of --data")
+    t.add_argument("--backbone", help="auto, convnet, convnet_small, resnet18, resnet34, resnet50")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=_float, help="base learning rate (default depends on optim.name)")
+    t.add_argument("--seed", type=_positive_int)
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    t.add_argument("--out", help="run directory; default runs/<method>-<data>-<timestamp>")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--config", metavar="FILE.yaml", help="a YAML recipe (see configs/)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)")
+    t.add_argument("--skip-corrupt", action="store_true", default=None,
+                   help="skip unreadable images (and count them) instead of stopping")
+
+    e = sub.add_parser("eval", help="re-evaluate a finished run; writes RUN_DIR/eval.json")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--data", help="labelled data to evaluate on; default: the run's own")
+    e.add_argument("--protocol", default=None, help="comma-separated subset of: knn, linear")
+    e.add_argument("--device", default="auto")
+
+    sub.add_parser("methods", help="list the methods with their papers")
+    return p
+
+
+def _cmd_train(args) -> int:
+    from rich.console import Console
+
+    from . import api
+
+    console = Console(stderr=True)
+    run = api.train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
+                    console=console, method=args.method, data=args.data, eval_data=args.eval_data,
+                    backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt)
+    print_summary(run.summary, run.dir)
+    return 0
+
+
+def print_summary(summary: dict, run_dir) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    if "eval" not in summary:
+        out.print(f"trained; no labels to evaluate with. Run directory: {run_dir}")
+        return
+    metrics = list(summary["eval"])
+    table = Table(title=f"{summary['method']} on {summary['data']}, {summary['epochs']} epochs "
+                        f"(eval: {summary['eval_data']['bank_size']} bank / {summary['eval_data']['query_size']} query)")
+    table.add_column("encoder")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    table.add_row(f"pretrained ({summary['method']})", *[f"{summary['eval'][m]:.4f}" for m in metrics])
+    for name, res in summary.get("baselines", {}).items():
+        table.add_row(name.replace("_", " "), *[f"{res[m]:.4f}" for m in metrics])
+    out.print(table)
+    out.print(f"run directory: {run_dir}")
+
+
+def _cmd_eval(args) -> int:
+    import json
+
+    from . import api
+
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
+    res = api.evaluate(args.run_dir, data=args.data, protocols=protocols, device=args.device)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+def _cmd_methods(args) -> int:
+    from .methods import REGISTRY
+
+    for name in sorted(REGISTRY):
+        print(f"{name:12s} {REGISTRY[name].paper}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        return {"train": _cmd_train, "eval": _cmd_eval, "methods": _cmd_methods}[args.command](args)
+    except SelfSupError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001
+        from .train import Interrupted
+
+        if isinstance(err, Interrupted):
+            print(str(err), file=sys.stderr)
+            return 130
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Typed, validated configuration.
+
+A run is described by one :class:`Config`. It is built from defaults, then a YAML recipe
+(``--config``), then command-line options, then ``--set key=value`` overrides, and validated once
+at that boundary: a wrong value raises :class:`~selfsup.errors.ConfigError` naming the field.
+
+Method hyperparameters (temperature, queue size, momentum, ...) live in the free-form ``loss``
+section and are validated by the method itself, which knows its own fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    source: str = "digits"
+    """A built-in name (``digits``) or a path: image folder, CIFAR python batches, or ``.npz``."""
+    eval_source: str | None = None
+    """Labelled data for evaluation; default: the test split of ``source`` (or ``source`` itself)."""
+    image_size: int | None = Field(default=None, ge=4, le=1024)
+    """Resize decoded images to this size; default: keep (mixed sizes go to the most common)."""
+    skip_corrupt: bool = False
+    cache_dir: str | None = None
+    """Where decoded arrays are cached; default ``$SELFSUP_CACHE`` or ``~/.cache/selfsup``."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use only the first ``limit`` training samples (after a seeded shuffle): quick experiments."""
+
+
+class ViewsConfig(_Section):
+    preset: Literal["auto", "cifar", "digits", "imagenet", "none"] = "auto"
+    """``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones."""
+    n_views: int = Field(default=2, ge=2, le=16)
+    size: int | None = Field(default=None, ge=4, le=1024)
+    crop_scale: tuple[float, float] | None = None
+    flip: float | None = Field(default=None, ge=0, le=1)
+    jitter: tuple[float, float, float, float] | None = None
+    jitter_p: float | None = Field(default=None, ge=0, le=1)
+    grayscale_p: float | None = Field(default=None, ge=0, le=1)
+    blur_p: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale(cls, v):
+        if v is not None and not (0 < v[0] <= v[1] <= 1):
+            raise ValueError("crop_scale must be two numbers 0 < low <= high <= 1")
+        return v
+
+
+class ModelConfig(_Section):
+    backbone: str = "auto"
+    """``auto`` (a small ConvNet on CPU-sized data), ``convnet``, ``resnet18``, ``resnet34``, ``resnet50``."""
+    cifar_stem: bool | None = None
+    """3x3 stride-1 stem without max-pool; default on for images of 64 px or less."""
+    width: float = Field(default=1.0, gt=0, le=8)
+    proj_hidden: int = Field(default=512, ge=1)
+    proj_dim: int = Field(default=128, ge=1)
+
+
+class OptimConfig(_Section):
+    name: Literal["sgd", "lars", "adamw"] = "adamw"
+    lr: float | None = None
+    """Base learning rate; default depends on the optimiser (scaled by batch_size / 256)."""
+    weight_decay: float | None = Field(default=None, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
+    clip_grad: float | None = Field(default=None, gt=0)
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v):
+        if v is not None and not v > 0:
+            raise ValueError("learning rate must be > 0")
+        return v
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=256, ge=2)
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = Field(default=None, ge=1)
+    checkpoint_every: int = Field(default=1, ge=1)
+    """Write a checkpoint every this many epochs (and always at the end)."""
+    max_bad_steps: int = Field(default=5, ge=1)
+    """Stop after this many non-finite losses in a row (each is skipped and counted)."""
+    progress: Literal["auto", "bar", "lines", "none"] = "auto"
+
+
+class EvalConfig(_Section):
+    protocols: list[str] = Field(default_factory=lambda: ["knn", "linear"])
+    knn_k: int = Field(default=200, ge=1)
+    knn_t: float = Field(default=0.1, gt=0)
+    linear_l2: float = Field(default=1e-4, ge=0)
+    linear_max_iter: int = Field(default=200, ge=1)
+    baselines: bool = True
+    batch_size: int = Field(default=512, ge=1)
+    knn_every: int = Field(default=0, ge=0)
+    """Also run kNN after every this many epochs (0: only at the end); logged to metrics.jsonl."""
+
+
+class Config(_Section):
+    method: str = "simclr"
+    data: DataConfig = Field(default_factory=DataConfig)
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: dict[str, Any] = Field(default_factory=dict)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    out: str | None = None
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; `selfsup train --help` lists the options)"
+        parts.append(f"config field '{loc}': {msg}")
+    return "; ".join(parts)
+
+
+def validate(d: dict) -> Config:
+    """Build a :class:`Config` from a nested dict, raising :class:`ConfigError` on bad values."""
+    try:
+        return Config.model_validate(d)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML recipe safely (no object construction) into a nested dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist; give the path of a YAML recipe")
+    try:
+        d = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"config file '{p}' is not valid YAML ({first})") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(d).__name__}")
+    return d
+
+
+def parse_value(text: str) -> Any:
+    """Parse the value of a ``--set key=value`` option with YAML's safe scalar rules."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_path(d: dict, key: str, value: Any) -> None:
+    """Set ``d['a']['b'] = value`` for ``key='a.b'``, creating sections as needed."""
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise ConfigError(f"--set key '{key}' is malformed; use section.field=value, e.g. loss.temperature=0.2")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = cur[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set key '{key}': '{p}' is a value, not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}' has no '='; use section.field=value, e.g. optim.lr=0.1")
+        key, text = item.split("=", 1)
+        set_path(d, key.strip(), parse_value(text.strip()))
+    return d
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Recursively merge ``extra`` into a copy of ``base``."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out

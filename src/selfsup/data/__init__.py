@@ -1,0 +1,106 @@
+"""Data sources, decoded once and cached as uint8 arrays.
+
+``load_source(spec)`` accepts a built-in name (``digits``) or a path:
+
+- a folder of images (``ROOT/<class>/<image>``, or ``ROOT/<image>`` unlabelled; ``train/`` and
+  ``test/`` sub-folders are the splits),
+- CIFAR-10/100 in the python batch format (the ``cifar-10-batches-py`` folder or its parent),
+- an ``.npz`` file with ``x`` (N, H, W[, C]) uint8 and optional ``y`` (N,).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from . import cache
+from .base import ImageData, Splits, stratified_split
+from .cifar import find_cifar, load_cifar
+from .digits import load_digits
+from .folder import load_folder
+from .npz import load_npz
+
+BUILTIN = {"digits": load_digits}
+
+__all__ = ["ImageData", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
+
+
+def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = False,
+                cache_dir: str | None = None) -> Splits:
+    """Load a data source into memory (decoding at most once per source version)."""
+    if spec in BUILTIN:
+        splits = BUILTIN[spec]()
+        return _resize(splits, image_size) if image_size else splits
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"data source '{spec}' does not exist; give a path to an image folder, a CIFAR "
+                        f"batch folder or an .npz file, or a built-in name ({', '.join(BUILTIN)})")
+    if path.is_file():
+        if path.suffix.lower() != ".npz":
+            raise DataError(f"data file '{spec}' is not an .npz; give an .npz with x (and y), "
+                            "an image folder, or a CIFAR batch folder")
+        splits = load_npz(path)
+        return _resize(splits, image_size) if image_size else splits
+    cifar = find_cifar(path)
+    kind = "cifar" if cifar is not None else "folder"
+    src = cifar if cifar is not None else path
+    options = {"kind": kind, "image_size": image_size, "skip_corrupt": skip_corrupt, "v": 1}
+    root = cache.cache_root(cache_dir)
+    key = f"{kind}-{cache.fingerprint(src, options)}"
+    hit = cache.load_cached(key, root)
+    if hit is not None:
+        return hit
+    if kind == "cifar":
+        splits = load_cifar(src)
+        if image_size:
+            splits = _resize(splits, image_size)
+    else:
+        if not any(path.iterdir()):
+            raise DataError(f"folder '{spec}' is empty; put images in ROOT/<class>/<image> or ROOT/<image>")
+        splits = load_folder(path, image_size, skip_corrupt)
+    cache.store(key, root, splits)
+    return splits
+
+
+def _resize(splits: Splits, size: int) -> Splits:
+    import torch
+    import torch.nn.functional as F
+
+    def r(d: ImageData | None):
+        if d is None or d.size == size and d.x.shape[2] == size:
+            return d
+        t = torch.from_numpy(d.x).permute(0, 3, 1, 2).float()
+        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+        return ImageData(x, d.y, d.classes, d.name, d.info)
+
+    return Splits(r(splits.train), r(splits.test))
+
+
+def eval_splits(splits: Splits, eval_source: Splits | None = None, seed: int = 0) -> tuple[ImageData, ImageData]:
+    """The labelled (bank/train, query/test) pair used by evaluation protocols.
+
+    ``eval_source`` when given, else ``splits``; its test split when present, else a fixed stratified
+    20% of its labelled samples.
+    """
+    s = eval_source or splits
+    tr, te = s.train, s.test
+    if te is not None and tr.labelled and te.labelled:
+        return _labelled(tr), _labelled(te)
+    pool = _labelled(tr)
+    if pool is None:
+        raise DataError(f"'{tr.name}' has no labels, so it cannot be evaluated; pass labelled data "
+                        "with --eval-data (a class-folder tree, CIFAR, or an .npz with y)")
+    a, b = stratified_split(pool.y, 0.2, seed)
+    return pool.subset(a, pool.name + "[80%]"), pool.subset(b, pool.name + "[20%]")
+
+
+def _labelled(d: ImageData) -> ImageData | None:
+    if d.y is None:
+        return None
+    keep = np.flatnonzero(d.y >= 0)
+    if len(keep) == 0:
+        return None
+    return d if len(keep) == len(d) else d.subset(keep)

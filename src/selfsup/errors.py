@@ -1,0 +1,35 @@
+"""One exception family for everything a user can get wrong.
+
+The CLI catches :class:`SelfSupError`, prints ``error: <message>`` on one line to stderr and exits
+with status 2. Messages say what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class SelfSupError(Exception):
+    """Base class of every error selfsup raises on purpose."""
+
+    def __init__(self, message: str):
+        # one line, always: the CLI prints it as is
+        super().__init__(" ".join(str(message).split()))
+
+
+class ConfigError(SelfSupError, ValueError):
+    """An invalid configuration value, an unknown name, or a bad command-line option."""
+
+
+class DataError(SelfSupError, ValueError):
+    """A missing, empty, corrupt or malformed dataset."""
+
+
+class RunDirError(SelfSupError):
+    """A run directory that exists, is locked, or lacks what is needed."""
+
+
+class CheckpointError(SelfSupError):
+    """A checkpoint that is missing, corrupt, incompatible or unsafe to load."""
+
+
+class TrainingError(SelfSupError):
+    """Training cannot go on (for example, too many non-finite losses in a row)."""

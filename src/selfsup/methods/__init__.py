@@ -1,0 +1,46 @@
+"""Methods by name. Each module registers its class with ``@register``."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from ..config import _format_validation_error
+from ..errors import ConfigError
+from .base import Batch, Context, Method, Params
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} has no name")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[Method]:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown method '{name}'; choose one of: {', '.join(sorted(REGISTRY))} "
+                          "(`selfsup methods` lists them with their papers)")
+    return REGISTRY[name]
+
+
+def validate_params(name: str, loss: dict) -> Params:
+    cls = get(name)
+    try:
+        return cls.Params.model_validate(loss)
+    except ValidationError as err:
+        msg = _format_validation_error(err)
+        raise ConfigError(msg.replace("config field '", "config field 'loss.")
+                          + f" (method '{name}' accepts: {', '.join(cls.Params.model_fields) or 'no fields'})") from None
+
+
+def build(name: str, encoder, loss: dict, ctx: Context) -> Method:
+    cls = get(name)
+    return cls(encoder, validate_params(name, loss), ctx)
+
+
+# importing the modules registers them
+from . import simclr  # noqa: E402,F401
+
+__all__ = ["REGISTRY", "register", "get", "build", "validate_params", "Batch", "Context", "Method", "Params"]

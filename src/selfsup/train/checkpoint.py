@@ -1,0 +1,110 @@
+"""Checkpoints that load without unpickling anything.
+
+One checkpoint is one safetensors file: every tensor (model parameters and buffers, optimiser
+state, RNG states) is a named tensor, and everything else (epoch, step, optimiser hyper-parameters,
+method state) is JSON in the file's metadata. Files are written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+from ..io import atomic_path
+
+META_KEY = "selfsup"
+
+
+def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Turn nested dicts/lists of tensors and scalars into JSON, moving tensors into ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().cpu().clone().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix} in a checkpoint")
+
+
+def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {k: unflatten(v, tensors) for k, v in obj["__dict__"]}
+        return {k: unflatten(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save(path: str | Path, state: dict) -> None:
+    """Save a nested ``state`` (tensors anywhere inside) as one safetensors file, atomically."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = flatten(state, "s", tensors)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(tree), "format": "selfsup-checkpoint-1"})
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save`. Pickle-based files are refused."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint '{p}' does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(p), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"'{p}' is not a valid safetensors checkpoint ({str(err).splitlines()[0][:120]}); "
+                              "selfsup only loads safetensors files, never pickles") from None
+    if META_KEY not in meta:
+        raise CheckpointError(f"'{p}' is a safetensors file but not a selfsup checkpoint (no metadata)")
+    try:
+        tree = json.loads(meta[META_KEY])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"checkpoint '{p}' has corrupt metadata") from None
+    return unflatten(tree, tensors)
+
+
+def rng_state() -> dict:
+    s = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"].cpu())
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in s["cuda"]])
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    d = run_dir / "checkpoints"
+    return sorted(d.glob("step-*.safetensors")) if d.is_dir() else []
+
+
+def latest(run_dir: Path) -> Path | None:
+    """The newest checkpoint that loads; a damaged newest file falls back to the one before."""
+    for p in reversed(checkpoints(run_dir)):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                if META_KEY in (f.metadata() or {}):
+                    return p
+        except (SafetensorError, OSError, ValueError, RuntimeError):
+            continue
+    return None

@@ -1,0 +1,268 @@
+"""The one training loop, for every method and modality.
+
+Reads top to bottom: for each epoch, a seeded permutation of the data; for each batch, views on the
+device, the method's loss, backward, optional clipping, an optimiser step with the scheduled
+learning rate, then the method's ``after_step``. Checkpoints after every ``checkpoint_every``
+epochs, at the end, and when SIGINT/SIGTERM asks the run to stop. A non-finite loss skips the step;
+too many in a row stop the run with the last good checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..errors import TrainingError
+from ..io import append_jsonl
+from ..methods import Batch, Method
+from . import checkpoint as ckpt
+from .optim import build_optimizer, lr_at, resolved_lr
+
+KEEP_CHECKPOINTS = 2
+
+
+class Interrupted(Exception):
+    """Raised after a requested stop has been checkpointed."""
+
+    def __init__(self, run_dir: Path, step: int):
+        super().__init__(f"stopped at step {step}; checkpoint written. Continue with: selfsup train --resume {run_dir}")
+        self.run_dir, self.step = run_dir, step
+
+
+@dataclass
+class Progress:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    skipped_steps: int = 0
+    train_time: float = 0.0
+
+
+def epoch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set the flag (the step finishes and a checkpoint is written); a second exits."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            sys.stderr.write("\nsecond signal: exiting now\n")
+            raise SystemExit(130)
+        self.requested = True
+        sys.stderr.write(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+                         "(signal again to exit at once)\n")
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+
+class Trainer:
+    def __init__(self, method: Method, views: Callable, x: torch.Tensor, cfg: Config, run_dir: Path,
+                 device: torch.device, labels: torch.Tensor | None = None,
+                 on_epoch_end: Callable[[int, Method], dict | None] | None = None, console=None):
+        self.method, self.views, self.x, self.labels = method, views, x, labels
+        self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
+        self.on_epoch_end = on_epoch_end
+        self.console = console
+        tc = cfg.train
+        self.steps_per_epoch = len(x) // tc.batch_size
+        self.total_steps = self.steps_per_epoch * tc.epochs
+        self.optimizer = build_optimizer(method, cfg.optim, tc.batch_size)
+        self.base_lr = resolved_lr(cfg.optim, tc.batch_size)
+        self.warmup = int(round(cfg.optim.warmup_epochs * self.steps_per_epoch))
+        self.state = Progress()
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.timing = {"data": 0.0, "views": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoints" / f"step-{self.state.step:08d}.safetensors"
+        ckpt.save(path, {
+            "progress": asdict(self.state),
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "method_extra": self.method.extra_state(),
+            "rng": ckpt.rng_state(),
+        })
+        for old in ckpt.checkpoints(self.run_dir)[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        s = ckpt.load(path, "cpu")
+        self.method.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.method.load_extra_state(s.get("method_extra", {}))
+        ckpt.set_rng_state(s["rng"])
+        self.state = Progress(**s["progress"])
+        self._truncate_metrics(self.state.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the checkpoint, so a resumed log has no duplicates."""
+        import json
+
+        from ..io import write_text
+
+        if not self.metrics_path.is_file():
+            return
+        keep = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(line)
+        write_text(self.metrics_path, "".join(k + "\n" for k in keep))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> Progress:
+        tc = self.cfg.train
+        method, opt, st = self.method, self.optimizer, self.state
+        method.train()
+        bar = _ProgressBar(tc.progress, tc.epochs, self.steps_per_epoch, st, self.console)
+        bad_in_a_row = 0
+        with StopFlag() as stop, bar:
+            while st.epoch < tc.epochs:
+                order = epoch_order(len(self.x), tc.seed, st.epoch, self.device)
+                epoch_loss, epoch_n, t_epoch = 0.0, 0, time.perf_counter()
+                while st.step_in_epoch < self.steps_per_epoch:
+                    t0 = time.perf_counter()
+                    idx = order[st.step_in_epoch * tc.batch_size:(st.step_in_epoch + 1) * tc.batch_size]
+                    batch = Batch(self.x[idx], idx, None if self.labels is None else self.labels[idx])
+                    t1 = time.perf_counter()
+                    views = self.views(batch.x)
+                    t2 = time.perf_counter()
+                    lr = lr_at(st.step, self.total_steps, self.base_lr, self.warmup, self.cfg.optim.schedule,
+                               self.cfg.optim.min_lr_ratio)
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    loss, logs = method(views, batch)
+                    opt.zero_grad(set_to_none=True)
+                    finite = bool(torch.isfinite(loss))
+                    if finite:
+                        loss.backward()
+                        if self.cfg.optim.clip_grad:
+                            gn = torch.nn.utils.clip_grad_norm_(method.parameters(), self.cfg.optim.clip_grad)
+                            finite = bool(torch.isfinite(gn))
+                    t3 = time.perf_counter()
+                    if finite:
+                        opt.step()
+                        method.after_step(st.step, self.total_steps)
+                        bad_in_a_row = 0
+                    else:
+                        opt.zero_grad(set_to_none=True)
+                        st.skipped_steps += 1
+                        bad_in_a_row += 1
+                        if bad_in_a_row >= tc.max_bad_steps:
+                            raise TrainingError(
+                                f"{bad_in_a_row} non-finite losses or gradients in a row at step {st.step}; "
+                                f"the last good checkpoint is in {self.run_dir / 'checkpoints'}. Lower the "
+                                "learning rate (--lr) or set optim.clip_grad, then resume")
+                    t4 = time.perf_counter()
+                    for k, dt in zip(self.timing, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                        self.timing[k] += dt
+                    st.step += 1
+                    st.step_in_epoch += 1
+                    st.train_time += t4 - t0
+                    lv = float(loss.detach()) if finite else float("nan")
+                    if finite:
+                        epoch_loss += lv
+                        epoch_n += 1
+                    rate = tc.batch_size / max(t4 - t0, 1e-9)
+                    bar.update(st, lv, lr, rate)
+                    if st.step % 10 == 0 or st.step_in_epoch == self.steps_per_epoch:
+                        rec = {"step": st.step, "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
+                               "loss": lv, "lr": lr, "samples_per_s": rate}
+                        rec.update({k: float(v) for k, v in logs.items()})
+                        append_jsonl(self.metrics_path, rec)
+                    if stop.requested:
+                        self.save_checkpoint()
+                        raise Interrupted(self.run_dir, st.step)
+                # end of epoch
+                st.epoch += 1
+                st.step_in_epoch = 0
+                dt = time.perf_counter() - t_epoch
+                rec = {"step": st.step, "epoch": st.epoch, "epoch_loss": epoch_loss / max(epoch_n, 1),
+                       "epoch_time_s": dt, "epoch_samples_per_s": epoch_n * tc.batch_size / max(dt, 1e-9),
+                       "skipped_steps": st.skipped_steps}
+                if self.on_epoch_end is not None:
+                    extra = self.on_epoch_end(st.epoch, method)
+                    method.train()
+                    if extra:
+                        rec.update(extra)
+                append_jsonl(self.metrics_path, rec)
+                bar.epoch_done(st, rec)
+                if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
+                    self.save_checkpoint()
+        return st
+
+
+class _ProgressBar:
+    """A rich progress bar on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, mode: str, epochs: int, steps: int, st: Progress, console=None):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        if mode == "auto":
+            mode = "bar" if self.console.is_terminal else "lines"
+        self.mode, self.epochs, self.steps = mode, epochs, steps
+        self.bar = None
+        self.task = None
+        if mode == "bar":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("epoch {task.fields[ep]}/{task.fields[eps]}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                                TextColumn("lr {task.fields[lr]:.2e}"),
+                                TextColumn("{task.fields[rate]:.0f} samples/s"), TimeRemainingColumn(),
+                                console=self.console, transient=False)
+            self.task = self.bar.add_task("train", total=epochs * steps, completed=st.step, ep=st.epoch + 1,
+                                          eps=epochs, loss=math.nan, lr=0.0, rate=0.0)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+    def update(self, st: Progress, loss: float, lr: float, rate: float):
+        if self.bar is not None:
+            self.bar.update(self.task, completed=st.step, ep=min(st.epoch + 1, self.epochs), loss=loss, lr=lr,
+                            rate=rate)
+
+    def epoch_done(self, st: Progress, rec: dict):
+        if self.mode == "lines":
+            extra = "".join(f" {k} {v:.4f}" for k, v in rec.items() if k.startswith("knn"))
+            remaining = (self.epochs - st.epoch) * rec["epoch_time_s"]
+            self.console.print(f"epoch {st.epoch}/{self.epochs} loss {rec['epoch_loss']:.4f} "
+                               f"{rec['epoch_samples_per_s']:.0f} samples/s {rec['epoch_time_s']:.1f}s "
+                               f"eta {remaining:.0f}s{extra}", highlight=False)

@@ -1,0 +1,88 @@
+"""Optimisers (SGD, LARS, AdamW) and the learning-rate schedule (linear warm-up, then cosine)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import OptimConfig
+
+#: base learning rate per 256 samples (SGD/LARS scale linearly with the batch; AdamW does not)
+DEFAULT_LR = {"sgd": 0.06, "lars": 0.3, "adamw": 2e-3}
+DEFAULT_WD = {"sgd": 5e-4, "lars": 1e-6, "adamw": 1e-4}
+
+
+def resolved_lr(cfg: OptimConfig, batch_size: int) -> float:
+    if cfg.lr is not None:
+        return cfg.lr
+    base = DEFAULT_LR[cfg.name]
+    return base if cfg.name == "adamw" else base * batch_size / 256
+
+
+class LARS(torch.optim.Optimizer):
+    """LARS (You et al. 2017): SGD with momentum whose step per weight tensor is scaled by the trust
+    ratio ``eta * ||w|| / (||g|| + wd ||w||)``. Groups with ``lars=False`` (biases, norms) take plain
+    SGD steps, as in SimCLR."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 eta: float = 0.001):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if g["lars"]:
+                    if g["weight_decay"]:
+                        d = d.add(p, alpha=g["weight_decay"])
+                    wn, gn = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d)
+                    trust = torch.where((wn > 0) & (gn > 0), g["eta"] * wn / gn, torch.ones_like(wn))
+                    d = d.mul(trust)
+                st = self.state[p]
+                if "momentum_buffer" not in st:
+                    st["momentum_buffer"] = d.clone()
+                else:
+                    st["momentum_buffer"].mul_(g["momentum"]).add_(d)
+                p.add_(st["momentum_buffer"], alpha=-g["lr"])
+        return loss
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights of rank >= 2 only; biases and norm parameters are exempt."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0, "lars": False}]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torch.optim.Optimizer:
+    lr = resolved_lr(cfg, batch_size)
+    wd = DEFAULT_WD[cfg.name] if cfg.weight_decay is None else cfg.weight_decay
+    groups = param_groups(model, wd)
+    if cfg.name == "lars":
+        return LARS(groups, lr=lr, momentum=cfg.momentum)
+    for g in groups:
+        g.pop("lars", None)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def lr_at(step: int, total: int, base_lr: float, warmup: int, schedule: str = "cosine",
+          min_ratio: float = 0.0) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio * base_lr``."""
+    if warmup > 0 and step < warmup:
+        return base_lr * (step + 1) / warmup
+    if schedule == "constant":
+        return base_lr
+    t = (step - warmup) / max(1, total - warmup)
+    return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))

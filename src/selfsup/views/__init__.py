@@ -1,0 +1,5 @@
+"""View makers: batched augmentation on the training device, one module per modality."""
+
+from .image import PRESETS, ImageViews, ViewSpec, choose_preset, eval_view, resolve_spec, seeded
+
+__all__ = ["ImageViews", "ViewSpec", "PRESETS", "choose_preset", "resolve_spec", "eval_view", "seeded"]
