@@ -40,7 +40,16 @@ def build(name: str, encoder, loss: dict, ctx: Context) -> Method:
     return cls(encoder, validate_params(name, loss), ctx)
 
 
-# importing the modules registers them
-from . import simclr  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package once, so each registers its method(s)."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name != "base" and not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+_import_all()
 
 __all__ = ["REGISTRY", "register", "get", "build", "validate_params", "Batch", "Context", "Method", "Params"]

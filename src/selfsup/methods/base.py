@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
@@ -61,6 +62,16 @@ class Method(nn.Module):
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimiser step (EMA, queues, ...). Default: nothing."""
+
+    def prepare(self, x: Tensor, views) -> None:
+        """Called once before the first step of a new run (not on resume: state comes from the
+        checkpoint) with the whole uint8 training set on the device and the view maker.
+        For work a method does before training (G-SimCLR's autoencoder and clustering)."""
+
+    def batch_order(self, n: int, batch_size: int, generator: torch.Generator) -> Tensor | None:
+        """The order of sample indices for one epoch (consecutive ``batch_size`` chunks are the
+        batches), or None for a uniform random permutation. ``generator`` is seeded per epoch."""
+        return None
 
     def extra_state(self) -> dict:
         return {}

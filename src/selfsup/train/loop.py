@@ -47,9 +47,14 @@ class Progress:
     train_time: float = 0.0
 
 
-def epoch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
+def epoch_order(n: int, seed: int, epoch: int, device, method: Method | None = None,
+                batch_size: int = 1) -> torch.Tensor:
+    """The epoch's sample order: derived from (seed, epoch) alone, so a resumed run sees the same."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).to(device)
+    order = method.batch_order(n, batch_size, g) if method is not None else None
+    if order is None:
+        order = torch.randperm(n, generator=g)
+    return order.to(device)
 
 
 class StopFlag:
@@ -89,6 +94,8 @@ class Trainer:
         self.console = console
         tc = cfg.train
         self.steps_per_epoch = len(x) // tc.batch_size
+        #: each logger has ``log(record: dict)`` and optionally ``close()``; metrics.jsonl is always kept
+        self.loggers: list = []
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.optimizer = build_optimizer(method, cfg.optim, tc.batch_size)
         self.base_lr = resolved_lr(cfg.optim, tc.batch_size)
@@ -138,16 +145,23 @@ class Trainer:
                 keep.append(line)
         write_text(self.metrics_path, "".join(k + "\n" for k in keep))
 
+    def log(self, rec: dict) -> None:
+        append_jsonl(self.metrics_path, rec)
+        for lg in self.loggers:
+            lg.log(rec)
+
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> Progress:
         tc = self.cfg.train
         method, opt, st = self.method, self.optimizer, self.state
+        if st.step == 0:
+            method.prepare(self.x, self.views)
         method.train()
         bar = _ProgressBar(tc.progress, tc.epochs, self.steps_per_epoch, st, self.console)
         bad_in_a_row = 0
         with StopFlag() as stop, bar:
             while st.epoch < tc.epochs:
-                order = epoch_order(len(self.x), tc.seed, st.epoch, self.device)
+                order = epoch_order(len(self.x), tc.seed, st.epoch, self.device, method, tc.batch_size)
                 epoch_loss, epoch_n, t_epoch = 0.0, 0, time.perf_counter()
                 while st.step_in_epoch < self.steps_per_epoch:
                     t0 = time.perf_counter()
@@ -198,7 +212,7 @@ class Trainer:
                         rec = {"step": st.step, "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
                                "loss": lv, "lr": lr, "samples_per_s": rate}
                         rec.update({k: float(v) for k, v in logs.items()})
-                        append_jsonl(self.metrics_path, rec)
+                        self.log(rec)
                     if stop.requested:
                         self.save_checkpoint()
                         raise Interrupted(self.run_dir, st.step)
@@ -214,7 +228,7 @@ class Trainer:
                     method.train()
                     if extra:
                         rec.update(extra)
-                append_jsonl(self.metrics_path, rec)
+                self.log(rec)
                 bar.epoch_done(st, rec)
                 if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
                     self.save_checkpoint()
