@@ -1,0 +1,68 @@
+"""BYOL: an online network predicts a momentum (EMA) target network's projection of another view.
+
+Grill et al., *Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning*, NeurIPS 2020.
+Online: encoder -> projector -> predictor. Target: EMA of encoder and projector, with momentum
+``1 - (1 - base) (cos(pi k / K) + 1) / 2`` rising from ``base`` to 1 over the run (set in
+``after_step`` from the step and the total number of steps). Loss ``2 - 2 s(p, sg(z'))`` over every
+(target view, other online view) pair, symmetric for two views. With multi-crop views the target
+sees only the global views and the online network sees all of them.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from ..losses import byol_loss
+from ..models import mlp
+from . import register
+from ._common import cosine_momentum, ema_update, encode, frozen_copy, global_count, pairs
+from .base import Method, Params
+
+
+class BYOLParams(Params):
+    momentum: float = Field(default=0.99, ge=0, le=1)
+    """Starting target momentum (0.99 on CIFAR, 0.996 on ImageNet); rises to 1 on a cosine."""
+
+
+@register
+class BYOL(Method):
+    name = "byol"
+    paper = "Grill et al. 2020, Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning"
+    Params = BYOLParams
+
+    def __init__(self, encoder, params, ctx):
+        super().__init__(encoder, params, ctx)
+        m = ctx.model
+        self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=2)
+        self.predictor = self.make_predictor(m.proj_dim, m.proj_hidden)
+        self.target_encoder = frozen_copy(encoder)
+        self.target_projector = frozen_copy(self.projector)
+
+    def make_predictor(self, dim: int, hidden: int):
+        return mlp(dim, hidden, dim, layers=2)
+
+    def predict(self, z):
+        return self.predictor(z)
+
+    def online(self, views):
+        return encode(lambda x: self.projector(self.encoder(x)), views)
+
+    def forward(self, views, batch):
+        zs = self.online(views)
+        ps = [self.predict(z) for z in zs]
+        with torch.no_grad():
+            g = global_count(views)
+            ts = encode(lambda x: self.target_projector(self.target_encoder(x)), views[:g])
+        prs = pairs(views, ordered=True)
+        loss = sum(byol_loss(ps[j], ts[i]) for i, j in prs) / len(prs)
+        self._online_z = [z.detach() for z in zs]
+        return loss, {}
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        return cosine_momentum(self.params.momentum, step, total_steps)
+
+    def after_step(self, step, total_steps):
+        m = self.momentum_at(step, total_steps)
+        ema_update(self.target_encoder, self.encoder, m)
+        ema_update(self.target_projector, self.projector, m)

@@ -1,0 +1,89 @@
+"""DirectPred and DirectCopy: BYOL with a linear predictor set directly, never trained.
+
+Tian, Chen, Ganguli, *Understanding Self-Supervised Learning Dynamics without Contrastive Pairs*,
+ICML 2021 (DirectPred). A running correlation of the online projector outputs ``f`` (all views,
+detached, not centred) is kept, ``F <- rho F + (1 - rho) mean(f f^T)`` after every step. Every
+``freq`` steps ``F = U diag(s) U^T`` is eigendecomposed and the predictor weight set to
+``W = U diag(p) U^T`` with ``p_j = sqrt(max(s_j, 0) / max(s)) + eps``.
+
+DirectCopy (Wang et al. 2021, *Towards Demystifying Representation Learning with Non-contrastive
+Self-supervision*): ``W = F / ||F||_2 + eps I``. The correlation is divided by its largest
+eigenvalue (as DirectPred divides by ``max(s)``) so that ``eps`` has the same meaning for any
+scale of the projector outputs; the cosine loss ignores the overall scale of W anyway.
+
+The target network, its momentum and the loss are BYOL's. ``W`` is the weight of ``predictor``, a
+bias-free ``nn.Linear`` without gradient; ``F`` is the buffer ``corr``; both are saved in
+checkpoints. Before the first update W is the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from . import register
+from .base import Params
+from .byol import BYOL
+
+
+class DirectPredParams(Params):
+    momentum: float = Field(default=0.996, ge=0, le=1)
+    rho: float = Field(default=0.3, ge=0, lt=1)
+    eps: float = Field(default=0.01, ge=0)
+    freq: int = Field(default=1, ge=1)
+    """Recompute the predictor every this many steps."""
+
+
+def directpred_weight(corr: torch.Tensor, eps: float) -> torch.Tensor:
+    """``U diag(p) U^T`` with ``p_j = sqrt(max(s_j, 0) / max(s)) + eps`` for ``corr = U diag(s) U^T``."""
+    s, u = torch.linalg.eigh(corr.double())
+    top = s.max().clamp_min(1e-12)
+    p = (s.clamp_min(0) / top).sqrt() + eps
+    return ((u * p) @ u.t()).to(corr.dtype)
+
+
+def directcopy_weight(corr: torch.Tensor, eps: float) -> torch.Tensor:
+    """``F / ||F||_2 + eps I``."""
+    c = corr.double()
+    top = torch.linalg.matrix_norm(c, ord=2).clamp_min(1e-12)
+    return (c / top + eps * torch.eye(len(c), dtype=c.dtype, device=c.device)).to(corr.dtype)
+
+
+@register
+class DirectPred(BYOL):
+    name = "directpred"
+    paper = "Tian, Chen, Ganguli 2021, Understanding Self-Supervised Learning Dynamics without Contrastive Pairs"
+    Params = DirectPredParams
+    set_weight = staticmethod(directpred_weight)
+
+    def make_predictor(self, dim, hidden):
+        self.register_buffer("corr", torch.zeros(dim, dim))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        pred = nn.Linear(dim, dim, bias=False)  # set, not trained: no gradient, not in the optimiser
+        pred.weight.requires_grad_(False)
+        with torch.no_grad():
+            pred.weight.copy_(torch.eye(dim))
+        return pred
+
+    @torch.no_grad()
+    def update_predictor(self, f: torch.Tensor) -> None:
+        p = self.params
+        self.corr.mul_(p.rho).add_(f.t() @ f / len(f), alpha=1 - p.rho)
+        if int(self.updates) % p.freq == 0:
+            self.predictor.weight.copy_(self.set_weight(self.corr, p.eps))
+        self.updates += 1
+
+    def after_step(self, step, total_steps):
+        super().after_step(step, total_steps)
+        zs = getattr(self, "_online_z", None)
+        if zs is not None:
+            self.update_predictor(torch.cat(zs).detach())
+            self._online_z = None
+
+
+@register
+class DirectCopy(DirectPred):
+    name = "directcopy"
+    paper = "Wang et al. 2021, Towards Demystifying Representation Learning with Non-contrastive Self-supervision"
+    set_weight = staticmethod(directcopy_weight)

@@ -1,0 +1,115 @@
+"""G-SimCLR: SimCLR with batches that avoid likely false negatives, found by clustering.
+
+Chakraborty, Gosthipaty, Paul, *G-SimCLR: Self-Supervised Contrastive Learning with Guided
+Projection via Pseudo Labelling*, ICDM Workshops 2020. Before training (``prepare``) a small
+denoising autoencoder is trained on the training images; its bottleneck features are clustered by
+k-means with k = the batch size (scikit-learn, fixed seed); the cluster of each sample is kept as a
+buffer (saved in checkpoints). Each epoch's order (``batch_order``) builds batches with at most one
+sample per cluster for as long as at least ``batch_size`` clusters still have unused samples
+(drawing from the fullest clusters first, so that this lasts as long as possible); the remaining
+samples fill the last batches at random. The loss stays NT-Xent.
+
+The autoencoder is an MLP on images resized to at most ``ae_size`` px (a CPU-sized stand-in for the
+paper's convolutional one), trained with Gaussian input noise under a fixed seed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from ..errors import ConfigError
+from ..views import seeded
+from . import register
+from .simclr import SimCLR, SimCLRParams
+
+
+class GSimCLRParams(SimCLRParams):
+    clusters: int | None = Field(default=None, ge=2)
+    """k of k-means; default the batch size."""
+    ae_epochs: int = Field(default=10, ge=1)
+    ae_dim: int = Field(default=32, ge=1)
+    ae_hidden: int = Field(default=256, ge=1)
+    ae_noise: float = Field(default=0.2, ge=0)
+    ae_size: int = Field(default=16, ge=4)
+    seed: int = 0
+
+
+def train_autoencoder(x: torch.Tensor, p: GSimCLRParams) -> torch.Tensor:
+    """Train a denoising MLP autoencoder on uint8 images (N, C, H, W); return bottleneck features."""
+    xf = x.float() / 255.0
+    if xf.shape[-1] > p.ae_size:
+        xf = F.interpolate(xf, size=(p.ae_size, p.ae_size), mode="bilinear", antialias=True,
+                           align_corners=False)
+    xf = xf.flatten(1)
+    d = xf.shape[1]
+    with seeded(p.seed):
+        enc = nn.Sequential(nn.Linear(d, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, p.ae_dim)).to(x.device)
+        dec = nn.Sequential(nn.Linear(p.ae_dim, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, d),
+                            nn.Sigmoid()).to(x.device)
+        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
+        for _ in range(p.ae_epochs):
+            for idx in torch.randperm(len(xf), device=x.device).split(256):
+                xb = xf[idx]
+                loss = F.mse_loss(dec(enc(xb + p.ae_noise * torch.randn_like(xb))), xb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            return torch.cat([enc(c) for c in xf.split(4096)])
+
+
+def cluster_batch_order(assign: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """An order of ``len(assign)`` samples whose consecutive ``batch_size`` chunks hold at most one
+    sample per cluster while at least ``batch_size`` clusters have samples left."""
+    a = assign.cpu()
+    n, k = len(a), int(a.max()) + 1
+    perm = torch.randperm(n, generator=generator)
+    members = perm[torch.argsort(a[perm], stable=True)]  # grouped by cluster, shuffled within
+    counts = torch.bincount(a, minlength=k)
+    starts = torch.cumsum(counts, 0) - counts
+    taken = torch.zeros(k, dtype=torch.long)
+    out = []
+    while True:
+        left = counts - taken
+        alive = left > 0
+        if int(alive.sum()) < batch_size:
+            break
+        score = left.float() + 0.5 * torch.rand(k, generator=generator)  # fullest first, ties random
+        score[~alive] = -1
+        c = score.topk(batch_size).indices
+        out.append(members[starts[c] + taken[c]])
+        taken[c] += 1
+    rest = torch.cat([members[starts[c]:starts[c] + counts[c]][taken[c]:] for c in range(k)])
+    out.append(rest[torch.randperm(len(rest), generator=generator)])
+    return torch.cat(out)
+
+
+@register
+class GSimCLR(SimCLR):
+    name = "gsimclr"
+    paper = "Chakraborty et al. 2020, G-SimCLR: Self-Supervised Contrastive Learning with Guided Projection"
+    Params = GSimCLRParams
+
+    def __init__(self, encoder, params, ctx):
+        super().__init__(encoder, params, ctx)
+        self.register_buffer("assign", torch.full((ctx.n_samples,), -1, dtype=torch.long))
+
+    def prepare(self, x, views):
+        k = self.params.clusters or self.ctx.extra.get("batch_size")
+        if k is None:
+            raise ConfigError("gsimclr needs the number of clusters: set loss.clusters (default: the batch size)")
+        if k > len(x):
+            raise ConfigError(f"loss.clusters={k} exceeds the {len(x)} training samples; lower it")
+        from sklearn.cluster import KMeans
+
+        feats = train_autoencoder(x, self.params).double().cpu().numpy()
+        labels = KMeans(n_clusters=k, random_state=self.params.seed, n_init=3).fit_predict(feats)
+        self.assign = torch.as_tensor(labels, dtype=torch.long, device=x.device)
+
+    def batch_order(self, n, batch_size, generator):
+        if len(self.assign) != n or bool((self.assign < 0).any()):
+            return None
+        return cluster_batch_order(self.assign, batch_size, generator)

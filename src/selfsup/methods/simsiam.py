@@ -1,0 +1,38 @@
+"""SimSiam: a siamese network with a predictor and a stop-gradient, no negatives, no momentum.
+
+Chen & He, *Exploring Simple Siamese Representation Learning*, CVPR 2021. Projector: 3 layers with
+BatchNorm on its output; predictor: a bottleneck MLP (hidden = dim / 4). Loss
+``D(p1, sg(z2)) / 2 + D(p2, sg(z1)) / 2`` with ``D = -cosine`` (extended to every global/other
+view pair with multi-crop views).
+"""
+
+from __future__ import annotations
+
+from ..losses import negative_cosine
+from ..models import mlp
+from . import register
+from ._common import encode, pairs
+from .base import Method, Params
+
+
+class SimSiamParams(Params):
+    pass
+
+
+@register
+class SimSiam(Method):
+    name = "simsiam"
+    paper = "Chen & He 2021, Exploring Simple Siamese Representation Learning"
+    Params = SimSiamParams
+
+    def __init__(self, encoder, params, ctx):
+        super().__init__(encoder, params, ctx)
+        m = ctx.model
+        self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3, last_bn=True)
+        self.predictor = mlp(m.proj_dim, max(m.proj_dim // 4, 1), m.proj_dim, layers=2)
+
+    def forward(self, views, batch):
+        zs = encode(lambda x: self.projector(self.encoder(x)), views)
+        prs = pairs(views, ordered=True)
+        loss = sum(negative_cosine(self.predictor(zs[j]), zs[i].detach()) for i, j in prs) / len(prs)
+        return loss, {}
