@@ -38,7 +38,7 @@ def _tiny_config(tmp_path, **over):
     base = {"method": "simclr", "data": {"source": str(tmp_path / "tiny.npz")},
             "model": {"backbone": "convnet_small", "proj_hidden": 32, "proj_dim": 16},
             "train": {"epochs": 2, "batch_size": 16, "seed": 0, "progress": "none"},
-            "eval": {"baselines": False, "knn_k": 5}, "out": str(tmp_path / "run")}
+            "eval": {"baselines": False, "knn_k": 5, "report": False, "diagnostics": False}, "out": str(tmp_path / "run")}
     return merge(base, over)
 
 

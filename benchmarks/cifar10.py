@@ -1,0 +1,116 @@
+"""CIFAR-10 benchmark: SimCLR with a CPU-sized backbone, kNN top-1 after each epoch beside the raw
+pixel and random-init baselines, and the training step's throughput with its breakdown.
+
+Data: the image folder from ../shared/data (unpack once):
+
+    mkdir -p /tmp/cifar10 && tar -xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar10
+    python benchmarks/cifar10.py --data /tmp/cifar10 --epochs 10
+
+Every option after ``--`` style ``--set key=value`` is passed to the run's config. The figures go to
+stdout (and a JSON line per epoch to the run's metrics.jsonl); BENCHMARKS.md keeps the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import selfsup
+from selfsup import api
+from selfsup import methods as M
+from selfsup.methods import Batch
+from selfsup.views import ImageViews, resolve_spec
+
+
+def profile_step(cfg, splits, steps: int = 8) -> dict:
+    """Mean seconds per step of each phase: data (index + gather), views, forward, loss, backward,
+    optimizer, measured on the configured backbone and batch size."""
+    from selfsup.eval import channel_stats
+    from selfsup.train.optim import build_optimizer
+
+    tr = splits.train
+    _, spec = resolve_spec(cfg.views.preset, tr.channels, tr.size)
+    mean, std = channel_stats(tr.x)
+    enc = api.build_encoder(cfg, tr.channels, spec.size, mean, std, 0)
+    method = M.build(cfg.method, enc, cfg.loss, M.Context(model=cfg.model, n_samples=len(tr)))
+    views = ImageViews(spec, tr.channels, 2)
+    opt = build_optimizer(method, cfg.optim, cfg.train.batch_size)
+    x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous()
+    bs = cfg.train.batch_size
+    t = {k: 0.0 for k in ("data", "views", "forward", "loss", "backward", "optimizer")}
+    for s in range(steps + 2):
+        c0 = time.perf_counter()
+        idx = torch.randint(0, len(x), (bs,))
+        xb = x[idx]
+        c1 = time.perf_counter()
+        v = views(xb)
+        c2 = time.perf_counter()
+        z = method.head(method.encoder(torch.cat(v)))
+        c3 = time.perf_counter()
+        z1, z2 = z.chunk(2)
+        loss = method.contrast(z1, z2, Batch(xb, idx))
+        c4 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        c5 = time.perf_counter()
+        opt.step()
+        c6 = time.perf_counter()
+        if s >= 2:  # skip warm-up steps
+            for k, a, b in zip(t, (c0, c1, c2, c3, c4, c5), (c1, c2, c3, c4, c5, c6)):
+                t[k] += b - a
+    per = {k: v / steps for k, v in t.items()}
+    total = sum(per.values())
+    per["total"] = total
+    per["samples_per_s"] = bs / total
+    return per
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="/tmp/cifar10")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--backbone", default="convnet")
+    ap.add_argument("--method", default="simclr")
+    ap.add_argument("--out", default="/tmp/selfsup-bench/cifar10")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--knn-every", type=int, default=1)
+    ap.add_argument("--profile-only", action="store_true")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    cfg = api.resolve_config(None, a.overrides + [f"eval.knn_every={a.knn_every}", "eval.protocols=[knn]"],
+                             method=a.method, data=a.data, backbone=a.backbone, epochs=a.epochs,
+                             batch_size=a.batch_size, out=a.out)
+    t0 = time.perf_counter()
+    splits, bank, query = api.load_data(cfg)
+    print(f"data: {len(splits.train)} train, {len(bank)} bank / {len(query)} query, "
+          f"loaded in {time.perf_counter() - t0:.1f}s", flush=True)
+    enc_params = sum(p.numel() for p in api.build_encoder(cfg, 3, 32, [0.5] * 3, [0.25] * 3, 0).parameters())
+    print(f"backbone {a.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}")
+    prof = profile_step(cfg, splits)
+    print("step breakdown (s/step): " + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "samples_per_s")
+          + f"; {prof['samples_per_s']:.0f} samples/s", flush=True)
+    if a.profile_only:
+        return
+    start = time.perf_counter()
+
+    def on_epoch_end(epoch, method):
+        r = api.evaluate_encoder(method.encoder, bank, query, 32, cfg.eval, torch.device("cpu"), ["knn"])
+        print(f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s", flush=True)
+        return r
+
+    run = selfsup.train(cfg, overwrite=True, on_epoch_end=on_epoch_end)
+    s = run.summary
+    print(json.dumps({"final": s["eval"], "baselines": s.get("baselines"), "train_time_s": s["train_time_s"],
+                      "timing_s": s["timing_s"], "wall_s": round(time.perf_counter() - start, 1)}, indent=1))
+    print("per-epoch records:", Path(run.dir) / "metrics.jsonl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Few-label fine-tuning: the encoder and a new linear head trained briefly on 1% or 10% of labels.
+
+The semi-supervised protocol of SimCLR (Chen et al. 2020, section 6.1): a class-balanced subset of
+the labelled training set (the same number of samples per class, fixed by a seed), then the whole
+network is fine-tuned with cross-entropy and evaluated on the query set. Here the recipe is kept
+short and deterministic: AdamW, a cosine schedule, a smaller learning rate for the encoder than for
+the head, deterministic evaluation views (no augmentation).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DataError
+from ..views import eval_view
+from .features import _as_nchw, extract
+from .knn import _topk
+
+
+def few_label_indices(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a class-balanced subset holding ``fraction`` of the labels.
+
+    Every class gets the same count, ``max(1, round(fraction * N / C))`` (fewer only if a class is
+    smaller than that), drawn without replacement under ``seed``: the same seed gives the same subset.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    y = np.asarray(y)
+    classes = np.unique(y)
+    per_class = max(1, int(round(fraction * len(y) / len(classes))))
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        picked.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray, size: int,
+             steps: int = 100, batch_size: int = 64, lr: float = 1e-3, encoder_lr_ratio: float = 0.1,
+             seed: int = 0, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Fine-tune a copy of ``encoder`` plus a linear head on (``x``, ``y``); accuracy on the query.
+
+    ``x``/``query_x``: uint8 images (N, H, W, C). The given encoder is not modified.
+    Returns ``{"top1", "top5"}``.
+    """
+    if len(x) < 2:
+        raise DataError(f"few-label fine-tuning needs at least 2 labelled samples, got {len(x)}")
+    num_classes = int(max(y.max(), query_y.max())) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        enc = copy.deepcopy(encoder).to(device)
+        dim = extract(enc, x[:2], size, 2, device).shape[1]
+        head = nn.Linear(dim, num_classes).to(device)
+        opt = torch.optim.AdamW([{"params": enc.parameters(), "lr": lr * encoder_lr_ratio},
+                                 {"params": head.parameters(), "lr": lr}], weight_decay=1e-4)
+        base = [g["lr"] for g in opt.param_groups]
+        xt = eval_view(_as_nchw(x).to(device), size)
+        yt = torch.from_numpy(np.asarray(y)).long().to(device)
+        bs = min(batch_size, len(xt))
+        g = torch.Generator().manual_seed(seed)
+        enc.train()
+        with torch.enable_grad():
+            for step in range(steps):
+                idx = torch.randperm(len(xt), generator=g)[:bs].to(device)
+                for pg, b in zip(opt.param_groups, base):
+                    pg["lr"] = b * 0.5 * (1 + math.cos(math.pi * step / steps))
+                loss = F.cross_entropy(head(enc(xt[idx])), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        feats = extract(enc, query_x, size, 512, device)
+        with torch.no_grad():
+            scores = head(feats.to(device)).cpu()
+    acc = _topk(scores, torch.from_numpy(np.asarray(query_y)).long(), (1, 5), "f")
+    return {"top1": acc["f_top1"], "top5": acc["f_top5"]}
+
+
+def few_label_eval(encoder: nn.Module, bank_x, bank_y: np.ndarray, query_x, query_y: np.ndarray,
+                   size: int, fractions=(0.01, 0.1), steps: int = 100, seed: int = 0,
+                   device: str | torch.device = "cpu") -> dict[str, float]:
+    """``{"fewshot_1pct_top1": ..., "fewshot_10pct_top1": ..., ...}`` for each label fraction."""
+    out = {}
+    for frac in fractions:
+        idx = few_label_indices(bank_y, frac, seed)
+        r = finetune(encoder, bank_x[idx], bank_y[idx], query_x, query_y, size, steps=steps, seed=seed,
+                     device=device)
+        name = f"fewshot_{frac * 100:g}pct"
+        out[f"{name}_top1"], out[f"{name}_top5"] = r["top1"], r["top5"]
+        out[f"{name}_labels"] = len(idx)
+    return out

@@ -1,0 +1,143 @@
+"""The protocol registry: ``selfsup eval RUN --protocol knn,linear,fewshot,cluster``.
+
+A protocol is a function of an :class:`EvalInputs` returning flat ``{metric: number}``. Protocols
+that fine-tune need the encoder and the images; on features alone (the raw-pixel baseline) they are
+skipped. ``knn`` and ``linear`` keep their historical keys (``knn_top1``, ``linear_top1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass
+class EvalInputs:
+    """Frozen features of a labelled (bank, query) pair, and optionally the encoder and images."""
+
+    bank: torch.Tensor
+    bank_y: torch.Tensor
+    query: torch.Tensor
+    query_y: torch.Tensor
+    ec: Any  # selfsup.config.EvalConfig
+    encoder: nn.Module | None = None
+    bank_x: np.ndarray | None = None
+    query_x: np.ndarray | None = None
+    size: int | None = None
+    device: str | torch.device = "cpu"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    fn: Callable[[EvalInputs], dict]
+    needs_encoder: bool = False
+    help: str = ""
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register(name: str, needs_encoder: bool = False, help: str = ""):
+    def deco(fn):
+        PROTOCOLS[name] = Protocol(name, fn, needs_encoder, help)
+        return fn
+    return deco
+
+
+def parse(names: str | list[str]) -> list[str]:
+    """Validate a comma-separated string (or list) of protocol names."""
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    items = [n for n in items if n]
+    bad = [n for n in items if n not in PROTOCOLS]
+    if bad or not items:
+        raise ConfigError(f"unknown evaluation protocol '{','.join(bad) or names}'; choose from: "
+                          f"{', '.join(PROTOCOLS)}")
+    return items
+
+
+def run(names: list[str], inputs: EvalInputs, skip_unavailable: bool = False) -> dict[str, float]:
+    """Run the named protocols; those needing an encoder are skipped (if asked) when there is none."""
+    out: dict[str, float] = {}
+    for name in parse(names):
+        p = PROTOCOLS[name]
+        if p.needs_encoder and (inputs.encoder is None or inputs.bank_x is None):
+            if skip_unavailable:
+                continue
+            raise ConfigError(f"protocol '{name}' fine-tunes the encoder, so it needs the encoder and the "
+                              "images, not only features")
+        out.update(p.fn(inputs))
+    return out
+
+
+@register("knn", help="weighted kNN at eval.knn_k / eval.knn_t: knn_top1")
+def _knn(i: EvalInputs) -> dict:
+    from .knn import knn_accuracy
+
+    return knn_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_k, i.ec.knn_t)
+
+
+@register("knn_sweep", help="weighted kNN, best over eval.knn_sweep_k x eval.knn_sweep_t: top-1, top-5")
+def _knn_sweep(i: EvalInputs) -> dict:
+    from .knn import knn_sweep
+
+    r = knn_sweep(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_sweep_k, i.ec.knn_sweep_t)
+    return {"knn_sweep_top1": r["top1"], "knn_sweep_top5": r["top5"], "knn_sweep_k": r["k"],
+            "knn_sweep_t": r["t"]}
+
+
+@register("linear", help="L-BFGS logistic regression on standardised features: linear_top1")
+def _linear(i: EvalInputs) -> dict:
+    from .linear import linear_accuracy
+
+    return linear_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.linear_l2, i.ec.linear_max_iter)
+
+
+@register("linear_sgd", help="SGD linear probe (standard protocol), with and without normalisation")
+def _linear_sgd(i: EvalInputs) -> dict:
+    from .linear_sgd import linear_probe_sgd
+
+    out = {}
+    for norm, key in ((True, "linear_sgd"), (False, "linear_sgd_raw")):
+        r = linear_probe_sgd(i.bank, i.bank_y, i.query, i.query_y, normalize=norm, epochs=i.ec.sgd_epochs,
+                             lr=i.ec.sgd_lr, seed=i.ec.seed)
+        out[f"{key}_top1"], out[f"{key}_top5"] = r["top1"], r["top5"]
+    return out
+
+
+@register("fewshot", needs_encoder=True, help="fine-tune encoder + head on 1% and 10% of the labels")
+def _fewshot(i: EvalInputs) -> dict:
+    from .fewshot import few_label_eval
+
+    return few_label_eval(i.encoder, i.bank_x, i.bank_y.numpy(), i.query_x, i.query_y.numpy(), i.size,
+                          i.ec.fewshot_fractions, i.ec.fewshot_steps, i.ec.seed, i.device)
+
+
+@register("cluster", help="k-means on query embeddings: cluster_nmi, cluster_ari")
+def _cluster(i: EvalInputs) -> dict:
+    from .cluster import cluster_scores
+
+    r = cluster_scores(i.query, i.query_y, seed=i.ec.seed)
+    return {"cluster_nmi": r["nmi"], "cluster_ari": r["ari"]}
+
+
+@register("retrieval", help="query -> bank, hit if a top-k neighbour shares the label: recall@1/5/10")
+def _retrieval(i: EvalInputs) -> dict:
+    from .retrieval import label_recall
+
+    return {f"retrieval_{k}": v for k, v in label_recall(i.query, i.query_y, i.bank, i.bank_y).items()}
+
+
+@register("anomaly", help="one-class: each class normal in turn, kNN distance score: AUROC, AUPRC")
+def _anomaly(i: EvalInputs) -> dict:
+    from .anomaly import one_class_auroc
+
+    r = one_class_auroc(i.bank, i.bank_y, i.query, i.query_y)
+    return {"anomaly_auroc": r["auroc"], "anomaly_auprc": r["auprc"]}

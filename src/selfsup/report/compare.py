@@ -1,0 +1,43 @@
+"""``selfsup compare``: several methods on the same data and budget, one report ranking them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
+            out: str | os.PathLike | None = None, overwrite: bool = False, console=None,
+            overrides: list[str] | None = None, **options: Any) -> tuple[Path, list]:
+    """Train each method into ``OUT/<method>`` with the same settings; write ``OUT/report.html``.
+
+    Returns the report path and the runs. kNN is recorded every epoch so the curves can be overlaid.
+    """
+    from .. import api
+    from .. import methods as M
+    from . import write_report
+
+    names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    names = [m for m in names if m]
+    if len(names) < 2:
+        raise ConfigError("compare needs at least two methods, e.g. --methods simclr,byol")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--methods lists a method twice: {','.join(names)}")
+    unknown = [m for m in names if m not in M.REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(M.REGISTRY))}")
+    import time
+
+    root = Path(out) if out else Path("runs") / f"compare-{Path(data).name or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base_overrides = ["eval.knn_every=1", "eval.report=false"] + list(overrides or [])
+    runs = []
+    for m in names:
+        if console is not None:
+            console.print(f"[compare] training {m} ({epochs} epochs on {data})", highlight=False)
+        runs.append(api.train(overrides=base_overrides, overwrite=overwrite, console=console, method=m, data=data,
+                              epochs=epochs, out=str(root / m), **options))
+    path = write_report([r.dir for r in runs], root / "report.html")
+    return path, runs
