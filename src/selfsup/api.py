@@ -17,22 +17,23 @@ from . import config as C
 from . import data as D
 from . import methods as M
 from .errors import CheckpointError, ConfigError, DataError, RunDirError
-from .eval import channel_stats, extract, knn_accuracy, linear_accuracy, raw_features
+from .eval import channel_stats, extract, raw_features
+from .eval import protocols as EP
 from .io import write_json, write_text
-from .models import build_backbone
+from .models import BACKBONES, build_backbone
 from .models.encoder import Encoder
 from .rundir import default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
 from .train import checkpoint as ckpt
-from .views import ImageViews, resolve_spec
+from .views import ImageViews, MultiCropViews, resolve_spec
 
 #: shortcut keyword (and CLI option) -> config path
 OPTIONS = {
     "method": "method", "data": "data.source", "eval_data": "data.eval_source",
     "backbone": "model.backbone", "epochs": "train.epochs", "batch_size": "train.batch_size",
     "lr": "optim.lr", "seed": "train.seed", "device": "train.device", "out": "out",
-    "skip_corrupt": "data.skip_corrupt",
+    "skip_corrupt": "data.skip_corrupt", "logger": "train.logger",
 }
 ENCODER_FILE = "encoder.safetensors"
 
@@ -72,6 +73,9 @@ def resolve_config(config: C.Config | dict | str | os.PathLike | None = None, ov
     C.apply_overrides(d, overrides or [])
     cfg = C.validate(d)
     M.validate_params(cfg.method, cfg.loss)
+    if cfg.model.backbone != "auto" and cfg.model.backbone not in BACKBONES:
+        raise ConfigError(f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(BACKBONES)}")
+    EP.parse(cfg.eval.protocols)
     return cfg
 
 
@@ -168,19 +172,14 @@ def evaluate_encoder(encoder: nn.Module, bank: D.ImageData, query: D.ImageData, 
     protocols = protocols or ec.protocols
     fb = extract(encoder, bank.x, size, ec.batch_size, device)
     fq = extract(encoder, query.x, size, ec.batch_size, device)
-    return evaluate_features(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, protocols)
+    inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, encoder, bank.x,
+                           query.x, size, device)
+    return EP.run(protocols, inputs)
 
 
 def evaluate_features(fb, yb, fq, yq, ec: C.EvalConfig, protocols: list[str]) -> dict:
-    out: dict[str, float] = {}
-    for p in protocols:
-        if p == "knn":
-            out.update(knn_accuracy(fb, yb, fq, yq, ec.knn_k, ec.knn_t))
-        elif p == "linear":
-            out.update(linear_accuracy(fb, yb, fq, yq, ec.linear_l2, ec.linear_max_iter))
-        else:
-            raise ConfigError(f"unknown evaluation protocol '{p}'; choose from: knn, linear")
-    return out
+    """Run the feature-only protocols of :mod:`selfsup.eval.protocols` (fine-tuning ones are skipped)."""
+    return EP.run(protocols, EP.EvalInputs(fb, yb, fq, yq, ec), skip_unavailable=True)
 
 
 def baselines(cfg: C.Config, bank: D.ImageData, query: D.ImageData, size: int, mean, std,
@@ -243,12 +242,18 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
     vc = cfg.views
     preset, spec = resolve_spec(vc.preset, tr.channels, tr.size, size=vc.size, crop_scale=vc.crop_scale,
                                 flip=vc.flip, jitter=vc.jitter, jitter_p=vc.jitter_p,
-                                grayscale_p=vc.grayscale_p, blur_p=vc.blur_p)
+                                grayscale_p=vc.grayscale_p, blur_p=vc.blur_p,
+                                affine_p=vc.affine_p, rotate=vc.rotate, translate=vc.translate)
     mean, std = channel_stats(tr.x)
     encoder = build_encoder(cfg, tr.channels, spec.size, mean, std, cfg.train.seed)
-    ctx = M.Context(model=cfg.model, n_samples=len(tr), n_views=vc.n_views)
+    ctx = M.Context(model=cfg.model, n_samples=len(tr), n_views=vc.n_views,
+                    extra={"batch_size": cfg.train.batch_size, "local_crops": vc.local_crops})
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
-    views = ImageViews(spec, tr.channels, vc.n_views).to(device)
+    if vc.local_crops:
+        views = MultiCropViews(spec, tr.channels, vc.n_views, vc.local_crops, vc.local_size,
+                               vc.local_scale).to(device)
+    else:
+        views = ImageViews(spec, tr.channels, vc.n_views).to(device)
     x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous().to(device)
     labels = None
     if method.uses_labels:
@@ -263,15 +268,28 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
                 return evaluate_encoder(m.encoder, bank, query, spec.size, cfg.eval, device, ["knn"])
             return None
 
+    monitor = _diagnostics_monitor(cfg, method, views, tr, query, device)
+    if monitor is not None:
+        callback = _with_diagnostics(monitor, callback)
+
     torch.manual_seed(cfg.train.seed)
     trainer = Trainer(method, views, x, cfg, run_dir, device, labels, callback, console)
+    if cfg.train.logger:
+        from .train.loggers import build_loggers
+
+        trainer.loggers = build_loggers(cfg.train.logger, run_dir, cfg.to_dict())
     if resuming:
         last = ckpt.latest(run_dir)
         if last is None:
             raise CheckpointError(f"'{run_dir}' has no loadable checkpoint to resume from; start a new run")
         trainer.load_checkpoint(last)
     t0 = time.perf_counter()
-    st = trainer.fit()
+    try:
+        st = trainer.fit()
+    finally:
+        from .train.loggers import close_all
+
+        close_all(trainer.loggers)
     meta = _encoder_meta(cfg, tr.channels, spec.size, mean, std)
     save_encoder(run_dir / ENCODER_FILE, method.encoder, meta)
 
@@ -285,9 +303,48 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
             summary["baselines"] = baselines(cfg, bank, query, spec.size, mean, std, device)
         summary["eval_data"] = {"bank": bank.name, "bank_size": len(bank), "query": query.name,
                                 "query_size": len(query)}
+    if monitor is not None:
+        summary["diagnostics"] = monitor.full(method)
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
     write_json(run_dir / "summary.json", summary)
+    if cfg.eval.report:
+        _write_own_report(run_dir, console)
     return Run(run_dir, cfg, summary)
+
+
+def _diagnostics_monitor(cfg, method, views, tr, query, device):
+    """The end-of-epoch diagnostics on a fixed held-out batch (eval query set, else training data)."""
+    if not cfg.eval.diagnostics:
+        return None
+    from .eval.diagnostics import Monitor
+
+    src = query if query is not None and query.channels == tr.channels else tr
+    n = min(cfg.eval.diagnostics_batch, len(src))
+    keep = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(src))[:n])
+    xh = torch.from_numpy(np.ascontiguousarray(src.x[keep])).permute(0, 3, 1, 2).contiguous().to(device)
+    return Monitor(method, views, xh, seed=cfg.train.seed)
+
+
+def _with_diagnostics(monitor, callback):
+    def both(epoch, m):
+        rec = monitor(m)
+        extra = callback(epoch, m) if callback is not None else None
+        rec.update(extra or {})
+        return rec
+    return both
+
+
+def _write_own_report(run_dir: Path, console) -> None:
+    """report.html for a finished run; a missing matplotlib only skips it, with a note."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if console is not None:
+            console.print("report.html skipped: pip install selfsup[report] for it", highlight=False)
+        return
+    from .report import write_report
+
+    write_report([run_dir], run_dir / "report.html")
 
 
 def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, protocols: list[str] | None = None,

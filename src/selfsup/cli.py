@@ -60,14 +60,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)")
     t.add_argument("--skip-corrupt", action="store_true", default=None,
                    help="skip unreadable images (and count them) instead of stopping")
+    t.add_argument("--logger", help="extra trackers besides metrics.jsonl: tensorboard, mlflow "
+                   "(comma-separated; optional extras)")
 
     e = sub.add_parser("eval", help="re-evaluate a finished run; writes RUN_DIR/eval.json")
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data", help="labelled data to evaluate on; default: the run's own")
-    e.add_argument("--protocol", default=None, help="comma-separated subset of: knn, linear")
+    e.add_argument("--protocol", default=None, help="comma-separated subset of: knn, knn_sweep, linear, linear_sgd, fewshot, cluster, "
+                   "retrieval, anomaly; default: eval.protocols of the run")
     e.add_argument("--device", default="auto")
 
     sub.add_parser("methods", help="list the methods with their papers")
+
+    r = sub.add_parser("report", help="write a self-contained report.html for one or more runs")
+    r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
+    r.add_argument("--out", metavar="FILE", help="default RUN_DIR/report.html (one run) or ./report.html")
+
+    c = sub.add_parser("compare", help="train several methods on the same data and budget; one report")
+    c.add_argument("--methods", required=True, help="comma-separated method names, e.g. simclr,byol")
+    c.add_argument("--data", default="digits", help="training data (as for train); default digits")
+    c.add_argument("--epochs", type=_positive_int, default=10)
+    c.add_argument("--batch-size", type=_positive_int)
+    c.add_argument("--backbone")
+    c.add_argument("--seed", type=_positive_int)
+    c.add_argument("--device")
+    c.add_argument("--out", metavar="DIR", help="default runs/compare-<data>-<timestamp>")
+    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p
 
 
@@ -80,7 +99,8 @@ def _cmd_train(args) -> int:
     run = api.train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
                     console=console, method=args.method, data=args.data, eval_data=args.eval_data,
                     backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt)
+                    seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt,
+                    logger=args.logger)
     print_summary(run.summary, run.dir)
     return 0
 
@@ -101,7 +121,7 @@ def print_summary(summary: dict, run_dir) -> None:
         table.add_column(m, justify="right")
     table.add_row(f"pretrained ({summary['method']})", *[f"{summary['eval'][m]:.4f}" for m in metrics])
     for name, res in summary.get("baselines", {}).items():
-        table.add_row(name.replace("_", " "), *[f"{res[m]:.4f}" for m in metrics])
+        table.add_row(name.replace("_", " "), *[f"{res[m]:.4f}" if m in res else "-" for m in metrics])
     out.print(table)
     out.print(f"run directory: {run_dir}")
 
@@ -117,6 +137,41 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    print(f"report: {write_report(args.run_dirs, args.out)}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from rich.console import Console
+
+    from .report import compare
+
+    path, runs = compare.compare(args.methods, args.data, args.epochs, args.out, args.overwrite,
+                                 Console(stderr=True), args.overrides, batch_size=args.batch_size,
+                                 backbone=args.backbone, seed=args.seed, device=args.device)
+    _print_ranking(runs)
+    print(f"report: {path}")
+    return 0
+
+
+def _print_ranking(runs) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [k for k in ("knn_top1", "linear_top1") if all(k in (r.summary.get("eval") or {}) for r in runs)]
+    order = sorted(runs, key=lambda r: -r.summary["eval"][keys[0]]) if keys else runs
+    table = Table(title="compare" + (f" (ranked by {keys[0]})" if keys else ""))
+    for col in ["rank", "method", "train s"] + keys:
+        table.add_column(col, justify="right")
+    for i, r in enumerate(order, 1):
+        table.add_row(str(i), r.summary["method"], f"{r.summary['train_time_s']:.1f}",
+                      *[f"{r.summary['eval'][k]:.4f}" for k in keys])
+    Console().print(table)
+
+
 def _cmd_methods(args) -> int:
     from .methods import REGISTRY
 
@@ -125,16 +180,38 @@ def _cmd_methods(args) -> int:
     return 0
 
 
+def _one_line_warnings() -> None:
+    """Show selfsup's own warnings (e.g. skipped unreadable images) as ``warning: ...`` lines."""
+    import warnings
+
+    from .errors import DataWarning
+
+    default = warnings.showwarning
+    if getattr(default, "_selfsup", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show._selfsup = True
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    _one_line_warnings()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 0
-        return {"train": _cmd_train, "eval": _cmd_eval, "methods": _cmd_methods}[args.command](args)
+        return {"train": _cmd_train, "eval": _cmd_eval, "methods": _cmd_methods, "report": _cmd_report,
+                "compare": _cmd_compare}[args.command](args)
     except SelfSupError as err:
         if debug:
             raise
@@ -144,11 +221,18 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001
+        import errno
+
         from .train import Interrupted
 
-        if isinstance(err, Interrupted):
-            print(str(err), file=sys.stderr)
-            return 130
+        if isinstance(err, Interrupted):  # checkpointed: 130 after SIGINT, 143 after SIGTERM
+            print(f"interrupted: {err}", file=sys.stderr)
+            return err.exit_code
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) and not debug:
+            from .io import storage_error
+
+            print(f"error: {storage_error(err, err.filename or 'a file')}", file=sys.stderr)
+            return 2
         raise
 
 

@@ -48,8 +48,17 @@ class ViewsConfig(_Section):
     jitter_p: float | None = Field(default=None, ge=0, le=1)
     grayscale_p: float | None = Field(default=None, ge=0, le=1)
     blur_p: float | None = Field(default=None, ge=0, le=1)
+    affine_p: float | None = Field(default=None, ge=0, le=1)
+    rotate: float | None = Field(default=None, ge=0, le=180)
+    translate: float | None = Field(default=None, ge=0, le=1)
+    local_crops: int = Field(default=0, ge=0, le=16)
+    """Multi-crop: this many extra small crops besides the ``n_views`` global ones (0: off)."""
+    local_size: int | None = Field(default=None, ge=4, le=1024)
+    """Size of the local crops; default half the view size."""
+    local_scale: tuple[float, float] = (0.05, 0.4)
+    """Area fraction of the image each local crop covers."""
 
-    @field_validator("crop_scale")
+    @field_validator("crop_scale", "local_scale")
     @classmethod
     def _scale(cls, v):
         if v is not None and not (0 < v[0] <= v[1] <= 1):
@@ -87,7 +96,7 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(default=20, ge=1)
+    epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=256, ge=2)
     seed: int = 0
     device: str = "auto"
@@ -96,7 +105,21 @@ class TrainConfig(_Section):
     """Write a checkpoint every this many epochs (and always at the end)."""
     max_bad_steps: int = Field(default=5, ge=1)
     """Stop after this many non-finite losses in a row (each is skipped and counted)."""
+    rollback: bool = False
+    """Instead of stopping after ``max_bad_steps``: reload the last checkpoint and go on with the
+    learning rate multiplied by ``rollback_lr_factor`` (at most ``max_rollbacks`` times)."""
+    rollback_lr_factor: float = Field(default=0.5, gt=0, le=1)
+    max_rollbacks: int = Field(default=3, ge=1)
     progress: Literal["auto", "bar", "lines", "none"] = "auto"
+    logger: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
+    """Extra experiment trackers besides metrics.jsonl (``--logger tensorboard,mlflow``)."""
+
+    @field_validator("logger", mode="before")
+    @classmethod
+    def _loggers(cls, v):
+        if isinstance(v, str):
+            return [x.strip() for x in v.split(",") if x.strip()]
+        return [] if v is None else v
 
 
 class EvalConfig(_Section):
@@ -109,6 +132,20 @@ class EvalConfig(_Section):
     batch_size: int = Field(default=512, ge=1)
     knn_every: int = Field(default=0, ge=0)
     """Also run kNN after every this many epochs (0: only at the end); logged to metrics.jsonl."""
+    knn_sweep_k: list[int] = Field(default_factory=lambda: [10, 20, 50, 100, 200])
+    knn_sweep_t: list[float] = Field(default_factory=lambda: [0.02, 0.05, 0.07, 0.1, 0.2, 0.5])
+    sgd_epochs: int = Field(default=100, ge=1)
+    """Epochs of the SGD linear probe (protocol ``linear_sgd``)."""
+    sgd_lr: float = Field(default=0.1, gt=0)
+    fewshot_fractions: list[float] = Field(default_factory=lambda: [0.01, 0.1])
+    fewshot_steps: int = Field(default=100, ge=1)
+    seed: int = 0
+    """Seed of the evaluation protocols (few-label subsets, probe initialisation, k-means)."""
+    diagnostics: bool = True
+    """Compute diagnostics (alignment, uniformity, RankMe, ...) on a held-out batch every epoch."""
+    diagnostics_batch: int = Field(default=256, ge=4)
+    report: bool = True
+    """Write report.html at the end of training (needs matplotlib)."""
 
 
 class Config(_Section):

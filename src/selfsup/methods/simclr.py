@@ -5,17 +5,19 @@ Chen et al., *A Simple Framework for Contrastive Learning of Visual Representati
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 
 from ..losses import nt_xent
 from ..models import projection_head
 from . import register
+from ._common import encode
+from ._common import pairs as view_pairs
 from .base import Method, Params
 
 
 class SimCLRParams(Params):
-    temperature: float = Field(default=0.2, gt=0)
+    temperature: float = Field(default=0.5, gt=0)
+    """lightly's default; SimCLR used 0.1-0.5 depending on batch size and epochs."""
 
 
 @register
@@ -29,15 +31,14 @@ class SimCLR(Method):
         self.head = projection_head(encoder.out_dim, ctx.model.proj_hidden, ctx.model.proj_dim)
 
     def project(self, views):
-        n = len(views)
-        z = self.head(self.encoder(torch.cat(views)))
-        return z.chunk(n)
+        # one batched call per view size (multi-crop views differ in size)
+        return encode(lambda x: self.head(self.encoder(x)), views)
 
     def contrast(self, z1, z2, batch):
         return nt_xent(z1, z2, self.params.temperature)
 
     def forward(self, views, batch):
         zs = self.project(views)
-        pairs = [(i, j) for i in range(len(zs)) for j in range(i + 1, len(zs))]
+        pairs = view_pairs(views)  # every view pair; with multi-crop, global vs all
         loss = sum(self.contrast(zs[i], zs[j], batch) for i, j in pairs) / len(pairs)
         return loss, {}

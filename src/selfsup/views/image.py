@@ -8,7 +8,8 @@ Presets:
 - ``cifar``: SimCLR's CIFAR recipe: random resized crop scale (0.2, 1), horizontal flip 0.5,
   colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, grayscale p=0.2, no blur at 32 px.
 - ``digits``: small grayscale digits, upsampled to 16 px: crop scale (0.4, 1), no flip (digits are
-  not mirror-symmetric), brightness/contrast jitter (0.4, 0.4) with p=0.8.
+  not mirror-symmetric), a small affine (rotation up to 15 degrees, shift up to 10%) with p=0.8,
+  brightness/contrast jitter (0.4, 0.4) with p=0.8.
 - ``imagenet``: crop scale (0.08, 1), flip 0.5, jitter (0.4, 0.4, 0.2, 0.1) p=0.8, grayscale 0.2,
   blur p=0.5 (kernel about a tenth of the size).
 - ``none``: resize only (useful for methods that make their own corruption).
@@ -36,12 +37,16 @@ class ViewSpec:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     blur_p: float = 0.0
+    affine_p: float = 0.0
+    """Probability of a small random affine (rotation up to ``rotate`` degrees, shift ``translate``)."""
+    rotate: float = 0.0
+    translate: float = 0.0
 
 
 PRESETS = {
     "cifar": ViewSpec(size=32),
     "digits": ViewSpec(size=16, crop_scale=(0.4, 1.0), flip=0.0, jitter=(0.4, 0.4, 0.0, 0.0),
-                       grayscale_p=0.0),
+                       grayscale_p=0.0, affine_p=0.8, rotate=15.0, translate=0.1),
     "imagenet": ViewSpec(size=224, crop_scale=(0.08, 1.0), jitter=(0.4, 0.4, 0.2, 0.1), blur_p=0.5),
     "none": ViewSpec(size=32, crop_scale=(1.0, 1.0), flip=0.0, jitter=(0, 0, 0, 0), jitter_p=0.0,
                      grayscale_p=0.0),
@@ -74,6 +79,9 @@ class ImageViews(nn.Module):
         s = spec
         ops: list[nn.Module] = [K.RandomResizedCrop((s.size, s.size), scale=s.crop_scale,
                                                     ratio=(3 / 4, 4 / 3), align_corners=False)]
+        if s.affine_p > 0:
+            ops.append(K.RandomAffine(s.rotate, translate=(s.translate, s.translate), p=s.affine_p,
+                                      align_corners=False))
         if s.flip > 0:
             ops.append(K.RandomHorizontalFlip(p=s.flip))
         b, c, sat, hue = s.jitter
