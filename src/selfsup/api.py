@@ -251,9 +251,9 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
     if vc.local_crops:
         views = MultiCropViews(spec, tr.channels, vc.n_views, vc.local_crops, vc.local_size,
-                               vc.local_scale).to(device)
+                               vc.local_scale, vc.backend).to(device)
     else:
-        views = ImageViews(spec, tr.channels, vc.n_views).to(device)
+        views = ImageViews(spec, tr.channels, vc.n_views, vc.backend).to(device)
     x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous().to(device)
     labels = None
     if method.uses_labels:

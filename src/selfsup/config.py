@@ -41,6 +41,8 @@ class ViewsConfig(_Section):
     preset: Literal["auto", "cifar", "digits", "imagenet", "none"] = "auto"
     """``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones."""
     n_views: int = Field(default=2, ge=2, le=16)
+    backend: Literal["torch", "kornia"] = "torch"
+    """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation modules."""
     size: int | None = Field(default=None, ge=4, le=1024)
     crop_scale: tuple[float, float] | None = None
     flip: float | None = Field(default=None, ge=0, le=1)

@@ -1,5 +1,7 @@
 """View makers: batched augmentation on the training device, one module per modality."""
 
 from .image import PRESETS, ImageViews, ViewSpec, choose_preset, eval_view, resolve_spec, seeded
+from .multicrop import MultiCropViews
 
-__all__ = ["ImageViews", "ViewSpec", "PRESETS", "choose_preset", "resolve_spec", "eval_view", "seeded"]
+__all__ = ["ImageViews", "MultiCropViews", "ViewSpec", "PRESETS", "choose_preset", "resolve_spec",
+           "eval_view", "seeded"]
