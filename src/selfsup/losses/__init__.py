@@ -1,5 +1,22 @@
 """Objectives as pure functions of embeddings; stateful ones wrap their state in small modules."""
 
+from .barlow import barlow_twins
+from .byol import byol_loss, negative_cosine
+from .clip import ClipLoss, clip_loss
+from .dcl import dcl, dclw
+from .distributed import gather
+from .groco import groco, relaxed_sort
+from .hcl import debiased, hcl
+from .infonce import info_nce, mochi_negatives
+from .isogclr import ISogCLR, ISogCLRBimodal
+from .listwise import listwise_wasserstein, wasserstein_1d
 from .nt_xent import nt_xent
+from .queue import FeatureQueue, nearest_neighbour
+from .supcon import supcon, supcon_mix
+from .vicreg import vicreg
 
-__all__ = ["nt_xent"]
+__all__ = ["nt_xent", "barlow_twins", "vicreg", "byol_loss", "negative_cosine", "info_nce",
+           "mochi_negatives", "FeatureQueue", "nearest_neighbour",
+           "dcl", "dclw", "hcl", "debiased", "supcon", "supcon_mix", "clip_loss", "ClipLoss",
+           "ISogCLR", "ISogCLRBimodal", "groco", "relaxed_sort", "listwise_wasserstein",
+           "wasserstein_1d", "gather"]

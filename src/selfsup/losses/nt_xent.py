@@ -10,16 +10,20 @@ For 2B embeddings (two views of B samples), L2-normalised, anchor ``i`` with pos
 averaged over all 2B anchors (symmetric in the two views). The positive stays in the denominator,
 which holds the other 2B - 1 embeddings. When all embeddings are collinear every term equals
 ``log(2B - 1)``.
+
+Large batches use the exact tiled path of :mod:`selfsup.losses.tiled`; under torch.distributed the
+negatives are the embeddings of every rank (:mod:`selfsup.losses.distributed`).
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ._pairs import check_pair, check_positive, pair_layout
+from .tiled import row_lse
 
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, *, tiled: bool | None = None) -> Tensor:
     """Mean NT-Xent loss of two batches of paired embeddings.
 
     Parameters
@@ -29,6 +33,8 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
         They are L2-normalised here.
     temperature : float
         Softmax temperature ``t`` (> 0). lightly's default is 0.5; SimCLR used 0.1 on ImageNet.
+    tiled : bool or None
+        Force the tiled (True) or dense (False) computation; None chooses by size. Both are exact.
 
     Returns
     -------
@@ -41,14 +47,9 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     >>> nt_xent(z1, z2, temperature=0.5).shape
     torch.Size([])
     """
-    if z1.ndim != 2 or z1.shape != z2.shape:
-        raise ValueError(f"nt_xent expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    b = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
-    logits = z @ z.t() / temperature
-    logits.fill_diagonal_(float("-inf"))
-    idx = torch.arange(2 * b, device=z.device)
-    target = torch.cat([idx[b:], idx[:b]])
-    return F.cross_entropy(logits, target)
+    check_pair("nt_xent", z1, z2)
+    check_positive(temperature=temperature)
+    p = pair_layout(z1, z2)
+    lse = row_lse(p.q, p.k, 1.0 / temperature, p.self_idx[:, None], tiled)
+    pos = (p.q * p.qpos).sum(1) / temperature
+    return (lse - pos).mean()
