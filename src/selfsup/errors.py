@@ -33,3 +33,15 @@ class CheckpointError(SelfSupError):
 
 class TrainingError(SelfSupError):
     """Training cannot go on (for example, too many non-finite losses in a row)."""
+
+
+class StorageError(SelfSupError, OSError):
+    """A file could not be written (disk full, quota, permissions). Earlier files are intact.
+
+    It is also an :class:`OSError`, so code that tolerates failed writes (the decode cache) still
+    does.
+    """
+
+
+class DataWarning(UserWarning):
+    """Something in the data was handled rather than rejected (e.g. unreadable images skipped)."""

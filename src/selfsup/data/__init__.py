@@ -51,6 +51,7 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
     key = f"{kind}-{cache.fingerprint(src, options)}"
     hit = cache.load_cached(key, root)
     if hit is not None:
+        _report_skipped(hit)
         return hit
     if kind == "cifar":
         splits = load_cifar(src)
@@ -61,7 +62,23 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
             raise DataError(f"folder '{spec}' is empty; put images in ROOT/<class>/<image> or ROOT/<image>")
         splits = load_folder(path, image_size, skip_corrupt)
     cache.store(key, root, splits)
+    _report_skipped(splits)
     return splits
+
+
+def _report_skipped(splits: Splits) -> None:
+    """``--skip-corrupt``: say how many unreadable images were left out (a DataWarning; the CLI
+    prints it as one ``warning:`` line). The count is also in ``ImageData.info['skipped']``."""
+    import warnings
+
+    from ..errors import DataWarning
+
+    for d in (splits.train, splits.test):
+        n = 0 if d is None else int(d.info.get("skipped", 0))
+        if n:
+            first = (d.info.get("skipped_files") or ["?"])[0]
+            warnings.warn(f"{d.name}: skipped {n} unreadable image(s) (--skip-corrupt), "
+                          f"e.g. '{first}'", DataWarning, stacklevel=3)
 
 
 def _resize(splits: Splits, size: int) -> Splits:

@@ -6,19 +6,24 @@ Optional ``x_test`` / ``y_test`` give a test split. Files are opened with ``allo
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-from .base import ImageData, Splits
+from .base import ImageData, Splits, check_images
 
 
 def load_npz(path: Path) -> Splits:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy renamed to .npz
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error,
+            NotImplementedError) as err:
         raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''}); save arrays with numpy.savez") from None
     if "x" not in arrays:
@@ -31,11 +36,30 @@ def load_npz(path: Path) -> Splits:
             x = x[..., None]
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             raise DataError(f"'{path}': array '{key}' contains NaN or Inf; images must be uint8 0-255")
+        check_images(x, f"'{path}': array '{key}'")
         return x
 
+    def labels(key: str, n: int, xkey: str):
+        if key not in arrays:
+            return None
+        y = arrays[key]
+        if y.ndim != 1 or len(y) != n:
+            raise DataError(f"'{path}': array '{key}' has shape {tuple(y.shape)} but '{xkey}' has "
+                            f"{n} samples; give one integer label per sample ({key}=(N,))")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise DataError(f"'{path}': array '{key}' contains NaN or Inf; labels must be integers "
+                            "(use -1 for an unlabelled sample)")
+        if y.dtype.kind not in "iubf":
+            raise DataError(f"'{path}': array '{key}' has dtype {y.dtype}; labels must be integers")
+        return y
+
     name = path.stem
-    train = ImageData(images("x"), arrays.get("y"), None, f"{name}/x")
+    x = images("x")
+    train = ImageData(x, labels("y", len(x), "x"), None, f"{name}/x")
     test = None
     if "x_test" in arrays:
-        test = ImageData(images("x_test"), arrays.get("y_test"), None, f"{name}/x_test")
+        xt = images("x_test")
+        test = ImageData(xt, labels("y_test", len(xt), "x_test"), None, f"{name}/x_test")
+    elif "y_test" in arrays:
+        raise DataError(f"'{path}' has 'y_test' but no 'x_test'; save the test images as x_test")
     return Splits(train, test)

@@ -36,6 +36,8 @@ def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`flatten`. Metadata is untrusted: anything malformed raises
+    KeyError/TypeError/ValueError (turned into :class:`CheckpointError` by :func:`load`)."""
     if isinstance(obj, dict):
         if "__tensor__" in obj:
             return tensors[obj["__tensor__"]]
@@ -72,10 +74,13 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
     if META_KEY not in meta:
         raise CheckpointError(f"'{p}' is a safetensors file but not a selfsup checkpoint (no metadata)")
     try:
-        tree = json.loads(meta[META_KEY])
-    except json.JSONDecodeError:
-        raise CheckpointError(f"checkpoint '{p}' has corrupt metadata") from None
-    return unflatten(tree, tensors)
+        state = unflatten(json.loads(meta[META_KEY]), tensors)
+    except (ValueError, KeyError, TypeError, RecursionError):  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"checkpoint '{p}' has corrupt metadata; resume from an earlier "
+                              "checkpoint or start a new run") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint '{p}' has corrupt metadata (not a mapping)")
+    return state
 
 
 def rng_state() -> dict:

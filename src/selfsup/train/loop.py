@@ -4,7 +4,8 @@ Reads top to bottom: for each epoch, a seeded permutation of the data; for each 
 device, the method's loss, backward, optional clipping, an optimiser step with the scheduled
 learning rate, then the method's ``after_step``. Checkpoints after every ``checkpoint_every``
 epochs, at the end, and when SIGINT/SIGTERM asks the run to stop. A non-finite loss skips the step;
-too many in a row stop the run with the last good checkpoint intact.
+too many in a row stop the run with the last good checkpoint intact, or, with ``train.rollback``,
+reload the last checkpoint and go on at a lower learning rate (at most ``train.max_rollbacks`` times).
 """
 
 from __future__ import annotations
@@ -21,21 +22,29 @@ from pathlib import Path
 import torch
 
 from ..config import Config
-from ..errors import TrainingError
-from ..io import append_jsonl
+from ..errors import CheckpointError, TrainingError
+from ..io import append_jsonl, remove_stale_temp
 from ..methods import Batch, Method
 from . import checkpoint as ckpt
+from .monitor import CollapseMonitor
 from .optim import build_optimizer, lr_at, resolved_lr
 
 KEEP_CHECKPOINTS = 2
 
 
 class Interrupted(Exception):
-    """Raised after a requested stop has been checkpointed."""
+    """Raised after a requested stop (SIGINT/SIGTERM) has been checkpointed.
 
-    def __init__(self, run_dir: Path, step: int):
-        super().__init__(f"stopped at step {step}; checkpoint written. Continue with: selfsup train --resume {run_dir}")
-        self.run_dir, self.step = run_dir, step
+    ``exit_code`` is the shell's convention for the signal: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, run_dir: Path, step: int, signum: int = signal.SIGINT, checkpoint: Path | None = None):
+        name = signal.Signals(signum).name
+        where = f" to {checkpoint}" if checkpoint is not None else ""
+        super().__init__(f"stopped by {name} at step {step}; checkpoint written{where}. "
+                         f"Continue with: selfsup train --resume {run_dir}")
+        self.run_dir, self.step, self.signum, self.checkpoint = run_dir, step, signum, checkpoint
+        self.exit_code = 128 + int(signum)
 
 
 @dataclass
@@ -45,6 +54,8 @@ class Progress:
     step: int = 0
     skipped_steps: int = 0
     train_time: float = 0.0
+    rollbacks: int = 0
+    lr_scale: float = 1.0
 
 
 def epoch_order(n: int, seed: int, epoch: int, device, method: Method | None = None,
@@ -62,6 +73,7 @@ class StopFlag:
 
     def __init__(self):
         self.requested = False
+        self.signum = signal.SIGINT
         self._old = {}
 
     def __enter__(self):
@@ -72,9 +84,9 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         if self.requested:
-            sys.stderr.write("\nsecond signal: exiting now\n")
-            raise SystemExit(130)
-        self.requested = True
+            sys.stderr.write("\nsecond signal: exiting now; the last checkpoint is intact\n")
+            raise SystemExit(128 + int(signum))
+        self.requested, self.signum = True, signum
         sys.stderr.write(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
                          "(signal again to exit at once)\n")
 
@@ -101,15 +113,24 @@ class Trainer:
         self.base_lr = resolved_lr(cfg.optim, tc.batch_size)
         self.warmup = int(round(cfg.optim.warmup_epochs * self.steps_per_epoch))
         self.state = Progress()
+        self.resumed = False  # set by load_checkpoint: prepare() state then comes from the checkpoint
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.timing = {"data": 0.0, "views": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
+        #: collapse statistics of the step's encoder features every 10 steps (one warning at most)
+        self.monitor = CollapseMonitor(method, every=10)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         path = self.run_dir / "checkpoints" / f"step-{self.state.step:08d}.safetensors"
+        model = self.method.state_dict()
+        bad = [k for k, v in model.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise TrainingError(f"weights became non-finite ({bad[0]}) at step {self.state.step}; the last "
+                                f"good checkpoint in {self.run_dir / 'checkpoints'} was kept. Lower the "
+                                "learning rate (--lr) or set optim.clip_grad, then resume")
         ckpt.save(path, {
             "progress": asdict(self.state),
-            "model": self.method.state_dict(),
+            "model": model,
             "optimizer": self.optimizer.state_dict(),
             "method_extra": self.method.extra_state(),
             "rng": ckpt.rng_state(),
@@ -120,12 +141,41 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         s = ckpt.load(path, "cpu")
-        self.method.load_state_dict(s["model"])
-        self.optimizer.load_state_dict(s["optimizer"])
-        self.method.load_extra_state(s.get("method_extra", {}))
-        ckpt.set_rng_state(s["rng"])
-        self.state = Progress(**s["progress"])
+        try:
+            self.method.load_state_dict(s["model"])
+            self.optimizer.load_state_dict(s["optimizer"])
+            self.method.load_extra_state(s.get("method_extra", {}))
+            ckpt.set_rng_state(s["rng"])
+            state = Progress(**s["progress"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+            first = (str(err).splitlines() or [""])[0][:160]
+            raise CheckpointError(f"checkpoint '{path}' does not fit this run ({type(err).__name__}: {first}); "
+                                  "resume with the config it was written with") from None
+        self.state, self.resumed = state, True
+        for d in (self.run_dir, self.run_dir / "checkpoints"):  # we hold the lock: leftovers are stale
+            remove_stale_temp(d)
         self._truncate_metrics(self.state.step)
+
+    def _roll_back(self, bad: int) -> Progress:
+        """After ``bad`` non-finite steps in a row: reload the last checkpoint with a lower learning
+        rate (``train.rollback``), or stop with :class:`TrainingError`."""
+        tc, st = self.cfg.train, self.state
+        what = f"{bad} non-finite losses or gradients in a row at step {st.step}"
+        last = ckpt.latest(self.run_dir) if tc.rollback and st.rollbacks < tc.max_rollbacks else None
+        if last is None:
+            tried = f" after {st.rollbacks} rollback(s)" if tc.rollback else ""
+            raise TrainingError(f"{what}{tried}; the last good checkpoint is in {self.run_dir / 'checkpoints'}. "
+                                "Lower the learning rate (--lr) or set optim.clip_grad (or train.rollback=true), "
+                                "then resume")
+        skipped, n, scale = st.skipped_steps, st.rollbacks + 1, st.lr_scale * tc.rollback_lr_factor
+        self.load_checkpoint(last)
+        self.state.skipped_steps, self.state.rollbacks, self.state.lr_scale = skipped, n, scale
+        self.log({"step": self.state.step, "rollback": n, "from": last.name, "lr_scale": scale,
+                  "reason": what})
+        if self.console is not None and tc.progress != "none":
+            self.console.print(f"{what}: rolled back to {last.name} with the learning rate x{scale:g} "
+                               f"(rollback {n}/{tc.max_rollbacks})", highlight=False)
+        return self.state
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the checkpoint, so a resumed log has no duplicates."""
@@ -154,8 +204,10 @@ class Trainer:
     def fit(self) -> Progress:
         tc = self.cfg.train
         method, opt, st = self.method, self.optimizer, self.state
-        if st.step == 0:
+        if st.step == 0 and not self.resumed:
             method.prepare(self.x, self.views)
+            if tc.rollback:  # something to roll back to even before the first epoch ends
+                self.save_checkpoint()
         method.train()
         bar = _ProgressBar(tc.progress, tc.epochs, self.steps_per_epoch, st, self.console)
         bad_in_a_row = 0
@@ -163,6 +215,7 @@ class Trainer:
             while st.epoch < tc.epochs:
                 order = epoch_order(len(self.x), tc.seed, st.epoch, self.device, method, tc.batch_size)
                 epoch_loss, epoch_n, t_epoch = 0.0, 0, time.perf_counter()
+                rolled_back = False
                 while st.step_in_epoch < self.steps_per_epoch:
                     t0 = time.perf_counter()
                     idx = order[st.step_in_epoch * tc.batch_size:(st.step_in_epoch + 1) * tc.batch_size]
@@ -171,7 +224,7 @@ class Trainer:
                     views = self.views(batch.x)
                     t2 = time.perf_counter()
                     lr = lr_at(st.step, self.total_steps, self.base_lr, self.warmup, self.cfg.optim.schedule,
-                               self.cfg.optim.min_lr_ratio)
+                               self.cfg.optim.min_lr_ratio) * st.lr_scale
                     for g in opt.param_groups:
                         g["lr"] = lr
                     loss, logs = method(views, batch)
@@ -181,7 +234,9 @@ class Trainer:
                         loss.backward()
                         if self.cfg.optim.clip_grad:
                             gn = torch.nn.utils.clip_grad_norm_(method.parameters(), self.cfg.optim.clip_grad)
-                            finite = bool(torch.isfinite(gn))
+                        else:  # a finite loss can still give an Inf/NaN gradient: never step on one
+                            gn = _grad_norm(method)
+                        finite = bool(torch.isfinite(gn))
                     t3 = time.perf_counter()
                     if finite:
                         opt.step()
@@ -192,10 +247,9 @@ class Trainer:
                         st.skipped_steps += 1
                         bad_in_a_row += 1
                         if bad_in_a_row >= tc.max_bad_steps:
-                            raise TrainingError(
-                                f"{bad_in_a_row} non-finite losses or gradients in a row at step {st.step}; "
-                                f"the last good checkpoint is in {self.run_dir / 'checkpoints'}. Lower the "
-                                "learning rate (--lr) or set optim.clip_grad, then resume")
+                            st = self._roll_back(bad_in_a_row)  # raises TrainingError unless rollback is on
+                            bad_in_a_row, rolled_back = 0, True
+                            break
                     t4 = time.perf_counter()
                     for k, dt in zip(self.timing, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                         self.timing[k] += dt
@@ -208,14 +262,17 @@ class Trainer:
                         epoch_n += 1
                     rate = tc.batch_size / max(t4 - t0, 1e-9)
                     bar.update(st, lv, lr, rate)
+                    collapse = self.monitor(views, st.step) if finite else {}
                     if st.step % 10 == 0 or st.step_in_epoch == self.steps_per_epoch:
                         rec = {"step": st.step, "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
                                "loss": lv, "lr": lr, "samples_per_s": rate}
                         rec.update({k: float(v) for k, v in logs.items()})
+                        rec.update(collapse)
                         self.log(rec)
                     if stop.requested:
-                        self.save_checkpoint()
-                        raise Interrupted(self.run_dir, st.step)
+                        raise Interrupted(self.run_dir, st.step, stop.signum, self.save_checkpoint())
+                if rolled_back:
+                    continue  # the epoch (and its order) comes from the checkpoint
                 # end of epoch
                 st.epoch += 1
                 st.step_in_epoch = 0
@@ -230,9 +287,20 @@ class Trainer:
                         rec.update(extra)
                 self.log(rec)
                 bar.epoch_done(st, rec)
+                saved = None
                 if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
-                    self.save_checkpoint()
+                    saved = self.save_checkpoint()
+                if stop.requested:  # asked during the epoch's end (evaluation, checkpoint)
+                    raise Interrupted(self.run_dir, st.step, stop.signum, saved or self.save_checkpoint())
         return st
+
+
+def _grad_norm(method: Method) -> torch.Tensor:
+    """The total 2-norm of the gradients (Inf or NaN if any is), without changing them."""
+    grads = [p.grad for p in method.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads)
 
 
 class _ProgressBar:

@@ -1,0 +1,195 @@
+"""Property-based tests (hypothesis): config parsing, the array and image loaders, and checkpoint
+loading, fed random input. Whatever comes in, only the documented exception of each boundary
+escapes (ConfigError, DataError, CheckpointError), and what loads satisfies the documented form."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from selfsup import api
+from selfsup import config as C
+from selfsup.data import load_source
+from selfsup.errors import CheckpointError, ConfigError, DataError
+from selfsup.train import checkpoint as ckpt
+
+#: a fixed, quick sample by default; SELFSUP_HYPOTHESIS_EXAMPLES=N explores N random examples
+_N = int(os.environ.get("SELFSUP_HYPOTHESIS_EXAMPLES", "0"))
+SETTINGS = settings(max_examples=_N or 40, deadline=None, derandomize=not _N,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+# -- config ----------------------------------------------------------------------------------------
+
+SECTIONS = ["data", "views", "model", "optim", "train", "eval", "loss"]
+FIELDS = ["source", "image_size", "n_views", "crop_scale", "backbone", "width", "lr", "name", "epochs",
+          "batch_size", "seed", "max_bad_steps", "rollback", "rollback_lr_factor", "knn_k", "protocols",
+          "temperature", "progress", "nope"]
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=12))
+values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c,
+                                                                                      max_size=3), max_leaves=6)
+config_dicts = st.dictionaries(
+    st.sampled_from(SECTIONS + ["method", "out", "extra"]),
+    st.one_of(values, st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), values, max_size=4)),
+    max_size=5)
+
+
+@SETTINGS
+@given(d=config_dicts, overrides=st.lists(st.text(max_size=30), max_size=3))
+def test_config_parsing_raises_only_config_error(d, overrides):
+    try:
+        cfg = api.resolve_config(d, overrides)
+    except ConfigError as e:
+        assert "\n" not in str(e)
+    else:
+        assert isinstance(cfg, C.Config) and C.validate(cfg.to_dict()) == cfg
+
+
+@SETTINGS
+@given(key=st.text(max_size=20), value=st.text(max_size=30))
+def test_set_overrides_raise_only_config_error(key, value):
+    try:
+        api.resolve_config(None, [f"{key}={value}"])
+    except ConfigError:
+        pass
+
+
+@SETTINGS
+@given(text=st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
+def test_yaml_files_raise_only_config_error(text):
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "c.yaml"
+        p.write_text(text, encoding="utf-8", errors="surrogateescape")
+        try:
+            api.resolve_config(str(p))
+        except ConfigError:
+            pass
+
+
+# -- arrays ----------------------------------------------------------------------------------------
+
+dtypes = st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_, np.int8, np.uint16])
+arrays = dtypes.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0,
+                                                                   max_side=6)))
+
+
+def _check_images(d):
+    assert d.x.dtype == np.uint8 and d.x.ndim == 4 and d.x.shape[3] in (1, 3) and len(d) > 0
+    if d.y is not None:
+        assert d.y.shape == (len(d),) and d.y.dtype == np.int64
+
+
+@SETTINGS
+@given(arrs=st.dictionaries(st.sampled_from(["x", "y", "x_test", "y_test", "other"]), arrays, max_size=4))
+def test_npz_loader_raises_only_data_error(arrs):
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "d.npz"
+        np.savez(p, **arrs)
+        try:
+            s = load_source(str(p))
+        except DataError as e:
+            assert "\n" not in str(e)
+        else:
+            _check_images(s.train)
+            if s.test is not None:
+                _check_images(s.test)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=400), cut=st.integers(0, 400))
+def test_damaged_npz_files_raise_only_data_error(data, cut):
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "d.npz"
+        good = io.BytesIO()
+        np.savez(good, x=np.zeros((2, 4, 4), np.uint8))
+        raw = good.getvalue()
+        p.write_bytes(raw[:cut] + data if data else raw[:cut])  # truncated and/or garbage
+        try:
+            _check_images(load_source(str(p)).train)
+        except DataError:
+            pass
+
+
+# -- image folders ---------------------------------------------------------------------------------
+
+MODES = ["L", "RGB", "RGBA", "P", "CMYK", "I;16", "1", "LA", "I", "F"]
+
+
+@st.composite
+def image_files(draw):
+    kind = draw(st.sampled_from(["image", "image", "truncated", "bytes"]))
+    ext = draw(st.sampled_from([".png", ".jpg", ".bmp", ".gif", ".tif", ".webp"]))
+    if kind == "bytes":
+        return ext, draw(st.binary(max_size=300))
+    mode = draw(st.sampled_from(MODES))
+    w, h = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    im = Image.new(mode, (w, h))
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".bmp": "BMP", ".gif": "GIF", ".tif": "TIFF", ".webp": "WEBP"}[ext]
+    b = io.BytesIO()
+    try:
+        im.save(b, format=fmt)
+    except (OSError, ValueError, KeyError):  # this format cannot hold this mode
+        im.convert("RGB").save(b, format=fmt)
+    raw = b.getvalue()
+    if kind == "truncated":
+        raw = raw[:draw(st.integers(0, max(len(raw) - 1, 0)))]
+    return ext, raw
+
+
+@SETTINGS
+@given(files=st.lists(image_files(), min_size=1, max_size=6), skip=st.booleans(),
+       size=st.none() | st.integers(4, 9))
+def test_image_folder_loader_raises_only_data_error(files, skip, size):
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / "imgs"
+        root.mkdir()
+        for i, (ext, raw) in enumerate(files):
+            (root / f"f{i}{ext}").write_bytes(raw)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                s = load_source(str(root), image_size=size, skip_corrupt=skip, cache_dir=str(Path(d) / "c"))
+        except DataError as e:
+            assert "\n" not in str(e)
+        else:
+            _check_images(s.train)
+            assert len(s.train) + s.train.info["skipped"] == len(files)
+            if size is not None:
+                assert s.train.x.shape[1:3] == (size, size)
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tmp_path_factory):
+    p = tmp_path_factory.mktemp("ck") / "c.safetensors"
+    ckpt.save(p, {"progress": {"step": 3}, "model": {"w": torch.arange(6.0)}, "rng": [torch.zeros(2)]})
+    return p.read_bytes()
+
+
+@SETTINGS
+@given(pos=st.integers(0, 10**6), junk=st.binary(min_size=1, max_size=16), cut=st.booleans())
+def test_damaged_checkpoints_raise_only_checkpoint_error(checkpoint_bytes, pos, junk, cut):
+    raw = bytearray(checkpoint_bytes)
+    pos %= len(raw)
+    raw = raw[:pos] if cut else raw[:pos] + junk + raw[pos + len(junk):]
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "c.safetensors"
+        p.write_bytes(bytes(raw))
+        try:
+            state = ckpt.load(p)
+        except CheckpointError as e:
+            assert "\n" not in str(e)
+        else:
+            assert isinstance(state, dict)
