@@ -154,10 +154,13 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         with safe_open(str(p), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["selfsup"])
         tensors = load_file(str(p), device="cpu")
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError):
-        raise CheckpointError(f"'{p}' is not a selfsup encoder file (safetensors with metadata)") from None
-    cfg = C.Config(model=C.ModelConfig(backbone=meta["backbone"], cifar_stem=meta["cifar_stem"], width=meta["width"]))
-    enc = build_encoder(cfg, meta["in_channels"], meta["image_size"], meta["mean"], meta["std"], seed=0)
+        cfg = C.Config(model=C.ModelConfig(backbone=meta["backbone"], cifar_stem=meta["cifar_stem"],
+                                           width=meta["width"]))
+        enc = build_encoder(cfg, int(meta["in_channels"]), int(meta["image_size"]), list(meta["mean"]),
+                            list(meta["std"]), seed=0)
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError,
+            ConfigError):  # pydantic's ValidationError is a ValueError
+        raise CheckpointError(f"'{p}' is not a selfsup encoder file (safetensors with valid metadata)") from None
     try:
         enc.load_state_dict(tensors)
     except RuntimeError as err:
@@ -281,7 +284,8 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
     if resuming:
         last = ckpt.latest(run_dir)
         if last is None:
-            raise CheckpointError(f"'{run_dir}' has no loadable checkpoint to resume from; start a new run")
+            raise CheckpointError(f"'{run_dir}' has no loadable checkpoint to resume from (it stopped before "
+                                  f"its first one); start again with --out {run_dir} --overwrite")
         trainer.load_checkpoint(last)
     t0 = time.perf_counter()
     try:
@@ -295,6 +299,7 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
 
     summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data.source, "epochs": cfg.train.epochs,
                                "steps": st.step, "skipped_steps": st.skipped_steps, "view_preset": preset,
+                               "skipped_corrupt": int(tr.info.get("skipped", 0)),
                                "train_time_s": round(st.train_time, 2),
                                "timing_s": {k: round(v, 3) for k, v in trainer.timing.items()}}
     if bank is not None:

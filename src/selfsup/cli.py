@@ -189,6 +189,7 @@ def _one_line_warnings() -> None:
 
     from .errors import DataWarning
 
+    warnings.simplefilter("always", DataWarning)  # every run reports its own skips, not just the first
     default = warnings.showwarning
     if getattr(default, "_selfsup", False):
         return
