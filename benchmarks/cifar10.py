@@ -37,7 +37,7 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
     mean, std = channel_stats(tr.x)
     enc = api.build_encoder(cfg, tr.channels, spec.size, mean, std, 0)
     method = M.build(cfg.method, enc, cfg.loss, M.Context(model=cfg.model, n_samples=len(tr)))
-    views = ImageViews(spec, tr.channels, 2)
+    views = ImageViews(spec, tr.channels, 2, cfg.views.backend)
     opt = build_optimizer(method, cfg.optim, cfg.train.batch_size)
     x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous()
     bs = cfg.train.batch_size
@@ -49,7 +49,8 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
         c1 = time.perf_counter()
         v = views(xb)
         c2 = time.perf_counter()
-        z = method.head(method.encoder(torch.cat(v)))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+            z = method.head(method.encoder(torch.cat(v))).float()
         c3 = time.perf_counter()
         z1, z2 = z.chunk(2)
         loss = method.contrast(z1, z2, Batch(xb, idx))

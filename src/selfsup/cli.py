@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="training data: 'digits' (built in), an image folder, a CIFAR batch "
                    "folder, or an .npz file; default digits")
     t.add_argument("--eval-data", help="labelled data for evaluation; default: the test split of --data")
-    t.add_argument("--backbone", help="auto, convnet, convnet_small, resnet18, resnet34, resnet50")
+    t.add_argument("--backbone", help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--lr", type=_float, help="base learning rate (default depends on optim.name)")

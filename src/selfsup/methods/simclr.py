@@ -5,6 +5,8 @@ Chen et al., *A Simple Framework for Contrastive Learning of Visual Representati
 
 from __future__ import annotations
 
+import torch
+
 from pydantic import Field
 
 from ..losses import nt_xent
@@ -38,7 +40,8 @@ class SimCLR(Method):
         return nt_xent(z1, z2, self.params.temperature)
 
     def forward(self, views, batch):
-        zs = self.project(views)
+        zs = [z.float() for z in self.project(views)]
         pairs = view_pairs(views)  # every view pair; with multi-crop, global vs all
-        loss = sum(self.contrast(zs[i], zs[j], batch) for i, j in pairs) / len(pairs)
+        with torch.autocast(zs[0].device.type, enabled=False):  # logits in fp32 under bf16 autocast
+            loss = sum(self.contrast(zs[i], zs[j], batch) for i, j in pairs) / len(pairs)
         return loss, {}

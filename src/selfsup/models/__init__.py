@@ -12,6 +12,7 @@ from .resnet import ResNet, resnet18, resnet34, resnet50
 BACKBONES = {
     "convnet": lambda c, stem, w: ConvNet(c, width=w),
     "convnet_small": lambda c, stem, w: ConvNet(c, widths=(16, 32, 64, 128), width=w),
+    "convnet_deep": lambda c, stem, w: ConvNet(c, width=w, convs_per_stage=2),
     "resnet18": lambda c, stem, w: resnet18(in_channels=c, cifar_stem=stem, width=w),
     "resnet34": lambda c, stem, w: resnet34(in_channels=c, cifar_stem=stem, width=w),
     "resnet50": lambda c, stem, w: resnet50(in_channels=c, cifar_stem=stem, width=w),

@@ -106,6 +106,7 @@ class Trainer:
         self.console = console
         tc = cfg.train
         self.steps_per_epoch = len(x) // tc.batch_size
+        self.bf16 = tc.precision == "bf16"
         #: each logger has ``log(record: dict)`` and optionally ``close()``; metrics.jsonl is always kept
         self.loggers: list = []
         self.total_steps = self.steps_per_epoch * tc.epochs
@@ -227,7 +228,9 @@ class Trainer:
                                self.cfg.optim.min_lr_ratio) * st.lr_scale
                     for g in opt.param_groups:
                         g["lr"] = lr
-                    loss, logs = method(views, batch)
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                        loss, logs = method(views, batch)
+                    loss = loss.float()
                     opt.zero_grad(set_to_none=True)
                     finite = bool(torch.isfinite(loss))
                     if finite:
