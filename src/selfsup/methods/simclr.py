@@ -6,7 +6,6 @@ Chen et al., *A Simple Framework for Contrastive Learning of Visual Representati
 from __future__ import annotations
 
 import torch
-
 from pydantic import Field
 
 from ..losses import nt_xent
