@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--methods", default=None, help="comma-separated; default: every self-supervised method")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--limit", type=int, default=None, help="train on this many images (seeded subset)")
     ap.add_argument("--backbone", default="convnet")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=2)
@@ -51,7 +52,7 @@ def main():
     print("| method | batch | epochs | kNN top-1 | train samples/s | train s |", flush=True)
     print("|---|---:|---:|---:|---:|---:|", flush=True)
     for name in names:
-        cfg = {"method": name, "data": {"source": a.data}, "loss": method_loss(name),
+        cfg = {"method": name, "data": {"source": a.data, "limit": a.limit}, "loss": method_loss(name),
                "model": {"backbone": a.backbone},
                "train": {"epochs": a.epochs, "batch_size": a.batch_size, "seed": 0, "precision": a.precision,
                          "progress": "none"},
@@ -64,8 +65,8 @@ def main():
         row = {"method": name, "batch_size": a.batch_size, "epochs": a.epochs, "knn_top1": s["eval"]["knn_top1"],
                "samples_per_s": rate, "train_time_s": s["train_time_s"], "wall_s": time.perf_counter() - t0}
         rows.append(row)
-        print(f"| {name} | {a.batch_size} | {a.epochs} | {row['knn_top1']:.4f} | {rate:.0f} | {s['train_time_s']:.0f} |",
-              flush=True)
+        print(f"| {name} | {a.batch_size} | {a.epochs} | {a.limit or 'all'} | {row['knn_top1']:.4f} | {rate:.0f} "
+              f"| {s['train_time_s']:.0f} |", flush=True)
         if a.json:
             with open(a.json, "a") as f:
                 f.write(json.dumps(row) + "\n")
