@@ -45,12 +45,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="/tmp/selfsup-bench/methods")
     ap.add_argument("--json", default=None, help="also append each result as a JSON line here")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override applied to every method, e.g. loss.warmup_epochs=0.1")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     names = a.methods.split(",") if a.methods else sorted(n for n in REGISTRY if n not in SUPERVISED)
     rows = []
-    print("| method | batch | epochs | kNN top-1 | train samples/s | train s |", flush=True)
-    print("|---|---:|---:|---:|---:|---:|", flush=True)
+    print("| method | batch | epochs | train images | kNN top-1 | train samples/s | train s |", flush=True)
+    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
     for name in names:
         cfg = {"method": name, "data": {"source": a.data, "limit": a.limit}, "loss": method_loss(name),
                "model": {"backbone": a.backbone},
@@ -59,7 +61,7 @@ def main():
                "eval": {"protocols": ["knn"], "baselines": False, "report": False, "diagnostics": False},
                "out": f"{a.out}/{name}-b{a.batch_size}"}
         t0 = time.perf_counter()
-        run = selfsup.train(cfg, overwrite=True)
+        run = selfsup.train(cfg, overrides=a.overrides, overwrite=True)
         s = run.summary
         rate = s["steps"] * a.batch_size / max(s["train_time_s"], 1e-9)
         row = {"method": name, "batch_size": a.batch_size, "epochs": a.epochs, "knn_top1": s["eval"]["knn_top1"],

@@ -53,7 +53,7 @@ def main():
         m = BACKBONES[name](3, True, width)
         row = []
         for bf16 in (False, True):
-            def step():
+            def step(m=m, bf16=bf16):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     y = m(x).float().sum()
                 y.backward()
@@ -65,7 +65,7 @@ def main():
     print("two views of 256 CIFAR images (cifar preset):")
     for backend in ("torch", "kornia"):
         v = ImageViews(PRESETS["cifar"], 3, 2, backend)
-        print(f"  {backend:7s} {timeit(lambda: v(xb), 10) * 1e3:8.1f} ms")
+        print(f"  {backend:7s} {timeit(lambda v=v: v(xb), 10) * 1e3:8.1f} ms")
 
 
 if __name__ == "__main__":
