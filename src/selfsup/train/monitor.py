@@ -24,18 +24,16 @@ import math
 import sys
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..eval.diagnostics import dim_std, effective_rank
 
 
 def collapse_stats(z: Tensor, eps: float = 1e-7) -> dict[str, float]:
     """``emb_std``, ``emb_std_ideal`` and ``emb_rank`` of features ``z`` (N, D), N >= 2."""
     z = z.detach().flatten(1).float()
-    std = F.normalize(z, dim=1).std(dim=0).mean()
-    s = torch.linalg.svdvals(z.double())
-    p = s / s.sum().clamp_min(1e-300) + eps
-    rank = torch.exp(-(p * p.log()).sum())
-    return {"emb_std": float(std), "emb_std_ideal": 1.0 / math.sqrt(z.shape[1]), "emb_rank": float(rank)}
+    return {"emb_std": float(dim_std(z).mean()), "emb_std_ideal": 1.0 / math.sqrt(z.shape[1]),
+            "emb_rank": effective_rank(z, eps)}
 
 
 class CollapseMonitor:
