@@ -93,12 +93,13 @@ def test_unknown_option(capsys):
     assert_one_line_error(code, err)
 
 
-def test_existing_run_directory_is_left_untouched(capsys, tmp_path):
+def test_existing_folder_is_left_untouched(capsys, tmp_path):
     out = tmp_path / "r"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
     code, err = run_cli(capsys, "train", "--out", str(out), *TINY)
-    assert_one_line_error(code, err, "already exists", "--resume", "--overwrite")
+    assert_one_line_error(code, err, "not a selfsup run")
+    assert "--overwrite" not in err  # never suggested for a folder that is not a run
     assert (out / "precious.txt").read_text() == "keep me"
 
 

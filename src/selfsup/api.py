@@ -22,7 +22,7 @@ from .eval import protocols as EP
 from .io import write_json, write_text
 from .models import BACKBONES, build_backbone
 from .models.encoder import Encoder
-from .rundir import default_dir, prepare_new, require_run
+from .rundir import check_new, default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
 from .train import checkpoint as ckpt
@@ -219,6 +219,7 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
         cfg = resolve_config(config, overrides, **options)
         run_dir = Path(cfg.out) if cfg.out else default_dir(cfg.method, cfg.data.source)
         cfg = cfg.model_copy(update={"out": str(run_dir)})
+        check_new(run_dir, overwrite, _protected(cfg))  # before any data is decoded or model built
         lk = None
     try:
         device = pick_device(cfg.train.device)
@@ -230,7 +231,7 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
             raise ConfigError(f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
                               f"use --batch-size {max(2, len(tr) // 4)} or less")
         if lk is None:
-            lk = prepare_new(run_dir, overwrite)
+            lk = prepare_new(run_dir, overwrite, _protected(cfg))
             write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif resume is not None and options.get("epochs"):
             write_text(run_dir / "config.yaml", cfg.to_yaml())
@@ -238,6 +239,13 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
     finally:
         if lk is not None:
             lk.release()
+
+
+def _protected(cfg: C.Config) -> list[str]:
+    """Paths a run directory may never be, contain or lie inside: the data and its cache."""
+    from .data.cache import cache_root
+
+    return [p for p in (cfg.data.source, cfg.data.eval_source, str(cache_root(cfg.data.cache_dir))) if p]
 
 
 def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_epoch_end) -> Run:
