@@ -60,7 +60,8 @@ def ref_vicreg(z1, z2, inv, var, cov, gamma=1.0, eps=1e-4):
         c = [[sum((float(z[n, i]) - means[i]) * (float(z[n, j]) - means[j]) for n in range(b)) / (b - 1)
               for j in range(d)] for i in range(d)]
         v_total += sum(max(0.0, gamma - math.sqrt(c[j][j] + eps)) for j in range(d)) / d / 2
-        c_total += sum(c[i][j] ** 2 for i in range(d) for j in range(d) if i != j) / d / 2
+        # the covariance terms of the two views are summed (facebookresearch/vicreg, main_vicreg.py)
+        c_total += sum(c[i][j] ** 2 for i in range(d) for j in range(d) if i != j) / d
     return inv * mse + var * v_total + cov * c_total
 
 

@@ -7,11 +7,14 @@ For two batches ``z1, z2`` of shape (B, D)::
 
     inv  = (1 / (B D)) sum_b ||z1_b - z2_b||^2                          (mean squared error)
     var  = (1/2) sum_{z in z1, z2} (1/D) sum_j max(0, gamma - sqrt(Var(z_:j) + eps))
-    cov  = (1/2) sum_{z in z1, z2} (1/D) sum_{i != j} Cov(z)_ij^2
+    cov  =       sum_{z in z1, z2} (1/D) sum_{i != j} Cov(z)_ij^2
     L    = inv_weight * inv + var_weight * var + cov_weight * cov
 
-with unbiased variance and covariance over the batch. The paper's weights are 25, 25, 1 with
-gamma = 1 and eps = 1e-4.
+with unbiased variance and covariance over the batch: the variance term is the *mean* of the two
+views' terms, the covariance term their *sum*, as in the authors' code
+(facebookresearch/vicreg, ``main_vicreg.py``, ``VICReg.forward``) and lightly's ``VICRegLoss``
+(the paper's equation writes the covariance term per branch, ``c(Z) + c(Z')``). The paper's
+weights are 25, 25, 1 with gamma = 1 and eps = 1e-4.
 """
 
 from __future__ import annotations
@@ -57,4 +60,4 @@ def vicreg(z1: Tensor, z2: Tensor, inv: float = 25.0, var: float = 25.0, cov: fl
     inv_term = F.mse_loss(z1, z2)
     v1, c1 = _var_cov(z1, gamma, eps)
     v2, c2 = _var_cov(z2, gamma, eps)
-    return inv * inv_term + var * (v1 + v2) / 2 + cov * (c1 + c2) / 2
+    return inv * inv_term + var * (v1 + v2) / 2 + cov * (c1 + c2)
