@@ -59,7 +59,8 @@ def ref_hcl(z1, z2, t, tau_plus, beta):
     return sum(out) / len(out)
 
 
-def ref_supcon(z, labels, t):
+def ref_supcon(z, labels, t, base=0.07):
+    # HobbitLong/SupContrast losses.py: scaled by t / base, mean over every anchor (no positive: 0)
     b, v, _ = z.shape
     z = F.normalize(z, dim=2)
     lab = [int(x) if int(x) >= 0 else -1000 - i for i, x in enumerate(labels)]
@@ -69,9 +70,8 @@ def ref_supcon(z, labels, t):
         den = sum(math.exp(float(za @ zc) / t) for c, (zc, _) in enumerate(emb) if c != a)
         terms = [math.log(math.exp(float(za @ zp) / t) / den) for p, (zp, lp) in enumerate(emb)
                  if p != a and lp == la]
-        if terms:
-            out.append(-sum(terms) / len(terms))
-    return sum(out) / len(out)
+        out.append(-sum(terms) / len(terms) if terms else 0.0)
+    return (t / base) * sum(out) / len(out)
 
 
 def ref_clip(a, b, scale):
@@ -110,10 +110,12 @@ def test_special_cases():
     # SupCon, all unlabelled, two views: NT-Xent; the mix interpolates
     unl = torch.full((7,), -1)
     z = torch.stack([z1, z2], 1)
-    assert float(supcon(z, unl, t)) == pytest.approx(float(nt_xent(z1, z2, t)), abs=1e-9)
+    assert float(supcon(z, unl, t, t)) == pytest.approx(float(nt_xent(z1, z2, t)), abs=1e-9)
     y = torch.tensor([0, 0, 1, 1, 2, -1, 2])
-    mix = 0.3 * supcon(z, y, t) + 0.7 * nt_xent(z1, z2, t)
-    assert float(supcon_mix(z, y, t, 0.3)) == pytest.approx(float(mix), abs=1e-9)
+    mix = 0.3 * supcon(z, y, t, t) + 0.7 * nt_xent(z1, z2, t)
+    assert float(supcon_mix(z, y, t, 0.3, base_temperature=t)) == pytest.approx(float(mix), abs=1e-9)
+    # the authors' factor t / base_temperature
+    assert float(supcon(z, y, t)) == pytest.approx(float(supcon(z, y, t, t)) * t / 0.07, rel=1e-12)
 
 
 @pytest.mark.parametrize("b", [3, 8])
@@ -123,7 +125,7 @@ def test_collinear_closed_forms(b):
     assert float(dcl(z, z, 0.2)) == pytest.approx(math.log(2 * b - 2), abs=1e-9)
     assert float(dclw(z, z, 0.2, 0.5)) == pytest.approx(math.log(2 * b - 2), abs=1e-9)
     assert float(hcl(z, z, 0.2, 0.1, 1.0)) == pytest.approx(math.log(2 * b - 1), abs=1e-9)
-    assert float(supcon(torch.stack([z, z, z], 1), torch.zeros(b, dtype=torch.long), 0.2)) == \
+    assert float(supcon(torch.stack([z, z, z], 1), torch.zeros(b, dtype=torch.long), 0.2, 0.2)) == \
         pytest.approx(math.log(3 * b - 1), abs=1e-9)
     assert float(clip_loss(z, z, 3.0)) == pytest.approx(math.log(b), abs=1e-9)
 

@@ -10,10 +10,15 @@ B samples with V views each give N = V B L2-normalised embeddings. Anchor ``a`` 
     L_a = -1/|P(a)| sum_{p in P(a)} log( exp(s(z_a, z_p)/t) / sum_{c in A(a)} exp(s(z_a, z_c)/t) )
         = log sum_{c in A(a)} exp(s_ac / t)  -  mean_{p in P(a)} s_ap / t
 
-averaged over the anchors that have at least one positive. Label ``-1`` marks an unlabelled sample:
-its only positives are its own other views (the self-supervised case), so with every label -1 and
-V = 2 this is NT-Xent. Collinear embeddings give ``log(N - 1)``. The authors' code also multiplies
-by ``t / 0.07``; that constant factor is left out here. Default t = 0.1.
+multiplied by ``t / base_temperature`` (base 0.07) and averaged over *all* N anchors, an anchor
+without a positive counting as 0, as in the authors' code (HobbitLong/SupContrast, ``losses.py``,
+``SupConLoss``: ``-(temperature / base_temperature) * mean_log_prob_pos``, then the mean over
+``anchor_count x batch_size``, with the positive count clamped to 1). Label ``-1`` marks an
+unlabelled sample: its only positives are its own other views (the self-supervised case), so with
+every label -1, V = 2 and ``base_temperature = temperature`` this is NT-Xent. Collinear embeddings
+give ``(t / base) log(N - 1)``. pytorch-metric-learning's ``SupConLoss`` is the same with the factor
+left out and the mean taken over the anchors that have a positive (equal when every anchor has
+one, as with V >= 2). Default t = 0.1 (the paper's), base 0.07 (the authors' code).
 
 The positive term uses per-class sums of the keys, so it is O(N D); the denominator has the exact
 tiled path of :mod:`selfsup.losses.tiled`.
@@ -46,7 +51,8 @@ def _check(z: Tensor, labels: Tensor | None) -> Tensor:
     return z
 
 
-def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, *, tiled: bool | None = None) -> Tensor:
+def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, base_temperature: float = 0.07, *,
+           tiled: bool | None = None) -> Tensor:
     """Mean supervised contrastive loss.
 
     Parameters
@@ -54,6 +60,7 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, *, tiled: bool |
     z : (B, V, D) embeddings of V views of B samples (or (B, D) for one view), normalised here
     labels : (B,) integer labels; -1 = unlabelled (positives: its other views only)
     temperature : t > 0
+    base_temperature : the loss is scaled by ``t / base_temperature`` (authors' code: 0.07)
     tiled : force the tiled (True) or dense (False) denominator; None chooses by size
 
     Examples
@@ -62,7 +69,7 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, *, tiled: bool |
     torch.Size([])
     """
     z = _check(z, labels)
-    check_positive(temperature=temperature)
+    check_positive(temperature=temperature, base_temperature=base_temperature)
     rank, size = world()
     b, v, _ = z.shape
     z = F.normalize(z, dim=2)
@@ -85,16 +92,18 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, *, tiled: bool |
     lse = row_lse(q, k, 1.0 / temperature, self_idx[:, None], tiled)
     valid = n_pos > 0
     per = lse - pos_sum / (temperature * n_pos.clamp_min(1).to(q.dtype))
-    total = all_sum(valid.sum().to(per.dtype))
-    if float(total) == 0:
+    if float(all_sum(valid.sum().to(per.dtype))) == 0:
         raise ConfigError("supcon: no anchor has a positive (every label is unique and there is one "
                           "view); give two or more views or repeated labels")
-    return per[valid].sum() * size / total
+    # the mean over this rank's V B anchors (an anchor without a positive adds 0); data-parallel
+    # training averages the ranks, which gives the mean over every anchor of every rank
+    return (temperature / base_temperature) * per[valid].sum() / (v * b)
 
 
-def supcon_mix(z: Tensor, labels: Tensor, temperature: float = 0.1, weight: float = 1.0, *,
-               tiled: bool | None = None) -> Tensor:
-    """``weight * supcon(z, labels) + (1 - weight) * NT-Xent(z)``, with ``weight`` in [0, 1].
+def supcon_mix(z: Tensor, labels: Tensor, temperature: float = 0.1, weight: float = 1.0,
+               base_temperature: float = 0.07, *, tiled: bool | None = None) -> Tensor:
+    """``weight * supcon(z, labels) + (1 - weight) * supcon(z, unlabelled)``, ``weight`` in [0, 1]
+    (the second term is SupContrast's unsupervised mode: NT-Xent over all V views, same factor).
 
     Examples
     --------
@@ -107,7 +116,7 @@ def supcon_mix(z: Tensor, labels: Tensor, temperature: float = 0.1, weight: floa
     unl = torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device)
     parts = []
     if weight > 0:
-        parts.append(weight * supcon(z, labels, temperature, tiled=tiled))
+        parts.append(weight * supcon(z, labels, temperature, base_temperature, tiled=tiled))
     if weight < 1:
-        parts.append((1 - weight) * supcon(z, unl, temperature, tiled=tiled))
+        parts.append((1 - weight) * supcon(z, unl, temperature, base_temperature, tiled=tiled))
     return sum(parts)

@@ -71,6 +71,8 @@ class GroCoParams(Params):
 
 class SupConParams(_Tiled):
     temperature: float = Field(default=0.1, gt=0)
+    base_temperature: float = Field(default=0.07, gt=0)
+    """The loss is scaled by temperature / base_temperature (HobbitLong/SupContrast)."""
     weight: float = Field(default=1.0, ge=0, le=1)
     """lambda in lambda * SupCon + (1 - lambda) * NT-Xent."""
 
@@ -178,7 +180,7 @@ class SupCon(SimCLR):
         p = self.params
         if batch.y is None:
             raise ConfigError("supcon needs labels (batch.y); give labelled data (-1 marks unlabelled samples)")
-        return supcon_mix(z, batch.y, p.temperature, p.weight, tiled=p.tiled)
+        return supcon_mix(z, batch.y, p.temperature, p.weight, p.base_temperature, tiled=p.tiled)
 
     def forward(self, views, batch):
         zs = self.project(views)
