@@ -199,3 +199,24 @@ def test_bad_input_raises_config_error():
         supcon(torch.randn(4, 3), torch.arange(4))
     with pytest.raises(ValueError):  # nt_xent keeps raising a ValueError (ConfigError is one)
         nt_xent(z, z, -1.0)
+
+
+def test_clip_scale_keeps_its_gradient_above_the_bound_and_is_clamped_after_the_step():
+    """OpenCLIP (mlfoundations/open_clip, train.py) clamps the parameter after optimizer.step()
+    instead of the scale in the forward pass, so the gradient is never cut at the bound."""
+    from selfsup.losses import ClipLoss
+
+    z1, z2 = _pair(6, 4, seed=3)
+    loss = ClipLoss().double()
+    with torch.no_grad():
+        loss.logit_scale.fill_(math.log(150.0))
+    value = loss(z1, z2)
+    value.backward()
+    assert float(loss.logit_scale.grad.abs()) > 0
+    assert float(value) == pytest.approx(ref_clip(z1, z2, 150.0), abs=1e-6)
+    loss.clamp_()
+    assert float(loss.logit_scale) == pytest.approx(math.log(100.0))
+    with torch.no_grad():
+        loss.logit_scale.fill_(-1.0)
+    loss.clamp_()
+    assert float(loss.logit_scale) == 0.0

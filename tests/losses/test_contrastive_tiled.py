@@ -18,7 +18,7 @@ def _losses():
         "hcl": lambda a, b, s, tiled: hcl(a, b, 0.5, 0.1, 1.0, tiled=tiled),
         "supcon": lambda a, b, s, tiled: supcon(torch.stack([a, b, a * b], 1), y, 0.1, tiled=tiled),
         "clip": lambda a, b, s, tiled: clip_loss(a, b, s, tiled=tiled),
-        "clip_clamped": lambda a, b, s, tiled: clip_loss(a, b, s + 3.0, tiled=tiled),  # scale 100
+        "clip_large": lambda a, b, s, tiled: clip_loss(a, b, s + 3.0, tiled=tiled),  # scale above 100
     }
 
 

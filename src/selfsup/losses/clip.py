@@ -2,14 +2,18 @@
 
 Radford et al. *Learning Transferable Visual Models From Natural Language Supervision.* ICML 2021.
 
-For B pairs ``(a_i, b_i)``, L2-normalised, and ``scale = min(exp(logit_scale), 100)``::
+For B pairs ``(a_i, b_i)``, L2-normalised, and ``scale = exp(logit_scale)``::
 
     L = 1/2 [ mean_i CE(scale a_i . b_*, i) + mean_i CE(scale b_i . a_*, i) ]
       = 1/2 mean_i [ lse_j(scale a_i.b_j) + lse_j(scale b_i.a_j) ] - mean_i scale a_i.b_i
 
-The logit scale is learnable (:class:`ClipLoss` holds it), initialised to ``log(1/0.07)``; the scale
-is clamped at 100. Collinear embeddings give ``log B``. Both cross-entropies have the exact tiled
-path, including the gradient of the scale.
+The logit scale is learnable (:class:`ClipLoss` holds it), initialised to ``log(1/0.07)``. As in
+OpenCLIP (mlfoundations/open_clip, ``src/open_clip_train/train.py``: ``logit_scale.clamp_(0,
+math.log(100))`` under ``no_grad`` right after ``optimizer.step()``), the *parameter* is clamped to
+``[0, log 100]`` after each optimiser step (:meth:`ClipLoss.clamp_`, which a method holding the loss
+calls from its ``after_step``); the forward pass uses ``exp(logit_scale)`` as it is, so the scale
+keeps its gradient at the bound. Collinear embeddings give ``log B``. Both cross-entropies have the
+exact tiled path, including the gradient of the scale.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float = LOG_INIT, *,
     check_pair("clip_loss", a, b)
     if not isinstance(logit_scale, Tensor):
         logit_scale = torch.tensor(float(logit_scale), dtype=a.dtype, device=a.device)
-    scale = logit_scale.exp().clamp(max=MAX_SCALE)
+    scale = logit_scale.exp()
     a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
     lse_a = row_lse(a, gather(b), scale, None, tiled)
     lse_b = row_lse(b, gather(a), scale, None, tiled)
@@ -58,3 +62,8 @@ class ClipLoss(nn.Module):
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return clip_loss(a, b, self.logit_scale, tiled=self.tiled)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Clamp ``logit_scale`` to ``[0, log 100]`` in place; call after each optimiser step."""
+        self.logit_scale.clamp_(0.0, math.log(MAX_SCALE))
