@@ -348,16 +348,37 @@ def _with_diagnostics(monitor, callback):
 
 
 def _write_own_report(run_dir: Path, console) -> None:
-    """report.html for a finished run; a missing matplotlib only skips it, with a note."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        if console is not None:
-            console.print("report.html skipped: pip install selfsup[report] for it", highlight=False)
-        return
-    from .report import write_report
+    """report.html for a finished run; a missing matplotlib (a core dependency) only skips it, with a note."""
+    from .report import ReportError
 
-    write_report([run_dir], run_dir / "report.html")
+    try:
+        write_run_report([run_dir], run_dir / "report.html")
+    except ReportError as err:
+        if console is not None:
+            console.print(f"report.html skipped: {err}", highlight=False)
+
+
+def write_run_report(run_dirs: list[str | os.PathLike] | list[Path], out: str | os.PathLike | None = None,
+                     embedding: bool = True) -> Path:
+    """Write ``report.html`` for finished runs (``selfsup report``); returns its path.
+
+    Loads what the report draws (each run's files, and for the embedding map its encoder and
+    labelled evaluation data) and hands it to :func:`selfsup.report.write_report`.
+    """
+    from . import report as R
+
+    R.require_plotting()
+    runs = R.load_runs(list(run_dirs))
+    maps = []
+    for r in runs if embedding else []:
+        if not (r["dir"] / ENCODER_FILE).is_file():
+            continue
+        _, _, query = load_data(C.validate(r["config"]))
+        if query is None:
+            continue
+        enc = load_encoder(r["dir"], "cpu")
+        maps.append(R.embedding_points(r["label"], enc, query.x, query.y, enc.image_size))
+    return R.write_report(runs, out, maps)
 
 
 def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, protocols: list[str] | None = None,

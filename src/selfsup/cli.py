@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
 from .errors import SelfSupError
+
+#: the documentation site (mkdocs.yml's site_url); each method has a page at methods/<name>/
+DOCS_URL = "https://selfsup.readthedocs.io/en/latest/"
 
 EPILOG_TRAIN = """examples:
   selfsup train                                   SimCLR on the built-in digits, then evaluation
@@ -41,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="selfsup", description="Self-supervised representation learning: pretrain an encoder "
                 "on unlabelled data, then measure what it learned.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"selfsup {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="pretrain an encoder and evaluate it (default: SimCLR on digits)",
@@ -73,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "retrieval, anomaly; default: eval.protocols of the run")
     e.add_argument("--device", default="auto")
 
-    sub.add_parser("methods", help="list the methods with their papers")
+    sub.add_parser("methods", help="list the methods with their papers and documentation pages")
 
     r = sub.add_parser("report", help="write a self-contained report.html for one or more runs")
     r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
@@ -141,16 +146,16 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_report
+    from . import api
 
-    print(f"report: {write_report(args.run_dirs, args.out)}")
+    print(f"report: {api.write_run_report(args.run_dirs, args.out)}")
     return 0
 
 
 def _cmd_compare(args) -> int:
     from rich.console import Console
 
-    from .report import compare
+    from . import compare
 
     path, runs = compare.compare(args.methods, args.data, args.epochs, args.out, args.overwrite,
                                  Console(stderr=True), args.overrides, batch_size=args.batch_size,
@@ -179,8 +184,20 @@ def _cmd_methods(args) -> int:
     from .methods import REGISTRY
 
     for name in sorted(REGISTRY):
-        print(f"{name:12s} {REGISTRY[name].paper}")
+        print(f"{name:12s} {REGISTRY[name].paper}\n{'':12s} {method_url(name)}")
     return 0
+
+
+def docs_url() -> str:
+    """Where the documentation site lives (``$SELFSUP_DOCS_URL`` overrides it, e.g. a local build)."""
+    import os
+
+    return os.environ.get("SELFSUP_DOCS_URL", DOCS_URL).rstrip("/") + "/"
+
+
+def method_url(name: str) -> str:
+    """The documentation page of a method (one page per registered method, see docs/methods/)."""
+    return f"{docs_url()}methods/{name}/"
 
 
 def _one_line_warnings() -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
@@ -16,9 +16,8 @@ def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
 
     Returns the report path and the runs. kNN is recorded every epoch so the curves can be overlaid.
     """
-    from .. import api
-    from .. import methods as M
-    from . import write_report
+    from . import api
+    from . import methods as M
 
     names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
     names = [m for m in names if m]
@@ -39,5 +38,5 @@ def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
             console.print(f"[compare] training {m} ({epochs} epochs on {data})", highlight=False)
         runs.append(api.train(overrides=base_overrides, overwrite=overwrite, console=console, method=m, data=data,
                               epochs=epochs, out=str(root / m), **options))
-    path = write_report([r.dir for r in runs], root / "report.html")
+    path = api.write_run_report([r.dir for r in runs], root / "report.html")
     return path, runs

@@ -55,7 +55,7 @@ def test_report_several_runs(digits_run, tmp_path):
 
     other = tmp_path / "copy" / digits_run.dir.name
     shutil.copytree(digits_run.dir, other, ignore=shutil.ignore_patterns(".lock", "checkpoints"))
-    out = write_report([digits_run.dir, other], tmp_path / "both.html", embedding=False)
+    out = write_report([digits_run.dir, other], tmp_path / "both.html")
     page = out.read_text()
     assert 'id="comparison"' in page and "Ranked by <code>knn_top1</code>" in page
     assert main(["report", str(tmp_path / "missing")]) == 2

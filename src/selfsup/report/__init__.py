@@ -5,6 +5,11 @@ Sections: results with baselines, training curves (loss, learning rate, kNN), an
 singular value spectrum, and the diagnostics over time. With several runs: a comparison table
 ranking them and overlaid curves.
 
+The report draws what it is given: run directories (read as files) and, for the embedding map,
+points computed by :func:`embedding_points` from an encoder and labelled images that the caller
+loaded. It never reaches back into :mod:`selfsup.api`; ``selfsup report`` goes through
+:func:`selfsup.api.write_run_report`, which loads each run's encoder and data and hands them over.
+
 >>> from selfsup.report import write_report
 >>> write_report(["runs/simclr-digits-..."], "report.html")   # doctest: +SKIP
 """
@@ -15,15 +20,28 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import RunDirError
+from ..errors import RunDirError, SelfSupError
 from ..io import write_text
 from ..rundir import require_run
 
 MAX_MAP_POINTS = 1000
 RANK_KEYS = ("knn_top1", "linear_top1")
+
+
+class ReportError(SelfSupError):
+    """The report cannot be drawn (its plotting dependency is missing)."""
+
+
+def require_plotting() -> None:
+    """Raise :class:`ReportError` (one line) when matplotlib, a core dependency, is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ReportError("the report needs matplotlib (a dependency of selfsup): pip install matplotlib") from None
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:
@@ -46,30 +64,25 @@ def load_run(run_dir: str | os.PathLike) -> dict:
             "metrics": metrics, "diagnostics": summary.get("diagnostics")}
 
 
-def embedding_points(run: dict, max_points: int = MAX_MAP_POINTS, seed: int = 0) -> dict | None:
-    """2-D map of the run's encoder features on (at most ``max_points`` of) its labelled query set."""
+def embedding_points(label: str, encoder: Any, images: np.ndarray, labels: np.ndarray, image_size: int,
+                     max_points: int = MAX_MAP_POINTS, seed: int = 0) -> dict:
+    """2-D map of ``encoder``'s features on (at most ``max_points`` of) labelled ``images``.
+
+    ``images`` are uint8 (N, H, W, C) as the data sources give them, ``labels`` (N,) integers; the
+    result is what :func:`write_report` draws as one panel of the embedding map.
+    """
     import torch
 
-    from .. import api
-    from .. import config as C
     from ..eval import extract
 
-    d = run["dir"]
-    if not (d / api.ENCODER_FILE).is_file():
-        return None
-    cfg = C.validate(run["config"])
-    _, _, query = api.load_data(cfg)
-    if query is None:
-        return None
-    enc = api.load_encoder(d, "cpu")
-    n = min(max_points, len(query))
-    keep = np.sort(np.random.default_rng(seed).permutation(len(query))[:n])
+    n = min(max_points, len(images))
+    keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:n])
     with torch.random.fork_rng(devices=[]):
-        feats = extract(enc, query.x[keep], enc.image_size, 512, "cpu").double().numpy()
-    y = query.y[keep]
+        feats = extract(encoder, images[keep], image_size, 512, "cpu").double().numpy()
+    y = np.asarray(labels)[keep]
     feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
     xy, how = _project_2d(feats, seed)
-    return {"xy": xy, "y": y, "how": how, "label": run["label"]}
+    return {"xy": xy, "y": y, "how": how, "label": label}
 
 
 def _project_2d(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
@@ -220,29 +233,36 @@ def build_html(runs: list[dict], maps: list[dict]) -> str:
             f'<link rel="icon" href="data:,"><style>{CSS}</style></head><body>\n{body}\n</body></html>\n')
 
 
-def write_report(run_dirs: list[str | os.PathLike], out: str | os.PathLike | None = None,
-                 embedding: bool = True) -> Path:
-    """Write ``report.html`` for one or more finished runs; returns its path.
-
-    ``out`` defaults to ``RUN_DIR/report.html`` for one run and ``./report.html`` for several.
-    """
+def load_runs(run_dirs: list[str | os.PathLike]) -> list[dict]:
+    """:func:`load_run` for each directory; runs with the same name get their parent's name too."""
     if not run_dirs:
         raise RunDirError("give at least one run directory to report on")
     runs = [load_run(d) for d in run_dirs]
     labels = [r["label"] for r in runs]
-    for r in runs:  # runs with the same directory name get their parent's name too
+    for r in runs:
         if labels.count(r["label"]) > 1:
             r["label"] = f"{r['dir'].parent.name}/{r['label']}"
-    maps = []
-    if embedding:
-        for r in runs:
-            m = embedding_points(r)
-            if m is not None:
-                maps.append(m)
-    out = Path(out) if out is not None else (runs[0]["dir"] / "report.html" if len(runs) == 1
+    return runs
+
+
+def write_report(runs: list[str | os.PathLike] | list[dict], out: str | os.PathLike | None = None,
+                 maps: list[dict] | None = None) -> Path:
+    """Write ``report.html`` for one or more finished runs; returns its path.
+
+    ``runs`` are run directories or runs already read by :func:`load_runs`; ``maps`` are the
+    embedding-map panels (from :func:`embedding_points`), none by default. ``out`` defaults to
+    ``RUN_DIR/report.html`` for one run and ``./report.html`` for several.
+    """
+    require_plotting()
+    if runs and all(isinstance(r, dict) for r in runs):
+        loaded = [r for r in runs if isinstance(r, dict)]
+    else:
+        loaded = load_runs([r for r in runs if not isinstance(r, dict)])
+    out = Path(out) if out is not None else (loaded[0]["dir"] / "report.html" if len(loaded) == 1
                                               else Path("report.html"))
-    write_text(out, build_html(runs, maps))
+    write_text(out, build_html(loaded, list(maps or [])))
     return out
 
 
-__all__ = ["write_report", "load_run", "build_html", "embedding_points"]
+__all__ = ["write_report", "load_run", "load_runs", "build_html", "embedding_points", "ReportError",
+           "require_plotting"]
