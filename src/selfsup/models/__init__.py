@@ -8,6 +8,7 @@ from ..errors import ConfigError
 from .convnet import ConvNet
 from .heads import mlp, projection_head
 from .resnet import ResNet, resnet18, resnet34, resnet50
+from .vit import ViT, vit
 
 BACKBONES = {
     "convnet": lambda c, stem, w: ConvNet(c, width=w),
@@ -16,10 +17,14 @@ BACKBONES = {
     "resnet18": lambda c, stem, w: resnet18(in_channels=c, cifar_stem=stem, width=w),
     "resnet34": lambda c, stem, w: resnet34(in_channels=c, cifar_stem=stem, width=w),
     "resnet50": lambda c, stem, w: resnet50(in_channels=c, cifar_stem=stem, width=w),
+    # a CPU-sized ViT (width 128, 6 blocks, 4 heads; models/vit.py); the suffix is the patch size
+    "vit_tiny": lambda c, stem, w: vit(c, patch_size=4, width=w),
+    "vit_tiny_p2": lambda c, stem, w: vit(c, patch_size=2, width=w),
+    "vit_tiny_p8": lambda c, stem, w: vit(c, patch_size=8, width=w),
 }
 
 __all__ = ["build_backbone", "BACKBONES", "ConvNet", "ResNet", "mlp", "projection_head",
-           "resnet18", "resnet34", "resnet50"]
+           "resnet18", "resnet34", "resnet50", "ViT"]
 
 
 def build_backbone(name: str, in_channels: int, image_size: int, cifar_stem: bool | None = None,

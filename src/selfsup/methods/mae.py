@@ -1,0 +1,81 @@
+"""MAE: masked autoencoding with a ViT (and its contrastive hybrid, ``cmae``, in ``cmae.py``).
+
+He, Chen, Xie, Li, Dollar, Girshick, *Masked Autoencoders Are Scalable Vision Learners*, CVPR 2022.
+Each image is cut into patches; a random ``mask_ratio`` of them (75%) is removed; the ViT encoder
+sees only the visible patches; a light decoder puts a mask token at every removed position and
+predicts its pixels; the loss (:func:`~selfsup.losses.masked_pixel_loss`) is the mean squared
+error on the removed patches, each target patch normalised by its own mean and deviation
+(``norm_pix``). Defaults follow the authors' ``facebookresearch/mae`` (mask ratio 0.75, normalised
+pixels; their recipe's AdamW weight decay 0.05 is in ``configs/mae-cifar10.yaml``), scaled down for
+32 px on a CPU (decoder width 64, 2 blocks).
+
+MAE uses one view (the first; its recipe asks for crop + flip only). It needs a ViT backbone
+(``--backbone vit_tiny``); evaluation uses the encoder's pooled token on whole images.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..losses.masked import masked_pixel_loss
+from ..models.vit import MAEDecoder, ViT, patchify, random_masking
+from . import register
+from .base import Method, Params
+
+
+class MAEParams(Params):
+    mask_ratio: float = Field(default=0.75, gt=0, lt=1)
+    """Fraction of the patches removed from each image (MAE: 0.75)."""
+    norm_pix: bool = True
+    """Normalise each target patch by its own mean and standard deviation (MAE's default)."""
+    decoder_dim: int = Field(default=64, ge=4)
+    decoder_depth: int = Field(default=2, ge=1)
+    decoder_heads: int = Field(default=4, ge=1)
+
+
+def require_vit(encoder, method: str) -> ViT:
+    bb = getattr(encoder, "backbone", None)
+    if not isinstance(bb, ViT):
+        raise ConfigError(f"method '{method}' needs a ViT backbone; use --backbone vit_tiny (or vit_tiny_p2 for "
+                          f"16 px images), got {type(bb).__name__}")
+    return bb
+
+
+def normalised(encoder, x: Tensor) -> Tensor:
+    """The encoder's input normalisation, as its backbone sees the image."""
+    mean, std = getattr(encoder, "mean", None), getattr(encoder, "std", None)
+    return x if mean is None else (x - mean) / std
+
+
+@register
+class MAE(Method):
+    name = "mae"
+    paper = "He et al. 2022, Masked Autoencoders Are Scalable Vision Learners"
+    Params = MAEParams
+    #: the views this method reads (the loop may make more; the rest are ignored)
+    views_used = 1
+
+    def __init__(self, encoder, params, ctx):
+        super().__init__(encoder, params, ctx)
+        vit = require_vit(encoder, self.name)
+        p = params
+        self.decoder = MAEDecoder(vit.dim, vit.patch_size, vit.in_channels, p.decoder_dim, p.decoder_depth,
+                                  p.decoder_heads)
+
+    def masked_pass(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One random mask of the normalised images ``x``: (loss, mask, encoded visible tokens, decoder
+        features (N, L, d))."""
+        vit: ViT = self.encoder.backbone
+        gh, gw = vit.grid(x.shape[-2], x.shape[-1])
+        ids_keep, mask, ids_restore = random_masking(len(x), gh * gw, self.params.mask_ratio, x.device)
+        z = vit.forward_visible(x, ids_keep)
+        pred = self.decoder(z, ids_restore, (gh, gw))
+        target = patchify(x, vit.patch_size)
+        loss = masked_pixel_loss(pred.float(), target.float(), mask, self.params.norm_pix)
+        return loss, mask, z, self.decoder.last_tokens
+
+    def forward(self, views, batch):
+        loss, mask, _, _ = self.masked_pass(normalised(self.encoder, views[0]))
+        return loss, {"masked": float(mask.mean())}

@@ -1,0 +1,78 @@
+"""SparK: masked image modelling for ordinary CNNs (our ConvNet and ResNets).
+
+Tian, Jiang, Diao, Lin, Liu, Yuan, *Designing BERT for Convolutional Networks: Sparse and Hierarchical
+Masked Modeling*, ICLR 2023 (authors' code: ``keyu-tian/SparK``, ``pretrain/spark.py``). The image is
+cut into patches as large as the backbone's total stride (one cell of its last feature map); a
+random ``mask_ratio`` of them (0.6) is hidden; the CNN runs as a sparse network
+(:func:`~selfsup.models.sparse.sparse_forward`: masked positions stay empty through every layer,
+BatchNorm counts visible positions only); the feature map of every scale is densified with a
+learned mask token and a light hierarchical decoder (:class:`~selfsup.models.sparse.LightDecoder`)
+predicts the pixels; the loss is MAE's normalised-pixel MSE on the hidden patches.
+
+One view is used (the first). Evaluation uses the backbone as usual, on whole images.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from pydantic import Field
+
+from ..errors import ConfigError
+from ..losses.masked import masked_pixel_loss
+from ..models.sparse import LightDecoder, feature_channels, mask_at, sparse_forward
+from ..models.vit import ViT, check_patch, patchify, random_masking
+from . import register
+from .base import Method, Params
+from .mae import normalised
+
+PROBE = 64
+
+
+class SparKParams(Params):
+    mask_ratio: float = Field(default=0.6, gt=0, lt=1)
+    """Fraction of the patches hidden (SparK: 0.6)."""
+    patch_size: int | None = Field(default=None, ge=1)
+    """Side of a masked patch in pixels; default: the backbone's total stride (SparK's choice)."""
+    norm_pix: bool = True
+    decoder_width: int = Field(default=64, ge=8)
+    """Width of the decoder's coarsest stage (halved at each finer one)."""
+
+
+@register
+class SparK(Method):
+    name = "spark"
+    paper = "Tian et al. 2023, Designing BERT for Convolutional Networks: Sparse and Hierarchical Masked Modeling"
+    Params = SparKParams
+    views_used = 1
+
+    def __init__(self, encoder, params, ctx):
+        super().__init__(encoder, params, ctx)
+        bb = encoder.backbone
+        if isinstance(bb, ViT):
+            raise ConfigError("method 'spark' masks a CNN (convnet, resnet18, ...); for a ViT backbone use "
+                              "method 'mae'")
+        self.channels = int(encoder.mean.shape[1])
+        chans, sizes = feature_channels(bb, self.channels, PROBE)
+        self.n_scales = len(chans)
+        self.stride = PROBE // sizes[0]
+        self.decoder = LightDecoder(chans, self.channels, params.decoder_width)
+
+    def forward(self, views, batch):
+        p, bb = self.params, self.encoder.backbone
+        x = normalised(self.encoder, views[0])
+        n, _, h, w = x.shape
+        ps = p.patch_size or self.stride
+        gh, gw = check_patch(h, ps), check_patch(w, ps)
+        _, mask, _ = random_masking(n, gh * gw, p.mask_ratio, x.device)
+        active = (1 - mask).view(n, 1, gh, gw).to(x.dtype)
+        with sparse_forward(bb, active) as feats:
+            bb(x * mask_at(active, (h, w)))
+        keys = sorted(feats, key=lambda k: k[0])
+        if len(keys) != self.n_scales:
+            raise ConfigError(f"{h} px images give the backbone {len(keys)} feature scales, not {self.n_scales}; "
+                              f"use images of at least {self.stride} px")
+        pred = self.decoder([feats[k] for k in keys], active)
+        if pred.shape[-2:] != (h, w):
+            pred = F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)
+        loss = masked_pixel_loss(patchify(pred, ps).float(), patchify(x, ps).float(), mask, p.norm_pix)
+        return loss, {"masked": float(mask.mean())}
