@@ -43,12 +43,13 @@ def test_few_steps_lower_the_loss(name):
     opt = torch.optim.Adam(method.parameters(), lr=1e-2)
     views, batch = _data()
     losses = []
-    for _ in range(8):
+    for step in range(8):
         loss, logs = method(views, batch)
         assert math.isfinite(float(loss.detach())) and all(math.isfinite(v) for v in logs.values())
         opt.zero_grad()
         loss.backward()
         opt.step()
+        method.after_step(step, 8)  # as the training loop does after a step it took
         losses.append(float(loss.detach()))
     method.eval()  # the last value in eval mode (BatchNorm, no iSogCLR state update) vs the first
     with torch.no_grad():
@@ -61,6 +62,26 @@ def test_few_steps_lower_the_loss(name):
         assert not torch.all(method.isog.state.tau[:24] == 0.1)
     else:
         assert final < losses[0], (name, losses, final)
+
+
+def test_isogclr_state_is_not_written_by_a_skipped_step():
+    """The loop skips a non-finite step without calling after_step: the state stays as it was."""
+    torch.manual_seed(0)
+    ctx = M.Context(model=ModelConfig(proj_hidden=16, proj_dim=8), n_samples=24, n_views=2)
+    method = M.build("isogclr", _Enc(), {}, ctx)
+    views, batch = _data()
+    method(views, batch)
+    method.after_step(0, 3)
+    before = {k: v.clone() for k, v in method.isog.state_dict().items()}
+    bad = [v.clone() for v in views]
+    bad[0][0, 0] = float("nan")
+    loss, _ = method(bad, batch)
+    assert not math.isfinite(float(loss.detach()))  # the loop skips this step: no after_step
+    for k, v in method.isog.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    method(views, batch)  # the next good step commits its own update, never the skipped one
+    method.after_step(1, 3)
+    assert all(torch.isfinite(v).all() for v in method.isog.state_dict().values())
 
 
 def test_hyperparameters_validated_from_config():

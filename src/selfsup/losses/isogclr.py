@@ -22,15 +22,33 @@ sides averaged over anchors; the stored ``u_i`` and ``d_i`` are the averages of 
 Unimodal defaults: tau_init 0.1, gamma 0.9, rho 0.3, eta 0.01, beta 0.9, tau in [0.05, 0.7].
 ``learn_tau=False`` keeps tau fixed: SogCLR (Yuan et al. 2022).
 
-:class:`ISogCLRBimodal` applies the same rule per modality (CLIP-like pairs; image anchors against
-the other texts and text anchors against the other images, B - 1 negatives each), with separate
-image and text state; defaults tau_init 0.01, rho 6.0, tau in [0.005, 0.05]. The state update is
-done in float64 (``exp(s / 0.005)`` overflows float32).
+:class:`ISogCLRBimodal` is LibAUC's ``GCLoss_v2`` (``libauc/losses/contrastive.py``, with
+``temperature_scheme="individual_learnable"``) for CLIP-like pairs: image anchors against the other
+texts and text anchors against the other images (K = the number of candidates, B - 1 negatives
+each), separate image and text state. Unlike the unimodal rule it works on the *shifted* logits
+``h_ij = s_ij - s_ii`` and keeps, per sample, a running maximum ``b_i`` of ``h_ij / tau_i`` (over
+all candidates, the positive's 0 included) so that ``exp`` never overflows:
 
-The state is three buffers per modality, so it is in ``state_dict()`` and in every checkpoint. The
-update happens in ``forward`` while the module is in training mode. Under torch.distributed the
-negatives come from every rank and every rank applies every rank's updates, so the state stays
-identical across ranks.
+1. ``b_i' = max(b_i, max_j h_ij / tau_i)``; ``e_ij = exp(h_ij / tau_i - b_i')`` over negatives;
+2. ``u_i <- (1 - gamma) u_i exp(b_i - b_i') + gamma sum_j e_ij / (K - 1)`` (``u_i = g_i`` on the
+   first visit), clamped at 1e-20; ``p_ij = e_ij / u_i`` (detached);
+3. the loss is ``(1/2) [mean_i sum_j p_ij h_ij (images) + mean_i sum_j p_ij h_ij (texts)]``: a
+   *sum* over the negatives (no 1/(K - 1)), the two directions averaged;
+4. ``d_i = log u_i + rho + b_i' - sum_j p_ij h_ij / tau_i / (K - 1)``, then ``m`` and ``tau`` as
+   above.
+
+Defaults (LibAUC's): tau_init 0.01, gamma 0.9, rho 6.0, eta 0.01, beta 0.9, tau in [0.005, 0.05].
+The state update is done in float64. LibAUC's first-visit rule looks at the whole batch (gamma = 1
+while ``u[index].sum() == 0``); here it is per sample, which agrees whenever a batch is all new or
+all seen.
+
+The state is buffers per modality, so it is in ``state_dict()`` and in every checkpoint. The update
+is computed in ``forward`` while the module is in training mode. With ``defer=False`` (default, as
+LibAUC) it is written at once; with ``defer=True`` it is staged and written by :meth:`commit`, which
+a method calls from ``after_step``, so a step the training loop skips (a non-finite loss or
+gradient) never writes its state; a staged update not committed is dropped by the next forward.
+Under torch.distributed the negatives come from every rank and every rank applies every rank's
+updates, so the state stays identical across ranks.
 """
 
 from __future__ import annotations
@@ -60,16 +78,37 @@ def isog_side(s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor,
     return loss, u, d
 
 
+def gcl_v2_side(s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor, b_old: Tensor,
+                gamma: float, rho: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One direction of LibAUC's ``GCLoss_v2``: ``s`` (M, K) similarities to the K candidates,
+    ``neg`` (M, K) mask of the negatives, ``s_pos`` (M,), float64 state ``tau``, ``u_old``,
+    ``b_old`` (M,). Returns the per-anchor loss (M,) and the new ``u``, ``d``, ``b`` (detached)."""
+    h = s - s_pos[:, None]                                   # shifted logits, with gradient
+    k = s.shape[1]
+    hd = h.detach().double() / tau[:, None]
+    b = torch.maximum(b_old, hd.max(1).values)
+    e = torch.where(neg, torch.exp(hd - b[:, None]), torch.zeros_like(hd))
+    g = e.sum(1) / (k - 1)
+    u = torch.where(u_old > 0, (1 - gamma) * u_old * torch.exp(b_old - b) + gamma * g, g).clamp_min(1e-20)
+    p = e / u[:, None]
+    loss = (p.to(h.dtype) * h).sum(1)
+    d = torch.log(u) + rho + b - (p * hd).sum(1) / (k - 1)
+    return loss, u, d, b
+
+
 class _State(nn.Module):
-    def __init__(self, n: int, tau_init: float):
+    def __init__(self, n: int, tau_init: float, shift: bool = False):
         super().__init__()
         self.register_buffer("tau", torch.full((n,), float(tau_init), dtype=torch.float64))
         self.register_buffer("u", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("m", torch.zeros(n, dtype=torch.float64))
+        if shift:  # GCLoss_v2's running maximum of the scaled logits
+            self.register_buffer("b", torch.zeros(n, dtype=torch.float64))
 
 
 class _ISogBase(nn.Module):
-    def __init__(self, n_samples: int, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau):
+    def __init__(self, n_samples: int, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau,
+                 defer: bool = False):
         super().__init__()
         if n_samples < 1:
             raise ConfigError(f"iSogCLR needs the dataset size to size its state, got {n_samples}")
@@ -81,6 +120,8 @@ class _ISogBase(nn.Module):
         self.n_samples = n_samples
         self.gamma, self.rho, self.eta, self.beta = gamma, rho, eta, beta
         self.tau_min, self.tau_max, self.learn_tau = tau_min, tau_max, learn_tau
+        self.defer = defer
+        self._pending: list[tuple] = []
 
     def _index(self, index: Tensor, b: int) -> Tensor:
         index = index.long()
@@ -92,15 +133,29 @@ class _ISogBase(nn.Module):
         return index
 
     @torch.no_grad()
-    def _update(self, st: _State, index: Tensor, u: Tensor, d: Tensor) -> None:
+    def _update(self, st: _State, index: Tensor, u: Tensor, d: Tensor, b: Tensor | None = None) -> None:
         if not self.training:
             return
         m = (1 - self.beta) * st.m[index] + self.beta * d
         tau = st.tau[index]
         if self.learn_tau:
             tau = (tau - self.eta * m).clamp(self.tau_min, self.tau_max)
-        idx, u, m, tau = (gather(t) for t in (index, u, m, tau))  # every rank applies every update
-        st.u[idx], st.m[idx], st.tau[idx] = u, m, tau
+        new = {"u": u, "m": m, "tau": tau}
+        if b is not None:
+            new["b"] = b
+        idx = gather(index)  # every rank applies every rank's update
+        new = {k: gather(v) for k, v in new.items()}
+        self._pending.append((st, idx, new))
+        if not self.defer:
+            self.commit()
+
+    @torch.no_grad()
+    def commit(self) -> None:
+        """Write the staged state update (``defer=True``); call after a step that was taken."""
+        for st, idx, new in self._pending:
+            for k, v in new.items():
+                getattr(st, k)[idx] = v
+        self._pending = []
 
 
 class ISogCLR(_ISogBase):
@@ -108,12 +163,13 @@ class ISogCLR(_ISogBase):
 
     def __init__(self, n_samples: int, tau_init: float = 0.1, gamma: float = 0.9, rho: float = 0.3,
                  eta: float = 0.01, beta: float = 0.9, tau_min: float = 0.05, tau_max: float = 0.7,
-                 learn_tau: bool = True):
-        super().__init__(n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau)
+                 learn_tau: bool = True, defer: bool = False):
+        super().__init__(n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau, defer)
         self.state = _State(n_samples, tau_init)
 
     def forward(self, z1: Tensor, z2: Tensor, index: Tensor) -> Tensor:
         check_pair("isogclr", z1, z2)
+        self._pending = []  # an update staged by a step that was not taken is dropped
         b = z1.shape[0]
         index = self._index(index.to(z1.device), b)
         rank, size = world()
@@ -151,17 +207,19 @@ class ISogCLR(_ISogBase):
 
 
 class ISogCLRBimodal(_ISogBase):
-    """Bimodal iSogCLR (separate image/text temperatures); ``forward(a, b, index)`` for pairs."""
+    """Bimodal iSogCLR: LibAUC's ``GCLoss_v2`` (separate image/text temperatures); ``forward(a, b,
+    index)`` for pairs."""
 
     def __init__(self, n_samples: int, tau_init: float = 0.01, gamma: float = 0.9, rho: float = 6.0,
                  eta: float = 0.01, beta: float = 0.9, tau_min: float = 0.005, tau_max: float = 0.05,
-                 learn_tau: bool = True):
-        super().__init__(n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau)
-        self.state_a = _State(n_samples, tau_init)
-        self.state_b = _State(n_samples, tau_init)
+                 learn_tau: bool = True, defer: bool = False):
+        super().__init__(n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau, defer)
+        self.state_a = _State(n_samples, tau_init, shift=True)
+        self.state_b = _State(n_samples, tau_init, shift=True)
 
     def forward(self, a: Tensor, b: Tensor, index: Tensor) -> Tensor:
         check_pair("isogclr (bimodal)", a, b)
+        self._pending = []
         n = a.shape[0]
         index = self._index(index.to(a.device), n)
         rank, _ = world()
@@ -170,10 +228,11 @@ class ISogCLRBimodal(_ISogBase):
         neg = torch.ones(n, ka.shape[0], dtype=torch.bool, device=a.device)
         neg[torch.arange(n), torch.arange(n) + rank * n] = False
         s_pos = (a * b).sum(1)
-        la, ua, da = isog_side(a @ kb.t(), neg, s_pos, self.state_a.tau[index], self.state_a.u[index],
-                               self.gamma, self.rho)
-        lb, ub, db = isog_side(b @ ka.t(), neg, s_pos, self.state_b.tau[index], self.state_b.u[index],
-                               self.gamma, self.rho)
-        self._update(self.state_a, index, ua, da)
-        self._update(self.state_b, index, ub, db)
-        return la.mean() + lb.mean()
+        sa, sb = self.state_a, self.state_b
+        la, ua, da, ba = gcl_v2_side(a @ kb.t(), neg, s_pos, sa.tau[index], sa.u[index], sa.b[index],
+                                     self.gamma, self.rho)
+        lb, ub, db, bb = gcl_v2_side(b @ ka.t(), neg, s_pos, sb.tau[index], sb.u[index], sb.b[index],
+                                     self.gamma, self.rho)
+        self._update(sa, index, ua, da, ba)
+        self._update(sb, index, ub, db, bb)
+        return (la.mean() + lb.mean()) / 2

@@ -7,8 +7,10 @@ with another objective. Hyperparameters come from the config's ``loss`` section
 - ``hcl``: hard negative sampling (Robinson et al. 2021); ``debiased``: its beta = 0 case
   (Chuang et al. 2020).
 - ``isogclr``: individualised learned temperatures (Qiu et al. 2023), per-sample state in buffers
-  (so in checkpoints), indexed by the batch's sample indices; two views only.
-- ``groco``: learning by sorting (Shvetsova et al. 2023), all views at once.
+  (so in checkpoints), indexed by the batch's sample indices, written in ``after_step`` (so never
+  by a step the loop skips); two views only.
+- ``groco``: learning by sorting (Shvetsova et al. 2023), every view an anchor in turn; with
+  multi-crop only the global crops are positives.
 - ``supcon``: supervised contrastive (Khosla et al. 2020), all views at once, uses the labels
   (``-1`` = unlabelled); ``loss.weight`` < 1 mixes in NT-Xent (semi-supervised).
 """
@@ -22,6 +24,7 @@ from ..errors import ConfigError
 from ..losses import ISogCLR as ISogCLRLoss
 from ..losses import dcl, dclw, groco, hcl, supcon_mix
 from . import register
+from ._common import global_count
 from .base import Params
 from .simclr import SimCLR
 
@@ -67,6 +70,8 @@ class GroCoParams(Params):
     temperature: float = Field(default=1.0, gt=0)
     steepness: float = Field(default=1.0, gt=0)
     art_lambda: float = Field(default=0.25, ge=0)
+    stop_grad: bool = True
+    """Detach the positives and negatives (the authors' default)."""
 
 
 class SupConParams(_Tiled):
@@ -133,8 +138,10 @@ class ISogCLR(SimCLR):
             raise ConfigError(f"isogclr uses exactly 2 views (its state is updated once per step), got "
                               f"views.n_views={ctx.n_views}; set --set views.n_views=2")
         p = params
+        # the per-sample state is staged in forward and written in after_step, which the loop runs
+        # only after a step it took: a skipped (non-finite) step never writes NaN into the state
         self.isog = ISogCLRLoss(ctx.n_samples, p.tau_init, p.gamma, p.rho, p.eta, p.beta, p.tau_min,
-                                p.tau_max, p.learn_tau)
+                                p.tau_max, p.learn_tau, defer=True)
 
     def contrast(self, z1, z2, batch):
         return self.isog(z1, z2, batch.index)
@@ -147,6 +154,9 @@ class ISogCLR(SimCLR):
         tau = self.isog.state.tau[batch.index.long()]
         return loss, {"tau_mean": float(tau.mean()), "tau_std": float(tau.std())}
 
+    def after_step(self, step, total_steps):
+        self.isog.commit()
+
 
 @register
 class GroCo(SimCLR):
@@ -157,13 +167,14 @@ class GroCo(SimCLR):
     def contrast(self, z1, z2, batch):
         return self._loss(torch.stack([z1, z2], 1))
 
-    def _loss(self, z):
+    def _loss(self, z, n_global=None):
         p = self.params
-        return groco(z, p.k, p.temperature, p.steepness, p.art_lambda)
+        return groco(z, p.k, p.temperature, p.steepness, p.art_lambda, n_global=n_global, stop_grad=p.stop_grad)
 
     def forward(self, views, batch):
         zs = self.project(views)
-        return self._loss(torch.stack(zs, 1)), {}
+        # with multi-crop only the global crops are positives (the authors' n_pos_augs)
+        return self._loss(torch.stack(zs, 1), global_count(views)), {}
 
 
 @register
