@@ -9,7 +9,7 @@ from .groco import groco, relaxed_sort
 from .hcl import debiased, hcl
 from .infonce import info_nce, mochi_negatives
 from .isogclr import ISogCLR, ISogCLRBimodal
-from .listwise import listwise_wasserstein, wasserstein_1d
+from .listwise import frechet_distance, listwise_wasserstein, listwise_wasserstein_1d, wasserstein_1d
 from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
 from .supcon import supcon, supcon_mix
@@ -19,4 +19,4 @@ __all__ = ["nt_xent", "barlow_twins", "vicreg", "byol_loss", "negative_cosine", 
            "mochi_negatives", "FeatureQueue", "nearest_neighbour",
            "dcl", "dclw", "hcl", "debiased", "supcon", "supcon_mix", "clip_loss", "ClipLoss",
            "ISogCLR", "ISogCLRBimodal", "groco", "relaxed_sort", "listwise_wasserstein",
-           "wasserstein_1d", "gather"]
+           "listwise_wasserstein_1d", "frechet_distance", "wasserstein_1d", "gather"]
