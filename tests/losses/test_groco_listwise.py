@@ -9,8 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.errors import ConfigError
-from selfsup.losses import (frechet_distance, groco, listwise_wasserstein, listwise_wasserstein_1d,
-                            relaxed_sort, wasserstein_1d)
+from selfsup.losses import (
+    frechet_distance,
+    groco,
+    listwise_wasserstein,
+    listwise_wasserstein_1d,
+    relaxed_sort,
+    wasserstein_1d,
+)
 
 D = torch.float64
 
@@ -106,11 +112,11 @@ def ref_ws2(logits, label, temperature):
     return torch.trace(cov_x + cov_y) - 2.0 * sq + (diff * diff).sum()
 
 
-@pytest.mark.parametrize("q,l,t", [(3, 4, 1.0), (4, 2, 0.5), (5, 3, 0.2)])
-def test_listwise_wasserstein_matches_ws2loss(q, l, t):
-    g = torch.Generator().manual_seed(q * l)
-    logits = torch.randn(q, q * l, generator=g, dtype=D)
-    grades = torch.randint(0, 4, (q, l), generator=g).to(D)
+@pytest.mark.parametrize("q,n,t", [(3, 4, 1.0), (4, 2, 0.5), (5, 3, 0.2)])
+def test_listwise_wasserstein_matches_ws2loss(q, n, t):
+    g = torch.Generator().manual_seed(q * n)
+    logits = torch.randn(q, q * n, generator=g, dtype=D)
+    grades = torch.randint(0, 4, (q, n), generator=g).to(D)
     a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
     ours, ref = listwise_wasserstein(a, grades, t), ref_ws2(b, grades, t)
     assert float(ours.detach()) == pytest.approx(float(ref.detach()), abs=1e-9)

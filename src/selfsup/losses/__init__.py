@@ -9,7 +9,12 @@ from .groco import groco, relaxed_sort
 from .hcl import debiased, hcl
 from .infonce import info_nce, mochi_negatives
 from .isogclr import ISogCLR, ISogCLRBimodal
-from .listwise import frechet_distance, listwise_wasserstein, listwise_wasserstein_1d, wasserstein_1d
+from .listwise import (
+           frechet_distance,
+           listwise_wasserstein,
+           listwise_wasserstein_1d,
+           wasserstein_1d,
+)
 from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
 from .supcon import supcon, supcon_mix
