@@ -8,6 +8,7 @@ import torch
 
 import selfsup.methods as M
 from selfsup.config import ModelConfig
+from selfsup.errors import ConfigError
 from selfsup.methods.directpred import directcopy_weight
 from selfsup.methods.gsimclr import cluster_batch_order
 from selfsup.models import build_backbone
@@ -189,3 +190,57 @@ def test_gsimclr_prepare_clusters_with_k_equal_to_the_batch_size():
     assert m.assign.shape == (40,) and int(m.assign.max()) == 15 and int(m.assign.min()) == 0
     order = m.batch_order(40, 16, torch.Generator().manual_seed(0))
     assert len(set(m.assign[order[:16]].tolist())) == 16
+
+
+@pytest.mark.parametrize("name", ["moco", "mochi", "mocov3", "nnclr"])
+def test_two_view_methods_refuse_multicrop_and_extra_views_in_one_line(name):
+    enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
+    for n_views, local in ((2, 2), (3, 0)):
+        ctx = M.Context(model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=16, n_views=n_views,
+                        extra={"batch_size": 16, "local_crops": local})
+        with pytest.raises(ConfigError, match="exactly 2 views"):
+            M.build(name, enc, SMALL.get(name, {}), ctx)
+
+
+def test_mocov3_uses_the_resnet_recipe_for_convnets_and_the_vit_recipe_for_vits():
+    """facebookresearch/moco-v3 moco/builder.py: MoCo_ResNet (2-layer projector, predictor without
+    a final BatchNorm, T = 1.0 by default) and MoCo_ViT (3-layer projector, final BN, T = 0.2)."""
+    m = build("mocov3")
+    linears = [x for x in m.head if isinstance(x, torch.nn.Linear)]
+    assert m.recipe == "resnet" and len(linears) == 2 and m.temperature == 1.0
+    assert isinstance(m.head[-1], torch.nn.BatchNorm1d) and not m.head[-1].affine
+    assert isinstance(m.predictor[-1], torch.nn.Linear)
+    enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
+    ctx = M.Context(model=ModelConfig(backbone="vit_small", proj_hidden=32, proj_dim=16), n_samples=16)
+    v = M.build("mocov3", enc, {}, ctx)
+    assert v.recipe == "vit" and v.temperature == 0.2
+    assert len([x for x in v.head if isinstance(x, torch.nn.Linear)]) == 3
+    assert isinstance(v.predictor[-1], torch.nn.BatchNorm1d)
+    assert build("mocov3", {"temperature": 0.3}).temperature == 0.3
+
+
+def test_directpred_target_momentum_is_constant():
+    """facebookresearch/luckmatters ssl/real-dataset: trainer.m = 0.996, no schedule."""
+    m = build("directpred")
+    assert m.params.momentum == 0.996
+    assert m.momentum_at(0, 100) == m.momentum_at(99, 100) == 0.996
+    x, views = fixed_views()
+    before = [p.clone() for p in m.target_projector.parameters()]
+    run_steps(m, views, x, steps=1)
+    for b, t, o in zip(before, m.target_projector.parameters(), m.projector.parameters(), strict=True):
+        assert torch.allclose(t, 0.996 * b + 0.004 * o, atol=1e-6)
+
+
+def test_gsimclr_defaults_and_fixed_order():
+    m = build("gsimclr", {"ae_epochs": 1}, n=40)
+    assert m.params.temperature == 0.1
+    x = torch.from_numpy((np.random.default_rng(0).random((40, 1, 8, 8)) * 255).astype("uint8"))
+    m.prepare(x, None)
+    a = m.batch_order(40, 16, torch.Generator().manual_seed(0))
+    b = m.batch_order(40, 16, torch.Generator().manual_seed(5))  # another epoch: the same order
+    assert torch.equal(a, b)
+    from selfsup.methods.gsimclr import _autoencoder
+
+    enc, dec = _autoencoder(torch.zeros(2, 1, 16, 16), m.params)
+    assert any(isinstance(x, torch.nn.Conv2d) for x in enc)
+    assert dec(enc(torch.zeros(2, 1, 16, 16))).shape == (2, 1, 16, 16)

@@ -14,8 +14,16 @@
 - ``mocov3``: Chen, Xie, He, *An Empirical Study of Training Self-Supervised Vision Transformers*,
   ICCV 2021. Symmetric, a predictor on the query side, in-batch keys (no queue), momentum rising
   from ``momentum`` to 1 on a cosine schedule, loss ``2 t CE(q k^T / t, diagonal)`` per direction.
+  The authors' code (facebookresearch/moco-v3, ``moco/builder.py``, ``main_moco.py``) has two
+  recipes, chosen here by the backbone: ``MoCo_ResNet`` for convolutional backbones (a 2-layer
+  projector, a 2-layer predictor *without* BatchNorm on its output, t = 1.0, the ``--moco-t``
+  default) and ``MoCo_ViT`` for backbones whose name contains ``vit`` (a 3-layer projector, the
+  predictor with a final BatchNorm, t = 0.2 as in the ViT commands). Both projectors end in a
+  BatchNorm without affine parameters; ``loss.temperature`` overrides the recipe's.
 
-Only the first two views are used (one query view and one key view).
+These methods use exactly one query view and one key view (MoCo v3: the two views of the symmetric
+loss); none of their papers uses multi-crop, so more views or local crops are refused when the
+method is built rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -24,11 +32,21 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from ..errors import ConfigError
 from ..losses import FeatureQueue, info_nce, mochi_negatives
 from ..models import mlp, projection_head
 from . import register
 from ._common import cosine_momentum, ema_update, frozen_copy
 from .base import Method, Params
+
+
+def two_views_only(name: str, ctx) -> None:
+    """Refuse, in one line, a view set the method's authors never used (see the module docstring)."""
+    local = int(ctx.extra.get("local_crops", 0) or 0)
+    if ctx.n_views != 2 or local:
+        raise ConfigError(f"{name} uses exactly 2 views (one query, one key) and no multi-crop, got "
+                          f"views.n_views={ctx.n_views}, views.local_crops={local}; set "
+                          "--set views.n_views=2 --set views.local_crops=0")
 
 
 class MoCoParams(Params):
@@ -49,6 +67,7 @@ class MoCo(Method):
 
     def __init__(self, encoder, params, ctx):
         super().__init__(encoder, params, ctx)
+        two_views_only(self.name, ctx)
         m = ctx.model
         self.head = projection_head(encoder.out_dim, m.proj_hidden, m.proj_dim)
         self.key_encoder = frozen_copy(encoder)
@@ -140,9 +159,14 @@ class MoCHi(MoCo):
 
 
 class MoCoV3Params(Params):
-    temperature: float = Field(default=0.2, gt=0)
+    temperature: float | None = Field(default=None, gt=0)
+    """None: the recipe's (1.0 for convolutional backbones, 0.2 for ViTs)."""
     momentum: float = Field(default=0.99, ge=0, le=1)
     """Starting momentum; it rises to 1 on a cosine schedule."""
+
+
+def is_vit(backbone: str) -> bool:
+    return "vit" in str(backbone).lower()
 
 
 @register
@@ -153,14 +177,18 @@ class MoCoV3(Method):
 
     def __init__(self, encoder, params, ctx):
         super().__init__(encoder, params, ctx)
+        two_views_only(self.name, ctx)
         m = ctx.model
-        self.head = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3, last_bn=True)
-        self.predictor = mlp(m.proj_dim, m.proj_hidden, m.proj_dim, layers=2, last_bn=True)
+        vit = is_vit(m.backbone)
+        self.recipe = "vit" if vit else "resnet"
+        self.head = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3 if vit else 2, last_bn=True)
+        self.predictor = mlp(m.proj_dim, m.proj_hidden, m.proj_dim, layers=2, last_bn=vit)
+        self.temperature = params.temperature if params.temperature is not None else (0.2 if vit else 1.0)
         self.key_encoder = frozen_copy(encoder)
         self.key_head = frozen_copy(self.head)
 
     def _ctr(self, q, k):
-        t = self.params.temperature
+        t = self.temperature
         logits = F.normalize(q, dim=1) @ F.normalize(k, dim=1).t() / t
         return 2 * t * F.cross_entropy(logits, torch.arange(len(q), device=q.device))
 

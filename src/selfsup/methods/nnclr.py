@@ -6,7 +6,8 @@ Representations*, ICCV 2021. Projector (3 layers, BatchNorm on the output) and p
 
     L = ( NT-Xent(NN(z1), p2) + NT-Xent(NN(z2), p1) ) / 2
 
-(t = 0.1 in the paper). After each step the normalised ``z1`` of the batch is enqueued.
+(t = 0.1 in the paper). After each step the normalised ``z1`` of the batch is enqueued. Two views
+only: the paper uses no multi-crop, so more views or local crops are refused at build time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..losses import FeatureQueue, nearest_neighbour, nt_xent
 from ..models import mlp
 from . import register
 from .base import Method, Params
+from .moco import two_views_only
 
 
 class NNCLRParams(Params):
@@ -35,6 +37,7 @@ class NNCLR(Method):
 
     def __init__(self, encoder, params, ctx):
         super().__init__(encoder, params, ctx)
+        two_views_only(self.name, ctx)
         m = ctx.model
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3, last_bn=True)
         self.predictor = mlp(m.proj_dim, m.proj_hidden, m.proj_dim, layers=2)
