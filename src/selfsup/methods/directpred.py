@@ -7,13 +7,20 @@ detached, not centred) is kept, ``F <- rho F + (1 - rho) mean(f f^T)`` after eve
 ``W = U diag(p) U^T`` with ``p_j = sqrt(max(s_j, 0) / max(s)) + eps``.
 
 DirectCopy (Wang et al. 2021, *Towards Demystifying Representation Learning with Non-contrastive
-Self-supervision*): ``W = F / ||F||_2 + eps I``. The correlation is divided by its largest
-eigenvalue (as DirectPred divides by ``max(s)``) so that ``eps`` has the same meaning for any
-scale of the projector outputs; the cosine loss ignores the overall scale of W anyway.
+Self-supervision*): the predictor is the running correlation itself, no eigendecomposition,
+``W = F^ + eps I`` with ``F^`` the correlation *normalised*. The normalisation used here is the
+spectral norm, ``F^ = F / ||F||_2`` (for the PSD ``F`` this is its largest eigenvalue, the same
+division DirectPred makes by ``max(s)``), so that ``eps`` means the same for any scale of the
+projector outputs. The authors' public trainer (facebookresearch/luckmatters,
+``ssl/real-dataset/byol_trainer.py``, ``predictor_reg == "directcopy"``) writes ``M + eps I`` with
+the unnormalised running correlation ``M``; only the direction of ``W`` matters to the cosine loss,
+but ``eps`` is then relative to the scale of ``M``, which is why the paper's normalised form is used.
 
-The target network, its momentum and the loss are BYOL's. ``W`` is the weight of ``predictor``, a
-bias-free ``nn.Linear`` without gradient; ``F`` is the buffer ``corr``; both are saved in
-checkpoints. Before the first update W is the identity.
+The loss is BYOL's; the target momentum is *constant*, 0.996 by default, as in the authors' code
+(luckmatters ``ssl/real-dataset/config/byol_config.yaml``: ``trainer.m: 0.996``, applied unchanged
+every step by ``_update_target_network_parameters``), not BYOL's cosine schedule. ``W`` is the
+weight of ``predictor``, a bias-free ``nn.Linear`` without gradient; ``F`` is the buffer ``corr``;
+both are saved in checkpoints. Before the first update W is the identity.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from .byol import BYOL
 
 class DirectPredParams(Params):
     momentum: float = Field(default=0.996, ge=0, le=1)
+    """Target momentum, constant over the run (the authors' code)."""
     rho: float = Field(default=0.3, ge=0, lt=1)
     eps: float = Field(default=0.01, ge=0)
     freq: int = Field(default=1, ge=1)
@@ -73,6 +81,9 @@ class DirectPred(BYOL):
         if int(self.updates) % p.freq == 0:
             self.predictor.weight.copy_(self.set_weight(self.corr, p.eps))
         self.updates += 1
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        return self.params.momentum  # constant, unlike BYOL's cosine schedule
 
     def after_step(self, step, total_steps):
         super().after_step(step, total_steps)
