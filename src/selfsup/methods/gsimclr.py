@@ -1,16 +1,21 @@
 """G-SimCLR: SimCLR with batches that avoid likely false negatives, found by clustering.
 
 Chakraborty, Gosthipaty, Paul, *G-SimCLR: Self-Supervised Contrastive Learning with Guided
-Projection via Pseudo Labelling*, ICDM Workshops 2020. Before training (``prepare``) a small
-denoising autoencoder is trained on the training images; its bottleneck features are clustered by
-k-means with k = the batch size (scikit-learn, fixed seed); the cluster of each sample is kept as a
-buffer (saved in checkpoints). Each epoch's order (``batch_order``) builds batches with at most one
-sample per cluster for as long as at least ``batch_size`` clusters still have unused samples
-(drawing from the fullest clusters first, so that this lasts as long as possible); the remaining
-samples fill the last batches at random. The loss stays NT-Xent.
+Projection via Pseudo Labelling*, ICDM Workshops 2020. Before training (``prepare``) a
+convolutional denoising autoencoder is trained on the training images (resized to at most
+``ae_size`` px, Gaussian input noise, fixed seed); its bottleneck features are clustered by k-means
+with k = the batch size (scikit-learn, fixed seed); the cluster of each sample is kept as a buffer
+(saved in checkpoints). The batch order (``batch_order``) is *fixed*: computed once from the
+clusters and ``seed`` and the same every epoch; its batches hold at most one sample per cluster for
+as long as at least ``batch_size`` clusters still have unused samples (drawing from the fullest
+clusters first, so that this lasts as long as possible); the remaining samples fill the last
+batches. The loss stays NT-Xent, with the authors' temperature 0.1.
 
-The autoencoder is an MLP on images resized to at most ``ae_size`` px (a CPU-sized stand-in for the
-paper's convolutional one), trained with Gaussian input noise under a fixed seed.
+The defaults follow the paper and the issue that reviewed it against the authors' notebooks
+(sayakpaul/G-SimCLR: temperature 0.1, k-means with as many clusters as the batch size, a fixed
+cluster-sorted order, a convolutional denoising autoencoder); that repository could not be read
+from this machine, so the autoencoder's exact layers are ours (two stride-2 convolutions down, two
+transposed convolutions up). Inputs that are not images (not N x C x H x W) get an MLP autoencoder.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from .simclr import SimCLR, SimCLRParams
 
 
 class GSimCLRParams(SimCLRParams):
+    temperature: float = Field(default=0.1, gt=0)
+    """The authors' NT-Xent temperature."""
     clusters: int | None = Field(default=None, ge=2)
     """k of k-means; default the batch size."""
     ae_epochs: int = Field(default=10, ge=1)
@@ -37,18 +44,33 @@ class GSimCLRParams(SimCLRParams):
     seed: int = 0
 
 
+def _autoencoder(x: torch.Tensor, p: GSimCLRParams) -> tuple[nn.Module, nn.Module]:
+    if x.ndim == 4:  # images: a small convolutional autoencoder
+        c, h = x.shape[1], x.shape[2]
+        w = max(h // 4, 1)
+        enc = nn.Sequential(nn.Conv2d(c, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                            nn.Flatten(), nn.Linear(64 * w * w, p.ae_dim))
+        dec = nn.Sequential(nn.Linear(p.ae_dim, 64 * w * w), nn.ReLU(), nn.Unflatten(1, (64, w, w)),
+                            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                            nn.ConvTranspose2d(32, c, 4, 2, 1), nn.Sigmoid())
+        return enc, dec
+    d = x[0].numel()
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(d, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, p.ae_dim))
+    dec = nn.Sequential(nn.Linear(p.ae_dim, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, d), nn.Sigmoid(),
+                        nn.Unflatten(1, tuple(x.shape[1:])))
+    return enc, dec
+
+
 def train_autoencoder(x: torch.Tensor, p: GSimCLRParams) -> torch.Tensor:
-    """Train a denoising MLP autoencoder on uint8 images (N, C, H, W); return bottleneck features."""
+    """Train a denoising autoencoder on uint8 images (N, C, H, W); return bottleneck features."""
     xf = x.float() / 255.0
-    if xf.shape[-1] > p.ae_size:
-        xf = F.interpolate(xf, size=(p.ae_size, p.ae_size), mode="bilinear", antialias=True,
-                           align_corners=False)
-    xf = xf.flatten(1)
-    d = xf.shape[1]
+    if xf.ndim == 4:
+        size = min(p.ae_size, xf.shape[-1]) // 4 * 4 or 4   # the two stride-2 stages need H % 4 == 0
+        if xf.shape[-1] != size or xf.shape[-2] != size:
+            xf = F.interpolate(xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     with seeded(p.seed):
-        enc = nn.Sequential(nn.Linear(d, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, p.ae_dim)).to(x.device)
-        dec = nn.Sequential(nn.Linear(p.ae_dim, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, d),
-                            nn.Sigmoid()).to(x.device)
+        enc, dec = _autoencoder(xf, p)
+        enc, dec = enc.to(x.device), dec.to(x.device)
         opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
         for _ in range(p.ae_epochs):
             for idx in torch.randperm(len(xf), device=x.device).split(256):
@@ -112,4 +134,5 @@ class GSimCLR(SimCLR):
     def batch_order(self, n, batch_size, generator):
         if len(self.assign) != n or bool((self.assign < 0).any()):
             return None
-        return cluster_batch_order(self.assign, batch_size, generator)
+        # fixed: the same order every epoch (the per-epoch generator is not used)
+        return cluster_batch_order(self.assign, batch_size, torch.Generator().manual_seed(self.params.seed))
