@@ -84,13 +84,14 @@ def _knn(i: EvalInputs) -> dict:
     return knn_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_k, i.ec.knn_t)
 
 
-@register("knn_sweep", help="weighted kNN, best over eval.knn_sweep_k x eval.knn_sweep_t: top-1, top-5")
+@register("knn_sweep", help="weighted kNN, (k, t) of eval.knn_sweep_k x eval.knn_sweep_t chosen by "
+          "leave-one-out on the bank, then the query scored once: top-1, top-5")
 def _knn_sweep(i: EvalInputs) -> dict:
     from .knn import knn_sweep
 
     r = knn_sweep(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_sweep_k, i.ec.knn_sweep_t)
     return {"knn_sweep_top1": r["top1"], "knn_sweep_top5": r["top5"], "knn_sweep_k": r["k"],
-            "knn_sweep_t": r["t"]}
+            "knn_sweep_t": r["t"], "knn_sweep_bank_loo_top1": r["bank_top1"]}
 
 
 @register("linear", help="L-BFGS logistic regression on standardised features: linear_top1")

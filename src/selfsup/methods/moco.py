@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..errors import ConfigError
-from ..losses import FeatureQueue, info_nce, mochi_negatives
+from ..losses import FeatureQueue, gather, info_nce, mochi_negatives
 from ..models import mlp, projection_head
 from . import register
 from ._common import cosine_momentum, ema_update, frozen_copy
@@ -104,7 +104,7 @@ class MoCo(Method):
             q2, k1 = self.query(views[1]), self.key(views[0])
             loss = (loss + info_nce(q2, k1, self.queue.queue, p.temperature, self.extra_negatives(q2))) / 2
             keys.append(k1)
-        self._keys = torch.cat(keys)
+        self._keys = torch.cat([gather(k) for k in keys])  # every rank's keys enter the queue (DDP)
         return loss, {}
 
     def after_step(self, step, total_steps):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..losses import FeatureQueue, nearest_neighbour, nt_xent
+from ..losses import FeatureQueue, gather, nearest_neighbour, nt_xent
 from ..models import mlp
 from . import register
 from .base import Method, Params
@@ -50,7 +50,7 @@ class NNCLR(Method):
         q = self.support.queue
         t = self.params.temperature
         loss = (nt_xent(nearest_neighbour(z1, q), p2, t) + nt_xent(nearest_neighbour(z2, q), p1, t)) / 2
-        self._push = F.normalize(z1.detach(), dim=1)
+        self._push = gather(F.normalize(z1.detach(), dim=1))  # every rank's embeddings (DDP)
         return loss, {}
 
     def after_step(self, step, total_steps):

@@ -6,16 +6,25 @@ learning rate, then the method's ``after_step``. Checkpoints after every ``check
 epochs, at the end, and when SIGINT/SIGTERM asks the run to stop. A non-finite loss skips the step;
 too many in a row stop the run with the last good checkpoint intact, or, with ``train.rollback``,
 reload the last checkpoint and go on at a lower learning rate (at most ``train.max_rollbacks`` times).
+
+Under torchrun (several processes, :mod:`.distributed`) the same loop runs on every rank: each rank
+takes its slice of the global batch, the method runs inside DistributedDataParallel (BatchNorm
+synchronised with ``train.sync_bn``), the loss and the stop request are summed over ranks once per
+step (so every rank skips, stops and checkpoints at the same step), and only rank 0 writes
+metrics, checkpoints and progress. ``train.chunk_size`` runs the step with gradient caching
+(:mod:`.gradcache`); ``train.precision`` picks the autocast type (:mod:`.precision`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,8 +35,11 @@ from ..errors import CheckpointError, TrainingError
 from ..io import append_jsonl, remove_stale_temp
 from ..methods import Batch, Method
 from . import checkpoint as ckpt
+from . import distributed as D
+from . import gradcache
 from .monitor import CollapseMonitor
 from .optim import build_optimizer, lr_at, resolved_lr
+from .precision import autocast_dtype, resolve
 
 KEEP_CHECKPOINTS = 2
 
@@ -105,8 +117,25 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.console = console
         tc = cfg.train
+        self.rank, self.world_size = D.world()
+        self.main = self.rank == 0
+        D.check_batch(tc.batch_size, self.world_size)
+        self.local_batch = tc.batch_size // self.world_size
         self.steps_per_epoch = len(x) // tc.batch_size
-        self.bf16 = tc.precision == "bf16"
+        self.precision, self.precision_reason = resolve(tc.precision, device)
+        self.amp_dtype = autocast_dtype(self.precision)
+        self.bf16 = self.precision == "bf16"
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        gradcache.check(method, tc.chunk_size, self.local_batch)
+        if self.world_size > 1 and tc.sync_bn and D.has_batchnorm(method):
+            method = D.convert_sync_batchnorm(method, device)  # same parameter objects, same state keys
+            self.method = method
+        if tc.channels_last:
+            method.to(memory_format=torch.channels_last)
+        if tc.compile:
+            method.encoder.compile()
+        #: what the step calls: the method, or its DistributedDataParallel wrapper
+        self.model = D.wrap(method, device) if self.world_size > 1 else method
         #: each logger has ``log(record: dict)`` and optionally ``close()``; metrics.jsonl is always kept
         self.loggers: list = []
         self.total_steps = self.steps_per_epoch * tc.epochs
@@ -118,11 +147,22 @@ class Trainer:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.timing = {"data": 0.0, "views": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
         #: collapse statistics of the step's encoder features every 10 steps (one warning at most)
-        self.monitor = CollapseMonitor(method, every=10)
+        self.monitor = CollapseMonitor(method, every=10, stream=None if self.main else io.StringIO())
+        #: how this run computes (for the summary): precision and why, processes, chunking
+        self.setup = {"precision": self.precision, "precision_reason": self.precision_reason,
+                      "nproc": self.world_size, "chunk_size": tc.chunk_size, "compile": tc.compile,
+                      "channels_last": tc.channels_last}
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
+        """Rank 0 writes the checkpoint; every rank returns its path after rank 0 is done."""
         path = self.run_dir / "checkpoints" / f"step-{self.state.step:08d}.safetensors"
+        if self.main:
+            self._write_checkpoint(path)
+        D.barrier("a checkpoint")
+        return path
+
+    def _write_checkpoint(self, path: Path) -> None:
         model = self.method.state_dict()
         bad = [k for k, v in model.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
@@ -138,7 +178,6 @@ class Trainer:
         })
         for old in ckpt.checkpoints(self.run_dir)[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
-        return path
 
     def load_checkpoint(self, path: Path) -> None:
         s = ckpt.load(path, "cpu")
@@ -153,9 +192,10 @@ class Trainer:
             raise CheckpointError(f"checkpoint '{path}' does not fit this run ({type(err).__name__}: {first}); "
                                   "resume with the config it was written with") from None
         self.state, self.resumed = state, True
-        for d in (self.run_dir, self.run_dir / "checkpoints"):  # we hold the lock: leftovers are stale
-            remove_stale_temp(d)
-        self._truncate_metrics(self.state.step)
+        if self.main:
+            for d in (self.run_dir, self.run_dir / "checkpoints"):  # we hold the lock: leftovers are stale
+                remove_stale_temp(d)
+            self._truncate_metrics(self.state.step)
 
     def _roll_back(self, bad: int) -> Progress:
         """After ``bad`` non-finite steps in a row: reload the last checkpoint with a lower learning
@@ -173,7 +213,7 @@ class Trainer:
         self.state.skipped_steps, self.state.rollbacks, self.state.lr_scale = skipped, n, scale
         self.log({"step": self.state.step, "rollback": n, "from": last.name, "lr_scale": scale,
                   "reason": what})
-        if self.console is not None and tc.progress != "none":
+        if self.console is not None and tc.progress != "none" and self.main:
             self.console.print(f"{what}: rolled back to {last.name} with the learning rate x{scale:g} "
                                f"(rollback {n}/{tc.max_rollbacks})", highlight=False)
         return self.state
@@ -197,9 +237,74 @@ class Trainer:
         write_text(self.metrics_path, "".join(k + "\n" for k in keep))
 
     def log(self, rec: dict) -> None:
+        if not self.main:
+            return
         append_jsonl(self.metrics_path, rec)
         for lg in self.loggers:
             lg.log(rec)
+
+    # -- one step ------------------------------------------------------------------------------
+    def batch_at(self, order: torch.Tensor, step_in_epoch: int, step: int) -> tuple[Batch, list[torch.Tensor]]:
+        """This rank's batch and views for one step of the global order.
+
+        Views are drawn under a generator keyed by (seed, step) (and the rank with
+        ``view_sharding=local``), so they depend neither on the process count nor on resuming.
+        """
+        tc = self.cfg.train
+        gidx = order[step_in_epoch * tc.batch_size:(step_in_epoch + 1) * tc.batch_size]
+        lo, hi = D.slice_of(tc.batch_size)
+        idx = gidx[lo:hi]
+        labels = None if self.labels is None else self.labels[idx]
+        t0 = time.perf_counter()
+        if self.world_size == 1 or tc.view_sharding == "global":
+            xg = self.x[gidx]
+            t0 = time.perf_counter()
+            with D.keyed_rng(D.view_seed(tc.seed, step), self.device):
+                views = self.views(xg)
+            views = [v[lo:hi] for v in views] if self.world_size > 1 else views
+            batch = Batch(xg[lo:hi] if self.world_size > 1 else xg, idx, labels)
+        else:
+            xl = self.x[idx]
+            t0 = time.perf_counter()
+            with D.keyed_rng(D.view_seed(tc.seed, step, self.rank), self.device):
+                views = self.views(xl)
+            batch = Batch(xl, idx, labels)
+        self._views_time = time.perf_counter() - t0
+        if self.cfg.train.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in views]
+        return batch, views
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _no_sync(self):
+        return self.model.no_sync() if self.model is not self.method else nullcontext()
+
+    def forward_backward(self, views: list[torch.Tensor], batch: Batch) -> tuple[torch.Tensor, dict, bool]:
+        """Loss (this rank's), logs, and whether the *global* loss was finite; gradients (averaged
+        over ranks) are in ``.grad`` when it was. Every rank takes the same decision."""
+        tc = self.cfg.train
+        if tc.chunk_size is not None and tc.chunk_size < len(views[0]):
+            loss, logs = gradcache.method_step(self.model, self.method, views, batch, tc.chunk_size,
+                                               self._autocast, self._no_sync)
+            return loss, logs, self._globally_finite(loss)
+        with self._autocast():
+            loss, logs = self.model(views, batch)
+        loss = loss.float()
+        finite = self._globally_finite(loss)
+        if finite:
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        elif self.world_size > 1:  # DDP expects a backward after its forward; the step is skipped anyway
+            (loss * 0).backward()
+        return loss, logs, finite
+
+    def _globally_finite(self, loss: torch.Tensor) -> bool:
+        if self.world_size == 1:
+            return bool(torch.isfinite(loss))
+        self._loss_sum = D.reduce_sum(loss.detach().reshape(1), "the step's loss")
+        return bool(torch.isfinite(self._loss_sum).all())
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> Progress:
@@ -210,7 +315,11 @@ class Trainer:
             if tc.rollback:  # something to roll back to even before the first epoch ends
                 self.save_checkpoint()
         method.train()
-        bar = _ProgressBar(tc.progress, tc.epochs, self.steps_per_epoch, st, self.console)
+        if self.console is not None and tc.progress != "none" and self.main:
+            extra = f", {self.world_size} processes" if self.world_size > 1 else ""
+            self.console.print(f"precision: {self.precision} ({self.precision_reason}){extra}", highlight=False)
+        bar = _ProgressBar(tc.progress if self.main else "none", tc.epochs, self.steps_per_epoch, st,
+                           self.console)
         bad_in_a_row = 0
         with StopFlag() as stop, bar:
             while st.epoch < tc.epochs:
@@ -219,32 +328,38 @@ class Trainer:
                 rolled_back = False
                 while st.step_in_epoch < self.steps_per_epoch:
                     t0 = time.perf_counter()
-                    idx = order[st.step_in_epoch * tc.batch_size:(st.step_in_epoch + 1) * tc.batch_size]
-                    batch = Batch(self.x[idx], idx, None if self.labels is None else self.labels[idx])
-                    t1 = time.perf_counter()
-                    views = self.views(batch.x)
+                    batch, views = self.batch_at(order, st.step_in_epoch, st.step)
                     t2 = time.perf_counter()
+                    t1 = t2 - self._views_time
                     lr = lr_at(st.step, self.total_steps, self.base_lr, self.warmup, self.cfg.optim.schedule,
                                self.cfg.optim.min_lr_ratio) * st.lr_scale
                     for g in opt.param_groups:
                         g["lr"] = lr
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                        loss, logs = method(views, batch)
-                    loss = loss.float()
                     opt.zero_grad(set_to_none=True)
-                    finite = bool(torch.isfinite(loss))
+                    loss, logs, finite = self.forward_backward(views, batch)
+                    overflow = False
                     if finite:
-                        loss.backward()
+                        if self.scaler is not None:
+                            self.scaler.unscale_(opt)
                         if self.cfg.optim.clip_grad:
                             gn = torch.nn.utils.clip_grad_norm_(method.parameters(), self.cfg.optim.clip_grad)
                         else:  # a finite loss can still give an Inf/NaN gradient: never step on one
                             gn = _grad_norm(method)
-                        finite = bool(torch.isfinite(gn))
+                        finite = bool(torch.isfinite(gn))  # gradients are averaged: the same on every rank
+                        overflow = not finite and self.scaler is not None
                     t3 = time.perf_counter()
                     if finite:
-                        opt.step()
+                        if self.scaler is not None:
+                            self.scaler.step(opt)
+                            self.scaler.update()
+                        else:
+                            opt.step()
                         method.after_step(st.step, self.total_steps)
                         bad_in_a_row = 0
+                    elif overflow:  # fp16 gradients overflowed: the scaler lowers its scale (not a bad step)
+                        self.scaler.update()
+                        opt.zero_grad(set_to_none=True)
+                        st.skipped_steps += 1
                     else:
                         opt.zero_grad(set_to_none=True)
                         st.skipped_steps += 1
@@ -259,7 +374,10 @@ class Trainer:
                     st.step += 1
                     st.step_in_epoch += 1
                     st.train_time += t4 - t0
-                    lv = float(loss.detach()) if finite else float("nan")
+                    if self.world_size > 1:
+                        lv = float(self._loss_sum[0]) / self.world_size if finite else float("nan")
+                    else:
+                        lv = float(loss.detach()) if finite else float("nan")
                     if finite:
                         epoch_loss += lv
                         epoch_n += 1
@@ -272,8 +390,8 @@ class Trainer:
                         rec.update({k: float(v) for k, v in logs.items()})
                         rec.update(collapse)
                         self.log(rec)
-                    if stop.requested:
-                        raise Interrupted(self.run_dir, st.step, stop.signum, self.save_checkpoint())
+                    if self._stop_requested(stop):
+                        raise Interrupted(self.run_dir, st.step, self._stop_signum, self.save_checkpoint())
                 if rolled_back:
                     continue  # the epoch (and its order) comes from the checkpoint
                 # end of epoch
@@ -283,7 +401,7 @@ class Trainer:
                 rec = {"step": st.step, "epoch": st.epoch, "epoch_loss": epoch_loss / max(epoch_n, 1),
                        "epoch_time_s": dt, "epoch_samples_per_s": epoch_n * tc.batch_size / max(dt, 1e-9),
                        "skipped_steps": st.skipped_steps}
-                if self.on_epoch_end is not None:
+                if self.on_epoch_end is not None and self.main:  # evaluation: rank 0 only
                     extra = self.on_epoch_end(st.epoch, method)
                     method.train()
                     if extra:
@@ -292,10 +410,32 @@ class Trainer:
                 bar.epoch_done(st, rec)
                 saved = None
                 if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
-                    saved = self.save_checkpoint()
-                if stop.requested:  # asked during the epoch's end (evaluation, checkpoint)
-                    raise Interrupted(self.run_dir, st.step, stop.signum, saved or self.save_checkpoint())
+                    saved = self.save_checkpoint()  # every rank waits for rank 0 (and its evaluation)
+                else:
+                    D.barrier("the end of an epoch")
+                if self._stop_requested(stop):  # asked during the epoch's end (evaluation, checkpoint)
+                    raise Interrupted(self.run_dir, st.step, self._stop_signum, saved or self.save_checkpoint())
         return st
+
+    _stop_signum = signal.SIGTERM
+
+    def _stop_requested(self, stop: StopFlag) -> bool:
+        """Whether any rank was asked to stop (one small all-reduce per step under several processes)."""
+        if self.world_size == 1:
+            self._stop_signum = stop.signum
+            return stop.requested
+        flags = torch.zeros(2)
+        if stop.requested:
+            flags[0], flags[1] = 1.0, float(int(stop.signum))
+        flags = D.reduce_sum(flags, "a stop request")
+        n, total = int(flags[0]), int(flags[1])
+        if n == 0:
+            return False
+        if stop.requested:
+            self._stop_signum = stop.signum
+        else:  # the signal the other ranks got (SIGTERM when they got different ones)
+            self._stop_signum = signal.Signals(total // n) if total % n == 0 else signal.SIGTERM
+        return True
 
 
 def _grad_norm(method: Method) -> torch.Tensor:

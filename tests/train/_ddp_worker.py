@@ -1,0 +1,56 @@
+"""A worker for the DDP tests: trains a method on 8x8 digits with the real Trainer and writes the
+final weights. Run in 1 process directly, or in N gloo processes (torch.multiprocessing spawn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int = 16, n: int = 64,
+                  overrides: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Train ``method_name`` on ``n`` digits with global batch ``batch``; the encoder's state."""
+    from sklearn.datasets import load_digits
+
+    from selfsup import api
+    from selfsup import methods as M
+    from selfsup.models import build_backbone
+    from selfsup.models.encoder import Encoder
+    from selfsup.train import Trainer
+    from selfsup.views import ImageViews, resolve_spec
+
+    over = ["model.backbone=convnet_small", "model.proj_hidden=32", "model.proj_dim=16",
+            "train.precision=fp32", "train.progress=none", "optim.name=sgd", "optim.lr=0.5"]
+    cfg = api.resolve_config(method=method_name, batch_size=batch, epochs=steps_epochs,
+                             overrides=over + list(overrides or []))
+    img = load_digits().images[:n]  # 8x8 digits, 0..16
+    x = torch.from_numpy((img * 15.9).round().astype("uint8"))[:, None]  # (N, 1, 8, 8) uint8
+    _, spec = resolve_spec("auto", 1, 8)
+    torch.manual_seed(cfg.train.seed)
+    enc = Encoder(build_backbone("convnet_small", 1, spec.size), [0.3], [0.3])
+    ctx = M.Context(model=cfg.model, n_samples=n, n_views=2, extra={"batch_size": batch})
+    method = M.build(method_name, enc, cfg.loss, ctx)
+    views = ImageViews(spec, 1, 2)
+    torch.manual_seed(cfg.train.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(method, views, x, cfg, out, torch.device("cpu"))
+    trainer.fit()
+    return {k: v.detach().clone() for k, v in method.encoder.state_dict().items()}
+
+
+def spawn_main(rank: int, world: int, port: int, jobs: list, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    from selfsup.train import distributed as D
+
+    D.init(torch.device("cpu"), timeout_s=120)
+    try:
+        for name, overrides in jobs:
+            w = train_weights(name, Path(out) / f"{name}-ddp", overrides=overrides)
+            if rank == 0:
+                torch.save(w, Path(out) / f"{name}-ddp.pt")
+    finally:
+        D.shutdown()
