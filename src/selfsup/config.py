@@ -103,7 +103,7 @@ class TrainConfig(_Section):
     seed: int = 0
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """``bf16``: the method's forward under bfloat16 autocast (about 2x faster convolutions on CPUs
     with AVX512-BF16 or AMX, and on GPUs); contrastive losses still compute their logits in fp32."""
     checkpoint_every: int = Field(default=1, ge=1)
