@@ -105,7 +105,28 @@ class TrainConfig(_Section):
     threads: int | None = Field(default=None, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """``bf16``: the method's forward under bfloat16 autocast (about 2x faster convolutions on CPUs
-    with AVX512-BF16 or AMX, and on GPUs); contrastive losses still compute their logits in fp32."""
+    with AVX512-BF16 or AMX, and on GPUs); contrastive losses still compute their logits in fp32.
+    ``fp16``: float16 autocast with a gradient scaler (CUDA only). ``auto``: bf16 where the hardware
+    runs it natively (a CPU with AVX512-BF16/AMX, a GPU of compute capability >= 8.0), else fp32;
+    the choice is logged."""
+    compile: bool = False
+    """Compile the encoder with ``torch.compile`` (the first steps are slow; needs a C compiler)."""
+    channels_last: bool = False
+    """Keep image views and convolution weights in channels-last memory format."""
+    chunk_size: int | None = Field(default=None, ge=1)
+    """Gradient caching: encode the batch this many samples at a time (exact for the InfoNCE family
+    and CLIP; the batch size must be a multiple of it). Default: the whole batch at once."""
+    nproc: int = Field(default=1, ge=1)
+    """Processes on this machine (``--nproc``); the batch size stays the global batch."""
+    sync_bn: bool = True
+    """Under several processes: synchronise BatchNorm statistics over all ranks."""
+    view_sharding: Literal["global", "local"] = "global"
+    """Under several processes: ``global`` makes each rank draw the views of the whole global batch
+    (keyed by seed and step) and keep its slice, so views do not depend on the process count;
+    ``local`` draws only the rank's slice (keyed by seed, step and rank): less work, but the views
+    depend on the process count."""
+    dist_timeout: float = Field(default=900.0, gt=0)
+    """Seconds a rank waits for the others in a collective before the job stops with an error."""
     checkpoint_every: int = Field(default=1, ge=1)
     """Write a checkpoint every this many epochs (and always at the end)."""
     max_bad_steps: int = Field(default=5, ge=1)
