@@ -1,0 +1,123 @@
+"""A view maker whose views come from a user's callable (a generative model, a simulator, ...).
+
+The plug-in contract::
+
+    def my_views(x: Tensor, seed: int) -> list[Tensor]:
+        '''x: float images (N, C, H, W) in [0, 1] on the training device; seed: an int.
+        Returns K views, each (N, C, H, W) or (N, C, S, S) with S the run's view size, floating
+        point, on the same device, values in [0, 1]. The same (x, seed) must give the same views.'''
+
+Register it by name with :func:`register_generator` (``views.generator=NAME``), or name it as
+``package.module:function`` or ``path/to/file.py:function`` in the config. The seed of each batch is
+drawn from torch's global generator, which the trainer seeds from ``train.seed`` and stores in every
+checkpoint, so a run with generated views is reproducible and resumes bit-identically as long as the
+plug-in draws its randomness from ``torch.Generator(device=x.device).manual_seed(seed)``.
+
+A plug-in that returns the wrong number of views, a wrong shape, a non-float dtype or another device
+is refused with one :class:`~selfsup.errors.ConfigError` line. :meth:`GeneratedViews.check` runs it
+once on two samples when the run is built, so such a plug-in fails before training starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+GeneratorFn = Callable[[Tensor, int], "list[Tensor] | tuple[Tensor, ...] | Tensor"]
+GENERATORS: dict[str, GeneratorFn] = {}
+
+
+def register_generator(name: str, fn: GeneratorFn) -> GeneratorFn:
+    """Make ``fn`` available as ``views.generator=name`` (in this process)."""
+    if not callable(fn):
+        raise ConfigError(f"view generator '{name}' is not callable")
+    GENERATORS[name] = fn
+    return fn
+
+
+def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
+    """A registered name, ``module:attr`` or ``file.py:attr`` -> the callable."""
+    if callable(spec):
+        return spec
+    if spec in GENERATORS:
+        return GENERATORS[spec]
+    if ":" not in spec:
+        known = ", ".join(sorted(GENERATORS)) or "none registered"
+        raise ConfigError(f"views.generator '{spec}' is not a registered generator ({known}); give NAME, "
+                          "package.module:function or path/to/file.py:function")
+    where, attr = spec.rsplit(":", 1)
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise ConfigError(f"views.generator file '{where}' does not exist")
+            s = importlib.util.spec_from_file_location(f"selfsup_generator_{path.stem}", path)
+            mod = importlib.util.module_from_spec(s)
+            s.loader.exec_module(mod)  # type: ignore[union-attr]
+        else:
+            mod = importlib.import_module(where)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure to import the user's module is a config error
+        raise ConfigError(f"views.generator '{spec}' could not be imported ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    fn = getattr(mod, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"views.generator '{spec}': '{attr}' is not a callable of '{where}'")
+    return fn
+
+
+class GeneratedViews(nn.Module):
+    """``n_views`` views of each batch from ``fn(x, seed)``, checked and resized to ``size``."""
+
+    def __init__(self, fn: GeneratorFn | str, channels: int, size: int, n_views: int = 2, name: str | None = None):
+        super().__init__()
+        self.fn = resolve_generator(fn)
+        self.name = name or (fn if isinstance(fn, str) else getattr(fn, "__name__", "generator"))
+        self.channels, self.size, self.n_views = channels, size, n_views
+
+    def _check(self, out, x: Tensor) -> list[Tensor]:
+        n, c, h, w = x.shape
+        what = f"views.generator '{self.name}'"
+        views = list(out.unbind(0)) if isinstance(out, Tensor) and out.ndim == 5 else out
+        if not isinstance(views, (list, tuple)) or not all(isinstance(v, Tensor) for v in views):
+            raise ConfigError(f"{what} must return a list of tensors (or one (K, N, C, H, W) tensor), "
+                              f"got {type(out).__name__}")
+        if len(views) < self.n_views:
+            raise ConfigError(f"{what} returned {len(views)} view(s); views.n_views asks for {self.n_views}")
+        good = []
+        for v in views[:self.n_views]:
+            if not v.is_floating_point():
+                raise ConfigError(f"{what} returned a view of dtype {v.dtype}; it must return float images in [0, 1]")
+            if v.device != x.device:
+                raise ConfigError(f"{what} returned a view on {v.device}; the batch is on {x.device}")
+            if v.ndim != 4 or v.shape[:2] != (n, c) or tuple(v.shape[2:]) not in ((h, w), (self.size, self.size)):
+                raise ConfigError(f"{what} returned a view of shape {tuple(v.shape)}; expected ({n}, {c}, {h}, {w}) "
+                                  f"or ({n}, {c}, {self.size}, {self.size})")
+            v = v.float()
+            if tuple(v.shape[2:]) != (self.size, self.size):
+                v = F.interpolate(v, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                  antialias=self.size < h)
+            good.append(v.clamp(0, 1))
+        return good
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """``x``: uint8 (N, C, H, W). The seed comes from torch's global generator."""
+        seed = int(torch.randint(0, 2**31 - 1, ()))
+        return self._check(self.fn(x.float() / 255.0, seed), x)
+
+    @torch.no_grad()
+    def check(self, x: Tensor) -> None:
+        """Run the plug-in once on (up to) two samples of ``x`` and validate what it returns; leaves
+        torch's global generator as it was."""
+        with torch.random.fork_rng(devices=[]):
+            self._check(self.fn(x[:2].float() / 255.0, 0), x[:2])

@@ -1,0 +1,152 @@
+"""Batch style standardisation on batches with known amplitude spectra, and the view-generator
+plug-in: called with the seed it is given, validated, reproducible."""
+
+import math
+
+import pytest
+import torch
+
+from selfsup.errors import ConfigError
+from selfsup.views import PRESETS, ImageViews
+from selfsup.views.generator import GENERATORS, GeneratedViews, register_generator, resolve_generator
+from selfsup.views.style import BatchStyle, low_frequency_box, standardize_styles
+
+
+def _spectrum(x):
+    return torch.fft.fftshift(torch.fft.fft2(x.double()), dim=(-2, -1))
+
+
+def _cosines(dc, amp, u=5, v=3, n=16):
+    """Images ``dc + amp cos(2 pi (u i + v j) / n)``: spectrum DC = dc n^2, at +-(u, v) = amp n^2 / 2."""
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    wave = torch.cos(2 * math.pi * (u * i + v * j).double() / n)
+    return torch.stack([d + a * wave for d, a in zip(dc, amp, strict=True)])[:, None]
+
+
+def test_bss_gives_every_image_the_reference_low_frequency_amplitude():
+    n = 16
+    x = _cosines([0.2, 0.5, 0.8], [0.10, 0.05, 0.15])
+    y = standardize_styles(x, r=0.05, ref=1)  # the box: DC and its neighbours, not (5, 3)
+    box = low_frequency_box(n, n, 0.05)
+    assert box[n // 2, n // 2] == 1 and box[n // 2 + 5, n // 2 + 3] == 0
+    s = _spectrum(y)
+    # DC (the brightness, a "style"): the reference's for every image
+    assert torch.allclose(s[:, 0, n // 2, n // 2].abs(), torch.full((3,), 0.5 * n * n, dtype=torch.float64))
+    # the texture (the cosine at (5, 3), outside the box): each image keeps its own
+    for k, a in enumerate([0.10, 0.05, 0.15]):
+        assert math.isclose(float(s[k, 0, n // 2 + 5, n // 2 + 3].abs()), a * n * n / 2, rel_tol=1e-9)
+    assert torch.allclose(y.mean((1, 2, 3)), torch.full((3,), 0.5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("r", [0.02, 0.3, 0.7])
+def test_bss_replaces_amplitude_inside_the_box_and_keeps_phase_everywhere(r):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 12, 12, generator=g, dtype=torch.float64)
+    y = standardize_styles(x, r, ref=2)
+    sx, sy = _spectrum(x), _spectrum(y)
+    m = low_frequency_box(12, 12, r).bool()
+    assert abs(m.float().mean().item() - r) < 0.25  # about the stated area
+    for i in range(4):
+        assert torch.allclose(sy[i].abs()[:, m], sx[2].abs()[:, m], atol=1e-9)
+        assert torch.allclose(sy[i].abs()[:, ~m], sx[i].abs()[:, ~m], atol=1e-9)
+        keep = sy[i].abs() > 1e-6
+        assert torch.allclose(torch.polar(torch.ones_like(sy[i].abs()), sy[i].angle())[keep],
+                              torch.polar(torch.ones_like(sx[i].abs()), sx[i].angle())[keep], atol=1e-6)
+    assert torch.allclose(y[2], x[2], atol=1e-9)  # the reference is unchanged
+    assert torch.allclose(standardize_styles(x, 0.0, 1), x, atol=1e-12)
+
+
+def test_bss_at_ratio_one_swaps_the_whole_amplitude():
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    y = standardize_styles(x, 1.0, ref=0)
+    assert torch.allclose(_spectrum(y).abs(), _spectrum(x)[:1].abs().expand(3, -1, -1, -1), atol=1e-9)
+
+
+def test_batch_style_wraps_any_view_maker_and_is_seeded():
+    inner = ImageViews(PRESETS["cifar"], 3, 2)
+    bss = BatchStyle(inner, (0.1, 0.3))
+    assert bss.n_views == 2 and bss.spec is inner.spec
+    x = (torch.rand(6, 3, 32, 32) * 255).to(torch.uint8)
+    torch.manual_seed(0)
+    a = bss(x)
+    torch.manual_seed(0)
+    b = bss(x)
+    assert len(a) == 2 and all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    torch.manual_seed(0)
+    s = bss.standardize(x)
+    assert s.dtype == torch.uint8 and s.shape == x.shape
+    means = s.float().mean((2, 3))
+    assert float(means.std(0).max()) < float(x.float().mean((2, 3)).std(0).max())  # one brightness
+    with pytest.raises(ValueError, match="r_min"):
+        BatchStyle(inner, (0.5, 0.1))
+
+
+# -- the generator plug-in ------------------------------------------------------------------------
+
+
+def _noise_views(x, seed):
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    return [(x + 0.05 * torch.randn(x.shape, generator=g, device=x.device)).clamp(0, 1) for _ in range(2)]
+
+
+def test_plugin_is_called_with_the_seed_it_is_given():
+    seen = []
+
+    def spy(x, seed):
+        seen.append(seed)
+        return _noise_views(x, seed)
+
+    gv = GeneratedViews(spy, channels=1, size=8, n_views=2)
+    x = (torch.rand(5, 1, 8, 8) * 255).to(torch.uint8)
+    torch.manual_seed(123)
+    first = gv(x)
+    torch.manual_seed(123)
+    expected = int(torch.randint(0, 2**31 - 1, ()))
+    assert seen == [expected]
+    assert all(torch.equal(a, b) for a, b in zip(first, _noise_views(x.float() / 255, expected), strict=True))
+    torch.manual_seed(123)
+    again = gv(x)
+    assert seen[1] == seen[0] and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    gv(x)
+    assert seen[2] != seen[1]  # the next batch gets the next seed
+    state = torch.get_rng_state()
+    gv.check(x)
+    assert torch.equal(torch.get_rng_state(), state) and seen[-1] == 0
+
+
+def test_plugin_views_at_the_data_size_are_resized_to_the_view_size():
+    gv = GeneratedViews(_noise_views, channels=1, size=16, n_views=2)
+    out = gv((torch.rand(3, 1, 8, 8) * 255).to(torch.uint8))
+    assert [tuple(v.shape) for v in out] == [(3, 1, 16, 16)] * 2 and out[0].dtype == torch.float32
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (lambda x, s: [x[:, :, :4]] * 2, "shape"),
+    (lambda x, s: [(x * 255).to(torch.uint8)] * 2, "dtype"),
+    (lambda x, s: [x], "1 view"),
+    (lambda x, s: "views", "list of tensors"),
+    (lambda x, s: [x.repeat(1, 3, 1, 1)] * 2, "shape"),
+])
+def test_bad_plugins_are_refused_with_one_line(bad, needle):
+    gv = GeneratedViews(bad, channels=1, size=8, n_views=2, name="bad")
+    with pytest.raises(ConfigError, match=needle) as err:
+        gv.check((torch.rand(4, 1, 8, 8) * 255).to(torch.uint8))
+    assert "\n" not in str(err.value) and "views.generator 'bad'" in str(err.value)
+
+
+def test_generators_resolve_by_name_module_and_file(tmp_path):
+    register_generator("noise-test", _noise_views)
+    try:
+        assert resolve_generator("noise-test") is _noise_views
+    finally:
+        GENERATORS.pop("noise-test")
+    assert resolve_generator("tests.views.test_style_generator:_noise_views").__name__ == "_noise_views"
+    f = tmp_path / "gen.py"
+    f.write_text("def views(x, seed):\n    return [x, x]\n")
+    fn = resolve_generator(f"{f}:views")
+    x = torch.zeros(1, 1, 2, 2)
+    assert len(fn(x, 0)) == 2
+    for spec, needle in [("nope", "not a registered"), (f"{tmp_path}/none.py:v", "does not exist"),
+                         (f"{f}:missing", "not a callable"), ("no_such_module_xyz:f", "could not be imported")]:
+        with pytest.raises(ConfigError, match=needle):
+            resolve_generator(spec)
