@@ -8,7 +8,12 @@ import torch
 
 from selfsup.errors import ConfigError
 from selfsup.views import PRESETS, ImageViews
-from selfsup.views.generator import GENERATORS, GeneratedViews, register_generator, resolve_generator
+from selfsup.views.generator import (
+    GENERATORS,
+    GeneratedViews,
+    register_generator,
+    resolve_generator,
+)
 from selfsup.views.style import BatchStyle, low_frequency_box, standardize_styles
 
 
