@@ -59,6 +59,21 @@ class ViewsConfig(_Section):
     """Size of the local crops; default half the view size."""
     local_scale: tuple[float, float] = (0.05, 0.4)
     """Area fraction of the image each local crop covers."""
+    bss: bool = False
+    """Batch style standardisation (Scalbert et al. 2023): before the views are made, every image of
+    the batch takes the low-frequency Fourier amplitude of one random image of the batch."""
+    bss_ratio: tuple[float, float] = (0.01, 0.5)
+    """(r_min, r_max): the area fraction of the replaced low-frequency box is drawn in this range."""
+    generator: str | None = None
+    """A view-generator plug-in (``selfsup.views.generator``): a registered name, ``module:function``
+    or ``file.py:function``, called as ``fn(images, seed)``; it replaces the hand-made views."""
+
+    @field_validator("bss_ratio")
+    @classmethod
+    def _bss_ratio(cls, v):
+        if not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError("bss_ratio must be two numbers 0 <= r_min <= r_max <= 1")
+        return v
 
     @field_validator("crop_scale", "local_scale")
     @classmethod
