@@ -19,8 +19,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfsup.losses import (ISogCLR, ISogCLRBimodal, barlow_twins, byol_loss, dcl, dclw, info_nce,
-                            nearest_neighbour, negative_cosine, nt_xent, supcon, vicreg)
+from selfsup.losses import (
+    ISogCLR,
+    ISogCLRBimodal,
+    barlow_twins,
+    byol_loss,
+    dcl,
+    dclw,
+    info_nce,
+    nearest_neighbour,
+    negative_cosine,
+    nt_xent,
+    supcon,
+    vicreg,
+)
 
 D = torch.float64
 SHAPES = [(4, 3), (9, 8), (16, 5)]
@@ -142,7 +154,8 @@ def test_nnclr_neighbour_and_moco_infonce_match_lightly(lightly_loss, b, d, k):
         ref.memory_bank.bank = bank.clone()
         q, key = _pair(b, d, k + 1)
         # keys carry no gradient in MoCo (momentum encoder)
-        _agree(lambda x, y: info_nce(x, y.detach(), bank, t), lambda x, y: ref(x, y.detach()), (q, key))
+        _agree(lambda x, y, t=t: info_nce(x, y.detach(), bank, t), lambda x, y, ref=ref: ref(x, y.detach()),
+               (q, key))
 
 
 # -- LibAUC ----------------------------------------------------------------------------------------
