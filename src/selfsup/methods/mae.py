@@ -71,10 +71,10 @@ class MAE(Method):
         gh, gw = vit.grid(x.shape[-2], x.shape[-1])
         ids_keep, mask, ids_restore = random_masking(len(x), gh * gw, self.params.mask_ratio, x.device)
         z = vit.forward_visible(x, ids_keep)
-        pred = self.decoder(z, ids_restore, (gh, gw))
+        pred, tokens = self.decoder(z, ids_restore, (gh, gw))
         target = patchify(x, vit.patch_size)
         loss = masked_pixel_loss(pred.float(), target.float(), mask, self.params.norm_pix)
-        return loss, mask, z, self.decoder.last_tokens
+        return loss, mask, z, tokens
 
     def forward(self, views, batch):
         loss, mask, _, _ = self.masked_pass(normalised(self.encoder, views[0]))

@@ -224,8 +224,8 @@ class MAEDecoder(nn.Module):
     masked position, add fixed sin-cos positions, a few blocks, a linear map to ``p*p*C`` pixels.
 
     ``forward(z, ids_restore, grid)``: ``z`` (N, 1 + K, D) from :meth:`ViT.forward_visible`,
-    ``ids_restore`` from :func:`random_masking`; returns predictions (N, L, p*p*C) in patch order
-    and, as ``self.last_tokens``, the decoder's features (N, L, d) before the pixel map.
+    ``ids_restore`` from :func:`random_masking`; returns the predictions (N, L, p*p*C) in patch order
+    and the decoder's features (N, L, d) before the pixel map.
     """
 
     def __init__(self, enc_dim: int, patch_size: int, channels: int, dim: int = 64, depth: int = 2,
@@ -240,14 +240,12 @@ class MAEDecoder(nn.Module):
         self.pred = nn.Linear(dim, patch_size * patch_size * channels)
         self.apply(init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
-        self.last_tokens: Tensor | None = None
 
-    def forward(self, z: Tensor, ids_restore: Tensor, grid: tuple[int, int]) -> Tensor:
+    def forward(self, z: Tensor, ids_restore: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         y = self.embed(z)
         n, length = ids_restore.shape
         fill = self.mask_token.to(y.dtype).expand(n, length - (y.shape[1] - 1), -1)
         seq = gather_tokens(torch.cat([y[:, 1:], fill], dim=1), ids_restore)  # back to patch order
         seq = seq + sincos_2d(self.dim, *grid).to(seq.device, seq.dtype)
         seq = self.body(torch.cat([y[:, :1], seq], dim=1))[:, 1:]
-        self.last_tokens = seq
-        return self.pred(seq)
+        return self.pred(seq), seq
