@@ -48,9 +48,9 @@ def spawn_main(rank: int, world: int, port: int, jobs: list, out: str) -> None:
 
     D.init(torch.device("cpu"), timeout_s=120)
     try:
-        for name, overrides in jobs:
-            w = train_weights(name, Path(out) / f"{name}-ddp", overrides=overrides)
+        for key, name, overrides in jobs:
+            w = train_weights(name, Path(out) / f"{key}-ddp", overrides=overrides)
             if rank == 0:
-                torch.save(w, Path(out) / f"{name}-ddp.pt")
+                torch.save(w, Path(out) / f"{key}-ddp.pt")
     finally:
         D.shutdown()
