@@ -17,7 +17,7 @@ def _blobs(n_per, seed, noise=1.5, classes=4, d=6):
 
 def ref_loo(bank, y, k, t):
     """Leave-one-out weighted kNN top-1 on the bank, one sample at a time."""
-    b = F.normalize(bank.double(), dim=1)
+    b = F.normalize(bank.double() - bank.double().mean(0), dim=1)  # centred by the bank mean
     hits = 0
     for i in range(len(b)):
         s = b @ b[i]
@@ -60,3 +60,19 @@ def test_choice_does_not_depend_on_the_query_labels():
 def test_needs_two_bank_samples():
     with pytest.raises(ValueError, match="at least 2 bank"):
         knn.knn_sweep(torch.randn(1, 3), torch.tensor([0]), torch.randn(2, 3), torch.tensor([0, 0]))
+
+
+def test_knn_centres_by_the_bank_mean_only():
+    """All-positive features (a ReLU before pooling) crowd their cosines near 1; centring by the
+    bank mean (no labels, no query) restores the vote. The query's own mean plays no part."""
+    xb, yb = _blobs(30, 0, noise=2.5)
+    xq, yq = _blobs(10, 1, noise=2.5)
+    shift = 20.0  # a large common offset: every cosine near 1 without centring
+    plain = knn.knn_accuracy(xb + shift, yb, xq + shift, yq, k=90, t=0.1, center=False)["knn_top1"]
+    centred = knn.knn_accuracy(xb + shift, yb, xq + shift, yq, k=90, t=0.1)["knn_top1"]
+    assert centred > plain + 0.1
+    assert centred == pytest.approx(knn.knn_accuracy(xb, yb, xq, yq, k=90, t=0.1)["knn_top1"])
+    # moving only the query set does not move the centre
+    a = knn.knn_predict(xb, yb, xq, 4, k=5)
+    b = knn.knn_predict(xb, yb, xq[:5], 4, k=5)
+    torch.testing.assert_close(a[:5], b)
