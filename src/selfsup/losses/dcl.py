@@ -34,6 +34,7 @@ def _dcl(z1: Tensor, z2: Tensor, temperature: float, sigma: float | None, tiled:
     exclude = torch.stack([p.self_idx, p.pos_idx], 1)
     lse = row_lse(p.q, p.k, 1.0 / temperature, exclude, tiled)
     cos = (p.q * p.qpos).sum(1)
+    w: Tensor | float
     if sigma is None:
         w = 1.0
     else:

@@ -14,6 +14,8 @@ averaging.) All ranks must hold the same number of samples (use ``drop_last``).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -28,7 +30,7 @@ def world() -> tuple[int, int]:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor) -> Tensor:
         rank, size = world()
         ctx.rank, ctx.n = rank, x.shape[0]
         parts = [torch.empty_like(x) for _ in range(size)]
@@ -36,7 +38,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
@@ -52,7 +54,7 @@ def gather(x: Tensor) -> Tensor:
         parts = [torch.empty_like(x) for _ in range(size)]
         dist.all_gather(parts, x.contiguous())
         return torch.cat(parts)
-    return _GatherWithGrad.apply(x)
+    return cast(Tensor, _GatherWithGrad.apply(x))  # type: ignore[no-untyped-call]
 
 
 def all_sum(x: Tensor) -> Tensor:

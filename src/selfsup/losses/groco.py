@@ -29,6 +29,7 @@ then averaged over the anchor views. ``temperature`` divides the similarities be
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ from ..errors import ConfigError
 from .distributed import gather, world
 
 
-def _diffsort():
+def _diffsort() -> Any:
     try:
         import diffsort
     except ImportError:
@@ -48,7 +49,8 @@ def _diffsort():
 
 
 @lru_cache(maxsize=32)
-def _sorter(n: int, steepness: float, art_lambda: float, network: str, distribution: str, device: str):
+def _sorter(n: int, steepness: float, art_lambda: float, network: str, distribution: str,
+            device: str) -> Any:
     return _diffsort().DiffSortNet(network, n, device=device, steepness=steepness,
                                    art_lambda=art_lambda, distribution=distribution)
 
@@ -60,7 +62,8 @@ def relaxed_sort(x: Tensor, steepness: float = 1.0, art_lambda: float = 0.25, ne
     if x.shape[1] < 2:
         return x, torch.ones(x.shape[0], 1, 1, dtype=x.dtype, device=x.device)
     sorter = _sorter(x.shape[1], float(steepness), float(art_lambda), network, distribution, str(x.device))
-    return sorter(x)
+    out: tuple[Tensor, Tensor] = sorter(x)
+    return out
 
 
 def groco(z: Tensor, k: int = 10, temperature: float = 1.0, steepness: float = 1.0, art_lambda: float = 0.25,

@@ -57,7 +57,8 @@ def info_nce(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2,
 
 
 def mochi_negatives(q: Tensor, queue: Tensor, n_hard: int, n_mix: int, n_mix_query: int,
-                    generator: torch.Generator | None = None, return_parts: bool = False):
+                    generator: torch.Generator | None = None,
+                    return_parts: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """MoCHi's synthetic hard negatives for each query, detached and L2-normalised.
 
     Parameters
@@ -87,7 +88,7 @@ def mochi_negatives(q: Tensor, queue: Tensor, n_hard: int, n_mix: int, n_mix_que
         n = min(int(n_hard), queue.shape[0])
         top = (q @ queue.t()).topk(n, dim=1).indices  # (B, N), hardest first
 
-        def draw(m):
+        def draw(m: int) -> Tensor:
             return torch.randint(0, n, (b, m), device=dev, generator=generator)
 
         i, j = top.gather(1, draw(n_mix)), top.gather(1, draw(n_mix))

@@ -53,6 +53,8 @@ updates, so the state stays identical across ranks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -97,6 +99,11 @@ def gcl_v2_side(s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tenso
 
 
 class _State(nn.Module):
+    tau: Tensor
+    u: Tensor
+    m: Tensor
+    b: Tensor
+
     def __init__(self, n: int, tau_init: float, shift: bool = False):
         super().__init__()
         self.register_buffer("tau", torch.full((n,), float(tau_init), dtype=torch.float64))
@@ -107,8 +114,8 @@ class _State(nn.Module):
 
 
 class _ISogBase(nn.Module):
-    def __init__(self, n_samples: int, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau,
-                 defer: bool = False):
+    def __init__(self, n_samples: int, tau_init: float, gamma: float, rho: float, eta: float, beta: float,
+                 tau_min: float, tau_max: float, learn_tau: bool, defer: bool = False):
         super().__init__()
         if n_samples < 1:
             raise ConfigError(f"iSogCLR needs the dataset size to size its state, got {n_samples}")
@@ -121,7 +128,7 @@ class _ISogBase(nn.Module):
         self.gamma, self.rho, self.eta, self.beta = gamma, rho, eta, beta
         self.tau_min, self.tau_max, self.learn_tau = tau_min, tau_max, learn_tau
         self.defer = defer
-        self._pending: list[tuple] = []
+        self._pending: list[tuple[Any, ...]] = []
 
     def _index(self, index: Tensor, b: int) -> Tensor:
         index = index.long()
@@ -198,7 +205,7 @@ class ISogCLR(_ISogBase):
         mask[torch.arange(b), torch.arange(b)] = False
         mask[torch.arange(b), torch.arange(b) + b] = False
         s_pos = (z1 * z2).sum(1, keepdim=True)
-        out = 0
+        out = torch.zeros((), dtype=z1.dtype, device=z1.device)
         for z in (z1, z2):
             x = ((z @ k.t() - s_pos) / tau[:, None]).masked_fill(~mask, float("-inf"))
             lme = torch.logsumexp(x, 1) - torch.log(torch.tensor(2.0 * b - 2))

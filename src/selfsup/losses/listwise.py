@@ -97,7 +97,8 @@ def frechet_distance(x: Tensor, y: Tensor) -> Tensor:
     sq_tr = (lam + 1e-15).abs().sqrt().sum()
     trace = (ex * ex).sum() * fact + (ey * ey).sum() * fact - 2.0 * sq_tr
     mean = (x.mean(1) - y.mean(1)).pow(2).sum()
-    return trace + mean
+    out: Tensor = trace + mean
+    return out
 
 
 def listwise_wasserstein(logits: Tensor, labels: Tensor, temperature: float = 1.0) -> Tensor:

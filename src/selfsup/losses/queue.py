@@ -18,7 +18,10 @@ from torch import Tensor, nn
 class FeatureQueue(nn.Module):
     """FIFO of ``size`` embeddings of dimension ``dim``; ``push`` stores detached rows."""
 
-    def __init__(self, size: int, dim: int):
+    queue: Tensor
+    ptr: Tensor
+
+    def __init__(self, size: int, dim: int) -> None:
         super().__init__()
         if size < 1 or dim < 1:
             raise ValueError(f"queue size and dim must be >= 1, got {size} and {dim}")

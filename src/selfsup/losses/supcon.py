@@ -114,9 +114,9 @@ def supcon_mix(z: Tensor, labels: Tensor, temperature: float = 0.1, weight: floa
         raise ConfigError(f"weight must be in [0, 1], got {weight}")
     z = _check(z, labels)
     unl = torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device)
-    parts = []
+    parts: list[Tensor] = []
     if weight > 0:
         parts.append(weight * supcon(z, labels, temperature, base_temperature, tiled=tiled))
     if weight < 1:
         parts.append((1 - weight) * supcon(z, unl, temperature, base_temperature, tiled=tiled))
-    return sum(parts)
+    return parts[0] if len(parts) == 1 else parts[0] + parts[1]

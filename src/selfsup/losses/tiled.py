@@ -28,6 +28,8 @@ and one exp per logit in all. Any other upstream gradient (HCL) recomputes the b
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import Tensor
 
@@ -84,7 +86,8 @@ class _RowLSETiled(torch.autograd.Function):
     the logits' spread (at most ``2 c_i``) is safe for exp(), else the row maximum."""
 
     @staticmethod
-    def forward(ctx, q, k, scale, exclude, tile, grad):
+    def forward(ctx: Any, q: Tensor, k: Tensor, scale: Tensor, exclude: Tensor | None, tile: int,
+                grad: bool) -> Tensor:
         s = float(scale)
         m = q.shape[0]
         kt = k.t().contiguous()
@@ -107,7 +110,7 @@ class _RowLSETiled(torch.autograd.Function):
             e = logits.exp_()
             ssum = e.sum(1)
             out[a:a + tile] = ssum.log() + shift
-            if grad:
+            if a_all is not None and dk is not None:
                 inv = 1.0 / ssum.clamp_min(tiny)
                 a_all[a:a + tile] = (e @ k) * inv[:, None]
                 dk.addmm_(e.t(), qa * inv[:, None])
@@ -116,7 +119,7 @@ class _RowLSETiled(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         q, k, lse_all, exclude, a_all = ctx.saved_tensors
         exclude = exclude if ctx.has_ex else None
         s, tile = ctx.scale, ctx.tile
@@ -142,7 +145,8 @@ def row_lse_tiled(q: Tensor, k: Tensor, scale: Tensor | float, exclude: Tensor |
     """``lse_i`` computed ``tile`` rows at a time with an exact custom backward."""
     scale_t = scale if isinstance(scale, Tensor) else torch.tensor(float(scale), dtype=q.dtype)
     needs = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or scale_t.requires_grad)
-    return _RowLSETiled.apply(q, k, scale_t, exclude, _tile_rows(k.shape[0], tile), needs)
+    out = _RowLSETiled.apply(q, k, scale_t, exclude, _tile_rows(k.shape[0], tile), needs)  # type: ignore[no-untyped-call]
+    return cast(Tensor, out)
 
 
 def row_lse(q: Tensor, k: Tensor, scale: Tensor | float, exclude: Tensor | None = None,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from ..config import _format_validation_error
 from ..errors import ConfigError
+from ..models.encoder import Encoder
 from .base import Batch, Context, Method, Params
 
 REGISTRY: dict[str, type[Method]] = {}
@@ -25,7 +28,7 @@ def get(name: str) -> type[Method]:
     return REGISTRY[name]
 
 
-def validate_params(name: str, loss: dict) -> Params:
+def validate_params(name: str, loss: dict[str, Any]) -> Params:
     cls = get(name)
     try:
         return cls.Params.model_validate(loss)
@@ -35,7 +38,7 @@ def validate_params(name: str, loss: dict) -> Params:
                           + f" (method '{name}' accepts: {', '.join(cls.Params.model_fields) or 'no fields'})") from None
 
 
-def build(name: str, encoder, loss: dict, ctx: Context) -> Method:
+def build(name: str, encoder: Encoder, loss: dict[str, Any], ctx: Context) -> Method:
     cls = get(name)
     return cls(encoder, validate_params(name, loss), ctx)
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 def encode(fn: Callable[[Tensor], Tensor], views: list[Tensor]) -> list[Tensor]:
     """``[fn(v) for v in views]``, batched: one call of ``fn`` per distinct view shape."""
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
     for i, v in enumerate(views):
         groups.setdefault(tuple(v.shape), []).append(i)
     out: list[Tensor | None] = [None] * len(views)

@@ -7,13 +7,17 @@ Projector of 3 linear layers (BatchNorm and ReLU between), loss
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from pydantic import Field
+from torch import Tensor
 
 from ..losses import barlow_twins
 from ..models import mlp
+from ..models.encoder import Encoder
 from . import register
 from ._common import encode, pairs
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 
 
 class BarlowParams(Params):
@@ -27,12 +31,12 @@ class BarlowTwins(Method):
     paper = "Zbontar et al. 2021, Barlow Twins: Self-Supervised Learning via Redundancy Reduction"
     Params = BarlowParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         m = ctx.model
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = encode(lambda x: self.projector(self.encoder(x)), views)
         prs = pairs(views)
-        return sum(barlow_twins(zs[i], zs[j], self.params.lambda_) for i, j in prs) / len(prs), {}
+        return cast(Tensor, sum(barlow_twins(zs[i], zs[j], self.params.lambda_) for i, j in prs) / len(prs)), {}

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..models.encoder import Encoder
 
 
 class Params(BaseModel):
@@ -43,6 +44,10 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: the base of every ``Params`` model (``Method.Params`` shadows the name inside the class body)
+ParamsModel = Params
+
+
 class Method(nn.Module):
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
@@ -51,7 +56,10 @@ class Method(nn.Module):
     #: optimiser defaults this method was tuned with (merged under the user's choices)
     optim_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, encoder: nn.Module, params: Params, ctx: Context):
+    #: the validated instance of this class's ``Params`` model (each method reads its own fields)
+    params: Any
+
+    def __init__(self, encoder: Encoder, params: ParamsModel, ctx: Context) -> None:
         super().__init__()
         self.encoder = encoder
         self.params = params
@@ -63,7 +71,7 @@ class Method(nn.Module):
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimiser step (EMA, queues, ...). Default: nothing."""
 
-    def prepare(self, x: Tensor, views) -> None:
+    def prepare(self, x: Tensor, views: Any) -> None:
         """Called once before the first step of a new run (not on resume: state comes from the
         checkpoint) with the whole uint8 training set on the device and the view maker.
         For work a method does before training (G-SimCLR's autoencoder and clustering)."""
@@ -73,10 +81,10 @@ class Method(nn.Module):
         batches), or None for a uniform random permutation. ``generator`` is seeded per epoch."""
         return None
 
-    def extra_state(self) -> dict:
+    def extra_state(self) -> dict[str, Any]:
         return {}
 
-    def load_extra_state(self, state: dict) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
     def embed(self, views: list[Tensor]) -> list[Tensor]:

@@ -17,13 +17,19 @@ Point-CMAE agreement of features of patches hidden in both views; off by default
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from pydantic import Field
+from torch import Tensor
 
 from ..losses import nt_xent
 from ..losses.masked import masked_token_agreement
 from ..models import projection_head
+from ..models.encoder import Encoder
+from ..models.vit import ViT
 from . import register
+from .base import Batch, Context
 from .mae import MAE, MAEParams, normalised
 
 
@@ -44,17 +50,17 @@ class CMAE(MAE):
     Params = CMAEParams
     views_used = 1
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         self.head = projection_head(encoder.out_dim, ctx.model.proj_hidden, ctx.model.proj_dim)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p = self.params
         x1 = normalised(self.encoder, views[0])
         x2 = normalised(self.encoder, views[1]) if p.two_views and len(views) > 1 else x1
         x = torch.cat([x1, x2])  # one batched pass; the masks of the two halves are independent
         rec, mask, z, dec = self.masked_pass(x)
-        vit = self.encoder.backbone
+        vit = cast(ViT, self.encoder.backbone)
         h1, h2 = self.head(vit.pooled(z)).float().chunk(2)
         with torch.autocast(h1.device.type, enabled=False):
             contrast = nt_xent(h1, h2, p.temperature)

@@ -17,15 +17,19 @@ with another objective. Hyperparameters come from the config's ``loss`` section
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import Field
+from torch import Tensor
 
 from ..errors import ConfigError
 from ..losses import ISogCLR as ISogCLRLoss
 from ..losses import dcl, dclw, groco, hcl, supcon_mix
+from ..models.encoder import Encoder
 from . import register
 from ._common import global_count
-from .base import Params
+from .base import Batch, Context, Params
 from .simclr import SimCLR
 
 
@@ -88,7 +92,7 @@ class DCL(SimCLR):
     paper = "Yeh et al. 2022, Decoupled Contrastive Learning"
     Params = DCLParams
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         return dcl(z1, z2, self.params.temperature, tiled=self.params.tiled)
 
 
@@ -98,7 +102,7 @@ class DCLW(SimCLR):
     paper = "Yeh et al. 2022, Decoupled Contrastive Learning (weighted, DCLW)"
     Params = DCLWParams
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         p = self.params
         return dclw(z1, z2, p.temperature, p.sigma, tiled=p.tiled)
 
@@ -109,7 +113,7 @@ class HCL(SimCLR):
     paper = "Robinson et al. 2021, Contrastive Learning with Hard Negative Samples"
     Params = HCLParams
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         p = self.params
         return hcl(z1, z2, p.temperature, p.tau_plus, p.beta, tiled=p.tiled)
 
@@ -120,7 +124,7 @@ class Debiased(SimCLR):
     paper = "Chuang et al. 2020, Debiased Contrastive Learning"
     Params = DebiasedParams
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         p = self.params
         return hcl(z1, z2, p.temperature, p.tau_plus, 0.0, tiled=p.tiled)
 
@@ -132,7 +136,7 @@ class ISogCLR(SimCLR):
              "Learning with Automatic Temperature Individualization")
     Params = ISogCLRParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         if ctx.n_views != 2:
             raise ConfigError(f"isogclr uses exactly 2 views (its state is updated once per step), got "
@@ -143,10 +147,11 @@ class ISogCLR(SimCLR):
         self.isog = ISogCLRLoss(ctx.n_samples, p.tau_init, p.gamma, p.rho, p.eta, p.beta, p.tau_min,
                                 p.tau_max, p.learn_tau, defer=True)
 
-    def contrast(self, z1, z2, batch):
-        return self.isog(z1, z2, batch.index)
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
+        out: Tensor = self.isog(z1, z2, batch.index)
+        return out
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         if len(views) != 2:
             raise ConfigError(f"isogclr uses exactly 2 views, got {len(views)}")
         z1, z2 = self.project(views)
@@ -154,7 +159,7 @@ class ISogCLR(SimCLR):
         tau = self.isog.state.tau[batch.index.long()]
         return loss, {"tau_mean": float(tau.mean()), "tau_std": float(tau.std())}
 
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         self.isog.commit()
 
 
@@ -164,14 +169,14 @@ class GroCo(SimCLR):
     paper = "Shvetsova et al. 2023, Learning by Sorting: Self-supervised Learning with Group Ordering Constraints"
     Params = GroCoParams
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         return self._loss(torch.stack([z1, z2], 1))
 
-    def _loss(self, z, n_global=None):
+    def _loss(self, z: Tensor, n_global: int | None = None) -> Tensor:
         p = self.params
         return groco(z, p.k, p.temperature, p.steepness, p.art_lambda, n_global=n_global, stop_grad=p.stop_grad)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = self.project(views)
         # with multi-crop only the global crops are positives (the authors' n_pos_augs)
         return self._loss(torch.stack(zs, 1), global_count(views)), {}
@@ -184,15 +189,15 @@ class SupCon(SimCLR):
     Params = SupConParams
     uses_labels = True
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         return self._loss(torch.stack([z1, z2], 1), batch)
 
-    def _loss(self, z, batch):
+    def _loss(self, z: Tensor, batch: Batch) -> Tensor:
         p = self.params
         if batch.y is None:
             raise ConfigError("supcon needs labels (batch.y); give labelled data (-1 marks unlabelled samples)")
         return supcon_mix(z, batch.y, p.temperature, p.weight, p.base_temperature, tiled=p.tiled)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = self.project(views)
         return self._loss(torch.stack(zs, 1), batch), {}

@@ -25,9 +25,11 @@ both are saved in checkpoints. Before the first update W is the identity.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from pydantic import Field
-from torch import nn
+from torch import Tensor, nn
 
 from . import register
 from .base import Params
@@ -48,14 +50,16 @@ def directpred_weight(corr: torch.Tensor, eps: float) -> torch.Tensor:
     s, u = torch.linalg.eigh(corr.double())
     top = s.max().clamp_min(1e-12)
     p = (s.clamp_min(0) / top).sqrt() + eps
-    return ((u * p) @ u.t()).to(corr.dtype)
+    w: Tensor = ((u * p) @ u.t()).to(corr.dtype)
+    return w
 
 
 def directcopy_weight(corr: torch.Tensor, eps: float) -> torch.Tensor:
     """``F / ||F||_2 + eps I``."""
     c = corr.double()
     top = torch.linalg.matrix_norm(c, ord=2).clamp_min(1e-12)
-    return (c / top + eps * torch.eye(len(c), dtype=c.dtype, device=c.device)).to(corr.dtype)
+    w: Tensor = (c / top + eps * torch.eye(len(c), dtype=c.dtype, device=c.device)).to(corr.dtype)
+    return w
 
 
 @register
@@ -65,7 +69,10 @@ class DirectPred(BYOL):
     Params = DirectPredParams
     set_weight = staticmethod(directpred_weight)
 
-    def make_predictor(self, dim, hidden):
+    corr: Tensor
+    updates: Tensor
+
+    def make_predictor(self, dim: int, hidden: int) -> nn.Module:
         self.register_buffer("corr", torch.zeros(dim, dim))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         pred = nn.Linear(dim, dim, bias=False)  # set, not trained: no gradient, not in the optimiser
@@ -79,13 +86,13 @@ class DirectPred(BYOL):
         p = self.params
         self.corr.mul_(p.rho).add_(f.t() @ f / len(f), alpha=1 - p.rho)
         if int(self.updates) % p.freq == 0:
-            self.predictor.weight.copy_(self.set_weight(self.corr, p.eps))
+            cast(nn.Linear, self.predictor).weight.copy_(self.set_weight(self.corr, p.eps))
         self.updates += 1
 
     def momentum_at(self, step: int, total_steps: int) -> float:
-        return self.params.momentum  # constant, unlike BYOL's cosine schedule
+        return float(self.params.momentum)  # constant, unlike BYOL's cosine schedule
 
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
         zs = getattr(self, "_online_z", None)
         if zs is not None:

@@ -20,14 +20,18 @@ transposed convolutions up). Inputs that are not images (not N x C x H x W) get 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..models.encoder import Encoder
 from ..views import seeded
 from . import register
+from .base import Context
 from .simclr import SimCLR, SimCLRParams
 
 
@@ -115,11 +119,12 @@ class GSimCLR(SimCLR):
     paper = "Chakraborty et al. 2020, G-SimCLR: Self-Supervised Contrastive Learning with Guided Projection"
     Params = GSimCLRParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
+        self.assign: Tensor
         self.register_buffer("assign", torch.full((ctx.n_samples,), -1, dtype=torch.long))
 
-    def prepare(self, x, views):
+    def prepare(self, x: Tensor, views: Any) -> None:
         k = self.params.clusters or self.ctx.extra.get("batch_size")
         if k is None:
             raise ConfigError("gsimclr needs the number of clusters: set loss.clusters (default: the batch size)")
@@ -131,7 +136,7 @@ class GSimCLR(SimCLR):
         labels = KMeans(n_clusters=k, random_state=self.params.seed, n_init=3).fit_predict(feats)
         self.assign = torch.as_tensor(labels, dtype=torch.long, device=x.device)
 
-    def batch_order(self, n, batch_size, generator):
+    def batch_order(self, n: int, batch_size: int, generator: torch.Generator) -> Tensor | None:
         if len(self.assign) != n or bool((self.assign < 0).any()):
             return None
         # fixed: the same order every epoch (the per-epoch generator is not used)

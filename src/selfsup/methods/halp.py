@@ -13,12 +13,17 @@ prototype refresh, counted in steps here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import Field
+from torch import Tensor
 
 from ..losses import info_nce
 from ..losses.halp import halp_loss, halp_positives, spherical_kmeans
+from ..models.encoder import Encoder
 from . import register
+from .base import Batch, Context
 from .moco import MoCo, MoCoParams
 
 
@@ -44,15 +49,19 @@ class HaLP(MoCo):
     name = "halp"
     paper = "Shah et al. 2023, HaLP: Hallucinating Latent Positives for Skeleton-based Self-Supervised Learning"
     Params = HaLPParams
+    prototypes: Tensor
+    has_prototypes: Tensor
+    keys_seen: Tensor
+    steps_done: Tensor
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         self.register_buffer("prototypes", torch.zeros(params.n_prototypes, ctx.model.proj_dim))
         self.register_buffer("has_prototypes", torch.zeros((), dtype=torch.bool))
         self.register_buffer("keys_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p = self.params
         q, k = self.query(views[0]), self.key(views[1])
         loss = info_nce(q, k, self.queue.queue, p.temperature)
@@ -66,7 +75,7 @@ class HaLP(MoCo):
         return loss, logs
 
     @torch.no_grad()
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         if self._keys is not None:
             self.keys_seen += len(self._keys)
         super().after_step(step, total_steps)

@@ -15,14 +15,17 @@ MAE uses one view (the first; its recipe asks for crop + flip only). It needs a 
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from pydantic import Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..losses.masked import masked_pixel_loss
+from ..models.encoder import Encoder
 from ..models.vit import MAEDecoder, ViT, patchify, random_masking
 from . import register
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 
 
 class MAEParams(Params):
@@ -35,7 +38,7 @@ class MAEParams(Params):
     decoder_heads: int = Field(default=4, ge=1)
 
 
-def require_vit(encoder, method: str) -> ViT:
+def require_vit(encoder: nn.Module, method: str) -> ViT:
     bb = getattr(encoder, "backbone", None)
     if not isinstance(bb, ViT):
         raise ConfigError(f"method '{method}' needs a ViT backbone; use --backbone vit_tiny (or vit_tiny_p2 for "
@@ -43,7 +46,7 @@ def require_vit(encoder, method: str) -> ViT:
     return bb
 
 
-def normalised(encoder, x: Tensor) -> Tensor:
+def normalised(encoder: nn.Module, x: Tensor) -> Tensor:
     """The encoder's input normalisation, as its backbone sees the image."""
     mean, std = getattr(encoder, "mean", None), getattr(encoder, "std", None)
     return x if mean is None else (x - mean) / std
@@ -57,7 +60,7 @@ class MAE(Method):
     #: the views this method reads (the loop may make more; the rest are ignored)
     views_used = 1
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         vit = require_vit(encoder, self.name)
         p = params
@@ -67,7 +70,7 @@ class MAE(Method):
     def masked_pass(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One random mask of the normalised images ``x``: (loss, mask, encoded visible tokens, decoder
         features (N, L, d))."""
-        vit: ViT = self.encoder.backbone
+        vit = cast(ViT, self.encoder.backbone)
         gh, gw = vit.grid(x.shape[-2], x.shape[-1])
         ids_keep, mask, ids_restore = random_masking(len(x), gh * gw, self.params.mask_ratio, x.device)
         z = vit.forward_visible(x, ids_keep)
@@ -76,6 +79,6 @@ class MAE(Method):
         loss = masked_pixel_loss(pred.float(), target.float(), mask, self.params.norm_pix)
         return loss, mask, z, tokens
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         loss, mask, _, _ = self.masked_pass(normalised(self.encoder, views[0]))
         return loss, {"masked": float(mask.mean())}

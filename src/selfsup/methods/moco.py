@@ -28,19 +28,23 @@ method is built rather than silently ignored.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..losses import FeatureQueue, gather, info_nce, mochi_negatives
 from ..models import mlp, projection_head
+from ..models.encoder import Encoder
 from . import register
 from ._common import cosine_momentum, ema_update, frozen_copy
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 
 
-def two_views_only(name: str, ctx) -> None:
+def two_views_only(name: str, ctx: Context) -> None:
     """Refuse, in one line, a view set the method's authors never used (see the module docstring)."""
     local = int(ctx.extra.get("local_crops", 0) or 0)
     if ctx.n_views != 2 or local:
@@ -65,7 +69,7 @@ class MoCo(Method):
     paper = "He et al. 2020, Momentum Contrast for Unsupervised Visual Representation Learning (v2: Chen et al. 2020)"
     Params = MoCoParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         two_views_only(self.name, ctx)
         m = ctx.model
@@ -76,26 +80,26 @@ class MoCo(Method):
         self._keys: torch.Tensor | None = None
 
     def _splits(self, n: int) -> int:
-        return max(1, min(self.params.bn_splits, n // 2))  # BatchNorm needs >= 2 samples
+        return max(1, min(int(self.params.bn_splits), n // 2))  # BatchNorm needs >= 2 samples
 
-    def _split(self, encoder, head, x):
+    def _split(self, encoder: nn.Module, head: nn.Module, x: Tensor) -> Tensor:
         return torch.cat([head(encoder(c)) for c in x.tensor_split(self._splits(len(x)))])
 
-    def query(self, x):
+    def query(self, x: Tensor) -> Tensor:
         return F.normalize(self._split(self.encoder, self.head, x), dim=1)
 
     @torch.no_grad()
-    def key(self, x):
+    def key(self, x: Tensor) -> Tensor:
         if self._splits(len(x)) == 1:
             return F.normalize(self.key_head(self.key_encoder(x)), dim=1)
         perm = torch.randperm(len(x), device=x.device)
         k = self._split(self.key_encoder, self.key_head, x[perm])
         return F.normalize(k[torch.argsort(perm)], dim=1)
 
-    def extra_negatives(self, q):
+    def extra_negatives(self, q: Tensor) -> Tensor | None:
         return None
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p = self.params
         q, k = self.query(views[0]), self.key(views[1])
         loss = info_nce(q, k, self.queue.queue, p.temperature, self.extra_negatives(q))
@@ -107,7 +111,7 @@ class MoCo(Method):
         self._keys = torch.cat([gather(k) for k in keys])  # every rank's keys enter the queue (DDP)
         return loss, {}
 
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         ema_update(self.key_encoder, self.encoder, self.params.momentum)
         ema_update(self.key_head, self.head, self.params.momentum)
         if self._keys is not None:
@@ -133,27 +137,28 @@ class MoCHi(MoCo):
     paper = "Kalantidis et al. 2020, Hard Negative Mixing for Contrastive Learning"
     Params = MoCHiParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
+        self.steps_done: Tensor
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     def mixing(self, batch_size: int) -> bool:
         p = self.params
         per_epoch = max(self.ctx.n_samples // max(batch_size, 1), 1)
-        return int(self.steps_done) >= p.warmup_steps + p.warmup_epochs * per_epoch
+        return bool(int(self.steps_done) >= p.warmup_steps + p.warmup_epochs * per_epoch)
 
-    def extra_negatives(self, q):
+    def extra_negatives(self, q: Tensor) -> Tensor | None:
         p = self.params
         if p.n_mix + p.n_mix_query == 0 or not self.mixing(len(q)):
             return None
-        return mochi_negatives(q, self.queue.queue, p.n_hard, p.n_mix, p.n_mix_query)
+        return cast(Tensor, mochi_negatives(q, self.queue.queue, p.n_hard, p.n_mix, p.n_mix_query))
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         loss, logs = super().forward(views, batch)
         logs["mixing"] = float(self.mixing(len(views[0])))
         return loss, logs
 
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
         self.steps_done += 1
 
@@ -175,7 +180,7 @@ class MoCoV3(Method):
     paper = "Chen, Xie, He 2021, An Empirical Study of Training Self-Supervised Vision Transformers"
     Params = MoCoV3Params
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         two_views_only(self.name, ctx)
         m = ctx.model
@@ -187,19 +192,19 @@ class MoCoV3(Method):
         self.key_encoder = frozen_copy(encoder)
         self.key_head = frozen_copy(self.head)
 
-    def _ctr(self, q, k):
+    def _ctr(self, q: Tensor, k: Tensor) -> Tensor:
         t = self.temperature
         logits = F.normalize(q, dim=1) @ F.normalize(k, dim=1).t() / t
         return 2 * t * F.cross_entropy(logits, torch.arange(len(q), device=q.device))
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         x = torch.cat(views[:2])
         q1, q2 = self.predictor(self.head(self.encoder(x))).chunk(2)
         with torch.no_grad():
             k1, k2 = self.key_head(self.key_encoder(x)).chunk(2)
         return self._ctr(q1, k2) + self._ctr(q2, k1), {}
 
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         m = cosine_momentum(self.params.momentum, step, total_steps)
         ema_update(self.key_encoder, self.encoder, m)
         ema_update(self.key_head, self.head, m)

@@ -12,14 +12,18 @@ only: the paper uses no multi-crop, so more views or local crops are refused at 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from torch import Tensor
 
 from ..losses import FeatureQueue, gather, nearest_neighbour, nt_xent
 from ..models import mlp
+from ..models.encoder import Encoder
 from . import register
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 from .moco import two_views_only
 
 
@@ -35,7 +39,7 @@ class NNCLR(Method):
     paper = "Dwibedi et al. 2021, With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning"
     Params = NNCLRParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         two_views_only(self.name, ctx)
         m = ctx.model
@@ -44,7 +48,7 @@ class NNCLR(Method):
         self.support = FeatureQueue(params.queue_size, m.proj_dim)
         self._push: torch.Tensor | None = None
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         z1, z2 = self.projector(self.encoder(torch.cat(views[:2]))).chunk(2)
         p1, p2 = self.predictor(torch.cat([z1, z2])).chunk(2)
         q = self.support.queue
@@ -53,7 +57,7 @@ class NNCLR(Method):
         self._push = gather(F.normalize(z1.detach(), dim=1))  # every rank's embeddings (DDP)
         return loss, {}
 
-    def after_step(self, step, total_steps):
+    def after_step(self, step: int, total_steps: int) -> None:
         if self._push is not None:
             self.support.push(self._push)
             self._push = None

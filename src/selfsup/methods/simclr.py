@@ -5,15 +5,19 @@ Chen et al., *A Simple Framework for Contrastive Learning of Visual Representati
 
 from __future__ import annotations
 
+from typing import Any, ClassVar, cast
+
 import torch
 from pydantic import Field
+from torch import Tensor
 
 from ..losses import nt_xent
 from ..models import projection_head
+from ..models.encoder import Encoder
 from . import register
 from ._common import encode
 from ._common import pairs as view_pairs
-from .base import Method, Params
+from .base import Batch, Context, Method, Params, ParamsModel
 
 
 class SimCLRParams(Params):
@@ -25,22 +29,22 @@ class SimCLRParams(Params):
 class SimCLR(Method):
     name = "simclr"
     paper = "Chen et al. 2020, A Simple Framework for Contrastive Learning of Visual Representations"
-    Params = SimCLRParams
+    Params: ClassVar[type[ParamsModel]] = SimCLRParams  # subclasses bring their own
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         self.head = projection_head(encoder.out_dim, ctx.model.proj_hidden, ctx.model.proj_dim)
 
-    def project(self, views):
+    def project(self, views: list[Tensor]) -> list[Tensor]:
         # one batched call per view size (multi-crop views differ in size)
         return encode(lambda x: self.head(self.encoder(x)), views)
 
-    def contrast(self, z1, z2, batch):
+    def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         return nt_xent(z1, z2, self.params.temperature)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = [z.float() for z in self.project(views)]
         pairs = view_pairs(views)  # every view pair; with multi-crop, global vs all
         with torch.autocast(zs[0].device.type, enabled=False):  # logits in fp32 under bf16 autocast
             loss = sum(self.contrast(zs[i], zs[j], batch) for i, j in pairs) / len(pairs)
-        return loss, {}
+        return cast(Tensor, loss), {}

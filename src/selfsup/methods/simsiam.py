@@ -8,11 +8,16 @@ view pair with multi-crop views).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+from torch import Tensor
+
 from ..losses import negative_cosine
 from ..models import mlp
+from ..models.encoder import Encoder
 from . import register
 from ._common import encode, pairs
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 
 
 class SimSiamParams(Params):
@@ -25,14 +30,14 @@ class SimSiam(Method):
     paper = "Chen & He 2021, Exploring Simple Siamese Representation Learning"
     Params = SimSiamParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         m = ctx.model
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3, last_bn=True)
         self.predictor = mlp(m.proj_dim, max(m.proj_dim // 4, 1), m.proj_dim, layers=2)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = encode(lambda x: self.projector(self.encoder(x)), views)
         prs = pairs(views, ordered=True)
         loss = sum(negative_cosine(self.predictor(zs[j]), zs[i].detach()) for i, j in prs) / len(prs)
-        return loss, {}
+        return cast(Tensor, loss), {}

@@ -14,15 +14,19 @@ One view is used (the first). Evaluation uses the backbone as usual, on whole im
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch.nn.functional as F
 from pydantic import Field
+from torch import Tensor
 
 from ..errors import ConfigError
 from ..losses.masked import masked_pixel_loss
+from ..models.encoder import Encoder
 from ..models.sparse import LightDecoder, feature_channels, mask_at, sparse_forward
 from ..models.vit import ViT, check_patch, patchify, random_masking
 from . import register
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 from .mae import normalised
 
 PROBE = 64
@@ -45,19 +49,19 @@ class SparK(Method):
     Params = SparKParams
     views_used = 1
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         bb = encoder.backbone
         if isinstance(bb, ViT):
             raise ConfigError("method 'spark' masks a CNN (convnet, resnet18, ...); for a ViT backbone use "
                               "method 'mae'")
-        self.channels = int(encoder.mean.shape[1])
+        self.channels = int(cast(Tensor, encoder.mean).shape[1])
         chans, sizes = feature_channels(bb, self.channels, PROBE)
         self.n_scales = len(chans)
         self.stride = PROBE // sizes[0]
         self.decoder = LightDecoder(chans, self.channels, params.decoder_width)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p, bb = self.params, self.encoder.backbone
         x = normalised(self.encoder, views[0])
         n, _, h, w = x.shape

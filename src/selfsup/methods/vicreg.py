@@ -7,13 +7,17 @@ Learning*, ICLR 2022. Expander of 3 linear layers, loss :func:`~selfsup.losses.v
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from pydantic import Field
+from torch import Tensor
 
 from ..losses import vicreg
 from ..models import mlp
+from ..models.encoder import Encoder
 from . import register
 from ._common import encode, pairs
-from .base import Method, Params
+from .base import Batch, Context, Method, Params
 
 
 class VICRegParams(Params):
@@ -28,13 +32,13 @@ class VICReg(Method):
     paper = "Bardes, Ponce, LeCun 2022, VICReg: Variance-Invariance-Covariance Regularization"
     Params = VICRegParams
 
-    def __init__(self, encoder, params, ctx):
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         m = ctx.model
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3)
 
-    def forward(self, views, batch):
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p = self.params
         zs = encode(lambda x: self.projector(self.encoder(x)), views)
         prs = pairs(views)
-        return sum(vicreg(zs[i], zs[j], p.inv, p.var, p.cov) for i, j in prs) / len(prs), {}
+        return cast(Tensor, sum(vicreg(zs[i], zs[j], p.inv, p.var, p.cov) for i, j in prs) / len(prs)), {}
