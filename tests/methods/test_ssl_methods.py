@@ -244,3 +244,11 @@ def test_gsimclr_defaults_and_fixed_order():
     enc, dec = _autoencoder(torch.zeros(2, 1, 16, 16), m.params)
     assert any(isinstance(x, torch.nn.Conv2d) for x in enc)
     assert dec(enc(torch.zeros(2, 1, 16, 16))).shape == (2, 1, 16, 16)
+
+
+def test_byol_with_a_trained_linear_predictor():
+    m = build("byol", {"predictor": "linear"})
+    assert isinstance(m.predictor, torch.nn.Linear) and m.predictor.weight.requires_grad
+    x, views = fixed_views()
+    losses = run_steps(m, views, x, steps=6)
+    assert all(np.isfinite(losses)) and np.mean(losses[-2:]) < losses[0]
