@@ -52,7 +52,7 @@ def test_unreadable_image_is_named_and_can_be_skipped(capsys, tmp_path):
 
 @pytest.mark.parametrize("arrays,needle", [
     ({"x": np.zeros((10, 4, 4, 2), np.uint8)}, "shape"),
-    ({"x": np.zeros((10, 4, 4), np.float32)}, "uint8"),
+    ({"x": np.zeros((10, 4, 4, 1), np.float32)}, "uint8"),
     ({"x": np.zeros((10, 4, 4), np.uint8), "y": np.zeros(9, np.int64)}, "has 10 samples"),
     ({"y": np.zeros(9, np.int64)}, "no array named 'x'"),
 ])

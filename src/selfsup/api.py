@@ -17,16 +17,17 @@ from . import config as C
 from . import data as D
 from . import methods as M
 from .errors import CheckpointError, ConfigError, DataError, RunDirError
-from .eval import channel_stats, extract, raw_features
+from .eval import extract
 from .eval import protocols as EP
 from .io import write_json, write_text
-from .models import BACKBONES, build_backbone
+from .modalities import Modality, modality_of
+from .modalities import get as get_modality
+from .models import BACKBONES
 from .models.encoder import Encoder
 from .rundir import check_new, default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
 from .train import checkpoint as ckpt
-from .views import ImageViews, MultiCropViews, resolve_spec
 
 #: shortcut keyword (and CLI option) -> config path
 OPTIONS = {
@@ -91,21 +92,23 @@ def pick_device(name: str) -> torch.device:
     return dev
 
 
-def load_data(cfg: C.Config) -> tuple[D.Splits, D.ImageData, D.ImageData]:
+def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
     """The training split and the labelled (bank, query) pair for evaluation."""
     dc = cfg.data
     splits = D.load_source(dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir)
     ev = None
     if dc.eval_source:
-        ev = D.load_source(dc.eval_source, dc.image_size or splits.train.size, dc.skip_corrupt, dc.cache_dir)
+        size = dc.image_size or getattr(splits.train, "size", None)
+        ev = D.load_source(dc.eval_source, size, dc.skip_corrupt, dc.cache_dir)
     bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
     if dc.limit is not None and dc.limit < len(splits.train):
         keep = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[:dc.limit])
         splits = D.Splits(splits.train.subset(keep), splits.test)
     for d in (bank, query):
-        if d is not None and d.channels != splits.train.channels:
-            raise DataError(f"evaluation data '{d.name}' has {d.channels} channel(s) but training data has "
-                            f"{splits.train.channels}; give --eval-data of the same kind")
+        if d is not None and (d.modality != splits.train.modality or d.channels != splits.train.channels):
+            raise DataError(f"evaluation data '{d.name}' ({d.modality}, {d.channels} channel(s)) does not match "
+                            f"the training data ({splits.train.modality}, {splits.train.channels} channel(s)); "
+                            "give --eval-data of the same kind")
     return splits, bank, query
 
 
@@ -114,16 +117,32 @@ def _evaluable(splits: D.Splits, ev: D.Splits | None) -> bool:
     return s.train.labelled or (s.test is not None and s.test.labelled)
 
 
-def build_encoder(cfg: C.Config, channels: int, size: int, mean, std, seed: int) -> Encoder:
+def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict | int, *args: Any, seed: int = 0) -> Encoder:
+    """The encoder for inputs described by ``meta`` (see :class:`selfsup.modalities.Modality`):
+    the modality's backbone behind the input normalisation, initialised under ``seed``.
+
+    ``build_encoder(cfg, meta, seed)``; for images also ``build_encoder(cfg, channels, size, mean,
+    std, seed)``.
+    """
+    if isinstance(meta, dict):
+        seed = args[0] if args else seed
+    else:
+        size, mean, std, seed = args
+        meta = {"modality": "image", "in_channels": meta, "image_size": size, "mean": list(mean),
+                "std": list(std)}
+    mc = cfg.model if isinstance(cfg, C.Config) else cfg
+    mod = get_modality(meta.get("modality", "image"))
     torch.manual_seed(seed)
-    backbone = build_backbone(cfg.model.backbone, channels, size, cfg.model.cifar_stem, cfg.model.width)
+    backbone = mod.build_backbone(mc.backbone, meta, mc)
+    mean, std = mod.normalisation(meta)
     return Encoder(backbone, mean, std)
 
 
-def _encoder_meta(cfg: C.Config, channels: int, size: int, mean, std) -> dict:
-    return {"format": "selfsup-encoder-1", "backbone": cfg.model.backbone, "cifar_stem": cfg.model.cifar_stem,
-            "width": cfg.model.width, "in_channels": channels, "image_size": size, "mean": mean, "std": std,
-            "method": cfg.method}
+def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict) -> dict:
+    """What ``encoder.safetensors`` records: enough to rebuild the encoder without the run."""
+    backbone = mod.default_backbone(input_meta) if cfg.model.backbone == "auto" else cfg.model.backbone
+    return {"format": "selfsup-encoder-1", "modality": mod.name, "backbone": backbone,
+            "cifar_stem": cfg.model.cifar_stem, "width": cfg.model.width, **input_meta, "method": cfg.method}
 
 
 def save_encoder(path: Path, encoder: Encoder, meta: dict) -> None:
@@ -139,8 +158,10 @@ def save_encoder(path: Path, encoder: Encoder, meta: dict) -> None:
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Load a trained encoder (a run directory or an ``encoder.safetensors``) as a plain module.
 
-    The module takes float images in [0, 1] of shape (N, C, H, W) and returns features (N, D);
-    its ``image_size`` attribute is the size it was trained at.
+    Images: the module takes float images in [0, 1] of shape (N, C, H, W) and returns features
+    (N, D); its ``image_size`` attribute is the size it was trained at. Series: float (N, C, T) in
+    the data's own units, NaN for missing or padded steps. ``meta`` holds the recorded description
+    (``meta["modality"]``, channels, input statistics, ...).
     """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
@@ -154,10 +175,8 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         with safe_open(str(p), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["selfsup"])
         tensors = load_file(str(p), device="cpu")
-        cfg = C.Config(model=C.ModelConfig(backbone=meta["backbone"], cifar_stem=meta["cifar_stem"],
-                                           width=meta["width"]))
-        enc = build_encoder(cfg, int(meta["in_channels"]), int(meta["image_size"]), list(meta["mean"]),
-                            list(meta["std"]), seed=0)
+        mc = C.ModelConfig(backbone=meta["backbone"], cifar_stem=meta["cifar_stem"], width=meta["width"])
+        enc = build_encoder(mc, meta, seed=0)
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError,
             ConfigError):  # pydantic's ValidationError is a ValueError
         raise CheckpointError(f"'{p}' is not a selfsup encoder file (safetensors with valid metadata)") from None
@@ -165,18 +184,29 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         enc.load_state_dict(tensors)
     except RuntimeError as err:
         raise CheckpointError(f"'{p}' does not match its recorded architecture: {str(err).splitlines()[0]}") from None
-    enc.image_size = meta["image_size"]
+    enc.image_size = meta.get("image_size")
     enc.meta = meta
     return enc.to(device).eval()
 
 
-def evaluate_encoder(encoder: nn.Module, bank: D.ImageData, query: D.ImageData, size: int,
+def evaluate_encoder(encoder: nn.Module, bank: D.Samples, query: D.Samples, meta: dict | int,
                      ec: C.EvalConfig, device: torch.device, protocols: list[str] | None = None) -> dict:
+    """Run the evaluation protocols on ``encoder``'s features of a labelled (bank, query) pair.
+
+    ``meta``: the encoder's input description (an int is the image size, for images)."""
     protocols = protocols or ec.protocols
-    fb = extract(encoder, bank.x, size, ec.batch_size, device)
-    fq = extract(encoder, query.x, size, ec.batch_size, device)
-    inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, encoder, bank.x,
-                           query.x, size, device)
+    mod = modality_of(bank)
+    if isinstance(meta, int):
+        meta = {"image_size": meta}
+
+    def prepare(x):
+        return mod.prepare(x, meta)
+
+    xb, xq = mod.to_tensor(bank), mod.to_tensor(query)
+    fb = extract(encoder, xb, prepare, ec.batch_size, device)
+    fq = extract(encoder, xq, prepare, ec.batch_size, device)
+    inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, encoder, xb, xq,
+                           prepare, device)
     return EP.run(protocols, inputs)
 
 
@@ -185,12 +215,12 @@ def evaluate_features(fb, yb, fq, yq, ec: C.EvalConfig, protocols: list[str]) ->
     return EP.run(protocols, EP.EvalInputs(fb, yb, fq, yq, ec), skip_unavailable=True)
 
 
-def baselines(cfg: C.Config, bank: D.ImageData, query: D.ImageData, size: int, mean, std,
-              device: torch.device) -> dict:
-    enc = build_encoder(cfg, bank.channels, size, mean, std, cfg.train.seed).to(device)
-    rnd = evaluate_encoder(enc, bank, query, size, cfg.eval, device)
-    m, s = torch.tensor(mean), torch.tensor(std)
-    raw = evaluate_features(raw_features(bank.x, m, s), torch.from_numpy(bank.y), raw_features(query.x, m, s),
+def baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, device: torch.device) -> dict:
+    """The same protocols on a randomly initialised encoder and on the raw input."""
+    mod = modality_of(bank)
+    enc = build_encoder(cfg, meta, cfg.train.seed).to(device)
+    rnd = evaluate_encoder(enc, bank, query, meta, cfg.eval, device)
+    raw = evaluate_features(mod.raw_features(bank, meta), torch.from_numpy(bank.y), mod.raw_features(query, meta),
                             torch.from_numpy(query.y), cfg.eval, cfg.eval.protocols)
     return {"random_init": rnd, "raw_input": raw}
 
@@ -230,12 +260,14 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
         if cfg.train.batch_size > len(tr):
             raise ConfigError(f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
                               f"use --batch-size {max(2, len(tr) // 4)} or less")
+        parts = assemble(cfg, tr, device)  # views, encoder and method built before the run directory
         if lk is None:
             lk = prepare_new(run_dir, overwrite, _protected(cfg))
             write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif resume is not None and options.get("epochs"):
             write_text(run_dir / "config.yaml", cfg.to_yaml())
-        return _train_in(run_dir, cfg, splits, bank, query, device, resume is not None, console, on_epoch_end)
+        return _train_in(run_dir, cfg, splits, bank, query, parts, device, resume is not None, console,
+                         on_epoch_end)
     finally:
         if lk is not None:
             lk.release()
@@ -248,38 +280,51 @@ def _protected(cfg: C.Config) -> list[str]:
     return [p for p in (cfg.data.source, cfg.data.eval_source, str(cache_root(cfg.data.cache_dir))) if p]
 
 
-def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_epoch_end) -> Run:
-    tr = splits.train
+@dataclass
+class Parts:
+    """Everything a run trains, built (and so validated) before its run directory is created."""
+
+    modality: Modality
+    preset: str
+    meta: dict
+    method: M.Method
+    views: nn.Module
+    x: Any
+    labels: torch.Tensor | None
+
+
+def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
+    """The training split's modality, views, encoder and method, on ``device``."""
     vc = cfg.views
-    preset, spec = resolve_spec(vc.preset, tr.channels, tr.size, size=vc.size, crop_scale=vc.crop_scale,
-                                flip=vc.flip, jitter=vc.jitter, jitter_p=vc.jitter_p,
-                                grayscale_p=vc.grayscale_p, blur_p=vc.blur_p,
-                                affine_p=vc.affine_p, rotate=vc.rotate, translate=vc.translate)
-    mean, std = channel_stats(tr.x)
-    encoder = build_encoder(cfg, tr.channels, spec.size, mean, std, cfg.train.seed)
-    ctx = M.Context(model=cfg.model, n_samples=len(tr), n_views=vc.n_views,
+    mod = modality_of(train)
+    preset, input_meta = mod.input_meta(cfg, train)
+    meta = encoder_meta(cfg, mod, input_meta)
+    encoder = build_encoder(cfg, meta, cfg.train.seed)
+    ctx = M.Context(model=cfg.model, n_samples=len(train), n_views=vc.n_views,
                     extra={"batch_size": cfg.train.batch_size, "local_crops": vc.local_crops})
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
-    if vc.local_crops:
-        views = MultiCropViews(spec, tr.channels, vc.n_views, vc.local_crops, vc.local_size,
-                               vc.local_scale, vc.backend).to(device)
-    else:
-        views = ImageViews(spec, tr.channels, vc.n_views, vc.backend).to(device)
-    x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous().to(device)
+    views = mod.build_views(cfg, meta).to(device)
     labels = None
     if method.uses_labels:
-        if tr.y is None:
-            raise DataError(f"method '{cfg.method}' needs labels but '{tr.name}' has none")
-        labels = torch.from_numpy(tr.y).to(device)
+        if train.y is None:
+            raise DataError(f"method '{cfg.method}' needs labels but '{train.name}' has none")
+        labels = torch.from_numpy(train.y).to(device)
+    return Parts(mod, preset, meta, method, views, mod.to_tensor(train).to(device), labels)
+
+
+def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming, console, on_epoch_end) -> Run:
+    tr = splits.train
+    mod, preset, meta, method, views, x, labels = (parts.modality, parts.preset, parts.meta, parts.method,
+                                                    parts.views, parts.x, parts.labels)
 
     callback = on_epoch_end
     if callback is None and cfg.eval.knn_every and bank is not None:
         def callback(epoch, m):
             if epoch % cfg.eval.knn_every == 0:
-                return evaluate_encoder(m.encoder, bank, query, spec.size, cfg.eval, device, ["knn"])
+                return evaluate_encoder(m.encoder, bank, query, meta, cfg.eval, device, ["knn"])
             return None
 
-    monitor = _diagnostics_monitor(cfg, method, views, tr, query, device)
+    monitor = _diagnostics_monitor(cfg, method, views, tr, query, mod, device)
     if monitor is not None:
         callback = _with_diagnostics(monitor, callback)
 
@@ -302,7 +347,6 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
         from .train.loggers import close_all
 
         close_all(trainer.loggers)
-    meta = _encoder_meta(cfg, tr.channels, spec.size, mean, std)
     save_encoder(run_dir / ENCODER_FILE, method.encoder, meta)
 
     summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data.source, "epochs": cfg.train.epochs,
@@ -311,9 +355,9 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
                                "train_time_s": round(st.train_time, 2),
                                "timing_s": {k: round(v, 3) for k, v in trainer.timing.items()}}
     if bank is not None:
-        summary["eval"] = evaluate_encoder(method.encoder, bank, query, spec.size, cfg.eval, device)
+        summary["eval"] = evaluate_encoder(method.encoder, bank, query, meta, cfg.eval, device)
         if cfg.eval.baselines:
-            summary["baselines"] = baselines(cfg, bank, query, spec.size, mean, std, device)
+            summary["baselines"] = baselines(cfg, bank, query, meta, device)
         summary["eval_data"] = {"bank": bank.name, "bank_size": len(bank), "query": query.name,
                                 "query_size": len(query)}
     if monitor is not None:
@@ -325,16 +369,16 @@ def _train_in(run_dir, cfg, splits, bank, query, device, resuming, console, on_e
     return Run(run_dir, cfg, summary)
 
 
-def _diagnostics_monitor(cfg, method, views, tr, query, device):
+def _diagnostics_monitor(cfg, method, views, tr, query, mod, device):
     """The end-of-epoch diagnostics on a fixed held-out batch (eval query set, else training data)."""
     if not cfg.eval.diagnostics:
         return None
     from .eval.diagnostics import Monitor
 
-    src = query if query is not None and query.channels == tr.channels else tr
+    src = query if query is not None else tr
     n = min(cfg.eval.diagnostics_batch, len(src))
     keep = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(src))[:n])
-    xh = torch.from_numpy(np.ascontiguousarray(src.x[keep])).permute(0, 3, 1, 2).contiguous().to(device)
+    xh = mod.to_tensor(src.subset(keep)).to(device)
     return Monitor(method, views, xh, seed=cfg.train.seed)
 
 
@@ -377,7 +421,9 @@ def write_run_report(run_dirs: list[str | os.PathLike] | list[Path], out: str | 
         if query is None:
             continue
         enc = load_encoder(r["dir"], "cpu")
-        maps.append(R.embedding_points(r["label"], enc, query.x, query.y, enc.image_size))
+        mod, meta = modality_of(query), enc.meta
+        maps.append(R.embedding_points(r["label"], enc, mod.to_tensor(query), query.y,
+                                       lambda x, mod=mod, meta=meta: mod.prepare(x, meta)))
     return R.write_report(runs, out, maps)
 
 
@@ -402,15 +448,18 @@ def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, pro
         d = C.merge(d, {"eval": eval_options})
         cfg = C.validate(d)
         enc = load_encoder(run_dir, dev)
-    size = getattr(enc, "image_size", None)
+    meta = getattr(enc, "meta", None)
     splits, bank, query = load_data(cfg)
     if bank is None:
         raise DataError(f"'{cfg.data.eval_source or cfg.data.source}' has no labels to evaluate with; give "
                         "labelled data with --data")
-    size = size or splits.train.size
+    if meta is None:  # a plain module: images at the data's own size
+        meta = {"modality": bank.modality, "image_size": getattr(enc, "image_size", None) or getattr(bank, "size", None)}
+    else:
+        get_modality(meta.get("modality", "image")).check_eval_data(bank, meta)
     enc = enc.to(dev)
     result = {"data": cfg.data.eval_source or cfg.data.source, "bank_size": len(bank), "query_size": len(query),
-              "eval": evaluate_encoder(enc, bank, query, size, cfg.eval, dev, protocols)}
+              "eval": evaluate_encoder(enc, bank, query, meta, cfg.eval, dev, protocols)}
     if write and run_dir is not None:
         write_json(run_dir / "eval.json", result)
     return result

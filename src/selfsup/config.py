@@ -38,8 +38,10 @@ class DataConfig(_Section):
 
 
 class ViewsConfig(_Section):
-    preset: Literal["auto", "cifar", "digits", "imagenet", "none"] = "auto"
-    """``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones."""
+    preset: str = "auto"
+    """Images: ``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones
+    (``cifar``, ``digits``, ``imagenet``, ``none``); each modality has its own presets (series:
+    see :mod:`selfsup.views.timeseries`) and refuses an unknown name in one line."""
     n_views: int = Field(default=2, ge=2, le=16)
     backend: Literal["torch", "kornia"] = "torch"
     """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation modules."""

@@ -89,7 +89,7 @@ def checkpoints(run: Path) -> list[Path]:
 
 def temp_files(run: Path) -> list[Path]:
     return [p for d in (run, run / "checkpoints") if d.is_dir() for p in d.iterdir()
-            if p.name.startswith(".") and p.name != ".lock"]
+            if p.name.startswith(".") and p.name not in (".lock", ".selfsup-run")]
 
 
 def assert_resumable(run: Path) -> int:

@@ -129,8 +129,10 @@ X = np.zeros((10, 8, 8), np.uint8)
 
 
 @pytest.mark.parametrize("arrays, field", [
-    ({"x": np.full((10, 8, 8), np.nan)}, "'x' contains NaN"),
-    ({"x": np.zeros((10, 8, 8), np.float32)}, "must be uint8"),
+    ({"x": np.full((10, 8, 8, 1), np.nan)}, "'x' contains NaN"),
+    ({"x": np.zeros((10, 8, 8, 1), np.float32)}, "must be uint8"),
+    ({"x": np.full((10, 8, 8), np.nan)}, "all-NaN series"),  # float (N, C, T) is a series
+    ({"x": np.full((10, 2, 8), np.inf)}, "infinite"),
     ({"x": X, "y": np.zeros(9, int)}, "'y' has shape (9,) but 'x' has 10 samples"),
     ({"x": X, "y": np.zeros((10, 2), int)}, "'y' has shape (10, 2)"),
     ({"x": X, "y": np.r_[np.zeros(9), np.nan]}, "'y' contains NaN"),

@@ -1,11 +1,12 @@
-"""Data sources, decoded once and cached as uint8 arrays.
+"""Data sources, decoded once (and cached as arrays where decoding is slow).
 
 ``load_source(spec)`` accepts a built-in name (``digits``) or a path:
 
 - a folder of images (``ROOT/<class>/<image>``, or ``ROOT/<image>`` unlabelled; ``train/`` and
   ``test/`` sub-folders are the splits),
 - CIFAR-10/100 in the python batch format (the ``cifar-10-batches-py`` folder or its parent),
-- an ``.npz`` file with ``x`` (N, H, W[, C]) uint8 and optional ``y`` (N,).
+- an ``.npz`` file with ``x`` (N, H, W[, C]) uint8 images or (N, C, T) float series, and
+  optional ``y`` (N,).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import cache
-from .base import ImageData, Splits, stratified_split
+from .base import ImageData, Samples, SeriesData, Splits, stratified_split
 from .cifar import find_cifar, load_cifar
 from .digits import load_digits
 from .folder import load_folder
@@ -24,7 +25,7 @@ from .npz import load_npz
 
 BUILTIN = {"digits": load_digits}
 
-__all__ = ["ImageData", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
+__all__ = ["ImageData", "SeriesData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
 
 
 def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = False,
@@ -86,7 +87,7 @@ def _resize(splits: Splits, size: int) -> Splits:
     import torch.nn.functional as F
 
     def r(d: ImageData | None):
-        if d is None or d.size == size and d.x.shape[2] == size:
+        if d is None or not isinstance(d, ImageData) or d.size == size and d.x.shape[2] == size:
             return d
         t = torch.from_numpy(d.x).permute(0, 3, 1, 2).float()
         t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -96,7 +97,7 @@ def _resize(splits: Splits, size: int) -> Splits:
     return Splits(r(splits.train), r(splits.test))
 
 
-def eval_splits(splits: Splits, eval_source: Splits | None = None, seed: int = 0) -> tuple[ImageData, ImageData]:
+def eval_splits(splits: Splits, eval_source: Splits | None = None, seed: int = 0) -> tuple[Samples, Samples]:
     """The labelled (bank/train, query/test) pair used by evaluation protocols.
 
     ``eval_source`` when given, else ``splits``; its test split when present, else a fixed stratified
@@ -114,7 +115,7 @@ def eval_splits(splits: Splits, eval_source: Splits | None = None, seed: int = 0
     return pool.subset(a, pool.name + "[80%]"), pool.subset(b, pool.name + "[20%]")
 
 
-def _labelled(d: ImageData) -> ImageData | None:
+def _labelled(d: Samples) -> Samples | None:
     if d.y is None:
         return None
     keep = np.flatnonzero(d.y >= 0)

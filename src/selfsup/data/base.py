@@ -1,8 +1,24 @@
-"""The in-memory form every source decodes to, once: uint8 images with optional labels."""
+"""The in-memory sample containers every source decodes to, once: one per modality.
+
+A container holds one split: its samples ``x`` (a numpy array, first axis = samples), optional
+integer labels ``y`` (``-1`` marks an unlabelled sample inside a partly labelled set), the class
+names when known, a ``name`` for messages, and ``info`` (counts of skipped files, ...). Its class
+names the modality (``modality``), which :mod:`selfsup.modalities` maps to the views, encoders,
+raw-input baseline and evaluation inputs of that kind of data.
+
+- :class:`ImageData`: uint8 (N, H, W, C), C in {1, 3}.
+- :class:`SeriesData`: float32 (N, C, T); series shorter than T are padded with NaN after their
+  ``lengths[i]`` valid steps (NaN inside a series means a missing value).
+
+Fields listed in ``per_sample`` are sliced by :meth:`Samples.subset`; any other array field is shared
+by every sample (room for graphs, whose samples are the nodes of one graph that every batch shares).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -10,12 +26,8 @@ from ..errors import DataError
 
 
 @dataclass
-class ImageData:
-    """Decoded images as a uint8 array of shape (N, H, W, C), C in {1, 3}.
-
-    ``y`` holds integer labels (N,) or is None for unlabelled data; ``-1`` marks an unlabelled
-    sample inside a partly labelled set. ``classes`` names the label values when known.
-    """
+class Samples:
+    """Base of the per-modality containers (see the module docstring)."""
 
     x: np.ndarray
     y: np.ndarray | None = None
@@ -23,13 +35,42 @@ class ImageData:
     name: str = "data"
     info: dict = field(default_factory=dict)
 
+    modality: ClassVar[str] = ""
+    per_sample: ClassVar[tuple[str, ...]] = ("x", "y")
+
     def __post_init__(self):
-        check_images(self.x, self.name)
+        self.check()
         if self.y is not None:
             self.y = check_labels(self.y, len(self.x), self.name)
 
+    def check(self) -> None:
+        """Validate ``x`` for this modality (raise :class:`DataError` naming the split)."""
+
     def __len__(self) -> int:
         return len(self.x)
+
+    @property
+    def channels(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def labelled(self) -> bool:
+        return self.y is not None and bool((self.y >= 0).any())
+
+    def subset(self, idx: np.ndarray, name: str | None = None):
+        """The samples ``idx`` as a new container of the same kind (shared fields kept as they are)."""
+        changes = {f: getattr(self, f)[idx] for f in self.per_sample if getattr(self, f) is not None}
+        return dataclasses.replace(self, **changes, name=name or self.name, info=dict(self.info))
+
+
+@dataclass
+class ImageData(Samples):
+    """Decoded images as a uint8 array of shape (N, H, W, C), C in {1, 3}."""
+
+    modality: ClassVar[str] = "image"
+
+    def check(self) -> None:
+        check_images(self.x, self.name)
 
     @property
     def channels(self) -> int:
@@ -39,19 +80,56 @@ class ImageData:
     def size(self) -> int:
         return int(self.x.shape[1])
 
-    @property
-    def labelled(self) -> bool:
-        return self.y is not None and bool((self.y >= 0).any())
 
-    def subset(self, idx: np.ndarray, name: str | None = None) -> ImageData:
-        return ImageData(self.x[idx], None if self.y is None else self.y[idx], self.classes,
-                         name or self.name, dict(self.info))
+@dataclass
+class SeriesData(Samples):
+    """Series as float32 (N, C, T), NaN-padded after each sample's ``lengths[i]`` valid steps."""
+
+    lengths: np.ndarray | None = None
+    modality: ClassVar[str] = "timeseries"
+    per_sample: ClassVar[tuple[str, ...]] = ("x", "y", "lengths")
+
+    def check(self) -> None:
+        x = self.x
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            raise DataError(f"{self.name}: series must be an array of shape (N, C, T) (samples, channels, "
+                            f"time steps), got {getattr(x, 'shape', type(x).__name__)}")
+        if len(x) == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+            raise DataError(f"{self.name}: the dataset is empty (shape {tuple(x.shape)}); give at least one "
+                            "series with one channel and one time step")
+        if x.dtype.kind not in "fiu":
+            raise DataError(f"{self.name}: series must be numbers, got {x.dtype}")
+        if np.isinf(x).any():
+            raise DataError(f"{self.name}: series contain infinite values; replace them (NaN marks a "
+                            "missing value)")
+        self.x = x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.lengths is None:
+            self.lengths = series_lengths(x)
+        self.lengths = np.asarray(self.lengths, dtype=np.int64)
+        if self.lengths.shape != (len(x),) or (self.lengths < 1).any() or (self.lengths > x.shape[2]).any():
+            raise DataError(f"{self.name}: every series needs at least one observed time step (an all-NaN "
+                            "series was found); drop it")
+
+    @property
+    def channels(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def length(self) -> int:
+        return int(self.x.shape[2])
+
+
+def series_lengths(x: np.ndarray) -> np.ndarray:
+    """Valid length of each series: one past the last time step where any channel is observed."""
+    observed = ~np.isnan(x).all(axis=1)  # (N, T)
+    last = x.shape[2] - np.argmax(observed[:, ::-1], axis=1)
+    return np.where(observed.any(axis=1), last, 0).astype(np.int64)
 
 
 @dataclass
 class Splits:
-    train: ImageData
-    test: ImageData | None = None
+    train: Samples
+    test: Samples | None = None
 
 
 def check_images(x, name: str) -> None:

@@ -1,4 +1,7 @@
-"""Arrays in a ``.npz`` file: ``x`` (N, H, W) or (N, H, W, C) uint8 and optional ``y`` (N,) integers.
+"""Arrays in a ``.npz`` file: ``x`` and optional ``y`` (N,) integers.
+
+- images: ``x`` (N, H, W) or (N, H, W, C) uint8;
+- series: ``x`` (N, C, T) float (NaN for missing steps or padding after a shorter series).
 
 Optional ``x_test`` / ``y_test`` give a test split. Files are opened with ``allow_pickle=False``.
 """
@@ -12,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .base import ImageData, Splits, check_images
+from .base import ImageData, SeriesData, Splits, check_images
 
 
 def load_npz(path: Path) -> Splits:
@@ -54,6 +57,8 @@ def load_npz(path: Path) -> Splits:
         return y
 
     name = path.stem
+    if arrays["x"].dtype.kind == "f" and arrays["x"].ndim == 3:
+        return _series(path, arrays, labels)
     x = images("x")
     train = ImageData(x, labels("y", len(x), "x"), None, f"{name}/x")
     test = None
@@ -63,3 +68,37 @@ def load_npz(path: Path) -> Splits:
     elif "y_test" in arrays:
         raise DataError(f"'{path}' has 'y_test' but no 'x_test'; save the test images as x_test")
     return Splits(train, test)
+
+
+def _series(path: Path, arrays: dict, labels) -> Splits:
+    name = path.stem
+    x = arrays["x"]
+    train = SeriesData(x, labels("y", len(x), "x"), None, f"{name}/x")
+    test = None
+    if "x_test" in arrays:
+        xt = arrays["x_test"]
+        if xt.ndim != 3 or xt.shape[1] != x.shape[1]:
+            raise DataError(f"'{path}': 'x_test' has shape {tuple(xt.shape)} but 'x' has {x.shape[1]} "
+                            "channel(s); give x_test as (N, C, T) with the same channels")
+        test = SeriesData(xt, labels("y_test", len(xt), "x_test"), None, f"{name}/x_test")
+    elif "y_test" in arrays:
+        raise DataError(f"'{path}' has 'y_test' but no 'x_test'; save the test series as x_test")
+    return pad_splits(Splits(train, test))
+
+
+def pad_splits(splits: Splits) -> Splits:
+    """Series splits NaN-padded to one common length (a padded step is not a missing value: every
+    encoder masks it, see :mod:`selfsup.models.timeseries`)."""
+    import dataclasses
+
+    parts = [d for d in (splits.train, splits.test) if d is not None]
+    t = max(d.length for d in parts)
+
+    def pad(d):
+        if d is None or d.length == t:
+            return d
+        x = np.full((len(d), d.channels, t), np.nan, dtype=np.float32)
+        x[:, :, :d.length] = d.x
+        return dataclasses.replace(d, x=x)
+
+    return Splits(pad(splits.train), pad(splits.test))

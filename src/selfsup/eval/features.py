@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -10,15 +12,23 @@ from ..views import eval_view
 
 
 @torch.no_grad()
-def extract(encoder: nn.Module, x: np.ndarray | torch.Tensor, size: int, batch_size: int = 512,
-            device: str | torch.device = "cpu") -> torch.Tensor:
-    """Encoder features (N, D) of uint8 images (N, H, W, C) or (N, C, H, W) tensors, in eval mode."""
+def extract(encoder: nn.Module, x: np.ndarray | torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor] | int,
+            batch_size: int = 512, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Encoder features (N, D) in eval mode.
+
+    ``x``: raw samples as the modality's ``to_tensor`` gives them (images: uint8 (N, C, H, W); a
+    uint8 (N, H, W, C) array is accepted too); ``prepare`` maps a raw batch on the device to the
+    encoder's input (``Modality.prepare``). An int ``prepare`` is the image size (image eval view).
+    """
+    if isinstance(prepare, int):
+        size = prepare
+        prepare = lambda b: eval_view(b, size)  # noqa: E731
     was_training = encoder.training
     encoder.eval()
-    t = _as_nchw(x)
+    t = _as_tensor(x)
     out = []
     for i in range(0, len(t), batch_size):
-        xb = eval_view(t[i:i + batch_size].to(device), size)
+        xb = prepare(t[i:i + batch_size].to(device))
         out.append(encoder(xb).float().cpu())
     encoder.train(was_training)
     return torch.cat(out)
@@ -34,6 +44,15 @@ def raw_features(x: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Te
 def _as_nchw(x) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+    return x
+
+
+def _as_tensor(x) -> torch.Tensor:
+    """Raw samples as a tensor: uint8 (N, H, W, C) image arrays become (N, C, H, W)."""
+    if isinstance(x, np.ndarray):
+        if x.dtype == np.uint8 and x.ndim == 4:
+            return _as_nchw(x)
+        return torch.from_numpy(np.ascontiguousarray(x))
     return x
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import DataError
 from ..views import eval_view
-from .features import _as_nchw, extract
+from .features import _as_tensor, extract
 from .knn import _topk
 
 
@@ -42,12 +42,13 @@ def few_label_indices(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarr
     return np.sort(np.concatenate(picked))
 
 
-def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray, size: int,
+def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray, prepare,
              steps: int = 100, batch_size: int = 64, lr: float = 1e-3, encoder_lr_ratio: float = 0.1,
              seed: int = 0, device: str | torch.device = "cpu") -> dict[str, float]:
     """Fine-tune a copy of ``encoder`` plus a linear head on (``x``, ``y``); accuracy on the query.
 
-    ``x``/``query_x``: uint8 images (N, H, W, C). The given encoder is not modified.
+    ``x``/``query_x``: raw samples (see :func:`~selfsup.eval.features.extract`); ``prepare`` maps a
+    raw batch to the encoder's input (an int: the image size). The given encoder is not modified.
     Returns ``{"top1", "top5"}``.
     """
     if len(x) < 2:
@@ -56,12 +57,15 @@ def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         enc = copy.deepcopy(encoder).to(device)
-        dim = extract(enc, x[:2], size, 2, device).shape[1]
+        if isinstance(prepare, int):
+            size = prepare
+            prepare = lambda b: eval_view(b, size)  # noqa: E731
+        dim = extract(enc, x[:2], prepare, 2, device).shape[1]
         head = nn.Linear(dim, num_classes).to(device)
         opt = torch.optim.AdamW([{"params": enc.parameters(), "lr": lr * encoder_lr_ratio},
                                  {"params": head.parameters(), "lr": lr}], weight_decay=1e-4)
         base = [g["lr"] for g in opt.param_groups]
-        xt = eval_view(_as_nchw(x).to(device), size)
+        xt = prepare(_as_tensor(x).to(device))
         yt = torch.from_numpy(np.asarray(y)).long().to(device)
         bs = min(batch_size, len(xt))
         g = torch.Generator().manual_seed(seed)
@@ -75,7 +79,7 @@ def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray,
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        feats = extract(enc, query_x, size, 512, device)
+        feats = extract(enc, query_x, prepare, 512, device)
         with torch.no_grad():
             scores = head(feats.to(device)).cpu()
     acc = _topk(scores, torch.from_numpy(np.asarray(query_y)).long(), (1, 5), "f")
@@ -83,13 +87,13 @@ def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray,
 
 
 def few_label_eval(encoder: nn.Module, bank_x, bank_y: np.ndarray, query_x, query_y: np.ndarray,
-                   size: int, fractions=(0.01, 0.1), steps: int = 100, seed: int = 0,
+                   prepare, fractions=(0.01, 0.1), steps: int = 100, seed: int = 0,
                    device: str | torch.device = "cpu") -> dict[str, float]:
     """``{"fewshot_1pct_top1": ..., "fewshot_10pct_top1": ..., ...}`` for each label fraction."""
     out = {}
     for frac in fractions:
         idx = few_label_indices(bank_y, frac, seed)
-        r = finetune(encoder, bank_x[idx], bank_y[idx], query_x, query_y, size, steps=steps, seed=seed,
+        r = finetune(encoder, bank_x[idx], bank_y[idx], query_x, query_y, prepare, steps=steps, seed=seed,
                      device=device)
         name = f"fewshot_{frac * 100:g}pct"
         out[f"{name}_top1"], out[f"{name}_top5"] = r["top1"], r["top5"]

@@ -20,7 +20,9 @@ from ..errors import ConfigError
 
 @dataclass
 class EvalInputs:
-    """Frozen features of a labelled (bank, query) pair, and optionally the encoder and images."""
+    """Frozen features of a labelled (bank, query) pair, and optionally the encoder and the raw
+    samples (``bank_x``/``query_x``, as the modality's ``to_tensor`` gives them) with ``prepare``,
+    which maps a raw batch to the encoder's input (an int: the image size, for images)."""
 
     bank: torch.Tensor
     bank_y: torch.Tensor
@@ -28,9 +30,9 @@ class EvalInputs:
     query_y: torch.Tensor
     ec: Any  # selfsup.config.EvalConfig
     encoder: nn.Module | None = None
-    bank_x: np.ndarray | None = None
-    query_x: np.ndarray | None = None
-    size: int | None = None
+    bank_x: np.ndarray | torch.Tensor | None = None
+    query_x: np.ndarray | torch.Tensor | None = None
+    prepare: Callable[[torch.Tensor], torch.Tensor] | int | None = None
     device: str | torch.device = "cpu"
 
 
@@ -72,7 +74,7 @@ def run(names: list[str], inputs: EvalInputs, skip_unavailable: bool = False) ->
             if skip_unavailable:
                 continue
             raise ConfigError(f"protocol '{name}' fine-tunes the encoder, so it needs the encoder and the "
-                              "images, not only features")
+                              "raw samples, not only features")
         out.update(p.fn(inputs))
     return out
 
@@ -117,7 +119,7 @@ def _linear_sgd(i: EvalInputs) -> dict:
 def _fewshot(i: EvalInputs) -> dict:
     from .fewshot import few_label_eval
 
-    return few_label_eval(i.encoder, i.bank_x, i.bank_y.numpy(), i.query_x, i.query_y.numpy(), i.size,
+    return few_label_eval(i.encoder, i.bank_x, i.bank_y.numpy(), i.query_x, i.query_y.numpy(), i.prepare,
                           i.ec.fewshot_fractions, i.ec.fewshot_steps, i.ec.seed, i.device)
 
 

@@ -64,12 +64,13 @@ def load_run(run_dir: str | os.PathLike) -> dict:
             "metrics": metrics, "diagnostics": summary.get("diagnostics")}
 
 
-def embedding_points(label: str, encoder: Any, images: np.ndarray, labels: np.ndarray, image_size: int,
+def embedding_points(label: str, encoder: Any, images: Any, labels: np.ndarray, image_size: Any,
                      max_points: int = MAX_MAP_POINTS, seed: int = 0) -> dict:
     """2-D map of ``encoder``'s features on (at most ``max_points`` of) labelled ``images``.
 
-    ``images`` are uint8 (N, H, W, C) as the data sources give them, ``labels`` (N,) integers; the
-    result is what :func:`write_report` draws as one panel of the embedding map.
+    ``images`` are raw samples (uint8 (N, H, W, C) images, or any modality's ``to_tensor`` output),
+    ``image_size`` the image size or a callable mapping a raw batch to the encoder's input (the
+    modality's ``prepare``), ``labels`` (N,) integers; the result is what :func:`write_report` draws as one panel of the embedding map.
     """
     import torch
 

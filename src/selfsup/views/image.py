@@ -62,6 +62,10 @@ def choose_preset(channels: int, size: int) -> str:
 def resolve_spec(preset: str, channels: int, data_size: int, **overrides) -> tuple[str, ViewSpec]:
     """The view spec for data of ``channels`` x ``size`` px with the user's overrides applied."""
     name = choose_preset(channels, data_size) if preset == "auto" else preset
+    if name not in PRESETS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown image view preset '{name}'; choose one of: auto, {', '.join(PRESETS)}")
     spec = PRESETS[name]
     if name == "none":
         spec = replace(spec, size=data_size)

@@ -1,0 +1,93 @@
+"""The interface every modality implements (see :mod:`selfsup.modalities`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class Modality:
+    """One kind of data. Subclasses implement each method for their container type.
+
+    ``meta`` is the JSON-able description of the encoder's input that a run writes beside the
+    encoder weights (``encoder.safetensors``): it holds at least ``modality``, ``backbone``,
+    ``in_channels`` and the input statistics (``mean``, ``std``), plus what the modality needs
+    (``image_size`` for images, ``length`` for series); :meth:`build_encoder` rebuilds the
+    encoder from it alone.
+    """
+
+    name: str = ""
+    #: the number of dimensions of a batch of model inputs (images: N, C, H, W -> 4)
+    input_ndim: int = 2
+
+    # -- training ------------------------------------------------------------------------------
+    def input_meta(self, cfg, train) -> tuple[str, dict[str, Any]]:
+        """``(view preset name, meta)`` for training on ``train`` under ``cfg`` (a Config)."""
+        raise NotImplementedError
+
+    def build_views(self, cfg, meta: dict) -> nn.Module:
+        """The training view maker: a module mapping a raw batch to ``cfg.views.n_views`` views."""
+        raise NotImplementedError
+
+    def default_backbone(self, meta: dict) -> str:
+        raise NotImplementedError
+
+    def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
+        """A backbone by name, with ``out_dim``; ``auto`` resolved by :meth:`default_backbone`."""
+        raise NotImplementedError
+
+    def to_tensor(self, data) -> Tensor:
+        """The samples as one CPU tensor indexed by sample (the trainer moves it to the device)."""
+        raise NotImplementedError
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def prepare(self, x: Tensor, meta: dict) -> Tensor:
+        """The deterministic model input for a raw batch (as :meth:`to_tensor` gives it)."""
+        raise NotImplementedError
+
+    def raw_features(self, data, meta: dict) -> Tensor:
+        """The raw-input baseline: one flat, standardised feature vector per sample."""
+        raise NotImplementedError
+
+    # -- shared helpers --------------------------------------------------------------------------
+    def check_eval_data(self, data, meta: dict) -> None:
+        """Raise :class:`DataError` when ``data`` cannot be evaluated by an encoder of ``meta``."""
+        from ..errors import DataError
+
+        if type(data).modality != self.name:
+            raise DataError(f"evaluation data '{data.name}' is {type(data).modality} data but the encoder "
+                            f"takes {self.name}; give --eval-data of the same kind")
+        if data.channels != meta["in_channels"]:
+            raise DataError(f"evaluation data '{data.name}' has {data.channels} channel(s) but the encoder "
+                            f"takes {meta['in_channels']}; give --eval-data of the same kind")
+
+    def normalisation(self, meta: dict) -> tuple[Tensor, Tensor]:
+        """``(mean, std)`` shaped to broadcast over a batch of model inputs."""
+        shape = (1, len(meta["mean"])) + (1,) * (self.input_ndim - 2)
+        return (torch.tensor(meta["mean"], dtype=torch.float32).view(shape),
+                torch.tensor(meta["std"], dtype=torch.float32).view(shape))
+
+
+REGISTRY: dict[str, Modality] = {}
+
+
+def register(m: Modality) -> Modality:
+    """Add a modality instance to the registry (under ``m.name``)."""
+    REGISTRY[m.name] = m
+    return m
+
+
+def get(name: str) -> Modality:
+    """A registered modality by name; an unknown name is a :class:`ConfigError`."""
+    from ..errors import ConfigError
+
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown modality '{name}'; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def modality_of(data) -> Modality:
+    """The modality of a sample container (:class:`selfsup.data.base.Samples`)."""
+    return get(type(data).modality)

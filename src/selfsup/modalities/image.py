@@ -1,0 +1,67 @@
+"""Images: uint8 (N, H, W, C) containers, batched image views, ConvNet/ResNet encoders."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..data.base import ImageData
+from .base import Modality, register
+
+
+class ImageModality(Modality):
+    name = "image"
+    input_ndim = 4
+
+    def input_meta(self, cfg, train: ImageData):
+        from ..eval.features import channel_stats
+        from ..views import resolve_spec
+
+        vc = cfg.views
+        preset, spec = resolve_spec(vc.preset, train.channels, train.size, size=vc.size,
+                                    crop_scale=vc.crop_scale, flip=vc.flip, jitter=vc.jitter,
+                                    jitter_p=vc.jitter_p, grayscale_p=vc.grayscale_p, blur_p=vc.blur_p,
+                                    affine_p=vc.affine_p, rotate=vc.rotate, translate=vc.translate)
+        mean, std = channel_stats(train.x)
+        return preset, {"in_channels": train.channels, "image_size": spec.size, "mean": mean, "std": std,
+                        "view_spec": _spec_dict(spec)}
+
+    def build_views(self, cfg, meta: dict) -> nn.Module:
+        from ..views import ImageViews, MultiCropViews, ViewSpec
+
+        vc, c = cfg.views, meta["in_channels"]
+        spec = ViewSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["view_spec"].items()})
+        if vc.local_crops:
+            return MultiCropViews(spec, c, vc.n_views, vc.local_crops, vc.local_size, vc.local_scale, vc.backend)
+        return ImageViews(spec, c, vc.n_views, vc.backend)
+
+    def default_backbone(self, meta: dict) -> str:
+        return "convnet"
+
+    def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
+        from ..models import build_backbone
+
+        return build_backbone(self.default_backbone(meta) if name == "auto" else name, meta["in_channels"],
+                              meta["image_size"], model_cfg.cifar_stem, model_cfg.width)
+
+    def to_tensor(self, data: ImageData) -> Tensor:
+        return torch.from_numpy(data.x).permute(0, 3, 1, 2).contiguous()
+
+    def prepare(self, x: Tensor, meta: dict) -> Tensor:
+        from ..views import eval_view
+
+        return eval_view(x, meta["image_size"])
+
+    def raw_features(self, data: ImageData, meta: dict) -> Tensor:
+        from ..eval.features import raw_features
+
+        return raw_features(data.x, torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
+
+
+def _spec_dict(spec) -> dict:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+
+
+register(ImageModality())
