@@ -35,4 +35,7 @@ def build_backbone(name: str, in_channels: int, image_size: int, cifar_stem: boo
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}'; choose one of: auto, {', '.join(BACKBONES)}")
     stem = (image_size <= 64) if cifar_stem is None else cifar_stem
-    return BACKBONES[name](in_channels, stem, width)
+    net = BACKBONES[name](in_channels, stem, width)
+    if isinstance(net, ViT) and image_size:
+        net.grid(image_size, image_size)  # a patch size that does not divide the image: ConfigError now
+    return net
