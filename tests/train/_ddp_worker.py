@@ -10,7 +10,7 @@ import torch
 
 
 def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int = 16, n: int = 64,
-                  overrides: list[str] | None = None) -> dict[str, torch.Tensor]:
+                  overrides: list[str] | None = None, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Train ``method_name`` on ``n`` digits with global batch ``batch``; the encoder's state."""
     from sklearn.datasets import load_digits
 
@@ -31,11 +31,13 @@ def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int
     torch.manual_seed(cfg.train.seed)
     enc = Encoder(build_backbone("convnet_small", 1, spec.size), [0.3], [0.3])
     ctx = M.Context(model=cfg.model, n_samples=n, n_views=2, extra={"batch_size": batch})
-    method = M.build(method_name, enc, cfg.loss, ctx)
-    views = ImageViews(spec, 1, 2)
+    dev = torch.device(device)
+    method = M.build(method_name, enc, cfg.loss, ctx).to(dev)
+    views = ImageViews(spec, 1, 2).to(dev)
+    x = x.to(dev)
     torch.manual_seed(cfg.train.seed)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(method, views, x, cfg, out, torch.device("cpu"))
+    trainer = Trainer(method, views, x, cfg, out, dev)
     trainer.fit()
     return {k: v.detach().clone() for k, v in method.encoder.state_dict().items()}
 
