@@ -86,6 +86,14 @@ def test_batch_style_wraps_any_view_maker_and_is_seeded():
         BatchStyle(inner, (0.5, 0.1))
 
 
+def test_bss_on_series_uses_the_1d_spectrum():
+    t = torch.arange(20).double()
+    x = torch.stack([c + 0.1 * torch.cos(2 * torch.pi * 5 * t / 20) for c in (1.0, 3.0)])[:, None]  # (2, 1, 20)
+    y = standardize_styles(x, 0.1, ref=1)  # DC (the level) from the reference, the wave kept
+    assert torch.allclose(y.mean(-1), torch.full((2, 1), 3.0, dtype=torch.float64))
+    assert torch.allclose(y - y.mean(-1, keepdim=True), x - x.mean(-1, keepdim=True), atol=1e-12)
+
+
 # -- the generator plug-in ------------------------------------------------------------------------
 
 
@@ -101,7 +109,7 @@ def test_plugin_is_called_with_the_seed_it_is_given():
         seen.append(seed)
         return _noise_views(x, seed)
 
-    gv = GeneratedViews(spy, channels=1, size=8, n_views=2)
+    gv = GeneratedViews(spy, size=8, n_views=2)
     x = (torch.rand(5, 1, 8, 8) * 255).to(torch.uint8)
     torch.manual_seed(123)
     first = gv(x)
@@ -120,9 +128,14 @@ def test_plugin_is_called_with_the_seed_it_is_given():
 
 
 def test_plugin_views_at_the_data_size_are_resized_to_the_view_size():
-    gv = GeneratedViews(_noise_views, channels=1, size=16, n_views=2)
+    gv = GeneratedViews(_noise_views, size=16, n_views=2)
     out = gv((torch.rand(3, 1, 8, 8) * 255).to(torch.uint8))
     assert [tuple(v.shape) for v in out] == [(3, 1, 16, 16)] * 2 and out[0].dtype == torch.float32
+    series = GeneratedViews(lambda x, s: [x + 1, x - 1], n_views=2)  # any modality: the batch's shape
+    out = series(torch.zeros(4, 2, 30))
+    assert torch.equal(out[0], torch.ones(4, 2, 30))
+    with pytest.raises(ConfigError, match="shape"):
+        GeneratedViews(lambda x, s: [x[..., :10]] * 2).check(torch.zeros(4, 2, 30))
 
 
 @pytest.mark.parametrize("bad,needle", [
@@ -133,7 +146,7 @@ def test_plugin_views_at_the_data_size_are_resized_to_the_view_size():
     (lambda x, s: [x.repeat(1, 3, 1, 1)] * 2, "shape"),
 ])
 def test_bad_plugins_are_refused_with_one_line(bad, needle):
-    gv = GeneratedViews(bad, channels=1, size=8, n_views=2, name="bad")
+    gv = GeneratedViews(bad, size=8, n_views=2, name="bad")
     with pytest.raises(ConfigError, match=needle) as err:
         gv.check((torch.rand(4, 1, 8, 8) * 255).to(torch.uint8))
     assert "\n" not in str(err.value) and "views.generator 'bad'" in str(err.value)

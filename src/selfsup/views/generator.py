@@ -3,9 +3,10 @@
 The plug-in contract::
 
     def my_views(x: Tensor, seed: int) -> list[Tensor]:
-        '''x: float images (N, C, H, W) in [0, 1] on the training device; seed: an int.
-        Returns K views, each (N, C, H, W) or (N, C, S, S) with S the run's view size, floating
-        point, on the same device, values in [0, 1]. The same (x, seed) must give the same views.'''
+        '''x: the raw batch as floats on the training device (images: (N, C, H, W) in [0, 1]);
+        seed: an int. Returns K views, each of x's shape (images: or (N, C, S, S) with S the run's
+        view size), floating point, on the same device (images: values in [0, 1]). The same
+        (x, seed) must give the same views.'''
 
 Register it by name with :func:`register_generator` (``views.generator=NAME``), or name it as
 ``package.module:function`` or ``path/to/file.py:function`` in the config. The seed of each batch is
@@ -76,18 +77,21 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
 
 
 class GeneratedViews(nn.Module):
-    """``n_views`` views of each batch from ``fn(x, seed)``, checked and resized to ``size``."""
+    """``n_views`` views of each batch from ``fn(x, seed)``, checked (and, for images, resized to the
+    view size ``size``). Any modality: a view must have the batch's shape, or (N, C, size, size)."""
 
-    def __init__(self, fn: GeneratorFn | str, channels: int, size: int, n_views: int = 2, name: str | None = None):
+    def __init__(self, fn: GeneratorFn | str, size: int | None = None, n_views: int = 2, name: str | None = None):
         super().__init__()
         self.fn = resolve_generator(fn)
         self.name = name or (fn if isinstance(fn, str) else getattr(fn, "__name__", "generator"))
-        self.channels, self.size, self.n_views = channels, size, n_views
+        self.size, self.n_views = size, n_views
 
-    def _check(self, out, x: Tensor) -> list[Tensor]:
-        n, c, h, w = x.shape
+    def _check(self, out: object, x: Tensor) -> list[Tensor]:
         what = f"views.generator '{self.name}'"
-        views = list(out.unbind(0)) if isinstance(out, Tensor) and out.ndim == 5 else out
+        shapes = [tuple(x.shape)]
+        if self.size is not None and x.ndim == 4:
+            shapes.append((*x.shape[:2], self.size, self.size))
+        views = list(out.unbind(0)) if isinstance(out, Tensor) and out.ndim == x.ndim + 1 else out
         if not isinstance(views, (list, tuple)) or not all(isinstance(v, Tensor) for v in views):
             raise ConfigError(f"{what} must return a list of tensors (or one (K, N, C, H, W) tensor), "
                               f"got {type(out).__name__}")
@@ -99,25 +103,30 @@ class GeneratedViews(nn.Module):
                 raise ConfigError(f"{what} returned a view of dtype {v.dtype}; it must return float images in [0, 1]")
             if v.device != x.device:
                 raise ConfigError(f"{what} returned a view on {v.device}; the batch is on {x.device}")
-            if v.ndim != 4 or v.shape[:2] != (n, c) or tuple(v.shape[2:]) not in ((h, w), (self.size, self.size)):
-                raise ConfigError(f"{what} returned a view of shape {tuple(v.shape)}; expected ({n}, {c}, {h}, {w}) "
-                                  f"or ({n}, {c}, {self.size}, {self.size})")
+            if tuple(v.shape) not in shapes:
+                raise ConfigError(f"{what} returned a view of shape {tuple(v.shape)}; expected "
+                                  f"{' or '.join(str(s) for s in dict.fromkeys(shapes))}")
             v = v.float()
-            if tuple(v.shape[2:]) != (self.size, self.size):
-                v = F.interpolate(v, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                  antialias=self.size < h)
-            good.append(v.clamp(0, 1))
+            if len(shapes) > 1 and tuple(v.shape) != shapes[1]:  # images at the data size -> the view size
+                v = F.interpolate(v, size=shapes[1][2:], mode="bilinear", align_corners=False,
+                                  antialias=shapes[1][2] < x.shape[2])
+            good.append(v)
         return good
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> list[Tensor]:
-        """``x``: uint8 (N, C, H, W). The seed comes from torch's global generator."""
+        """``x``: a raw batch (uint8 images or float series). The seed comes from torch's global generator."""
         seed = int(torch.randint(0, 2**31 - 1, ()))
-        return self._check(self.fn(x.float() / 255.0, seed), x)
+        return self._check(self.fn(_as_float(x), seed), x)
 
     @torch.no_grad()
     def check(self, x: Tensor) -> None:
         """Run the plug-in once on (up to) two samples of ``x`` and validate what it returns; leaves
         torch's global generator as it was."""
         with torch.random.fork_rng(devices=[]):
-            self._check(self.fn(x[:2].float() / 255.0, 0), x[:2])
+            self._check(self.fn(_as_float(x[:2]), 0), x[:2])
+
+
+def _as_float(x: Tensor) -> Tensor:
+    """uint8 images -> float in [0, 1]; float data as it is."""
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()

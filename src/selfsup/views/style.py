@@ -19,42 +19,46 @@ hands it to the wrapped maker, so it works with every method and every view reci
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 
-def low_frequency_box(h: int, w: int, r: float, device=None) -> Tensor:
-    """(h, w) 0/1 mask of the centred box of area fraction about ``r`` in a *shifted* spectrum.
+def low_frequency_mask(shape: tuple[int, ...], r: float, device=None) -> Tensor:
+    """0/1 mask of the centred box of volume fraction about ``r`` in a *shifted* spectrum of ``shape``.
 
-    The box spans ``2a + 1`` rows and ``2b + 1`` columns around the zero frequency (``h // 2``,
-    ``w // 2``), ``a = round((sqrt(r) h - 1) / 2)``; ``r >= 1`` is the whole spectrum, and a box that
-    reaches the border covers it entirely (so it stays symmetric for even sizes)."""
-    m = torch.zeros(h, w, device=device)
+    Along each of the ``d`` axes of size ``n`` the box spans ``2a + 1`` entries around the zero
+    frequency (index ``n // 2``), ``a = round((r^(1/d) n - 1) / 2)``; ``r >= 1`` is the whole spectrum,
+    and a box that reaches the border covers that axis entirely (so it stays symmetric for even sizes)."""
+    m = torch.zeros(shape, device=device)
     if r <= 0:
         return m
     if r >= 1:
         return m + 1
-    a = max(0, round((math.sqrt(r) * h - 1) / 2))
-    b = max(0, round((math.sqrt(r) * w - 1) / 2))
-    ch, cw = h // 2, w // 2
-    rows = slice(0, h) if a >= ch else slice(ch - a, ch + a + 1)
-    cols = slice(0, w) if b >= cw else slice(cw - b, cw + b + 1)
-    m[rows, cols] = 1
+    side = r ** (1 / len(shape))
+    index = []
+    for n in shape:
+        a, c = max(0, round((side * n - 1) / 2)), n // 2
+        index.append(slice(0, n) if a >= c else slice(c - a, c + a + 1))
+    m[tuple(index)] = 1
     return m
 
 
-def standardize_styles(x: Tensor, r: float, ref: int) -> Tensor:
-    """Give every image of ``x`` (N, C, H, W) float the low-frequency amplitude of image ``ref``.
+def low_frequency_box(h: int, w: int, r: float, device=None) -> Tensor:
+    """The (h, w) image case of :func:`low_frequency_mask`."""
+    return low_frequency_mask((h, w), r, device)
 
-    Returns a float tensor of the same shape (not clamped)."""
-    n, c, h, w = x.shape
-    f = torch.fft.fftshift(torch.fft.fft2(x.double()), dim=(-2, -1))
+
+def standardize_styles(x: Tensor, r: float, ref: int) -> Tensor:
+    """Give every sample of ``x`` (N, C, *dims) float the low-frequency amplitude of sample ``ref``.
+
+    Images (N, C, H, W) use the 2-D transform; series (N, C, T) the 1-D one. Returns a float tensor of
+    the same shape (not clamped)."""
+    dims = tuple(range(2, x.ndim))
+    f = torch.fft.fftshift(torch.fft.fftn(x.double(), dim=dims), dim=dims)
     amp, phase = f.abs(), f.angle()
-    m = low_frequency_box(h, w, r, x.device).double()
+    m = low_frequency_mask(tuple(x.shape[2:]), r, x.device).double()
     amp = (1 - m) * amp + m * amp[ref:ref + 1]
-    out = torch.fft.ifft2(torch.fft.ifftshift(torch.polar(amp, phase), dim=(-2, -1)))
+    out = torch.fft.ifftn(torch.fft.ifftshift(torch.polar(amp, phase), dim=dims), dim=dims)
     return out.real.to(x.dtype if x.is_floating_point() else torch.float32)
 
 
@@ -80,7 +84,7 @@ class BatchStyle(nn.Module):
 
     @torch.no_grad()
     def standardize(self, x: Tensor) -> Tensor:
-        """The uint8 batch (N, C, H, W) with one style (uint8 again, rounded and clipped)."""
+        """The batch with one style (uint8 images come back as uint8, rounded and clipped)."""
         lo, hi = self.ratio
         r = lo + (hi - lo) * float(torch.rand(()))
         ref = int(torch.randint(len(x), ()))
