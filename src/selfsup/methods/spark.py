@@ -60,6 +60,10 @@ class SparK(Method):
         self.n_scales = len(chans)
         self.stride = PROBE // sizes[0]
         self.decoder = LightDecoder(chans, self.channels, params.decoder_width)
+        size = ctx.extra.get("image_size")
+        if size:  # refuse a patch that does not divide the view size now, not at the first step
+            check_patch(int(size), params.patch_size or self.stride,
+                        "loss.patch_size" if params.patch_size else "the backbone's total stride")
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p, bb = self.params, self.encoder.backbone
