@@ -342,3 +342,26 @@ def test_kill_and_resume_is_bit_identical(name, tiny_config, tmp_path):
     assert sa["progress"]["step"] == sb["progress"]["step"] == 6
     for k in sa["model"]:
         assert torch.equal(sa["model"][k], sb["model"][k]), k
+
+
+# -- bad input at the command line: one line, exit 2, nothing written ---------------------------
+
+TINY = ["--epochs", "1", "--batch-size", "8", "--set", "train.progress=none", "--set", "eval.baselines=false",
+        "--set", "eval.report=false", "--set", "eval.diagnostics=false"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--method", "mae", "--backbone", "convnet_small"], "needs a ViT backbone"),
+    (["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=1.5"], "loss.mask_ratio"),
+    (["--method", "cmae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=0"], "loss.mask_ratio"),
+    (["--method", "mae", "--backbone", "vit_tiny", "--set", "views.size=18"], "does not divide"),
+    (["--method", "spark", "--backbone", "vit_tiny_p2"], "masks a CNN"),
+])
+def test_bad_masked_input_is_one_error_line_and_writes_nothing(args, needle, capsys, tmp_path, tiny_npz):
+    from selfsup.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tiny_npz), "--out", str(out), *args, *TINY])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not out.exists()
