@@ -6,7 +6,9 @@
   ``test/`` sub-folders are the splits),
 - CIFAR-10/100 in the python batch format (the ``cifar-10-batches-py`` folder or its parent),
 - an ``.npz`` file with ``x`` (N, H, W[, C]) uint8 images or (N, C, T) float series, and
-  optional ``y`` (N,).
+  optional ``y`` (N,),
+- a ``.ts`` file of the UCR/UEA archive, or a folder with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts``,
+- ``ucr:NAME``, a UCR/UEA set that ships with sktime (the ``timeseries`` extra).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .cifar import find_cifar, load_cifar
 from .digits import load_digits
 from .folder import load_folder
 from .npz import load_npz
+from .ts import load_ts
+from .ucr import PREFIX as UCR_PREFIX
+from .ucr import load_ucr
 
 BUILTIN = {"digits": load_digits}
 
@@ -34,13 +39,17 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
     if spec in BUILTIN:
         splits = BUILTIN[spec]()
         return _resize(splits, image_size) if image_size else splits
+    if spec.lower().startswith(UCR_PREFIX):
+        return load_ucr(spec)
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data source '{spec}' does not exist; give a path to an image folder, a CIFAR "
                         f"batch folder or an .npz file, or a built-in name ({', '.join(BUILTIN)})")
+    if path.is_file() and path.suffix.lower() == ".ts" or path.is_dir() and any(path.glob("*_TRAIN.ts")):
+        return load_ts(path)
     if path.is_file():
         if path.suffix.lower() != ".npz":
-            raise DataError(f"data file '{spec}' is not an .npz; give an .npz with x (and y), "
+            raise DataError(f"data file '{spec}' is not an .npz; give an .npz with x (and y), a .ts file, "
                             "an image folder, or a CIFAR batch folder")
         splits = load_npz(path)
         return _resize(splits, image_size) if image_size else splits
