@@ -15,7 +15,8 @@ Claims (method vs baseline): DCL vs SimCLR at batch 32/64/128/256 (both T=0.1); 
 DirectPred and DirectCopy vs BYOL with a trained linear predictor.
 
     mkdir -p /tmp/cifar10 && tar -xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar10
-    nice -n 10 python benchmarks/claims.py --epochs 3 --seeds 0,1,2 --json /tmp/claims.jsonl
+    nice -n 10 python benchmarks/claims.py --train-per-class 250 --epochs 2 --batches 32,256 \
+        --seeds 0,1,2 --json /tmp/claims.jsonl
     python benchmarks/claims.py --table /tmp/claims.jsonl       # the table from finished runs
 
 Runs already in the JSON file are skipped, so the script can be stopped and continued.
@@ -66,10 +67,13 @@ def make_npz(src: Path, out: Path, train_per_class: list[int], test_per_class: i
     return out
 
 
+BATCHES = (32, 64, 128, 256)
+
+
 def claims(balanced: str, longtail: str) -> list[dict]:
     """(claim, method, batch, data, loss) for every run of the table."""
     runs = []
-    for bs in (32, 64, 128, 256):
+    for bs in BATCHES:
         for m in ("simclr", "dcl"):
             runs.append({"claim": f"DCL vs SimCLR, batch {bs}", "method": m, "batch": bs, "data": balanced,
                          "loss": {"temperature": 0.1}})
@@ -123,6 +127,7 @@ def main():
     ap.add_argument("--backbone", default="convnet")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default=None, help="run only claims whose name contains this text")
+    ap.add_argument("--batches", default="32,64,128,256", help="batch sizes of the DCL vs SimCLR claim")
     ap.add_argument("--json", default="/tmp/claims.jsonl")
     ap.add_argument("--table", default=None, metavar="JSONL", help="print the table of a results file and exit")
     a = ap.parse_args()
@@ -131,6 +136,8 @@ def main():
         return
     import selfsup
 
+    global BATCHES
+    BATCHES = tuple(int(b) for b in a.batches.split(","))
     torch.set_num_threads(a.threads)
     work = Path(a.work)
     n = a.train_per_class
