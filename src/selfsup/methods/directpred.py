@@ -8,13 +8,14 @@ detached, not centred) is kept, ``F <- rho F + (1 - rho) mean(f f^T)`` after eve
 
 DirectCopy (Wang et al. 2021, *Towards Demystifying Representation Learning with Non-contrastive
 Self-supervision*): the predictor is the running correlation itself, no eigendecomposition,
-``W = F^ + eps I`` with ``F^`` the correlation *normalised*. The normalisation used here is the
-spectral norm, ``F^ = F / ||F||_2`` (for the PSD ``F`` this is its largest eigenvalue, the same
-division DirectPred makes by ``max(s)``), so that ``eps`` means the same for any scale of the
-projector outputs. The authors' public trainer (facebookresearch/luckmatters,
-``ssl/real-dataset/byol_trainer.py``, ``predictor_reg == "directcopy"``) writes ``M + eps I`` with
-the unnormalised running correlation ``M``; only the direction of ``W`` matters to the cosine loss,
-but ``eps`` is then relative to the scale of ``M``, which is why the paper's normalised form is used.
+``W = F^ + eps I`` with ``F^`` the correlation *normalised*, as the paper states it. Which norm the
+paper divides by could not be read from this machine (neither the paper's text nor a DirectCopy
+release was available to the search tools); the spectral norm is used, ``F^ = F / ||F||_2`` (for
+the PSD ``F`` this is its largest eigenvalue, the same division DirectPred makes by ``max(s)``), so
+that ``eps`` means the same for any scale of the projector outputs. The authors' public trainer
+(facebookresearch/luckmatters, ``ssl/real-dataset/byol_trainer.py``, ``predictor_reg ==
+"directcopy"``) writes ``M + eps I`` with the unnormalised running correlation ``M``: only the
+direction of ``W`` matters to the cosine loss, but there ``eps`` is relative to the scale of ``M``.
 
 The loss is BYOL's; the target momentum is *constant*, 0.996 by default, as in the authors' code
 (luckmatters ``ssl/real-dataset/config/byol_config.yaml``: ``trainer.m: 0.996``, applied unchanged
