@@ -64,7 +64,8 @@ def init(device: torch.device, timeout_s: float = 900.0, backend: str | None = N
     if device.type == "cuda":
         torch.cuda.set_device(local_device(device))
     try:
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        with _native_stderr_held():  # c10d logs every failed connection attempt from C++
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError, OSError) as err:  # DistNetworkError is a RuntimeError
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
         first = (str(err).splitlines() or [""])[0][:160]
@@ -72,6 +73,36 @@ def init(device: torch.device, timeout_s: float = 900.0, backend: str | None = N
                             f"({type(err).__name__}: {first}); check --rdzv-endpoint and that every node "
                             "can reach it") from None
     return True
+
+
+@contextmanager
+def _native_stderr_held():
+    """Hold what native code writes to stderr; replay it on success, drop it on failure (the
+    failure then becomes one line)."""
+    import sys
+    import tempfile
+
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to hold
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            if ok:
+                held.seek(0)
+                text = held.read().decode(errors="replace")
+                if text:
+                    sys.stderr.write(text)
 
 
 def shutdown() -> None:

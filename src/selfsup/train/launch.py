@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 from ..errors import ConfigError, TrainingError
 
@@ -34,6 +35,7 @@ def check(nproc: int, batch_size: int, device: str, chunk_size: int | None = Non
     from . import distributed as D
     from . import gradcache
 
+    D.check_batch(batch_size, nproc)
     if nproc > 1:
         import torch
 
@@ -44,7 +46,6 @@ def check(nproc: int, batch_size: int, device: str, chunk_size: int | None = Non
         if not use_cuda and nproc > usable_cores():
             raise ConfigError(f"--nproc {nproc} is more than the {usable_cores()} CPU cores this process may "
                               f"use; use --nproc {usable_cores()} or less")
-    D.check_batch(batch_size, nproc)
     if chunk_size is not None and method is not None:
         from ..methods import REGISTRY
 
@@ -55,8 +56,28 @@ def check(nproc: int, batch_size: int, device: str, chunk_size: int | None = Non
         gradcache.check_size(chunk_size, batch_size // nproc)
 
 
+ERROR_DIR_ENV = "SELFSUP_ERROR_DIR"
+
+
+def worker_error(err: BaseException) -> bool:
+    """In a worker started by :func:`launch`: leave ``err``'s one line to the launcher (which prints
+    one line for the whole job) and return True; False elsewhere (the CLI prints it)."""
+    d = os.environ.get(ERROR_DIR_ENV)
+    if not d or "RANK" not in os.environ:
+        return False
+    kind = "lost" if "lost contact" in str(err) else "error"
+    try:
+        with open(os.path.join(d, f"rank-{os.environ['RANK']}.txt"), "w", encoding="utf-8") as f:
+            f.write(f"{kind}\n{err}")
+    except OSError:
+        return False
+    return True
+
+
 def launch(argv: list[str], nproc: int, run_dir: str | None = None) -> int:
     """Run ``python -m selfsup <argv>`` in ``nproc`` local processes; the workers' exit status."""
+    import tempfile
+
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -67,27 +88,49 @@ def launch(argv: list[str], nproc: int, run_dir: str | None = None) -> int:
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0,
                           monitor_interval=0.2)
     resume = f"selfsup train --resume {run_dir}" if run_dir else "selfsup train --resume RUN_DIR"
-    try:
-        elastic_launch(config, sys.executable)("-m", "selfsup", *argv)
-    except SignalException as sig:  # the workers were given the signal, checkpointed and stopped
-        name = signal.Signals(sig.sigval).name
-        print(f"interrupted: stopped by {name}; rank 0 wrote a checkpoint. Continue with: {resume}",
-              file=sys.stderr)
-        return 128 + int(sig.sigval)
-    except ChildFailedError as err:
-        return _failure(err, resume)
+    with tempfile.TemporaryDirectory(prefix="selfsup-launch-") as errors:
+        os.environ[ERROR_DIR_ENV] = errors
+        try:
+            elastic_launch(config, sys.executable)("-m", "selfsup", *argv)
+        except SignalException as sig:  # the workers were given the signal, checkpointed and stopped
+            name = signal.Signals(sig.sigval).name
+            print(f"interrupted: stopped by {name}; rank 0 wrote a checkpoint. Continue with: {resume}",
+                  file=sys.stderr)
+            return 128 + int(sig.sigval)
+        except ChildFailedError as err:
+            return _failure(err, resume, errors)
+        finally:
+            os.environ.pop(ERROR_DIR_ENV, None)
     return 0
 
 
-def _failure(err, resume: str) -> int:
-    """One line for a failed worker (or the status it chose when it already printed its own)."""
+def _failure(err, resume: str, errors: str) -> int:
+    """One line for the job: the root cause among the failed workers."""
     failures = err.failures
-    codes = {rank: f.exitcode for rank, f in failures.items()}
-    if all(c in (130, 143) for c in codes.values()):
-        return next(iter(codes.values()))  # stopped by a signal after checkpointing; rank 0 said so
-    first_rank, first = min(failures.items(), key=lambda kv: kv[1].timestamp)
-    if first.exitcode == 2:  # a one-line error the worker printed itself
-        return 2
+    codes = [f.exitcode for f in failures.values()]
+    for c in codes:
+        if c in (130, 143):
+            return c  # stopped by a signal after checkpointing; rank 0 said so
+    messages = {}  # rank -> (kind, message) of the workers that left a one-line error
+    for name in os.listdir(errors):
+        kind, _, msg = Path(errors, name).read_text(encoding="utf-8").partition("\n")
+        messages[int(name[len("rank-"):-len(".txt")])] = (kind, msg)
+
+    def priority(item):
+        rank, f = item
+        kind = messages.get(rank, ("", ""))[0]
+        if f.exitcode < 0:  # killed: the cause, unless it is the agent's own SIGTERM to the survivors
+            order = 4 if -f.exitcode in (signal.SIGTERM, signal.SIGINT) else 0
+        else:
+            order = 1 if kind == "error" else 3 if kind == "lost" else 2
+        return (order, f.timestamp, rank)
+
+    rank, first = min(failures.items(), key=priority)
+    if rank in messages and first.exitcode >= 0:
+        raise TrainingError(messages[rank][1])
+    errors_left = [msg for _, (kind, msg) in sorted(messages.items()) if kind == "error"]
+    if errors_left and first.exitcode >= 0:  # a worker that was not among the recorded failures
+        raise TrainingError(errors_left[0])
     if first.exitcode < 0:
         try:
             how = f"was killed by {signal.Signals(-first.exitcode).name}"
@@ -95,5 +138,5 @@ def _failure(err, resume: str) -> int:
             how = f"was killed by signal {-first.exitcode}"
     else:
         how = f"exited with status {first.exitcode}"
-    raise TrainingError(f"rank {first_rank} (pid {first.pid}) {how}; the other ranks were stopped. The last "
+    raise TrainingError(f"rank {rank} (pid {first.pid}) {how}; the other ranks were stopped. The last "
                         f"checkpoint is intact; continue with: {resume}")
