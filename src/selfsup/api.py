@@ -74,8 +74,12 @@ def resolve_config(config: C.Config | dict | str | os.PathLike | None = None, ov
     C.apply_overrides(d, overrides or [])
     cfg = C.validate(d)
     M.validate_params(cfg.method, cfg.loss)
-    if cfg.model.backbone != "auto" and cfg.model.backbone not in BACKBONES:
-        raise ConfigError(f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(BACKBONES)}")
+    from .models.tabular import TABLE_BACKBONES
+    from .models.timeseries import SERIES_BACKBONES
+
+    known = [*BACKBONES, *SERIES_BACKBONES, *TABLE_BACKBONES]  # each modality refuses the others' names
+    if cfg.model.backbone != "auto" and cfg.model.backbone not in known:
+        raise ConfigError(f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}")
     EP.parse(cfg.eval.protocols)
     return cfg
 
@@ -300,16 +304,21 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     preset, input_meta = mod.input_meta(cfg, train)
     meta = encoder_meta(cfg, mod, input_meta)
     encoder = build_encoder(cfg, meta, cfg.train.seed)
+    x = mod.to_tensor(train)
     ctx = M.Context(model=cfg.model, n_samples=len(train), n_views=vc.n_views,
-                    extra={"batch_size": cfg.train.batch_size, "local_crops": vc.local_crops})
+                    extra={"batch_size": cfg.train.batch_size, "local_crops": vc.local_crops,
+                           "input_shape": tuple(getattr(x, "shape", (0,))[1:])})
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
     views = mod.build_views(cfg, meta).to(device)
+    x = x.to(device)
+    if callable(getattr(views, "fit", None)):  # views drawing from the training split (tables' marginals)
+        views.fit(x)
     labels = None
     if method.uses_labels:
         if train.y is None:
             raise DataError(f"method '{cfg.method}' needs labels but '{train.name}' has none")
         labels = torch.from_numpy(train.y).to(device)
-    return Parts(mod, preset, meta, method, views, mod.to_tensor(train).to(device), labels)
+    return Parts(mod, preset, meta, method, views, x, labels)
 
 
 def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming, console, on_epoch_end) -> Run:

@@ -35,6 +35,19 @@ class DataConfig(_Section):
     """Where decoded arrays are cached; default ``$SELFSUP_CACHE`` or ``~/.cache/selfsup``."""
     limit: int | None = Field(default=None, ge=1)
     """Use only the first ``limit`` training samples (after a seeded shuffle): quick experiments."""
+    label_column: str | None = None
+    """Tables (CSV/Parquet): the column that holds the labels (``--label-column NAME``)."""
+    normal_label: str | None = None
+    """Anomaly detection (``--normal-label VALUE``, any modality): train on the training samples of
+    this class only (a class name, or a label number) and evaluate on the test split, the other
+    classes being the anomalies: AUROC/AUPRC of the method's own score (when it has one) and of a
+    kNN distance, beside IsolationForest, LocalOutlierFactor and distance to the mean on the raw
+    input."""
+
+    @field_validator("normal_label", mode="before")
+    @classmethod
+    def _normal_label(cls, v):
+        return None if v is None else str(v)
 
 
 class ViewsConfig(_Section):
@@ -55,6 +68,9 @@ class ViewsConfig(_Section):
     affine_p: float | None = Field(default=None, ge=0, le=1)
     rotate: float | None = Field(default=None, ge=0, le=180)
     translate: float | None = Field(default=None, ge=0, le=1)
+    corruption: float | None = Field(default=None, ge=0, le=1)
+    """Tables: the fraction of features a view corrupts (default: the preset's; SCARF 0.6, VIME 0.3,
+    CLAN 0.1; see :mod:`selfsup.views.tabular`)."""
     local_crops: int = Field(default=0, ge=0, le=16)
     """Multi-crop: this many extra small crops besides the ``n_views`` global ones (0: off)."""
     local_size: int | None = Field(default=None, ge=4, le=1024)

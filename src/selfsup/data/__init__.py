@@ -19,23 +19,34 @@ import numpy as np
 
 from ..errors import DataError
 from . import cache
-from .base import ImageData, Samples, SeriesData, Splits, stratified_split
+from .base import ImageData, Samples, SeriesData, Splits, TableData, stratified_split
 from .cifar import find_cifar, load_cifar
 from .digits import load_digits
 from .folder import load_folder
 from .npz import load_npz
+from .table import TABLE_SUFFIXES, load_breast_cancer, load_table, load_wine
 from .ts import load_ts
 from .ucr import PREFIX as UCR_PREFIX
 from .ucr import load_ucr
 
-BUILTIN = {"digits": load_digits}
+BUILTIN = {"digits": load_digits, "breast_cancer": load_breast_cancer, "wine": load_wine}
 
-__all__ = ["ImageData", "SeriesData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
+__all__ = ["ImageData", "SeriesData", "TableData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
 
 
 def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = False,
-                cache_dir: str | None = None) -> Splits:
-    """Load a data source into memory (decoding at most once per source version)."""
+                cache_dir: str | None = None, label_column: str | None = None) -> Splits:
+    """Load a data source into memory (decoding at most once per source version).
+
+    ``label_column``: for CSV/Parquet tables, the column holding the labels (by name)."""
+    path = Path(spec).expanduser()
+    if label_column is not None and not (path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN):
+        raise DataError(f"--label-column '{label_column}' applies to CSV or Parquet tables, but the data source "
+                        f"'{spec}' is not one; drop --label-column")
+    if path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN:
+        if not path.is_file():
+            raise DataError(f"table '{spec}' does not exist; give the path of a CSV or Parquet file")
+        return load_table(path, label_column, skip_corrupt)
     if spec in BUILTIN:
         splits = BUILTIN[spec]()
         return _resize(splits, image_size) if image_size else splits

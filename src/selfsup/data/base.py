@@ -9,6 +9,7 @@ raw-input baseline and evaluation inputs of that kind of data.
 - :class:`ImageData`: uint8 (N, H, W, C), C in {1, 3}.
 - :class:`SeriesData`: float32 (N, C, T); series shorter than T are padded with NaN after their
   ``lengths[i]`` valid steps (NaN inside a series means a missing value).
+- :class:`TableData`: float32 (N, F); categorical columns hold codes into ``categories``.
 
 Fields listed in ``per_sample`` are sliced by :meth:`Samples.subset`; any other array field is shared
 by every sample (room for graphs, whose samples are the nodes of one graph that every batch shares).
@@ -119,6 +120,40 @@ class SeriesData(Samples):
         return int(self.x.shape[2])
 
 
+@dataclass
+class TableData(Samples):
+    """Table rows as float32 (N, F): numeric columns in their own units, categorical columns as
+    integer codes into ``categories[name]`` (the training split's vocabulary; -1: a category the
+    training split never had). ``columns`` names the F columns in order."""
+
+    columns: list[str] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    modality: ClassVar[str] = "table"
+
+    def check(self) -> None:
+        x = self.x
+        if not isinstance(x, np.ndarray) or x.ndim != 2:
+            raise DataError(f"{self.name}: a table must be an array of shape (N, F) (rows, columns), got "
+                            f"{getattr(x, 'shape', type(x).__name__)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise DataError(f"{self.name}: the table is empty (shape {tuple(x.shape)}); give at least one row "
+                            "and one feature column")
+        if x.dtype.kind not in "fiub":
+            raise DataError(f"{self.name}: table values must be numbers, got {x.dtype}")
+        self.x = x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            r, c = np.argwhere(~np.isfinite(x))[0]
+            raise DataError(f"{self.name}: row {r + 1}, column {c + 1} is NaN or infinite; fill or drop it")
+        if not self.columns:
+            self.columns = [f"f{i}" for i in range(x.shape[1])]
+        if len(self.columns) != x.shape[1]:
+            raise DataError(f"{self.name}: {len(self.columns)} column names for {x.shape[1]} columns")
+
+    @property
+    def channels(self) -> int:
+        return int(self.x.shape[1])
+
+
 def series_lengths(x: np.ndarray) -> np.ndarray:
     """Valid length of each series: one past the last time step where any channel is observed."""
     observed = ~np.isnan(x).all(axis=1)  # (N, T)
@@ -145,6 +180,10 @@ def check_images(x, name: str) -> None:
         raise DataError(f"{name}: the dataset is empty; point --data at a source with images")
 
 
+#: labels are class indices below this (-1: unlabelled); evaluation allocates one column per class
+MAX_LABEL = 2**20
+
+
 def check_labels(y, n: int, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
@@ -156,6 +195,10 @@ def check_labels(y, n: int, name: str) -> np.ndarray:
             y = y.astype(np.int64)
         else:
             raise DataError(f"{name}: labels must be integers, got {y.dtype}")
+    if len(y) and (y.min() < -1 or y.max() >= MAX_LABEL):
+        bad = y.min() if y.min() < -1 else y.max()
+        raise DataError(f"{name}: label {int(bad)} is out of range; labels are class indices from 0 to "
+                        f"{MAX_LABEL - 1} (-1 marks an unlabelled sample)")
     return y.astype(np.int64)
 
 

@@ -57,6 +57,10 @@ def load_npz(path: Path) -> Splits:
         return y
 
     name = path.stem
+    if arrays["x"].ndim == 2:  # (N, F) table rows
+        from .table import table_from_arrays
+
+        return table_from_arrays(arrays, path)
     if arrays["x"].dtype.kind == "f" and arrays["x"].ndim == 3:
         return _series(path, arrays, labels)
     x = images("x")

@@ -2,6 +2,7 @@
 
 from .barlow import barlow_twins
 from .byol import byol_loss, negative_cosine
+from .clan import clan_loss
 from .clip import ClipLoss, clip_loss
 from .dcl import dcl, dclw
 from .distributed import gather
@@ -17,10 +18,12 @@ from .listwise import (
 )
 from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
+from .scarf import scarf_loss
 from .supcon import supcon, supcon_mix
 from .vicreg import vicreg
+from .vime import vime_loss
 
-__all__ = ["nt_xent", "barlow_twins", "vicreg", "byol_loss", "negative_cosine", "info_nce",
+__all__ = ["clan_loss", "scarf_loss", "vime_loss", "nt_xent", "barlow_twins", "vicreg", "byol_loss", "negative_cosine", "info_nce",
            "mochi_negatives", "FeatureQueue", "nearest_neighbour",
            "dcl", "dclw", "hcl", "debiased", "supcon", "supcon_mix", "clip_loss", "ClipLoss",
            "ISogCLR", "ISogCLRBimodal", "groco", "relaxed_sort", "listwise_wasserstein",
