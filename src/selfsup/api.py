@@ -16,14 +16,13 @@ from torch import nn
 from . import config as C
 from . import data as D
 from . import methods as M
+from .data.paired import split_channels
 from .errors import CheckpointError, ConfigError, DataError, RunDirError
-from .eval import extract
 from .eval import protocols as EP
 from .io import write_json, write_text
 from .modalities import Modality, modality_of
 from .modalities import get as get_modality
 from .models import BACKBONES
-from .models.encoder import Encoder
 from .rundir import check_new, default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
@@ -34,7 +33,7 @@ OPTIONS = {
     "method": "method", "data": "data.source", "eval_data": "data.eval_source",
     "backbone": "model.backbone", "epochs": "train.epochs", "batch_size": "train.batch_size",
     "lr": "optim.lr", "seed": "train.seed", "device": "train.device", "out": "out",
-    "skip_corrupt": "data.skip_corrupt", "logger": "train.logger",
+    "skip_corrupt": "data.skip_corrupt", "logger": "train.logger", "pair_channels": "data.pair_channels",
 }
 ENCODER_FILE = "encoder.safetensors"
 
@@ -100,10 +99,14 @@ def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | No
     """The training split and the labelled (bank, query) pair for evaluation."""
     dc = cfg.data
     splits = D.load_source(dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir)
+    if dc.pair_channels:  # two modalities from one multichannel source (selfsup.data.paired)
+        splits = split_channels(splits, dc.pair_channels)
     ev = None
     if dc.eval_source:
         size = dc.image_size or getattr(splits.train, "size", None)
         ev = D.load_source(dc.eval_source, size, dc.skip_corrupt, dc.cache_dir)
+        if dc.pair_channels:
+            ev = split_channels(ev, dc.pair_channels)
     bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
     if dc.limit is not None and dc.limit < len(splits.train):
         keep = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[:dc.limit])
@@ -121,7 +124,7 @@ def _evaluable(splits: D.Splits, ev: D.Splits | None) -> bool:
     return s.train.labelled or (s.test is not None and s.test.labelled)
 
 
-def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict | int, *args: Any, seed: int = 0) -> Encoder:
+def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict | int, *args: Any, seed: int = 0) -> nn.Module:
     """The encoder for inputs described by ``meta`` (see :class:`selfsup.modalities.Modality`):
     the modality's backbone behind the input normalisation, initialised under ``seed``.
 
@@ -137,9 +140,7 @@ def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict | int, *args: Any, s
     mc = cfg.model if isinstance(cfg, C.Config) else cfg
     mod = get_modality(meta.get("modality", "image"))
     torch.manual_seed(seed)
-    backbone = mod.build_backbone(mc.backbone, meta, mc)
-    mean, std = mod.normalisation(meta)
-    return Encoder(backbone, mean, std)
+    return mod.build_encoder(meta, mc)
 
 
 def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict) -> dict:
@@ -149,7 +150,7 @@ def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict) -> dict:
             "cifar_stem": cfg.model.cifar_stem, "width": cfg.model.width, **input_meta, "method": cfg.method}
 
 
-def save_encoder(path: Path, encoder: Encoder, meta: dict) -> None:
+def save_encoder(path: Path, encoder: nn.Module, meta: dict) -> None:
     from safetensors.torch import save_file
 
     from .io import atomic_path
@@ -198,20 +199,9 @@ def evaluate_encoder(encoder: nn.Module, bank: D.Samples, query: D.Samples, meta
     """Run the evaluation protocols on ``encoder``'s features of a labelled (bank, query) pair.
 
     ``meta``: the encoder's input description (an int is the image size, for images)."""
-    protocols = protocols or ec.protocols
-    mod = modality_of(bank)
     if isinstance(meta, int):
         meta = {"image_size": meta}
-
-    def prepare(x):
-        return mod.prepare(x, meta)
-
-    xb, xq = mod.to_tensor(bank), mod.to_tensor(query)
-    fb = extract(encoder, xb, prepare, ec.batch_size, device)
-    fq = extract(encoder, xq, prepare, ec.batch_size, device)
-    inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, encoder, xb, xq,
-                           prepare, device)
-    return EP.run(protocols, inputs)
+    return modality_of(bank).evaluate(encoder, bank, query, meta, ec, device, protocols or ec.protocols)
 
 
 def evaluate_features(fb, yb, fq, yq, ec: C.EvalConfig, protocols: list[str]) -> dict:
@@ -224,8 +214,7 @@ def baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, devi
     mod = modality_of(bank)
     enc = build_encoder(cfg, meta, cfg.train.seed).to(device)
     rnd = evaluate_encoder(enc, bank, query, meta, cfg.eval, device)
-    raw = evaluate_features(mod.raw_features(bank, meta), torch.from_numpy(bank.y), mod.raw_features(query, meta),
-                            torch.from_numpy(query.y), cfg.eval, cfg.eval.protocols)
+    raw = mod.raw_baseline(bank, query, meta, cfg.eval, cfg.eval.protocols)
     return {"random_init": rnd, "raw_input": raw}
 
 

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="training data: 'digits' (built in), an image folder, a CIFAR batch "
                    "folder, or an .npz file; default digits")
     t.add_argument("--eval-data", help="labelled data for evaluation; default: the test split of --data")
+    t.add_argument("--pair-channels", metavar="A:B",
+                   help="paired run: split a series source's channels into two modalities, e.g. 0,1,2:3,4,5 "
+                        "(with a paired method: clip, isogclr_pair, xhcl)")
     t.add_argument("--backbone", help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
@@ -108,7 +111,7 @@ def _cmd_train(args) -> int:
                     console=console, method=args.method, data=args.data, eval_data=args.eval_data,
                     backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt,
-                    logger=args.logger)
+                    logger=args.logger, pair_channels=args.pair_channels)
     print_summary(run.summary, run.dir)
     return 0
 
@@ -124,12 +127,22 @@ def print_summary(summary: dict, run_dir) -> None:
     metrics = list(summary["eval"])
     table = Table(title=f"{summary['method']} on {summary['data']}, {summary['epochs']} epochs "
                         f"(eval: {summary['eval_data']['bank_size']} bank / {summary['eval_data']['query_size']} query)")
+    rows = {f"pretrained ({summary['method']})": summary["eval"]}
+    rows.update({name.replace("_", " "): res for name, res in summary.get("baselines", {}).items()})
+    if len(metrics) > 6:  # many metrics (a paired run's towers and retrieval): one row per metric
+        table.add_column("metric")
+        for name in rows:
+            table.add_column(name, justify="right")
+        for m in metrics:
+            table.add_row(m, *[f"{res[m]:.4f}" if m in res else "-" for res in rows.values()])
+        out.print(table)
+        out.print(f"run directory: {run_dir}")
+        return
     table.add_column("encoder")
     for m in metrics:
         table.add_column(m, justify="right")
-    table.add_row(f"pretrained ({summary['method']})", *[f"{summary['eval'][m]:.4f}" for m in metrics])
-    for name, res in summary.get("baselines", {}).items():
-        table.add_row(name.replace("_", " "), *[f"{res[m]:.4f}" if m in res else "-" for m in metrics])
+    for name, res in rows.items():
+        table.add_row(name, *[f"{res[m]:.4f}" if m in res else "-" for m in metrics])
     out.print(table)
     out.print(f"run directory: {run_dir}")
 

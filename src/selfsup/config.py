@@ -35,6 +35,9 @@ class DataConfig(_Section):
     """Where decoded arrays are cached; default ``$SELFSUP_CACHE`` or ``~/.cache/selfsup``."""
     limit: int | None = Field(default=None, ge=1)
     """Use only the first ``limit`` training samples (after a seeded shuffle): quick experiments."""
+    pair_channels: str | None = None
+    """Split a multichannel series source into two modalities for a paired (two-tower) run:
+    ``"0,1,2:3,4,5"`` (channels of modality a, ``:``, channels of modality b)."""
     label_column: str | None = None
     """Tables (CSV/Parquet): the column that holds the labels (``--label-column NAME``)."""
     normal_label: str | None = None

@@ -6,7 +6,8 @@
   ``test/`` sub-folders are the splits),
 - CIFAR-10/100 in the python batch format (the ``cifar-10-batches-py`` folder or its parent),
 - an ``.npz`` file with ``x`` (N, H, W[, C]) uint8 images or (N, C, T) float series, and
-  optional ``y`` (N,),
+  optional ``y`` (N,); an ``.npz`` with ``x_a`` and ``x_b`` is a paired source (two modalities of
+  the same samples, :mod:`selfsup.data.paired`),
 - a ``.ts`` file of the UCR/UEA archive, or a folder with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts``,
 - ``ucr:NAME``, a UCR/UEA set that ships with sktime (the ``timeseries`` extra).
 """
@@ -24,6 +25,7 @@ from .cifar import find_cifar, load_cifar
 from .digits import load_digits
 from .folder import load_folder
 from .npz import load_npz
+from .paired import PairedData, is_paired_npz, load_paired_npz
 from .table import TABLE_SUFFIXES, load_breast_cancer, load_table, load_wine
 from .ts import load_ts
 from .ucr import PREFIX as UCR_PREFIX
@@ -31,7 +33,7 @@ from .ucr import load_ucr
 
 BUILTIN = {"digits": load_digits, "breast_cancer": load_breast_cancer, "wine": load_wine}
 
-__all__ = ["ImageData", "SeriesData", "TableData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
+__all__ = ["ImageData", "SeriesData", "TableData", "PairedData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
 
 
 def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = False,
@@ -62,7 +64,7 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
         if path.suffix.lower() != ".npz":
             raise DataError(f"data file '{spec}' is not an .npz; give an .npz with x (and y), a .ts file, "
                             "an image folder, or a CIFAR batch folder")
-        splits = load_npz(path)
+        splits = load_paired_npz(path) if is_paired_npz(path) else load_npz(path)
         return _resize(splits, image_size) if image_size else splits
     cifar = find_cifar(path)
     kind = "cifar" if cifar is not None else "folder"

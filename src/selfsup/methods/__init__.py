@@ -40,7 +40,20 @@ def validate_params(name: str, loss: dict[str, Any]) -> Params:
 
 def build(name: str, encoder: Encoder, loss: dict[str, Any], ctx: Context) -> Method:
     cls = get(name)
+    have = int(getattr(encoder, "towers", 1))
+    if have != cls.towers:  # a method declares how many encoders it trains; the data decides how many exist
+        if cls.towers == 1:
+            raise ConfigError(f"method '{name}' trains one encoder, but the data is paired (two modalities, a "
+                              f"two-tower encoder); use a paired method ({', '.join(_names(2))}) or "
+                              "single-modality data")
+        raise ConfigError(f"method '{name}' trains {cls.towers} towers on paired data, but the data has one "
+                          "modality; give paired data (--pair-channels A:B, or an .npz with x_a and x_b) or a "
+                          f"single-modality method")
     return cls(encoder, validate_params(name, loss), ctx)
+
+
+def _names(towers: int) -> list[str]:
+    return sorted(n for n, c in REGISTRY.items() if c.towers == towers)
 
 
 def _import_all() -> None:

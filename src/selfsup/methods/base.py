@@ -53,6 +53,8 @@ class Method(nn.Module):
     paper: ClassVar[str] = ""
     Params: ClassVar[type[Params]] = Params
     uses_labels: ClassVar[bool] = False
+    #: how many encoders (towers) the method trains: 1, or 2 for paired modalities (a ``TwoTower``)
+    towers: ClassVar[int] = 1
     #: optimiser defaults this method was tuned with (merged under the user's choices)
     optim_defaults: ClassVar[dict[str, Any]] = {}
 

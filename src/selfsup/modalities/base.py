@@ -38,6 +38,15 @@ class Modality:
         """A backbone by name, with ``out_dim``; ``auto`` resolved by :meth:`default_backbone`."""
         raise NotImplementedError
 
+    def build_encoder(self, meta: dict, model_cfg) -> nn.Module:
+        """The encoder for ``meta``: :meth:`build_backbone` behind the input normalisation (a
+        composite modality, such as ``paired``, returns its own module). The caller seeds torch."""
+        from ..models.encoder import Encoder
+
+        backbone = self.build_backbone(model_cfg.backbone, meta, model_cfg)
+        mean, std = self.normalisation(meta)
+        return Encoder(backbone, mean, std)
+
     def to_tensor(self, data) -> Tensor:
         """The samples as one CPU tensor indexed by sample (the trainer moves it to the device)."""
         raise NotImplementedError
@@ -50,6 +59,31 @@ class Modality:
     def raw_features(self, data, meta: dict) -> Tensor:
         """The raw-input baseline: one flat, standardised feature vector per sample."""
         raise NotImplementedError
+
+    def evaluate(self, encoder: nn.Module, bank, query, meta: dict, ec, device: torch.device,
+                 protocols: list[str]) -> dict:
+        """The protocols on ``encoder``'s features of a labelled (bank, query) pair (``ec``: an
+        EvalConfig). Features come from :meth:`prepare` and :func:`selfsup.eval.extract`."""
+        from ..eval import extract
+        from ..eval import protocols as EP
+
+        def prepare(x):
+            return self.prepare(x, meta)
+
+        xb, xq = self.to_tensor(bank), self.to_tensor(query)
+        fb = extract(encoder, xb, prepare, ec.batch_size, device)
+        fq = extract(encoder, xq, prepare, ec.batch_size, device)
+        inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, encoder, xb, xq,
+                               prepare, device)
+        return EP.run(protocols, inputs)
+
+    def raw_baseline(self, bank, query, meta: dict, ec, protocols: list[str]) -> dict:
+        """The feature protocols on :meth:`raw_features` (the raw-input baseline)."""
+        from ..eval import protocols as EP
+
+        inputs = EP.EvalInputs(self.raw_features(bank, meta), torch.from_numpy(bank.y),
+                               self.raw_features(query, meta), torch.from_numpy(query.y), ec)
+        return EP.run(protocols, inputs, skip_unavailable=True)
 
     # -- shared helpers --------------------------------------------------------------------------
     def check_eval_data(self, data, meta: dict) -> None:

@@ -1,0 +1,204 @@
+"""Paired modalities: two containers of the same samples (two sensors of one event).
+
+:class:`PairedData` holds two sample containers ``a`` and ``b`` (each of its own modality: series,
+images, ...) of the same N samples, with one shared label array ``y``. Its modality is ``paired``
+(:mod:`selfsup.modalities.paired`): each member keeps its own views and encoder, and a paired
+method (``clip``, ``isogclr_pair``, ``xhcl``) contrasts the two towers.
+
+Two sources:
+
+- ``--pair-channels 0,1,2:3,4,5`` (``data.pair_channels``) splits the channels of a multichannel
+  series source into two modalities (BasicMotions: accelerometer x, y, z and gyroscope x, y, z);
+  both groups non-empty, no channel in both, every channel in range;
+- an ``.npz`` with ``x_a`` and ``x_b`` (each (N, C, T) float series or (N, H, W[, C]) uint8 images),
+  optional ``y`` (N,), and an optional test split ``x_a_test``, ``x_b_test`` (and ``y_test``).
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import DataError
+from .base import ImageData, Samples, SeriesData, Splits, check_images, check_labels, series_lengths
+
+#: the two members' names, in order (keys of the encoder's ``towers`` and prefixes of the metrics)
+TOWERS = ("a", "b")
+
+
+@dataclass(init=False, repr=False, eq=False)
+class PairedData(Samples):
+    """Two containers ``a`` and ``b`` of the same samples with one label array ``y``.
+
+    ``x`` is the pair ``(a.x, b.x)`` (for messages and sizes only: the modality reads ``a`` and
+    ``b``). Each member gets the shared labels, so it can be evaluated on its own.
+    """
+
+    a: Samples
+    b: Samples
+    modality: ClassVar[str] = "paired"
+
+    def __init__(self, a: Samples, b: Samples, y: np.ndarray | None = None, classes: list[str] | None = None,
+                 name: str = "pair", info: dict | None = None):
+        if len(a) != len(b):
+            raise DataError(f"{name}: the two modalities have different numbers of samples ({len(a)} in "
+                            f"'{a.name}', {len(b)} in '{b.name}'); give the same samples in both, in the same order")
+        if y is None:
+            y = a.y if a.y is not None else b.y
+        if y is not None:
+            y = check_labels(y, len(a), name)
+        a.y, b.y = y, y
+        self.a, self.b, self.y, self.classes, self.name = a, b, y, classes, name
+        self.info = dict(info or {})
+        self.x = (a.x, b.x)  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __repr__(self) -> str:
+        return f"PairedData(name='{self.name}', n={len(self)}, a={self.a.modality}, b={self.b.modality})"
+
+    @property
+    def channels(self) -> int:
+        return self.a.channels + self.b.channels
+
+    def member(self, tower: str) -> Samples:
+        return self.a if tower == "a" else self.b
+
+    def subset(self, idx: np.ndarray, name: str | None = None) -> PairedData:
+        y = None if self.y is None else self.y[idx]
+        return PairedData(self.a.subset(idx), self.b.subset(idx), y, self.classes, name or self.name, self.info)
+
+
+# -- --pair-channels ---------------------------------------------------------------------------------
+def parse_pair_channels(spec: str) -> tuple[list[int], list[int]]:
+    """``"0,1,2:3,4,5"`` -> ``([0, 1, 2], [3, 4, 5])``; a malformed split is a one-line DataError."""
+    hint = "give two comma-separated channel lists separated by ':', e.g. --pair-channels 0,1,2:3,4,5"
+    parts = str(spec).split(":")
+    if len(parts) != 2:
+        raise DataError(f"--pair-channels '{spec}' must split the channels into exactly two modalities; {hint}")
+    groups: list[list[int]] = []
+    for side, part in zip(TOWERS, parts, strict=True):
+        items = [p.strip() for p in part.split(",") if p.strip()]
+        if not items:
+            raise DataError(f"--pair-channels '{spec}' leaves modality {side} empty; {hint}")
+        try:
+            idx = [int(p) for p in items]
+        except ValueError:
+            raise DataError(f"--pair-channels '{spec}': channels must be integers; {hint}") from None
+        if len(set(idx)) != len(idx):
+            raise DataError(f"--pair-channels '{spec}' repeats a channel in modality {side}; {hint}")
+        groups.append(idx)
+    both = sorted(set(groups[0]) & set(groups[1]))
+    if both:
+        raise DataError(f"--pair-channels '{spec}' puts channel(s) {', '.join(map(str, both))} in both "
+                        "modalities; each channel belongs to one of them")
+    return groups[0], groups[1]
+
+
+def split_channels(splits: Splits, spec: str) -> Splits:
+    """The series splits with their channels split into a :class:`PairedData` per ``spec``."""
+    ga, gb = parse_pair_channels(spec)
+    return Splits(_split(splits.train, ga, gb, spec), _split(splits.test, ga, gb, spec)
+                  if splits.test is not None else None)
+
+
+def _split(d: Samples, ga: list[int], gb: list[int], spec: str) -> PairedData:
+    if not isinstance(d, SeriesData):
+        raise DataError(f"--pair-channels splits the channels of series data, but '{d.name}' is "
+                        f"{d.modality} data; give a multichannel series source (ucr:NAME, .ts, .npz x=(N,C,T))")
+    bad = [c for c in ga + gb if not 0 <= c < d.channels]
+    if bad:
+        raise DataError(f"--pair-channels '{spec}': channel(s) {', '.join(map(str, bad))} out of range; "
+                        f"'{d.name}' has {d.channels} channel(s), numbered 0 to {d.channels - 1}")
+
+    def member(g: list[int]) -> SeriesData:
+        x = np.ascontiguousarray(d.x[:, g])
+        return SeriesData(x, d.y, d.classes, f"{d.name}[{','.join(map(str, g))}]", lengths=series_lengths(x))
+
+    return PairedData(member(ga), member(gb), d.y, d.classes, d.name, d.info)
+
+
+# -- .npz with x_a, x_b --------------------------------------------------------------------------------
+def is_paired_npz(path: Path) -> bool:
+    """Whether ``path`` is an .npz with ``x_a`` (a paired source); False when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "x_a" in getattr(f, "files", [])
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, AttributeError,
+            TypeError):
+        return False
+
+
+def load_paired_npz(path: Path) -> Splits:
+    """``x_a``, ``x_b`` (+ ``y``) and optionally ``x_a_test``, ``x_b_test`` (+ ``y_test``)."""
+    from .npz import pad_splits
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as err:
+        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__}); save arrays with "
+                        "numpy.savez") from None
+    if "x_b" not in arrays:
+        raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both modalities (x_a, x_b)")
+    name = path.stem
+
+    def split(suffix: str) -> PairedData:
+        ka, kb, ky = f"x_a{suffix}", f"x_b{suffix}", f"y{suffix}"
+        xa, xb = arrays[ka], arrays[kb]
+        if len(xa) != len(xb):
+            raise DataError(f"'{path}': '{ka}' has {len(xa)} samples but '{kb}' has {len(xb)}; give the same "
+                            "samples in both modalities, in the same order")
+        y = arrays.get(ky)
+        if y is not None:
+            if y.ndim != 1 or len(y) != len(xa):
+                raise DataError(f"'{path}': '{ky}' has shape {tuple(y.shape)} but '{ka}' has {len(xa)} samples; "
+                                f"give one integer label per sample ({ky}=(N,))")
+            if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+                raise DataError(f"'{path}': '{ky}' contains NaN or Inf; labels must be integers")
+        a, b = _member(path, ka, xa), _member(path, kb, xb)
+        return PairedData(a, b, y, None, f"{name}{suffix}")
+
+    train = split("")
+    test = None
+    if "x_a_test" in arrays or "x_b_test" in arrays:
+        if "x_a_test" not in arrays or "x_b_test" not in arrays:
+            raise DataError(f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither")
+        test = split("_test")
+        for t in TOWERS:
+            tr, te = train.member(t), test.member(t)
+            if tr.modality != te.modality or tr.channels != te.channels:
+                raise DataError(f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not match "
+                                f"'x_{t}' ({tr.modality}, {tr.channels} channel(s))")
+    elif "y_test" in arrays:
+        raise DataError(f"'{path}' has 'y_test' but no 'x_a_test'/'x_b_test'")
+    if test is not None:  # series members: one common length per modality across the splits
+        for t in TOWERS:
+            if isinstance(train.member(t), SeriesData):
+                padded = pad_splits(Splits(train.member(t), test.member(t)))
+                setattr(train, t, padded.train)
+                setattr(test, t, padded.test)
+        for d in (train, test):
+            d.x = (d.a.x, d.b.x)  # type: ignore[assignment]
+    return Splits(train, test)
+
+
+def _member(path: Path, key: str, x: np.ndarray) -> Samples:
+    where = f"'{path}': array '{key}'"
+    if x.dtype.kind == "f" and x.ndim == 3:
+        return SeriesData(x, None, None, where)
+    if x.dtype == np.uint8 and x.ndim in (3, 4):
+        x = x[..., None] if x.ndim == 3 else x
+        check_images(x, where)
+        return ImageData(x, None, None, where)
+    raise DataError(f"{where} has shape {tuple(x.shape)} and dtype {x.dtype}; give (N, C, T) float series "
+                    "or (N, H, W[, C]) uint8 images")
+
+
+__all__ = ["PairedData", "TOWERS", "parse_pair_channels", "split_channels", "is_paired_npz", "load_paired_npz"]

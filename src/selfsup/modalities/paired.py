@@ -1,0 +1,130 @@
+"""Paired modalities: a :class:`~selfsup.data.paired.PairedData` is two member modalities of the
+same samples. Everything here is composed from the members' own modalities:
+
+- views: each member's view maker on its half of the batch; with ``views.n_views = 2K`` each
+  tower gets K views, interleaved ``[a_1, b_1, a_2, b_2, ...]`` (so views 0 and 1 are a pair);
+- encoder: :class:`~selfsup.models.two_tower.TwoTower`, each member's encoder plus a projection
+  head per tower (``model.proj_hidden``, ``model.proj_dim``) into the shared space;
+- meta: ``towers: {a: meta_a, b: meta_b}``, each a complete single-modality encoder description, so
+  either tower can be rebuilt and used alone;
+- evaluation: each tower's protocols on its own features (metrics ``a_*``, ``b_*``) and cross-modal
+  retrieval in the shared space (``xmodal_*``, :mod:`selfsup.eval.xmodal`); the raw-input baseline
+  per tower.
+
+A paired run needs a method that trains two towers (``clip``, ``isogclr_pair``, ``xhcl``); a
+single-modality method is refused when it is built, and the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data.paired import TOWERS, PairedData
+from ..models.two_tower import PairTensor, TwoTower
+from .base import Modality, get, register
+
+
+class PairedViews(nn.Module):
+    """Each member's views of its half of a :class:`PairTensor`, interleaved ``[a_1, b_1, ...]``."""
+
+    def __init__(self, views_a: nn.Module, views_b: nn.Module):
+        super().__init__()
+        self.views_a, self.views_b = views_a, views_b
+
+    def forward(self, x: PairTensor) -> list[Tensor]:
+        va, vb = self.views_a(x.a), self.views_b(x.b)
+        return [v for pair in zip(va, vb, strict=True) for v in pair]
+
+
+class PairedModality(Modality):
+    name = "paired"
+
+    @staticmethod
+    def members(meta: dict) -> list[tuple[str, Modality, dict]]:
+        """``(tower, member modality, member meta)`` for both towers."""
+        return [(t, get(meta["towers"][t]["modality"]), meta["towers"][t]) for t in TOWERS]
+
+    # -- training ------------------------------------------------------------------------------
+    def input_meta(self, cfg, train: PairedData):
+        towers, presets = {}, []
+        for t in TOWERS:
+            d = train.member(t)
+            mod = get(d.modality)
+            preset, im = mod.input_meta(cfg, d)
+            backbone = mod.default_backbone(im) if cfg.model.backbone == "auto" else cfg.model.backbone
+            towers[t] = {"format": "selfsup-encoder-1", "modality": mod.name, "backbone": backbone,
+                         "cifar_stem": cfg.model.cifar_stem, "width": cfg.model.width, **im}
+            presets.append(preset)
+        preset = presets[0] if presets[0] == presets[1] else "+".join(presets)
+        return preset, {"in_channels": train.channels, "towers": towers, "proj_hidden": cfg.model.proj_hidden,
+                        "proj_dim": cfg.model.proj_dim}
+
+    def build_views(self, cfg, meta: dict) -> nn.Module:
+        k = max(1, cfg.views.n_views // 2)
+        sub = cfg.model_copy(update={"views": cfg.views.model_copy(update={"n_views": k})})
+        (_, ma, meta_a), (_, mb, meta_b) = self.members(meta)
+        return PairedViews(ma.build_views(sub, meta_a), mb.build_views(sub, meta_b))
+
+    def default_backbone(self, meta: dict) -> str:
+        return "two_tower"
+
+    def build_encoder(self, meta: dict, model_cfg) -> nn.Module:
+        from ..models import projection_head
+
+        encoders = []
+        for _, mod, m in self.members(meta):
+            mc = model_cfg.model_copy(update={"backbone": m["backbone"], "cifar_stem": m.get("cifar_stem"),
+                                              "width": m.get("width", model_cfg.width)})
+            enc = mod.build_encoder(m, mc)
+            enc.meta = m
+            encoders.append(enc)
+        heads = [projection_head(e.out_dim, meta["proj_hidden"], meta["proj_dim"]) for e in encoders]
+        return TwoTower(encoders[0], encoders[1], heads[0], heads[1])
+
+    def to_tensor(self, data: PairedData) -> PairTensor:  # type: ignore[override]
+        return PairTensor(get(data.a.modality).to_tensor(data.a), get(data.b.modality).to_tensor(data.b))
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def prepare(self, x: PairTensor, meta: dict) -> PairTensor:  # type: ignore[override]
+        (_, ma, meta_a), (_, mb, meta_b) = self.members(meta)
+        return PairTensor(ma.prepare(x.a, meta_a), mb.prepare(x.b, meta_b))
+
+    def raw_features(self, data: PairedData, meta: dict) -> Tensor:
+        """Both members' raw features side by side."""
+        return torch.cat([mod.raw_features(data.member(t), m) for t, mod, m in self.members(meta)], 1)
+
+    def raw_baseline(self, bank: PairedData, query: PairedData, meta: dict, ec, protocols: list[str]) -> dict:
+        out: dict[str, float] = {}
+        for t, mod, m in self.members(meta):
+            res = mod.raw_baseline(bank.member(t), query.member(t), m, ec, protocols)
+            out.update({f"{t}_{k}": v for k, v in res.items()})
+        return out
+
+    def evaluate(self, encoder: nn.Module, bank: PairedData, query: PairedData, meta: dict, ec,
+                 device: torch.device, protocols: list[str]) -> dict:
+        """Cross-modal retrieval on the query split (``xmodal_*``), then each tower's protocols on its
+        own features (``a_*``, ``b_*``)."""
+        from ..eval.xmodal import xmodal_eval
+
+        out: dict[str, Any] = xmodal_eval(encoder, self.to_tensor(query), lambda x: self.prepare(x, meta),
+                                          ec.batch_size, device)
+        for t, mod, m in self.members(meta):
+            res = mod.evaluate(encoder.tower(t), bank.member(t), query.member(t), m, ec, device, protocols)
+            out.update({f"{t}_{k}": v for k, v in res.items()})
+        return out
+
+    def check_eval_data(self, data, meta: dict) -> None:
+        from ..errors import DataError
+
+        if type(data).modality != self.name:
+            raise DataError(f"evaluation data '{data.name}' is {type(data).modality} data but the encoder is "
+                            "a paired (two-tower) encoder; give paired data (--pair-channels, or an .npz with "
+                            "x_a and x_b)")
+        for t, mod, m in self.members(meta):
+            mod.check_eval_data(data.member(t), m)
+
+
+register(PairedModality())
