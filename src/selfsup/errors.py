@@ -45,3 +45,7 @@ class StorageError(SelfSupError, OSError):
 
 class DataWarning(UserWarning):
     """Something in the data was handled rather than rejected (e.g. unreadable images skipped)."""
+
+
+class CheckpointWarning(DataWarning):
+    """A damaged checkpoint was passed over for an earlier good one (the CLI prints one line)."""

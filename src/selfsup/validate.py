@@ -1,0 +1,147 @@
+"""The one validation pass before anything is written.
+
+:func:`check_config` runs on a resolved :class:`~selfsup.config.Config` before the run directory is
+looked at, data decoded or a model built: every number finite, seeds in range, the device present
+in this build, the optional packages the options name installed, sizes the evaluation batch can
+hold. :func:`check_data` runs once the data is decoded and before the run directory is created:
+labels the method needs, and the evaluation batch at the real image size. Each failure is one
+:class:`~selfsup.errors.ConfigError` (or :class:`~selfsup.errors.DataError`) line naming the field
+and what to do; nothing has been written when it is raised.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from typing import Any
+
+from .errors import ConfigError, DataError
+
+#: seeds feed numpy and torch generators: both take 0 .. 2**63 - 1
+MAX_SEED = 2**63 - 1
+#: optional packages named by options: option value -> (import name, extra)
+LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+#: channels of the first, full-resolution feature maps of the image backbones (ResNet stem: 64)
+_FIRST_CHANNELS = 64
+#: live full-resolution feature maps of that width during an evaluation forward pass (a rough bound)
+_LIVE_MAPS = 3
+
+
+def check_config(cfg) -> None:
+    """Everything about ``cfg`` that can be known before data is read (see the module docstring)."""
+    _finite(cfg.to_dict(), "")
+    for name, seed in (("train.seed", cfg.train.seed), ("eval.seed", cfg.eval.seed)):
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"config field '{name}': seed {seed} is out of range; use an integer "
+                              f"from 0 to 2**63 - 1 ({MAX_SEED})")
+    device(cfg.train.device)
+    for name in cfg.train.logger:
+        module, extra = LOGGER_PACKAGES[name]
+        if not _installed(module):
+            raise ConfigError(f"--logger {name} needs the {module} package, which is not installed; "
+                              f"pip install selfsup[{extra}] (or drop --logger {name})")
+    size = cfg.views.size or cfg.data.image_size
+    if size is not None:
+        eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device)
+
+
+def check_data(cfg, train, bank=None) -> None:
+    """What needs the decoded data, before the run directory is created: the method's labels and
+    the evaluation batch at the real view size."""
+    from . import methods as M
+
+    if getattr(M.get(cfg.method), "uses_labels", False) and not train.labelled:
+        raise DataError(f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
+                        "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method")
+    size = cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
+    if bank is not None and train.modality == "image" and size:
+        eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device)
+
+
+def device(name: str):
+    """The torch device ``name`` stands for, refused in one line when this build or machine lacks it."""
+    import torch
+
+    if not isinstance(name, str):
+        raise ConfigError(f"device must be a string such as 'cpu' or 'cuda:0', got {type(name).__name__}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' was asked for but CUDA is not available; use --device cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ConfigError(f"device '{name}' does not exist: this machine has {n} CUDA device(s) "
+                              f"(cuda:0 .. cuda:{n - 1})")
+        return dev
+    if dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"device '{name}' is not available in this build of torch; use --device cpu")
+        return dev
+    raise ConfigError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
+
+
+def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu") -> None:
+    """Refuse an image/view size whose evaluation batch (``eval.batch_size`` images) would not fit:
+    a rough bound of a few full-resolution feature maps per image, against the free memory."""
+    need = batch * (channels + _FIRST_CHANNELS * _LIVE_MAPS) * size * size * 4
+    free = _free_memory(device_name)
+    if free is None or need <= free:
+        return
+    fit = max(1, int(batch * free / need))
+    raise ConfigError(f"images of {size}x{size} px with eval.batch_size={batch} need about {_gb(need)} per "
+                      f"evaluation batch, more than the {_gb(free)} free; lower --set eval.batch_size "
+                      f"(at most {fit}) or the image/view size (data.image_size, views.size)")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def _free_memory(device_name: str) -> int | None:
+    import torch
+
+    if device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available()):
+        try:
+            dev = device(device_name)
+            return int(torch.cuda.mem_get_info(dev)[0])
+        except Exception:  # noqa: BLE001 - a bound we cannot measure is not a reason to refuse
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _finite(obj: Any, where: str) -> None:
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ConfigError(f"config field '{where}': {obj} is not a finite number; give a finite value")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _finite(v, f"{where}[{i}]")
