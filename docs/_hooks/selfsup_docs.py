@@ -161,8 +161,16 @@ def method_reference(name: str) -> str:
     cls = registry()[name]
     mod = cls.__module__
     src = mod.replace(".", "/") + ".py"
-    parts = [f"### Run it\n\n```bash\nselfsup train --method {name}\n```\n\n"
-             f"```python\nrun = selfsup.train(method=\"{name}\", data=\"digits\")\n```\n",
+    rec = recipes(name)
+    if rec:
+        first = rec[0].relative_to(ROOT)
+        run_it = (f"```bash\nselfsup train --config {first}\n"
+                  f"selfsup train --config {first} --set loss.FIELD=VALUE   # change a parameter\n```\n\n"
+                  f"```python\nrun = selfsup.train(\"{first}\")\n```\n")
+    else:
+        run_it = (f"```bash\nselfsup train --method {name}\n```\n\n"
+                  f"```python\nrun = selfsup.train(method=\"{name}\", data=\"digits\")\n```\n")
+    parts = [f"### Run it\n\n{run_it}",
              f"Implementation: `{cls.__name__}` in `src/{src}` (the building blocks are in the "
              "[methods API](../reference/methods.md))."
              + (" **Uses the labels** (supervised or semi-supervised)." if cls.uses_labels else "") + "\n"]
@@ -180,7 +188,6 @@ def method_reference(name: str) -> str:
     if cls.optim_defaults:
         items = ", ".join(f"`optim.{k}={v}`" for k, v in cls.optim_defaults.items())
         parts.append(f"Optimiser defaults this method was tuned with (your settings win): {items}.\n")
-    rec = recipes(name)
     if rec:
         blocks = []
         for r in rec:
@@ -195,15 +202,31 @@ def method_reference(name: str) -> str:
     return "\n".join(parts)
 
 
+def source_notes(cls: type) -> str:
+    """The method's module docstring (and class docstring), as its author wrote them, in Markdown."""
+    import sys
+
+    parts = [inspect.getdoc(sys.modules[cls.__module__]) or "", inspect.getdoc(cls) or ""]
+    if parts[1] == inspect.getdoc(cls.__mro__[1]):
+        parts[1] = ""  # inherited, not this method's own
+    text = "\n\n".join(p for p in parts if p)
+    text = re.sub(r":(?:func|class|mod|meth|attr):`~?([^`]+)`", r"`\1`", text)  # Sphinx roles
+    text = re.sub(r"(?m)^(.*\S)::$", r"\1:", text)  # RST literal-block markers
+    return text
+
+
 def generated_method_page(name: str) -> str:
     cls = registry()[name]
+    notes = source_notes(cls)
+    notes = f"## From the source\n\nThe method's docstring, as written in `{cls.__module__}`:\n\n{notes}\n\n" \
+        if notes else ""
     return (f"# {name}\n\n**Paper:** {cls.paper}\n\n"
             f"!!! note \"To fill: formula and notes\"\n"
             f"    This page is generated from the method's registration. Write `docs/methods/{name}.md` "
             f"with the paper's link, the objective as a formula and the known deviations from the paper, "
             f"and keep the line `<!-- selfsup:reference {name} -->` where the generated part goes "
             f"(see `docs/methods/dcl.md`).\n\n"
-            f"## In selfsup\n\n{method_reference(name)}")
+            f"{notes}## In selfsup\n\n{method_reference(name)}")
 
 
 def methods_index() -> str:
