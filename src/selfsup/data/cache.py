@@ -21,12 +21,13 @@ def cache_root(cache_dir: str | None) -> Path:
 
 def fingerprint(path: Path, options: dict) -> str:
     h = hashlib.sha256()
-    h.update(str(path.resolve()).encode())
+    h.update(os.fsencode(path.resolve()))  # names need not be UTF-8: hash their bytes
     h.update(json.dumps(options, sort_keys=True).encode())
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for f in files:
         st = f.stat()
-        h.update(f"{f.relative_to(path) if f != path else f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        name = os.fsencode(f.relative_to(path) if f != path else f.name)
+        h.update(name + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]
 
 

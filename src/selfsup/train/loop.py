@@ -73,7 +73,7 @@ class Progress:
 def epoch_order(n: int, seed: int, epoch: int, device, method: Method | None = None,
                 batch_size: int = 1) -> torch.Tensor:
     """The epoch's sample order: derived from (seed, epoch) alone, so a resumed run sees the same."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # any seed 0 .. 2**63-1
     order = method.batch_order(n, batch_size, g) if method is not None else None
     if order is None:
         order = torch.randperm(n, generator=g)
@@ -166,15 +166,16 @@ class Trainer:
         model = self.method.state_dict()
         bad = [k for k, v in model.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
-            raise TrainingError(f"weights became non-finite ({bad[0]}) at step {self.state.step}; the last "
-                                f"good checkpoint in {self.run_dir / 'checkpoints'} was kept. Lower the "
-                                "learning rate (--lr) or set optim.clip_grad, then resume")
+            raise TrainingError(f"weights became non-finite ({bad[0]}) at step {self.state.step}; lower the "
+                                "learning rate (--lr) or set optim.clip_grad; "
+                                f"{ckpt.advice(self.run_dir)}")
         ckpt.save(path, {
             "progress": asdict(self.state),
             "model": model,
             "optimizer": self.optimizer.state_dict(),
             "method_extra": self.method.extra_state(),
             "rng": ckpt.rng_state(),
+            "run": getattr(self, "identity", None) or {},  # config + data fingerprint (selfsup.resume)
         })
         for old in ckpt.checkpoints(self.run_dir)[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
@@ -205,9 +206,8 @@ class Trainer:
         last = ckpt.latest(self.run_dir) if tc.rollback and st.rollbacks < tc.max_rollbacks else None
         if last is None:
             tried = f" after {st.rollbacks} rollback(s)" if tc.rollback else ""
-            raise TrainingError(f"{what}{tried}; the last good checkpoint is in {self.run_dir / 'checkpoints'}. "
-                                "Lower the learning rate (--lr) or set optim.clip_grad (or train.rollback=true), "
-                                "then resume")
+            raise TrainingError(f"{what}{tried}; lower the learning rate (--lr) or set optim.clip_grad (or "
+                                f"train.rollback=true); {ckpt.advice(self.run_dir)}")
         skipped, n, scale = st.skipped_steps, st.rollbacks + 1, st.lr_scale * tc.rollback_lr_factor
         self.load_checkpoint(last)
         self.state.skipped_steps, self.state.rollbacks, self.state.lr_scale = skipped, n, scale

@@ -1,0 +1,124 @@
+"""``--resume``: which checkpoint to continue from, and whether the run is still the run it was.
+
+Each checkpoint records the run's identity (:func:`identity`: its config and a fingerprint of its
+data, see :func:`selfsup.data.cache.fingerprint`). :func:`plan` picks the newest *good* checkpoint
+(a damaged newer one is named and passed over), then compares: a data source that changed, or a
+``config.yaml`` edited in any field that shapes training, is refused in one line unless
+``allow_changes`` is given (the change is then recorded); ``train.epochs`` may be raised or kept,
+never set below what was already trained. Nothing is written before these checks pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, CheckpointWarning, ConfigError
+from .train import checkpoint as ckpt
+
+#: config fields that may differ between the start of a run and its resume
+FREE = {"train.epochs", "train.device", "train.threads", "train.progress", "out"}
+
+
+def data_fingerprint(cfg) -> dict[str, str]:
+    """A fingerprint of each data source (path, names, sizes and modification times of its files)."""
+    from .data import BUILTIN
+    from .data.cache import fingerprint
+
+    out = {}
+    for key, spec in (("data.source", cfg.data.source), ("data.eval_source", cfg.data.eval_source)):
+        if not spec:
+            continue
+        if spec in BUILTIN:
+            out[key] = f"builtin:{spec}"
+            continue
+        p = Path(spec).expanduser()
+        if p.is_file() or p.is_dir():
+            out[key] = fingerprint(p, {})
+    return out
+
+
+def identity(cfg) -> dict[str, Any]:
+    """What a checkpoint records about its run: the config and the data fingerprint."""
+    return {"config": cfg.to_dict(), "data": data_fingerprint(cfg)}
+
+
+@dataclass
+class Plan:
+    """The checkpoint to resume from and what ``summary.json`` records about this resume."""
+
+    checkpoint: Path
+    record: dict = field(default_factory=dict)
+
+
+def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
+    """Choose the checkpoint and check the run against it (see the module docstring)."""
+    skipped: list[tuple[Path, str]] = []
+    last = ckpt.latest(run_dir, on_skip=lambda p, r: skipped.append((p, r)))
+    if last is None:
+        if skipped:
+            p, why = skipped[0]
+            raise CheckpointError(f"'{run_dir}' has no good checkpoint to resume from ({why}); start again "
+                                  f"with --out {run_dir} --overwrite")
+        raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (it stopped before its first "
+                              f"one); start again with --out {run_dir} --overwrite")
+    for p, why in skipped:
+        warnings.warn(f"checkpoint '{p.name}' is damaged and was passed over ({why}); resuming from the "
+                      f"previous good one, '{last.name}'", CheckpointWarning, stacklevel=2)
+    state = ckpt.load(last)
+    prog = state.get("progress") or {}
+    epoch, in_epoch, step = int(prog.get("epoch", 0)), int(prog.get("step_in_epoch", 0)), int(prog.get("step", 0))
+    least = epoch + (1 if in_epoch else 0)
+    if cfg.train.epochs < least:
+        raise ConfigError(f"'{run_dir}' has already trained {epoch} epoch(s){' and part of the next' if in_epoch else ''} "
+                          f"(checkpoint {last.name}), so it cannot stop at {cfg.train.epochs}; --epochs sets the "
+                          f"total number of epochs: give at least {least}")
+    record: dict[str, Any] = {"from": last.name, "step": step, "epoch": epoch}
+    if skipped:
+        record["passed_over"] = [p.name for p, _ in skipped]
+    run = state.get("run") if isinstance(state.get("run"), dict) else None
+    if run:
+        before = run.get("config") or {}
+        epochs_before = (before.get("train") or {}).get("epochs")
+        if epochs_before is not None and epochs_before != cfg.train.epochs:
+            record["epochs"] = {"before": epochs_before, "after": cfg.train.epochs}
+        changes = _changes(before, cfg.to_dict())
+        now = data_fingerprint(cfg)
+        changes += [f"the data of {k} ('{_get(cfg.to_dict(), k)}')" for k, v in (run.get("data") or {}).items()
+                    if k in now and now[k] != v]
+        if changes:
+            if not allow_changes:
+                raise ConfigError(f"'{run_dir}' changed since its checkpoint {last.name} was written: "
+                                  f"{'; '.join(changes)}. Restore it, start a new run, or pass --allow-changes "
+                                  "to continue anyway (recorded in summary.json)")
+            record["changed"] = changes
+            record["allowed_changes"] = True
+    return Plan(last, record)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.update(_flat(v, key) if isinstance(v, dict) and v else {key: v})
+    return out
+
+
+def _get(d: dict, key: str) -> Any:
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def _changes(before: dict, now: dict) -> list[str]:
+    a, b = _flat(before), _flat(now)
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k in FREE or a.get(k) == b.get(k):
+            continue
+        out.append(f"config.yaml field '{k}' is {b.get(k)!r} (was {a.get(k)!r})")
+    return out
