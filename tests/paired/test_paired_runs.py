@@ -1,0 +1,102 @@
+"""Paired runs end to end: summary metrics, bit-identical resume, load_encoder, and bad input at the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import selfsup
+
+
+class Kill(Exception):
+    pass
+
+
+def test_paired_run_reports_towers_and_retrieval(paired_config):
+    run = selfsup.train(paired_config("clip"))
+    ev = run.summary["eval"]
+    for k in ("xmodal_r1", "xmodal_r5", "xmodal_r10", "xmodal_medr", "xmodal_a2b_r1", "xmodal_b2a_medr",
+              "a_knn_top1", "a_linear_top1", "b_knn_top1", "b_linear_top1"):
+        assert k in ev, k
+    assert ev["xmodal_r1"] == pytest.approx((ev["xmodal_a2b_r1"] + ev["xmodal_b2a_r1"]) / 2)
+    base = run.summary["baselines"]
+    assert "xmodal_r1" in base["random_init"] and "a_knn_top1" in base["raw_input"]
+
+
+def test_paired_resume_is_bit_identical(paired_config, tmp_path):
+    cfg = paired_config("isogclr_pair", train={"epochs": 3}, out=str(tmp_path / "a"))
+    straight = selfsup.train(cfg)
+
+    def die(epoch, method):  # epoch 1's checkpoint is written, epoch 2's is not
+        if epoch == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        selfsup.train({**cfg, "out": str(tmp_path / "b")}, on_epoch_end=die)
+    resumed = selfsup.train(resume=tmp_path / "b")
+    a = load_file(str(straight.dir / "encoder.safetensors"))
+    b = load_file(str(resumed.dir / "encoder.safetensors"))
+    assert a.keys() == b.keys() and any(k.startswith("head_b.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.summary["eval"] == straight.summary["eval"]
+
+
+def test_load_encoder_of_a_paired_run_rebuilds_both_towers(paired_config):
+    run = selfsup.train(paired_config("xhcl", train={"epochs": 1}))
+    enc = selfsup.load_encoder(run.dir)
+    assert enc.meta["modality"] == "paired" and set(enc.meta["towers"]) == {"a", "b"}
+    assert enc.a.meta["in_channels"] == 2 and enc.b.meta["in_channels"] == 3
+    xa, xb = torch.randn(4, 2, 24), torch.randn(4, 3, 24)
+    assert enc((xa, xb)).shape == (4, enc.a.out_dim + enc.b.out_dim)
+    assert enc.embed_a(xa).shape == enc.embed_b(xb).shape == (4, 16)
+    again = selfsup.evaluate(run.dir, write=False)
+    assert again["eval"]["xmodal_r1"] == pytest.approx(run.summary["eval"]["xmodal_r1"])
+
+
+def test_paired_npz_source_trains(pair_file, paired_config, tmp_path):
+    run = selfsup.train(paired_config("clip", data={"source": pair_file, "pair_channels": None}, train={"epochs": 1}))
+    assert run.summary["eval"]["a_knn_top1"] > 0
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "selfsup", "train", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("0,1,2,3,4:", "leaves modality b empty"), ("0,1:1,2", "in both modalities"), ("0,1:2,9", "out of range"),
+])
+def test_bad_pair_split_is_one_error_line_exit_2_nothing_written(series5, tmp_path, spec, words):
+    out = tmp_path / "never"
+    r = _cli("--data", series5, "--pair-channels", spec, "--method", "clip", "--out", str(out))
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_mismatched_npz_is_one_error_line(tmp_path):
+    import numpy as np
+
+    p = tmp_path / "bad.npz"
+    np.savez(p, x_a=np.zeros((6, 2, 8), np.float32), x_b=np.zeros((5, 3, 8), np.float32))
+    out = tmp_path / "never"
+    r = _cli("--data", str(p), "--method", "clip", "--out", str(out))
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "'x_b' has 5" in r.stderr
+    assert not out.exists()
+
+
+def test_cli_paired_run_prints_the_table(series5, tmp_path):
+    out = tmp_path / "cli"
+    r = _cli("--data", series5, "--pair-channels", "0,1:2,3,4", "--method", "xhcl", "--epochs", "1",
+             "--batch-size", "16", "--out", str(out), "--set", "model.width=0.25", "--set", "eval.report=false",
+             "--set", "train.progress=none")
+    assert r.returncode == 0, r.stderr
+    assert "xmodal_r1" in r.stdout and "b_knn_top1" in r.stdout
+    assert json.loads((out / "summary.json").read_text())["eval"]["xmodal_r1"] >= 0
