@@ -16,6 +16,7 @@ from torch import nn
 from . import config as C
 from . import data as D
 from . import methods as M
+from . import validate as V
 from .data.paired import split_channels
 from .errors import CheckpointError, ConfigError, DataError, RunDirError
 from .eval import protocols as EP
@@ -23,10 +24,11 @@ from .io import write_json, write_text
 from .modalities import Modality, modality_of
 from .modalities import get as get_modality
 from .models import BACKBONES
+from .resume import identity as run_identity
+from .resume import plan as resume_plan
 from .rundir import check_new, default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
-from .train import checkpoint as ckpt
 
 #: shortcut keyword (and CLI option) -> config path
 OPTIONS = {
@@ -61,15 +63,17 @@ def resolve_config(config: C.Config | dict | str | os.PathLike | None = None, ov
         d = config.to_dict()
     elif isinstance(config, dict):
         d = dict(config)
-    elif config is not None:
+    elif isinstance(config, (str, os.PathLike)):
         d = C.load_yaml(config)
-    else:
+    elif config is None:
         d = {}
+    else:
+        raise ConfigError(f"config must be a Config, a dict or the path of a YAML recipe, got {type(config).__name__}")
     for k, v in options.items():
         if k not in OPTIONS:
             raise ConfigError(f"unknown option '{k}'; valid: {', '.join(OPTIONS)}")
         if v is not None:
-            C.set_path(d, OPTIONS[k], v)
+            C.set_path(d, OPTIONS[k], os.fspath(v) if isinstance(v, os.PathLike) else v)
     C.apply_overrides(d, overrides or [])
     cfg = C.validate(d)
     M.validate_params(cfg.method, cfg.loss)
@@ -80,19 +84,13 @@ def resolve_config(config: C.Config | dict | str | os.PathLike | None = None, ov
     if cfg.model.backbone != "auto" and cfg.model.backbone not in known:
         raise ConfigError(f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}")
     EP.parse(cfg.eval.protocols)
+    V.check_config(cfg)  # the one validation pass: numbers, seeds, device, packages, sizes
     return cfg
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' was asked for but CUDA is not available; use --device cpu")
-    return dev
+    """The device ``name`` stands for; one-line :class:`ConfigError` when this build or machine lacks it."""
+    return V.device(name)
 
 
 def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
@@ -220,8 +218,12 @@ def baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, devi
 
 def train(config: C.Config | dict | str | os.PathLike | None = None, *, overrides: list[str] | None = None,
           resume: str | os.PathLike | None = None, overwrite: bool = False, console=None, on_epoch_end=None,
-          **options: Any) -> Run:
+          allow_changes: bool = False, **options: Any) -> Run:
     """Pretrain an encoder, evaluate it beside the baselines, and write a run directory.
+
+    ``resume``: continue that run from its newest good checkpoint; it is refused when its data or
+    ``config.yaml`` changed since that checkpoint, unless ``allow_changes`` (recorded in
+    ``summary.json``). ``epochs`` may then raise (or keep) the run's total number of epochs.
 
     Examples
     --------
@@ -239,12 +241,13 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
         cfg = resolve_config(stored, **extra)
         lk = lock_run(run_dir)
     else:
-        cfg = resolve_config(config, overrides, **options)
+        cfg = _absolute_paths(resolve_config(config, overrides, **options))  # `selfsup eval RUN` from anywhere
         run_dir = Path(cfg.out) if cfg.out else default_dir(cfg.method, cfg.data.source)
         cfg = cfg.model_copy(update={"out": str(run_dir)})
         check_new(run_dir, overwrite, _protected(cfg))  # before any data is decoded or model built
         lk = None
     try:
+        rplan = resume_plan(run_dir, cfg, allow_changes) if resume is not None else None
         device = pick_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -253,17 +256,26 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
         if cfg.train.batch_size > len(tr):
             raise ConfigError(f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
                               f"use --batch-size {max(2, len(tr) // 4)} or less")
+        V.check_data(cfg, tr, bank)
         parts = assemble(cfg, tr, device)  # views, encoder and method built before the run directory
         if lk is None:
             lk = prepare_new(run_dir, overwrite, _protected(cfg))
             write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif resume is not None and options.get("epochs"):
             write_text(run_dir / "config.yaml", cfg.to_yaml())
-        return _train_in(run_dir, cfg, splits, bank, query, parts, device, resume is not None, console,
-                         on_epoch_end)
+        return _train_in(run_dir, cfg, splits, bank, query, parts, device, rplan, console, on_epoch_end)
     finally:
         if lk is not None:
             lk.release()
+
+
+def _absolute_paths(cfg: C.Config) -> C.Config:
+    """The config with its data paths made absolute (built-in names stay as they are)."""
+    dc = cfg.data
+    fix = {k: str(Path(v).expanduser().absolute()) for k, v in
+           (("source", dc.source), ("eval_source", dc.eval_source), ("cache_dir", dc.cache_dir))
+           if v and v not in D.BUILTIN and os.path.exists(os.path.expanduser(v))}
+    return cfg.model_copy(update={"data": dc.model_copy(update=fix)}) if fix else cfg
 
 
 def _protected(cfg: C.Config) -> list[str]:
@@ -332,12 +344,10 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
         from .train.loggers import build_loggers
 
         trainer.loggers = build_loggers(cfg.train.logger, run_dir, cfg.to_dict())
+    trainer.identity = run_identity(cfg)  # each checkpoint records the config and data it was trained on
     if resuming:
-        last = ckpt.latest(run_dir)
-        if last is None:
-            raise CheckpointError(f"'{run_dir}' has no loadable checkpoint to resume from (it stopped before "
-                                  f"its first one); start again with --out {run_dir} --overwrite")
-        trainer.load_checkpoint(last)
+        trainer.load_checkpoint(resuming.checkpoint)
+        trainer.log({"step": trainer.state.step, "resume": resuming.record})
     t0 = time.perf_counter()
     try:
         st = trainer.fit()
@@ -347,7 +357,7 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
         close_all(trainer.loggers)
     save_encoder(run_dir / ENCODER_FILE, method.encoder, meta)
 
-    summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data.source, "epochs": cfg.train.epochs,
+    summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data.source, "epochs": st.epoch,
                                "steps": st.step, "skipped_steps": st.skipped_steps, "view_preset": preset,
                                "skipped_corrupt": int(tr.info.get("skipped", 0)),
                                "train_time_s": round(st.train_time, 2),
@@ -361,6 +371,9 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
     if monitor is not None:
         summary["diagnostics"] = monitor.full(method)
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    resumes = _resume_records(trainer.metrics_path)
+    if resumes:
+        summary["resumes"] = resumes
     write_json(run_dir / "summary.json", summary)
     if cfg.eval.report:
         _write_own_report(run_dir, console)
@@ -423,6 +436,20 @@ def write_run_report(run_dirs: list[str | os.PathLike] | list[Path], out: str | 
         maps.append(R.embedding_points(r["label"], enc, mod.to_tensor(query), query.y,
                                        lambda x, mod=mod, meta=meta: mod.prepare(x, meta)))
     return R.write_report(runs, out, maps)
+
+
+def _resume_records(metrics: Path) -> list[dict]:
+    """What each ``--resume`` of the run recorded in metrics.jsonl (checkpoint, epochs, allowed changes)."""
+    out = []
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("resume"), dict):
+                out.append(rec["resume"])
+    return out
 
 
 def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, protocols: list[str] | None = None,

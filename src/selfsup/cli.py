@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory; default runs/<method>-<data>-<timestamp>")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue although the data or config.yaml changed since the last "
+                   "checkpoint (recorded in summary.json)")
     t.add_argument("--config", metavar="FILE.yaml", help="a YAML recipe (see configs/)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)")
@@ -108,6 +111,7 @@ def _cmd_train(args) -> int:
 
     console = Console(stderr=True)
     run = api.train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
+                    allow_changes=args.allow_changes,
                     console=console, method=args.method, data=args.data, eval_data=args.eval_data,
                     backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt,
@@ -267,7 +271,29 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"error: {storage_error(err, err.filename or 'a file')}", file=sys.stderr)
             return 2
-        raise
+        return _last_resort(err, debug)
+
+
+def _last_resort(err: Exception, debug: bool) -> int:
+    """Any other exception: one ``error:`` line. Exit 2 when the cause is the input or the machine
+    (a path that cannot be read, memory, a tensor shape or device the input implied), else 1 with
+    "internal error, please report"; the traceback only under ``--debug``."""
+    import traceback
+
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    if isinstance(err, (OSError, MemoryError)) or (isinstance(err, RuntimeError) and type(err).__module__.startswith("torch")
+                                                   or type(err) is RuntimeError):
+        what = f"{err.strerror}: '{err.filename}'" if isinstance(err, OSError) and err.filename else first
+        print(f"error: {type(err).__name__}: {what or type(err).__name__} (run with --debug for the traceback)",
+              file=sys.stderr)
+        code = 2
+    else:
+        print(f"error: internal error, please report it with the output of --debug: {type(err).__name__}: "
+              f"{first}", file=sys.stderr)
+        code = 1
+    if debug:
+        traceback.print_exception(err)
+    return code
 
 
 if __name__ == "__main__":
