@@ -18,6 +18,8 @@ from . import data as D
 from . import methods as M
 from . import validate as V
 from .data.paired import split_channels
+from .data.normal import normal_split
+from .data.table import align_categories
 from .errors import CheckpointError, ConfigError, DataError, RunDirError
 from .eval import protocols as EP
 from .io import write_json, write_text
@@ -35,7 +37,8 @@ OPTIONS = {
     "method": "method", "data": "data.source", "eval_data": "data.eval_source",
     "backbone": "model.backbone", "epochs": "train.epochs", "batch_size": "train.batch_size",
     "lr": "optim.lr", "seed": "train.seed", "device": "train.device", "out": "out",
-    "skip_corrupt": "data.skip_corrupt", "logger": "train.logger", "pair_channels": "data.pair_channels",
+    "skip_corrupt": "data.skip_corrupt", "logger": "train.logger",
+    "label_column": "data.label_column", "normal_label": "data.normal_label", "pair_channels": "data.pair_channels",
 }
 ENCODER_FILE = "encoder.safetensors"
 
@@ -96,16 +99,20 @@ def pick_device(name: str) -> torch.device:
 def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
     """The training split and the labelled (bank, query) pair for evaluation."""
     dc = cfg.data
-    splits = D.load_source(dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir)
+    splits = D.load_source(dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir, label_column=dc.label_column)
     if dc.pair_channels:  # two modalities from one multichannel source (selfsup.data.paired)
         splits = split_channels(splits, dc.pair_channels)
     ev = None
     if dc.eval_source:
         size = dc.image_size or getattr(splits.train, "size", None)
-        ev = D.load_source(dc.eval_source, size, dc.skip_corrupt, dc.cache_dir)
+        ev = D.load_source(dc.eval_source, size, dc.skip_corrupt, dc.cache_dir, label_column=dc.label_column)
+        ev = align_categories(ev, splits.train)  # tables: codes of the training vocabulary
         if dc.pair_channels:
             ev = split_channels(ev, dc.pair_channels)
-    bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
+    if dc.normal_label is not None:  # anomaly detection: normal training samples, the whole test split
+        splits, bank, query = normal_split(splits, dc.normal_label, None if ev is None else ev.test or ev.train)
+    else:
+        bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
     if dc.limit is not None and dc.limit < len(splits.train):
         keep = np.sort(np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[:dc.limit])
         splits = D.Splits(splits.train.subset(keep), splits.test)
@@ -205,6 +212,44 @@ def evaluate_encoder(encoder: nn.Module, bank: D.Samples, query: D.Samples, meta
 def evaluate_features(fb, yb, fq, yq, ec: C.EvalConfig, protocols: list[str]) -> dict:
     """Run the feature-only protocols of :mod:`selfsup.eval.protocols` (fine-tuning ones are skipped)."""
     return EP.run(protocols, EP.EvalInputs(fb, yb, fq, yq, ec), skip_unavailable=True)
+
+
+def evaluate_anomaly(encoder: nn.Module, bank: D.Samples, query: D.Samples, meta: dict, ec: C.EvalConfig,
+                     device: torch.device) -> dict:
+    """The anomaly job (``--normal-label``): ``bank`` holds the normal training samples, ``query`` the
+    test split; every query sample of another class is an anomaly. Scores from the encoder's
+    features: the recorded method's own ``anomaly_score(bank, query)`` when it has one, and the kNN
+    distance (see :func:`selfsup.eval.anomaly.one_class_eval`)."""
+    from .eval import extract
+    from .eval.anomaly import one_class_eval
+
+    mod = modality_of(bank)
+
+    def prepare(x):
+        return mod.prepare(x, meta)
+
+    fb = extract(encoder, mod.to_tensor(bank), prepare, ec.batch_size, device)
+    fq = extract(encoder, mod.to_tensor(query), prepare, ec.batch_size, device)
+    own = getattr(M.REGISTRY.get(meta.get("method", "")), "anomaly_score", None)
+    return one_class_eval(fb, fq, torch.from_numpy(query.y != bank.y[0]), own)
+
+
+def anomaly_baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, device: torch.device) -> dict:
+    """The anomaly job's baselines: a random-init encoder (the same scores), and on the raw
+    standardised input the kNN distance, IsolationForest, LocalOutlierFactor and distance to the mean."""
+    from .eval.anomaly import anomaly_scores, classical_scores, one_class_eval
+
+    mod = modality_of(bank)
+    is_anomaly = query.y != bank.y[0]
+    out = {"random_init": evaluate_anomaly(build_encoder(cfg, meta, cfg.train.seed).to(device), bank, query, meta,
+                                           cfg.eval, device)}
+    rb, rq = mod.raw_features(bank, meta), mod.raw_features(query, meta)
+    raw = one_class_eval(rb, rq, torch.from_numpy(is_anomaly))
+    out["raw_knn"] = {"anomaly_auroc": raw["anomaly_auroc"], "anomaly_auprc": raw["anomaly_auprc"]}
+    for name, score in classical_scores(rb, rq, cfg.train.seed).items():
+        r = anomaly_scores(score, is_anomaly)
+        out[name] = {"anomaly_auroc": r["auroc"], "anomaly_auprc": r["auprc"]}
+    return out
 
 
 def baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, device: torch.device) -> dict:
@@ -362,7 +407,15 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
                                "skipped_corrupt": int(tr.info.get("skipped", 0)),
                                "train_time_s": round(st.train_time, 2),
                                "timing_s": {k: round(v, 3) for k, v in trainer.timing.items()}}
-    if bank is not None:
+    if bank is not None and cfg.data.normal_label is not None:
+        summary["eval"] = evaluate_anomaly(method.encoder, bank, query, meta, cfg.eval, device)
+        summary["anomaly"] = {"normal_label": cfg.data.normal_label, "train_normal": len(bank),
+                              "test_normal": int((query.y == bank.y[0]).sum()),
+                              "test_anomalies": int((query.y != bank.y[0]).sum()),
+                              "score": "method" if "anomaly_method_auroc" in summary["eval"] else "knn"}
+        if cfg.eval.baselines:
+            summary["baselines"] = anomaly_baselines(cfg, bank, query, meta, device)
+    elif bank is not None:
         summary["eval"] = evaluate_encoder(method.encoder, bank, query, meta, cfg.eval, device)
         if cfg.eval.baselines:
             summary["baselines"] = baselines(cfg, bank, query, meta, device)
@@ -484,7 +537,8 @@ def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, pro
         get_modality(meta.get("modality", "image")).check_eval_data(bank, meta)
     enc = enc.to(dev)
     result = {"data": cfg.data.eval_source or cfg.data.source, "bank_size": len(bank), "query_size": len(query),
-              "eval": evaluate_encoder(enc, bank, query, meta, cfg.eval, dev, protocols)}
+              "eval": (evaluate_anomaly(enc, bank, query, meta, cfg.eval, dev) if cfg.data.normal_label is not None
+                       else evaluate_encoder(enc, bank, query, meta, cfg.eval, dev, protocols))}
     if write and run_dir is not None:
         write_json(run_dir / "eval.json", result)
     return result

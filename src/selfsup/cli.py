@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--method", help="method name (see `selfsup methods`); default simclr")
     t.add_argument("--data", help="training data: 'digits' (built in), an image folder, a CIFAR batch "
-                   "folder, or an .npz file; default digits")
+                   "folder, or an .npz file; tables: a .csv/.parquet file or 'breast_cancer', 'wine'; default digits")
     t.add_argument("--eval-data", help="labelled data for evaluation; default: the test split of --data")
     t.add_argument("--pair-channels", metavar="A:B",
                    help="paired run: split a series source's channels into two modalities, e.g. 0,1,2:3,4,5 "
@@ -72,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", metavar="FILE.yaml", help="a YAML recipe (see configs/)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)")
+    t.add_argument("--label-column", metavar="NAME", help="tables (CSV/Parquet): the column holding the labels")
+    t.add_argument("--normal-label", metavar="VALUE", help="anomaly detection: train on the training samples of "
+                   "this class only; score the test split (other classes = anomalies) by AUROC/AUPRC")
     t.add_argument("--skip-corrupt", action="store_true", default=None,
-                   help="skip unreadable images (and count them) instead of stopping")
+                   help="skip unreadable images or bad table rows (and count them) instead of stopping")
     t.add_argument("--logger", help="extra trackers besides metrics.jsonl: tensorboard, mlflow "
                    "(comma-separated; optional extras)")
 
@@ -115,6 +118,7 @@ def _cmd_train(args) -> int:
                     console=console, method=args.method, data=args.data, eval_data=args.eval_data,
                     backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt,
+                    label_column=args.label_column, normal_label=args.normal_label,
                     logger=args.logger, pair_channels=args.pair_channels)
     print_summary(run.summary, run.dir)
     return 0

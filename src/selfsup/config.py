@@ -35,9 +35,22 @@ class DataConfig(_Section):
     """Where decoded arrays are cached; default ``$SELFSUP_CACHE`` or ``~/.cache/selfsup``."""
     limit: int | None = Field(default=None, ge=1)
     """Use only the first ``limit`` training samples (after a seeded shuffle): quick experiments."""
+    label_column: str | None = None
+    """Tables (CSV/Parquet): the column that holds the labels (``--label-column NAME``)."""
+    normal_label: str | None = None
+    """Anomaly detection (``--normal-label VALUE``, any modality): train on the training samples of
+    this class only (a class name, or a label number) and evaluate on the test split, the other
+    classes being the anomalies: AUROC/AUPRC of the method's own score (when it has one) and of a
+    kNN distance, beside IsolationForest, LocalOutlierFactor and distance to the mean on the raw
+    input."""
     pair_channels: str | None = None
     """Split a multichannel series source into two modalities for a paired (two-tower) run:
     ``"0,1,2:3,4,5"`` (channels of modality a, ``:``, channels of modality b)."""
+
+    @field_validator("normal_label", mode="before")
+    @classmethod
+    def _normal_label(cls, v):
+        return None if v is None else str(v)
     label_column: str | None = None
     """Tables (CSV/Parquet): the column that holds the labels (``--label-column NAME``)."""
     normal_label: str | None = None

@@ -332,3 +332,29 @@ def load_wine() -> Splits:
     from sklearn.datasets import load_wine as f
 
     return _sklearn(f, "wine")
+
+
+def align_categories(splits: Splits | None, ref) -> Splits | None:
+    """Tables loaded separately (``--eval-data``) re-coded with ``ref``'s category vocabularies
+    (a category ``ref`` never had becomes -1); any other data is returned as it is."""
+    if splits is None or not isinstance(ref, TableData):
+        return splits
+
+    def one(d):
+        if not isinstance(d, TableData):
+            return d
+        if list(d.columns) != list(ref.columns):
+            raise DataError(f"evaluation table '{d.name}' has columns {', '.join(d.columns[:8])} but the training "
+                            f"table has {', '.join(ref.columns[:8])}; give a table with the same columns")
+        x = d.x.copy()
+        for j, col in enumerate(d.columns):
+            if col in d.categories or col in ref.categories:
+                old = d.categories.get(col, [])
+                code = {v: k for k, v in enumerate(ref.categories.get(col, []))}
+                lut = np.array([code.get(v, -1) for v in old] + [-1], dtype=np.float32)
+                x[:, j] = lut[np.where(x[:, j] >= 0, x[:, j], len(old)).astype(np.int64)]
+        import dataclasses
+
+        return dataclasses.replace(d, x=x, categories=dict(ref.categories))
+
+    return Splits(one(splits.train), one(splits.test))

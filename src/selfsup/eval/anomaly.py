@@ -46,3 +46,34 @@ def one_class_auroc(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tenso
     if not res:
         raise ValueError("one-class evaluation needs at least two classes in the query set")
     return {m: float(np.mean([r[m] for r in res])) for m in ("auroc", "auprc")}
+
+
+def classical_scores(bank: torch.Tensor, query: torch.Tensor, seed: int = 0) -> dict[str, np.ndarray]:
+    """Classical one-class detectors fitted on ``bank`` (normal rows only), scoring ``query``
+    (higher = more anomalous): scikit-learn's IsolationForest (100 trees) and LocalOutlierFactor
+    (novelty mode, 20 neighbours or fewer on a small bank), and the Euclidean distance to the
+    bank's mean."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
+
+    b = np.asarray(bank.detach().cpu(), dtype=np.float64)
+    q = np.asarray(query.detach().cpu(), dtype=np.float64)
+    iso = IsolationForest(random_state=seed).fit(b)
+    lof = LocalOutlierFactor(n_neighbors=max(1, min(20, len(b) - 1)), novelty=True).fit(b)
+    return {"isolation_forest": -iso.score_samples(q), "lof": -lof.score_samples(q),
+            "distance_to_mean": np.linalg.norm(q - b.mean(0, keepdims=True), axis=1)}
+
+
+def one_class_eval(bank: torch.Tensor, query: torch.Tensor, is_anomaly, own_score=None, k: int = 5) -> dict[str, float]:
+    """The anomaly job's metrics for features of normal training samples (``bank``) and test
+    samples (``query``): ``anomaly_knn_*`` from the mean cosine distance to the ``k`` nearest normal
+    samples, ``anomaly_method_*`` from ``own_score(bank, query)`` when given (a method's own score),
+    and ``anomaly_auroc``/``anomaly_auprc``: the method's score when it has one, else the kNN one."""
+    out: dict[str, float] = {}
+    knn = anomaly_scores(knn_distance(bank, query, k), is_anomaly)
+    out["anomaly_knn_auroc"], out["anomaly_knn_auprc"] = knn["auroc"], knn["auprc"]
+    main = knn
+    if own_score is not None:
+        main = anomaly_scores(own_score(bank, query), is_anomaly)
+        out["anomaly_method_auroc"], out["anomaly_method_auprc"] = main["auroc"], main["auprc"]
+    return {"anomaly_auroc": main["auroc"], "anomaly_auprc": main["auprc"], **out}

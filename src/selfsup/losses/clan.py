@@ -48,8 +48,8 @@ def clan_loss(z: Tensor, z_aug: Tensor, margin: float = 0.6, alpha: float = 0.5,
     neg = torch.relu(margin - cosine_distance(z, z_aug))
     if squared:
         pos, neg = pos ** 2, neg ** 2
-    pos_term = pos.sum() / ((pos > eps).sum() + eps)
-    neg_term = neg.sum() / ((neg > eps).sum() + eps)
+    pos_term = pos.sum() / ((pos > eps).sum().to(pos.dtype) + eps)  # counts in the embeddings' dtype
+    neg_term = neg.sum() / ((neg > eps).sum().to(neg.dtype) + eps)
     return alpha * pos_term + (1 - alpha) * neg_term
 
 
