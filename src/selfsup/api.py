@@ -25,6 +25,7 @@ from .eval import protocols as EP
 from .io import write_json, write_text
 from .modalities import Modality, modality_of
 from .modalities import get as get_modality
+from .modalities.base import fill_unset
 from .models import BACKBONES
 from .resume import identity as run_identity
 from .resume import plan as resume_plan
@@ -298,6 +299,7 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
             torch.set_num_threads(cfg.train.threads)
         splits, bank, query = load_data(cfg)  # validate data before touching the run directory
         tr = splits.train
+        cfg = fill_unset(cfg, modality_of(tr).config_defaults(cfg, tr))  # the modality's defaults, where unset
         if cfg.train.batch_size > len(tr):
             raise ConfigError(f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
                               f"use --batch-size {max(2, len(tr) // 4)} or less")

@@ -66,6 +66,22 @@ class DataConfig(_Section):
         return None if v is None else str(v)
 
 
+class SeriesViewsConfig(_Section):
+    """Series views: a field set here replaces the chosen preset's (see :mod:`selfsup.views.timeseries`)."""
+
+    slice: float | None = Field(default=None, gt=0, le=1)
+    """Window slicing: fraction of the valid length kept and stretched back (1: off)."""
+    time_warp: float | None = Field(default=None, ge=0, le=2)
+    permute: int | None = Field(default=None, ge=0, le=64)
+    """Segment permutation: at most this many segments (0 or 1: off)."""
+    magnitude_warp: float | None = Field(default=None, ge=0, le=2)
+    knots: int | None = Field(default=None, ge=1, le=64)
+    scale: float | None = Field(default=None, ge=0, le=2)
+    jitter: float | None = Field(default=None, ge=0, le=10)
+    """Gaussian noise in units of each channel's standard deviation."""
+    channel_dropout: float | None = Field(default=None, ge=0, lt=1)
+
+
 class ViewsConfig(_Section):
     preset: str = "auto"
     """Images: ``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones
@@ -87,6 +103,8 @@ class ViewsConfig(_Section):
     corruption: float | None = Field(default=None, ge=0, le=1)
     """Tables: the fraction of features a view corrupts (default: the preset's; SCARF 0.6, VIME 0.3,
     CLAN 0.1; see :mod:`selfsup.views.tabular`)."""
+    series: SeriesViewsConfig = Field(default_factory=SeriesViewsConfig)
+    """Series: per-op magnitudes replacing the preset's (``views.series.jitter=0.05``, ...)."""
     local_crops: int = Field(default=0, ge=0, le=16)
     """Multi-crop: this many extra small crops besides the ``n_views`` global ones (0: off)."""
     local_size: int | None = Field(default=None, ge=4, le=1024)

@@ -65,7 +65,7 @@ def test_a_series_run_goes_through_the_same_path(tmp_path):
     assert set(s["eval"]) >= {"knn_top1", "linear_top1"}
     assert set(s["baselines"]) == {"random_init", "raw_input"}
     enc = selfsup.load_encoder(tmp_path / "run")
-    assert enc.meta["modality"] == "timeseries" and enc.meta["backbone"] == "fcn"
+    assert enc.meta["modality"] == "timeseries" and enc.meta["backbone"] == "dilated"
     x = torch.from_numpy(np.load(data)["x"][:4])
     f = enc(x)
     assert f.shape == (4, enc.out_dim) and torch.isfinite(f).all()

@@ -115,6 +115,13 @@ def _linear_sgd(i: EvalInputs) -> dict:
     return out
 
 
+@register("svm", help="TS2Vec's protocol: RBF SVM, C cross-validated on the bank (else inf): svm_top1")
+def _svm(i: EvalInputs) -> dict:
+    from .svm import svm_accuracy
+
+    return svm_accuracy(i.bank, i.bank_y, i.query, i.query_y)
+
+
 @register("fewshot", needs_encoder=True, help="fine-tune encoder + head on 1% and 10% of the labels")
 def _fewshot(i: EvalInputs) -> dict:
     from .fewshot import few_label_eval

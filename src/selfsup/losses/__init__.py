@@ -20,6 +20,7 @@ from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
 from .scarf import scarf_loss
 from .supcon import supcon, supcon_mix
+from .ts2vec import hierarchical_contrastive_loss
 from .vicreg import vicreg
 from .vime import vime_loss
 
@@ -27,4 +28,5 @@ __all__ = ["clan_loss", "scarf_loss", "vime_loss", "nt_xent", "barlow_twins", "v
            "mochi_negatives", "FeatureQueue", "nearest_neighbour",
            "dcl", "dclw", "hcl", "debiased", "supcon", "supcon_mix", "clip_loss", "ClipLoss",
            "ISogCLR", "ISogCLRBimodal", "groco", "relaxed_sort", "listwise_wasserstein",
-           "listwise_wasserstein_1d", "frechet_distance", "wasserstein_1d", "gather"]
+           "listwise_wasserstein_1d", "frechet_distance", "wasserstein_1d", "gather",
+           "hierarchical_contrastive_loss"]

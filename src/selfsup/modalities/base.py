@@ -22,6 +22,17 @@ class Modality:
     #: the number of dimensions of a batch of model inputs (images: N, C, H, W -> 4)
     input_ndim: int = 2
 
+    # -- configuration -------------------------------------------------------------------------
+    def backbone_names(self) -> list[str]:
+        """The backbone names this modality builds (``--backbone`` accepts any modality's)."""
+        return []
+
+    def config_defaults(self, cfg, train) -> dict:
+        """Defaults for this kind of data, as nested sections (``{"train": {"epochs": 100}}``): each
+        applies only where the user (options, recipe, ``--set``) left the field unset. Evaluation
+        protocols belong here too (``{"eval": {"protocols": [...]}}``). Default: none."""
+        return {}
+
     # -- training ------------------------------------------------------------------------------
     def input_meta(self, cfg, train) -> tuple[str, dict[str, Any]]:
         """``(view preset name, meta)`` for training on ``train`` under ``cfg`` (a Config)."""
@@ -102,6 +113,21 @@ class Modality:
         shape = (1, len(meta["mean"])) + (1,) * (self.input_ndim - 2)
         return (torch.tensor(meta["mean"], dtype=torch.float32).view(shape),
                 torch.tensor(meta["std"], dtype=torch.float32).view(shape))
+
+
+def fill_unset(cfg, defaults: dict):
+    """``cfg`` (a Config) with ``defaults`` (:meth:`Modality.config_defaults`) applied to the fields
+    its user did not set (pydantic's ``model_fields_set`` of each section); the result is validated."""
+    from ..config import validate
+
+    d = cfg.to_dict()
+    changed = False
+    for section, fields in defaults.items():
+        sec = getattr(cfg, section)
+        for k, v in fields.items():
+            if k not in sec.model_fields_set and d[section][k] != v:
+                d[section][k], changed = v, True
+    return validate(d) if changed else cfg
 
 
 REGISTRY: dict[str, Modality] = {}

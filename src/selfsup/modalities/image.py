@@ -35,6 +35,11 @@ class ImageModality(Modality):
             return MultiCropViews(spec, c, vc.n_views, vc.local_crops, vc.local_size, vc.local_scale, vc.backend)
         return ImageViews(spec, c, vc.n_views, vc.backend)
 
+    def backbone_names(self) -> list[str]:
+        from ..models import BACKBONES
+
+        return list(BACKBONES)
+
     def default_backbone(self, meta: dict) -> str:
         return "convnet"
 

@@ -1,41 +1,82 @@
 """Time series: float (N, C, T) containers (NaN-padded to the longest series), series views and
-masked 1-D encoders. The encoder carries per-channel statistics of the training split."""
+masked 1-D encoders. The encoder carries per-channel statistics of the training split.
+
+Unequal lengths are padded with NaN, never resampled, and every encoder masks the padding (see
+:mod:`selfsup.models.timeseries`): a series' representation does not depend on how long the other
+series of its batch are, and no pattern is stretched to a common length. NaN inside a series is a
+missing value, which the encoders mask too; a series with no observed step is refused.
+
+When the user leaves them unset, series runs take their own defaults (:meth:`SeriesModality.config_defaults`):
+the ``dilated`` encoder (TS2Vec's), the method's view preset (else ``default``), AdamW at lr 1e-3,
+a batch of at most 16 (half the training split when smaller), epochs for about 300 steps, kNN with
+k = 5, and the ``svm`` protocol beside kNN and linear.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..data.base import SeriesData
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .base import Modality, register
+
+#: steps a default series run aims at (epochs are derived from it and the training split's size)
+TARGET_STEPS = 300
 
 
 class SeriesModality(Modality):
     name = "timeseries"
     input_ndim = 3
 
-    def input_meta(self, cfg, train: SeriesData):
-        from ..views.timeseries import SERIES_PRESETS
+    def backbone_names(self) -> list[str]:
+        from ..models.timeseries import SERIES_BACKBONES
 
-        preset = "jitter_scale" if cfg.views.preset == "auto" else cfg.views.preset
+        return list(SERIES_BACKBONES)
+
+    def config_defaults(self, cfg, train: SeriesData) -> dict:
+        n = len(train)
+        bs = max(2, min(16, n // 2))
+        return {"train": {"batch_size": bs, "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs))))},
+                "optim": {"lr": 1e-3},
+                "eval": {"protocols": ["knn", "linear", "svm"], "knn_k": 5}}
+
+    def input_meta(self, cfg, train: SeriesData):
+        from .. import methods as M
+        from ..views.timeseries import SERIES_PRESETS, spec_with
+
+        preset = cfg.views.preset
+        if preset == "auto":
+            preset = getattr(M.get(cfg.method), "view_presets", {}).get(self.name, "default")
         if preset not in SERIES_PRESETS:
             raise ConfigError(f"unknown series view preset '{preset}'; choose one of: auto, "
                               f"{', '.join(SERIES_PRESETS)}")
+        spec = spec_with(SERIES_PRESETS[preset], cfg.views.series.model_dump())
+        method = M.get(cfg.method)
+        need = method.min_length(M.validate_params(cfg.method, cfg.loss)) if hasattr(method, "min_length") else 1
+        longest = int(train.lengths.max())
+        if longest < need:
+            raise DataError(f"{train.name}: the longest series has {longest} step(s) but method '{cfg.method}' "
+                            f"crops at least {need}; give longer series or lower loss.temporal_unit")
         mean = np.nanmean(train.x, axis=(0, 2))
         std = np.nanstd(train.x, axis=(0, 2))
         return preset, {"in_channels": train.channels, "length": train.length, "preset": preset,
+                        "view_spec": asdict(spec),
                         "mean": [float(m) for m in np.nan_to_num(mean)],
                         "std": [float(max(s, 1e-6)) if np.isfinite(s) else 1.0 for s in std]}
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
-        from ..views.timeseries import SERIES_PRESETS, SeriesViews
+        from ..views.timeseries import SERIES_PRESETS, SeriesViews, SeriesViewSpec
 
-        return SeriesViews(SERIES_PRESETS[meta["preset"]], meta["std"], cfg.views.n_views)
+        spec = SeriesViewSpec(**meta["view_spec"]) if "view_spec" in meta else SERIES_PRESETS[meta["preset"]]
+        return SeriesViews(spec, meta["std"], cfg.views.n_views, meta["mean"])
 
     def default_backbone(self, meta: dict) -> str:
-        return "fcn"
+        return "dilated"
 
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         from ..models.timeseries import build_series_backbone
