@@ -24,8 +24,8 @@ MAX_SEED = 2**63 - 1
 LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 #: channels of the first, full-resolution feature maps of the image backbones (ResNet stem: 64)
 _FIRST_CHANNELS = 64
-#: live full-resolution feature maps of that width during an evaluation forward pass (a rough bound)
-_LIVE_MAPS = 3
+#: live full-resolution feature maps of that width in an evaluation forward pass (no gradients kept)
+_LIVE_MAPS = 1
 
 
 def check_config(cfg) -> None:

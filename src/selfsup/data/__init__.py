@@ -58,6 +58,9 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
     if not path.exists():
         raise DataError(f"data source '{spec}' does not exist; give a path to an image folder, a CIFAR "
                         f"batch folder or an .npz file, or a built-in name ({', '.join(BUILTIN)})")
+    if not (path.is_file() or path.is_dir()):
+        raise DataError(f"data source '{spec}' is not a regular file or a folder (a device, FIFO or socket); "
+                        "give an image folder, a CIFAR batch folder or a data file")
     if path.is_file() and path.suffix.lower() == ".ts" or path.is_dir() and any(path.glob("*_TRAIN.ts")):
         return load_ts(path)
     if path.is_file():

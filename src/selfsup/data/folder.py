@@ -1,9 +1,12 @@
 """An image folder: ``ROOT/<class>/<image>`` (labels from the sorted folder names), or images
 directly in ``ROOT`` (unlabelled). When ``ROOT`` holds ``train/`` and ``test/`` those are the splits.
 
-Only files with an image extension are read; other files are ignored. Every image is converted to
-RGB, or to grayscale when all of the images are single-channel (L, I;16, 1, P of grays). Images of
-mixed sizes are resized to ``image_size``, or by default to the most common size.
+Only files with an image extension are read; other files are ignored. A folder that holds both
+class sub-folders with images and images of its own is refused (which of them is the dataset?).
+Every image is converted to RGB, or to grayscale when all of the images are single-channel (L,
+I;16, 1, P of grays; float (F) images in [0, 1] are scaled to 0-255, other float ranges refused).
+Images of mixed sizes are resized to ``image_size``, or by default to the most common size. File
+names need not be UTF-8: they are read as bytes and shown with surrogate escapes.
 An unreadable image stops loading with its name, unless ``skip_corrupt`` is set: then it is skipped
 and counted in ``info['skipped']``.
 """
@@ -30,15 +33,19 @@ def list_folder(root: Path) -> tuple[list[Path], list[int] | None, list[str] | N
     """Files and labels of one split folder."""
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     direct = sorted(p for p in root.iterdir() if is_image_file(p))
-    if subdirs and not direct:
-        files, labels, classes = [], [], []
-        for d in subdirs:
-            imgs = sorted(p for p in d.rglob("*") if is_image_file(p))
-            if not imgs:
-                continue
-            classes.append(d.name)
-            files += imgs
-            labels += [len(classes) - 1] * len(imgs)
+    files, labels, classes = [], [], []
+    for d in subdirs:
+        imgs = sorted(p for p in d.rglob("*") if is_image_file(p))
+        if not imgs:
+            continue
+        classes.append(d.name)
+        files += imgs
+        labels += [len(classes) - 1] * len(imgs)
+    if classes and direct:
+        raise DataError(f"'{root}' holds both class folders ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) "
+                        f"and {len(direct)} image(s) of its own (e.g. '{direct[0].name}'); move those images into "
+                        "a class folder, or remove them, so that it is clear which images are the dataset")
+    if classes:
         return files, labels, classes
     return direct, None, None
 
@@ -50,6 +57,12 @@ def _decode(path: Path):
         with Image.open(path) as im:
             im.load()
             mode = im.mode
+            if mode == "F":  # 32-bit float: [0, 1] is scaled to 0-255; anything else is refused
+                a = np.asarray(im, dtype=np.float64)
+                lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+                if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0 and hi <= 1):
+                    return ValueError(f"a float image must hold values in [0, 1], this one holds {lo:g} .. {hi:g}")
+                return Image.fromarray(np.round(a * 255.0).astype(np.uint8), mode="L")
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im, dtype=np.float64)
                 hi = a.max() if a.max() > 255 else 255.0
@@ -76,7 +89,8 @@ def decode_files(files: list[Path], image_size: int | None, skip_corrupt: bool, 
             im = _decode(f)
             if isinstance(im, Exception):
                 if not skip_corrupt:
-                    raise DataError(f"cannot read image '{f}' ({type(im).__name__}); fix or remove "
+                    why = f"{type(im).__name__}: {im}" if type(im) is ValueError and str(im) else type(im).__name__
+                    raise DataError(f"cannot read image '{f}' ({why}); fix or remove "
                                     "the file, or pass --skip-corrupt to skip unreadable images")
                 skipped.append(str(f))
                 continue
