@@ -197,6 +197,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(f"'{p}' does not match its recorded architecture: {str(err).splitlines()[0]}") from None
     enc.image_size = meta.get("image_size")
     enc.meta = meta
+    enc.register_forward_pre_hook(V.check_encoder_input)  # wrong layout/channels/dtype/range: one line
     return enc.to(device).eval()
 
 

@@ -145,3 +145,39 @@ def _finite(obj: Any, where: str) -> None:
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
             _finite(v, f"{where}[{i}]")
+
+
+#: what a loaded encoder takes, per modality: (layout, number of dims, whether meta["in_channels"] is dim 1)
+_INPUTS = {"image": ("(N, C, H, W) float images in [0, 1]", 4, True),
+           "timeseries": ("(N, C, T) float series", 3, True),
+           "table": ("(N, F) float rows", 2, False)}
+
+
+def check_encoder_input(module, args) -> None:
+    """Forward pre-hook of :func:`selfsup.load_encoder`'s module: refuse an input of the wrong layout,
+    channels, dtype or (images) range with a message that says what the encoder expects."""
+    meta = getattr(module, "meta", None) or {}
+    kind = _INPUTS.get(meta.get("modality", "image"))
+    if kind is None or not args:
+        return
+    import torch
+
+    what, ndim, channels = kind
+    x = args[0]
+    c = meta.get("in_channels")
+    expect = f"this encoder expects {what}" + (f" with C = {c}" if channels and c else "")
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"{expect}; got a {type(x).__name__} (convert with torch.as_tensor)")
+    if x.dim() != ndim:
+        raise ConfigError(f"{expect}; got a tensor of shape {tuple(x.shape)}")
+    if channels and c and x.shape[1] != c:
+        hint = " (channels last? use x.permute(0, 3, 1, 2))" if ndim == 4 and x.shape[-1] == c else ""
+        raise ConfigError(f"{expect}; got {x.shape[1]} channels in shape {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        hint = " (divide uint8 images by 255)" if x.dtype == torch.uint8 else ""
+        raise ConfigError(f"{expect}; got dtype {x.dtype}{hint}")
+    if ndim == 4 and x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -0.01 or hi > 1.01:
+            hint = " (divide 0-255 images by 255)" if hi > 1.5 and lo >= 0 else ""
+            raise ConfigError(f"{expect}; got values from {lo:g} to {hi:g}{hint}")
