@@ -32,6 +32,7 @@ def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
 
     root = Path(out) if out else Path("runs") / f"compare-{Path(data).name or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
     base_overrides = ["eval.knn_every=1", "eval.report=false"] + list(overrides or [])
+    _check_all(names, root, overwrite, base_overrides, data, epochs, options)
     runs = []
     for m in names:
         if console is not None:
@@ -40,3 +41,20 @@ def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
                               epochs=epochs, out=str(root / m), **options))
     path = api.write_run_report([r.dir for r in runs], root / "report.html")
     return path, runs
+
+
+def _check_all(names, root: Path, overwrite: bool, overrides: list[str], data: str, epochs: int,
+               options: dict) -> None:
+    """Every method's config, run directory and data checks, before the first method trains: a
+    mistake in the last method must not cost the training of the first ones."""
+    from . import api
+    from . import validate as V
+    from .rundir import check_new
+
+    cfgs = [api.resolve_config(None, overrides, method=m, data=data, epochs=epochs, out=str(root / m), **options)
+            for m in names]
+    for cfg in cfgs:
+        check_new(Path(cfg.out), overwrite, api._protected(cfg))
+    splits, bank, _ = api.load_data(cfgs[0])
+    for cfg in cfgs:
+        V.check_data(cfg, splits.train, bank)
