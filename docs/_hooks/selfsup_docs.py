@@ -32,7 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-MARKER = re.compile(r"<!--\s*selfsup:reference\s+([\w-]+)\s*-->")
+MARKER = re.compile(r"^<!--\s*selfsup:reference\s+([\w-]+)\s*-->\s*$", re.M)  # a line of its own
 SECTIONS = {"Tutorials": "tutorials", "Methods": "methods", "Evaluation": "evaluation"}
 
 

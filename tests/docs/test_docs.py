@@ -141,3 +141,14 @@ def test_math_becomes_mathml_outside_code():
 def test_dcl_screenshot_is_in_docs():
     png = DOCS / "screenshots" / "dcl.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generated_page_renders_its_reference_once():
+    from selfsup.methods import REGISTRY
+
+    name = sorted(REGISTRY)[0]
+    page = H.generated_method_page(name)
+    out = H.on_page_markdown(page, page=None, config=None, files=None)
+    assert out.count("### Parameters") == 1 and f"<!-- selfsup:reference {name} -->" in out
+    written = H.on_page_markdown((DOCS / "methods" / "dcl.md").read_text(), page=None, config=None, files=None)
+    assert written.count("### Parameters") == 1 and "<!-- selfsup:reference" not in written
