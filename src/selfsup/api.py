@@ -177,7 +177,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
-    p = Path(path)
+    p = V.path_arg(path, "load_encoder's path")
     if p.is_dir():
         p = p / ENCODER_FILE
     if not p.is_file():
@@ -278,7 +278,7 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
     >>> run.summary["eval"]["knn_top1"]                                  # doctest: +SKIP
     """
     if resume is not None:
-        run_dir = require_run(Path(resume))
+        run_dir = require_run(V.path_arg(resume, "resume"))
         stored = C.load_yaml(run_dir / "config.yaml")
         extra = {k: v for k, v in options.items() if v is not None}
         bad = [k for k in extra if k not in ("epochs", "device")]
@@ -522,7 +522,7 @@ def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, pro
         cfg = C.validate({"data": {"source": data}, "eval": eval_options})
         enc, run_dir = target, None
     else:
-        run_dir = require_run(Path(target))
+        run_dir = require_run(V.path_arg(target, "evaluate's target (a run directory or an nn.Module)"))
         d = C.load_yaml(run_dir / "config.yaml")
         if data is not None:
             d = C.merge(d, {"data": {"source": data, "eval_source": None, "limit": None}})
