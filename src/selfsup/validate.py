@@ -181,3 +181,12 @@ def check_encoder_input(module, args) -> None:
         if lo < -0.01 or hi > 1.01:
             hint = " (divide 0-255 images by 255)" if hi > 1.5 and lo >= 0 else ""
             raise ConfigError(f"{expect}; got values from {lo:g} to {hi:g}{hint}")
+
+
+def path_arg(value, what: str):
+    """``value`` as a :class:`~pathlib.Path`, or a one-line :class:`ConfigError` saying what was expected."""
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        return Path(value)
+    raise ConfigError(f"{what} must be a path (a str or os.PathLike), got {type(value).__name__}")
