@@ -20,7 +20,7 @@ from . import validate as V
 from .data.paired import split_channels
 from .data.normal import normal_split
 from .data.table import align_categories
-from .errors import CheckpointError, ConfigError, DataError, RunDirError
+from .errors import CheckpointError, ConfigError, DataError, RunDirError, StorageError
 from .eval import protocols as EP
 from .io import write_json, write_text
 from .modalities import Modality, modality_of
@@ -311,7 +311,14 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
             write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif resume is not None and options.get("epochs"):
             write_text(run_dir / "config.yaml", cfg.to_yaml())
-        return _train_in(run_dir, cfg, splits, bank, query, parts, device, rplan, console, on_epoch_end)
+        try:
+            return _train_in(run_dir, cfg, splits, bank, query, parts, device, rplan, console, on_epoch_end)
+        except StorageError as err:  # say --resume only when a good checkpoint exists
+            if "--resume" not in str(err):
+                raise
+            from .train.checkpoint import advice
+
+            raise StorageError(f"{str(err).split('; ')[0]}; free some space, then: {advice(run_dir)}") from err
     finally:
         if lk is not None:
             lk.release()
