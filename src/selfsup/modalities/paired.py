@@ -47,6 +47,12 @@ class PairedModality(Modality):
         """``(tower, member modality, member meta)`` for both towers."""
         return [(t, get(meta["towers"][t]["modality"]), meta["towers"][t]) for t in TOWERS]
 
+    # -- configuration -------------------------------------------------------------------------
+    def config_defaults(self, cfg, train: PairedData) -> dict:
+        """Member a's defaults (series: batch size, epochs, lr, the svm protocol), where unset."""
+        mod = get(train.a.modality)
+        return mod.config_defaults(cfg, train.a) if hasattr(mod, "config_defaults") else {}
+
     # -- training ------------------------------------------------------------------------------
     def input_meta(self, cfg, train: PairedData):
         towers, presets = {}, []
