@@ -43,7 +43,7 @@ class TableModality(Modality):
         mean, std = x.mean(0), x.std(0)
         is_cat = np.array(card) > 0
         mean = np.where(is_cat, 0.0, mean)
-        std = np.where(is_cat | (std < 1e-6), np.where(is_cat, 1.0, np.maximum(std, 1e-6)), std)
+        std = np.where(is_cat | (std < 1e-6), 1.0, std)  # a constant column: centred only (as scikit-learn)
         return preset, {"in_channels": train.channels, "columns": list(train.columns),
                         "categories": {k: list(v) for k, v in cats.items()}, "cardinality": card,
                         "mean": [float(m) for m in mean], "std": [float(s) for s in std],
