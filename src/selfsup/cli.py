@@ -234,7 +234,9 @@ def _one_line_warnings() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, DataWarning):
-            print(f"warning: {message}", file=file or sys.stderr)
+            from .errors import printable
+
+            print(printable(f"warning: {message}"), file=file or sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)
 
@@ -284,10 +286,12 @@ def _last_resort(err: Exception, debug: bool) -> int:
     "internal error, please report"; the traceback only under ``--debug``."""
     import traceback
 
-    first = (str(err).strip().splitlines() or [""])[0][:300]
+    from .errors import printable
+
+    first = printable((str(err).strip().splitlines() or [""])[0][:300])
     if isinstance(err, (OSError, MemoryError)) or (isinstance(err, RuntimeError) and type(err).__module__.startswith("torch")
                                                    or type(err) is RuntimeError):
-        what = f"{err.strerror}: '{err.filename}'" if isinstance(err, OSError) and err.filename else first
+        what = printable(f"{err.strerror}: '{err.filename}'") if isinstance(err, OSError) and err.filename else first
         print(f"error: {type(err).__name__}: {what or type(err).__name__} (run with --debug for the traceback)",
               file=sys.stderr)
         code = 2

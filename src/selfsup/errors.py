@@ -12,7 +12,13 @@ class SelfSupError(Exception):
 
     def __init__(self, message: str):
         # one line, always: the CLI prints it as is
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(printable(" ".join(str(message).split())))
+
+
+def printable(text: str) -> str:
+    """``text`` with the surrogate escapes of non-UTF-8 file names shown as ``\\udcXX`` (any stream can
+    print it; XX is the byte that was not UTF-8)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ConfigError(SelfSupError, ValueError):
