@@ -17,8 +17,8 @@ from . import config as C
 from . import data as D
 from . import methods as M
 from . import validate as V
-from .data.paired import split_channels
 from .data.normal import normal_split
+from .data.paired import split_channels
 from .data.table import align_categories
 from .errors import CheckpointError, ConfigError, DataError, RunDirError, StorageError
 from .eval import protocols as EP

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from selfsup.views.tabular import TABLE_PRESETS, TableViews, clan_resample, scarf_corrupt, vime_corrupt
+from selfsup.views.tabular import (
+    TABLE_PRESETS,
+    TableViews,
+    clan_resample,
+    scarf_corrupt,
+    vime_corrupt,
+)
 
 MEAN, STD, CARD = [0.0, 10.0, 0.0, 0.0], [1.0, 2.0, 1.0, 1.0], [0, 0, 3, 0]
 
