@@ -160,5 +160,5 @@ def advice(run_dir: Path) -> str:
     otherwise start again."""
     good = latest(Path(run_dir), on_skip=lambda p, r: None)
     if good is not None:
-        return f"the last good checkpoint ({good.name}) was kept: continue with --resume {run_dir}"
+        return f"the last good checkpoint ({good}) was kept: continue with --resume {run_dir}"
     return f"there is no good checkpoint to resume from: start again with --out {run_dir} --overwrite"
