@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import resource
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -85,19 +86,32 @@ def main() -> None:
                                     out=str(tmp / f"{name}-{method}-{seed}"), overrides=over + args.overrides)
                 s = run.summary
                 e = s["eval"]
-                rows.append({"set": name, "method": method, "seed": seed, "auroc": e["anomaly_auroc"],
-                             "auprc": e["anomaly_auprc"], "knn_auroc": e["anomaly_knn_auroc"],
-                             "score": s["anomaly"]["score"], "cpu_min": (cpu_s() - t0) / 60})
+                rows.append({"set": name, "method": method, "seed": seed, "score": s["anomaly"]["score"],
+                             "auroc": e["anomaly_auroc"], "auprc": e["anomaly_auprc"],
+                             "knn_auroc": e["anomaly_knn_auroc"], "knn_l2_auroc": e["anomaly_knn_l2_auroc"],
+                             "knn_l2_auprc": e["anomaly_knn_l2_auprc"], "cpu_min": (cpu_s() - t0) / 60})
                 base = s["baselines"]
                 print(json.dumps(rows[-1]), flush=True)
-        for b in ("isolation_forest", "lof", "distance_to_mean", "raw_knn", "random_init"):
-            rows.append({"set": name, "method": b, "seed": "-", "auroc": base[b]["anomaly_auroc"],
-                         "auprc": base[b]["anomaly_auprc"], "score": "baseline", "cpu_min": 0.0})
-    print("\n| set | detector | score | AUROC | AUPRC | kNN AUROC | CPU min |\n|---|---|---|---|---|---|---|")
+        for b in ("isolation_forest", "lof", "distance_to_mean", "raw_knn", "raw_knn_l2", "random_init"):
+            r = base[b]
+            rows.append({"set": name, "method": b, "seed": "-", "score": "baseline", "auroc": r["anomaly_auroc"],
+                         "auprc": r["anomaly_auprc"], "knn_l2_auroc": r.get("anomaly_knn_l2_auroc"),
+                         "knn_l2_auprc": r.get("anomaly_knn_l2_auprc"), "cpu_min": 0.0})
+    print("\n| set | detector | runs | AUROC | AUPRC | L2-kNN AUROC | L2-kNN AUPRC | CPU min / run |")
+    print("|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple, list] = {}
     for r in rows:
-        knn = f"{r['knn_auroc']:.3f}" if "knn_auroc" in r else "-"
-        print(f"| {r['set']} | {r['method']} (seed {r['seed']}) | {r['score']} | {r['auroc']:.3f} | "
-              f"{r['auprc']:.3f} | {knn} | {r['cpu_min']:.2f} |")
+        groups.setdefault((r["set"], r["method"], r["score"]), []).append(r)
+    for (st, m, score), rs in groups.items():
+        def cell(k, rs=rs):
+            v = [r[k] for r in rs if r.get(k) is not None]
+            if not v:
+                return "-"
+            sd = f" +- {statistics.stdev(v):.3f}" if len(v) > 1 else ""
+            return f"{statistics.mean(v):.3f}{sd}"
+        label = f"{m} ({score})" if score != "baseline" else m
+        print(f"| {st} | {label} | {len(rs)} | {cell('auroc')} | {cell('auprc')} | {cell('knn_l2_auroc')} | "
+              f"{cell('knn_l2_auprc')} | {statistics.mean(r['cpu_min'] for r in rs):.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

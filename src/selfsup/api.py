@@ -238,7 +238,8 @@ def evaluate_anomaly(encoder: nn.Module, bank: D.Samples, query: D.Samples, meta
 
 def anomaly_baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, device: torch.device) -> dict:
     """The anomaly job's baselines: a random-init encoder (the same scores), and on the raw
-    standardised input the kNN distance, IsolationForest, LocalOutlierFactor and distance to the mean."""
+    standardised input the kNN distances (cosine, Euclidean), IsolationForest, LocalOutlierFactor and
+    the distance to the mean."""
     from .eval.anomaly import anomaly_scores, classical_scores, one_class_eval
 
     mod = modality_of(bank)
@@ -247,7 +248,8 @@ def anomaly_baselines(cfg: C.Config, bank: D.Samples, query: D.Samples, meta: di
                                            cfg.eval, device)}
     rb, rq = mod.raw_features(bank, meta), mod.raw_features(query, meta)
     raw = one_class_eval(rb, rq, torch.from_numpy(is_anomaly))
-    out["raw_knn"] = {"anomaly_auroc": raw["anomaly_auroc"], "anomaly_auprc": raw["anomaly_auprc"]}
+    out["raw_knn"] = {"anomaly_auroc": raw["anomaly_knn_auroc"], "anomaly_auprc": raw["anomaly_knn_auprc"]}
+    out["raw_knn_l2"] = {"anomaly_auroc": raw["anomaly_knn_l2_auroc"], "anomaly_auprc": raw["anomaly_knn_l2_auprc"]}
     for name, score in classical_scores(rb, rq, cfg.train.seed).items():
         r = anomaly_scores(score, is_anomaly)
         out[name] = {"anomaly_auroc": r["auroc"], "anomaly_auprc": r["auprc"]}

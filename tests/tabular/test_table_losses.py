@@ -121,3 +121,20 @@ def test_vime_special_cases():
     assert abs(float(vime_loss(z, torch.zeros_like(z), z + 1, z, alpha=2.0)) - (math.log(2) + 2.0)) < 1e-12
     with pytest.raises(ValueError):
         vime_loss(z, z[:, :1], z, z)
+
+
+def test_one_class_scores_against_a_loop():
+    from selfsup.eval.anomaly import classical_scores, knn_distance_l2, one_class_eval
+
+    g = torch.Generator().manual_seed(5)
+    bank, query = torch.randn(12, 3, generator=g), torch.randn(6, 3, generator=g) * 3
+    d = knn_distance_l2(bank, query, k=3)
+    for i in range(6):
+        ref = sorted(float((query[i] - b).norm()) for b in bank)[:3]
+        assert abs(float(d[i]) - sum(ref) / 3) < 1e-5
+    far = torch.cat([torch.zeros(3, 3), torch.full((3, 3), 10.0)])  # 3 normal-like rows, 3 far ones
+    r = one_class_eval(torch.randn(20, 3, generator=g) * 0.1, far, torch.tensor([0, 0, 0, 1, 1, 1]))
+    assert r["anomaly_knn_l2_auroc"] == 1.0 and "anomaly_method_auroc" not in r
+    s = classical_scores(torch.randn(30, 3, generator=g) * 0.1, far)
+    assert set(s) == {"isolation_forest", "lof", "distance_to_mean"}
+    assert all(v[3:].min() > v[:3].max() for v in s.values())

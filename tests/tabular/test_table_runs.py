@@ -93,9 +93,10 @@ def test_anomaly_job_on_a_table(tmp_path):
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["anomaly"]["score"] == "method" and s["anomaly"]["train_normal"] == len(load_source("wine").train.y[
         load_source("wine").train.y == 1])
-    for k in ("anomaly_auroc", "anomaly_auprc", "anomaly_knn_auroc", "anomaly_method_auroc"):
+    for k in ("anomaly_auroc", "anomaly_auprc", "anomaly_knn_auroc", "anomaly_knn_l2_auroc", "anomaly_method_auroc"):
         assert 0 <= s["eval"][k] <= 1
-    assert set(s["baselines"]) >= {"isolation_forest", "lof", "distance_to_mean", "random_init", "raw_knn"}
+    assert set(s["baselines"]) >= {"isolation_forest", "lof", "distance_to_mean", "random_init", "raw_knn",
+                                   "raw_knn_l2"}
     ev = selfsup.evaluate(run.dir, write=False)
     assert ev["eval"]["anomaly_auroc"] == pytest.approx(s["eval"]["anomaly_auroc"], abs=1e-6)
 

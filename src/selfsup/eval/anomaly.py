@@ -33,6 +33,13 @@ def knn_distance(reference: torch.Tensor, query: torch.Tensor, k: int = 5) -> to
     return 1 - sim.mean(1)
 
 
+@torch.no_grad()
+def knn_distance_l2(reference: torch.Tensor, query: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """Mean Euclidean distance of each query to its ``k`` nearest reference samples."""
+    d = torch.cdist(query.float(), reference.float())
+    return d.topk(min(k, len(reference)), dim=1, largest=False).values.mean(1)
+
+
 def one_class_auroc(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor,
                     query_y: torch.Tensor, k: int = 5) -> dict[str, float]:
     """Mean AUROC/AUPRC over classes, each taken in turn as the normal class."""
@@ -67,11 +74,14 @@ def classical_scores(bank: torch.Tensor, query: torch.Tensor, seed: int = 0) -> 
 def one_class_eval(bank: torch.Tensor, query: torch.Tensor, is_anomaly, own_score=None, k: int = 5) -> dict[str, float]:
     """The anomaly job's metrics for features of normal training samples (``bank``) and test
     samples (``query``): ``anomaly_knn_*`` from the mean cosine distance to the ``k`` nearest normal
-    samples, ``anomaly_method_*`` from ``own_score(bank, query)`` when given (a method's own score),
+    samples (as the ``anomaly`` protocol), ``anomaly_knn_l2_*`` from the mean Euclidean distance
+    (which keeps how far a sample lies, lost by the cosine), ``anomaly_method_*`` from ``own_score(bank, query)`` when given (a method's own score),
     and ``anomaly_auroc``/``anomaly_auprc``: the method's score when it has one, else the kNN one."""
     out: dict[str, float] = {}
     knn = anomaly_scores(knn_distance(bank, query, k), is_anomaly)
     out["anomaly_knn_auroc"], out["anomaly_knn_auprc"] = knn["auroc"], knn["auprc"]
+    l2 = anomaly_scores(knn_distance_l2(bank, query, k), is_anomaly)
+    out["anomaly_knn_l2_auroc"], out["anomaly_knn_l2_auprc"] = l2["auroc"], l2["auprc"]
     main = knn
     if own_score is not None:
         main = anomaly_scores(own_score(bank, query), is_anomaly)
