@@ -60,10 +60,11 @@ def test_single_modality_methods_train_on_tables(name, tmp_path):
     assert np.isfinite(run.summary["eval"]["knn_top1"])
 
 
-def test_categorical_encoding_round_trips_through_a_saved_encoder(tmp_path):
+@pytest.mark.parametrize("backbone", ["mlp", "ft_transformer"])
+def test_categorical_encoding_round_trips_through_a_saved_encoder(tmp_path, backbone):
     csv = mixed_csv(tmp_path / "m.csv")
     run = selfsup.train(method="scarf", data=str(csv), epochs=2, batch_size=16, out=str(tmp_path / "r"),
-                        overrides=FAST + ["data.label_column=kind", "eval.baselines=false"])
+                        backbone=backbone, overrides=FAST + ["data.label_column=kind", "eval.baselines=false"])
     enc = load_encoder(run.dir)
     splits = load_source(str(csv), label_column="kind")
     assert enc.meta["categories"] == {"shade": ["dark", "light", "mid"]}
