@@ -15,6 +15,7 @@ EPILOG_TRAIN = """examples:
   selfsup train                                   SimCLR on the built-in digits, then evaluation
   selfsup train --data /tmp/cifar10 --backbone resnet18 --epochs 100
   selfsup train --method simclr --set loss.temperature=0.2 --set optim.name=lars
+  selfsup train --method ts2vec --data ucr:BasicMotions   series defaults, svm beside kNN/linear
   selfsup train --resume runs/simclr-digits-20261129-120000
 
 exit status: 0 done; 2 error (one line on stderr); 130 / 143 stopped by SIGINT / SIGTERM after
@@ -52,12 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--method", help="method name (see `selfsup methods`); default simclr")
     t.add_argument("--data", help="training data: 'digits' (built in), an image folder, a CIFAR batch "
-                   "folder, or an .npz file; tables: a .csv/.parquet file or 'breast_cancer', 'wine'; default digits")
+                   "folder, or an .npz file; tables: a .csv/.parquet file or 'breast_cancer', 'wine'; series: "
+                   "ucr:NAME (a UCR/UEA set shipped with sktime), a .ts file or NAME_TRAIN.ts/NAME_TEST.ts folder, "
+                   "an .npz with x (N, C, T); default digits")
     t.add_argument("--eval-data", help="labelled data for evaluation; default: the test split of --data")
     t.add_argument("--pair-channels", metavar="A:B",
                    help="paired run: split a series source's channels into two modalities, e.g. 0,1,2:3,4,5 "
                         "(with a paired method: clip, isogclr_pair, xhcl)")
-    t.add_argument("--backbone", help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50")
+    t.add_argument("--backbone", help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50; "
+                   "series: dilated (auto), fcn, resnet1d, transformer")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--lr", type=_float, help="base learning rate (default depends on optim.name)")

@@ -72,14 +72,19 @@ class SeriesViewsConfig(_Section):
     slice: float | None = Field(default=None, gt=0, le=1)
     """Window slicing: fraction of the valid length kept and stretched back (1: off)."""
     time_warp: float | None = Field(default=None, ge=0, le=2)
+    """Time warping: spread of the random speed at the knots (0: off)."""
     permute: int | None = Field(default=None, ge=0, le=64)
     """Segment permutation: at most this many segments (0 or 1: off)."""
     magnitude_warp: float | None = Field(default=None, ge=0, le=2)
+    """Magnitude warping: spread of the random multiplicative curve at the knots (0: off)."""
     knots: int | None = Field(default=None, ge=1, le=64)
+    """Knots of the time and magnitude warping curves."""
     scale: float | None = Field(default=None, ge=0, le=2)
+    """Per-sample, per-channel scaling factor ~ N(1, scale^2) (0: off)."""
     jitter: float | None = Field(default=None, ge=0, le=10)
     """Gaussian noise in units of each channel's standard deviation."""
     channel_dropout: float | None = Field(default=None, ge=0, lt=1)
+    """Probability that a channel is replaced by its training mean (never all channels)."""
 
 
 class ViewsConfig(_Section):

@@ -57,3 +57,10 @@ def test_svm_follows_the_authors_choice_of_c():
     assert c in {1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, float("inf")}
     acc = svm_accuracy(f[:90], y[:90], f[90:], y[90:])["svm_top1"]
     assert 0.8 <= acc <= 1.0
+
+
+def test_the_ts2vec_recipe_loads():
+    from pathlib import Path
+
+    cfg = resolve_config(Path(__file__).resolve().parents[2] / "configs" / "ts2vec-ucr.yaml")
+    assert cfg.method == "ts2vec" and cfg.train.batch_size == 8 and cfg.loss["temporal_unit"] == 0
