@@ -22,7 +22,8 @@ representation is its max over time. The authors' defaults: representation 320, 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
 
 import torch
 from pydantic import Field
@@ -73,11 +74,13 @@ class TS2Vec(Method):
     @classmethod
     def min_length(cls, params: TS2VecParams) -> int:
         """The shortest longest-series a batch may have: one crop of 2^(temporal_unit+1) steps."""
-        return 2 ** (params.temporal_unit + 1)
+        return int(2 ** (params.temporal_unit + 1))
 
     def steps(self, x: Tensor) -> Tensor:
         """Per-step representations (B, T, D) of raw-unit series (the encoder's normalisation first)."""
-        h, _ = self.encoder.backbone.forward_steps((x - self.encoder.mean) / self.encoder.std)
+        enc = self.encoder
+        forward_steps: Callable[[Tensor], tuple[Tensor, Tensor]] = enc.backbone.forward_steps  # type: ignore[assignment]
+        h, _ = forward_steps((x - cast(Tensor, enc.mean)) / cast(Tensor, enc.std))
         return h.transpose(1, 2)
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
