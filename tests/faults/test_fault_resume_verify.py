@@ -207,10 +207,8 @@ def test_a_run_stopped_before_its_first_checkpoint_says_start_again(tmp_path, ca
     code = cli.main(["train", "--data", str(data), "--out", str(run), "--epochs", "2", "--lr", "1e30",
                      "--set", "train.max_bad_steps=1", *TINY])
     line = one_line(code, capsys.readouterr().err)
-    if ckpt.latest(run) is None:
-        assert "--resume" not in line and "start again" in line
-    else:
-        assert "--resume" in line
+    assert ckpt.latest(run) is None  # the first step already diverged (seed 0)
+    assert "--resume" not in line and "no good checkpoint" in line and "start again" in line
 
 
 # -- eval from anywhere -----------------------------------------------------------------------------------------
