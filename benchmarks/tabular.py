@@ -65,39 +65,51 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--normals", help="comma-separated normal labels, one run each (default: the set's own)")
     ap.add_argument("--no-recipe", action="store_true", help="the project's defaults instead of the recipes "
                     "configs/<method>-breast_cancer.yaml (their optimiser settings)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="selfsup-tab-"))
     rows = []
     for name in args.sets.split(","):
-        source, label_col, normal, bs = SETS[name]
+        source, label_col, default_normal, bs = SETS[name]
         if source == "optdigits":
             source = str(optdigits_csv(tmp))
-        base = None
-        for method in args.methods.split(","):
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                t0 = cpu_s()
-                over = ["eval.report=false", "eval.diagnostics=false", "train.progress=none",
-                        f"data.normal_label={normal}"] + (["data.label_column=" + label_col] if label_col else [])
-                recipe = Path(__file__).resolve().parents[1] / "configs" / f"{method}-breast_cancer.yaml"
-                run = selfsup.train(recipe if recipe.is_file() and not args.no_recipe else None, method=method,
-                                    data=source, epochs=args.epochs, batch_size=bs, seed=seed,
-                                    out=str(tmp / f"{name}-{method}-{seed}"), overrides=over + args.overrides)
-                s = run.summary
-                e = s["eval"]
-                rows.append({"set": name, "method": method, "seed": seed, "score": s["anomaly"]["score"],
-                             "auroc": e["anomaly_auroc"], "auprc": e["anomaly_auprc"],
-                             "knn_auroc": e["anomaly_knn_auroc"], "knn_l2_auroc": e["anomaly_knn_l2_auroc"],
-                             "knn_l2_auprc": e["anomaly_knn_l2_auprc"], "cpu_min": (cpu_s() - t0) / 60})
-                base = s["baselines"]
-                print(json.dumps(rows[-1]), flush=True)
-        for b in ("isolation_forest", "lof", "distance_to_mean", "raw_knn", "raw_knn_l2", "random_init"):
-            r = base[b]
-            rows.append({"set": name, "method": b, "seed": "-", "score": "baseline", "auroc": r["anomaly_auroc"],
-                         "auprc": r["anomaly_auprc"], "knn_l2_auroc": r.get("anomaly_knn_l2_auroc"),
-                         "knn_l2_auprc": r.get("anomaly_knn_l2_auprc"), "cpu_min": 0.0})
-    print("\n| set | detector | runs | AUROC | AUPRC | L2-kNN AUROC | L2-kNN AUPRC | CPU min / run |")
+        for normal in (args.normals.split(",") if args.normals else [default_normal]):
+            key = name if not args.normals else f"{name} (normal {normal})"
+            bases = []
+            for method in args.methods.split(","):
+                for seed in [int(s) for s in args.seeds.split(",")]:
+                    t0 = cpu_s()
+                    over = ["eval.report=false", "eval.diagnostics=false", "train.progress=none",
+                            f"data.normal_label={normal}"] + (["data.label_column=" + label_col] if label_col else [])
+                    recipe = Path(__file__).resolve().parents[1] / "configs" / f"{method}-breast_cancer.yaml"
+                    run = selfsup.train(recipe if recipe.is_file() and not args.no_recipe else None, method=method,
+                                        data=source, epochs=args.epochs, batch_size=bs, seed=seed,
+                                        out=str(tmp / f"{name}-{normal}-{method}-{seed}"), overrides=over + args.overrides)
+                    s = run.summary
+                    e = s["eval"]
+                    rows.append({"set": key, "method": method, "seed": seed, "score": s["anomaly"]["score"],
+                                 "auroc": e["anomaly_auroc"], "auprc": e["anomaly_auprc"],
+                                 "knn_auroc": e["anomaly_knn_auroc"], "knn_l2_auroc": e["anomaly_knn_l2_auroc"],
+                                 "knn_l2_auprc": e["anomaly_knn_l2_auprc"], "cpu_min": (cpu_s() - t0) / 60})
+                    bases.append((seed, s["baselines"]))
+                    print(json.dumps(rows[-1]), flush=True)
+            seen = set()
+            for seed, base in bases:  # the baselines of each seed once (they depend on the seed, not the method)
+                if seed in seen:
+                    continue
+                seen.add(seed)
+                for b in ("isolation_forest", "lof", "distance_to_mean", "raw_knn", "raw_knn_l2", "random_init"):
+                    r = base[b]
+                    rows.append({"set": key, "method": b, "seed": seed, "score": "baseline",
+                                 "auroc": r["anomaly_auroc"], "auprc": r["anomaly_auprc"],
+                                 "knn_l2_auroc": r.get("anomaly_knn_l2_auroc"),
+                                 "knn_l2_auprc": r.get("anomaly_knn_l2_auprc"), "cpu_min": 0.0})
+    if args.normals:  # one more group per (set, method): the mean over the normal classes
+        for r in list(rows):
+            rows.append({**r, "set": r["set"].split(" (normal")[0] + " (mean over normal classes)"})
+    print("\n| set | method | runs | AUROC | AUPRC | L2-kNN AUROC | L2-kNN AUPRC | CPU min / run |")
     print("|---|---|---|---|---|---|---|---|")
     groups: dict[tuple, list] = {}
     for r in rows:
