@@ -67,7 +67,8 @@ def _autoencoder(x: torch.Tensor, p: GSimCLRParams) -> tuple[nn.Module, nn.Modul
 
 def train_autoencoder(x: torch.Tensor, p: GSimCLRParams) -> torch.Tensor:
     """Train a denoising autoencoder on uint8 images (N, C, H, W); return bottleneck features."""
-    xf = x.float() / 255.0
+    # uint8 images in [0, 1]; other inputs (series) as they are, missing or padded steps 0
+    xf = x.float() / 255.0 if x.dtype == torch.uint8 else torch.nan_to_num(x.float())
     if xf.ndim == 4:
         size = min(p.ae_size, xf.shape[-1]) // 4 * 4 or 4   # the two stride-2 stages need H % 4 == 0
         if xf.shape[-1] != size or xf.shape[-2] != size:

@@ -22,7 +22,9 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..losses.masked import masked_pixel_loss
+from ..models.convnet import ConvNet
 from ..models.encoder import Encoder
+from ..models.resnet import ResNet
 from ..models.sparse import LightDecoder, feature_channels, mask_at, sparse_forward
 from ..models.vit import ViT, check_patch, patchify, random_masking
 from . import register
@@ -55,6 +57,9 @@ class SparK(Method):
         if isinstance(bb, ViT):
             raise ConfigError("method 'spark' masks a CNN (convnet, resnet18, ...); for a ViT backbone use "
                               "method 'mae'")
+        if not isinstance(bb, (ConvNet, ResNet)):
+            raise ConfigError(f"method 'spark' masks an image CNN (convnet, resnet18, ...), got {type(bb).__name__}; "
+                              "use another method for this kind of data")
         self.channels = int(cast(Tensor, encoder.mean).shape[1])
         chans, sizes = feature_channels(bb, self.channels, PROBE)
         self.n_scales = len(chans)
