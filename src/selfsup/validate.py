@@ -36,6 +36,17 @@ def check_config(cfg) -> None:
             raise ConfigError(f"config field '{name}': seed {seed} is out of range; use an integer "
                               f"from 0 to 2**63 - 1 ({MAX_SEED})")
     device(cfg.train.device)
+    cores = os.cpu_count() or 1
+    if cfg.train.threads is not None and cfg.train.threads > 4 * cores:
+        raise ConfigError(f"config field 'train.threads': {cfg.train.threads} threads on a machine with {cores} "
+                          f"CPU core(s); use at most {4 * cores} (or leave it unset)")
+    ec = cfg.eval
+    for name, values, ok, rule in (("eval.fewshot_fractions", ec.fewshot_fractions, lambda v: 0 < v <= 1, "in (0, 1]"),
+                                   ("eval.knn_sweep_k", ec.knn_sweep_k, lambda v: v >= 1, ">= 1"),
+                                   ("eval.knn_sweep_t", ec.knn_sweep_t, lambda v: v > 0, "> 0")):
+        bad = [v for v in values if not ok(v)]
+        if bad:
+            raise ConfigError(f"config field '{name}': {bad[0]} is out of range; every value must be {rule}")
     for name in cfg.train.logger:
         module, extra = LOGGER_PACKAGES[name]
         if not _installed(module):
