@@ -228,3 +228,16 @@ def test_a_checked_encoder_is_still_a_plain_module(encoder_run):
     assert torch.equal(copy.deepcopy(enc)(x), enc(x))
     res = selfsup.evaluate(enc, data=str(encoder_run[1]), device="cpu", protocols=["knn"])
     assert 0 <= res["eval"]["knn_top1"] <= 1
+
+
+def test_a_train_test_root_with_loose_images_is_refused_and_other_folders_are_named(tmp_path):
+    root = tmp_path / "data"
+    class_tree(root / "train")
+    class_tree(root / "test", per_class=4)
+    class_tree(root / "val", per_class=2)
+    with pytest.warns(Warning, match="ignored val"):
+        s = load_source(str(root))
+    assert len(s.train) == 24 and len(s.test) == 8
+    _img(root / "loose.png", 7)
+    with pytest.raises(DataError, match="loose.png"):
+        load_source(str(root))

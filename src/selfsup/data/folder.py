@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from .base import ImageData, Splits
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -141,6 +141,7 @@ def load_split(root: Path, image_size: int | None, skip_corrupt: bool, name: str
 
 def load_folder(root: Path, image_size: int | None = None, skip_corrupt: bool = False) -> Splits:
     if (root / "train").is_dir() and (root / "test").is_dir():
+        _check_split_root(root)
         train = load_split(root / "train", image_size, skip_corrupt, f"{root.name}/train")
         size = image_size or train.size
         test = load_split(root / "test", size, skip_corrupt, f"{root.name}/test", train.classes)
@@ -148,6 +149,20 @@ def load_folder(root: Path, image_size: int | None = None, skip_corrupt: bool = 
             test = ImageData(_match_channels(test.x, train.channels), test.y, test.classes, test.name, test.info)
         return Splits(train, test)
     return Splits(load_split(root, image_size, skip_corrupt, root.name))
+
+
+def _check_split_root(root: Path) -> None:
+    """A ``train/`` + ``test/`` root: loose images there are refused; other image folders are named
+    as ignored (a DataWarning)."""
+    loose = sorted(p for p in root.iterdir() if is_image_file(p))
+    if loose:
+        raise DataError(f"'{root}' holds train/ and test/ and also {len(loose)} image(s) of its own (e.g. "
+                        f"'{loose[0].name}'); move them into train/ or test/, or remove them")
+    other = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and d.name not in ("train", "test") and any(is_image_file(p) for p in d.rglob("*")))
+    if other:
+        warnings.warn(f"{root.name}: only train/ and test/ are read; ignored {', '.join(other[:5])}"
+                      f"{', ...' if len(other) > 5 else ''}", DataWarning, stacklevel=4)
 
 
 def _match_channels(x: np.ndarray, c: int) -> np.ndarray:
