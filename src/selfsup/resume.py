@@ -19,7 +19,8 @@ from .errors import CheckpointError, CheckpointWarning, ConfigError
 from .train import checkpoint as ckpt
 
 #: config fields that may differ between the start of a run and its resume
-FREE = {"train.epochs", "train.device", "train.threads", "train.progress", "out"}
+FREE = {"train.epochs", "train.device", "train.threads", "train.progress", "train.nproc", "train.dist_timeout",
+        "out"}
 
 
 def data_fingerprint(cfg) -> dict[str, str]:
