@@ -91,13 +91,15 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/selfsup-bench/masked")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--random-init", choices=["yes", "no", "only"], default="yes",
+                    help="also fine-tune randomly initialised encoders (only: nothing else)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     npz = make_subset(a.data, a.train, a.test, out / "cifar_subset.npz")
     rows = []
-    for name in a.methods.split(","):
+    for name in a.methods.split(",") if a.random_init != "only" else []:
         marks: list[float] = []
         selfsup.train(config(name, npz, 2, a, out / "probe"), overwrite=True,
                       overrides=["eval.protocols=[knn]", f"data.limit={a.probe}"],
@@ -120,7 +122,7 @@ def main():
     # randomly initialised encoders, fine-tuned the same way (no pretraining)
     from selfsup.api import build_encoder, evaluate_encoder, load_data, pick_device
 
-    for backbone in sorted({SETUPS[n][0] for n in a.methods.split(",")}):
+    for backbone in sorted({SETUPS[n][0] for n in a.methods.split(",")}) if a.random_init != "no" else []:
         cfg = C.validate(config("simclr", npz, 1, a, out) | {"model": {"backbone": backbone}})
         splits, bank, query = load_data(cfg)
         from selfsup.eval import channel_stats
