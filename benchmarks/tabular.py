@@ -50,6 +50,24 @@ def optdigits_csv(folder: Path) -> Path:
     return path
 
 
+def centroid_cos(run) -> dict:
+    """Mean cosine to the normal training rows' mean feature: training rows, normal and anomalous test rows."""
+    import torch
+
+    from selfsup.api import load_data, resolve_config
+
+    enc = run.encoder
+    _, bank, query = load_data(resolve_config(run.config.to_dict()))
+    with torch.no_grad():
+        fb, fq = enc(torch.from_numpy(bank.x)), enc(torch.from_numpy(query.x))
+    cos = torch.nn.functional.cosine_similarity(torch.cat([fb, fq]), fb.mean(0, keepdim=True))
+    cb, cq = cos[:len(fb)], cos[len(fb):]
+    an = torch.from_numpy(query.y != bank.y[0])
+    return {"cos_train_normal": float(cb.mean()), "cos_test_normal": float(cq[~an].mean()),
+            "cos_anomalies": float(cq[an].mean()), "n_train_normal": len(fb), "n_test": len(fq),
+            "n_anomalies": int(an.sum())}
+
+
 SETS = {  # name -> (source, label column, normal label, batch size)
     "breast_cancer": ("breast_cancer", None, "benign", 64),
     "wine": ("wine", None, "class_0", 32),
@@ -65,6 +83,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--centroid-cos", action="store_true", help="also print each run's mean cosine to the mean "
+                    "normal training feature, for the normal training rows, the normal test rows and the anomalies")
     ap.add_argument("--normals", help="comma-separated normal labels, one run each (default: the set's own)")
     ap.add_argument("--no-recipe", action="store_true", help="the project's defaults instead of the recipes "
                     "configs/<method>-breast_cancer.yaml (their optimiser settings)")
@@ -94,6 +114,8 @@ def main() -> None:
                                  "knn_auroc": e["anomaly_knn_auroc"], "knn_l2_auroc": e["anomaly_knn_l2_auroc"],
                                  "knn_l2_auprc": e["anomaly_knn_l2_auprc"], "cpu_min": (cpu_s() - t0) / 60})
                     bases.append((seed, s["baselines"]))
+                    if args.centroid_cos:
+                        rows[-1].update(centroid_cos(run))
                     print(json.dumps(rows[-1]), flush=True)
             seen = set()
             for seed, base in bases:  # the baselines of each seed once (they depend on the seed, not the method)
