@@ -13,7 +13,7 @@ row (standardised by the encoder's input statistics); loss BCE + alpha * MSE
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from pydantic import Field
@@ -55,4 +55,4 @@ class VIME(Method):
             with torch.autocast(h.device.type, enabled=False):
                 losses.append(vime_loss(logits, mask, rec, target, self.params.alpha))
                 bce += float(nn.functional.binary_cross_entropy_with_logits(logits.detach(), mask.float()))
-        return sum(losses) / len(losses), {"mask_bce": bce / len(losses)}
+        return cast(Tensor, sum(losses) / len(losses)), {"mask_bce": bce / len(losses)}
