@@ -72,3 +72,11 @@ def test_paired_method_on_single_modality_data_is_refused(paired_config, series5
     splits, _, _ = api.load_data(cfg)
     with pytest.raises(ConfigError, match="'xhcl' trains 2 towers on paired data, but the data has one modality"):
         api.assemble(cfg, splits.train, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("method", ["clip", "isogclr_pair", "xhcl"])
+def test_recipe_loads(method):
+    from pathlib import Path
+
+    cfg = api.resolve_config(Path(__file__).resolve().parents[2] / "configs" / f"{method}-basicmotions.yaml")
+    assert cfg.method == method and cfg.data.pair_channels == "0,1,2:3,4,5"
