@@ -105,6 +105,9 @@ def _report_skipped(splits: Splits) -> None:
             first = (d.info.get("skipped_files") or ["?"])[0]
             warnings.warn(f"{d.name}: skipped {n} unreadable image(s) (--skip-corrupt), "
                           f"e.g. '{first}'", DataWarning, stacklevel=3)
+        if d is not None and d.info.get("ignored"):  # image folders beside train/ and test/
+            warnings.warn(f"{d.name}: only train/ and test/ are read; ignored {', '.join(d.info['ignored'])}",
+                          DataWarning, stacklevel=3)
 
 
 def _resize(splits: Splits, size: int) -> Splits:

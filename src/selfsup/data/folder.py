@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, DataWarning
+from ..errors import DataError
 from .base import ImageData, Splits
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -141,8 +141,10 @@ def load_split(root: Path, image_size: int | None, skip_corrupt: bool, name: str
 
 def load_folder(root: Path, image_size: int | None = None, skip_corrupt: bool = False) -> Splits:
     if (root / "train").is_dir() and (root / "test").is_dir():
-        _check_split_root(root)
+        ignored = _check_split_root(root)
         train = load_split(root / "train", image_size, skip_corrupt, f"{root.name}/train")
+        if ignored:
+            train.info["ignored"] = ignored
         size = image_size or train.size
         test = load_split(root / "test", size, skip_corrupt, f"{root.name}/test", train.classes)
         if test.channels != train.channels:
@@ -151,18 +153,16 @@ def load_folder(root: Path, image_size: int | None = None, skip_corrupt: bool = 
     return Splits(load_split(root, image_size, skip_corrupt, root.name))
 
 
-def _check_split_root(root: Path) -> None:
-    """A ``train/`` + ``test/`` root: loose images there are refused; other image folders are named
-    as ignored (a DataWarning)."""
+def _check_split_root(root: Path) -> list[str]:
+    """A ``train/`` + ``test/`` root: loose images there are refused; the other image folders (which
+    are ignored) are returned, and reported as a DataWarning by :func:`selfsup.data.load_source`."""
     loose = sorted(p for p in root.iterdir() if is_image_file(p))
     if loose:
         raise DataError(f"'{root}' holds train/ and test/ and also {len(loose)} image(s) of its own (e.g. "
                         f"'{loose[0].name}'); move them into train/ or test/, or remove them")
     other = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
                    and d.name not in ("train", "test") and any(is_image_file(p) for p in d.rglob("*")))
-    if other:
-        warnings.warn(f"{root.name}: only train/ and test/ are read; ignored {', '.join(other[:5])}"
-                      f"{', ...' if len(other) > 5 else ''}", DataWarning, stacklevel=4)
+    return other[:5] + (["..."] if len(other) > 5 else [])
 
 
 def _match_channels(x: np.ndarray, c: int) -> np.ndarray:
