@@ -172,7 +172,10 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     Images: the module takes float images in [0, 1] of shape (N, C, H, W) and returns features
     (N, D); its ``image_size`` attribute is the size it was trained at. Series: float (N, C, T) in
     the data's own units, NaN for missing or padded steps. ``meta`` holds the recorded description
-    (``meta["modality"]``, channels, input statistics, ...).
+    (``meta["modality"]``, channels, input statistics, ...). Paired runs: a
+    :class:`~selfsup.models.two_tower.TwoTower` whose towers ``.a`` and ``.b`` are such encoders
+    (each with its own ``meta``, also under ``meta["towers"]``); ``embed_a`` / ``embed_b`` map into
+    the shared space and calling it on a pair ``(x_a, x_b)`` returns both towers' features side by side.
     """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
