@@ -9,7 +9,9 @@
   optional ``y`` (N,); an ``.npz`` with ``x_a`` and ``x_b`` is a paired source (two modalities of
   the same samples, :mod:`selfsup.data.paired`),
 - a ``.ts`` file of the UCR/UEA archive, or a folder with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts``,
-- ``ucr:NAME``, a UCR/UEA set that ships with sktime (the ``timeseries`` extra).
+- ``ucr:NAME``, a UCR/UEA set that ships with sktime (the ``timeseries`` extra),
+- a table: ``.csv``/``.tsv`` or ``.parquet`` (``label_column`` names the labels), an ``.npz`` with
+  ``x`` (N, F), or the built-in ``breast_cancer`` and ``wine`` (:mod:`selfsup.data.table`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
         return _resize(splits, image_size) if image_size else splits
     if spec.lower().startswith(UCR_PREFIX):
         return load_ucr(spec)
-    path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data source '{spec}' does not exist; give a path to an image folder, a CIFAR "
                         f"batch folder or an .npz file, or a built-in name ({', '.join(BUILTIN)})")
