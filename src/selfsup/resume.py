@@ -5,7 +5,7 @@ data, see :func:`selfsup.data.cache.fingerprint`). :func:`plan` picks the newest
 (a damaged newer one is named and passed over), then compares: a data source that changed, or a
 ``config.yaml`` edited in any field that shapes training, is refused in one line unless
 ``allow_changes`` is given (the change is then recorded); ``train.epochs`` may be raised or kept,
-never set below what was already trained. Nothing is written before these checks pass.
+never lowered (the cosine schedule is then stretched to the new total from the current step on). Nothing is written before these checks pass.
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
     if run:
         before = run.get("config") or {}
         epochs_before = (before.get("train") or {}).get("epochs")
+        if epochs_before is not None and cfg.train.epochs < epochs_before:
+            raise ConfigError(f"'{run_dir}' was scheduled for {epochs_before} epochs; --resume can keep or extend "
+                              f"that schedule, not shorten it to {cfg.train.epochs} (its learning-rate schedule "
+                              "was already following the longer one): give --epochs "
+                              f"{epochs_before} or more, or start a new run")
         if epochs_before is not None and epochs_before != cfg.train.epochs:
             record["epochs"] = {"before": epochs_before, "after": cfg.train.epochs}
         changes = _changes(before, cfg.to_dict())

@@ -174,6 +174,15 @@ def test_resume_with_fewer_epochs_than_trained_is_refused(run, capsys):
     assert tree(run) == before and summary(run)["epochs"] == 2
 
 
+def test_resume_cannot_shorten_the_schedule_of_an_unfinished_run(run, capsys):
+    ckpt.checkpoints(run)[-1].unlink()  # as if stopped after epoch 1 of 2
+    (run / "summary.json").unlink()
+    before = tree(run)
+    one_line(cli.main(["train", "--resume", str(run), "--epochs", "1"]), capsys.readouterr().err,
+             "scheduled for 2 epochs", "not shorten it to 1")
+    assert tree(run) == before and not (run / "summary.json").exists()
+
+
 def test_resume_with_more_epochs_extends_the_schedule_and_says_so(run, capsys):
     assert cli.main(["train", "--resume", str(run), "--epochs", "3"]) == 0
     s = summary(run)
