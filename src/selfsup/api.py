@@ -32,6 +32,8 @@ from .resume import plan as resume_plan
 from .rundir import check_new, default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
+from .views.generator import GeneratedViews
+from .views.style import BatchStyle
 
 #: shortcut keyword (and CLI option) -> config path
 OPTIONS = {
@@ -368,10 +370,18 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     x = mod.to_tensor(train)
     ctx = M.Context(model=cfg.model, n_samples=len(train), n_views=vc.n_views,
                     extra={"batch_size": cfg.train.batch_size, "local_crops": vc.local_crops,
-                           "input_shape": tuple(getattr(x, "shape", (0,))[1:])})
+                           "input_shape": tuple(getattr(x, "shape", (0,))[1:]),
+                           "image_size": meta.get("image_size")})
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
-    views = mod.build_views(cfg, meta).to(device)
+    views = mod.build_views(cfg, meta)
+    if vc.generator:  # a user's plug-in makes the views instead (checked on two samples below)
+        views = GeneratedViews(vc.generator, meta.get("image_size"), vc.n_views)
+    if vc.bss:  # one style per batch, applied to the raw batch before any view maker
+        views = BatchStyle(views, vc.bss_ratio)
+    views = views.to(device)
     x = x.to(device)
+    if vc.generator:
+        views.check(x[:2])
     if callable(getattr(views, "fit", None)):  # views drawing from the training split (tables' marginals)
         views.fit(x)
     labels = None
