@@ -54,7 +54,7 @@ def check_config(cfg) -> None:
                               f"pip install selfsup[{extra}] (or drop --logger {name})")
     size = cfg.views.size or cfg.data.image_size
     if size is not None:
-        eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device)
+        eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
 
 def check_data(cfg, train, bank=None) -> None:
@@ -67,7 +67,7 @@ def check_data(cfg, train, bank=None) -> None:
                         "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method")
     size = cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
     if bank is not None and train.modality == "image" and size:
-        eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device)
+        eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
 
 def device(name: str):
@@ -99,10 +99,11 @@ def device(name: str):
     raise ConfigError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
 
 
-def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu") -> None:
+def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu", model=None) -> None:
     """Refuse an image/view size whose evaluation batch (``eval.batch_size`` images) would not fit:
-    a rough bound of a few full-resolution feature maps per image, against the free memory."""
-    need = batch * (channels + _FIRST_CHANNELS * _LIVE_MAPS) * size * size * 4
+    a rough bound (the input and the backbone's first feature map per image) against the free memory."""
+    width, stride = _first_map(size, model)
+    need = batch * (channels * size * size + width * _LIVE_MAPS * (size // stride) ** 2) * 4
     free = _free_memory(device_name)
     if free is None or need <= free:
         return
@@ -110,6 +111,19 @@ def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu") 
     raise ConfigError(f"images of {size}x{size} px with eval.batch_size={batch} need about {_gb(need)} per "
                       f"evaluation batch, more than the {_gb(free)} free; lower --set eval.batch_size "
                       f"(at most {fit}) or the image/view size (data.image_size, views.size)")
+
+
+def _first_map(size: int, model) -> tuple[int, int]:
+    """Channels and stride of an image backbone's first feature map (the largest one)."""
+    name = getattr(model, "backbone", "auto") if model is not None else "auto"
+    width = float(getattr(model, "width", 1.0)) if model is not None else 1.0
+    if name in ("auto", "convnet", "convnet_small", "convnet_deep"):
+        return max(1, int(round(32 * width))), 1
+    if name.startswith("resnet"):
+        stem = getattr(model, "cifar_stem", None)
+        stem = size <= 64 if stem is None else stem
+        return max(1, int(round(_FIRST_CHANNELS * width))), 1 if stem else 2
+    return _FIRST_CHANNELS, 1
 
 
 def _gb(n: float) -> str:
