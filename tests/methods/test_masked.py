@@ -355,6 +355,7 @@ TINY = ["--epochs", "1", "--batch-size", "8", "--set", "train.progress=none", "-
     (["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=1.5"], "loss.mask_ratio"),
     (["--method", "cmae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=0"], "loss.mask_ratio"),
     (["--method", "mae", "--backbone", "vit_tiny", "--set", "views.size=18"], "does not divide"),
+    (["--method", "spark", "--backbone", "convnet_small", "--set", "loss.patch_size=3"], "does not divide"),
     (["--method", "spark", "--backbone", "vit_tiny_p2"], "masks a CNN"),
 ])
 def test_bad_masked_input_is_one_error_line_and_writes_nothing(args, needle, capsys, tmp_path, tiny_npz):

@@ -3,6 +3,7 @@ plug-in: called with the seed it is given, validated, reproducible."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,3 +169,54 @@ def test_generators_resolve_by_name_module_and_file(tmp_path):
                          (f"{f}:missing", "not a callable"), ("no_such_module_xyz:f", "could not be imported")]:
         with pytest.raises(ConfigError, match=needle):
             resolve_generator(spec)
+
+
+# -- wired into training ------------------------------------------------------------------------
+
+
+def test_training_with_bss_and_with_a_generator_plugin_resumes_bit_identically(tiny_config, tmp_path):
+    from safetensors.torch import load_file
+
+    import selfsup
+
+    register_generator("noise-train", _noise_views)
+    try:
+        for views in ({"bss": True, "bss_ratio": [0.05, 0.4]}, {"generator": "noise-train"},
+                      {"generator": "noise-train", "bss": True}):
+            def cfg(out, views=views):
+                return tiny_config(views=views, out=str(out), eval={"protocols": ["knn"]})
+
+            class Kill(Exception):
+                pass
+
+            def kill(epoch, m):
+                if epoch == 2:
+                    raise Kill
+
+            a = selfsup.train(cfg(tmp_path / "a"), overwrite=True)
+            assert np.isfinite(a.summary["eval"]["knn_top1"])
+            with pytest.raises(Kill):
+                selfsup.train(cfg(tmp_path / "b"), overwrite=True, on_epoch_end=kill)
+            b = selfsup.train(resume=tmp_path / "b")
+            ea, eb = load_file(a.dir / "encoder.safetensors"), load_file(b.dir / "encoder.safetensors")
+            assert all(torch.equal(ea[k], eb[k]) for k in ea), views
+    finally:
+        GENERATORS.pop("noise-train")
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("return [x[:, :, :3]] * 2", "shape"),
+    ("return [(x * 255).to(torch.uint8)] * 2", "dtype"),
+    ("return [x]", "1 view"),
+])
+def test_a_bad_plugin_fails_at_the_cli_with_one_line_and_writes_nothing(body, needle, capsys, tmp_path, tiny_npz):
+    from selfsup.cli import main
+
+    f = tmp_path / "plug.py"
+    f.write_text(f"import torch\n\ndef views(x, seed):\n    {body}\n")
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tiny_npz), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+                 "--set", f"views.generator={f}:views", "--set", "train.progress=none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not out.exists()
