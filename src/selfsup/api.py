@@ -284,6 +284,8 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
     >>> run = selfsup.train(method="simclr", data="digits", epochs=2)   # doctest: +SKIP
     >>> run.summary["eval"]["knn_top1"]                                  # doctest: +SKIP
     """
+    if allow_changes and resume is None:
+        raise ConfigError("--allow-changes only applies to --resume RUN_DIR (it lets a changed run continue)")
     if resume is not None:
         run_dir = require_run(V.path_arg(resume, "resume"))
         stored = C.load_yaml(run_dir / "config.yaml")
@@ -313,6 +315,7 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
                               f"use --batch-size {max(2, len(tr) // 4)} or less")
         V.check_data(cfg, tr, bank)
         parts = assemble(cfg, tr, device)  # views, encoder and method built before the run directory
+        V.check_training(cfg, parts.method, device)
         if lk is None:
             lk = prepare_new(run_dir, overwrite, _protected(cfg))
             write_text(run_dir / "config.yaml", cfg.to_yaml())

@@ -215,3 +215,17 @@ def path_arg(value, what: str):
     if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
         return Path(value)
     raise ConfigError(f"{what} must be a path (a str or os.PathLike), got {type(value).__name__}")
+
+
+def check_training(cfg, method, device) -> None:
+    """The trainer's own refusals (precision for the device, the process count for the batch,
+    gradient-caching chunks for the method), made before the run directory is created."""
+    from .train import distributed as D
+    from .train import gradcache
+    from .train.precision import resolve
+
+    tc = cfg.train
+    resolve(tc.precision, device)
+    _, world = D.world()
+    D.check_batch(tc.batch_size, world)
+    gradcache.check(method, tc.chunk_size, tc.batch_size // world)
