@@ -4,9 +4,13 @@
 looked at, data decoded or a model built: every number finite, seeds in range, the device present
 in this build, the optional packages the options name installed, sizes the evaluation batch can
 hold. :func:`check_data` runs once the data is decoded and before the run directory is created:
-labels the method needs, and the evaluation batch at the real image size. Each failure is one
-:class:`~selfsup.errors.ConfigError` (or :class:`~selfsup.errors.DataError`) line naming the field
-and what to do; nothing has been written when it is raised.
+labels the method needs, and the evaluation batch at the real image size; :func:`check_training`
+once the method is built: the trainer's own refusals (precision, processes, gradient caching).
+Each failure is one :class:`~selfsup.errors.ConfigError` (or :class:`~selfsup.errors.DataError`)
+line naming the field and what to do; nothing has been written when it is raised.
+
+Also here: :func:`check_encoder_input`, the input check of :func:`selfsup.load_encoder`'s module, and
+:func:`path_arg` for the Python API's path arguments.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from .errors import ConfigError, DataError
 MAX_SEED = 2**63 - 1
 #: optional packages named by options: option value -> (import name, extra)
 LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
-#: channels of the first, full-resolution feature maps of the image backbones (ResNet stem: 64)
+#: channels of the first (largest) feature map of a ResNet (its stem), and of backbones not known here
 _FIRST_CHANNELS = 64
-#: live full-resolution feature maps of that width in an evaluation forward pass (no gradients kept)
+#: how many maps of that size are live at once in an evaluation forward pass (no gradients kept)
 _LIVE_MAPS = 1
 
 
