@@ -22,10 +22,11 @@ import numpy as np
 
 from ..errors import DataError
 from . import cache
-from .base import ImageData, Samples, SeriesData, Splits, TableData, stratified_split
+from .base import GraphData, ImageData, Samples, SeriesData, Splits, TableData, stratified_split
 from .cifar import find_cifar, load_cifar
 from .digits import load_digits
 from .folder import load_folder
+from .graph import is_graph_npz, load_graph_npz, load_karate, load_sbm
 from .npz import load_npz
 from .paired import PairedData, is_paired_npz, load_paired_npz
 from .table import TABLE_SUFFIXES, load_breast_cancer, load_table, load_wine
@@ -33,9 +34,10 @@ from .ts import load_ts
 from .ucr import PREFIX as UCR_PREFIX
 from .ucr import load_ucr
 
-BUILTIN = {"digits": load_digits, "breast_cancer": load_breast_cancer, "wine": load_wine}
+BUILTIN = {"digits": load_digits, "breast_cancer": load_breast_cancer, "wine": load_wine, "karate": load_karate,
+           "sbm": load_sbm}
 
-__all__ = ["ImageData", "SeriesData", "TableData", "PairedData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
+__all__ = ["ImageData", "SeriesData", "TableData", "GraphData", "PairedData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
 
 
 def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = False,
@@ -68,6 +70,8 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
         if path.suffix.lower() != ".npz":
             raise DataError(f"data file '{spec}' is not an .npz; give an .npz with x (and y), a .ts file, "
                             "an image folder, or a CIFAR batch folder")
+        if is_graph_npz(path):  # x, edge_index (and y, masks): a graph (selfsup.data.graph)
+            return load_graph_npz(path)
         splits = load_paired_npz(path) if is_paired_npz(path) else load_npz(path)
         return _resize(splits, image_size) if image_size else splits
     cifar = find_cifar(path)

@@ -10,6 +10,7 @@ raw-input baseline and evaluation inputs of that kind of data.
 - :class:`SeriesData`: float32 (N, C, T); series shorter than T are padded with NaN after their
   ``lengths[i]`` valid steps (NaN inside a series means a missing value).
 - :class:`TableData`: float32 (N, F); categorical columns hold codes into ``categories``.
+- :class:`GraphData`: the nodes of one graph (features per node; the edges shared by every subset).
 
 Fields listed in ``per_sample`` are sliced by :meth:`Samples.subset`; any other array field is shared
 by every sample (room for graphs, whose samples are the nodes of one graph that every batch shares).
@@ -152,6 +153,46 @@ class TableData(Samples):
     @property
     def channels(self) -> int:
         return int(self.x.shape[1])
+
+
+@dataclass
+class GraphData(Samples):
+    """Nodes of one graph as samples: ``x`` float32 (n, F) features of these nodes, ``nodes`` their
+    ids in the graph; shared by every subset: ``features`` (N, F) of all nodes, ``edge_index``
+    int64 (2, E) (source row, target row; both directions stored for an undirected graph) and
+    ``node_y`` (N,) the label of every node (-1 unknown; used by clustering). A subset of nodes
+    keeps the whole graph, so message passing always runs on all of it (transductive)."""
+
+    nodes: np.ndarray | None = None
+    features: np.ndarray | None = None
+    edge_index: np.ndarray | None = None
+    node_y: np.ndarray | None = None
+    modality: ClassVar[str] = "graph"
+    per_sample: ClassVar[tuple[str, ...]] = ("x", "y", "nodes")
+
+    def check(self) -> None:
+        from .graph import check_graph
+
+        if self.features is None:
+            self.features = self.x
+        self.features, self.edge_index = check_graph(self.features, self.edge_index, self.name)
+        n = len(self.features)
+        if self.nodes is None:
+            self.nodes = np.arange(n, dtype=np.int64)
+        self.nodes = np.asarray(self.nodes, dtype=np.int64)
+        if self.nodes.ndim != 1 or (len(self.nodes) and (self.nodes.min() < 0 or self.nodes.max() >= n)):
+            raise DataError(f"{self.name}: node ids must be 0 .. {n - 1}")
+        self.x = self.features[self.nodes]
+        if self.node_y is not None:
+            self.node_y = check_labels(self.node_y, n, self.name)
+
+    @property
+    def channels(self) -> int:
+        return int(self.features.shape[1])  # type: ignore[union-attr]
+
+    @property
+    def n_nodes(self) -> int:
+        return int(len(self.features))  # type: ignore[arg-type]
 
 
 def series_lengths(x: np.ndarray) -> np.ndarray:

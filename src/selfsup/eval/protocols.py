@@ -103,6 +103,15 @@ def _linear(i: EvalInputs) -> dict:
     return linear_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.linear_l2, i.ec.linear_max_iter)
 
 
+@register("node", help="graphs: the linear probe (as linear) fitted on the bank (train-mask nodes), scored on "
+          "the query (test-mask nodes): node_top1")
+def _node(i: EvalInputs) -> dict:
+    from .linear import linear_accuracy
+
+    r = linear_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.linear_l2, i.ec.linear_max_iter)
+    return {"node_top1": r["linear_top1"]}
+
+
 @register("linear_sgd", help="SGD linear probe (standard protocol), with and without normalisation")
 def _linear_sgd(i: EvalInputs) -> dict:
     from .linear_sgd import linear_probe_sgd

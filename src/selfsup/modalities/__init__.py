@@ -14,7 +14,7 @@ shared and never asks which modality it runs on. ``modality_of(data)`` finds a c
 
 from __future__ import annotations
 
-from . import image, paired, tabular, timeseries  # register the built-in modalities
+from . import graph, image, paired, tabular, timeseries  # register the built-in modalities
 from .base import REGISTRY, Modality, get, modality_of, register
 
-__all__ = ["Modality", "REGISTRY", "register", "get", "modality_of", "image", "timeseries", "paired", "tabular"]
+__all__ = ["Modality", "REGISTRY", "register", "get", "modality_of", "image", "timeseries", "paired", "tabular", "graph"]

@@ -1,0 +1,191 @@
+"""Graphs: one graph whose nodes are the samples (transductive node-level learning).
+
+Sources:
+
+- an ``.npz`` with ``x`` (N, F) node features, ``edge_index`` (2, E) integer (row 0 the source
+  node, row 1 the target; an undirected graph stores both directions), optional ``y`` (N,) and
+  optional boolean ``train_mask`` / ``val_mask`` / ``test_mask`` (N,): the format of
+  ``../shared/data/cora.npz`` (Cora with the public Planetoid split). Loaded with
+  ``allow_pickle=False``;
+- a PyTorch Geometric ``Data`` object in the Python API (:func:`from_pyg`, :func:`save_graph_npz`);
+- the built-in ``karate`` (Zachary's karate club, as networkx ships it; identity features, the two
+  clubs as labels) and ``sbm`` (a seeded stochastic block model: 4 blocks of 100 nodes, edges with
+  probability 0.1 inside a block and 0.01 across, 32 Gaussian features whose mean depends on the
+  block).
+
+Splits: the training split holds every node (self-supervised training sees the whole graph); its
+labels are those of the train mask only (-1 elsewhere), so evaluation's bank is the train-mask
+nodes; the test split is the test-mask nodes. Without masks, labelled nodes are split once,
+stratified, into 80% bank and 20% test (seed 0).
+
+Malformed graphs are refused in one line: an ``edge_index`` that is not (2, E) integers or points
+past the node count or below 0, features that are not (N, F) finite numbers, masks of the wrong
+length or type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .base import GraphData, Splits, check_labels, stratified_split
+
+MASKS = ("train_mask", "val_mask", "test_mask")
+TEST_FRACTION = 0.2
+
+
+def check_graph(x: Any, edge_index: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(features float32 (N, F), edge_index int64 (2, E))`` or a one-line :class:`DataError`."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise DataError(f"{name}: node features must be an array of shape (N, F) (nodes, features), got "
+                        f"{getattr(x, 'shape', type(x).__name__)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"{name}: the graph is empty (features of shape {tuple(x.shape)}); give at least one node "
+                        "with one feature")
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"{name}: node features must be numbers, got {x.dtype}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        r, c = np.argwhere(~np.isfinite(x))[0]
+        raise DataError(f"{name}: node {r}, feature {c} is NaN or infinite; fill or drop it")
+    if edge_index is None:
+        raise DataError(f"{name}: a graph needs edge_index (2, E)")
+    e = np.asarray(edge_index)
+    if e.ndim != 2 or e.shape[0] != 2:
+        raise DataError(f"{name}: edge_index must have shape (2, E) (source row, target row), got {tuple(e.shape)}")
+    if e.dtype.kind not in "iu":
+        if e.dtype.kind == "f" and np.isfinite(e).all() and (e == np.round(e)).all():
+            e = e.astype(np.int64)
+        else:
+            raise DataError(f"{name}: edge_index must be integers (node ids), got {e.dtype}")
+    e = np.ascontiguousarray(e, dtype=np.int64)
+    n = len(x)
+    if e.size and (e.min() < 0 or e.max() >= n):
+        j = int(np.flatnonzero((e < 0).any(0) | (e >= n).any(0))[0])
+        raise DataError(f"{name}: edge {j} ({int(e[0, j])} -> {int(e[1, j])}) points past the {n} nodes; node ids "
+                        f"must be 0 .. {n - 1}")
+    return x, e
+
+
+def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] | None = None,
+                 name: str = "graph", classes: list[str] | None = None) -> Splits:
+    """Train (every node; labels of the train mask only) and test (the test-mask nodes) splits."""
+    x, e = check_graph(x, edge_index, name)
+    n = len(x)
+    masks = {k: v for k, v in (masks or {}).items() if v is not None}
+    for k, m in masks.items():
+        m = np.asarray(m)
+        if m.shape != (n,) or m.dtype.kind not in "bui":
+            raise DataError(f"{name}: {k} must be a boolean array of shape ({n},), got {m.dtype} {tuple(m.shape)}")
+        masks[k] = m.astype(bool)
+    if y is None:
+        if masks:
+            raise DataError(f"{name}: masks were given without labels y; give y (N,) or drop the masks")
+        return Splits(GraphData(x, None, classes, f"{name}/train", features=x, edge_index=e), None)
+    y = check_labels(y, n, name)
+    if "train_mask" in masks and "test_mask" in masks:
+        tr, te = np.flatnonzero(masks["train_mask"] & (y >= 0)), np.flatnonzero(masks["test_mask"] & (y >= 0))
+        if len(tr) == 0 or len(te) == 0:
+            raise DataError(f"{name}: train_mask and test_mask must each select at least one labelled node")
+    elif masks:
+        raise DataError(f"{name}: give both train_mask and test_mask, or neither (a stratified split is made)")
+    else:
+        lab = np.flatnonzero(y >= 0)
+        if len(lab) < 2:
+            raise DataError(f"{name}: fewer than two labelled nodes; nothing to evaluate on")
+        a, b = stratified_split(y[lab], TEST_FRACTION, seed=0)
+        tr, te = lab[a], lab[b]
+    y_train = np.full(n, -1, dtype=np.int64)
+    y_train[tr] = y[tr]
+    info = {"masks": sorted(masks)} if masks else {}
+    train = GraphData(x, y_train, classes, f"{name}/train", info, features=x, edge_index=e, node_y=y)
+    return Splits(train, train.subset(te, f"{name}/test"))
+
+
+def is_graph_npz(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "edge_index" in z.files
+    except (OSError, ValueError):
+        return False
+
+
+def load_graph_npz(path: Path) -> Splits:
+    """An ``.npz`` graph (see the module docstring)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        raise DataError(f"'{path}' is not a readable .npz of numeric arrays ({err})") from None
+    if "x" not in arrays:
+        raise DataError(f"'{path}' has edge_index but no x; give node features x (N, F)")
+    x = arrays["x"]
+    if x.ndim == 1:
+        raise DataError(f"'{path}': x must be (N, F) node features, got shape {tuple(x.shape)}")
+    return graph_splits(x, arrays["edge_index"], arrays.get("y"), {k: arrays.get(k) for k in MASKS}, path.stem)
+
+
+def load_karate() -> Splits:
+    """Zachary's karate club (34 members, 78 friendships), as networkx ships it: one-hot identity
+    features, the club each member joined (``Mr. Hi`` = 0, ``Officer`` = 1) as labels."""
+    try:
+        import networkx as nx
+    except ImportError:
+        raise DataError("the built-in 'karate' graph needs networkx; pip install networkx") from None
+    g = nx.karate_club_graph()
+    n = g.number_of_nodes()
+    und = np.array(sorted((min(u, v), max(u, v)) for u, v in g.edges()), dtype=np.int64).T
+    e = np.concatenate([und, und[::-1]], axis=1)
+    y = np.array([0 if g.nodes[i]["club"] == "Mr. Hi" else 1 for i in range(n)], dtype=np.int64)
+    return graph_splits(np.eye(n, dtype=np.float32), e, y, name="karate", classes=["Mr. Hi", "Officer"])
+
+
+def sbm_graph(blocks: int = 4, size: int = 100, p_in: float = 0.1, p_out: float = 0.01, features: int = 32,
+              signal: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, edge_index, y)`` of a stochastic block model (undirected, no self-loops), seeded."""
+    rng = np.random.default_rng(seed)
+    n = blocks * size
+    y = np.repeat(np.arange(blocks), size)
+    p = np.where(y[:, None] == y[None, :], p_in, p_out)
+    a = np.triu(rng.random((n, n)) < p, k=1)
+    src, dst = np.nonzero(a)
+    e = np.stack([np.concatenate([src, dst]), np.concatenate([dst, src])]).astype(np.int64)
+    means = rng.normal(0.0, signal, size=(blocks, features))
+    x = (means[y] + rng.normal(0.0, 1.0, size=(n, features))).astype(np.float32)
+    return x, e, y
+
+
+def load_sbm() -> Splits:
+    x, e, y = sbm_graph()
+    return graph_splits(x, e, y, name="sbm", classes=[f"block{i}" for i in range(int(y.max()) + 1)])
+
+
+def from_pyg(data: Any, name: str = "pyg") -> Splits:
+    """Splits of a PyTorch Geometric ``Data`` object (``x``, ``edge_index``, optional ``y`` and masks)."""
+    def arr(v: Any) -> np.ndarray | None:
+        return None if v is None else np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+
+    x = arr(getattr(data, "x", None))
+    if x is None:
+        raise DataError(f"{name}: the Data object has no node features x")
+    return graph_splits(x, arr(getattr(data, "edge_index", None)), arr(getattr(data, "y", None)),
+                        {k: arr(getattr(data, k, None)) for k in MASKS}, name)
+
+
+def save_graph_npz(path: str | Path, x: Any, edge_index: Any, y: Any = None, **masks: Any) -> Path:
+    """Write a graph in the ``.npz`` format :func:`load_graph_npz` reads (``--data PATH``); ``x`` etc. may
+    be numpy arrays or tensors (a PyG ``Data``: ``save_graph_npz(p, d.x, d.edge_index, d.y, train_mask=...)``)."""
+    def arr(v: Any) -> np.ndarray:
+        return np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+
+    out = {"x": arr(x), "edge_index": arr(edge_index)}
+    if y is not None:
+        out["y"] = arr(y)
+    out.update({k: arr(v) for k, v in masks.items() if v is not None})
+    graph_splits(out["x"], out["edge_index"], out.get("y"), {k: out.get(k) for k in MASKS}, str(path))
+    p = Path(path)
+    np.savez(p, **out)  # type: ignore[arg-type]
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")

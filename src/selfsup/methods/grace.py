@@ -1,0 +1,55 @@
+"""GRACE: two corrupted views of the graph, node-level contrast with intra- and inter-view negatives.
+
+Zhu, Xu, Yu, Liu, Wu, Wang. *Deep Graph Contrastive Representation Learning.* ICML 2020 GRL+
+workshop (arXiv 2006.04131); authors' code CRIPAC-DIG/GRACE (``model.py``, ``train.py``; Cora
+defaults in ``config.yaml``: a 2-layer GCN 256 -> 128 with ReLU, projection 128 -> 128 -> 128 with
+ELU, tau 0.4, edge dropping 0.2 / 0.4 and feature masking 0.3 / 0.4 for the two views (the
+``grace`` view preset), 200 epochs at learning rate 5e-4, weight decay 1e-5). Each view is encoded
+on its own graph (:func:`selfsup.losses.grace.grace_loss`). Graphs only (``graph = True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from ..losses.grace import grace_loss
+from ..models.encoder import Encoder
+from . import register
+from .base import Batch, Context, Method, Params, ParamsModel
+
+
+class GRACEParams(Params):
+    tau: float = Field(default=0.4, gt=0)
+    """Temperature (Cora: 0.4)."""
+    proj_hidden: int = Field(default=128, ge=1)
+    """Width of the projection head's hidden layer (Cora: 128)."""
+
+
+@register
+class GRACE(Method):
+    name = "grace"
+    paper = "Zhu et al. 2020, Deep Graph Contrastive Representation Learning"
+    Params: ClassVar[type[ParamsModel]] = GRACEParams
+    graph: ClassVar[bool] = True
+    default_views: ClassVar[str] = "grace"
+    graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "train": {"epochs": 200}, "optim": {"lr": 5e-4, "weight_decay": 1e-5}, "model": {"backbone": "gcn"}}
+
+    def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
+        super().__init__(encoder, params, ctx)
+        d = int(encoder.out_dim)
+        self.fc1 = nn.Linear(d, params.proj_hidden)
+        self.fc2 = nn.Linear(params.proj_hidden, d)
+
+    def project(self, h: Tensor) -> Tensor:
+        return self.fc2(F.elu(self.fc1(h)))
+
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        if len(views) < 2:
+            raise ValueError("grace needs two views (views.n_views = 2)")
+        z1, z2 = self.project(self.encoder(views[0])), self.project(self.encoder(views[1]))
+        return grace_loss(z1.float(), z2.float(), self.params.tau), {}

@@ -1,0 +1,172 @@
+"""Graphs: the nodes of one graph are the samples (:class:`~selfsup.data.base.GraphData`).
+
+- ``to_tensor`` gives a :class:`~selfsup.models.graph.GraphBatch` (the whole graph + node ids); the
+  trainer's ``x[idx]`` selects batch nodes and keeps the graph, so message passing is full-graph
+  (transductive) and a method's loss runs over the batch nodes. By default the batch is every node
+  (full-batch training, as the graph papers do).
+- views: :mod:`selfsup.views.graph` (edge dropping, feature masking, node dropping, random-walk
+  subgraphs); encoders: :mod:`selfsup.models.graph` (``gcn``, ``gat``, ``gin``, ``mlp``).
+- evaluation: the features of every node are computed once (one full-graph pass); the feature
+  protocols run on (bank = the train-mask nodes, query = the test-mask nodes); ``node`` is the
+  linear probe (``node_top1``); ``cluster`` (k-means, ``cluster_nmi``, ``cluster_ari``) runs on every
+  labelled node of the graph, as graph-clustering papers report it.
+- baselines: the same protocols on the raw (normalised) node features (the probe and k-means on raw
+  features) and spectral clustering of the adjacency (``spectral_nmi``, ``spectral_ari``).
+
+Only methods written for graphs train here (``graphmae``, ``grace``, ``scgc``: they declare
+``graph = True``); the image/series/table methods concatenate views as tensors and are refused in
+one line when the run is built.
+
+Defaults where the user set nothing (:meth:`GraphModality.config_defaults`): the batch is every node,
+the ``node`` and ``cluster`` protocols, and the method's own ``graph_defaults`` (its paper's Cora
+setting: epochs, learning rate, weight decay, backbone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..data.base import GraphData
+from ..errors import ConfigError
+from ..models.graph import GraphBatch, GraphEncoder
+from .base import Modality, register
+
+
+class GraphModality(Modality):
+    name = "graph"
+    input_ndim = 2
+
+    def backbone_names(self) -> list[str]:
+        from ..models.graph import GRAPH_BACKBONES
+
+        return list(GRAPH_BACKBONES)
+
+    def config_defaults(self, cfg, train: GraphData) -> dict:
+        from .. import methods as M
+
+        out: dict[str, dict[str, Any]] = {"train": {"batch_size": len(train), "epochs": 200},
+                                          "optim": {"lr": 1e-3}, "eval": {"protocols": ["node", "cluster"]}}
+        for section, fields in getattr(M.get(cfg.method), "graph_defaults", {}).items():
+            out.setdefault(section, {}).update(fields)
+        return out
+
+    def input_meta(self, cfg, train: GraphData):
+        from dataclasses import asdict, replace
+
+        from .. import methods as M
+        from ..views.graph import GRAPH_PRESETS
+
+        if not getattr(M.get(cfg.method), "graph", False):
+            graph_methods = [n for n, c in M.REGISTRY.items() if getattr(c, "graph", False)]
+            raise ConfigError(f"method '{cfg.method}' does not train on graphs (it concatenates views as tensors); "
+                              f"choose one of: {', '.join(graph_methods)}")
+        preset = cfg.views.preset
+        if preset == "auto":
+            preset = getattr(M.get(cfg.method), "default_views", None) or "default"
+        if preset not in GRAPH_PRESETS:
+            raise ConfigError(f"unknown graph view preset '{preset}'; choose one of: auto, {', '.join(GRAPH_PRESETS)}")
+        spec = GRAPH_PRESETS[preset]
+        if cfg.views.corruption is not None:
+            spec = replace(spec, p_feature=[cfg.views.corruption])
+        x = train.features.astype(np.float64)  # type: ignore[union-attr]
+        norm = "row" if (x >= 0).all() else "standard"
+        mean, std = x.mean(0), x.std(0)
+        std = np.where(std < 1e-6, 1.0, std)
+        n_classes = int(train.node_y.max()) + 1 if train.node_y is not None and (train.node_y >= 0).any() else 0
+        return preset, {"in_channels": train.channels, "feature_norm": norm, "mean": [float(m) for m in mean],
+                        "std": [float(s) for s in std], "preset": preset, "view_spec": asdict(spec),
+                        "n_nodes": train.n_nodes, "n_classes": n_classes}
+
+    def build_views(self, cfg, meta: dict) -> nn.Module:
+        from ..views.graph import GraphViews, GraphViewSpec
+
+        return GraphViews(GraphViewSpec(**meta["view_spec"]), cfg.views.n_views)
+
+    def default_backbone(self, meta: dict) -> str:
+        return "gcn"
+
+    def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
+        from ..models.graph import build_graph_backbone
+
+        return build_graph_backbone(self.default_backbone(meta) if name == "auto" else name, meta["in_channels"],
+                                    model_cfg.width)
+
+    def build_encoder(self, meta: dict, model_cfg) -> nn.Module:
+        backbone = self.build_backbone(model_cfg.backbone, meta, model_cfg)
+        mean, std = self.normalisation(meta)
+        return GraphEncoder(backbone, meta.get("feature_norm", "standard"), mean, std, int(meta.get("n_classes", 0)))
+
+    def to_tensor(self, data: GraphData) -> GraphBatch:  # type: ignore[override]
+        return GraphBatch(torch.from_numpy(data.features), torch.from_numpy(data.edge_index),
+                          torch.from_numpy(data.nodes))
+
+    def prepare(self, x: GraphBatch, meta: dict) -> GraphBatch:  # type: ignore[override]
+        return x
+
+    def raw_features(self, data: GraphData, meta: dict) -> Tensor:
+        """The node features as the encoder sees them (row-normalised or standardised)."""
+        return self._normalise(torch.from_numpy(data.x).float(), meta)
+
+    def _normalise(self, x: Tensor, meta: dict) -> Tensor:
+        if meta.get("feature_norm") == "row":
+            return x / x.sum(1, keepdim=True).clamp(min=1e-12)
+        mean, std = self.normalisation(meta)
+        return (x - mean) / std
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def node_features(self, encoder: nn.Module, data: GraphData, device: torch.device) -> Tensor:
+        """Every node's features in one full-graph pass (eval mode), on the CPU."""
+        was = encoder.training
+        encoder.eval()
+        b = self.to_tensor(data)
+        full = GraphBatch(b.x, b.edge_index).to(device)
+        f = encoder(full).float().cpu()
+        encoder.train(was)
+        return f
+
+    def _run(self, fb: Tensor, fq: Tensor, fall: Tensor | None, bank: GraphData, query: GraphData, ec,
+             protocols: list[str]) -> dict:
+        from ..eval import protocols as EP
+
+        out: dict[str, float] = {}
+        rest = [p for p in protocols if p != "cluster"]
+        if rest:
+            out.update(EP.run(rest, EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec),
+                              skip_unavailable=True))
+        if "cluster" in protocols:
+            ally = bank.node_y
+            if fall is not None and ally is not None and (ally >= 0).sum() > 1:
+                keep = np.flatnonzero(ally >= 0)
+                out.update(EP.run(["cluster"], EP.EvalInputs(fb, torch.from_numpy(bank.y), fall[keep],
+                                                             torch.from_numpy(ally[keep]), ec)))
+            else:
+                out.update(EP.run(["cluster"], EP.EvalInputs(fb, torch.from_numpy(bank.y), fq,
+                                                             torch.from_numpy(query.y), ec)))
+        return out
+
+    def evaluate(self, encoder: nn.Module, bank, query, meta: dict, ec, device: torch.device,
+                 protocols: list[str]) -> dict:
+        f = self.node_features(encoder, bank, device)
+        return self._run(f[torch.from_numpy(bank.nodes)], f[torch.from_numpy(query.nodes)], f, bank, query, ec,
+                         protocols)
+
+    def raw_baseline(self, bank, query, meta: dict, ec, protocols: list[str]) -> dict:
+        f = self._normalise(torch.from_numpy(bank.features).float(), meta)
+        out = self._run(f[torch.from_numpy(bank.nodes)], f[torch.from_numpy(query.nodes)], f, bank, query, ec,
+                        protocols)
+        if "cluster" in protocols and bank.node_y is not None and (bank.node_y >= 0).sum() > 1:
+            from ..eval.graph import spectral_scores
+
+            out.update(spectral_scores(bank.edge_index, bank.n_nodes, bank.node_y, seed=ec.seed))
+        return out
+
+    def check_eval_data(self, data, meta: dict) -> None:
+        super().check_eval_data(data, meta)
+
+
+register(GraphModality())

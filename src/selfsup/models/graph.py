@@ -1,0 +1,244 @@
+"""Graph encoders in plain torch (``index_add_`` / ``scatter_reduce``; no compiled add-ons needed).
+
+- :class:`GraphBatch`: what a graph run's training loop and views hold: the whole graph (node
+  features ``x`` (N, F), ``edge_index`` (2, E)) and the node ids ``nodes`` of the batch. ``len(b)``
+  and ``b[idx]`` select nodes (the graph stays whole: message passing is transductive).
+- Layers: :class:`GCNLayer` (Kipf & Welling 2017: D^-1/2 (A + I) D^-1/2 X W), :class:`GATLayer`
+  (Velickovic et al. 2018: multi-head attention, softmax over each node's in-edges and itself),
+  :class:`GINLayer` (Xu et al. 2019: MLP((1 + eps) h_i + sum_j h_j)).
+- Backbones by name (:data:`GRAPH_BACKBONES`), widths scaled by ``model.width``: ``gcn`` (256 -> 128,
+  GRACE's Cora encoder), ``gat`` (two layers of 4 heads x 64 = 256, PReLU; ``width 2``: GraphMAE's
+  512), ``gin`` (two layers, 256), ``mlp`` (SDCN / SCGC's 500-500-2000-10 on node features alone).
+- :class:`GraphEncoder`: the feature normalisation recorded in the meta (``row``: each node's features
+  divided by their sum, as PyG's NormalizeFeatures / DGL's Cora; ``standard``: training statistics)
+  and a backbone; ``encoder(batch)`` gives the (len(batch), D) features of the batch's nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GraphBatch:
+    """The whole graph and the node ids of a batch: ``len(b)``, ``b[idx]``, ``b.to(device)``."""
+
+    __slots__ = ("x", "edge_index", "nodes")
+
+    def __init__(self, x: Tensor, edge_index: Tensor, nodes: Tensor | None = None):
+        self.x, self.edge_index = x, edge_index
+        self.nodes = torch.arange(len(x), device=x.device) if nodes is None else nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, idx: Any) -> GraphBatch:
+        return GraphBatch(self.x, self.edge_index, self.nodes[idx])
+
+    def to(self, *args: Any, **kwargs: Any) -> GraphBatch:
+        return GraphBatch(self.x.to(*args, **kwargs), self.edge_index.to(args[0] if args else kwargs.get("device")),
+                          self.nodes.to(args[0] if args else kwargs.get("device")))
+
+    def replace(self, x: Tensor | None = None, edge_index: Tensor | None = None) -> GraphBatch:
+        return GraphBatch(self.x if x is None else x, self.edge_index if edge_index is None else edge_index,
+                          self.nodes)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.x.shape[0])
+
+    def __repr__(self) -> str:
+        return f"GraphBatch(x={tuple(self.x.shape)}, edges={self.edge_index.shape[1]}, nodes={len(self.nodes)})"
+
+
+def add_self_loops(edge_index: Tensor, n: int) -> Tensor:
+    """``edge_index`` without its self-loops, plus one self-loop per node."""
+    keep = edge_index[0] != edge_index[1]
+    loops = torch.arange(n, device=edge_index.device).expand(2, n)
+    return torch.cat([edge_index[:, keep], loops], dim=1)
+
+
+def gcn_norm(edge_index: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """``(edges with self-loops, weights 1/sqrt(d_src d_dst))`` of D^-1/2 (A + I) D^-1/2."""
+    e = add_self_loops(edge_index, n)
+    deg = torch.bincount(e[1], minlength=n).float()
+    dinv = deg.clamp(min=1).rsqrt()
+    return e, dinv[e[0]] * dinv[e[1]]
+
+
+def propagate(h: Tensor, edge_index: Tensor, weight: Tensor | None = None) -> Tensor:
+    """out[dst] = sum over edges (src -> dst) of weight * h[src]."""
+    msg = h[edge_index[0]]
+    if weight is not None:
+        msg = msg * weight.view(-1, *([1] * (msg.dim() - 1)))
+    return torch.zeros(h.shape, dtype=msg.dtype, device=h.device).index_add_(0, edge_index[1], msg)
+
+
+def edge_softmax(scores: Tensor, dst: Tensor, n: int) -> Tensor:
+    """Softmax of per-edge ``scores`` (E, H) over the edges sharing a destination node."""
+    idx = dst.view(-1, 1).expand_as(scores)
+    mx = torch.full((n, scores.shape[1]), float("-inf"), device=scores.device, dtype=scores.dtype)
+    mx = mx.scatter_reduce(0, idx, scores, reduce="amax", include_self=True)
+    ex = (scores - mx[dst]).exp()
+    den = torch.zeros((n, scores.shape[1]), device=scores.device, dtype=scores.dtype).index_add_(0, dst, ex)
+    return ex / den[dst].clamp(min=1e-16)
+
+
+class GCNLayer(nn.Module):
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.lin = nn.Linear(d_in, d_out, bias=False)
+        self.bias = nn.Parameter(torch.zeros(d_out))
+        nn.init.xavier_uniform_(self.lin.weight)
+
+    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        e, w = gcn_norm(edge_index, len(h))
+        return propagate(self.lin(h), e, w) + self.bias
+
+
+class GATLayer(nn.Module):
+    """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with ``concat=False``)."""
+
+    def __init__(self, d_in: int, d_out: int, heads: int = 1, feat_drop: float = 0.0, attn_drop: float = 0.0,
+                 negative_slope: float = 0.2, concat: bool = True):
+        super().__init__()
+        self.heads, self.d_out, self.concat = heads, d_out, concat
+        self.fc = nn.Linear(d_in, heads * d_out, bias=False)
+        self.attn_l = nn.Parameter(torch.empty(1, heads, d_out))
+        self.attn_r = nn.Parameter(torch.empty(1, heads, d_out))
+        self.bias = nn.Parameter(torch.zeros(heads * d_out if concat else d_out))
+        self.feat_drop, self.attn_drop = nn.Dropout(feat_drop), nn.Dropout(attn_drop)
+        self.negative_slope = negative_slope
+        gain = nn.init.calculate_gain("relu")
+        for p in (self.fc.weight, self.attn_l, self.attn_r):
+            nn.init.xavier_normal_(p, gain=gain)
+
+    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        n = len(h)
+        e = add_self_loops(edge_index, n)
+        feat = self.fc(self.feat_drop(h)).view(n, self.heads, self.d_out)
+        el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
+        score = F.leaky_relu(el[e[0]] + er[e[1]], self.negative_slope)
+        a = self.attn_drop(edge_softmax(score, e[1], n))  # (E, H)
+        msg = feat[e[0]] * a.unsqueeze(-1)
+        out = torch.zeros(feat.shape, dtype=msg.dtype, device=feat.device).index_add_(0, e[1], msg)
+        out = out.flatten(1) if self.concat else out.mean(1)
+        return out + self.bias
+
+
+class GINLayer(nn.Module):
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.eps = nn.Parameter(torch.zeros(1))
+        self.mlp = nn.Sequential(nn.Linear(d_in, d_out), nn.ReLU(), nn.Linear(d_out, d_out))
+
+    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        keep = edge_index[0] != edge_index[1]
+        return self.mlp((1 + self.eps) * h + propagate(h, edge_index[:, keep]))
+
+
+class GNN(nn.Module):
+    """A stack of graph layers with an activation after each (the last too: an encoder's output)."""
+
+    def __init__(self, kind: str, d_in: int, dims: list[int], heads: int = 4, feat_drop: float = 0.0,
+                 attn_drop: float = 0.0, act: str = "relu"):
+        super().__init__()
+        self.kind = kind
+        layers: list[nn.Module] = []
+        acts: list[nn.Module] = []
+        d = d_in
+        for d_out in dims:
+            if kind == "gcn":
+                layers.append(GCNLayer(d, d_out))
+            elif kind == "gat":
+                layers.append(GATLayer(d, d_out // heads, heads, feat_drop, attn_drop))
+            elif kind == "gin":
+                layers.append(GINLayer(d, d_out))
+            else:
+                layers.append(nn.Linear(d, d_out))
+            acts.append(nn.PReLU() if act == "prelu" else nn.ReLU())
+            d = d_out
+        self.layers, self.acts = nn.ModuleList(layers), nn.ModuleList(acts)
+        self.drop = nn.Dropout(feat_drop) if kind in ("gcn", "gin") and feat_drop > 0 else nn.Identity()
+        self.out_dim: int = d
+
+    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        for i, (layer, act) in enumerate(zip(self.layers, self.acts)):
+            if self.kind == "mlp":
+                h = layer(h)
+                h = act(h) if i < len(self.layers) - 1 else h  # SDCN's z layer is linear
+            else:
+                h = act(layer(self.drop(h), edge_index))
+        return h
+
+
+def _w(width: float, d: int) -> int:
+    return max(4, int(round(d * width)))
+
+
+GRAPH_BACKBONES = ("gcn", "gat", "gin", "mlp")
+
+
+def build_graph_backbone(name: str, d_in: int, width: float = 1.0) -> GNN:
+    """A backbone by name (see the module docstring)."""
+    from ..errors import ConfigError
+
+    if name == "gcn":
+        return GNN("gcn", d_in, [_w(width, 256), _w(width, 128)])
+    if name == "gat":
+        d = 4 * max(1, _w(width, 256) // 4)
+        return GNN("gat", d_in, [d, d], heads=4, feat_drop=0.2, attn_drop=0.1, act="prelu")
+    if name == "gin":
+        return GNN("gin", d_in, [_w(width, 256), _w(width, 256)])
+    if name == "mlp":
+        return GNN("mlp", d_in, [_w(width, 500), _w(width, 500), _w(width, 2000), 10])
+    raise ConfigError(f"unknown graph backbone '{name}'; choose one of: auto, {', '.join(GRAPH_BACKBONES)}")
+
+
+class GraphEncoder(nn.Module):
+    """Feature normalisation + backbone; ``forward(batch)`` -> (len(batch), out_dim)."""
+
+    def __init__(self, backbone: nn.Module, norm: str, mean: Tensor, std: Tensor, n_classes: int = 0):
+        super().__init__()
+        self.backbone, self.norm = backbone, norm
+        self.in_dim: int = int(mean.shape[-1])
+        #: classes of the training graph's labels (0: unknown); clustering methods default to it
+        self.n_classes = n_classes
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("std", std.float().clone())
+        self.out_dim: int = int(backbone.out_dim)
+
+    def normalise(self, x: Tensor) -> Tensor:
+        x = x.float()
+        if self.norm == "row":
+            return x / x.sum(1, keepdim=True).clamp(min=1e-12)
+        return (x - self.mean) / self.std
+
+    def nodes_all(self, batch: GraphBatch) -> Tensor:
+        """Features of every node of the graph (N, out_dim)."""
+        return self.backbone(self.normalise(batch.x), batch.edge_index)
+
+    def forward(self, batch: GraphBatch) -> Tensor:
+        return self.nodes_all(batch)[batch.nodes]
+
+
+def encode_all(encoder: Any, batch: GraphBatch) -> Tensor:
+    """Every node's features under a graph encoder (methods that need the whole graph: GraphMAE)."""
+    return encoder.nodes_all(batch)  # type: ignore[no-any-return]
+
+
+def normalised_features(encoder: Any, batch: GraphBatch) -> Tensor:
+    """The graph's node features as the encoder's backbone sees them (after its normalisation)."""
+    return encoder.normalise(batch.x)  # type: ignore[no-any-return]
+
+
+def encode_normalised(encoder: Any, h: Tensor, edge_index: Tensor) -> Tensor:
+    """The encoder's backbone on already-normalised node features (GraphMAE's masked input)."""
+    return encoder.backbone(h, edge_index)  # type: ignore[no-any-return]
