@@ -109,7 +109,9 @@ def main():
     x = torch.from_numpy(train.x).permute(0, 3, 1, 2).float() / 255.0
     t0 = time.perf_counter()
     vae = train_vae(x, a.vae_epochs, a.seed)
-    print(f"VAE trained in {time.perf_counter() - t0:.1f} s (final loss {float(vae.loss(x)):.2f})", flush=True)
+    with torch.no_grad():
+        final = float(vae.loss(x))
+    print(f"VAE trained in {time.perf_counter() - t0:.1f} s (final loss {final:.2f} nats per image)", flush=True)
     register_generator("vae-digits", make_plugin(vae, a.sigma))
     register_generator("vae-digits+hand", make_plugin(vae, a.sigma, hand_made=True))
     for setting in a.settings.split(","):
