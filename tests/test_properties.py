@@ -101,9 +101,21 @@ def test_npz_loader_raises_only_data_error(arrs):
         except DataError as e:
             assert "\n" not in str(e)
         else:
-            _check_images(s.train)
+            _check_loaded(s.train)
             if s.test is not None:
-                _check_images(s.test)
+                _check_loaded(s.test)
+
+
+def _check_loaded(d):
+    """An .npz decodes to images, series (float (N, C, T)) or table rows (finite float (N, F))."""
+    if d.modality == "image":
+        _check_images(d)
+    elif d.modality == "table":
+        assert d.x.dtype == np.float32 and d.x.ndim == 2 and len(d) > 0 and np.isfinite(d.x).all()
+    else:
+        assert d.x.dtype == np.float32 and d.x.ndim == 3 and len(d) > 0
+    if d.y is not None:
+        assert d.y.shape == (len(d),) and d.y.dtype == np.int64
 
 
 @SETTINGS
