@@ -220,3 +220,26 @@ def test_a_bad_plugin_fails_at_the_cli_with_one_line_and_writes_nothing(body, ne
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
     assert not out.exists()
+
+
+def test_the_vae_example_plugin_is_seeded_and_passes_the_checks():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "generated_views_vae.py"
+    spec = importlib.util.spec_from_file_location("generated_views_vae", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    x = torch.rand(32, 1, 8, 8)
+    vae = ex.train_vae(x, epochs=2)
+    for hand in (False, True):
+        gv = GeneratedViews(ex.make_plugin(vae, sigma=1.0, hand_made=hand), size=16, n_views=2)
+        raw = (x[:6] * 255).to(torch.uint8)
+        gv.check(raw)
+        torch.manual_seed(0)
+        a = gv(raw)
+        torch.manual_seed(0)
+        b = gv(raw)
+        assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+        assert not torch.equal(a[0], a[1])  # two different positives
+        assert a[0].shape == (6, 1, 16, 16)
