@@ -32,6 +32,7 @@ from .resume import plan as resume_plan
 from .rundir import check_new, default_dir, prepare_new, require_run
 from .rundir import lock as lock_run
 from .train import Trainer
+from .train import distributed as DIST
 from .views.generator import GeneratedViews
 from .views.style import BatchStyle
 
@@ -42,6 +43,7 @@ OPTIONS = {
     "lr": "optim.lr", "seed": "train.seed", "device": "train.device", "out": "out",
     "skip_corrupt": "data.skip_corrupt", "logger": "train.logger",
     "label_column": "data.label_column", "normal_label": "data.normal_label", "pair_channels": "data.pair_channels",
+    "nproc": "train.nproc",
 }
 ENCODER_FILE = "encoder.safetensors"
 
@@ -290,21 +292,25 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
         run_dir = require_run(V.path_arg(resume, "resume"))
         stored = C.load_yaml(run_dir / "config.yaml")
         extra = {k: v for k, v in options.items() if v is not None}
-        bad = [k for k in extra if k not in ("epochs", "device")]
+        bad = [k for k in extra if k not in ("epochs", "device", "nproc")]
         if bad or overrides or config is not None:
-            raise ConfigError("--resume continues a run with its own config; only --epochs and --device may "
-                              f"be given with it (got: {', '.join(bad) or 'config/overrides'})")
+            raise ConfigError("--resume continues a run with its own config; only --epochs, --device and "
+                              f"--nproc may be given with it (got: {', '.join(bad) or 'config/overrides'})")
         cfg = resolve_config(stored, **extra)
-        lk = lock_run(run_dir)
+        distributed = _join_processes(cfg)
+        lk = lock_run(run_dir) if DIST.is_main() else None
     else:
         cfg = _absolute_paths(resolve_config(config, overrides, **options))  # `selfsup eval RUN` from anywhere
+        distributed = _join_processes(cfg)
         run_dir = Path(cfg.out) if cfg.out else default_dir(cfg.method, cfg.data.source)
+        run_dir = Path(DIST.broadcast_object(str(run_dir)))  # one timestamped name for every rank
         cfg = cfg.model_copy(update={"out": str(run_dir)})
-        check_new(run_dir, overwrite, _protected(cfg))  # before any data is decoded or model built
+        if DIST.is_main():
+            check_new(run_dir, overwrite, _protected(cfg))  # before any data is decoded or model built
         lk = None
     try:
         rplan = resume_plan(run_dir, cfg, allow_changes) if resume is not None else None
-        device = pick_device(cfg.train.device)
+        device = DIST.local_device(pick_device(cfg.train.device))
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         splits, bank, query = load_data(cfg)  # validate data before touching the run directory
@@ -316,11 +322,12 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
         V.check_data(cfg, tr, bank)
         parts = assemble(cfg, tr, device)  # views, encoder and method built before the run directory
         V.check_training(cfg, parts.method, device)
-        if lk is None:
+        if resume is None and DIST.is_main():
             lk = prepare_new(run_dir, overwrite, _protected(cfg))
             write_text(run_dir / "config.yaml", cfg.to_yaml())
-        elif resume is not None and options.get("epochs"):
+        elif resume is not None and DIST.is_main() and (options.get("epochs") or options.get("nproc")):
             write_text(run_dir / "config.yaml", cfg.to_yaml())
+        DIST.barrier("the start")  # the run directory exists before any rank goes on
         try:
             return _train_in(run_dir, cfg, splits, bank, query, parts, device, rplan, console, on_epoch_end)
         except StorageError as err:  # say --resume only when a good checkpoint exists
@@ -332,6 +339,20 @@ def train(config: C.Config | dict | str | os.PathLike | None = None, *, override
     finally:
         if lk is not None:
             lk.release()
+        if distributed:
+            DIST.shutdown()
+
+
+def _join_processes(cfg: C.Config) -> bool:
+    """Under torchrun: join the process group (True). ``train.nproc > 1`` without it is refused:
+    the processes are started by ``selfsup train --nproc N`` or by torchrun, not from Python."""
+    if DIST.launched():
+        return DIST.init(pick_device(cfg.train.device), cfg.train.dist_timeout)
+    if cfg.train.nproc > 1:
+        raise ConfigError(f"train.nproc={cfg.train.nproc} starts processes from the command line "
+                          f"(selfsup train --nproc {cfg.train.nproc}); from Python, run the script under "
+                          f"torchrun --nproc-per-node {cfg.train.nproc}")
+    return False
 
 
 def _absolute_paths(cfg: C.Config) -> C.Config:
@@ -413,7 +434,7 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
 
     torch.manual_seed(cfg.train.seed)
     trainer = Trainer(method, views, x, cfg, run_dir, device, labels, callback, console)
-    if cfg.train.logger:
+    if cfg.train.logger and DIST.is_main():
         from .train.loggers import build_loggers
 
         trainer.loggers = build_loggers(cfg.train.logger, run_dir, cfg.to_dict())
@@ -428,13 +449,16 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
         from .train.loggers import close_all
 
         close_all(trainer.loggers)
+    if not DIST.is_main():  # rank 0 writes the encoder, evaluates and reports
+        return Run(run_dir, cfg, {})
     save_encoder(run_dir / ENCODER_FILE, method.encoder, meta)
 
     summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data.source, "epochs": st.epoch,
                                "steps": st.step, "skipped_steps": st.skipped_steps, "view_preset": preset,
                                "skipped_corrupt": int(tr.info.get("skipped", 0)),
                                "train_time_s": round(st.train_time, 2),
-                               "timing_s": {k: round(v, 3) for k, v in trainer.timing.items()}}
+                               "timing_s": {k: round(v, 3) for k, v in trainer.timing.items()},
+                               "setup": trainer.setup}
     if bank is not None and cfg.data.normal_label is not None:
         summary["eval"] = evaluate_anomaly(method.encoder, bank, query, meta, cfg.eval, device)
         summary["anomaly"] = {"normal_label": cfg.data.normal_label, "train_normal": len(bank),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import SelfSupError
@@ -83,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip unreadable images or bad table rows (and count them) instead of stopping")
     t.add_argument("--logger", help="extra trackers besides metrics.jsonl: tensorboard, mlflow "
                    "(comma-separated; optional extras)")
+    t.add_argument("--nproc", type=_positive_int, help="processes on this machine (torchrun's launcher, "
+                   "DistributedDataParallel; gloo on CPU, one GPU each with NCCL); --batch-size stays the "
+                   "global batch; default 1")
 
     e = sub.add_parser("eval", help="re-evaluate a finished run; writes RUN_DIR/eval.json")
     e.add_argument("run_dir", metavar="RUN_DIR")
@@ -115,7 +120,14 @@ def _cmd_train(args) -> int:
     from rich.console import Console
 
     from . import api
+    from .train import distributed as DIST
 
+    if not DIST.launched():  # --nproc N > 1: start N workers that run this same command
+        planned = _planned_launch(args)
+        if planned is not None:
+            from .train.launch import launch
+
+            return launch(*planned)
     console = Console(stderr=True)
     run = api.train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
                     allow_changes=args.allow_changes,
@@ -123,9 +135,44 @@ def _cmd_train(args) -> int:
                     backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt,
                     label_column=args.label_column, normal_label=args.normal_label,
-                    logger=args.logger, pair_channels=args.pair_channels)
-    print_summary(run.summary, run.dir)
+                    logger=args.logger, pair_channels=args.pair_channels, nproc=args.nproc)
+    if DIST.is_main():
+        print_summary(run.summary, run.dir)
     return 0
+
+
+def _planned_launch(args):
+    """``(worker argv, nproc, run_dir)`` when the run asks for several processes, after checking
+    (in one line, before anything is written) that this machine and batch can serve them."""
+    from . import api
+    from . import config as C
+    from .rundir import check_new, default_dir, require_run
+    from .train.launch import check
+
+    if args.resume is not None:
+        stored = C.load_yaml(require_run(Path(args.resume)) / "config.yaml")
+        cfg = api.resolve_config(stored, epochs=args.epochs, device=args.device, nproc=args.nproc)
+        run_dir = str(args.resume)
+    else:
+        cfg = api.resolve_config(args.config, args.overrides, method=args.method, data=args.data,
+                                 eval_data=args.eval_data, backbone=args.backbone, epochs=args.epochs,
+                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                                 out=args.out, skip_corrupt=args.skip_corrupt, logger=args.logger,
+                                 label_column=args.label_column, normal_label=args.normal_label,
+                                 pair_channels=args.pair_channels, nproc=args.nproc)
+        run_dir = cfg.out or str(default_dir(cfg.method, cfg.data.source))
+    nproc = cfg.train.nproc
+    if nproc <= 1:
+        return None
+    check(nproc, cfg.train.batch_size, cfg.train.device, cfg.train.chunk_size, cfg.method)
+    argv = list(args.argv)
+    if args.resume is None:
+        check_new(Path(run_dir), args.overwrite, api._protected(cfg))
+        if args.out is None:
+            argv += ["--out", run_dir]
+    if args.nproc is None:
+        argv += ["--nproc", str(nproc)]
+    return argv, nproc, run_dir
 
 
 def print_summary(summary: dict, run_dir) -> None:
@@ -255,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = argv
         if args.command is None:
             parser.print_help()
             return 0
@@ -263,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     except SelfSupError as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        from .train.launch import worker_error
+
+        if not worker_error(err):  # a worker under --nproc leaves its line to the launcher
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -274,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         from .train import Interrupted
 
         if isinstance(err, Interrupted):  # checkpointed: 130 after SIGINT, 143 after SIGTERM
-            print(f"interrupted: {err}", file=sys.stderr)
+            if os.environ.get("RANK", "0") == "0":  # one line for the job, from rank 0
+                print(f"interrupted: {err}", file=sys.stderr)
             return err.exit_code
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) and not debug:
             from .io import storage_error
