@@ -10,7 +10,8 @@ import torch
 
 
 def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int = 16, n: int = 64,
-                  overrides: list[str] | None = None, device: str = "cpu") -> dict[str, torch.Tensor]:
+                  overrides: list[str] | None = None, device: str = "cpu",
+                  initial: bool = False) -> dict[str, torch.Tensor]:
     """Train ``method_name`` on ``n`` digits with global batch ``batch``; the encoder's state."""
     from sklearn.datasets import load_digits
 
@@ -22,7 +23,7 @@ def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int
     from selfsup.views import ImageViews, resolve_spec
 
     over = ["model.backbone=convnet_small", "model.proj_hidden=32", "model.proj_dim=16",
-            "train.precision=fp32", "train.progress=none", "optim.name=sgd", "optim.lr=0.5"]
+            "train.precision=fp32", "train.progress=none", "optim.name=sgd", "optim.lr=0.1"]
     cfg = api.resolve_config(method=method_name, batch_size=batch, epochs=steps_epochs,
                              overrides=over + list(overrides or []))
     img = load_digits().images[:n]  # 8x8 digits, 0..16
@@ -38,21 +39,26 @@ def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int
     torch.manual_seed(cfg.train.seed)
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(method, views, x, cfg, out, dev)
-    trainer.fit()
+    if not initial:  # ``initial``: the weights before training
+        trainer.fit()
     return {k: v.detach().clone() for k, v in method.encoder.state_dict().items()}
 
 
-def spawn_main(rank: int, world: int, port: int, jobs: list, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    from selfsup.train import distributed as D
+def spawn_main(rank: int, world: int, rendezvous: str, jobs: list, out: str) -> None:
+    """One rank: joins through a rendezvous *file* (no TCP port that another test could take)."""
+    import datetime
 
-    D.init(torch.device("cpu"), timeout_s=120)
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))
     try:
         for key, name, overrides in jobs:
             w = train_weights(name, Path(out) / f"{key}-ddp", overrides=overrides)
             if rank == 0:
                 torch.save(w, Path(out) / f"{key}-ddp.pt")
+        dist.barrier()
     finally:
-        D.shutdown()
+        dist.destroy_process_group()

@@ -1,8 +1,10 @@
-"""Two gloo processes with global batch 2B end where one process with batch 2B ends."""
+"""Two gloo processes with global batch 2B end where one process with batch 2B ends.
+
+Covers in-batch negatives gathered with gradients (SimCLR, iSogCLR with its per-sample state, MoCo
+v3's keys), queues filled from every rank (MoCo), SyncBatchNorm (every method here), batch-level
+statistics over the global batch (Barlow Twins) and gradient caching under DDP."""
 
 from __future__ import annotations
-
-import socket
 
 import pytest
 import torch
@@ -10,23 +12,18 @@ import torch.multiprocessing as mp
 from _ddp_worker import spawn_main, train_weights
 
 #: (id, method, overrides). MoCo's split BatchNorm is per-rank chunks under DDP, so 1 split here;
-#: gradient caching without SyncBatchNorm normalises the same chunks in 1 and 2 processes (BatchNorm
-#: over 8 samples amplifies rounding differences step after step, hence its lower learning rate).
+#: gradient caching without SyncBatchNorm normalises the same chunks in 1 and 2 processes. SGD at a
+#: moderate rate: a high one amplifies rounding differences step after step (chaotic dynamics).
 JOBS = [("simclr", "simclr", []), ("moco", "moco", ["loss.bn_splits=1", "loss.queue_size=32"]),
-        ("byol", "byol", []),
-        ("simclr-chunked", "simclr", ["train.chunk_size=4", "train.sync_bn=false", "optim.lr=0.1"])]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        ("byol", "byol", []), ("mocov3", "mocov3", []), ("isogclr", "isogclr", []),
+        ("barlow", "barlow", ["optim.lr=0.002"]),  # its summed loss is chaotic at higher rates
+        ("simclr-chunked", "simclr", ["train.chunk_size=4", "train.sync_bn=false"])]
 
 
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    mp.start_processes(spawn_main, args=(2, free_port(), JOBS, str(out)), nprocs=2, join=True,
+    mp.start_processes(spawn_main, args=(2, str(out / "rendezvous"), JOBS, str(out)), nprocs=2, join=True,
                        start_method="spawn")
     return out
 
@@ -36,13 +33,16 @@ def test_two_processes_match_one(ddp_runs, tmp_path, key, name, overrides):
     one = train_weights(name, tmp_path / name, overrides=overrides)
     two = torch.load(ddp_runs / f"{key}-ddp.pt")
     assert one.keys() == two.keys()
-    start = train_weights(name, tmp_path / "start", steps_epochs=1, overrides=overrides + ["train.epochs=1"])
+    start = train_weights(name, tmp_path / "start", overrides=overrides, initial=True)
     moved = max(float((one[k] - start[k]).abs().max()) for k in one if one[k].is_floating_point())
     assert moved > 1e-3  # training changed the weights, so equality below means something
     for k in one:
         if ("running" in k or "num_batches" in k) and "sync_bn=false" in str(overrides):
             continue  # without SyncBatchNorm each rank keeps its own running statistics (rank 0's are kept)
         if one[k].is_floating_point():
-            torch.testing.assert_close(two[k], one[k], atol=1e-4, rtol=1e-5, msg=k)  # running_var ~100
+            # weights within 1e-4; running statistics (sums over thousands of values, in another
+            # order under SyncBatchNorm, values up to ~100) within 1e-4 relative
+            rtol = 1e-4 if "running" in k else 0.0
+            torch.testing.assert_close(two[k], one[k], atol=1e-4, rtol=rtol, msg=k)
         else:
             assert torch.equal(two[k], one[k]), k

@@ -127,6 +127,19 @@ def _lost(what: str, err: BaseException) -> str:
             "answering: the job was stopped. Continue with: selfsup train --resume RUN_DIR")
 
 
+def is_comm_error(err: BaseException) -> bool:
+    """Whether ``err`` came from a collective whose peer died or stopped answering."""
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    text = str(err)
+    return any(k in text for k in ("gloo", "NCCL", "Connection closed", "Connection reset", "Broken pipe"))
+
+
+def lost(err: BaseException, what: str = "") -> TrainingError:
+    """The one-line error of a rank that lost the others."""
+    return TrainingError(_lost(what, err))
+
+
 def broadcast_object(obj):
     """Rank 0's ``obj`` on every rank (e.g. the run directory chosen with a timestamp)."""
     if world()[1] == 1:

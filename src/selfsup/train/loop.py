@@ -308,6 +308,16 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> Progress:
+        """Train to the end (or to a requested stop); under several processes a collective that
+        fails because another rank died becomes one :class:`TrainingError`."""
+        try:
+            return self._fit()
+        except RuntimeError as err:
+            if self.world_size > 1 and D.is_comm_error(err):
+                raise D.lost(err, f"step {self.state.step}") from None
+            raise
+
+    def _fit(self) -> Progress:
         tc = self.cfg.train
         method, opt, st = self.method, self.optimizer, self.state
         if st.step == 0 and not self.resumed:
