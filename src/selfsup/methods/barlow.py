@@ -12,7 +12,7 @@ from typing import Any, cast
 from pydantic import Field
 from torch import Tensor
 
-from ..losses import barlow_twins
+from ..losses import barlow_twins, gather
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
@@ -37,6 +37,6 @@ class BarlowTwins(Method):
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3)
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        zs = encode(lambda x: self.projector(self.encoder(x)), views)
+        zs = [gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)]  # global batch (DDP)
         prs = pairs(views)
         return cast(Tensor, sum(barlow_twins(zs[i], zs[j], self.params.lambda_) for i, j in prs) / len(prs)), {}

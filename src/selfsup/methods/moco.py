@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..losses import FeatureQueue, gather, info_nce, mochi_negatives
+from ..losses.distributed import world
 from ..models import mlp, projection_head
 from ..models.encoder import Encoder
 from . import register
@@ -194,8 +195,8 @@ class MoCoV3(Method):
 
     def _ctr(self, q: Tensor, k: Tensor) -> Tensor:
         t = self.temperature
-        logits = F.normalize(q, dim=1) @ F.normalize(k, dim=1).t() / t
-        return 2 * t * F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+        logits = F.normalize(q, dim=1) @ gather(F.normalize(k, dim=1)).t() / t  # every rank's keys (DDP)
+        return 2 * t * F.cross_entropy(logits, torch.arange(len(q), device=q.device) + world()[0] * len(q))
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         x = torch.cat(views[:2])

@@ -12,7 +12,7 @@ from typing import Any, cast
 from pydantic import Field
 from torch import Tensor
 
-from ..losses import vicreg
+from ..losses import gather, vicreg
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
@@ -39,6 +39,6 @@ class VICReg(Method):
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p = self.params
-        zs = encode(lambda x: self.projector(self.encoder(x)), views)
+        zs = [gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)]  # global batch (DDP)
         prs = pairs(views)
         return cast(Tensor, sum(vicreg(zs[i], zs[j], p.inv, p.var, p.cov) for i, j in prs) / len(prs)), {}
