@@ -91,7 +91,9 @@ class ViewsConfig(_Section):
     preset: str = "auto"
     """Images: ``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones
     (``cifar``, ``digits``, ``imagenet``, ``none``); each modality has its own presets (series:
-    see :mod:`selfsup.views.timeseries`) and refuses an unknown name in one line."""
+    see :mod:`selfsup.views.timeseries`; tables: ``scarf``, ``vime``, ``clan``, ``noise``, ``none``,
+    see :mod:`selfsup.views.tabular`, ``auto`` being the method's own) and refuses an unknown name in
+    one line."""
     n_views: int = Field(default=2, ge=2, le=16)
     backend: Literal["torch", "kornia"] = "torch"
     """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation modules."""
