@@ -5,7 +5,8 @@ A table becomes a :class:`~selfsup.data.base.TableData`: float32 (N, F) with num
 their own units and categorical columns as integer codes. Column kinds are inferred: a column whose
 values all parse as numbers is numeric; one where at least half of them do is numeric with bad
 cells; any other column is categorical. The label column (``--label-column NAME``) is taken out of
-the features; its values become the class names (sorted, numerically when they are all numbers).
+the features; its values become the class names (sorted, numerically when they are all numbers);
+a row without a label is kept as unlabelled (label -1).
 
 A file holds no split of its own, so a labelled file is split once, stratified by label, into 80%
 training and 20% test rows (seed 0); an unlabelled file is all training rows. Category vocabularies
