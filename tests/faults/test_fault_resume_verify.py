@@ -235,3 +235,20 @@ def test_eval_works_from_another_directory(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert cli.main(["eval", str(work / "run"), "--protocol", "knn", "--device", "cpu"]) == 0
     assert "knn_top1" in capsys.readouterr().out
+
+
+def test_a_disk_full_before_the_first_checkpoint_says_start_again(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from selfsup.io import storage_error
+
+    data = npz(tmp_path / "d.npz")
+    run = tmp_path / "run"
+
+    def full(path, state):
+        raise storage_error(OSError(errno.ENOSPC, "No space left on device"), path)
+
+    monkeypatch.setattr(ckpt, "save", full)
+    line = one_line(cli.main(["train", "--data", str(data), "--out", str(run), "--epochs", "1", *TINY]),
+                    capsys.readouterr().err, "No space left on device", "no good checkpoint", "start again")
+    assert "--resume" not in line and ckpt.latest(run) is None
