@@ -467,6 +467,8 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
                               "score": "method" if "anomaly_method_auroc" in summary["eval"] else "knn"}
         if cfg.eval.baselines:
             summary["baselines"] = anomaly_baselines(cfg, bank, query, meta, device)
+        summary["eval_data"] = {"bank": bank.name, "bank_size": len(bank), "query": query.name,
+                                "query_size": len(query)}
     elif bank is not None:
         summary["eval"] = evaluate_encoder(method.encoder, bank, query, meta, cfg.eval, device)
         if cfg.eval.baselines:
