@@ -135,3 +135,13 @@ def test_refusals_one_line_nothing_written(capsys, tmp_path):
     code = main(base + ["--data", str(ragged), "--label-column", "kind", "--skip-corrupt", "--set", FAST[0],
                         "--set", FAST[1], "--set", "eval.baselines=false"])
     assert code == 0 and json.loads((out / "summary.json").read_text())["skipped_corrupt"] == 1
+
+
+def test_cli_anomaly_run_prints_its_table(capsys, tmp_path):
+    csv = mixed_csv(tmp_path / "m.csv")
+    code = main(["train", "--method", "clan", "--data", str(csv), "--label-column", "kind", "--normal-label", "dog",
+                 "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "r")] + sum((["--set", f] for f in FAST), []))
+    out = capsys.readouterr().out
+    assert code == 0 and "run directory" in out
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["anomaly"]["normal_label"] == "dog" and s["eval_data"]["bank_size"] == s["anomaly"]["train_normal"]
