@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/selfsup-bench/bss")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--variants", default="plain,bss", help="plain, bss or both (run separately in parallel)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -66,7 +67,7 @@ def main():
         p = out / f"eval_{kind}.npz"
         np.savez(p, x=xtr, y=ytr, x_test=xte if kind == "clean" else shifted(xte, kind), y_test=yte)
         evals[kind] = p
-    for bss in (False, True):
+    for bss in [v == "bss" for v in a.variants.split(",")]:
         cfg = {"method": "simclr", "data": {"source": str(out / "train.npz")},
                "views": {"preset": "cifar", "bss": bss, "bss_ratio": list(a.ratio)},
                "model": {"backbone": "convnet"}, "loss": {"temperature": 0.2},
