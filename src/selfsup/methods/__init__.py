@@ -49,6 +49,14 @@ def build(name: str, encoder: Encoder, loss: dict[str, Any], ctx: Context) -> Me
         raise ConfigError(f"method '{name}' trains {cls.towers} towers on paired data, but the data has one "
                           "modality; give paired data (--pair-channels A:B, or an .npz with x_a and x_b) or a "
                           f"single-modality method")
+    on_graph = bool(getattr(encoder, "graph", False))
+    if on_graph != bool(getattr(cls, "graph", False)):  # graph methods take GraphBatch views, others tensors
+        graph = sorted(n for n, c in REGISTRY.items() if getattr(c, "graph", False))
+        if on_graph:
+            raise ConfigError(f"method '{name}' does not train on graphs (it concatenates views as tensors); "
+                              f"choose one of: {', '.join(graph)}")
+        raise ConfigError(f"method '{name}' trains on graphs only; give a graph (an .npz with x and edge_index, "
+                          "karate or sbm) or another method")
     return cls(encoder, validate_params(name, loss), ctx)
 
 

@@ -205,6 +205,9 @@ def build_graph_backbone(name: str, d_in: int, width: float = 1.0) -> GNN:
 class GraphEncoder(nn.Module):
     """Feature normalisation + backbone; ``forward(batch)`` -> (len(batch), out_dim)."""
 
+    #: methods check it: graph methods take GraphBatch views (``methods.build`` refuses a mismatch)
+    graph = True
+
     def __init__(self, backbone: nn.Module, norm: str, mean: Tensor, std: Tensor, n_classes: int = 0):
         super().__init__()
         self.backbone, self.norm = backbone, norm
