@@ -145,13 +145,15 @@ def _patched(obj, name: str, value):
 
 
 def method_step(model: nn.Module, method: nn.Module, views: list[Tensor], batch, chunk_size: int,
-                autocast: Callable[[], object], no_sync: Callable[[], object]):
+                autocast: Callable[[], object], no_sync: Callable[[], object],
+                scale: Callable[[Tensor], Tensor] | None = None):
     """One gradient-cached step of ``method``: returns ``(loss, logs)`` with gradients accumulated.
 
     ``model`` is what is called (the method itself, or its DistributedDataParallel wrapper, so that
     gradients are averaged over ranks after the last chunk); ``method.project`` is swapped for the
     cached embeddings while the loss is computed, and ``method.forward`` for ``project`` while a
-    chunk is re-embedded.
+    chunk is re-embedded. ``scale`` (fp16's gradient scaler) multiplies the loss before its
+    backward, so the cached embedding gradients and the parameter gradients carry the same scale.
     """
     n = len(views[0])
     parts = chunks(n, chunk_size)
@@ -163,7 +165,8 @@ def method_step(model: nn.Module, method: nn.Module, views: list[Tensor], batch,
     loss = loss.float()
     finite = bool(torch.isfinite(loss))
     with no_sync():
-        (loss if finite else loss * 0).backward()
+        target = loss if finite else loss * 0
+        (target if scale is None else scale(target)).backward()
     grads = [z.grad if z.grad is not None else torch.zeros_like(z) for z in leaves]
     if not finite:
         grads = [torch.full_like(g, float("nan")) for g in grads]

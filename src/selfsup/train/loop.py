@@ -288,7 +288,8 @@ class Trainer:
         tc = self.cfg.train
         if tc.chunk_size is not None and tc.chunk_size < len(views[0]):
             loss, logs = gradcache.method_step(self.model, self.method, views, batch, tc.chunk_size,
-                                               self._autocast, self._no_sync)
+                                               self._autocast, self._no_sync,
+                                               self.scaler.scale if self.scaler is not None else None)
             return loss, logs, self._globally_finite(loss)
         with self._autocast():
             loss, logs = self.model(views, batch)
