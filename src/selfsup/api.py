@@ -85,10 +85,11 @@ def resolve_config(config: C.Config | dict | str | os.PathLike | None = None, ov
     C.apply_overrides(d, overrides or [])
     cfg = C.validate(d)
     M.validate_params(cfg.method, cfg.loss)
+    from .models.graph import GRAPH_BACKBONES
     from .models.tabular import TABLE_BACKBONES
     from .models.timeseries import SERIES_BACKBONES
 
-    known = [*BACKBONES, *SERIES_BACKBONES, *TABLE_BACKBONES]  # each modality refuses the others' names
+    known = [*BACKBONES, *SERIES_BACKBONES, *TABLE_BACKBONES, *GRAPH_BACKBONES]  # each modality refuses the others' names
     if cfg.model.backbone != "auto" and cfg.model.backbone not in known:
         raise ConfigError(f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}")
     EP.parse(cfg.eval.protocols)
@@ -487,6 +488,20 @@ def _train_in(run_dir, cfg, splits, bank, query, parts: Parts, device, resuming,
     return Run(run_dir, cfg, summary)
 
 
+def _resume_records(metrics: Path) -> list[dict]:
+    """What each ``--resume`` of the run recorded in metrics.jsonl (checkpoint, epochs, allowed changes)."""
+    out = []
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("resume"), dict):
+                out.append(rec["resume"])
+    return out
+
+
 def _diagnostics_monitor(cfg, method, views, tr, query, mod, device):
     """The end-of-epoch diagnostics on a fixed held-out batch (eval query set, else training data)."""
     if not cfg.eval.diagnostics:
@@ -543,20 +558,6 @@ def write_run_report(run_dirs: list[str | os.PathLike] | list[Path], out: str | 
         maps.append(R.embedding_points(r["label"], enc, mod.to_tensor(query), query.y,
                                        lambda x, mod=mod, meta=meta: mod.prepare(x, meta)))
     return R.write_report(runs, out, maps)
-
-
-def _resume_records(metrics: Path) -> list[dict]:
-    """What each ``--resume`` of the run recorded in metrics.jsonl (checkpoint, epochs, allowed changes)."""
-    out = []
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("resume"), dict):
-                out.append(rec["resume"])
-    return out
 
 
 def evaluate(target: str | os.PathLike | nn.Module, data: str | None = None, protocols: list[str] | None = None,

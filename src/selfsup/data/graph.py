@@ -102,7 +102,8 @@ def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] |
     y_train[tr] = y[tr]
     info = {"masks": sorted(masks)} if masks else {}
     train = GraphData(x, y_train, classes, f"{name}/train", info, features=x, edge_index=e, node_y=y)
-    return Splits(train, train.subset(te, f"{name}/test"))
+    full = GraphData(x, y, classes, f"{name}/test", {}, features=x, edge_index=e, node_y=y)
+    return Splits(train, full.subset(te))
 
 
 def is_graph_npz(path: Path) -> bool:
