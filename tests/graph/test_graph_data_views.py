@@ -9,7 +9,14 @@ from selfsup.data import load_source
 from selfsup.data.graph import graph_splits, save_graph_npz
 from selfsup.errors import DataError
 from selfsup.models.graph import GATLayer, GCNLayer, GINLayer, GraphBatch, edge_softmax
-from selfsup.views.graph import GraphViews, GraphViewSpec, drop_edges, drop_nodes, mask_features, random_walk_subgraph
+from selfsup.views.graph import (
+    GraphViews,
+    GraphViewSpec,
+    drop_edges,
+    drop_nodes,
+    mask_features,
+    random_walk_subgraph,
+)
 
 
 def ring(n=10, f=6, seed=0):

@@ -8,7 +8,13 @@ import torch
 
 from selfsup.losses.grace import grace_loss
 from selfsup.losses.graphmae import sce_loss
-from selfsup.losses.scgc import cluster_kl, iac_loss, influence_targets, soft_assign, target_distribution
+from selfsup.losses.scgc import (
+    cluster_kl,
+    iac_loss,
+    influence_targets,
+    soft_assign,
+    target_distribution,
+)
 
 
 def _cos(a, b):
@@ -30,13 +36,13 @@ def test_sce_matches_a_loop_and_gamma_one_is_the_cosine_error():
 def _grace_ref(h1, h2, tau):
     n = len(h1)
 
-    def l(u, v, i):
+    def one(u, v, i):
         pos = math.exp(_cos(u[i], v[i]) / tau)
         den = pos + sum(math.exp(_cos(u[i], v[k]) / tau) for k in range(n) if k != i) \
             + sum(math.exp(_cos(u[i], u[k]) / tau) for k in range(n) if k != i)
         return -math.log(pos / den)
 
-    return sum(l(h1, h2, i) + l(h2, h1, i) for i in range(n)) / (2 * n)
+    return sum(one(h1, h2, i) + one(h2, h1, i) for i in range(n)) / (2 * n)
 
 
 def test_grace_matches_a_loop_over_anchors():

@@ -46,7 +46,8 @@ class GRACE(Method):
         self.fc2 = nn.Linear(params.proj_hidden, d)
 
     def project(self, h: Tensor) -> Tensor:
-        return self.fc2(F.elu(self.fc1(h)))
+        out: Tensor = self.fc2(F.elu(self.fc1(h)))
+        return out
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         if len(views) < 2:

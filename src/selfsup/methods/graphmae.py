@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..losses.graphmae import sce_loss
 from ..models.encoder import Encoder
-from ..models.graph import GATLayer, GraphBatch, encode_normalised, normalised_features
+from ..models.graph import GATLayer, GraphBatch, encode_normalised, input_dim, normalised_features
 from . import register
 from .base import Batch, Context, Method, Params, ParamsModel
 
@@ -48,7 +48,7 @@ class GraphMAE(Method):
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        d_in, d = int(getattr(encoder, "in_dim")), int(encoder.out_dim)
+        d_in, d = input_dim(encoder), int(encoder.out_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, d_in))
         self.encoder_to_decoder = nn.Linear(d, d, bias=False)
         self.decoder = GATLayer(d, d_in, heads=1, feat_drop=0.2, attn_drop=0.1)

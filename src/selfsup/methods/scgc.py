@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..losses.scgc import cluster_kl, iac_loss, influence_targets, soft_assign, target_distribution
 from ..models.encoder import Encoder
-from ..models.graph import GraphBatch, normalised_features
+from ..models.graph import GraphBatch, input_dim, normalised_features
 from . import register
 from .base import Batch, Context, Method, Params, ParamsModel
 
@@ -68,7 +68,7 @@ class SCGC(Method):
         self.centers = nn.Parameter(nn.init.xavier_normal_(torch.empty(k, d)))
         self.decoder: nn.Module | None = None
         if params.variant == "scgc":
-            d_in = int(getattr(encoder, "in_dim"))
+            d_in = input_dim(encoder)
             self.decoder = nn.Sequential(nn.Linear(d, 2000), nn.ReLU(), nn.Linear(2000, 500), nn.ReLU(),
                                          nn.Linear(500, 500), nn.ReLU(), nn.Linear(500, d_in))
         self._targets: tuple[int, Tensor] | None = None

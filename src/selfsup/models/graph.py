@@ -245,3 +245,8 @@ def normalised_features(encoder: Any, batch: GraphBatch) -> Tensor:
 def encode_normalised(encoder: Any, h: Tensor, edge_index: Tensor) -> Tensor:
     """The encoder's backbone on already-normalised node features (GraphMAE's masked input)."""
     return encoder.backbone(h, edge_index)  # type: ignore[no-any-return]
+
+
+def input_dim(encoder: Any) -> int:
+    """How many features per node a graph encoder takes."""
+    return int(encoder.in_dim)
