@@ -16,9 +16,12 @@ from .listwise import (
            listwise_wasserstein_1d,
            wasserstein_1d,
 )
+from .grace import grace_loss
+from .graphmae import sce_loss
 from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
 from .scarf import scarf_loss
+from .scgc import iac_loss, influence_targets
 from .supcon import supcon, supcon_mix
 from .ts2vec import hierarchical_contrastive_loss
 from .vicreg import vicreg
@@ -29,4 +32,4 @@ __all__ = ["clan_loss", "scarf_loss", "vime_loss", "nt_xent", "barlow_twins", "v
            "dcl", "dclw", "hcl", "debiased", "supcon", "supcon_mix", "clip_loss", "ClipLoss",
            "ISogCLR", "ISogCLRBimodal", "groco", "relaxed_sort", "listwise_wasserstein",
            "listwise_wasserstein_1d", "frechet_distance", "wasserstein_1d", "gather",
-           "hierarchical_contrastive_loss"]
+           "hierarchical_contrastive_loss", "sce_loss", "grace_loss", "iac_loss", "influence_targets"]
