@@ -142,3 +142,18 @@ def test_gat_attention_sums_to_one_and_layers_are_permutation_equivariant():
         out = layer(x, e)
         out_p = layer(x[perm], inv[e])
         assert torch.allclose(out_p, out[perm], atol=1e-5), type(layer).__name__
+
+
+def test_edge_list_csv_with_a_node_table(tmp_path, capsys):
+    (tmp_path / "nodes.csv").write_text("id,f1,f2,club\na,1,0,x\nb,0,1,y\nc,1,1,x\nd,0,0,y\ne,2,1,x\nf,1,2,y\n")
+    (tmp_path / "edges.csv").write_text("source,target\na,b\nb,c\nc,a\nd,e\ne,f\nb,a\n")
+    s = load_source(f"graph:{tmp_path / 'edges.csv'},{tmp_path / 'nodes.csv'}", label_column="club")
+    tr = s.train
+    assert tr.n_nodes == 6 and tr.channels == 2 and tr.classes == ["x", "y"]
+    assert tr.edge_index.shape == (2, 10)  # 6 rows, b->a given, the other 4 reversed added
+    assert np.array_equal(tr.node_y, [0, 1, 0, 1, 0, 1])
+    (tmp_path / "edges2.csv").write_text("source,target\na,zz\n")
+    rc = main(["train", "--method", "grace", "--data", f"graph:{tmp_path / 'edges2.csv'},{tmp_path / 'nodes.csv'}",
+               "--label-column", "club", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "node 'zz' is not in" in err[0] and not (tmp_path / "r").exists()

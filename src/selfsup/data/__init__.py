@@ -26,7 +26,8 @@ from .base import GraphData, ImageData, Samples, SeriesData, Splits, TableData, 
 from .cifar import find_cifar, load_cifar
 from .digits import load_digits
 from .folder import load_folder
-from .graph import is_graph_npz, load_graph_npz, load_karate, load_sbm
+from .graph import PREFIX as GRAPH_PREFIX
+from .graph import is_graph_npz, load_edge_list, load_graph_npz, load_karate, load_sbm
 from .npz import load_npz
 from .paired import PairedData, is_paired_npz, load_paired_npz
 from .table import TABLE_SUFFIXES, load_breast_cancer, load_table, load_wine
@@ -46,9 +47,12 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
 
     ``label_column``: for CSV/Parquet tables, the column holding the labels (by name)."""
     path = Path(spec).expanduser()
-    if label_column is not None and not (path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN):
+    if label_column is not None and not (path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN
+                                         or spec.startswith(GRAPH_PREFIX)):
         raise DataError(f"--label-column '{label_column}' applies to CSV or Parquet tables, but the data source "
                         f"'{spec}' is not one; drop --label-column")
+    if spec.startswith(GRAPH_PREFIX):  # graph:EDGES.csv,NODES.csv
+        return load_edge_list(spec, label_column)
     if path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN:
         if not path.is_file():
             raise DataError(f"table '{spec}' does not exist; give the path of a CSV or Parquet file")

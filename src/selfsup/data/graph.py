@@ -7,6 +7,10 @@ Sources:
   optional boolean ``train_mask`` / ``val_mask`` / ``test_mask`` (N,): the format of
   ``../shared/data/cora.npz`` (Cora with the public Planetoid split). Loaded with
   ``allow_pickle=False``;
+- ``graph:EDGES.csv,NODES.csv``: an edge list (a header, then one ``source,target`` row per edge,
+  node ids as in NODES; each edge is stored in both directions unless it is already there) and a
+  node table (a header; the first column the node id, then numeric feature columns; the label
+  column named by ``--label-column`` is taken out of the features);
 - a PyTorch Geometric ``Data`` object in the Python API (:func:`from_pyg`, :func:`save_graph_npz`);
 - the built-in ``karate`` (Zachary's karate club, as networkx ships it; identity features, the two
   clubs as labels) and ``sbm`` (a seeded stochastic block model: 4 blocks of 100 nodes, edges with
@@ -128,6 +132,71 @@ def load_graph_npz(path: Path) -> Splits:
     if x.ndim == 1:
         raise DataError(f"'{path}': x must be (N, F) node features, got shape {tuple(x.shape)}")
     return graph_splits(x, arrays["edge_index"], arrays.get("y"), {k: arrays.get(k) for k in MASKS}, path.stem)
+
+
+PREFIX = "graph:"
+
+
+def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
+    """``graph:EDGES.csv,NODES.csv`` (see the module docstring)."""
+    import csv
+
+    parts = spec[len(PREFIX):].split(",")
+    if len(parts) != 2:
+        raise DataError(f"'{spec}': give graph:EDGES.csv,NODES.csv (an edge list and a node table)")
+    edges_p, nodes_p = (Path(p).expanduser() for p in parts)
+    for p in (edges_p, nodes_p):
+        if not p.is_file():
+            raise DataError(f"'{p}' does not exist; give graph:EDGES.csv,NODES.csv")
+
+    def rows(p: Path) -> tuple[list[str], list[list[str]]]:
+        try:
+            with open(p, newline="", encoding="utf-8") as f:
+                r = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise DataError(f"'{p}' is not a readable UTF-8 CSV ({err})") from None
+        if len(r) < 2:
+            raise DataError(f"'{p}' needs a header row and at least one data row")
+        for i, row in enumerate(r[1:], start=1):
+            if len(row) != len(r[0]):
+                raise DataError(f"'{p}': row {i} has {len(row)} fields but the header has {len(r[0])}")
+        return [h.strip() for h in r[0]], [[c.strip() for c in row] for row in r[1:]]
+
+    head, body = rows(nodes_p)
+    ids = {row[0]: i for i, row in enumerate(body)}
+    if len(ids) != len(body):
+        raise DataError(f"'{nodes_p}': node ids (first column '{head[0]}') must be unique")
+    if label_column is not None and label_column not in head[1:]:
+        raise DataError(f"label column '{label_column}' is not a column of '{nodes_p}' (columns: "
+                        f"{', '.join(head[1:20])}); give --label-column NAME with one of them")
+    feat_cols = [j for j, h in enumerate(head) if j > 0 and h != label_column]
+    if not feat_cols:
+        raise DataError(f"'{nodes_p}' has no feature columns besides the node id")
+    x = np.empty((len(body), len(feat_cols)), dtype=np.float32)
+    for i, row in enumerate(body):
+        for k, j in enumerate(feat_cols):
+            try:
+                x[i, k] = float(row[j])
+            except ValueError:
+                raise DataError(f"'{nodes_p}': row {i + 1}, column '{head[j]}': '{row[j]}' is not a number") from None
+    y = classes = None
+    if label_column is not None:
+        j = head.index(label_column)
+        classes = sorted({row[j] for row in body})
+        y = np.array([classes.index(row[j]) for row in body], dtype=np.int64)
+    ehead, ebody = rows(edges_p)
+    if len(ehead) < 2:
+        raise DataError(f"'{edges_p}': an edge list needs two columns (source, target)")
+    e = np.empty((2, len(ebody)), dtype=np.int64)
+    for k, row in enumerate(ebody):
+        for side in (0, 1):
+            if row[side] not in ids:
+                raise DataError(f"'{edges_p}': row {k + 1}: node '{row[side]}' is not in '{nodes_p}'")
+            e[side, k] = ids[row[side]]
+    pairs = set(map(tuple, e.T.tolist()))
+    back = np.array([[t, s] for s, t in pairs if (t, s) not in pairs], dtype=np.int64).reshape(-1, 2).T
+    e = np.concatenate([e, back], axis=1)
+    return graph_splits(x, e, y, name=nodes_p.stem, classes=classes)
 
 
 def load_karate() -> Splits:

@@ -6,6 +6,8 @@ from .clan import clan_loss
 from .clip import ClipLoss, clip_loss
 from .dcl import dcl, dclw
 from .distributed import gather
+from .grace import grace_loss
+from .graphmae import sce_loss
 from .groco import groco, relaxed_sort
 from .hcl import debiased, hcl
 from .infonce import info_nce, mochi_negatives
@@ -16,8 +18,6 @@ from .listwise import (
            listwise_wasserstein_1d,
            wasserstein_1d,
 )
-from .grace import grace_loss
-from .graphmae import sce_loss
 from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
 from .scarf import scarf_loss
