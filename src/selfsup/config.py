@@ -51,19 +51,6 @@ class DataConfig(_Section):
     @classmethod
     def _normal_label(cls, v):
         return None if v is None else str(v)
-    label_column: str | None = None
-    """Tables (CSV/Parquet): the column that holds the labels (``--label-column NAME``)."""
-    normal_label: str | None = None
-    """Anomaly detection (``--normal-label VALUE``, any modality): train on the training samples of
-    this class only (a class name, or a label number) and evaluate on the test split, the other
-    classes being the anomalies: AUROC/AUPRC of the method's own score (when it has one) and of a
-    kNN distance, beside IsolationForest, LocalOutlierFactor and distance to the mean on the raw
-    input."""
-
-    @field_validator("normal_label", mode="before")
-    @classmethod
-    def _normal_label(cls, v):
-        return None if v is None else str(v)
 
 
 class SeriesViewsConfig(_Section):
@@ -226,6 +213,10 @@ class EvalConfig(_Section):
     protocols: list[str] = Field(default_factory=lambda: ["knn", "linear"])
     knn_k: int = Field(default=200, ge=1)
     knn_t: float = Field(default=0.1, gt=0)
+    knn_center: bool = True
+    """Centre features by the bank's mean before the cosine (label-free, bank only; see
+    :mod:`selfsup.eval.knn`). ``false``: the plain weighted kNN of lightly and solo-learn, the
+    protocol of published kNN figures and of this project's tables measured before issue 14."""
     linear_l2: float = Field(default=1e-4, ge=0)
     linear_max_iter: int = Field(default=200, ge=1)
     baselines: bool = True

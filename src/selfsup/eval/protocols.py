@@ -83,7 +83,8 @@ def run(names: list[str], inputs: EvalInputs, skip_unavailable: bool = False) ->
 def _knn(i: EvalInputs) -> dict:
     from .knn import knn_accuracy
 
-    return knn_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_k, i.ec.knn_t)
+    return knn_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_k, i.ec.knn_t,
+                        center=getattr(i.ec, "knn_center", True))
 
 
 @register("knn_sweep", help="weighted kNN, (k, t) of eval.knn_sweep_k x eval.knn_sweep_t chosen by "
@@ -91,7 +92,8 @@ def _knn(i: EvalInputs) -> dict:
 def _knn_sweep(i: EvalInputs) -> dict:
     from .knn import knn_sweep
 
-    r = knn_sweep(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_sweep_k, i.ec.knn_sweep_t)
+    r = knn_sweep(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_sweep_k, i.ec.knn_sweep_t,
+                  center=getattr(i.ec, "knn_center", True))
     return {"knn_sweep_top1": r["top1"], "knn_sweep_top5": r["top5"], "knn_sweep_k": r["k"],
             "knn_sweep_t": r["t"], "knn_sweep_bank_loo_top1": r["bank_top1"]}
 
