@@ -75,3 +75,21 @@ def test_paired_container_refuses_different_sizes():
     b = SeriesData(np.zeros((2, 1, 4), np.float32))
     with pytest.raises(DataError, match="different numbers of samples"):
         PairedData(a, b)
+
+
+@pytest.mark.parametrize("content", [b"", b"random bytes, not a zip", b"\x93NUMPY" + b"\0" * 50])
+def test_damaged_files_are_not_taken_for_paired_npz(tmp_path, content):
+    from selfsup.data.paired import is_paired_npz
+
+    p = tmp_path / "d.npz"
+    p.write_bytes(content)
+    assert is_paired_npz(p) is False  # load_npz then reports the file in one line
+
+
+def test_npy_renamed_to_npz_is_not_paired(tmp_path):
+    from selfsup.data.paired import is_paired_npz
+
+    p = tmp_path / "d.npz"
+    with open(p, "wb") as f:
+        np.save(f, np.zeros((3, 2, 4), np.float32))
+    assert is_paired_npz(p) is False
