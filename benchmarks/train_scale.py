@@ -80,8 +80,8 @@ def cmd_step(a):
                 ("fp32 + compile", ["train.precision=fp32", "train.compile=true"]),
                 ("bf16 + compile", ["train.precision=bf16", "train.compile=true"])]
     if a.variants:
-        keep = a.variants.split(",")
-        variants = [v for v in variants if v[0] in keep]
+        keep = [k.replace(" ", "") for k in a.variants.split(",")]
+        variants = [v for v in variants if v[0].replace(" ", "") in keep]
     with tempfile.TemporaryDirectory() as d:
         trainers = {}
         for name, over in variants:
