@@ -157,3 +157,19 @@ def test_edge_list_csv_with_a_node_table(tmp_path, capsys):
                "--label-column", "club", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "node 'zz' is not in" in err[0] and not (tmp_path / "r").exists()
+
+
+def test_from_pyg_reads_a_data_like_object():
+    from types import SimpleNamespace
+
+    from selfsup.data.graph import from_pyg
+
+    x, e, y = ring(8)
+    tm = np.zeros(8, bool)
+    tm[:3] = True
+    d = SimpleNamespace(x=torch.from_numpy(x), edge_index=torch.from_numpy(e), y=torch.from_numpy(y),
+                        train_mask=torch.from_numpy(tm), val_mask=None, test_mask=torch.from_numpy(~tm))
+    s = from_pyg(d)
+    assert s.train.n_nodes == 8 and (s.train.y >= 0).sum() == 3 and len(s.test) == 5
+    with pytest.raises(DataError, match="no node features"):
+        from_pyg(SimpleNamespace(edge_index=torch.from_numpy(e)))

@@ -36,43 +36,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .base import GraphData, Splits, check_labels, stratified_split
+from .base import GraphData, Splits, check_graph, check_labels, stratified_split
 
 MASKS = ("train_mask", "val_mask", "test_mask")
 TEST_FRACTION = 0.2
-
-
-def check_graph(x: Any, edge_index: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(features float32 (N, F), edge_index int64 (2, E))`` or a one-line :class:`DataError`."""
-    if not isinstance(x, np.ndarray) or x.ndim != 2:
-        raise DataError(f"{name}: node features must be an array of shape (N, F) (nodes, features), got "
-                        f"{getattr(x, 'shape', type(x).__name__)}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise DataError(f"{name}: the graph is empty (features of shape {tuple(x.shape)}); give at least one node "
-                        "with one feature")
-    if x.dtype.kind not in "fiub":
-        raise DataError(f"{name}: node features must be numbers, got {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        r, c = np.argwhere(~np.isfinite(x))[0]
-        raise DataError(f"{name}: node {r}, feature {c} is NaN or infinite; fill or drop it")
-    if edge_index is None:
-        raise DataError(f"{name}: a graph needs edge_index (2, E)")
-    e = np.asarray(edge_index)
-    if e.ndim != 2 or e.shape[0] != 2:
-        raise DataError(f"{name}: edge_index must have shape (2, E) (source row, target row), got {tuple(e.shape)}")
-    if e.dtype.kind not in "iu":
-        if e.dtype.kind == "f" and np.isfinite(e).all() and (e == np.round(e)).all():
-            e = e.astype(np.int64)
-        else:
-            raise DataError(f"{name}: edge_index must be integers (node ids), got {e.dtype}")
-    e = np.ascontiguousarray(e, dtype=np.int64)
-    n = len(x)
-    if e.size and (e.min() < 0 or e.max() >= n):
-        j = int(np.flatnonzero((e < 0).any(0) | (e >= n).any(0))[0])
-        raise DataError(f"{name}: edge {j} ({int(e[0, j])} -> {int(e[1, j])}) points past the {n} nodes; node ids "
-                        f"must be 0 .. {n - 1}")
-    return x, e
 
 
 def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] | None = None,
