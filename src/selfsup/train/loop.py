@@ -317,6 +317,8 @@ class Trainer:
             if self.world_size > 1 and D.is_comm_error(err):
                 raise D.lost(err, f"step {self.state.step}") from None
             raise
+        finally:  # the collapse monitor's hook must not follow the encoder into evaluation (deepcopy)
+            self.monitor.close()
 
     def _fit(self) -> Progress:
         tc = self.cfg.train
