@@ -79,10 +79,13 @@ def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] |
 
 
 def is_graph_npz(path: Path) -> bool:
-    try:
-        with np.load(path, allow_pickle=False) as z:
+    try:  # anything unreadable is left to the plain .npz loader, which names what is wrong
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            return False
+        with z:
             return "edge_index" in z.files
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001
         return False
 
 
