@@ -110,3 +110,25 @@ def test_existing_methods_train_on_series_unchanged(tmp_path, method):
                                    "eval.diagnostics=false", "eval.protocols=[svm]"])
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["skipped_steps"] == 0 and 0 <= s["eval"]["svm_top1"] <= 1 and run.summary == s
+
+
+def test_swa_keeps_the_equal_weight_average_of_every_iterate():
+    """As the authors' AveragedModel: the evaluated encoder is the mean of the weights after each step."""
+    from selfsup import methods as M
+    from selfsup.config import ModelConfig
+    from selfsup.models.encoder import Encoder
+    from selfsup.models.timeseries import build_series_backbone
+
+    torch.manual_seed(0)
+    enc = Encoder(build_series_backbone("fcn", 2, 0.125), torch.zeros(1, 2, 1), torch.ones(1, 2, 1))
+    m = M.build("ts2vec", enc, {}, M.Context(model=ModelConfig(), n_samples=8))
+    assert m.encoder is not m.online and not any(p.requires_grad for p in m.encoder.parameters())
+    seen = []
+    for step in range(4):
+        with torch.no_grad():
+            for p in m.online.parameters():
+                p.add_(torch.randn_like(p))
+        seen.append([p.detach().clone() for p in m.online.parameters()])
+        m.after_step(step, 4)
+    for i, p in enumerate(m.encoder.parameters()):
+        assert torch.allclose(p, torch.stack([s[i] for s in seen]).mean(0), atol=1e-6)

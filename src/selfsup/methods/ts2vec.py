@@ -16,12 +16,15 @@ cut from the first two views, which are the series unchanged under the method's 
 No projection head: the loss works on the encoder's own per-step output; the instance
 representation is its max over time. The authors' defaults: representation 320, hidden 64, depth 10
 (the ``dilated`` backbone), AdamW lr 0.001, batch 8, ``temporal_unit`` 0, ``max_train_length``
-3000, 200 iterations for a small data set. They evaluate an equal-weight average of every iterate
-(SWA), which this method does not keep: the encoder is evaluated as trained.
+3000, 200 iterations for a small data set. Like the authors (``torch.optim.swa_utils.AveragedModel``
+over the encoder, updated after every optimiser step), the encoder that is evaluated and saved is
+the equal-weight average of every iterate's weights (``loss.swa=true``); the trained weights are
+``online``. ``loss.swa=false`` evaluates the encoder as trained.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
@@ -43,6 +46,9 @@ class TS2VecParams(Params):
     """The first pyramid level with temporal contrast; crops are at least 2^(temporal_unit+1) steps."""
     max_train_length: int | None = Field(default=3000, ge=2)
     """Longer series are trained on a random window of this many steps (the authors' 3000)."""
+    swa: bool = True
+    """Evaluate (and save) the running equal-weight average of the encoder's weights over every step,
+    as the authors do; ``false``: the last iterate."""
 
 
 def per_step(encoder: nn.Module, method: str) -> nn.Module:
@@ -70,6 +76,25 @@ class TS2Vec(Method):
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         per_step(encoder, self.name)
+        if self.params.swa:  # ``encoder`` (evaluated, saved) becomes the average of ``online``'s iterates
+            self.online = encoder
+            avg = copy.deepcopy(encoder)
+            for q in avg.parameters():
+                q.requires_grad_(False)
+            self.encoder = avg
+        self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Fold the new weights into the average: ``avg += (w - avg) / (n + 1)`` (the first copies)."""
+        if not self.params.swa:
+            return
+        n = int(cast(Tensor, self.n_averaged))
+        for pa, po in zip(self.encoder.parameters(), self.online.parameters()):
+            pa.copy_(po) if n == 0 else pa.add_((po.detach() - pa) / (n + 1))
+        for ba, bo in zip(self.encoder.buffers(), self.online.buffers()):
+            ba.copy_(bo)
+        cast(Tensor, self.n_averaged).add_(1)
 
     @classmethod
     def min_length(cls, params: TS2VecParams) -> int:
@@ -78,7 +103,7 @@ class TS2Vec(Method):
 
     def steps(self, x: Tensor) -> Tensor:
         """Per-step representations (B, T, D) of raw-unit series (the encoder's normalisation first)."""
-        enc = self.encoder
+        enc = self.online if self.params.swa else self.encoder
         forward_steps: Callable[[Tensor], tuple[Tensor, Tensor]] = enc.backbone.forward_steps  # type: ignore[assignment]
         h, _ = forward_steps((x - cast(Tensor, enc.mean)) / cast(Tensor, enc.std))
         return h.transpose(1, 2)
