@@ -99,6 +99,13 @@ class ViewsConfig(_Section):
     CLAN 0.1; see :mod:`selfsup.views.tabular`)."""
     series: SeriesViewsConfig = Field(default_factory=SeriesViewsConfig)
     """Series: per-op magnitudes replacing the preset's (``views.series.jitter=0.05``, ...)."""
+    eval_size: int | None = Field(default=None, ge=4, le=1024)
+    """Images: the size the encoder takes at evaluation and once saved (default: the view size).
+    Training on views smaller than this is a cheap speed-up that also suits the crops: a random
+    resized crop enlarges what it keeps, so a net trained on ``size`` px crops meets objects at about
+    the same scale in whole images at a larger size (Touvron et al. 2019, FixRes); e.g. CIFAR-10 with
+    ``views.size=24 views.eval_size=32``. Needs a backbone that takes any size (ConvNet, ResNet; ViT
+    when the patch size divides both)."""
     local_crops: int = Field(default=0, ge=0, le=16)
     """Multi-crop: this many extra small crops besides the ``n_views`` global ones (0: off)."""
     local_size: int | None = Field(default=None, ge=4, le=1024)

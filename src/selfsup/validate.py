@@ -56,7 +56,7 @@ def check_config(cfg) -> None:
         if not _installed(module):
             raise ConfigError(f"--logger {name} needs the {module} package, which is not installed; "
                               f"pip install selfsup[{extra}] (or drop --logger {name})")
-    size = cfg.views.size or cfg.data.image_size
+    size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size
     if size is not None:
         eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
@@ -69,7 +69,10 @@ def check_data(cfg, train, bank=None) -> None:
     if getattr(M.get(cfg.method), "uses_labels", False) and not train.labelled:
         raise DataError(f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
                         "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method")
-    size = cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
+    if cfg.views.eval_size is not None and train.modality != "image":
+        raise ConfigError(f"views.eval_size is for images, and '{train.name}' holds {train.modality} data; "
+                          "drop --set views.eval_size")
+    size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
     if bank is not None and train.modality == "image" and size:
         eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device, cfg.model)
 

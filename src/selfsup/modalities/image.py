@@ -23,7 +23,8 @@ class ImageModality(Modality):
                                     jitter_p=vc.jitter_p, grayscale_p=vc.grayscale_p, blur_p=vc.blur_p,
                                     affine_p=vc.affine_p, rotate=vc.rotate, translate=vc.translate)
         mean, std = channel_stats(train.x)
-        return preset, {"in_channels": train.channels, "image_size": spec.size, "mean": mean, "std": std,
+        # image_size: what the encoder takes at evaluation; the training size lives in view_spec
+        return preset, {"in_channels": train.channels, "image_size": vc.eval_size or spec.size, "mean": mean, "std": std,
                         "view_spec": _spec_dict(spec)}
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
@@ -44,10 +45,14 @@ class ImageModality(Modality):
         return "convnet"
 
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
-        from ..models import build_backbone
+        from ..models import ViT, build_backbone
 
-        return build_backbone(self.default_backbone(meta) if name == "auto" else name, meta["in_channels"],
-                              meta["image_size"], model_cfg.cifar_stem, model_cfg.width)
+        net = build_backbone(self.default_backbone(meta) if name == "auto" else name, meta["in_channels"],
+                             meta["image_size"], model_cfg.cifar_stem, model_cfg.width)
+        size = train_size(meta)
+        if isinstance(net, ViT) and size != meta["image_size"]:
+            net.grid(size, size)  # the patch size must divide the training size too
+        return net
 
     def to_tensor(self, data: ImageData) -> Tensor:
         return torch.from_numpy(data.x).permute(0, 3, 1, 2).contiguous()
@@ -61,6 +66,13 @@ class ImageModality(Modality):
         from ..eval.features import raw_features
 
         return raw_features(data.x, torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
+
+
+def train_size(meta: dict) -> int:
+    """The size of the training views (``image_size`` is the evaluation size; they differ with
+    ``views.eval_size``). Encoders saved before eval_size existed have no view_spec: one size."""
+    spec = meta.get("view_spec") or {}
+    return int(spec.get("size") or meta["image_size"])
 
 
 def _spec_dict(spec) -> dict:
