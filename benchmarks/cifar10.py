@@ -80,10 +80,16 @@ def main():
     ap.add_argument("--out", default="/tmp/selfsup-bench/cifar10")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--knn-every", type=int, default=1, help="kNN after every this many epochs (and the last)")
+    ap.add_argument("--snapshot-every", type=int, default=0,
+                    help="save the encoder's weights after every this many epochs (for --curve; 0: never)")
+    ap.add_argument("--curve", metavar="RUN_DIR",
+                    help="kNN of each snapshot a run saved with --snapshot-every, after the fact, then exit")
     ap.add_argument("--profile-only", action="store_true")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.curve:
+        return curve(Path(a.curve), a.overrides)
 
     cfg = api.resolve_config(None, a.overrides + ["eval.protocols=[knn]"],
                              method=a.method, data=a.data, backbone=a.backbone, epochs=a.epochs,
@@ -100,12 +106,18 @@ def main():
     if a.profile_only:
         return
     start = time.perf_counter()
+    eval_size = cfg.views.eval_size or cfg.views.size or 32
+    snapshots = Path(cfg.out) / "snapshots"
 
     def on_epoch_end(epoch, method):
-        if epoch % a.knn_every and epoch != a.epochs:
+        if a.snapshot_every and (epoch % a.snapshot_every == 0 or epoch == a.epochs):
+            snapshots.mkdir(exist_ok=True)
+            torch.save(method.encoder.state_dict(), snapshots / f"epoch{epoch:03d}.pt")
+        if (not a.knn_every or epoch % a.knn_every) and epoch != a.epochs:
             return None
-        r = api.evaluate_encoder(method.encoder, bank, query, 32, cfg.eval, torch.device("cpu"), ["knn"])
-        print(f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s", flush=True)
+        r = api.evaluate_encoder(method.encoder, bank, query, eval_size, cfg.eval, torch.device("cpu"), ["knn"])
+        print(f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s "
+              f"(since the process started: {time.perf_counter() - T0:.0f}s)", flush=True)
         return r
 
     run = selfsup.train(cfg, overwrite=True, on_epoch_end=on_epoch_end)
@@ -114,6 +126,19 @@ def main():
                       "timing_s": s["timing_s"], "wall_s": round(time.perf_counter() - start, 1)}, indent=1))
     print("per-epoch records:", Path(run.dir) / "metrics.jsonl")
 
+
+def curve(run_dir: Path, overrides: list[str]) -> None:
+    """kNN top-1 of every snapshot in ``run_dir/snapshots``, on the run's own data and eval size."""
+    run_cfg = api.resolve_config(str(run_dir / "config.yaml"), overrides + ["eval.protocols=[knn]"])
+    _, bank, query = api.load_data(run_cfg)
+    enc = selfsup.load_encoder(run_dir)
+    for snap in sorted((run_dir / "snapshots").glob("epoch*.pt")):
+        enc.load_state_dict(torch.load(snap, map_location="cpu"))
+        r = api.evaluate_encoder(enc, bank, query, enc.image_size, run_cfg.eval, torch.device("cpu"), ["knn"])
+        print(f"{snap.stem}: knn_top1 {r['knn_top1']:.4f}", flush=True)
+
+
+T0 = time.perf_counter()
 
 if __name__ == "__main__":
     main()
