@@ -23,6 +23,7 @@ import selfsup
 from selfsup import api
 from selfsup import methods as M
 from selfsup.methods import Batch
+from selfsup.train.precision import resolve as resolve_precision
 from selfsup.views import ImageViews, resolve_spec
 
 
@@ -41,6 +42,7 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
     opt = build_optimizer(method, cfg.optim, cfg.train.batch_size)
     x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous()
     bs = cfg.train.batch_size
+    precision = resolve_precision(cfg.train.precision, torch.device("cpu"))[0]
     t = {k: 0.0 for k in ("data", "views", "forward", "loss", "backward", "optimizer")}
     for s in range(steps + 2):
         c0 = time.perf_counter()
@@ -49,7 +51,7 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
         c1 = time.perf_counter()
         v = views(xb)
         c2 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             z = method.head(method.encoder(torch.cat(v))).float()
         c3 = time.perf_counter()
         z1, z2 = z.chunk(2)
@@ -72,11 +74,12 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="a recipe (YAML); the options below override it, --set last")
     ap.add_argument("--data", default="/tmp/cifar10")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--backbone", default="convnet")
-    ap.add_argument("--method", default="simclr")
+    ap.add_argument("--epochs", type=int, help="default: the recipe's, else 10")
+    ap.add_argument("--batch-size", type=int, help="default: the recipe's, else 256")
+    ap.add_argument("--backbone", help="default: the recipe's, else convnet")
+    ap.add_argument("--method", help="default: the recipe's, else simclr")
     ap.add_argument("--out", default="/tmp/selfsup-bench/cifar10")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--knn-every", type=int, default=1, help="kNN after every this many epochs (and the last)")
@@ -91,15 +94,19 @@ def main():
     if a.curve:
         return curve(Path(a.curve), a.overrides)
 
-    cfg = api.resolve_config(None, a.overrides + ["eval.protocols=[knn]"],
-                             method=a.method, data=a.data, backbone=a.backbone, epochs=a.epochs,
-                             batch_size=a.batch_size, out=a.out)
+    fallback = {"method": "simclr", "backbone": "convnet", "epochs": 10, "batch_size": 256}
+    given = {"method": a.method, "backbone": a.backbone, "epochs": a.epochs, "batch_size": a.batch_size}
+    if a.config:
+        fallback = {}
+    options = {k: v if v is not None else fallback.get(k) for k, v in given.items()}
+    cfg = api.resolve_config(a.config, a.overrides + ["eval.protocols=[knn]"], data=a.data, out=a.out,
+                             **{k: v for k, v in options.items() if v is not None})
     t0 = time.perf_counter()
     splits, bank, query = api.load_data(cfg)
     print(f"data: {len(splits.train)} train, {len(bank)} bank / {len(query)} query, "
           f"loaded in {time.perf_counter() - t0:.1f}s", flush=True)
     enc_params = sum(p.numel() for p in api.build_encoder(cfg, 3, 32, [0.5] * 3, [0.25] * 3, 0).parameters())
-    print(f"backbone {a.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}")
+    print(f"backbone {cfg.model.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}")
     prof = profile_step(cfg, splits)
     print("step breakdown (s/step): " + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "samples_per_s")
           + f"; {prof['samples_per_s']:.0f} samples/s", flush=True)
@@ -110,10 +117,10 @@ def main():
     snapshots = Path(cfg.out) / "snapshots"
 
     def on_epoch_end(epoch, method):
-        if a.snapshot_every and (epoch % a.snapshot_every == 0 or epoch == a.epochs):
+        if a.snapshot_every and (epoch % a.snapshot_every == 0 or epoch == cfg.train.epochs):
             snapshots.mkdir(exist_ok=True)
             torch.save(method.encoder.state_dict(), snapshots / f"epoch{epoch:03d}.pt")
-        if (not a.knn_every or epoch % a.knn_every) and epoch != a.epochs:
+        if (not a.knn_every or epoch % a.knn_every) and epoch != cfg.train.epochs:
             return None
         r = api.evaluate_encoder(method.encoder, bank, query, eval_size, cfg.eval, torch.device("cpu"), ["knn"])
         print(f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s "
