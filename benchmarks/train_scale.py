@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 
-def build_trainer(backbone: str, batch: int, n: int, overrides: list[str], out: Path, width: float = 1.0):
+def build_trainer(backbone: str, batch: int, n: int, overrides: list[str], out: Path, width: float = 1.0,
+                  size: int = 32):
     import torch
 
     from selfsup import api
@@ -38,7 +39,7 @@ def build_trainer(backbone: str, batch: int, n: int, overrides: list[str], out: 
                              overrides=["train.progress=none", f"model.backbone={backbone}"] + overrides)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
-    _, spec = resolve_spec("cifar", 3, 32)
+    _, spec = resolve_spec("cifar", 3, 32, size=size)
     torch.manual_seed(0)
     enc = Encoder(build_backbone(backbone, 3, 32, True, width), [0.5] * 3, [0.25] * 3)
     method = M.build("simclr", enc, {}, M.Context(model=cfg.model, n_samples=n))
@@ -85,7 +86,8 @@ def cmd_step(a):
     with tempfile.TemporaryDirectory() as d:
         trainers = {}
         for name, over in variants:
-            tr = build_trainer(a.backbone, a.batch, a.batch * (a.steps + a.warmup), over, Path(d) / name, a.width)
+            tr = build_trainer(a.backbone, a.batch, a.batch * (a.steps + a.warmup), over, Path(d) / name, a.width,
+                               a.size)
             timed_steps(tr, 1, a.warmup)  # warm-up (and compilation)
             trainers[name] = tr
         rates = {name: [] for name in trainers}
@@ -93,7 +95,7 @@ def cmd_step(a):
             for name, tr in trainers.items():
                 rates[name].append(timed_steps(tr, a.steps, 0))
         for name, r in rates.items():
-            print(f"{a.backbone} x{a.width:g}  batch {a.batch}  {name:22s} median {statistics.median(r):7.1f} "
+            print(f"{a.backbone} x{a.width:g}  {a.size} px views  batch {a.batch}  {name:22s} median {statistics.median(r):7.1f} "
                   f"samples/s  (rounds: {', '.join(f'{x:.0f}' for x in r)})", flush=True)
 
 
@@ -154,6 +156,7 @@ def main():
     s = sub.add_parser("step")
     s.add_argument("--backbone", default="convnet")
     s.add_argument("--width", type=float, default=1.0)
+    s.add_argument("--size", type=int, default=32, help="view size (the images are 32 px)")
     s.add_argument("--batch", type=int, default=256)
     s.add_argument("--steps", type=int, default=6)
     s.add_argument("--warmup", type=int, default=2)

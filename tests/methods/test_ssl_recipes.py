@@ -24,3 +24,26 @@ def test_multicrop_fields_validate():
     from selfsup.errors import ConfigError
     with pytest.raises(ConfigError, match="views.local_scale"):
         resolve_config({"views": {"local_scale": [0.5, 0.1]}})
+
+
+def test_the_cpu_hour_recipe_runs_end_to_end(tmp_path):
+    """configs/simclr-cifar10-cpu-hour.yaml (BENCHMARKS.md's one-hour run) on 64 random 32 px
+    images: 24 px views with two 16 px local crops, the encoder evaluated and saved at 32 px."""
+    import json
+
+    import numpy as np
+
+    import selfsup
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "c.npz", x=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), y=np.arange(64) % 4)
+    cfg = resolve_config(ROOT / "simclr-cifar10-cpu-hour.yaml",
+                         ["train.epochs=1", "train.batch_size=32", "eval.protocols=[knn]", "eval.knn_k=5",
+                          "eval.baselines=false", "eval.report=false", "train.progress=none"],
+                         data=str(tmp_path / "c.npz"), out=str(tmp_path / "run"))
+    assert (cfg.views.size, cfg.views.eval_size, cfg.views.local_crops) == (24, 32, 2)
+    run = selfsup.train(cfg)
+    enc = selfsup.load_encoder(run.dir)
+    assert enc.image_size == 32 and enc.meta["view_spec"]["size"] == 24
+    s = json.loads((run.dir / "summary.json").read_text())
+    assert 0 <= s["eval"]["knn_top1"] <= 1
