@@ -50,3 +50,31 @@ def tiny_npz(tmp_path, tiny_images):
     p = tmp_path / "tiny.npz"
     np.savez(p, x=x[..., 0], y=y)
     return p
+
+
+@pytest.fixture
+def resume_matches_full(tmp_path):
+    """``resume_matches_full(cfg) -> (full, resumed)``: train ``cfg`` uninterrupted, and again
+    stopped after epoch 2 and resumed; asserts the two final encoders are bit-identical."""
+    import torch
+
+    import selfsup
+
+    class Kill(Exception):
+        pass
+
+    def die(epoch, method):
+        if epoch == 2:
+            raise Kill()
+
+    def check(cfg):
+        full = selfsup.train(cfg, out=str(tmp_path / "full"))
+        with pytest.raises(Kill):
+            selfsup.train(cfg, out=str(tmp_path / "half"), on_epoch_end=die)
+        resumed = selfsup.train(resume=str(tmp_path / "half"))
+        a = selfsup.load_encoder(full.dir).state_dict()
+        b = selfsup.load_encoder(resumed.dir).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        return full, resumed
+
+    return check

@@ -76,28 +76,13 @@ def test_the_method_needs_per_step_outputs(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-class Kill(Exception):
-    pass
-
-
-def test_a_ts2vec_run_resumes_bit_identically(tmp_path):
+def test_a_ts2vec_run_resumes_bit_identically(tmp_path, resume_matches_full):
     """Crops and timestamp masks come from torch's generator, which checkpoints carry."""
     data = sines(tmp_path / "s.npz")
     cfg = {"method": "ts2vec", "data": {"source": str(data)}, "model": {"width": 0.125},
            "train": {"epochs": 3, "batch_size": 8, "progress": "none"},
            "eval": {"report": False, "baselines": False, "diagnostics": False}}
-    full = selfsup.train(cfg, out=str(tmp_path / "full"))
-
-    def die(epoch, method):
-        if epoch == 2:
-            raise Kill()
-
-    with pytest.raises(Kill):
-        selfsup.train(cfg, out=str(tmp_path / "half"), on_epoch_end=die)
-    resumed = selfsup.train(resume=str(tmp_path / "half"))
-    a = selfsup.load_encoder(full.dir).state_dict()
-    b = selfsup.load_encoder(resumed.dir).state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    full, resumed = resume_matches_full(cfg)
     assert "svm_top1" in full.summary["eval"] and resumed.summary["eval"] == full.summary["eval"]
 
 

@@ -19,6 +19,7 @@ by every sample (room for graphs, whose samples are the nodes of one graph that 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -132,19 +133,10 @@ class TableData(Samples):
     modality: ClassVar[str] = "table"
 
     def check(self) -> None:
-        x = self.x
-        if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise DataError(f"{self.name}: a table must be an array of shape (N, F) (rows, columns), got "
-                            f"{getattr(x, 'shape', type(x).__name__)}")
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise DataError(f"{self.name}: the table is empty (shape {tuple(x.shape)}); give at least one row "
-                            "and one feature column")
-        if x.dtype.kind not in "fiub":
-            raise DataError(f"{self.name}: table values must be numbers, got {x.dtype}")
-        self.x = x = np.ascontiguousarray(x, dtype=np.float32)
-        if not np.isfinite(x).all():
-            r, c = np.argwhere(~np.isfinite(x))[0]
-            raise DataError(f"{self.name}: row {r + 1}, column {c + 1} is NaN or infinite; fill or drop it")
+        self.x = x = numeric_matrix(
+            self.x, self.name, "a table must be", "rows, columns",
+            "the table is empty (shape {shape}); give at least one row and one feature column",
+            "table values must be", lambda r, c: f"row {r + 1}, column {c + 1}")
         if not self.columns:
             self.columns = [f"f{i}" for i in range(x.shape[1])]
         if len(self.columns) != x.shape[1]:
@@ -219,20 +211,30 @@ def check_images(x, name: str) -> None:
         raise DataError(f"{name}: the dataset is empty; point --data at a source with images")
 
 
-def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(features float32 (N, F), edge_index int64 (2, E))`` or a one-line :class:`DataError`."""
+def numeric_matrix(x, name: str, subject: str, axes: str, empty: str, values: str,
+                   at: Callable[[int, int], str]) -> np.ndarray:
+    """``x`` as a finite float32 (N, F) array with N, F >= 1, or a one-line :class:`DataError` worded
+    for the kind of data: ``subject``/``values`` begin the shape and type messages, ``axes`` names
+    the two axes, ``empty`` is formatted with ``shape``, ``at(row, col)`` names a non-finite cell."""
     if not isinstance(x, np.ndarray) or x.ndim != 2:
-        raise DataError(f"{name}: node features must be an array of shape (N, F) (nodes, features), got "
+        raise DataError(f"{name}: {subject} an array of shape (N, F) ({axes}), got "
                         f"{getattr(x, 'shape', type(x).__name__)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise DataError(f"{name}: the graph is empty (features of shape {tuple(x.shape)}); give at least one node "
-                        "with one feature")
+        raise DataError(f"{name}: " + empty.format(shape=tuple(x.shape)))
     if x.dtype.kind not in "fiub":
-        raise DataError(f"{name}: node features must be numbers, got {x.dtype}")
+        raise DataError(f"{name}: {values} numbers, got {x.dtype}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         r, c = np.argwhere(~np.isfinite(x))[0]
-        raise DataError(f"{name}: node {r}, feature {c} is NaN or infinite; fill or drop it")
+        raise DataError(f"{name}: {at(int(r), int(c))} is NaN or infinite; fill or drop it")
+    return x
+
+
+def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(features float32 (N, F), edge_index int64 (2, E))`` or a one-line :class:`DataError`."""
+    x = numeric_matrix(x, name, "node features must be", "nodes, features",
+                       "the graph is empty (features of shape {shape}); give at least one node with one feature",
+                       "node features must be", lambda r, c: f"node {r}, feature {c}")
     if edge_index is None:
         raise DataError(f"{name}: a graph needs edge_index (2, E)")
     e = np.asarray(edge_index)
