@@ -393,15 +393,16 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     meta = encoder_meta(cfg, mod, input_meta)
     encoder = build_encoder(cfg, meta, cfg.train.seed)
     x = mod.to_tensor(train)
+    # images: the training view size (image_size is the evaluation size, views.eval_size)
+    view_size = (meta.get("view_spec") or {}).get("size") or meta.get("image_size")
     ctx = M.Context(model=cfg.model, n_samples=len(train), n_views=vc.n_views,
                     extra={"batch_size": cfg.train.batch_size, "local_crops": vc.local_crops,
                            "input_shape": tuple(getattr(x, "shape", (0,))[1:]),
-                           "image_size": (meta.get("view_spec") or {}).get("size") or meta.get("image_size")})
+                           "image_size": view_size})
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
     views = mod.build_views(cfg, meta)
     if vc.generator:  # a user's plug-in makes the views instead (checked on two samples below)
-        views = GeneratedViews(vc.generator, (meta.get("view_spec") or {}).get("size") or meta.get("image_size"),
-                               vc.n_views)
+        views = GeneratedViews(vc.generator, view_size, vc.n_views)
     if vc.bss:  # one style per batch, applied to the raw batch before any view maker
         views = BatchStyle(views, vc.bss_ratio)
     views = views.to(device)
