@@ -25,8 +25,11 @@ from selfsup.views.image import color_jitter
 def balanced(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
-    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), n // len(classes), replace=False)
-                                   for c in classes]))
+    return np.sort(
+        np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), n // len(classes), replace=False) for c in classes]
+        )
+    )
 
 
 def shifted(x: np.ndarray, kind: str) -> np.ndarray:
@@ -43,7 +46,9 @@ def shifted(x: np.ndarray, kind: str) -> np.ndarray:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default="/tmp/cifar10")
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
@@ -53,7 +58,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/selfsup-bench/bss")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--variants", default="plain,bss", help="plain, bss or both (run separately in parallel)")
+    ap.add_argument(
+        "--variants", default="plain,bss", help="plain, bss or both (run separately in parallel)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -68,20 +75,39 @@ def main():
         np.savez(p, x=xtr, y=ytr, x_test=xte if kind == "clean" else shifted(xte, kind), y_test=yte)
         evals[kind] = p
     for bss in [v == "bss" for v in a.variants.split(",")]:
-        cfg = {"method": "simclr", "data": {"source": str(out / "train.npz")},
-               "views": {"preset": "cifar", "bss": bss, "bss_ratio": list(a.ratio)},
-               "model": {"backbone": "convnet"}, "loss": {"temperature": 0.2},
-               "optim": {"name": "adamw", "lr": 0.001, "warmup_epochs": 1},
-               "train": {"epochs": a.epochs, "batch_size": a.batch_size, "seed": 0, "progress": "none",
-                         "checkpoint_every": 1000},
-               "eval": {"protocols": ["knn"], "baselines": False, "report": False, "diagnostics": False},
-               "out": str(out / ("bss" if bss else "plain"))}
+        cfg = {
+            "method": "simclr",
+            "data": {"source": str(out / "train.npz")},
+            "views": {"preset": "cifar", "bss": bss, "bss_ratio": list(a.ratio)},
+            "model": {"backbone": "convnet"},
+            "loss": {"temperature": 0.2},
+            "optim": {"name": "adamw", "lr": 0.001, "warmup_epochs": 1},
+            "train": {
+                "epochs": a.epochs,
+                "batch_size": a.batch_size,
+                "seed": 0,
+                "progress": "none",
+                "checkpoint_every": 1000,
+            },
+            "eval": {
+                "protocols": ["knn"],
+                "baselines": False,
+                "report": False,
+                "diagnostics": False,
+            },
+            "out": str(out / ("bss" if bss else "plain")),
+        }
         run = selfsup.train(cfg, overwrite=True)
-        row = {"bss": bss, "ratio": list(a.ratio) if bss else None, "epochs": a.epochs,
-               "train_s": run.summary["train_time_s"]}
+        row = {
+            "bss": bss,
+            "ratio": list(a.ratio) if bss else None,
+            "epochs": a.epochs,
+            "train_s": run.summary["train_time_s"],
+        }
         for kind, p in evals.items():
-            row[kind] = selfsup.evaluate(run.dir, data=str(p), protocols=["knn"], device="cpu",
-                                         write=False)["eval"]["knn_top1"]
+            row[kind] = selfsup.evaluate(
+                run.dir, data=str(p), protocols=["knn"], device="cpu", write=False
+            )["eval"]["knn_top1"]
         print(json.dumps(row), flush=True)
         if a.json:
             with open(a.json, "a") as f:

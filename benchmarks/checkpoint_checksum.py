@@ -24,9 +24,16 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model = build_backbone("resnet50", 3, 224, False, 1.0).state_dict()
-    state = {"model": model, "optimizer": {"exp_avg": {k: torch.randn_like(v) for k, v in model.items() if v.is_floating_point()},
-                                           "exp_avg_sq": {k: torch.rand_like(v) for k, v in model.items() if v.is_floating_point()}},
-             "progress": {"step": 1}}
+    state = {
+        "model": model,
+        "optimizer": {
+            "exp_avg": {k: torch.randn_like(v) for k, v in model.items() if v.is_floating_point()},
+            "exp_avg_sq": {
+                k: torch.rand_like(v) for k, v in model.items() if v.is_floating_point()
+            },
+        },
+        "progress": {"step": 1},
+    }
     tensors: dict = {}
     meta = json.dumps(ckpt.flatten(state, "s", tensors))
     mb = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20

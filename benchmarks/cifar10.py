@@ -73,7 +73,9 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", help="a recipe (YAML); the options below override it, --set last")
     ap.add_argument("--data", default="/tmp/cifar10")
     ap.add_argument("--epochs", type=int, help="default: the recipe's, else 10")
@@ -82,11 +84,20 @@ def main():
     ap.add_argument("--method", help="default: the recipe's, else simclr")
     ap.add_argument("--out", default="/tmp/selfsup-bench/cifar10")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--knn-every", type=int, default=1, help="kNN after every this many epochs (and the last)")
-    ap.add_argument("--snapshot-every", type=int, default=0,
-                    help="save the encoder's weights after every this many epochs (for --curve; 0: never)")
-    ap.add_argument("--curve", metavar="RUN_DIR",
-                    help="kNN of each snapshot a run saved with --snapshot-every, after the fact, then exit")
+    ap.add_argument(
+        "--knn-every", type=int, default=1, help="kNN after every this many epochs (and the last)"
+    )
+    ap.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        help="save the encoder's weights after every this many epochs (for --curve; 0: never)",
+    )
+    ap.add_argument(
+        "--curve",
+        metavar="RUN_DIR",
+        help="kNN of each snapshot a run saved with --snapshot-every, after the fact, then exit",
+    )
     ap.add_argument("--profile-only", action="store_true")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     a = ap.parse_args()
@@ -95,21 +106,42 @@ def main():
         return curve(Path(a.curve), a.overrides)
 
     fallback = {"method": "simclr", "backbone": "convnet", "epochs": 10, "batch_size": 256}
-    given = {"method": a.method, "backbone": a.backbone, "epochs": a.epochs, "batch_size": a.batch_size}
+    given = {
+        "method": a.method,
+        "backbone": a.backbone,
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+    }
     if a.config:
         fallback = {}
     options = {k: v if v is not None else fallback.get(k) for k, v in given.items()}
-    cfg = api.resolve_config(a.config, a.overrides + ["eval.protocols=[knn]"], data=a.data, out=a.out,
-                             **{k: v for k, v in options.items() if v is not None})
+    cfg = api.resolve_config(
+        a.config,
+        a.overrides + ["eval.protocols=[knn]"],
+        data=a.data,
+        out=a.out,
+        **{k: v for k, v in options.items() if v is not None},
+    )
     t0 = time.perf_counter()
     splits, bank, query = api.load_data(cfg)
-    print(f"data: {len(splits.train)} train, {len(bank)} bank / {len(query)} query, "
-          f"loaded in {time.perf_counter() - t0:.1f}s", flush=True)
-    enc_params = sum(p.numel() for p in api.build_encoder(cfg, 3, 32, [0.5] * 3, [0.25] * 3, 0).parameters())
-    print(f"backbone {cfg.model.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}")
+    print(
+        f"data: {len(splits.train)} train, {len(bank)} bank / {len(query)} query, "
+        f"loaded in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+    enc_params = sum(
+        p.numel() for p in api.build_encoder(cfg, 3, 32, [0.5] * 3, [0.25] * 3, 0).parameters()
+    )
+    print(
+        f"backbone {cfg.model.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}"
+    )
     prof = profile_step(cfg, splits)
-    print("step breakdown (s/step): " + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "samples_per_s")
-          + f"; {prof['samples_per_s']:.0f} samples/s", flush=True)
+    print(
+        "step breakdown (s/step): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "samples_per_s")
+        + f"; {prof['samples_per_s']:.0f} samples/s",
+        flush=True,
+    )
     if a.profile_only:
         return
     start = time.perf_counter()
@@ -122,15 +154,30 @@ def main():
             torch.save(method.encoder.state_dict(), snapshots / f"epoch{epoch:03d}.pt")
         if (not a.knn_every or epoch % a.knn_every) and epoch != cfg.train.epochs:
             return None
-        r = api.evaluate_encoder(method.encoder, bank, query, eval_size, cfg.eval, torch.device("cpu"), ["knn"])
-        print(f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s "
-              f"(since the process started: {time.perf_counter() - T0:.0f}s)", flush=True)
+        r = api.evaluate_encoder(
+            method.encoder, bank, query, eval_size, cfg.eval, torch.device("cpu"), ["knn"]
+        )
+        print(
+            f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s "
+            f"(since the process started: {time.perf_counter() - T0:.0f}s)",
+            flush=True,
+        )
         return r
 
     run = selfsup.train(cfg, overwrite=True, on_epoch_end=on_epoch_end)
     s = run.summary
-    print(json.dumps({"final": s["eval"], "baselines": s.get("baselines"), "train_time_s": s["train_time_s"],
-                      "timing_s": s["timing_s"], "wall_s": round(time.perf_counter() - start, 1)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "final": s["eval"],
+                "baselines": s.get("baselines"),
+                "train_time_s": s["train_time_s"],
+                "timing_s": s["timing_s"],
+                "wall_s": round(time.perf_counter() - start, 1),
+            },
+            indent=1,
+        )
+    )
     print("per-epoch records:", Path(run.dir) / "metrics.jsonl")
 
 
@@ -141,7 +188,9 @@ def curve(run_dir: Path, overrides: list[str]) -> None:
     enc = selfsup.load_encoder(run_dir)
     for snap in sorted((run_dir / "snapshots").glob("epoch*.pt")):
         enc.load_state_dict(torch.load(snap, map_location="cpu"))
-        r = api.evaluate_encoder(enc, bank, query, enc.image_size, run_cfg.eval, torch.device("cpu"), ["knn"])
+        r = api.evaluate_encoder(
+            enc, bank, query, enc.image_size, run_cfg.eval, torch.device("cpu"), ["knn"]
+        )
         print(f"{snap.stem}: knn_top1 {r['knn_top1']:.4f}", flush=True)
 
 

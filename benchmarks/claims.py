@@ -36,8 +36,15 @@ import torch
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def make_npz(src: Path, out: Path, train_per_class: list[int], test_per_class: int, seed: int = 0,
-             size: int | None = None, gray: bool = False) -> Path:
+def make_npz(
+    src: Path,
+    out: Path,
+    train_per_class: list[int],
+    test_per_class: int,
+    seed: int = 0,
+    size: int | None = None,
+    gray: bool = False,
+) -> Path:
     """A CIFAR-10 subset as an .npz (x, y, x_test, y_test), written once; ``size``/``gray`` convert
     the images (e.g. 28 px grayscale)."""
     if out.is_file():
@@ -50,7 +57,7 @@ def make_npz(src: Path, out: Path, train_per_class: list[int], test_per_class: i
         xs, ys = [], []
         for c, name in enumerate(CLASSES):
             files = sorted((src / split / name).glob("*.jpg"))
-            for f in rng.permutation(len(files))[:counts[c]]:
+            for f in rng.permutation(len(files))[: counts[c]]:
                 im = Image.open(files[f]).convert("L" if gray else "RGB")
                 if size:
                     im = im.resize((size, size), Image.BILINEAR)
@@ -75,22 +82,54 @@ def claims(balanced: str, longtail: str) -> list[dict]:
     runs = []
     for bs in BATCHES:
         for m in ("simclr", "dcl"):
-            runs.append({"claim": f"DCL vs SimCLR, batch {bs}", "method": m, "batch": bs, "data": balanced,
-                         "loss": {"temperature": 0.1}})
+            runs.append(
+                {
+                    "claim": f"DCL vs SimCLR, batch {bs}",
+                    "method": m,
+                    "batch": bs,
+                    "data": balanced,
+                    "loss": {"temperature": 0.1},
+                }
+            )
     for m, loss in (("simclr", {"temperature": 0.5}), ("hcl", {"temperature": 0.5})):
-        runs.append({"claim": "HCL vs SimCLR", "method": m, "batch": 128, "data": balanced, "loss": loss})
+        runs.append(
+            {"claim": "HCL vs SimCLR", "method": m, "batch": 128, "data": balanced, "loss": loss}
+        )
     for m, loss in (("simclr", {"temperature": 0.1}), ("isogclr", {})):
-        runs.append({"claim": "iSogCLR vs SimCLR (long-tailed)", "method": m, "batch": 128, "data": longtail,
-                     "loss": loss})
+        runs.append(
+            {
+                "claim": "iSogCLR vs SimCLR (long-tailed)",
+                "method": m,
+                "batch": 128,
+                "data": longtail,
+                "loss": loss,
+            }
+        )
     q = {"queue_size": 1024}
     for m, loss in (("moco", q), ("mochi", {**q, "n_hard": 256, "n_mix": 256, "n_mix_query": 64})):
-        runs.append({"claim": "MoCHi vs MoCo", "method": m, "batch": 128, "data": balanced, "loss": loss})
+        runs.append(
+            {"claim": "MoCHi vs MoCo", "method": m, "batch": 128, "data": balanced, "loss": loss}
+        )
     for m in ("simclr", "gsimclr"):
-        runs.append({"claim": "G-SimCLR vs SimCLR", "method": m, "batch": 128, "data": balanced,
-                     "loss": {"temperature": 0.1}})
+        runs.append(
+            {
+                "claim": "G-SimCLR vs SimCLR",
+                "method": m,
+                "batch": 128,
+                "data": balanced,
+                "loss": {"temperature": 0.1},
+            }
+        )
     for m, loss in (("byol", {"predictor": "linear"}), ("directpred", {}), ("directcopy", {})):
-        runs.append({"claim": "DirectPred/DirectCopy vs BYOL (linear predictor)", "method": m, "batch": 128,
-                     "data": balanced, "loss": loss})
+        runs.append(
+            {
+                "claim": "DirectPred/DirectCopy vs BYOL (linear predictor)",
+                "method": m,
+                "batch": 128,
+                "data": balanced,
+                "loss": loss,
+            }
+        )
     return runs
 
 
@@ -110,13 +149,17 @@ def table(path: Path) -> str:
 
     for claim, methods in groups.items():
         for m, rs in methods.items():
-            out.append(f"| {claim} | {m} | {len(rs)} | {ms([r['knn_top1'] for r in rs])} | "
-                       f"{ms([r['linear_top1'] for r in rs])} |")
+            out.append(
+                f"| {claim} | {m} | {len(rs)} | {ms([r['knn_top1'] for r in rs])} | "
+                f"{ms([r['linear_top1'] for r in rs])} |"
+            )
     return "\n".join(out)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default="/tmp/cifar10")
     ap.add_argument("--work", default="/tmp/selfsup-claims")
     ap.add_argument("--train-per-class", type=int, default=400)
@@ -127,9 +170,13 @@ def main():
     ap.add_argument("--backbone", default="convnet")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default=None, help="run only claims whose name contains this text")
-    ap.add_argument("--batches", default="32,64,128,256", help="batch sizes of the DCL vs SimCLR claim")
+    ap.add_argument(
+        "--batches", default="32,64,128,256", help="batch sizes of the DCL vs SimCLR claim"
+    )
     ap.add_argument("--json", default="/tmp/claims.jsonl")
-    ap.add_argument("--table", default=None, metavar="JSONL", help="print the table of a results file and exit")
+    ap.add_argument(
+        "--table", default=None, metavar="JSONL", help="print the table of a results file and exit"
+    )
     a = ap.parse_args()
     if a.table:
         print(table(Path(a.table)))
@@ -143,7 +190,13 @@ def main():
     n = a.train_per_class
     bal = make_npz(Path(a.data), work / f"balanced-{n}.npz", [n] * 10, a.test_per_class)
     lt_counts = [int(round(n * a.imbalance ** (-c / 9))) for c in range(10)]
-    lt = make_npz(Path(a.data), work / f"longtail-{n}-{a.imbalance:g}.npz", lt_counts, a.test_per_class, seed=1)
+    lt = make_npz(
+        Path(a.data),
+        work / f"longtail-{n}-{a.imbalance:g}.npz",
+        lt_counts,
+        a.test_per_class,
+        seed=1,
+    )
     out = Path(a.json)
     done = set()
     if out.is_file():
@@ -155,19 +208,38 @@ def main():
                 continue
             if key(r, seed) in done:
                 continue
-            cfg = {"method": r["method"], "data": {"source": r["data"]}, "loss": r["loss"],
-                   "model": {"backbone": a.backbone}, "views": {"preset": "cifar"},
-                   "train": {"epochs": a.epochs, "batch_size": r["batch"], "seed": seed, "progress": "none",
-                             "threads": a.threads},
-                   "eval": {"protocols": ["knn", "linear"], "baselines": False, "report": False,
-                            "diagnostics": False},
-                   "out": f"{work}/runs/{r['method']}-b{r['batch']}-s{seed}-{abs(hash(r['claim'])) % 10**6}"}
+            cfg = {
+                "method": r["method"],
+                "data": {"source": r["data"]},
+                "loss": r["loss"],
+                "model": {"backbone": a.backbone},
+                "views": {"preset": "cifar"},
+                "train": {
+                    "epochs": a.epochs,
+                    "batch_size": r["batch"],
+                    "seed": seed,
+                    "progress": "none",
+                    "threads": a.threads,
+                },
+                "eval": {
+                    "protocols": ["knn", "linear"],
+                    "baselines": False,
+                    "report": False,
+                    "diagnostics": False,
+                },
+                "out": f"{work}/runs/{r['method']}-b{r['batch']}-s{seed}-{abs(hash(r['claim'])) % 10**6}",
+            }
             t0 = time.perf_counter()
             run = selfsup.train(cfg, overwrite=True)
             ev = run.summary["eval"]
-            row = {**{k: r[k] for k in ("claim", "method", "batch")}, "seed": seed, "epochs": a.epochs,
-                   "knn_top1": ev["knn_top1"], "linear_top1": ev["linear_top1"],
-                   "wall_s": round(time.perf_counter() - t0, 1)}
+            row = {
+                **{k: r[k] for k in ("claim", "method", "batch")},
+                "seed": seed,
+                "epochs": a.epochs,
+                "knn_top1": ev["knn_top1"],
+                "linear_top1": ev["linear_top1"],
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

@@ -29,7 +29,9 @@ from claims import make_npz  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default="digits", help="digits or cifar-gray")
     ap.add_argument("--cifar", default="/tmp/cifar10")
     ap.add_argument("--work", default="/tmp/selfsup-default")
@@ -44,20 +46,39 @@ def main():
     torch.set_num_threads(a.threads)
     source = "digits"
     if a.data == "cifar-gray":
-        source = str(make_npz(Path(a.cifar), Path(a.work) / "cifar-gray28-8000.npz", [800] * 10, 200,
-                              size=28, gray=True))
+        source = str(
+            make_npz(
+                Path(a.cifar),
+                Path(a.work) / "cifar-gray28-8000.npz",
+                [800] * 10,
+                200,
+                size=28,
+                gray=True,
+            )
+        )
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        cfg = {"data": {"source": source}, "train": {"seed": seed, "progress": "none", "threads": a.threads},
-               "eval": {"report": False}, "out": f"{a.work}/{a.data}-s{seed}"}
+        cfg = {
+            "data": {"source": source},
+            "train": {"seed": seed, "progress": "none", "threads": a.threads},
+            "eval": {"report": False},
+            "out": f"{a.work}/{a.data}-s{seed}",
+        }
         if a.epochs:
             cfg["train"]["epochs"] = a.epochs
         t0 = time.perf_counter()
         run = selfsup.train(cfg, overrides=a.overrides, overwrite=True)
         s = run.summary
-        row = {"data": a.data, "seed": seed, "epochs": s["epochs"], "wall_s": round(time.perf_counter() - t0, 1),
-               "pretrained": s["eval"], "random_init": s["baselines"]["random_init"],
-               "raw_input": s["baselines"]["raw_input"], "overrides": a.overrides}
+        row = {
+            "data": a.data,
+            "seed": seed,
+            "epochs": s["epochs"],
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "pretrained": s["eval"],
+            "random_init": s["baselines"]["random_init"],
+            "raw_input": s["baselines"]["raw_input"],
+            "overrides": a.overrides,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
         if a.json:

@@ -45,8 +45,13 @@ def supervised_gcn(source: str, seed: int = 0, epochs: int = 200) -> dict:
     torch.manual_seed(seed)
     k = int(y.max()) + 1
     l1, l2 = GCNLayer(x.shape[1], 16), GCNLayer(16, k)
-    opt = torch.optim.Adam([{"params": l1.parameters(), "weight_decay": 5e-4},
-                            {"params": l2.parameters(), "weight_decay": 0.0}], lr=0.01)
+    opt = torch.optim.Adam(
+        [
+            {"params": l1.parameters(), "weight_decay": 5e-4},
+            {"params": l2.parameters(), "weight_decay": 0.0},
+        ],
+        lr=0.01,
+    )
     best = (-1.0, 0.0)
     t0 = time.perf_counter()
     for _ in range(epochs):
@@ -62,8 +67,12 @@ def supervised_gcn(source: str, seed: int = 0, epochs: int = 200) -> dict:
             test = float((pred[test_idx] == y[test_idx]).float().mean())
         if val > best[0]:
             best = (val, test)
-    return {"method": "supervised_gcn", "val_top1": best[0], "node_top1": best[1],
-            "train_time_s": round(time.perf_counter() - t0, 1)}
+    return {
+        "method": "supervised_gcn",
+        "val_top1": best[0],
+        "node_top1": best[1],
+        "train_time_s": round(time.perf_counter() - t0, 1),
+    }
 
 
 def run_method(method: str, source: str, out: Path, epochs: int | None, sets: list[str]) -> dict:
@@ -76,11 +85,19 @@ def run_method(method: str, source: str, out: Path, epochs: int | None, sets: li
     s = run.summary
     raw = s.get("baselines", {}).get("raw_input", {})
     rnd = s.get("baselines", {}).get("random_init", {})
-    return {"method": method, "epochs": s["epochs"], **s["eval"],
-            "raw_node_top1": raw.get("node_top1"), "raw_kmeans_nmi": raw.get("cluster_nmi"),
-            "raw_kmeans_ari": raw.get("cluster_ari"), "spectral_nmi": raw.get("spectral_nmi"),
-            "spectral_ari": raw.get("spectral_ari"), "random_init_node_top1": rnd.get("node_top1"),
-            "train_time_s": s["train_time_s"], "wall_time_s": s["wall_time_s"]}
+    return {
+        "method": method,
+        "epochs": s["epochs"],
+        **s["eval"],
+        "raw_node_top1": raw.get("node_top1"),
+        "raw_kmeans_nmi": raw.get("cluster_nmi"),
+        "raw_kmeans_ari": raw.get("cluster_ari"),
+        "spectral_nmi": raw.get("spectral_nmi"),
+        "spectral_ari": raw.get("spectral_ari"),
+        "random_init_node_top1": rnd.get("node_top1"),
+        "train_time_s": s["train_time_s"],
+        "wall_time_s": s["wall_time_s"],
+    }
 
 
 def main() -> None:

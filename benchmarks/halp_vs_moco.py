@@ -24,12 +24,17 @@ from selfsup.data import load_source
 def balanced(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
-    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), n // len(classes), replace=False)
-                                   for c in classes]))
+    return np.sort(
+        np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), n // len(classes), replace=False) for c in classes]
+        )
+    )
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default="/tmp/cifar10")
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
@@ -57,20 +62,46 @@ def main():
     for name in ("moco", "halp"):
         loss = dict(base)
         if name == "halp":
-            loss.update({"mu": a.mu, "hardness": a.hardness, "update_every": a.update_every, "n_positives": 16})
-        cfg = {"method": name, "data": {"source": source}, "loss": loss, "model": {"backbone": "convnet"},
-               "optim": {"name": "adamw", "lr": 0.001, "warmup_epochs": 1},
-               "train": {"epochs": a.epochs, "batch_size": a.batch_size, "seed": 0, "progress": "none",
-                         "checkpoint_every": 1000},
-               "eval": {"protocols": ["knn"], "knn_k": knn_k, "baselines": False, "report": False,
-                        "diagnostics": False},
-               "out": str(out / name)}
+            loss.update(
+                {
+                    "mu": a.mu,
+                    "hardness": a.hardness,
+                    "update_every": a.update_every,
+                    "n_positives": 16,
+                }
+            )
+        cfg = {
+            "method": name,
+            "data": {"source": source},
+            "loss": loss,
+            "model": {"backbone": "convnet"},
+            "optim": {"name": "adamw", "lr": 0.001, "warmup_epochs": 1},
+            "train": {
+                "epochs": a.epochs,
+                "batch_size": a.batch_size,
+                "seed": 0,
+                "progress": "none",
+                "checkpoint_every": 1000,
+            },
+            "eval": {
+                "protocols": ["knn"],
+                "knn_k": knn_k,
+                "baselines": False,
+                "report": False,
+                "diagnostics": False,
+            },
+            "out": str(out / name),
+        }
         run = selfsup.train(cfg, overwrite=True)
         s_ = run.summary
-        row = {"method": name, "data": a.data if a.data == "digits" else f"cifar10[{a.train}]", "epochs": a.epochs,
-               "knn_top1": s_["eval"]["knn_top1"],
-               "samples_per_s": round(s_["steps"] * a.batch_size / max(s_["train_time_s"], 1e-9), 1),
-               "train_s": s_["train_time_s"]}
+        row = {
+            "method": name,
+            "data": a.data if a.data == "digits" else f"cifar10[{a.train}]",
+            "epochs": a.epochs,
+            "knn_top1": s_["eval"]["knn_top1"],
+            "samples_per_s": round(s_["steps"] * a.batch_size / max(s_["train_time_s"], 1e-9), 1),
+            "train_s": s_["train_time_s"],
+        }
         print(json.dumps(row), flush=True)
         if a.json:
             with open(a.json, "a") as f:

@@ -40,14 +40,18 @@ def row(name, fb, yb, fq, yq):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     torch.set_num_threads(1)
     splits = D.load_source("digits", None, False, None)
     bank, query = D.eval_splits(splits, None, seed=0)
     yb, yq = torch.from_numpy(bank.y), torch.from_numpy(query.y)
-    print("| encoder | k=20 plain | k=20 centred | k=200 plain | k=200 centred | mean cosine (bank) |")
+    print(
+        "| encoder | k=20 plain | k=20 centred | k=200 plain | k=200 centred | mean cosine (bank) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for run in a.runs:
         enc = selfsup.load_encoder(run).eval()

@@ -45,14 +45,27 @@ def child(n: int, mode: str, d: int, threads: int) -> None:
     loss.backward()
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"n": n, "mode": mode, "fwd_s": t1 - t0, "bwd_s": t2 - t1, "total_s": t2 - t0,
-                      "extra_mb": (peak - base) / 1024, "loss": float(loss.detach()),
-                      "grad_norm": float(z1.grad.norm())}))
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "mode": mode,
+                "fwd_s": t1 - t0,
+                "bwd_s": t2 - t1,
+                "total_s": t2 - t0,
+                "extra_mb": (peak - base) / 1024,
+                "loss": float(loss.detach()),
+                "grad_norm": float(z1.grad.norm()),
+            }
+        )
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384, 32768, 65536])
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384, 32768, 65536]
+    )
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dense-limit-gb", type=float, default=12.0)
@@ -63,32 +76,52 @@ def main() -> None:
     if a.child:
         child(int(a.child[0]), a.child[1], a.dim, a.threads)
         return
-    print(f"NT-Xent forward+backward, d={a.dim}, float32, {a.threads} threads; load average at start "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'N pairs':>8} {'path':>6} {'time s':>8} {'fwd s':>7} {'bwd s':>7} {'extra MB':>9} "
-          f"{'GFLOP/s':>8} {'of peak':>8}")
+    print(
+        f"NT-Xent forward+backward, d={a.dim}, float32, {a.threads} threads; load average at start "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'N pairs':>8} {'path':>6} {'time s':>8} {'fwd s':>7} {'bwd s':>7} {'extra MB':>9} "
+        f"{'GFLOP/s':>8} {'of peak':>8}"
+    )
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
     for n in a.sizes:
         for mode in ("dense", "tiled"):
             need_gb = 64 * n * n / 1e9
             if mode == "dense" and need_gb > a.dense_limit_gb:
-                print(f"{n:>8} {mode:>6}  skipped: would need about {need_gb:.0f} GB (> {a.dense_limit_gb:g} GB)")
+                print(
+                    f"{n:>8} {mode:>6}  skipped: would need about {need_gb:.0f} GB (> {a.dense_limit_gb:g} GB)"
+                )
                 continue
-            cmd = [sys.executable, __file__, "--child", str(n), mode, "--dim", str(a.dim),
-                   "--threads", str(a.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(n),
+                mode,
+                "--dim",
+                str(a.dim),
+                "--threads",
+                str(a.threads),
+            ]
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, env=env)
             except subprocess.TimeoutExpired:
                 print(f"{n:>8} {mode:>6}  timed out after {a.timeout:g} s")
                 continue
             if r.returncode != 0:
-                print(f"{n:>8} {mode:>6}  failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+                print(
+                    f"{n:>8} {mode:>6}  failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}"
+                )
                 continue
             res = json.loads(r.stdout.strip().splitlines()[-1])
             flops = 6 * (2 * n) ** 2 * a.dim
             rate = flops / res["total_s"] / 1e9
-            print(f"{n:>8} {mode:>6} {res['total_s']:8.2f} {res['fwd_s']:7.2f} {res['bwd_s']:7.2f} "
-                  f"{res['extra_mb']:9.0f} {rate:8.1f} {rate / a.peak:8.1%}", flush=True)
+            print(
+                f"{n:>8} {mode:>6} {res['total_s']:8.2f} {res['fwd_s']:7.2f} {res['bwd_s']:7.2f} "
+                f"{res['extra_mb']:9.0f} {rate:8.1f} {rate / a.peak:8.1%}",
+                flush=True,
+            )
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

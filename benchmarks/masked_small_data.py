@@ -42,7 +42,9 @@ def balanced(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
     per = n // len(classes)
-    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=False) for c in classes]))
+    return np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=False) for c in classes])
+    )
 
 
 def make_subset(data: str, n_train: int, n_test: int, out: Path) -> Path:
@@ -54,8 +56,10 @@ def make_subset(data: str, n_train: int, n_test: int, out: Path) -> Path:
 
 def recorder(store: list, start: float):
     """An on_epoch_end callback appending the process CPU time (minus ``start``) at each epoch end."""
+
     def cb(epoch, method):
         store.append(time.process_time() - start)
+
     return cb
 
 
@@ -66,18 +70,37 @@ def loss_of(name: str) -> dict:
 
 def config(name: str, npz: Path, epochs: int, a, out: Path) -> dict:
     backbone, views = SETUPS[name]
-    return {"method": name, "data": {"source": str(npz)}, "views": views, "loss": loss_of(name),
-            "model": {"backbone": backbone},
-            "optim": {"name": "adamw", "lr": a.lr, "warmup_epochs": min(2.0, epochs / 10)},
-            "train": {"epochs": epochs, "batch_size": a.batch_size, "seed": 0, "precision": a.precision,
-                      "progress": "none", "checkpoint_every": 1000},
-            "eval": {"protocols": ["knn", "fewshot"], "fewshot_fractions": [0.01, 0.1, 1.0],
-                     "fewshot_steps": a.ft_steps, "baselines": False, "report": False, "diagnostics": False},
-            "out": str(out / name)}
+    return {
+        "method": name,
+        "data": {"source": str(npz)},
+        "views": views,
+        "loss": loss_of(name),
+        "model": {"backbone": backbone},
+        "optim": {"name": "adamw", "lr": a.lr, "warmup_epochs": min(2.0, epochs / 10)},
+        "train": {
+            "epochs": epochs,
+            "batch_size": a.batch_size,
+            "seed": 0,
+            "precision": a.precision,
+            "progress": "none",
+            "checkpoint_every": 1000,
+        },
+        "eval": {
+            "protocols": ["knn", "fewshot"],
+            "fewshot_fractions": [0.01, 0.1, 1.0],
+            "fewshot_steps": a.ft_steps,
+            "baselines": False,
+            "report": False,
+            "diagnostics": False,
+        },
+        "out": str(out / name),
+    }
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default="/tmp/cifar10")
     ap.add_argument("--methods", default="simclr,mae,spark,cmae")
     ap.add_argument("--train", type=int, default=5000)
@@ -91,8 +114,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/selfsup-bench/masked")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--random-init", choices=["yes", "no", "only"], default="yes",
-                    help="also fine-tune randomly initialised encoders (only: nothing else)")
+    ap.add_argument(
+        "--random-init",
+        choices=["yes", "no", "only"],
+        default="yes",
+        help="also fine-tune randomly initialised encoders (only: nothing else)",
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -101,19 +128,31 @@ def main():
     rows = []
     for name in a.methods.split(",") if a.random_init != "only" else []:
         marks: list[float] = []
-        selfsup.train(config(name, npz, 2, a, out / "probe"), overwrite=True,
-                      overrides=["eval.protocols=[knn]", f"data.limit={a.probe}"],
-                      on_epoch_end=recorder(marks, 0.0))
-        cost = (marks[1] - marks[0]) / (a.probe // a.batch_size * a.batch_size)  # CPU s per training sample
+        selfsup.train(
+            config(name, npz, 2, a, out / "probe"),
+            overwrite=True,
+            overrides=["eval.protocols=[knn]", f"data.limit={a.probe}"],
+            on_epoch_end=recorder(marks, 0.0),
+        )
+        cost = (marks[1] - marks[0]) / (
+            a.probe // a.batch_size * a.batch_size
+        )  # CPU s per training sample
         epochs = max(1, int(round(a.budget / (cost * a.train))))
         c0 = time.process_time()
         cpu: list[float] = []
-        run = selfsup.train(config(name, npz, epochs, a, out), overwrite=True,
-                            on_epoch_end=recorder(cpu, c0))
+        run = selfsup.train(
+            config(name, npz, epochs, a, out), overwrite=True, on_epoch_end=recorder(cpu, c0)
+        )
         s, e = run.summary, run.summary["eval"]
-        row = {"method": name, "backbone": SETUPS[name][0], "epochs": epochs, "train_s": s["train_time_s"],
-               "train_cpu_s": round(cpu[-1], 1),
-               "knn": e["knn_top1"], **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")}}
+        row = {
+            "method": name,
+            "backbone": SETUPS[name][0],
+            "epochs": epochs,
+            "train_s": s["train_time_s"],
+            "train_cpu_s": round(cpu[-1], 1),
+            "knn": e["knn_top1"],
+            **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")},
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
         if a.json:
@@ -122,7 +161,9 @@ def main():
     # randomly initialised encoders, fine-tuned the same way (no pretraining)
     from selfsup.api import build_encoder, evaluate_encoder, load_data, pick_device
 
-    for backbone in sorted({SETUPS[n][0] for n in a.methods.split(",")}) if a.random_init != "no" else []:
+    for backbone in (
+        sorted({SETUPS[n][0] for n in a.methods.split(",")}) if a.random_init != "no" else []
+    ):
         cfg = C.validate(config("simclr", npz, 1, a, out) | {"model": {"backbone": backbone}})
         splits, bank, query = load_data(cfg)
         from selfsup.eval import channel_stats
@@ -130,8 +171,15 @@ def main():
         mean, std = channel_stats(splits.train.x)
         enc = build_encoder(cfg, 3, 32, mean, std, 0)
         e = evaluate_encoder(enc, bank, query, 32, cfg.eval, pick_device("cpu"))
-        row = {"method": f"random init ({backbone})", "backbone": backbone, "epochs": 0, "train_s": 0, "train_cpu_s": 0,
-               "knn": e["knn_top1"], **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")}}
+        row = {
+            "method": f"random init ({backbone})",
+            "backbone": backbone,
+            "epochs": 0,
+            "train_s": 0,
+            "train_cpu_s": 0,
+            "knn": e["knn_top1"],
+            **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")},
+        }
         print(json.dumps(row), flush=True)
         if a.json:
             with open(a.json, "a") as f:

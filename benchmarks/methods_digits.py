@@ -18,8 +18,20 @@ from pathlib import Path
 import selfsup
 from selfsup.config import load_yaml, merge
 
-METHODS = ["simclr", "moco", "mochi", "mocov3", "byol", "simsiam", "directpred", "directcopy", "nnclr",
-           "barlow", "vicreg", "gsimclr"]
+METHODS = [
+    "simclr",
+    "moco",
+    "mochi",
+    "mocov3",
+    "byol",
+    "simsiam",
+    "directpred",
+    "directcopy",
+    "nnclr",
+    "barlow",
+    "vicreg",
+    "gsimclr",
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,20 +45,41 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for m in a.methods:
-            cfg = merge(load_yaml(ROOT / "configs" / f"{m}-digits.yaml"), {
-                "train": {"epochs": a.epochs, "threads": a.threads, "seed": a.seed, "progress": "none"},
-                "eval": {"baselines": False, "diagnostics": False, "report": False},
-                "out": str(Path(tmp) / m)})
+            cfg = merge(
+                load_yaml(ROOT / "configs" / f"{m}-digits.yaml"),
+                {
+                    "train": {
+                        "epochs": a.epochs,
+                        "threads": a.threads,
+                        "seed": a.seed,
+                        "progress": "none",
+                    },
+                    "eval": {"baselines": False, "diagnostics": False, "report": False},
+                    "out": str(Path(tmp) / m),
+                },
+            )
             t0 = time.perf_counter()
             run = selfsup.train(cfg)
             wall = time.perf_counter() - t0
             s = run.summary
             sps = s["steps"] * run.config.train.batch_size / max(s["train_time_s"], 1e-9)
             ev = s.get("eval", {})
-            rows.append((m, ev.get("knn_top1", float("nan")), ev.get("linear_top1", float("nan")), sps, wall))
-            print(f"{m}: knn {rows[-1][1]:.3f} linear {rows[-1][2]:.3f} {sps:.0f} samples/s {wall:.0f}s",
-                  flush=True)
-    print(f"\ndigits, {a.epochs} epochs, batch 128, ConvNet, {a.threads} thread(s), seed {a.seed}\n")
+            rows.append(
+                (
+                    m,
+                    ev.get("knn_top1", float("nan")),
+                    ev.get("linear_top1", float("nan")),
+                    sps,
+                    wall,
+                )
+            )
+            print(
+                f"{m}: knn {rows[-1][1]:.3f} linear {rows[-1][2]:.3f} {sps:.0f} samples/s {wall:.0f}s",
+                flush=True,
+            )
+    print(
+        f"\ndigits, {a.epochs} epochs, batch 128, ConvNet, {a.threads} thread(s), seed {a.seed}\n"
+    )
     print("| method | kNN top-1 | linear top-1 | train samples/s | wall s |")
     print("|---|---|---|---|---|")
     for m, knn, lin, sps, wall in rows:

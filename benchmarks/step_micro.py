@@ -38,11 +38,13 @@ def main():
     for p in model.parameters():
         p.grad = torch.randn_like(p)
     print(f"optimiser step, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters:")
-    for name, make in [("AdamW per-tensor", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=False)),
-                       ("AdamW foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
-                       ("AdamW fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True)),
-                       ("SGD foreach", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, foreach=True)),
-                       ("SGD fused", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, fused=True))]:
+    for name, make in [
+        ("AdamW per-tensor", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=False)),
+        ("AdamW foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
+        ("AdamW fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True)),
+        ("SGD foreach", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, foreach=True)),
+        ("SGD fused", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, fused=True)),
+    ]:
         opt = make(model.parameters())
         print(f"  {name:18s} {timeit(opt.step, 20) * 1e3:8.2f} ms")
 
@@ -53,10 +55,12 @@ def main():
         m = BACKBONES[name](3, True, width)
         row = []
         for bf16 in (False, True):
+
             def step(m=m, bf16=bf16):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     y = m(x).float().sum()
                 y.backward()
+
             row.append(timeit(step, 4, 1))
         label = f"{name}{' x0.25' if width != 1 else ''} ({sum(p.numel() for p in m.parameters()) / 1e6:.2f} M)"
         print(f"  {label:26s} fp32 {row[0]:.3f} s   bf16 {row[1]:.3f} s   ({row[0] / row[1]:.2f}x)")

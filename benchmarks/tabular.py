@@ -61,11 +61,16 @@ def centroid_cos(run) -> dict:
     with torch.no_grad():
         fb, fq = enc(torch.from_numpy(bank.x)), enc(torch.from_numpy(query.x))
     cos = torch.nn.functional.cosine_similarity(torch.cat([fb, fq]), fb.mean(0, keepdim=True))
-    cb, cq = cos[:len(fb)], cos[len(fb):]
+    cb, cq = cos[: len(fb)], cos[len(fb) :]
     an = torch.from_numpy(query.y != bank.y[0])
-    return {"cos_train_normal": float(cb.mean()), "cos_test_normal": float(cq[~an].mean()),
-            "cos_anomalies": float(cq[an].mean()), "n_train_normal": len(fb), "n_test": len(fq),
-            "n_anomalies": int(an.sum())}
+    return {
+        "cos_train_normal": float(cb.mean()),
+        "cos_test_normal": float(cq[~an].mean()),
+        "cos_anomalies": float(cq[an].mean()),
+        "n_train_normal": len(fb),
+        "n_test": len(fq),
+        "n_anomalies": int(an.sum()),
+    }
 
 
 SETS = {  # name -> (source, label column, normal label, batch size)
@@ -83,11 +88,21 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--json", help="also write the rows here")
-    ap.add_argument("--centroid-cos", action="store_true", help="also print each run's mean cosine to the mean "
-                    "normal training feature, for the normal training rows, the normal test rows and the anomalies")
-    ap.add_argument("--normals", help="comma-separated normal labels, one run each (default: the set's own)")
-    ap.add_argument("--no-recipe", action="store_true", help="the project's defaults instead of the recipes "
-                    "configs/<method>-breast_cancer.yaml (their optimiser settings)")
+    ap.add_argument(
+        "--centroid-cos",
+        action="store_true",
+        help="also print each run's mean cosine to the mean "
+        "normal training feature, for the normal training rows, the normal test rows and the anomalies",
+    )
+    ap.add_argument(
+        "--normals", help="comma-separated normal labels, one run each (default: the set's own)"
+    )
+    ap.add_argument(
+        "--no-recipe",
+        action="store_true",
+        help="the project's defaults instead of the recipes "
+        "configs/<method>-breast_cancer.yaml (their optimiser settings)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="selfsup-tab-"))
     rows = []
@@ -95,39 +110,83 @@ def main() -> None:
         source, label_col, default_normal, bs = SETS[name]
         if source == "optdigits":
             source = str(optdigits_csv(tmp))
-        for normal in (args.normals.split(",") if args.normals else [default_normal]):
+        for normal in args.normals.split(",") if args.normals else [default_normal]:
             key = name if not args.normals else f"{name} (normal {normal})"
             bases = []
             for method in args.methods.split(","):
                 for seed in [int(s) for s in args.seeds.split(",")]:
                     t0 = cpu_s()
-                    over = ["eval.report=false", "eval.diagnostics=false", "train.progress=none",
-                            f"data.normal_label={normal}"] + (["data.label_column=" + label_col] if label_col else [])
-                    recipe = Path(__file__).resolve().parents[1] / "configs" / f"{method}-breast_cancer.yaml"
-                    run = selfsup.train(recipe if recipe.is_file() and not args.no_recipe else None, method=method,
-                                        data=source, epochs=args.epochs, batch_size=bs, seed=seed,
-                                        out=str(tmp / f"{name}-{normal}-{method}-{seed}"), overrides=over + args.overrides)
+                    over = [
+                        "eval.report=false",
+                        "eval.diagnostics=false",
+                        "train.progress=none",
+                        f"data.normal_label={normal}",
+                    ] + (["data.label_column=" + label_col] if label_col else [])
+                    recipe = (
+                        Path(__file__).resolve().parents[1]
+                        / "configs"
+                        / f"{method}-breast_cancer.yaml"
+                    )
+                    run = selfsup.train(
+                        recipe if recipe.is_file() and not args.no_recipe else None,
+                        method=method,
+                        data=source,
+                        epochs=args.epochs,
+                        batch_size=bs,
+                        seed=seed,
+                        out=str(tmp / f"{name}-{normal}-{method}-{seed}"),
+                        overrides=over + args.overrides,
+                    )
                     s = run.summary
                     e = s["eval"]
-                    rows.append({"set": key, "method": method, "seed": seed, "score": s["anomaly"]["score"],
-                                 "auroc": e["anomaly_auroc"], "auprc": e["anomaly_auprc"],
-                                 "knn_auroc": e["anomaly_knn_auroc"], "knn_l2_auroc": e["anomaly_knn_l2_auroc"],
-                                 "knn_l2_auprc": e["anomaly_knn_l2_auprc"], "cpu_min": (cpu_s() - t0) / 60})
+                    rows.append(
+                        {
+                            "set": key,
+                            "method": method,
+                            "seed": seed,
+                            "score": s["anomaly"]["score"],
+                            "auroc": e["anomaly_auroc"],
+                            "auprc": e["anomaly_auprc"],
+                            "knn_auroc": e["anomaly_knn_auroc"],
+                            "knn_l2_auroc": e["anomaly_knn_l2_auroc"],
+                            "knn_l2_auprc": e["anomaly_knn_l2_auprc"],
+                            "cpu_min": (cpu_s() - t0) / 60,
+                        }
+                    )
                     bases.append((seed, s["baselines"]))
                     if args.centroid_cos:
                         rows[-1].update(centroid_cos(run))
                     print(json.dumps(rows[-1]), flush=True)
             seen = set()
-            for seed, base in bases:  # the baselines of each seed once (they depend on the seed, not the method)
+            for (
+                seed,
+                base,
+            ) in bases:  # the baselines of each seed once (they depend on the seed, not the method)
                 if seed in seen:
                     continue
                 seen.add(seed)
-                for b in ("isolation_forest", "lof", "distance_to_mean", "raw_knn", "raw_knn_l2", "random_init"):
+                for b in (
+                    "isolation_forest",
+                    "lof",
+                    "distance_to_mean",
+                    "raw_knn",
+                    "raw_knn_l2",
+                    "random_init",
+                ):
                     r = base[b]
-                    rows.append({"set": key, "method": b, "seed": seed, "score": "baseline",
-                                 "auroc": r["anomaly_auroc"], "auprc": r["anomaly_auprc"],
-                                 "knn_l2_auroc": r.get("anomaly_knn_l2_auroc"),
-                                 "knn_l2_auprc": r.get("anomaly_knn_l2_auprc"), "cpu_min": 0.0})
+                    rows.append(
+                        {
+                            "set": key,
+                            "method": b,
+                            "seed": seed,
+                            "score": "baseline",
+                            "auroc": r["anomaly_auroc"],
+                            "auprc": r["anomaly_auprc"],
+                            "knn_l2_auroc": r.get("anomaly_knn_l2_auroc"),
+                            "knn_l2_auprc": r.get("anomaly_knn_l2_auprc"),
+                            "cpu_min": 0.0,
+                        }
+                    )
     if args.normals:  # one more group per (set, method): the mean over the normal classes
         for r in list(rows):
             rows.append({**r, "set": r["set"].split(" (normal")[0] + " (mean over normal classes)"})
@@ -137,15 +196,19 @@ def main() -> None:
     for r in rows:
         groups.setdefault((r["set"], r["method"], r["score"]), []).append(r)
     for (st, m, score), rs in groups.items():
+
         def cell(k, rs=rs):
             v = [r[k] for r in rs if r.get(k) is not None]
             if not v:
                 return "-"
             sd = f" +- {statistics.stdev(v):.3f}" if len(v) > 1 else ""
             return f"{statistics.mean(v):.3f}{sd}"
+
         label = f"{m} ({score})" if score != "baseline" else m
-        print(f"| {st} | {label} | {len(rs)} | {cell('auroc')} | {cell('auprc')} | {cell('knn_l2_auroc')} | "
-              f"{cell('knn_l2_auprc')} | {statistics.mean(r['cpu_min'] for r in rs):.2f} |")
+        print(
+            f"| {st} | {label} | {len(rs)} | {cell('auroc')} | {cell('auprc')} | {cell('knn_l2_auroc')} | "
+            f"{cell('knn_l2_auprc')} | {statistics.mean(r['cpu_min'] for r in rs):.2f} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

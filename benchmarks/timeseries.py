@@ -32,29 +32,46 @@ PUBLISHED = {
 }
 
 
-def run_one(name: str, method: str, seed: int, work: str, threads: int, overrides: list[str]) -> dict:
+def run_one(
+    name: str, method: str, seed: int, work: str, threads: int, overrides: list[str]
+) -> dict:
     import selfsup
     from selfsup.data import load_source
 
     n = len(load_source(f"ucr:{name}").train)
-    cfg: dict = {"method": method, "data": {"source": f"ucr:{name}"},
-                 "train": {"seed": seed, "progress": "none", "threads": threads},
-                 "eval": {"report": False, "diagnostics": False, "protocols": ["svm", "knn", "linear"]},
-                 "out": f"{work}/{method}-{name}-s{seed}"}
+    cfg: dict = {
+        "method": method,
+        "data": {"source": f"ucr:{name}"},
+        "train": {"seed": seed, "progress": "none", "threads": threads},
+        "eval": {"report": False, "diagnostics": False, "protocols": ["svm", "knn", "linear"]},
+        "out": f"{work}/{method}-{name}-s{seed}",
+    }
     if method == "ts2vec":  # the authors' schedule: batch 8, 200 iterations
         cfg["train"].update(batch_size=8, epochs=math.ceil(200 / max(1, n // 8)))
     t0, c0 = time.perf_counter(), time.process_time()
     run = selfsup.train(cfg, overrides=overrides, overwrite=True)
     s = run.summary
-    return {"set": name, "method": method, "seed": seed, "epochs": s["epochs"], "steps": s["steps"],
-            "batch_size": run.config.train.batch_size, "cpu_s": round(time.process_time() - c0, 1),
-            "wall_s": round(time.perf_counter() - t0, 1), "train_wall_s": s["train_time_s"],
-            "pretrained": s["eval"], "random_init": s["baselines"]["random_init"],
-            "raw_input": s["baselines"]["raw_input"], "overrides": overrides}
+    return {
+        "set": name,
+        "method": method,
+        "seed": seed,
+        "epochs": s["epochs"],
+        "steps": s["steps"],
+        "batch_size": run.config.train.batch_size,
+        "cpu_s": round(time.process_time() - c0, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "train_wall_s": s["train_time_s"],
+        "pretrained": s["eval"],
+        "random_init": s["baselines"]["random_init"],
+        "raw_input": s["baselines"]["raw_input"],
+        "overrides": overrides,
+    }
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sets", default="ArrowHead,GunPoint,ItalyPowerDemand,BasicMotions")
     ap.add_argument("--methods", default="ts2vec,simclr")
     ap.add_argument("--seeds", default="0")
@@ -74,14 +91,18 @@ def main():
                 if a.json:
                     with open(a.json, "a") as f:
                         f.write(json.dumps(row) + "\n")
-    print("\n| set | method | svm_top1 | random init | raw input | T-Loss | TS2Vec (paper) | MiniRocket | "
-          "CPU s | wall s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| set | method | svm_top1 | random init | raw input | T-Loss | TS2Vec (paper) | MiniRocket | "
+        "CPU s | wall s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     for r in rows:
         p = PUBLISHED.get(r["set"], {})
         pub = [f"{p[k]:.3f}" if k in p else "-" for k in ("T-Loss", "TS2Vec", "MiniRocket")]
-        print(f"| {r['set']} | {r['method']} | {r['pretrained']['svm_top1']:.3f} | "
-              f"{r['random_init']['svm_top1']:.3f} | {r['raw_input']['svm_top1']:.3f} | {' | '.join(pub)} | "
-              f"{r['cpu_s']:.0f} | {r['wall_s']:.0f} |")
+        print(
+            f"| {r['set']} | {r['method']} | {r['pretrained']['svm_top1']:.3f} | "
+            f"{r['random_init']['svm_top1']:.3f} | {r['raw_input']['svm_top1']:.3f} | {' | '.join(pub)} | "
+            f"{r['cpu_s']:.0f} | {r['wall_s']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,15 @@ import time
 from pathlib import Path
 
 
-def build_trainer(backbone: str, batch: int, n: int, overrides: list[str], out: Path, width: float = 1.0,
-                  size: int = 32):
+def build_trainer(
+    backbone: str,
+    batch: int,
+    n: int,
+    overrides: list[str],
+    out: Path,
+    width: float = 1.0,
+    size: int = 32,
+):
     import torch
 
     from selfsup import api
@@ -35,8 +42,12 @@ def build_trainer(backbone: str, batch: int, n: int, overrides: list[str], out: 
     from selfsup.train import Trainer
     from selfsup.views import ImageViews, resolve_spec
 
-    cfg = api.resolve_config(method="simclr", batch_size=batch, epochs=1,
-                             overrides=["train.progress=none", f"model.backbone={backbone}"] + overrides)
+    cfg = api.resolve_config(
+        method="simclr",
+        batch_size=batch,
+        epochs=1,
+        overrides=["train.progress=none", f"model.backbone={backbone}"] + overrides,
+    )
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     _, spec = resolve_spec("cifar", 3, 32, size=size)
@@ -75,19 +86,29 @@ def cmd_step(a):
     import torch
 
     torch.set_num_threads(a.threads)
-    variants = [("fp32", ["train.precision=fp32"]), ("bf16", ["train.precision=bf16"]),
-                ("fp32 + channels_last", ["train.precision=fp32", "train.channels_last=true"]),
-                ("bf16 + channels_last", ["train.precision=bf16", "train.channels_last=true"]),
-                ("fp32 + compile", ["train.precision=fp32", "train.compile=true"]),
-                ("bf16 + compile", ["train.precision=bf16", "train.compile=true"])]
+    variants = [
+        ("fp32", ["train.precision=fp32"]),
+        ("bf16", ["train.precision=bf16"]),
+        ("fp32 + channels_last", ["train.precision=fp32", "train.channels_last=true"]),
+        ("bf16 + channels_last", ["train.precision=bf16", "train.channels_last=true"]),
+        ("fp32 + compile", ["train.precision=fp32", "train.compile=true"]),
+        ("bf16 + compile", ["train.precision=bf16", "train.compile=true"]),
+    ]
     if a.variants:
         keep = [k.replace(" ", "") for k in a.variants.split(",")]
         variants = [v for v in variants if v[0].replace(" ", "") in keep]
     with tempfile.TemporaryDirectory() as d:
         trainers = {}
         for name, over in variants:
-            tr = build_trainer(a.backbone, a.batch, a.batch * (a.steps + a.warmup), over, Path(d) / name, a.width,
-                               a.size)
+            tr = build_trainer(
+                a.backbone,
+                a.batch,
+                a.batch * (a.steps + a.warmup),
+                over,
+                Path(d) / name,
+                a.width,
+                a.size,
+            )
             timed_steps(tr, 1, a.warmup)  # warm-up (and compilation)
             trainers[name] = tr
         rates = {name: [] for name in trainers}
@@ -95,8 +116,11 @@ def cmd_step(a):
             for name, tr in trainers.items():
                 rates[name].append(timed_steps(tr, a.steps, 0))
         for name, r in rates.items():
-            print(f"{a.backbone} x{a.width:g}  {a.size} px views  batch {a.batch}  {name:22s} median {statistics.median(r):7.1f} "
-                  f"samples/s  (rounds: {', '.join(f'{x:.0f}' for x in r)})", flush=True)
+            print(
+                f"{a.backbone} x{a.width:g}  {a.size} px views  batch {a.batch}  {name:22s} median {statistics.median(r):7.1f} "
+                f"samples/s  (rounds: {', '.join(f'{x:.0f}' for x in r)})",
+                flush=True,
+            )
 
 
 def cmd_memory_point(a):
@@ -108,11 +132,23 @@ def cmd_memory_point(a):
         tr = build_trainer("resnet18", a.batch, a.batch * 2, over, Path(d))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         t = time.perf_counter()
-        timed_steps(tr, 1, 0)  # one step: activations, gradients and the optimiser state all exist by its end
+        timed_steps(
+            tr, 1, 0
+        )  # one step: activations, gradients and the optimiser state all exist by its end
         dt = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(json.dumps({"batch": a.batch, "chunk": a.chunk, "peak_gb": round(peak, 3),
-                      "before_steps_gb": round(base, 3), "seconds_1_step": round(dt, 1)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "batch": a.batch,
+                "chunk": a.chunk,
+                "peak_gb": round(peak, 3),
+                "before_steps_gb": round(base, 3),
+                "seconds_1_step": round(dt, 1),
+            }
+        ),
+        flush=True,
+    )
 
 
 def cmd_memory(a):
@@ -120,8 +156,17 @@ def cmd_memory(a):
         for b in [int(x) for x in a.batches.split(",")]:
             if chunk and chunk >= b:
                 continue
-            cmd = [sys.executable, __file__, "memory-point", "--batch", str(b), "--chunk", str(chunk),
-                   "--threads", str(a.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "memory-point",
+                "--batch",
+                str(b),
+                "--chunk",
+                str(chunk),
+                "--threads",
+                str(a.threads),
+            ]
             r = subprocess.run(cmd, capture_output=True, text=True)
             line = (r.stdout.strip().splitlines() or [r.stderr.strip()[-300:]])[-1]
             print(line, flush=True)
@@ -131,11 +176,36 @@ def cmd_ddp(a):
     for n in [int(x) for x in a.nproc.split(",")]:
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "run"
-            cmd = [sys.executable, "-m", "selfsup", "train", "--data", a.data, "--nproc", str(n), "--epochs",
-                   str(a.epochs), "--batch-size", str(a.batch), "--out", str(out), "--set", f"data.limit={a.limit}",
-                   "--set", "eval.protocols=[knn]", "--set", "eval.baselines=false", "--set",
-                   "eval.diagnostics=false", "--set", "eval.report=false", "--set", "train.progress=none",
-                   "--set", f"train.precision={a.precision}"] + sum((["--set", s] for s in a.set), [])
+            cmd = [
+                sys.executable,
+                "-m",
+                "selfsup",
+                "train",
+                "--data",
+                a.data,
+                "--nproc",
+                str(n),
+                "--epochs",
+                str(a.epochs),
+                "--batch-size",
+                str(a.batch),
+                "--out",
+                str(out),
+                "--set",
+                f"data.limit={a.limit}",
+                "--set",
+                "eval.protocols=[knn]",
+                "--set",
+                "eval.baselines=false",
+                "--set",
+                "eval.diagnostics=false",
+                "--set",
+                "eval.report=false",
+                "--set",
+                "train.progress=none",
+                "--set",
+                f"train.precision={a.precision}",
+            ] + sum((["--set", s] for s in a.set), [])
             env = dict(os.environ, OMP_NUM_THREADS=str(max(1, a.threads // n)))
             t = time.perf_counter()
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -146,8 +216,11 @@ def cmd_ddp(a):
             recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
             ep = [r for r in recs if "epoch_samples_per_s" in r]
             rates = [r["epoch_samples_per_s"] for r in ep[1:]] or [ep[-1]["epoch_samples_per_s"]]
-            print(f"nproc {n}: {sum(rates) / len(rates):.1f} samples/s (epochs 2..{len(ep)}), "
-                  f"wall {wall:.0f} s, {a.threads // n} thread(s) per process", flush=True)
+            print(
+                f"nproc {n}: {sum(rates) / len(rates):.1f} samples/s (epochs 2..{len(ep)}), "
+                f"wall {wall:.0f} s, {a.threads // n} thread(s) per process",
+                flush=True,
+            )
 
 
 def main():
@@ -181,7 +254,9 @@ def main():
     d.add_argument("--precision", default="auto")
     d.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
-    {"step": cmd_step, "memory": cmd_memory, "memory-point": cmd_memory_point, "ddp": cmd_ddp}[a.cmd](a)
+    {"step": cmd_step, "memory": cmd_memory, "memory-point": cmd_memory_point, "ddp": cmd_ddp}[
+        a.cmd
+    ](a)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,17 @@ class VAE(nn.Module):
 
     def __init__(self, pixels: int = 64, hidden: int = 256, latent: int = 16):
         super().__init__()
-        self.enc = nn.Sequential(nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.enc = nn.Sequential(
+            nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
         self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
-        self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, pixels))
+        self.dec = nn.Sequential(
+            nn.Linear(latent, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, pixels),
+        )
 
     def encode(self, x):
         h = self.enc(x.flatten(1))
@@ -54,7 +61,9 @@ class VAE(nn.Module):
     def loss(self, x):
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        rec = F.binary_cross_entropy_with_logits(self.dec(z), x.flatten(1), reduction="sum") / len(x)
+        rec = F.binary_cross_entropy_with_logits(self.dec(z), x.flatten(1), reduction="sum") / len(
+            x
+        )
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
         return rec + kl
 
@@ -82,8 +91,12 @@ def make_plugin(vae: VAE, sigma: float, n_views: int = 2, hand_made: bool = Fals
         v = vae.to(x.device)
         mu, logvar = v.encode(x)
         std = (0.5 * logvar).exp()
-        out = [v.decode(mu + sigma * std * torch.randn(mu.shape, generator=g, device=x.device), x.shape)
-               for _ in range(n_views)]
+        out = [
+            v.decode(
+                mu + sigma * std * torch.randn(mu.shape, generator=g, device=x.device), x.shape
+            )
+            for _ in range(n_views)
+        ]
         if hand is None:
             return out
         with torch.random.fork_rng(devices=[]):  # hand-made views of the generated ones, same seed
@@ -94,10 +107,14 @@ def make_plugin(vae: VAE, sigma: float, n_views: int = 2, hand_made: bool = Fals
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--vae-epochs", type=int, default=200)
-    ap.add_argument("--sigma", type=float, default=1.0, help="latent noise, in posterior standard deviations")
+    ap.add_argument(
+        "--sigma", type=float, default=1.0, help="latent noise, in posterior standard deviations"
+    )
     ap.add_argument("--settings", default="hand,generated,both")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -111,22 +128,41 @@ def main():
     vae = train_vae(x, a.vae_epochs, a.seed)
     with torch.no_grad():
         final = float(vae.loss(x))
-    print(f"VAE trained in {time.perf_counter() - t0:.1f} s (final loss {final:.2f} nats per image)", flush=True)
+    print(
+        f"VAE trained in {time.perf_counter() - t0:.1f} s (final loss {final:.2f} nats per image)",
+        flush=True,
+    )
     register_generator("vae-digits", make_plugin(vae, a.sigma))
     register_generator("vae-digits+hand", make_plugin(vae, a.sigma, hand_made=True))
     for setting in a.settings.split(","):
         gen = {"hand": None, "generated": "vae-digits", "both": "vae-digits+hand"}[setting]
-        cfg = {"method": "simclr", "data": {"source": "digits"}, "views": {"generator": gen},
-               "model": {"backbone": "convnet"}, "loss": {"temperature": 0.2},
-               "optim": {"name": "adamw", "lr": 0.002, "warmup_epochs": 2},
-               "train": {"epochs": a.epochs, "batch_size": 128, "seed": a.seed, "progress": "none"},
-               "eval": {"protocols": ["knn", "linear"], "knn_k": 20, "baselines": False, "report": False,
-                        "diagnostics": False},
-               "out": f"{a.out}/{setting}"}
+        cfg = {
+            "method": "simclr",
+            "data": {"source": "digits"},
+            "views": {"generator": gen},
+            "model": {"backbone": "convnet"},
+            "loss": {"temperature": 0.2},
+            "optim": {"name": "adamw", "lr": 0.002, "warmup_epochs": 2},
+            "train": {"epochs": a.epochs, "batch_size": 128, "seed": a.seed, "progress": "none"},
+            "eval": {
+                "protocols": ["knn", "linear"],
+                "knn_k": 20,
+                "baselines": False,
+                "report": False,
+                "diagnostics": False,
+            },
+            "out": f"{a.out}/{setting}",
+        }
         run = selfsup.train(cfg, overwrite=True)
         e = run.summary["eval"]
-        row = {"setting": setting, "sigma": a.sigma, "epochs": a.epochs, "knn_top1": e["knn_top1"],
-               "linear_top1": e["linear_top1"], "train_s": run.summary["train_time_s"]}
+        row = {
+            "setting": setting,
+            "sigma": a.sigma,
+            "epochs": a.epochs,
+            "knn_top1": e["knn_top1"],
+            "linear_top1": e["linear_top1"],
+            "train_s": run.summary["train_time_s"],
+        }
         print(json.dumps(row), flush=True)
         if a.json:
             with open(a.json, "a") as f:

@@ -22,7 +22,7 @@ def tiny_images():
     y = np.repeat(np.arange(3), 16)
     x = (rng.random((48, 8, 8, 1)) * 80).astype("uint8")
     for c in range(3):  # a class-specific bright stripe so classes are learnable
-        x[y == c, 2 * c:2 * c + 2, :, 0] += 150
+        x[y == c, 2 * c : 2 * c + 2, :, 0] += 150
     return x, y
 
 
@@ -35,10 +35,14 @@ def tiny_config(tmp_path, tiny_npz):
 def _tiny_config(tmp_path, **over):
     from selfsup.config import merge
 
-    base = {"method": "simclr", "data": {"source": str(tmp_path / "tiny.npz")},
-            "model": {"backbone": "convnet_small", "proj_hidden": 32, "proj_dim": 16},
-            "train": {"epochs": 2, "batch_size": 16, "seed": 0, "progress": "none"},
-            "eval": {"baselines": False, "knn_k": 5, "report": False, "diagnostics": False}, "out": str(tmp_path / "run")}
+    base = {
+        "method": "simclr",
+        "data": {"source": str(tmp_path / "tiny.npz")},
+        "model": {"backbone": "convnet_small", "proj_hidden": 32, "proj_dim": 16},
+        "train": {"epochs": 2, "batch_size": 16, "seed": 0, "progress": "none"},
+        "eval": {"baselines": False, "knn_k": 5, "report": False, "diagnostics": False},
+        "out": str(tmp_path / "run"),
+    }
     return merge(base, over)
 
 

@@ -5,8 +5,21 @@ from selfsup.cli import main
 
 def test_train_then_eval_on_digits(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--epochs", "1", "--batch-size", "128", "--out", str(out),
-                 "--set", "train.progress=none", "--set", "eval.report=false"])
+    code = main(
+        [
+            "train",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "128",
+            "--out",
+            str(out),
+            "--set",
+            "train.progress=none",
+            "--set",
+            "eval.report=false",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "pretrained (simclr)" in printed and "random init" in printed and "raw input" in printed
@@ -34,6 +47,20 @@ def test_help_mentions_every_documented_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for opt in ("--method", "--data", "--eval-data", "--backbone", "--epochs", "--batch-size", "--lr", "--seed",
-                "--device", "--out", "--resume", "--overwrite", "--config", "--set"):
+    for opt in (
+        "--method",
+        "--data",
+        "--eval-data",
+        "--backbone",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--device",
+        "--out",
+        "--resume",
+        "--overwrite",
+        "--config",
+        "--set",
+    ):
         assert opt in out

@@ -28,7 +28,10 @@ def test_image_folder_with_classes_and_splits(tmp_path):
     for split, n in (("train", 3), ("test", 2)):
         for c in ("cat", "dog"):
             for i in range(n):
-                _png(tmp_path / split / c / f"{i}.png", rng.integers(0, 255, (6, 6, 3), dtype=np.uint8))
+                _png(
+                    tmp_path / split / c / f"{i}.png",
+                    rng.integers(0, 255, (6, 6, 3), dtype=np.uint8),
+                )
     (tmp_path / "train" / "README.txt").write_text("not an image, ignored")
     s = load_source(str(tmp_path))
     assert s.train.x.shape == (6, 6, 6, 3) and s.test.x.shape == (4, 6, 6, 3)
@@ -64,12 +67,19 @@ def test_npz_source_and_eval_split(tmp_path):
     s = load_source(str(tmp_path / "a.npz"))
     assert s.train.x.shape == (50, 5, 5, 1)
     bank, query = eval_splits(s)
-    assert len(bank) == 40 and len(query) == 10 and sorted(query.y.tolist()) == sorted(np.repeat(np.arange(5), 2).tolist())
+    assert (
+        len(bank) == 40
+        and len(query) == 10
+        and sorted(query.y.tolist()) == sorted(np.repeat(np.arange(5), 2).tolist())
+    )
 
 
 def _cifar_batch(path, n, seed):
     rng = np.random.default_rng(seed)
-    d = {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+    d = {
+        b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+        b"labels": list(rng.integers(0, 10, n)),
+    }
     path.write_bytes(pickle.dumps(d))
 
 
@@ -79,7 +89,9 @@ def test_cifar10_python_batches(tmp_path):
     for i in range(1, 6):
         _cifar_batch(root / f"data_batch_{i}", 4, i)
     _cifar_batch(root / "test_batch", 3, 9)
-    (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+    (root / "batches.meta").write_bytes(
+        pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]})
+    )
     s = load_source(str(tmp_path))
     assert s.train.x.shape == (20, 32, 32, 3) and s.test.x.shape == (3, 32, 32, 3)
     assert s.train.classes[0] == "c0"

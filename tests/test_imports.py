@@ -30,7 +30,7 @@ def _targets(mod: str, is_pkg: bool, node: ast.Import | ast.ImportFrom, mods: di
         return {a.name for a in node.names if a.name.split(".")[0] == "selfsup"}
     if node.level:
         base_parts = mod.split(".") if is_pkg else mod.split(".")[:-1]
-        base_parts = base_parts[:len(base_parts) - (node.level - 1)]
+        base_parts = base_parts[: len(base_parts) - (node.level - 1)]
         base = ".".join(base_parts + ([node.module] if node.module else []))
     else:
         base = node.module or ""
@@ -124,5 +124,6 @@ def test_the_checker_finds_cycles():
     node = ast.parse("from .y import z\nfrom . import y\n").body
     assert _targets("selfsup.x", True, node[0], mods) == {"selfsup.x.y"}
     assert _targets("selfsup.x", True, node[1], mods) == {"selfsup.x.y"}
-    assert _targets("selfsup.x.y", False, ast.parse("from .. import api").body[0],
-                    {**mods, "selfsup.api": None}) == {"selfsup.api"}
+    assert _targets(
+        "selfsup.x.y", False, ast.parse("from .. import api").body[0], {**mods, "selfsup.api": None}
+    ) == {"selfsup.api"}

@@ -23,7 +23,10 @@ def reference_nt_xent(z1, z2, t):
 @pytest.mark.parametrize("b,d,t", [(2, 3, 0.5), (5, 7, 0.1), (8, 16, 1.0)])
 def test_equals_reference_loop(b, d, t):
     g = torch.Generator().manual_seed(b)
-    z1, z2 = torch.randn(b, d, generator=g, dtype=torch.float64), torch.randn(b, d, generator=g, dtype=torch.float64)
+    z1, z2 = (
+        torch.randn(b, d, generator=g, dtype=torch.float64),
+        torch.randn(b, d, generator=g, dtype=torch.float64),
+    )
     assert float(nt_xent(z1, z2, t)) == pytest.approx(reference_nt_xent(z1, z2, t), abs=1e-6)
 
 
@@ -31,7 +34,9 @@ def test_equals_reference_loop(b, d, t):
 def test_collinear_inputs_give_log_2b_minus_1(b):
     v = torch.randn(1, 6, dtype=torch.float64)
     scales = torch.rand(b, 1, dtype=torch.float64) + 0.5
-    assert float(nt_xent(v * scales, v * scales.flip(0), 0.3)) == pytest.approx(math.log(2 * b - 1), abs=1e-9)
+    assert float(nt_xent(v * scales, v * scales.flip(0), 0.3)) == pytest.approx(
+        math.log(2 * b - 1), abs=1e-9
+    )
 
 
 def test_gradcheck():

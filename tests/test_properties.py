@@ -26,23 +26,56 @@ from selfsup.train import checkpoint as ckpt
 
 #: a fixed, quick sample by default; SELFSUP_HYPOTHESIS_EXAMPLES=N explores N random examples
 _N = int(os.environ.get("SELFSUP_HYPOTHESIS_EXAMPLES", "0"))
-SETTINGS = settings(max_examples=_N or 40, deadline=None, derandomize=not _N,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=_N or 40,
+    deadline=None,
+    derandomize=not _N,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 # -- config ----------------------------------------------------------------------------------------
 
 SECTIONS = ["data", "views", "model", "optim", "train", "eval", "loss"]
-FIELDS = ["source", "image_size", "n_views", "crop_scale", "backbone", "width", "lr", "name", "epochs",
-          "batch_size", "seed", "max_bad_steps", "rollback", "rollback_lr_factor", "knn_k", "protocols",
-          "temperature", "progress", "nope"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=12))
-values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c,
-                                                                                      max_size=3), max_leaves=6)
+FIELDS = [
+    "source",
+    "image_size",
+    "n_views",
+    "crop_scale",
+    "backbone",
+    "width",
+    "lr",
+    "name",
+    "epochs",
+    "batch_size",
+    "seed",
+    "max_bad_steps",
+    "rollback",
+    "rollback_lr_factor",
+    "knn_k",
+    "protocols",
+    "temperature",
+    "progress",
+    "nope",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+)
+values = st.recursive(
+    scalars,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=6,
+)
 config_dicts = st.dictionaries(
     st.sampled_from(SECTIONS + ["method", "out", "extra"]),
-    st.one_of(values, st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), values, max_size=4)),
-    max_size=5)
+    st.one_of(
+        values, st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), values, max_size=4)
+    ),
+    max_size=5,
+)
 
 
 @SETTINGS
@@ -80,8 +113,9 @@ def test_yaml_files_raise_only_config_error(text):
 # -- arrays ----------------------------------------------------------------------------------------
 
 dtypes = st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_, np.int8, np.uint16])
-arrays = dtypes.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0,
-                                                                   max_side=6)))
+arrays = dtypes.flatmap(
+    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=6))
+)
 
 
 def _check_images(d):
@@ -91,7 +125,11 @@ def _check_images(d):
 
 
 @SETTINGS
-@given(arrs=st.dictionaries(st.sampled_from(["x", "y", "x_test", "y_test", "other"]), arrays, max_size=4))
+@given(
+    arrs=st.dictionaries(
+        st.sampled_from(["x", "y", "x_test", "y_test", "other"]), arrays, max_size=4
+    )
+)
 def test_npz_loader_raises_only_data_error(arrs):
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "d.npz"
@@ -147,7 +185,14 @@ def image_files(draw):
     mode = draw(st.sampled_from(MODES))
     w, h = draw(st.integers(1, 12)), draw(st.integers(1, 12))
     im = Image.new(mode, (w, h))
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".bmp": "BMP", ".gif": "GIF", ".tif": "TIFF", ".webp": "WEBP"}[ext]
+    fmt = {
+        ".png": "PNG",
+        ".jpg": "JPEG",
+        ".bmp": "BMP",
+        ".gif": "GIF",
+        ".tif": "TIFF",
+        ".webp": "WEBP",
+    }[ext]
     b = io.BytesIO()
     try:
         im.save(b, format=fmt)
@@ -155,13 +200,16 @@ def image_files(draw):
         im.convert("RGB").save(b, format=fmt)
     raw = b.getvalue()
     if kind == "truncated":
-        raw = raw[:draw(st.integers(0, max(len(raw) - 1, 0)))]
+        raw = raw[: draw(st.integers(0, max(len(raw) - 1, 0)))]
     return ext, raw
 
 
 @SETTINGS
-@given(files=st.lists(image_files(), min_size=1, max_size=6), skip=st.booleans(),
-       size=st.none() | st.integers(4, 9))
+@given(
+    files=st.lists(image_files(), min_size=1, max_size=6),
+    skip=st.booleans(),
+    size=st.none() | st.integers(4, 9),
+)
 def test_image_folder_loader_raises_only_data_error(files, skip, size):
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "imgs"
@@ -171,7 +219,9 @@ def test_image_folder_loader_raises_only_data_error(files, skip, size):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                s = load_source(str(root), image_size=size, skip_corrupt=skip, cache_dir=str(Path(d) / "c"))
+                s = load_source(
+                    str(root), image_size=size, skip_corrupt=skip, cache_dir=str(Path(d) / "c")
+                )
         except DataError as e:
             assert "\n" not in str(e)
         else:
@@ -183,10 +233,13 @@ def test_image_folder_loader_raises_only_data_error(files, skip, size):
 
 # -- checkpoints -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def checkpoint_bytes(tmp_path_factory):
     p = tmp_path_factory.mktemp("ck") / "c.safetensors"
-    ckpt.save(p, {"progress": {"step": 3}, "model": {"w": torch.arange(6.0)}, "rng": [torch.zeros(2)]})
+    ckpt.save(
+        p, {"progress": {"step": 3}, "model": {"w": torch.arange(6.0)}, "rng": [torch.zeros(2)]}
+    )
     return p.read_bytes()
 
 
@@ -195,7 +248,7 @@ def checkpoint_bytes(tmp_path_factory):
 def test_damaged_checkpoints_raise_only_checkpoint_error(checkpoint_bytes, pos, junk, cut):
     raw = bytearray(checkpoint_bytes)
     pos %= len(raw)
-    raw = raw[:pos] if cut else raw[:pos] + junk + raw[pos + len(junk):]
+    raw = raw[:pos] if cut else raw[:pos] + junk + raw[pos + len(junk) :]
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "c.safetensors"
         p.write_bytes(bytes(raw))

@@ -30,8 +30,11 @@ def test_resume_after_kill_gives_identical_weights(tiny_config, tmp_path):
     # the log of the resumed run has each step once
     import json
 
-    steps = [json.loads(line)["step"] for line in (resumed.dir / "metrics.jsonl").read_text().splitlines()
-             if "loss" in json.loads(line)]
+    steps = [
+        json.loads(line)["step"]
+        for line in (resumed.dir / "metrics.jsonl").read_text().splitlines()
+        if "loss" in json.loads(line)
+    ]
     assert steps == sorted(set(steps))
 
 

@@ -24,7 +24,9 @@ def test_views_shapes_range_and_reproducibility(backend, preset, channels, size)
 
 def test_identity_spec_returns_the_image():
     x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
-    spec = ViewSpec(size=8, crop_scale=(1.0, 1.0), flip=0.0, jitter=(0, 0, 0, 0), jitter_p=0, grayscale_p=0)
+    spec = ViewSpec(
+        size=8, crop_scale=(1.0, 1.0), flip=0.0, jitter=(0, 0, 0, 0), jitter_p=0, grayscale_p=0
+    )
     # scale 1 with aspect ratio 1 only: force ratio by drawing until square is the only fit
     out = augment(x.float() / 255, spec)
     # crop area 1 and any ratio != 1 does not fit, so only ratio ~1 or the fallback whole image remain
@@ -33,7 +35,9 @@ def test_identity_spec_returns_the_image():
 
 def test_flip_always_mirrors():
     x = torch.arange(16.0).view(1, 1, 4, 4).repeat(2, 1, 1, 1) / 16
-    spec = ViewSpec(size=4, crop_scale=(1.0, 1.0), flip=1.0, jitter=(0, 0, 0, 0), jitter_p=0, grayscale_p=0)
+    spec = ViewSpec(
+        size=4, crop_scale=(1.0, 1.0), flip=1.0, jitter=(0, 0, 0, 0), jitter_p=0, grayscale_p=0
+    )
     assert torch.allclose(augment(x, spec), x.flip(-1), atol=1e-5)
 
 

@@ -62,8 +62,13 @@ def attribute_docs(model: type) -> dict[str, str]:
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
         for a, b in zip(body, body[1:]):
-            if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
-                    and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+            if (
+                isinstance(a, ast.AnnAssign)
+                and isinstance(a.target, ast.Name)
+                and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant)
+                and isinstance(b.value.value, str)
+            ):
                 docs[a.target.id] = " ".join(b.value.value.split())
     return docs
 
@@ -100,8 +105,10 @@ def fields_table(model: type, prefix: str = "") -> str:
     rows = ["| field | type | default | allowed | what it does |", "|---|---|---|---|---|"]
     for name, f in fields.items():
         desc = (f.description or docs.get(name, "")).replace("|", "\\|")
-        rows.append(f"| `{prefix}{name}` | `{_type_name(f.annotation)}` | {_default(f)} | "
-                    f"{_constraint(f)} | {desc} |")
+        rows.append(
+            f"| `{prefix}{name}` | `{_type_name(f.annotation)}` | {_default(f)} | "
+            f"{_constraint(f)} | {desc} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -125,8 +132,11 @@ def benchmark_figures(name: str, text: str | None = None) -> str:
             continue
         if line.startswith("    ") and line.strip() and not line.lstrip().startswith("|"):
             prev_line = lines[i - 1] if i else ""
-            command = (command + "\n" + line.strip()) if prev_line.startswith("    ") and prev_line.strip() \
-                else line.strip()  # the latest indented block before a table is its command
+            command = (
+                (command + "\n" + line.strip())
+                if prev_line.startswith("    ") and prev_line.strip()
+                else line.strip()
+            )  # the latest indented block before a table is its command
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             prev = lines[i - 1] if i else ""
@@ -152,8 +162,10 @@ def benchmark_figures(name: str, text: str | None = None) -> str:
 def _figure_block(heading: str, command: str, header: str, rows: list[str]) -> str:
     ncol = header.strip().strip("|").count("|") + 1
     cmd = f"\n```\n{command}\n```\n" if command else "\n"
-    return (f"**{heading}** ([BENCHMARKS](../benchmarks.md)){cmd}\n{header}\n"
-            f"|{'---|' * ncol}\n" + "\n".join(rows) + "\n")
+    return (
+        f"**{heading}** ([BENCHMARKS](../benchmarks.md)){cmd}\n{header}\n"
+        f"|{'---|' * ncol}\n" + "\n".join(rows) + "\n"
+    )
 
 
 def method_reference(name: str) -> str:
@@ -164,41 +176,70 @@ def method_reference(name: str) -> str:
     rec = recipes(name)
     if rec:
         first = rec[0].relative_to(ROOT)
-        run_it = (f"```bash\nselfsup train --config {first}\n"
-                  f"selfsup train --config {first} --set loss.FIELD=VALUE   # change a parameter\n```\n\n"
-                  f"```python\nrun = selfsup.train(\"{first}\")\n```\n")
+        run_it = (
+            f"```bash\nselfsup train --config {first}\n"
+            f"selfsup train --config {first} --set loss.FIELD=VALUE   # change a parameter\n```\n\n"
+            f'```python\nrun = selfsup.train("{first}")\n```\n'
+        )
     else:
-        run_it = (f"```bash\nselfsup train --method {name}\n```\n\n"
-                  f"```python\nrun = selfsup.train(method=\"{name}\", data=\"digits\")\n```\n")
-    parts = [f"### Run it\n\n{run_it}",
-             f"Implementation: `{cls.__name__}` in `src/{src}` (the building blocks are in the "
-             "[methods API](../reference/methods.md))."
-             + (" **Uses the labels** (supervised or semi-supervised)." if cls.uses_labels else "") + "\n"]
+        run_it = (
+            f"```bash\nselfsup train --method {name}\n```\n\n"
+            f'```python\nrun = selfsup.train(method="{name}", data="digits")\n```\n'
+        )
+    parts = [
+        f"### Run it\n\n{run_it}",
+        f"Implementation: `{cls.__name__}` in `src/{src}` (the building blocks are in the "
+        "[methods API](../reference/methods.md))."
+        + (" **Uses the labels** (supervised or semi-supervised)." if cls.uses_labels else "")
+        + "\n",
+    ]
     params = cls.Params
     example = ""
     fields = params.model_fields
-    pick = "temperature" if "temperature" in fields else next(
-        (k for k, f in fields.items() if isinstance(f.default, int | float) and not isinstance(f.default, bool)),
-        None)
+    pick = (
+        "temperature"
+        if "temperature" in fields
+        else next(
+            (
+                k
+                for k, f in fields.items()
+                if isinstance(f.default, int | float) and not isinstance(f.default, bool)
+            ),
+            None,
+        )
+    )
     if pick is not None:
-        example = (f" (for example `selfsup train --method {name} --set loss.{pick}="
-                   f"{fields[pick].default}`)")
-    parts.append("### Parameters\n\nThe `loss` section of the config; set any of them with "
-                 f"`--set loss.FIELD=VALUE`{example}.\n\n" + fields_table(params, "loss."))
+        example = (
+            f" (for example `selfsup train --method {name} --set loss.{pick}="
+            f"{fields[pick].default}`)"
+        )
+    parts.append(
+        "### Parameters\n\nThe `loss` section of the config; set any of them with "
+        f"`--set loss.FIELD=VALUE`{example}.\n\n" + fields_table(params, "loss.")
+    )
     if cls.optim_defaults:
         items = ", ".join(f"`optim.{k}={v}`" for k, v in cls.optim_defaults.items())
-        parts.append(f"Optimiser defaults this method was tuned with (your settings win): {items}.\n")
+        parts.append(
+            f"Optimiser defaults this method was tuned with (your settings win): {items}.\n"
+        )
     if rec:
         blocks = []
         for r in rec:
-            blocks.append(f"`{r.relative_to(ROOT)}` (`selfsup train --config {r.relative_to(ROOT)}`):\n\n"
-                          f"```yaml\n{r.read_text(encoding='utf-8').rstrip()}\n```\n")
+            blocks.append(
+                f"`{r.relative_to(ROOT)}` (`selfsup train --config {r.relative_to(ROOT)}`):\n\n"
+                f"```yaml\n{r.read_text(encoding='utf-8').rstrip()}\n```\n"
+            )
         parts.append("### Recipes\n\n" + "\n".join(blocks))
     else:
-        parts.append("### Recipes\n\nNo recipe in `configs/` yet: `--method " + name
-                     + "` uses the defaults above.\n")
+        parts.append(
+            "### Recipes\n\nNo recipe in `configs/` yet: `--method "
+            + name
+            + "` uses the defaults above.\n"
+        )
     figs = benchmark_figures(name)
-    parts.append("### Figures measured\n\n" + (figs or "Not measured yet (nothing in BENCHMARKS.md).\n"))
+    parts.append(
+        "### Figures measured\n\n" + (figs or "Not measured yet (nothing in BENCHMARKS.md).\n")
+    )
     return "\n".join(parts)
 
 
@@ -218,26 +259,35 @@ def source_notes(cls: type) -> str:
 def generated_method_page(name: str) -> str:
     cls = registry()[name]
     notes = source_notes(cls)
-    notes = f"## From the source\n\nThe method's docstring, as written in `{cls.__module__}`:\n\n{notes}\n\n" \
-        if notes else ""
-    return (f"# {name}\n\n**Paper:** {cls.paper}\n\n"
-            f"!!! note \"To fill: formula and notes\"\n"
-            f"    This page is generated from the method's registration. Write `docs/methods/{name}.md` "
-            f"with the paper's link, the objective as a formula and the known deviations from the paper, "
-            f"and keep the line `<!-- selfsup:reference {name} -->` where the generated part goes "
-            f"(see `docs/methods/dcl.md`).\n\n"
-            f"{notes}## In selfsup\n\n{method_reference(name)}")
+    notes = (
+        f"## From the source\n\nThe method's docstring, as written in `{cls.__module__}`:\n\n{notes}\n\n"
+        if notes
+        else ""
+    )
+    return (
+        f"# {name}\n\n**Paper:** {cls.paper}\n\n"
+        f'!!! note "To fill: formula and notes"\n'
+        f"    This page is generated from the method's registration. Write `docs/methods/{name}.md` "
+        f"with the paper's link, the objective as a formula and the known deviations from the paper, "
+        f"and keep the line `<!-- selfsup:reference {name} -->` where the generated part goes "
+        f"(see `docs/methods/dcl.md`).\n\n"
+        f"{notes}## In selfsup\n\n{method_reference(name)}"
+    )
 
 
 def methods_index() -> str:
     rows = ["| method | paper | labels | page |", "|---|---|---|---|"]
     for name, cls in registry().items():
         written = (DOCS / "methods" / f"{name}.md").is_file()
-        rows.append(f"| [`{name}`]({name}.md) | {cls.paper} | {'yes' if cls.uses_labels else ''} | "
-                    f"{'written' if written else 'generated (to fill)'} |")
-    return ("# Methods\n\nEvery registered method (`selfsup methods` lists them too, with a link to "
-            "each page). A page gives the paper, the objective, the parameters and their defaults, the "
-            "recipe and the figures this project measured.\n\n" + "\n".join(rows) + "\n")
+        rows.append(
+            f"| [`{name}`]({name}.md) | {cls.paper} | {'yes' if cls.uses_labels else ''} | "
+            f"{'written' if written else 'generated (to fill)'} |"
+        )
+    return (
+        "# Methods\n\nEvery registered method (`selfsup methods` lists them too, with a link to "
+        "each page). A page gives the paper, the objective, the parameters and their defaults, the "
+        "recipe and the figures this project measured.\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -252,17 +302,21 @@ def evaluation_index() -> str:
     for name, p in protocols().items():
         rows.append(f"| [`{name}`]({name}.md) | {p.help} | {'yes' if p.needs_encoder else ''} |")
     rows += ["| [diagnostics](diagnostics.md) | alignment, uniformity, RankMe, ... every epoch | |"]
-    return ("# Evaluation\n\nEvery run evaluates its encoder with `eval.protocols` (default `knn`, "
-            "`linear`) beside two baselines (the same encoder at random initialisation and the raw "
-            "input); `selfsup eval RUN_DIR --protocol a,b` runs any of them later and writes "
-            "`RUN_DIR/eval.json`. Each protocol works on any encoder.\n\n" + "\n".join(rows) + "\n")
+    return (
+        "# Evaluation\n\nEvery run evaluates its encoder with `eval.protocols` (default `knn`, "
+        "`linear`) beside two baselines (the same encoder at random initialisation and the raw "
+        "input); `selfsup eval RUN_DIR --protocol a,b` runs any of them later and writes "
+        "`RUN_DIR/eval.json`. Each protocol works on any encoder.\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 def generated_protocol_page(name: str) -> str:
     p = protocols()[name]
-    return (f"# `{name}`\n\n{p.help}\n\n!!! note \"To fill\"\n    Generated from the protocol's "
-            f"registration; write `docs/evaluation/{name}.md` to describe it.\n\n"
-            f"```bash\nselfsup eval RUN_DIR --protocol {name}\n```\n")
+    return (
+        f'# `{name}`\n\n{p.help}\n\n!!! note "To fill"\n    Generated from the protocol\'s '
+        f"registration; write `docs/evaluation/{name}.md` to describe it.\n\n"
+        f"```bash\nselfsup eval RUN_DIR --protocol {name}\n```\n"
+    )
 
 
 # -- command line and configuration ----------------------------------------------------------------
@@ -274,10 +328,12 @@ def cli_reference() -> str:
     os.environ["COLUMNS"] = "100"
     try:
         parser = build_parser()
-        out = ["# Command line\n\nGenerated from the argument parser at build time: this is what "
-               "`selfsup --help` and `selfsup COMMAND --help` print. Errors are one line, "
-               "`error: ...`, with exit status 2; `--debug` shows the traceback.\n",
-               f"## selfsup\n\n```text\n{parser.format_help().rstrip()}\n```\n"]
+        out = [
+            "# Command line\n\nGenerated from the argument parser at build time: this is what "
+            "`selfsup --help` and `selfsup COMMAND --help` print. Errors are one line, "
+            "`error: ...`, with exit status 2; `--debug` shows the traceback.\n",
+            f"## selfsup\n\n```text\n{parser.format_help().rstrip()}\n```\n",
+        ]
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for action in subs:
             for name, sub in action.choices.items():
@@ -293,10 +349,12 @@ def cli_reference() -> str:
 def config_reference() -> str:
     from selfsup import config as C
 
-    out = ["# Configuration\n\nGenerated from `selfsup.config.Config`. A run is built from these "
-           "defaults, then a YAML recipe (`--config`), then the command-line options, then "
-           "`--set section.field=value`. The `loss` section belongs to the method: its fields are on "
-           "each [method's page](../methods/index.md).\n"]
+    out = [
+        "# Configuration\n\nGenerated from `selfsup.config.Config`. A run is built from these "
+        "defaults, then a YAML recipe (`--config`), then the command-line options, then "
+        "`--set section.field=value`. The `loss` section belongs to the method: its fields are on "
+        "each [method's page](../methods/index.md).\n"
+    ]
     for name, f in C.Config.model_fields.items():
         ann = f.annotation
         if isinstance(ann, type) and hasattr(ann, "model_fields"):
@@ -332,7 +390,7 @@ def math_to_mathml(markdown: str) -> str:
 
     pieces, last = [], 0
     for m in _FENCE.finditer(markdown):
-        pieces.append(_INLINE.sub(inline, _DISPLAY.sub(display, markdown[last:m.start()])))
+        pieces.append(_INLINE.sub(inline, _DISPLAY.sub(display, markdown[last : m.start()])))
         pieces.append(m.group(0))
         last = m.end()
     pieces.append(_INLINE.sub(inline, _DISPLAY.sub(display, markdown[last:])))
@@ -352,18 +410,26 @@ def section_nav(section: str) -> list[Any]:
     if folder == "methods":
         return [{"Overview": "methods/index.md"}] + [{n: f"methods/{n}.md"} for n in registry()]
     if folder == "evaluation":
-        return ([{"Overview": "evaluation/index.md"}] + [{n: f"evaluation/{n}.md"} for n in protocols()]
-                + [{"diagnostics": "evaluation/diagnostics.md"}])
+        return (
+            [{"Overview": "evaluation/index.md"}]
+            + [{n: f"evaluation/{n}.md"} for n in protocols()]
+            + [{"diagnostics": "evaluation/diagnostics.md"}]
+        )
     pages = sorted((DOCS / folder).glob("*.md"))
     return [{_title(p): f"{folder}/{p.name}"} for p in pages]
 
 
 def generated_pages() -> dict[str, str]:
     """Path (relative to docs/) -> content of every generated page."""
-    pages = {"reference/cli.md": cli_reference(), "reference/config.md": config_reference(),
-             "methods/index.md": methods_index(), "evaluation/index.md": evaluation_index(),
-             "benchmarks.md": repo_file("BENCHMARKS.md"), "reliability.md": repo_file("RELIABILITY.md"),
-             "changelog.md": repo_file("CHANGELOG.md")}
+    pages = {
+        "reference/cli.md": cli_reference(),
+        "reference/config.md": config_reference(),
+        "methods/index.md": methods_index(),
+        "evaluation/index.md": evaluation_index(),
+        "benchmarks.md": repo_file("BENCHMARKS.md"),
+        "reliability.md": repo_file("RELIABILITY.md"),
+        "changelog.md": repo_file("CHANGELOG.md"),
+    }
     for name in registry():
         if not (DOCS / "methods" / f"{name}.md").is_file():
             pages[f"methods/{name}.md"] = generated_method_page(name)
@@ -379,7 +445,7 @@ def on_config(config: Any, **kwargs: Any) -> Any:
         out = []
         for item in items:
             if isinstance(item, dict):
-                (k, v), = item.items()
+                ((k, v),) = item.items()
                 if k in SECTIONS and isinstance(v, str) and v.rstrip("/") == SECTIONS[k]:
                     item = {k: section_nav(k)}
                 elif isinstance(v, list):

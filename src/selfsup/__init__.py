@@ -11,5 +11,18 @@ from .config import Config
 from .errors import SelfSupError
 
 __version__ = "0.1.0"
-__all__ = ["train", "evaluate", "load_encoder", "Run", "Config", "SelfSupError", "data", "eval", "losses",
-           "methods", "models", "views", "__version__"]
+__all__ = [
+    "train",
+    "evaluate",
+    "load_encoder",
+    "Run",
+    "Config",
+    "SelfSupError",
+    "data",
+    "eval",
+    "losses",
+    "methods",
+    "models",
+    "views",
+    "__version__",
+]

@@ -45,25 +45,43 @@ def _float(s: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="selfsup", description="Self-supervised representation learning: pretrain an encoder "
-                "on unlabelled data, then measure what it learned.")
+    p = _Parser(
+        prog="selfsup",
+        description="Self-supervised representation learning: pretrain an encoder "
+        "on unlabelled data, then measure what it learned.",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"selfsup {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="pretrain an encoder and evaluate it (default: SimCLR on digits)",
-                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "train",
+        help="pretrain an encoder and evaluate it (default: SimCLR on digits)",
+        epilog=EPILOG_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     t.add_argument("--method", help="method name (see `selfsup methods`); default simclr")
-    t.add_argument("--data", help="training data: 'digits' (built in), an image folder, a CIFAR batch "
-                   "folder, or an .npz file; tables: a .csv/.parquet file or 'breast_cancer', 'wine'; series: "
-                   "ucr:NAME (a UCR/UEA set shipped with sktime), a .ts file or NAME_TRAIN.ts/NAME_TEST.ts folder, "
-                   "an .npz with x (N, C, T); default digits")
-    t.add_argument("--eval-data", help="labelled data for evaluation; default: the test split of --data")
-    t.add_argument("--pair-channels", metavar="A:B",
-                   help="paired run: split a series source's channels into two modalities, e.g. 0,1,2:3,4,5 "
-                        "(with a paired method: clip, isogclr_pair, xhcl)")
-    t.add_argument("--backbone", help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50; "
-                   "series: dilated (auto), fcn, resnet1d, transformer")
+    t.add_argument(
+        "--data",
+        help="training data: 'digits' (built in), an image folder, a CIFAR batch "
+        "folder, or an .npz file; tables: a .csv/.parquet file or 'breast_cancer', 'wine'; series: "
+        "ucr:NAME (a UCR/UEA set shipped with sktime), a .ts file or NAME_TRAIN.ts/NAME_TEST.ts folder, "
+        "an .npz with x (N, C, T); default digits",
+    )
+    t.add_argument(
+        "--eval-data", help="labelled data for evaluation; default: the test split of --data"
+    )
+    t.add_argument(
+        "--pair-channels",
+        metavar="A:B",
+        help="paired run: split a series source's channels into two modalities, e.g. 0,1,2:3,4,5 "
+        "(with a paired method: clip, isogclr_pair, xhcl)",
+    )
+    t.add_argument(
+        "--backbone",
+        help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50; "
+        "series: dilated (auto), fcn, resnet1d, transformer",
+    )
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--lr", type=_float, help="base learning rate (default depends on optim.name)")
@@ -72,38 +90,74 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory; default runs/<method>-<data>-<timestamp>")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    t.add_argument("--allow-changes", action="store_true",
-                   help="with --resume: continue although the data or config.yaml changed since the last "
-                   "checkpoint (recorded in summary.json)")
+    t.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="with --resume: continue although the data or config.yaml changed since the last "
+        "checkpoint (recorded in summary.json)",
+    )
     t.add_argument("--config", metavar="FILE.yaml", help="a YAML recipe (see configs/)")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)")
-    t.add_argument("--label-column", metavar="NAME", help="tables (CSV/Parquet): the column holding the labels")
-    t.add_argument("--normal-label", metavar="VALUE", help="anomaly detection: train on the training samples of "
-                   "this class only; score the test split (other classes = anomalies) by AUROC/AUPRC")
-    t.add_argument("--skip-corrupt", action="store_true", default=None,
-                   help="skip unreadable images or bad table rows (and count them) instead of stopping")
-    t.add_argument("--logger", help="extra trackers besides metrics.jsonl: tensorboard, mlflow "
-                   "(comma-separated; optional extras)")
-    t.add_argument("--nproc", type=_positive_int, help="processes on this machine (torchrun's launcher, "
-                   "DistributedDataParallel; gloo on CPU, one GPU each with NCCL); --batch-size stays the "
-                   "global batch; default 1")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)",
+    )
+    t.add_argument(
+        "--label-column", metavar="NAME", help="tables (CSV/Parquet): the column holding the labels"
+    )
+    t.add_argument(
+        "--normal-label",
+        metavar="VALUE",
+        help="anomaly detection: train on the training samples of "
+        "this class only; score the test split (other classes = anomalies) by AUROC/AUPRC",
+    )
+    t.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        default=None,
+        help="skip unreadable images or bad table rows (and count them) instead of stopping",
+    )
+    t.add_argument(
+        "--logger",
+        help="extra trackers besides metrics.jsonl: tensorboard, mlflow "
+        "(comma-separated; optional extras)",
+    )
+    t.add_argument(
+        "--nproc",
+        type=_positive_int,
+        help="processes on this machine (torchrun's launcher, "
+        "DistributedDataParallel; gloo on CPU, one GPU each with NCCL); --batch-size stays the "
+        "global batch; default 1",
+    )
 
     e = sub.add_parser("eval", help="re-evaluate a finished run; writes RUN_DIR/eval.json")
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data", help="labelled data to evaluate on; default: the run's own")
-    e.add_argument("--protocol", default=None, help="comma-separated subset of: knn, knn_sweep, linear, linear_sgd, fewshot, cluster, "
-                   "retrieval, anomaly; default: eval.protocols of the run")
+    e.add_argument(
+        "--protocol",
+        default=None,
+        help="comma-separated subset of: knn, knn_sweep, linear, linear_sgd, fewshot, cluster, "
+        "retrieval, anomaly; default: eval.protocols of the run",
+    )
     e.add_argument("--device", default="auto")
 
     sub.add_parser("methods", help="list the methods with their papers and documentation pages")
 
     r = sub.add_parser("report", help="write a self-contained report.html for one or more runs")
     r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
-    r.add_argument("--out", metavar="FILE", help="default RUN_DIR/report.html (one run) or ./report.html")
+    r.add_argument(
+        "--out", metavar="FILE", help="default RUN_DIR/report.html (one run) or ./report.html"
+    )
 
-    c = sub.add_parser("compare", help="train several methods on the same data and budget; one report")
-    c.add_argument("--methods", required=True, help="comma-separated method names, e.g. simclr,byol")
+    c = sub.add_parser(
+        "compare", help="train several methods on the same data and budget; one report"
+    )
+    c.add_argument(
+        "--methods", required=True, help="comma-separated method names, e.g. simclr,byol"
+    )
     c.add_argument("--data", default="digits", help="training data (as for train); default digits")
     c.add_argument("--epochs", type=_positive_int, default=10)
     c.add_argument("--batch-size", type=_positive_int)
@@ -129,13 +183,30 @@ def _cmd_train(args) -> int:
 
             return launch(*planned)
     console = Console(stderr=True)
-    run = api.train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
-                    allow_changes=args.allow_changes,
-                    console=console, method=args.method, data=args.data, eval_data=args.eval_data,
-                    backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, device=args.device, out=args.out, skip_corrupt=args.skip_corrupt,
-                    label_column=args.label_column, normal_label=args.normal_label,
-                    logger=args.logger, pair_channels=args.pair_channels, nproc=args.nproc)
+    run = api.train(
+        args.config,
+        overrides=args.overrides,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        allow_changes=args.allow_changes,
+        console=console,
+        method=args.method,
+        data=args.data,
+        eval_data=args.eval_data,
+        backbone=args.backbone,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        skip_corrupt=args.skip_corrupt,
+        label_column=args.label_column,
+        normal_label=args.normal_label,
+        logger=args.logger,
+        pair_channels=args.pair_channels,
+        nproc=args.nproc,
+    )
     if DIST.is_main():
         print_summary(run.summary, run.dir)
     return 0
@@ -154,12 +225,26 @@ def _planned_launch(args):
         cfg = api.resolve_config(stored, epochs=args.epochs, device=args.device, nproc=args.nproc)
         run_dir = str(args.resume)
     else:
-        cfg = api.resolve_config(args.config, args.overrides, method=args.method, data=args.data,
-                                 eval_data=args.eval_data, backbone=args.backbone, epochs=args.epochs,
-                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                                 out=args.out, skip_corrupt=args.skip_corrupt, logger=args.logger,
-                                 label_column=args.label_column, normal_label=args.normal_label,
-                                 pair_channels=args.pair_channels, nproc=args.nproc)
+        cfg = api.resolve_config(
+            args.config,
+            args.overrides,
+            method=args.method,
+            data=args.data,
+            eval_data=args.eval_data,
+            backbone=args.backbone,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
+            out=args.out,
+            skip_corrupt=args.skip_corrupt,
+            logger=args.logger,
+            label_column=args.label_column,
+            normal_label=args.normal_label,
+            pair_channels=args.pair_channels,
+            nproc=args.nproc,
+        )
         run_dir = cfg.out or str(default_dir(cfg.method, cfg.data.source))
     nproc = cfg.train.nproc
     if nproc <= 1:
@@ -184,8 +269,10 @@ def print_summary(summary: dict, run_dir) -> None:
         out.print(f"trained; no labels to evaluate with. Run directory: {run_dir}")
         return
     metrics = list(summary["eval"])
-    table = Table(title=f"{summary['method']} on {summary['data']}, {summary['epochs']} epochs "
-                        f"(eval: {summary['eval_data']['bank_size']} bank / {summary['eval_data']['query_size']} query)")
+    table = Table(
+        title=f"{summary['method']} on {summary['data']}, {summary['epochs']} epochs "
+        f"(eval: {summary['eval_data']['bank_size']} bank / {summary['eval_data']['query_size']} query)"
+    )
     rows = {f"pretrained ({summary['method']})": summary["eval"]}
     rows.update({name.replace("_", " "): res for name, res in summary.get("baselines", {}).items()})
     if len(metrics) > 6:  # many metrics (a paired run's towers and retrieval): one row per metric
@@ -211,7 +298,9 @@ def _cmd_eval(args) -> int:
 
     from . import api
 
-    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
+    protocols = (
+        [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
+    )
     res = api.evaluate(args.run_dir, data=args.data, protocols=protocols, device=args.device)
     print(json.dumps(res, indent=2))
     return 0
@@ -229,9 +318,19 @@ def _cmd_compare(args) -> int:
 
     from . import compare
 
-    path, runs = compare.compare(args.methods, args.data, args.epochs, args.out, args.overwrite,
-                                 Console(stderr=True), args.overrides, batch_size=args.batch_size,
-                                 backbone=args.backbone, seed=args.seed, device=args.device)
+    path, runs = compare.compare(
+        args.methods,
+        args.data,
+        args.epochs,
+        args.out,
+        args.overwrite,
+        Console(stderr=True),
+        args.overrides,
+        batch_size=args.batch_size,
+        backbone=args.backbone,
+        seed=args.seed,
+        device=args.device,
+    )
     _print_ranking(runs)
     print(f"report: {path}")
     return 0
@@ -241,14 +340,22 @@ def _print_ranking(runs) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = [k for k in ("knn_top1", "linear_top1") if all(k in (r.summary.get("eval") or {}) for r in runs)]
+    keys = [
+        k
+        for k in ("knn_top1", "linear_top1")
+        if all(k in (r.summary.get("eval") or {}) for r in runs)
+    ]
     order = sorted(runs, key=lambda r: -r.summary["eval"][keys[0]]) if keys else runs
     table = Table(title="compare" + (f" (ranked by {keys[0]})" if keys else ""))
     for col in ["rank", "method", "train s"] + keys:
         table.add_column(col, justify="right")
     for i, r in enumerate(order, 1):
-        table.add_row(str(i), r.summary["method"], f"{r.summary['train_time_s']:.1f}",
-                      *[f"{r.summary['eval'][k]:.4f}" for k in keys])
+        table.add_row(
+            str(i),
+            r.summary["method"],
+            f"{r.summary['train_time_s']:.1f}",
+            *[f"{r.summary['eval'][k]:.4f}" for k in keys],
+        )
     Console().print(table)
 
 
@@ -278,7 +385,9 @@ def _one_line_warnings() -> None:
 
     from .errors import DataWarning
 
-    warnings.simplefilter("always", DataWarning)  # every run reports its own skips, not just the first
+    warnings.simplefilter(
+        "always", DataWarning
+    )  # every run reports its own skips, not just the first
     default = warnings.showwarning
     if getattr(default, "_selfsup", False):
         return
@@ -306,8 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return {"train": _cmd_train, "eval": _cmd_eval, "methods": _cmd_methods, "report": _cmd_report,
-                "compare": _cmd_compare}[args.command](args)
+        return {
+            "train": _cmd_train,
+            "eval": _cmd_eval,
+            "methods": _cmd_methods,
+            "report": _cmd_report,
+            "compare": _cmd_compare,
+        }[args.command](args)
     except SelfSupError as err:
         if debug:
             raise
@@ -345,15 +459,27 @@ def _last_resort(err: Exception, debug: bool) -> int:
     from .errors import printable
 
     first = printable((str(err).strip().splitlines() or [""])[0][:300])
-    if isinstance(err, (OSError, MemoryError)) or (isinstance(err, RuntimeError) and type(err).__module__.startswith("torch")
-                                                   or type(err) is RuntimeError):
-        what = printable(f"{err.strerror}: '{err.filename}'") if isinstance(err, OSError) and err.filename else first
-        print(f"error: {type(err).__name__}: {what or type(err).__name__} (run with --debug for the traceback)",
-              file=sys.stderr)
+    if isinstance(err, (OSError, MemoryError)) or (
+        isinstance(err, RuntimeError)
+        and type(err).__module__.startswith("torch")
+        or type(err) is RuntimeError
+    ):
+        what = (
+            printable(f"{err.strerror}: '{err.filename}'")
+            if isinstance(err, OSError) and err.filename
+            else first
+        )
+        print(
+            f"error: {type(err).__name__}: {what or type(err).__name__} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         code = 2
     else:
-        print(f"error: internal error, please report it with the output of --debug: {type(err).__name__}: "
-              f"{first}", file=sys.stderr)
+        print(
+            f"error: internal error, please report it with the output of --debug: {type(err).__name__}: "
+            f"{first}",
+            file=sys.stderr,
+        )
         code = 1
     if debug:
         traceback.print_exception(err)

@@ -9,9 +9,16 @@ from typing import Any
 from .errors import ConfigError
 
 
-def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
-            out: str | os.PathLike | None = None, overwrite: bool = False, console=None,
-            overrides: list[str] | None = None, **options: Any) -> tuple[Path, list]:
+def compare(
+    methods: list[str] | str,
+    data: str = "digits",
+    epochs: int = 10,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    console=None,
+    overrides: list[str] | None = None,
+    **options: Any,
+) -> tuple[Path, list]:
     """Train each method into ``OUT/<method>`` with the same settings; write ``OUT/report.html``.
 
     Returns the report path and the runs. kNN is recorded every epoch so the curves can be overlaid.
@@ -27,32 +34,53 @@ def compare(methods: list[str] | str, data: str = "digits", epochs: int = 10,
         raise ConfigError(f"--methods lists a method twice: {','.join(names)}")
     unknown = [m for m in names if m not in M.REGISTRY]
     if unknown:
-        raise ConfigError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(M.REGISTRY))}")
+        raise ConfigError(
+            f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(M.REGISTRY))}"
+        )
     import time
 
-    root = Path(out) if out else Path("runs") / f"compare-{Path(data).name or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = (
+        Path(out)
+        if out
+        else Path("runs") / f"compare-{Path(data).name or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     base_overrides = ["eval.knn_every=1", "eval.report=false"] + list(overrides or [])
     _check_all(names, root, overwrite, base_overrides, data, epochs, options)
     runs = []
     for m in names:
         if console is not None:
             console.print(f"[compare] training {m} ({epochs} epochs on {data})", highlight=False)
-        runs.append(api.train(overrides=base_overrides, overwrite=overwrite, console=console, method=m, data=data,
-                              epochs=epochs, out=str(root / m), **options))
+        runs.append(
+            api.train(
+                overrides=base_overrides,
+                overwrite=overwrite,
+                console=console,
+                method=m,
+                data=data,
+                epochs=epochs,
+                out=str(root / m),
+                **options,
+            )
+        )
     path = api.write_run_report([r.dir for r in runs], root / "report.html")
     return path, runs
 
 
-def _check_all(names, root: Path, overwrite: bool, overrides: list[str], data: str, epochs: int,
-               options: dict) -> None:
+def _check_all(
+    names, root: Path, overwrite: bool, overrides: list[str], data: str, epochs: int, options: dict
+) -> None:
     """Every method's config, run directory and data checks, before the first method trains: a
     mistake in the last method must not cost the training of the first ones."""
     from . import api
     from . import validate as V
     from .rundir import check_new
 
-    cfgs = [api.resolve_config(None, overrides, method=m, data=data, epochs=epochs, out=str(root / m), **options)
-            for m in names]
+    cfgs = [
+        api.resolve_config(
+            None, overrides, method=m, data=data, epochs=epochs, out=str(root / m), **options
+        )
+        for m in names
+    ]
     for cfg in cfgs:
         check_new(Path(cfg.out), overwrite, api._protected(cfg))
     splits, bank, _ = api.load_data(cfgs[0])

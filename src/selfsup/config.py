@@ -298,7 +298,9 @@ def load_yaml(path: str | Path) -> dict:
     if d is None:
         return {}
     if not isinstance(d, dict):
-        raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(d).__name__}")
+        raise ConfigError(
+            f"config file '{p}' must hold a mapping of sections, got {type(d).__name__}"
+        )
     return d
 
 
@@ -314,7 +316,9 @@ def set_path(d: dict, key: str, value: Any) -> None:
     """Set ``d['a']['b'] = value`` for ``key='a.b'``, creating sections as needed."""
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise ConfigError(f"--set key '{key}' is malformed; use section.field=value, e.g. loss.temperature=0.2")
+        raise ConfigError(
+            f"--set key '{key}' is malformed; use section.field=value, e.g. loss.temperature=0.2"
+        )
     cur = d
     for p in parts[:-1]:
         nxt = cur.get(p)
@@ -329,7 +333,9 @@ def set_path(d: dict, key: str, value: Any) -> None:
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set '{item}' has no '='; use section.field=value, e.g. optim.lr=0.1")
+            raise ConfigError(
+                f"--set '{item}' has no '='; use section.field=value, e.g. optim.lr=0.1"
+            )
         key, text = item.split("=", 1)
         set_path(d, key.strip(), parse_value(text.strip()))
     return d

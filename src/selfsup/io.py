@@ -44,10 +44,14 @@ def storage_error(err: BaseException, path: Path | str) -> StorageError | None:
         return StorageError(f"cannot write '{path}': {err}") if isinstance(err, OSError) else None
     what = os.strerror(code)
     if code in _FULL:
-        return StorageError(f"cannot write '{path}': {what} (disk full?); nothing already "
-                            "written was lost: free some space, then continue with --resume")
-    return StorageError(f"cannot write '{path}': {what}; check the permissions and free space of "
-                        f"'{Path(path).parent}'")
+        return StorageError(
+            f"cannot write '{path}': {what} (disk full?); nothing already "
+            "written was lost: free some space, then continue with --resume"
+        )
+    return StorageError(
+        f"cannot write '{path}': {what}; check the permissions and free space of "
+        f"'{Path(path).parent}'"
+    )
 
 
 def _umask() -> int:

@@ -19,8 +19,15 @@ from .errors import CheckpointError, CheckpointWarning, ConfigError
 from .train import checkpoint as ckpt
 
 #: config fields that may differ between the start of a run and its resume
-FREE = {"train.epochs", "train.device", "train.threads", "train.progress", "train.nproc", "train.dist_timeout",
-        "out"}
+FREE = {
+    "train.epochs",
+    "train.device",
+    "train.threads",
+    "train.progress",
+    "train.nproc",
+    "train.dist_timeout",
+    "out",
+}
 
 
 def data_fingerprint(cfg) -> dict[str, str]:
@@ -61,21 +68,35 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
     if last is None:
         if skipped:
             p, why = skipped[0]
-            raise CheckpointError(f"'{run_dir}' has no good checkpoint to resume from ({why}); start again "
-                                  f"with --out {run_dir} --overwrite")
-        raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (it stopped before its first "
-                              f"one); start again with --out {run_dir} --overwrite")
+            raise CheckpointError(
+                f"'{run_dir}' has no good checkpoint to resume from ({why}); start again "
+                f"with --out {run_dir} --overwrite"
+            )
+        raise CheckpointError(
+            f"'{run_dir}' has no checkpoint to resume from (it stopped before its first "
+            f"one); start again with --out {run_dir} --overwrite"
+        )
     for p, why in skipped:
-        warnings.warn(f"checkpoint '{p.name}' is damaged and was passed over ({why}); resuming from the "
-                      f"previous good one, '{last.name}'", CheckpointWarning, stacklevel=2)
+        warnings.warn(
+            f"checkpoint '{p.name}' is damaged and was passed over ({why}); resuming from the "
+            f"previous good one, '{last.name}'",
+            CheckpointWarning,
+            stacklevel=2,
+        )
     state = ckpt.load(last)
     prog = state.get("progress") or {}
-    epoch, in_epoch, step = int(prog.get("epoch", 0)), int(prog.get("step_in_epoch", 0)), int(prog.get("step", 0))
+    epoch, in_epoch, step = (
+        int(prog.get("epoch", 0)),
+        int(prog.get("step_in_epoch", 0)),
+        int(prog.get("step", 0)),
+    )
     least = epoch + (1 if in_epoch else 0)
     if cfg.train.epochs < least:
-        raise ConfigError(f"'{run_dir}' has already trained {epoch} epoch(s){' and part of the next' if in_epoch else ''} "
-                          f"(checkpoint {last.name}), so it cannot stop at {cfg.train.epochs}; --epochs sets the "
-                          f"total number of epochs: give at least {least}")
+        raise ConfigError(
+            f"'{run_dir}' has already trained {epoch} epoch(s){' and part of the next' if in_epoch else ''} "
+            f"(checkpoint {last.name}), so it cannot stop at {cfg.train.epochs}; --epochs sets the "
+            f"total number of epochs: give at least {least}"
+        )
     record: dict[str, Any] = {"from": last.name, "step": step, "epoch": epoch}
     if skipped:
         record["passed_over"] = [p.name for p, _ in skipped]
@@ -84,21 +105,28 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
         before = run.get("config") or {}
         epochs_before = (before.get("train") or {}).get("epochs")
         if epochs_before is not None and cfg.train.epochs < epochs_before:
-            raise ConfigError(f"'{run_dir}' was scheduled for {epochs_before} epochs; --resume can keep or extend "
-                              f"that schedule, not shorten it to {cfg.train.epochs} (its learning-rate schedule "
-                              "was already following the longer one): give --epochs "
-                              f"{epochs_before} or more, or start a new run")
+            raise ConfigError(
+                f"'{run_dir}' was scheduled for {epochs_before} epochs; --resume can keep or extend "
+                f"that schedule, not shorten it to {cfg.train.epochs} (its learning-rate schedule "
+                "was already following the longer one): give --epochs "
+                f"{epochs_before} or more, or start a new run"
+            )
         if epochs_before is not None and epochs_before != cfg.train.epochs:
             record["epochs"] = {"before": epochs_before, "after": cfg.train.epochs}
         changes = _changes(before, cfg.to_dict())
         now = data_fingerprint(cfg)
-        changes += [f"the data of {k} ('{_get(cfg.to_dict(), k)}')" for k, v in (run.get("data") or {}).items()
-                    if k in now and now[k] != v]
+        changes += [
+            f"the data of {k} ('{_get(cfg.to_dict(), k)}')"
+            for k, v in (run.get("data") or {}).items()
+            if k in now and now[k] != v
+        ]
         if changes:
             if not allow_changes:
-                raise ConfigError(f"'{run_dir}' changed since its checkpoint {last.name} was written: "
-                                  f"{'; '.join(changes)}. Restore it, start a new run, or pass --allow-changes "
-                                  "to continue anyway (recorded in summary.json)")
+                raise ConfigError(
+                    f"'{run_dir}' changed since its checkpoint {last.name} was written: "
+                    f"{'; '.join(changes)}. Restore it, start a new run, or pass --allow-changes "
+                    "to continue anyway (recorded in summary.json)"
+                )
             record["changed"] = changes
             record["allowed_changes"] = True
     return Plan(last, record)

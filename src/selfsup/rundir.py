@@ -25,8 +25,19 @@ from .errors import RunDirError
 LOCK_NAME = ".lock"
 MARKER = ".selfsup-run"
 #: what a run directory of an earlier version (before the marker) may hold: nothing else
-RUN_FILES = {LOCK_NAME, MARKER, "config.yaml", "metrics.jsonl", "checkpoints", "encoder.safetensors",
-             "summary.json", "eval.json", "report.html", "tensorboard", "mlruns"}
+RUN_FILES = {
+    LOCK_NAME,
+    MARKER,
+    "config.yaml",
+    "metrics.jsonl",
+    "checkpoints",
+    "encoder.safetensors",
+    "summary.json",
+    "eval.json",
+    "report.html",
+    "tensorboard",
+    "mlruns",
+}
 
 
 def default_dir(method: str, data: str) -> Path:
@@ -41,8 +52,10 @@ def lock(run_dir: Path) -> FileLock:
     try:
         lk.acquire()
     except Timeout:
-        raise RunDirError(f"run directory '{run_dir}' is in use by another selfsup process; wait for it "
-                          "to finish or choose another --out") from None
+        raise RunDirError(
+            f"run directory '{run_dir}' is in use by another selfsup process; wait for it "
+            "to finish or choose another --out"
+        ) from None
     return lk
 
 
@@ -77,25 +90,35 @@ def check_out(run_dir: Path, protected: Iterable[str | os.PathLike] = ()) -> Non
         src = _real(p)
         if _related(out, src):
             where = "is" if out == src else ("is inside" if src in out.parents else "contains")
-            raise RunDirError(f"--out '{run_dir}' {where} the data source '{p}'; write runs outside the "
-                              "data (choose another --out)")
+            raise RunDirError(
+                f"--out '{run_dir}' {where} the data source '{p}'; write runs outside the "
+                "data (choose another --out)"
+            )
     home = _real("~")
     cwd = _real(os.getcwd())
     if out == Path(out.anchor) or out == home or out == cwd or out in cwd.parents:
-        raise RunDirError(f"--out '{run_dir}' is a filesystem root, the home directory or the current "
-                          "directory (or one of its parents); give a folder of its own, e.g. runs/NAME")
+        raise RunDirError(
+            f"--out '{run_dir}' is a filesystem root, the home directory or the current "
+            "directory (or one of its parents); give a folder of its own, e.g. runs/NAME"
+        )
     for parent in out.parents:  # not under a file, and somewhere we may write
         if parent.exists():
             if not parent.is_dir():
-                raise RunDirError(f"--out '{run_dir}' is under '{parent}', which is a file; choose a "
-                                  "directory path")
+                raise RunDirError(
+                    f"--out '{run_dir}' is under '{parent}', which is a file; choose a "
+                    "directory path"
+                )
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise RunDirError(f"--out '{run_dir}' cannot be created: '{parent}' is not writable; "
-                                  "choose another --out")
+                raise RunDirError(
+                    f"--out '{run_dir}' cannot be created: '{parent}' is not writable; "
+                    "choose another --out"
+                )
             break
 
 
-def prepare_new(run_dir: Path, overwrite: bool, protected: Iterable[str | os.PathLike] = ()) -> FileLock:
+def prepare_new(
+    run_dir: Path, overwrite: bool, protected: Iterable[str | os.PathLike] = ()
+) -> FileLock:
     """Create ``run_dir`` for a new run and lock it.
 
     An existing non-empty folder is an error unless ``overwrite`` is given *and* the folder is a
@@ -121,17 +144,23 @@ def check_new(run_dir: Path, overwrite: bool, protected: Iterable[str | os.PathL
     check_out(run_dir, protected)
     if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         if not is_run(run_dir):
-            raise RunDirError(f"--out '{run_dir}' exists and is not a selfsup run directory; selfsup only "
-                              "replaces its own runs, so choose another --out (or empty the folder yourself)")
+            raise RunDirError(
+                f"--out '{run_dir}' exists and is not a selfsup run directory; selfsup only "
+                "replaces its own runs, so choose another --out (or empty the folder yourself)"
+            )
         if not overwrite:
-            raise RunDirError(f"run directory '{run_dir}' already exists; pass --resume {run_dir} to continue "
-                              "it, --overwrite to replace it, or choose another --out")
+            raise RunDirError(
+                f"run directory '{run_dir}' already exists; pass --resume {run_dir} to continue "
+                "it, --overwrite to replace it, or choose another --out"
+            )
         return True
     return False
 
 
 def _mark(run_dir: Path) -> None:
-    (run_dir / MARKER).write_text("selfsup run directory: `selfsup train --overwrite` may replace it\n")
+    (run_dir / MARKER).write_text(
+        "selfsup run directory: `selfsup train --overwrite` may replace it\n"
+    )
 
 
 def _replace(run_dir: Path) -> FileLock:
@@ -141,11 +170,14 @@ def _replace(run_dir: Path) -> FileLock:
         os.rename(run_dir, aside)
     except OSError as err:
         old_lock.release()
-        raise RunDirError(f"cannot move the old run '{run_dir}' aside ({err.strerror}); nothing was "
-                          "changed") from None
+        raise RunDirError(
+            f"cannot move the old run '{run_dir}' aside ({err.strerror}); nothing was changed"
+        ) from None
     lk = None
     try:
-        run_dir.mkdir(parents=True)  # fails if someone else created it meanwhile: then it is not ours
+        run_dir.mkdir(
+            parents=True
+        )  # fails if someone else created it meanwhile: then it is not ours
         made = True
         lk = lock(run_dir)
         _mark(run_dir)
@@ -153,7 +185,9 @@ def _replace(run_dir: Path) -> FileLock:
         if lk is not None:
             lk.release()
         if locals().get("made"):
-            shutil.rmtree(run_dir, ignore_errors=True)  # only what we just made: the lock and marker
+            shutil.rmtree(
+                run_dir, ignore_errors=True
+            )  # only what we just made: the lock and marker
         if not run_dir.exists():
             os.rename(aside, run_dir)  # put the old run back
         old_lock.release()
@@ -166,7 +200,9 @@ def _replace(run_dir: Path) -> FileLock:
 def require_run(run_dir: Path, what: str = "config.yaml") -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirError(f"run directory '{run_dir}' does not exist; give the --out directory of a run")
+        raise RunDirError(
+            f"run directory '{run_dir}' does not exist; give the --out directory of a run"
+        )
     if not (run_dir / what).is_file():
         raise RunDirError(f"'{run_dir}' is not a selfsup run directory (no {what})")
     return run_dir

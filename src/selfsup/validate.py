@@ -37,25 +37,35 @@ def check_config(cfg) -> None:
     _finite(cfg.to_dict(), "")
     for name, seed in (("train.seed", cfg.train.seed), ("eval.seed", cfg.eval.seed)):
         if not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"config field '{name}': seed {seed} is out of range; use an integer "
-                              f"from 0 to 2**63 - 1 ({MAX_SEED})")
+            raise ConfigError(
+                f"config field '{name}': seed {seed} is out of range; use an integer "
+                f"from 0 to 2**63 - 1 ({MAX_SEED})"
+            )
     device(cfg.train.device)
     cores = os.cpu_count() or 1
     if cfg.train.threads is not None and cfg.train.threads > 4 * cores:
-        raise ConfigError(f"config field 'train.threads': {cfg.train.threads} threads on a machine with {cores} "
-                          f"CPU core(s); use at most {4 * cores} (or leave it unset)")
+        raise ConfigError(
+            f"config field 'train.threads': {cfg.train.threads} threads on a machine with {cores} "
+            f"CPU core(s); use at most {4 * cores} (or leave it unset)"
+        )
     ec = cfg.eval
-    for name, values, ok, rule in (("eval.fewshot_fractions", ec.fewshot_fractions, lambda v: 0 < v <= 1, "in (0, 1]"),
-                                   ("eval.knn_sweep_k", ec.knn_sweep_k, lambda v: v >= 1, ">= 1"),
-                                   ("eval.knn_sweep_t", ec.knn_sweep_t, lambda v: v > 0, "> 0")):
+    for name, values, ok, rule in (
+        ("eval.fewshot_fractions", ec.fewshot_fractions, lambda v: 0 < v <= 1, "in (0, 1]"),
+        ("eval.knn_sweep_k", ec.knn_sweep_k, lambda v: v >= 1, ">= 1"),
+        ("eval.knn_sweep_t", ec.knn_sweep_t, lambda v: v > 0, "> 0"),
+    ):
         bad = [v for v in values if not ok(v)]
         if bad:
-            raise ConfigError(f"config field '{name}': {bad[0]} is out of range; every value must be {rule}")
+            raise ConfigError(
+                f"config field '{name}': {bad[0]} is out of range; every value must be {rule}"
+            )
     for name in cfg.train.logger:
         module, extra = LOGGER_PACKAGES[name]
         if not _installed(module):
-            raise ConfigError(f"--logger {name} needs the {module} package, which is not installed; "
-                              f"pip install selfsup[{extra}] (or drop --logger {name})")
+            raise ConfigError(
+                f"--logger {name} needs the {module} package, which is not installed; "
+                f"pip install selfsup[{extra}] (or drop --logger {name})"
+            )
     size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size
     if size is not None:
         eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
@@ -67,12 +77,18 @@ def check_data(cfg, train, bank=None) -> None:
     from . import methods as M
 
     if getattr(M.get(cfg.method), "uses_labels", False) and not train.labelled:
-        raise DataError(f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
-                        "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method")
+        raise DataError(
+            f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
+            "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method"
+        )
     if cfg.views.eval_size is not None and train.modality != "image":
-        raise ConfigError(f"views.eval_size is for images, and '{train.name}' holds {train.modality} data; "
-                          "drop --set views.eval_size")
-    size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
+        raise ConfigError(
+            f"views.eval_size is for images, and '{train.name}' holds {train.modality} data; "
+            "drop --set views.eval_size"
+        )
+    size = (
+        cfg.views.eval_size or cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
+    )
     if bank is not None and train.modality == "image" and size:
         eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
@@ -82,7 +98,9 @@ def device(name: str):
     import torch
 
     if not isinstance(name, str):
-        raise ConfigError(f"device must be a string such as 'cpu' or 'cuda:0', got {type(name).__name__}")
+        raise ConfigError(
+            f"device must be a string such as 'cpu' or 'cuda:0', got {type(name).__name__}"
+        )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -93,15 +111,21 @@ def device(name: str):
         return dev
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device '{name}' was asked for but CUDA is not available; use --device cpu")
+            raise ConfigError(
+                f"device '{name}' was asked for but CUDA is not available; use --device cpu"
+            )
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
-            raise ConfigError(f"device '{name}' does not exist: this machine has {n} CUDA device(s) "
-                              f"(cuda:0 .. cuda:{n - 1})")
+            raise ConfigError(
+                f"device '{name}' does not exist: this machine has {n} CUDA device(s) "
+                f"(cuda:0 .. cuda:{n - 1})"
+            )
         return dev
     if dev.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError(f"device '{name}' is not available in this build of torch; use --device cpu")
+            raise ConfigError(
+                f"device '{name}' is not available in this build of torch; use --device cpu"
+            )
         return dev
     raise ConfigError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
 
@@ -115,9 +139,11 @@ def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu", 
     if free is None or need <= free:
         return
     fit = max(1, int(batch * free / need))
-    raise ConfigError(f"images of {size}x{size} px with eval.batch_size={batch} need about {_gb(need)} per "
-                      f"evaluation batch, more than the {_gb(free)} free; lower --set eval.batch_size "
-                      f"(at most {fit}) or the image/view size (data.image_size, views.size)")
+    raise ConfigError(
+        f"images of {size}x{size} px with eval.batch_size={batch} need about {_gb(need)} per "
+        f"evaluation batch, more than the {_gb(free)} free; lower --set eval.batch_size "
+        f"(at most {fit}) or the image/view size (data.image_size, views.size)"
+    )
 
 
 def _first_map(size: int, model) -> tuple[int, int]:
@@ -170,7 +196,9 @@ def _finite(obj: Any, where: str) -> None:
     if isinstance(obj, bool):
         return
     if isinstance(obj, float) and not math.isfinite(obj):
-        raise ConfigError(f"config field '{where}': {obj} is not a finite number; give a finite value")
+        raise ConfigError(
+            f"config field '{where}': {obj} is not a finite number; give a finite value"
+        )
     if isinstance(obj, dict):
         for k, v in obj.items():
             _finite(v, f"{where}.{k}" if where else str(k))
@@ -180,9 +208,11 @@ def _finite(obj: Any, where: str) -> None:
 
 
 #: what a loaded encoder takes, per modality: (layout, number of dims, whether meta["in_channels"] is dim 1)
-_INPUTS = {"image": ("(N, C, H, W) float images in [0, 1]", 4, True),
-           "timeseries": ("(N, C, T) float series", 3, True),
-           "table": ("(N, F) float rows", 2, False)}
+_INPUTS = {
+    "image": ("(N, C, H, W) float images in [0, 1]", 4, True),
+    "timeseries": ("(N, C, T) float series", 3, True),
+    "table": ("(N, F) float rows", 2, False),
+}
 
 
 def check_encoder_input(module, args) -> None:
@@ -203,7 +233,9 @@ def check_encoder_input(module, args) -> None:
     if x.dim() != ndim:
         raise ConfigError(f"{expect}; got a tensor of shape {tuple(x.shape)}")
     if channels and c and x.shape[1] != c:
-        hint = " (channels last? use x.permute(0, 3, 1, 2))" if ndim == 4 and x.shape[-1] == c else ""
+        hint = (
+            " (channels last? use x.permute(0, 3, 1, 2))" if ndim == 4 and x.shape[-1] == c else ""
+        )
         raise ConfigError(f"{expect}; got {x.shape[1]} channels in shape {tuple(x.shape)}{hint}")
     if not x.is_floating_point():
         hint = " (divide uint8 images by 255)" if x.dtype == torch.uint8 else ""

@@ -19,7 +19,9 @@ DOCS = ROOT / "docs"
 
 
 def _hook():
-    spec = importlib.util.spec_from_file_location("selfsup_docs", DOCS / "_hooks" / "selfsup_docs.py")
+    spec = importlib.util.spec_from_file_location(
+        "selfsup_docs", DOCS / "_hooks" / "selfsup_docs.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -55,7 +57,9 @@ def test_every_registered_method_has_a_page_in_the_nav():
         assert path in pages, name
         text = generated.get(path) or (DOCS / path).read_text()
         if path not in generated:  # hand-written: the generated part goes where the marker is
-            assert f"<!-- selfsup:reference {name} -->" in text, f"{path} lacks its reference marker"
+            assert f"<!-- selfsup:reference {name} -->" in text, (
+                f"{path} lacks its reference marker"
+            )
             text = H.MARKER.sub(lambda m: H.method_reference(m.group(1)), text)
         else:
             assert cls.paper in text
@@ -79,7 +83,11 @@ def test_method_reference_lists_defaults_recipes_and_figures():
     assert "configs/simclr-digits.yaml" in text
     bench = """## A table\n\n    python bench.py --x\n\n| method | kNN |\n|---|---:|\n| simclr | 46.05 |\n| simclrx | 1 |\n| dcl | 46.16 |\n\n| rank | method | knn |\n|---|---|---|\n| 1 | simclr | 0.9 |\n"""
     figs = H.benchmark_figures("simclr", bench)
-    assert "python bench.py --x" in figs and "| simclr | 46.05 |" in figs and "| 1 | simclr | 0.9 |" in figs
+    assert (
+        "python bench.py --x" in figs
+        and "| simclr | 46.05 |" in figs
+        and "| 1 | simclr | 0.9 |" in figs
+    )
     assert "dcl" not in figs and "simclrx" not in figs
 
 
@@ -89,7 +97,9 @@ def test_every_protocol_has_a_page():
     pages = _pages(_nav())
     for name in PROTOCOLS:
         assert f"evaluation/{name}.md" in pages
-    assert "evaluation/diagnostics.md" in pages and (DOCS / "evaluation" / "diagnostics.md").is_file()
+    assert (
+        "evaluation/diagnostics.md" in pages and (DOCS / "evaluation" / "diagnostics.md").is_file()
+    )
 
 
 def test_cli_reference_is_the_parser_help():
@@ -151,5 +161,7 @@ def test_generated_page_renders_its_reference_once():
     page = H.generated_method_page(name)
     out = H.on_page_markdown(page, page=None, config=None, files=None)
     assert out.count("### Parameters") == 1 and f"<!-- selfsup:reference {name} -->" in out
-    written = H.on_page_markdown((DOCS / "methods" / "dcl.md").read_text(), page=None, config=None, files=None)
+    written = H.on_page_markdown(
+        (DOCS / "methods" / "dcl.md").read_text(), page=None, config=None, files=None
+    )
     assert written.count("### Parameters") == 1 and "<!-- selfsup:reference" not in written

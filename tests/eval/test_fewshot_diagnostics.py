@@ -18,12 +18,18 @@ def test_few_label_split_is_class_balanced_and_reproducible():
     for frac, per in ((0.01, 1), (0.1, 10)):  # of 1000 labels in 10 classes
         idx = few_label_indices(y, frac, seed=0)
         counts = np.bincount(y[idx], minlength=10)
-        assert (counts == np.minimum(per, np.bincount(y))).all()  # same count per class (capped by size)
+        assert (
+            counts == np.minimum(per, np.bincount(y))
+        ).all()  # same count per class (capped by size)
         assert len(np.unique(idx)) == len(idx)
         assert (few_label_indices(y, frac, seed=0) == idx).all()  # fixed seed: same subset
     assert not (few_label_indices(y, 0.01, seed=1) == few_label_indices(y, 0.01, seed=0)).all()
     tiny = np.repeat(np.arange(3), 16)
-    assert np.bincount(tiny[few_label_indices(tiny, 0.01)]).tolist() == [1, 1, 1]  # at least one each
+    assert np.bincount(tiny[few_label_indices(tiny, 0.01)]).tolist() == [
+        1,
+        1,
+        1,
+    ]  # at least one each
     with pytest.raises(ValueError):
         few_label_indices(y, 0.0)
 
@@ -71,10 +77,22 @@ def test_monitor_reports_all_diagnostics(tiny_images):
     m(torch.rand(5, 1, 8, 8))  # a training forward: the predictor's input is captured
     rng_before = torch.random.get_rng_state()
     a = mon(m)
-    assert torch.equal(rng_before, torch.random.get_rng_state())  # the global generator is untouched
+    assert torch.equal(
+        rng_before, torch.random.get_rng_state()
+    )  # the global generator is untouched
     assert a == mon(m)  # fixed batch and views: the same numbers
-    for k in ("alignment", "uniformity", "rankme", "std_mean", "pos_sim", "neg_sim", "directpred_align",
-              "tau_mean", "tau_min", "tau_max"):
+    for k in (
+        "alignment",
+        "uniformity",
+        "rankme",
+        "std_mean",
+        "pos_sim",
+        "neg_sim",
+        "directpred_align",
+        "tau_mean",
+        "tau_min",
+        "tau_max",
+    ):
         assert np.isfinite(a["diag_" + k])
     assert a["diag_tau_min"] == pytest.approx(0.05) and a["diag_tau_max"] == pytest.approx(0.5)
     full = mon.full(m)
@@ -87,7 +105,10 @@ def test_logger_config_and_missing_package(tmp_path, monkeypatch):
     from selfsup.config import validate
     from selfsup.train.loggers import build_loggers
 
-    assert validate({"train": {"logger": "tensorboard,mlflow"}}).train.logger == ["tensorboard", "mlflow"]
+    assert validate({"train": {"logger": "tensorboard,mlflow"}}).train.logger == [
+        "tensorboard",
+        "mlflow",
+    ]
     with pytest.raises(ConfigError, match="train.logger"):
         validate({"train": {"logger": "wandb"}})
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
@@ -144,12 +165,18 @@ def test_loggers_with_fake_backends(tmp_path, monkeypatch):
     tb = types.ModuleType("torch.utils.tensorboard")
     tb.SummaryWriter = Writer
     ent = types.ModuleType("mlflow.entities")
-    ent.Metric = lambda key, value, timestamp, step: types.SimpleNamespace(key=key, value=value, step=step)
+    ent.Metric = lambda key, value, timestamp, step: types.SimpleNamespace(
+        key=key, value=value, step=step
+    )
     ent.Param = lambda key, value: (key, value)
     trk = types.ModuleType("mlflow.tracking")
     trk.MlflowClient = Client
-    for name, mod in (("torch.utils.tensorboard", tb), ("mlflow", types.ModuleType("mlflow")),
-                      ("mlflow.entities", ent), ("mlflow.tracking", trk)):
+    for name, mod in (
+        ("torch.utils.tensorboard", tb),
+        ("mlflow", types.ModuleType("mlflow")),
+        ("mlflow.entities", ent),
+        ("mlflow.tracking", trk),
+    ):
         monkeypatch.setitem(sys.modules, name, mod)
     lgs = build_loggers(["tensorboard", "mlflow"], tmp_path, {"train": {"epochs": 2}})
     for lg in lgs:
@@ -160,7 +187,9 @@ def test_loggers_with_fake_backends(tmp_path, monkeypatch):
     assert ("batch", [("loss", 1.5, 10), ("lr", 0.1, 10)], 0) in calls
     assert ("batch", [], 1) in calls  # the config as params
     assert ("tb_close",) in calls and ("ml_close",) in calls
-    assert any(c[0] == "uri" and c[1].startswith("file:") and c[1].endswith("mlruns") for c in calls)
+    assert any(
+        c[0] == "uri" and c[1].startswith("file:") and c[1].endswith("mlruns") for c in calls
+    )
 
 
 def test_mlflow_real_if_installed(tmp_path):

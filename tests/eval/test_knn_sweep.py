@@ -23,7 +23,9 @@ def ref_loo(bank, y, k, t):
         s = b @ b[i]
         s[i] = -float("inf")
         w, idx = s.topk(k)
-        votes = torch.zeros(int(y.max()) + 1, dtype=torch.float64).index_add(0, y[idx], torch.exp(w / t))
+        votes = torch.zeros(int(y.max()) + 1, dtype=torch.float64).index_add(
+            0, y[idx], torch.exp(w / t)
+        )
         hits += int(votes.argmax() == y[i])
     return hits / len(b)
 
@@ -39,7 +41,9 @@ def test_cell_is_the_bank_leave_one_out_best_and_query_is_scored_once():
     best = max(loo.values())
     assert loo[(r["k"], r["t"])] == pytest.approx(best, abs=1e-6)
     want = knn.knn_accuracy(xb, yb, xq, yq, r["k"], r["t"], topk=(1, 5))
-    assert r["top1"] == pytest.approx(want["knn_top1"]) and r["top5"] == pytest.approx(want["knn_top5"])
+    assert r["top1"] == pytest.approx(want["knn_top1"]) and r["top5"] == pytest.approx(
+        want["knn_top5"]
+    )
     assert r["selected_by"].startswith("leave-one-out")
 
 

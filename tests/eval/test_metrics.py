@@ -24,7 +24,9 @@ def test_uniformity_of_points_evenly_on_a_circle_matches_closed_form():
         expected = math.log(np.mean(np.exp(-t * d2)))
         assert dg.uniformity(circle(n), t) == pytest.approx(expected, abs=1e-9)
     # continuous limit: E exp(-2t(1 - cos)) = exp(-2t) I0(2t)
-    assert dg.uniformity(circle(2000), t) == pytest.approx(-2 * t + math.log(np.i0(2 * t)), abs=2e-3)
+    assert dg.uniformity(circle(2000), t) == pytest.approx(
+        -2 * t + math.log(np.i0(2 * t)), abs=2e-3
+    )
     # the uniform circle is more uniform than points bunched in a quarter of it
     bunched = circle(100)[:25]
     assert dg.uniformity(circle(100)) < dg.uniformity(bunched)
@@ -44,9 +46,13 @@ def test_effective_rank_of_rank_k_matrix():
     q2, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
     for k in (1, 3, 7, 16):
         z = q1[:, :k] @ q2[:k]  # k equal singular values
-        assert dg.effective_rank(z) == pytest.approx(k, rel=1e-4)  # RankMe's eps=1e-7 adds ~2e-6 a zero
+        assert dg.effective_rank(z) == pytest.approx(
+            k, rel=1e-4
+        )  # RankMe's eps=1e-7 adds ~2e-6 a zero
         assert dg.effective_rank(z, eps=0.0) == pytest.approx(k, rel=1e-9)
-    z = torch.randn(50, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 16, generator=g, dtype=torch.float64)
+    z = torch.randn(50, 3, generator=g, dtype=torch.float64) @ torch.randn(
+        3, 16, generator=g, dtype=torch.float64
+    )
     assert 1 < dg.effective_rank(z) <= 3 + 1e-4  # unequal singular values: at most the rank
 
 
@@ -92,7 +98,11 @@ def test_nmi_ari_perfect_and_random():
 
 def test_recall_at_k():
     z = torch.randn(30, 8)
-    assert retrieval.paired_recall(z, z.clone()) == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0}
+    assert retrieval.paired_recall(z, z.clone()) == {
+        "recall@1": 1.0,
+        "recall@5": 1.0,
+        "recall@10": 1.0,
+    }
     r = retrieval.paired_recall(z, torch.randn(30, 8))
     assert r["recall@1"] <= r["recall@5"] <= r["recall@10"] <= 1
     # gallery row i matches query row (i+1) mod n: recall@1 is 0 unless queries are permuted back
@@ -162,11 +172,25 @@ def test_protocol_registry(tiny_config):
     ec = EvalConfig(knn_k=5, sgd_epochs=5)
     out = evaluate_features(xb, yb, xq, yq, ec, ["knn", "linear"])
     assert set(out) == {"knn_top1", "linear_top1"}  # summary.json keys stay as they were
-    out = evaluate_features(xb, yb, xq, yq, ec, ["knn_sweep", "linear_sgd", "cluster", "retrieval", "anomaly",
-                                                 "fewshot"])
-    assert {"knn_sweep_top5", "linear_sgd_top1", "linear_sgd_raw_top1", "cluster_nmi", "retrieval_recall@1",
-            "anomaly_auroc"} <= set(out)
-    assert not any(k.startswith("fewshot") for k in out)  # needs an encoder: skipped on features alone
+    out = evaluate_features(
+        xb,
+        yb,
+        xq,
+        yq,
+        ec,
+        ["knn_sweep", "linear_sgd", "cluster", "retrieval", "anomaly", "fewshot"],
+    )
+    assert {
+        "knn_sweep_top5",
+        "linear_sgd_top1",
+        "linear_sgd_raw_top1",
+        "cluster_nmi",
+        "retrieval_recall@1",
+        "anomaly_auroc",
+    } <= set(out)
+    assert not any(
+        k.startswith("fewshot") for k in out
+    )  # needs an encoder: skipped on features alone
     with pytest.raises(ConfigError, match="unknown evaluation protocol 'nope'"):
         protocols.parse("knn,nope")
     with pytest.raises(ConfigError, match="needs the encoder"):

@@ -26,13 +26,23 @@ def reference(tmp_path_factory):
     data = fk.make_npz(work / "tiny.npz")
     run = work / "run"
     ready, release = work / "ready", work / "release"
-    p = fk.Proc(fk.train_args(data, run), work, "reference", FAULT_AT=2, FAULT_PHASE="after_rename",
-                FAULT_READY=ready, FAULT_RELEASE=release)
+    p = fk.Proc(
+        fk.train_args(data, run),
+        work,
+        "reference",
+        FAULT_AT=2,
+        FAULT_PHASE="after_rename",
+        FAULT_READY=ready,
+        FAULT_RELEASE=release,
+    )
     fk.wait_for(ready.exists, p)
     before = {c.name: fk.sha(c) for c in fk.checkpoints(run)}
     attempts = {}
-    for name, argv in {"new": fk.train_args(data, run), "overwrite": fk.train_args(data, run) + ["--overwrite"],
-                       "resume": fk.resume_args(run)}.items():
+    for name, argv in {
+        "new": fk.train_args(data, run),
+        "overwrite": fk.train_args(data, run) + ["--overwrite"],
+        "resume": fk.resume_args(run),
+    }.items():
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = cli.main(argv)
@@ -41,5 +51,11 @@ def reference(tmp_path_factory):
     release.touch()
     rc = p.wait()
     assert rc == 0, p.stderr()
-    return {"data": data, "run": run, "encoder": fk.sha(run / "encoder.safetensors"), "attempts": attempts,
-            "before": before, "during": during}
+    return {
+        "data": data,
+        "run": run,
+        "encoder": fk.sha(run / "encoder.safetensors"),
+        "attempts": attempts,
+        "before": before,
+        "during": during,
+    }

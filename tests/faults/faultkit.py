@@ -15,9 +15,26 @@ import numpy as np
 RUNNER = Path(__file__).with_name("_runner.py")
 EPOCHS = 6  # 96 samples / batch 16: 6 steps an epoch, 36 steps, a checkpoint every epoch
 STEPS = 6 * EPOCHS
-TINY = ["--backbone", "convnet_small", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
-        "--batch-size", "16", "--set", "train.progress=none", "--set", "train.threads=1", "--seed", "0",
-        "--set", "eval.report=false", "--set", "eval.diagnostics=false"]
+TINY = [
+    "--backbone",
+    "convnet_small",
+    "--set",
+    "model.proj_hidden=32",
+    "--set",
+    "model.proj_dim=16",
+    "--batch-size",
+    "16",
+    "--set",
+    "train.progress=none",
+    "--set",
+    "train.threads=1",
+    "--seed",
+    "0",
+    "--set",
+    "eval.report=false",
+    "--set",
+    "eval.diagnostics=false",
+]
 
 
 def make_npz(path: Path, n: int = 96) -> Path:
@@ -44,8 +61,9 @@ class Proc:
         env.setdefault("SELFSUP_CACHE", str(workdir / "_cache"))
         self.out, self.err = workdir / f"{name}.out", workdir / f"{name}.err"
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.p = subprocess.Popen([sys.executable, str(RUNNER), *args], stdout=o, stderr=e, env=env,
-                                      cwd=workdir)
+            self.p = subprocess.Popen(
+                [sys.executable, str(RUNNER), *args], stdout=o, stderr=e, env=env, cwd=workdir
+            )
 
     def alive(self) -> bool:
         return self.p.poll() is None
@@ -72,7 +90,9 @@ def wait_for(cond, proc: Proc | None = None, timeout: float = 60.0, poll: float 
     t0 = time.monotonic()
     while not cond():
         if proc is not None and not proc.alive():
-            raise AssertionError(f"process ended (rc {proc.p.returncode}) first: {proc.stderr()[-2000:]}")
+            raise AssertionError(
+                f"process ended (rc {proc.p.returncode}) first: {proc.stderr()[-2000:]}"
+            )
         if time.monotonic() - t0 > timeout:
             raise AssertionError("timed out waiting")
         time.sleep(poll)
@@ -88,8 +108,13 @@ def checkpoints(run: Path) -> list[Path]:
 
 
 def temp_files(run: Path) -> list[Path]:
-    return [p for d in (run, run / "checkpoints") if d.is_dir() for p in d.iterdir()
-            if p.name.startswith(".") and p.name not in (".lock", ".selfsup-run")]
+    return [
+        p
+        for d in (run, run / "checkpoints")
+        if d.is_dir()
+        for p in d.iterdir()
+        if p.name.startswith(".") and p.name not in (".lock", ".selfsup-run")
+    ]
 
 
 def assert_resumable(run: Path) -> int:
@@ -97,7 +122,9 @@ def assert_resumable(run: Path) -> int:
     from selfsup.train import checkpoint as ckpt
 
     last = ckpt.latest(run)
-    assert last is not None, f"no loadable checkpoint in {run}: {list((run / 'checkpoints').iterdir())}"
+    assert last is not None, (
+        f"no loadable checkpoint in {run}: {list((run / 'checkpoints').iterdir())}"
+    )
     state = ckpt.load(last)
     assert {"progress", "model", "optimizer", "rng"} <= set(state)
     return int(state["progress"]["step"])

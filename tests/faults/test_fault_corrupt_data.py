@@ -51,8 +51,13 @@ def _odd_modes() -> dict[str, bytes]:
     pal.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)  # index 1: blue
     rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))  # fully transparent: composited on white
     big = _rgb(4, (12, 10))  # another size: resized to the common 8x8
-    return {"cmyk.jpg": _jpeg(cmyk), "gray16.png": _png(i16), "palette.png": _png(pal),
-            "alpha.png": _png(rgba), "big.png": _png(big)}
+    return {
+        "cmyk.jpg": _jpeg(cmyk),
+        "gray16.png": _png(i16),
+        "palette.png": _png(pal),
+        "alpha.png": _png(rgba),
+        "big.png": _png(big),
+    }
 
 
 def _folder(root: Path, bad: list[str] = (), good: int = 6) -> Path:
@@ -100,14 +105,37 @@ def test_skip_corrupt_skips_counts_and_reports(tmp_path, capsys):
     # end to end: the CLI prints it as one warning line (also on a decode-cache hit)
     for i in range(2):
         out = tmp_path / f"run{i}"
-        rc = cli.main(["train", "--data", str(root), "--skip-corrupt", "--out", str(out), "--epochs", "1",
-                       "--backbone", "convnet_small", "--batch-size", "4", "--set", "train.progress=none",
-                       "--set", "model.proj_hidden=8", "--set", "model.proj_dim=4",
-                       "--set", "eval.diagnostics=false", "--set", "eval.report=false"])
+        rc = cli.main(
+            [
+                "train",
+                "--data",
+                str(root),
+                "--skip-corrupt",
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--backbone",
+                "convnet_small",
+                "--batch-size",
+                "4",
+                "--set",
+                "train.progress=none",
+                "--set",
+                "model.proj_hidden=8",
+                "--set",
+                "model.proj_dim=4",
+                "--set",
+                "eval.diagnostics=false",
+                "--set",
+                "eval.report=false",
+            ]
+        )
         err = capsys.readouterr().err
         assert rc == 0, err
-        assert [ln for ln in err.splitlines() if ln.startswith("warning:")] == \
-            [f"warning: imgs: skipped 4 unreadable image(s) (--skip-corrupt), e.g. '{root / 'empty.png'}'"]
+        assert [ln for ln in err.splitlines() if ln.startswith("warning:")] == [
+            f"warning: imgs: skipped 4 unreadable image(s) (--skip-corrupt), e.g. '{root / 'empty.png'}'"
+        ]
 
 
 def test_only_unreadable_files_is_an_error_even_when_skipping(tmp_path):
@@ -128,23 +156,29 @@ def _npz(tmp_path, **arrays) -> str:
 X = np.zeros((10, 8, 8), np.uint8)
 
 
-@pytest.mark.parametrize("arrays, field", [
-    ({"x": np.full((10, 8, 8, 1), np.nan)}, "'x' contains NaN"),
-    ({"x": np.zeros((10, 8, 8, 1), np.float32)}, "must be uint8"),
-    ({"x": np.full((10, 8, 8), np.nan)}, "all-NaN series"),  # float (N, C, T) is a series
-    ({"x": np.full((10, 2, 8), np.inf)}, "infinite"),
-    ({"x": X, "y": np.zeros(9, int)}, "'y' has shape (9,) but 'x' has 10 samples"),
-    ({"x": X, "y": np.zeros((10, 2), int)}, "'y' has shape (10, 2)"),
-    ({"x": X, "y": np.r_[np.zeros(9), np.nan]}, "'y' contains NaN"),
-    ({"x": X, "y": np.array(["a"] * 10)}, "'y' has dtype <U1"),
-    ({"x": X, "y": np.full(10, 0.5)}, "labels must be integers"),
-    ({"x": X, "x_test": X[:4], "y_test": np.zeros(5, int)}, "'y_test' has shape (5,) but 'x_test' has 4"),
-    ({"x": X, "y_test": np.zeros(5, int)}, "'y_test' but no 'x_test'"),
-    ({"x": np.zeros((10, 8, 8, 2), np.uint8)}, "C 1 or 3"),
-    ({"x": np.zeros((0, 8, 8), np.uint8)}, "empty"),
-    ({"x": np.uint8(3)}, "array 'x'"),
-    ({"images": X}, "no array named 'x'"),
-])
+@pytest.mark.parametrize(
+    "arrays, field",
+    [
+        ({"x": np.full((10, 8, 8, 1), np.nan)}, "'x' contains NaN"),
+        ({"x": np.zeros((10, 8, 8, 1), np.float32)}, "must be uint8"),
+        ({"x": np.full((10, 8, 8), np.nan)}, "all-NaN series"),  # float (N, C, T) is a series
+        ({"x": np.full((10, 2, 8), np.inf)}, "infinite"),
+        ({"x": X, "y": np.zeros(9, int)}, "'y' has shape (9,) but 'x' has 10 samples"),
+        ({"x": X, "y": np.zeros((10, 2), int)}, "'y' has shape (10, 2)"),
+        ({"x": X, "y": np.r_[np.zeros(9), np.nan]}, "'y' contains NaN"),
+        ({"x": X, "y": np.array(["a"] * 10)}, "'y' has dtype <U1"),
+        ({"x": X, "y": np.full(10, 0.5)}, "labels must be integers"),
+        (
+            {"x": X, "x_test": X[:4], "y_test": np.zeros(5, int)},
+            "'y_test' has shape (5,) but 'x_test' has 4",
+        ),
+        ({"x": X, "y_test": np.zeros(5, int)}, "'y_test' but no 'x_test'"),
+        ({"x": np.zeros((10, 8, 8, 2), np.uint8)}, "C 1 or 3"),
+        ({"x": np.zeros((0, 8, 8), np.uint8)}, "empty"),
+        ({"x": np.uint8(3)}, "array 'x'"),
+        ({"images": X}, "no array named 'x'"),
+    ],
+)
 def test_bad_arrays_are_rejected_naming_the_field(tmp_path, arrays, field):
     with pytest.raises(DataError) as e:
         load_source(_npz(tmp_path, **arrays))

@@ -46,7 +46,9 @@ def _fail_second_save(monkeypatch, how):
         try:
             real_save(path, state)
         finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            resource.setrlimit(
+                resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+            )
 
     def save_file(tensors, filename, metadata=None):
         real_save_file(tensors, filename, metadata=metadata)
@@ -59,7 +61,9 @@ def _fail_second_save(monkeypatch, how):
 
 
 @pytest.mark.parametrize("how", ["rlimit", "enospc"])
-def test_full_disk_keeps_previous_checkpoint_and_resume_matches(small, tmp_path, monkeypatch, capsys, how):
+def test_full_disk_keeps_previous_checkpoint_and_resume_matches(
+    small, tmp_path, monkeypatch, capsys, how
+):
     data, ref = small
     run = tmp_path / "run"
     old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then fails the write instead
@@ -106,5 +110,7 @@ def test_full_disk_when_writing_summary_or_log(tmp_path, monkeypatch):
 def test_safetensors_io_error_text_is_recognised():
     err = RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
     e = io.storage_error(err, "x.safetensors")
-    assert isinstance(e, StorageError) and "No space left on device" in str(e) and "--resume" in str(e)
+    assert (
+        isinstance(e, StorageError) and "No space left on device" in str(e) and "--resume" in str(e)
+    )
     assert io.storage_error(RuntimeError("shape mismatch"), "x") is None

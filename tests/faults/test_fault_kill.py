@@ -53,8 +53,14 @@ def test_kill9_at_random_moments_then_resume(reference, tmp_path, seed):
         time.sleep(delay)
         was_running = p.kill9()
         landed += was_running
-        kills.append({"delay_s": round(delay, 3), "landed": was_running, "resumable_from": fk.assert_resumable(run),
-                      "temp_files_left": len(fk.temp_files(run))})
+        kills.append(
+            {
+                "delay_s": round(delay, 3),
+                "landed": was_running,
+                "resumable_from": fk.assert_resumable(run),
+                "temp_files_left": len(fk.temp_files(run)),
+            }
+        )
     assert landed >= 1
     fk.finish(run, tmp_path, "final")
     same = fk.sha(run / "encoder.safetensors") == reference["encoder"]
@@ -84,19 +90,33 @@ def test_faults_inside_checkpoint_writes_then_resume(reference, tmp_path):
     uninterrupted reference run, with no temporary files left.
     """
     run = tmp_path / "run"
-    chain = [("mid_write", 2, "kill"), ("before_rename", 1, "kill"), ("after_rename", 2, "kill"),
-             ("in_step", 3, "term"), ("before_rename", 1, "int2")]
+    chain = [
+        ("mid_write", 2, "kill"),
+        ("before_rename", 1, "kill"),
+        ("after_rename", 2, "kill"),
+        ("in_step", 3, "term"),
+        ("before_rename", 1, "int2"),
+    ]
     for i, (phase, at, how) in enumerate(chain):
         ready, release = tmp_path / f"ready{i}", tmp_path / f"release{i}"
         args = fk.train_args(reference["data"], run) if i == 0 else fk.resume_args(run)
-        p = fk.Proc(args, tmp_path, f"fault{i}", FAULT_AT=at, FAULT_PHASE=phase, FAULT_READY=ready,
-                    FAULT_RELEASE=release)
+        p = fk.Proc(
+            args,
+            tmp_path,
+            f"fault{i}",
+            FAULT_AT=at,
+            FAULT_PHASE=phase,
+            FAULT_READY=ready,
+            FAULT_RELEASE=release,
+        )
         fk.wait_for(ready.exists, p)
         complete = [int(c.stem.split("-")[1]) for c in fk.checkpoints(run)]
         if how == "kill":
             assert p.kill9()
             if phase != "after_rename":
-                assert fk.temp_files(run), "the interrupted write should have left only a temporary file"
+                assert fk.temp_files(run), (
+                    "the interrupted write should have left only a temporary file"
+                )
             assert fk.assert_resumable(run) == max(complete)
         elif how == "term":
             p.signal(signal.SIGTERM)

@@ -26,17 +26,29 @@ def _raise(exc):
         if callable(exc) and not isinstance(exc, BaseException) and not isinstance(exc, type):
             exc()
         raise exc
+
     return f
 
 
 ESCAPES = {  # what escapes -> (exit status, words of the line)
-    "oserror_from_a_path": (PermissionError(errno.EACCES, "Permission denied", "/data/x.png"), 2,
-                            ["PermissionError", "/data/x.png"]),
-    "file_not_found": (FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope"), 2, ["/nope"]),
+    "oserror_from_a_path": (
+        PermissionError(errno.EACCES, "Permission denied", "/data/x.png"),
+        2,
+        ["PermissionError", "/data/x.png"],
+    ),
+    "file_not_found": (
+        FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope"),
+        2,
+        ["/nope"],
+    ),
     "torch_shape": (_shape_error, 2, ["RuntimeError", "mat1 and mat2"]),
     "memory": (MemoryError(), 2, ["MemoryError"]),
     "internal_keyerror": (KeyError("oops"), 1, ["internal error", "please report", "KeyError"]),
-    "internal_typeerror": (TypeError("bad operand"), 1, ["internal error", "please report", "TypeError"]),
+    "internal_typeerror": (
+        TypeError("bad operand"),
+        1,
+        ["internal error", "please report", "TypeError"],
+    ),
 }
 
 
@@ -62,38 +74,71 @@ def test_a_non_utf8_name_in_an_escaping_oserror_prints(monkeypatch, capsys):
     import os
 
     name = os.fsdecode(b"/data/\xff.png")
-    monkeypatch.setattr(api, "train", _raise(PermissionError(errno.EACCES, "Permission denied", name)))
+    monkeypatch.setattr(
+        api, "train", _raise(PermissionError(errno.EACCES, "Permission denied", name))
+    )
     assert cli.main(["train"]) == 2
     assert "\\udcff.png" in capsys.readouterr().err
 
 
 # -- the Python API -----------------------------------------------------------------------------------
 
+
 def _tiny(tmp_path: Path) -> Path:
     p = tmp_path / "d.npz"
-    np.savez(p, x=(np.random.default_rng(0).random((48, 8, 8)) * 255).astype("uint8"), y=np.repeat(np.arange(3), 16))
+    np.savez(
+        p,
+        x=(np.random.default_rng(0).random((48, 8, 8)) * 255).astype("uint8"),
+        y=np.repeat(np.arange(3), 16),
+    )
     return p
 
 
 def test_train_takes_pathlib_paths(tmp_path):
     data = _tiny(tmp_path)
-    run = selfsup.train(data=data, out=tmp_path / "run", epochs=1, batch_size=16, backbone="convnet_small",
-                        overrides=["model.proj_hidden=32", "model.proj_dim=16", "train.progress=none",
-                                   "eval.report=false", "eval.diagnostics=false", "eval.baselines=false"])
+    run = selfsup.train(
+        data=data,
+        out=tmp_path / "run",
+        epochs=1,
+        batch_size=16,
+        backbone="convnet_small",
+        overrides=[
+            "model.proj_hidden=32",
+            "model.proj_dim=16",
+            "train.progress=none",
+            "eval.report=false",
+            "eval.diagnostics=false",
+            "eval.baselines=false",
+        ],
+    )
     assert run.summary["epochs"] == 1 and run.dir == tmp_path / "run"
-    assert selfsup.evaluate(tmp_path / "run", protocols=["knn"], device="cpu")["eval"]["knn_top1"] >= 0
+    assert (
+        selfsup.evaluate(tmp_path / "run", protocols=["knn"], device="cpu")["eval"]["knn_top1"] >= 0
+    )
 
 
 WRONG = {  # a call -> (error type, words)
     "data_int": (lambda t: selfsup.train(data=123, out=t / "r"), ConfigError, "data.source"),
-    "epochs_text": (lambda t: selfsup.train(epochs="three", out=t / "r"), ConfigError, "train.epochs"),
-    "config_float": (lambda t: selfsup.train(3.5), ConfigError, "config must be a Config, a dict or"),
+    "epochs_text": (
+        lambda t: selfsup.train(epochs="three", out=t / "r"),
+        ConfigError,
+        "train.epochs",
+    ),
+    "config_float": (
+        lambda t: selfsup.train(3.5),
+        ConfigError,
+        "config must be a Config, a dict or",
+    ),
     "unknown_option": (lambda t: selfsup.train(epoch=3), ConfigError, "unknown option 'epoch'"),
     "resume_int": (lambda t: selfsup.train(resume=7), ConfigError, "resume must be a path"),
     "evaluate_int": (lambda t: selfsup.evaluate(42), ConfigError, "run directory or an nn.Module"),
     "load_encoder_none": (lambda t: selfsup.load_encoder(None), ConfigError, "must be a path"),
     "resume_missing": (lambda t: selfsup.train(resume=t / "nope"), RunDirError, "does not exist"),
-    "data_missing": (lambda t: selfsup.train(data=t / "nope.npz", out=t / "r"), DataError, "does not exist"),
+    "data_missing": (
+        lambda t: selfsup.train(data=t / "nope.npz", out=t / "r"),
+        DataError,
+        "does not exist",
+    ),
 }
 
 
@@ -111,5 +156,7 @@ def test_the_api_and_the_cli_say_the_same(tmp_path, capsys):
     data = _tiny(tmp_path)
     with pytest.raises(ConfigError) as e:
         selfsup.train(data=str(data), out=str(tmp_path / "r"), lr=float("inf"))
-    assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--lr", "inf"]) == 2
+    assert (
+        cli.main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--lr", "inf"]) == 2
+    )
     assert capsys.readouterr().err.strip() == f"error: {e.value}"

@@ -57,8 +57,11 @@ def faults():
 
 def _cfg(tiny_config, **train):
     # tiny_npz: 48 images, batch 16 -> 3 steps an epoch; 2 epochs -> 6 steps
-    return tiny_config(method="test_faulty_simclr", train=train,
-                       eval={"protocols": ["knn"], "diagnostics": False, "report": False})
+    return tiny_config(
+        method="test_faulty_simclr",
+        train=train,
+        eval={"protocols": ["knn"], "diagnostics": False, "report": False},
+    )
 
 
 def _records(run):
@@ -80,7 +83,11 @@ def test_too_many_in_a_row_stop_with_last_checkpoint_intact(tiny_config, faults)
     with pytest.raises(TrainingError) as e:
         selfsup.train(_cfg(tiny_config, max_bad_steps=2))
     msg = str(e.value)
-    assert "\n" not in msg and "2 non-finite losses or gradients in a row" in msg and "checkpoints" in msg
+    assert (
+        "\n" not in msg
+        and "2 non-finite losses or gradients in a row" in msg
+        and "checkpoints" in msg
+    )
     run_dir = tiny_config()["out"]
     from pathlib import Path
 
@@ -91,11 +98,15 @@ def test_too_many_in_a_row_stop_with_last_checkpoint_intact(tiny_config, faults)
 
 
 def test_rollback_reloads_last_checkpoint_with_lower_lr(tiny_config, faults):
-    faults["nan"].update({5, 6})  # steps 5 and 6 of the first pass; the replay after rollback is clean
+    faults["nan"].update(
+        {5, 6}
+    )  # steps 5 and 6 of the first pass; the replay after rollback is clean
     run = selfsup.train(_cfg(tiny_config, max_bad_steps=2, rollback=True, rollback_lr_factor=0.5))
     recs = _records(run)
     rb = [r for r in recs if "rollback" in r]
-    assert len(rb) == 1 and rb[0]["from"] == "step-00000003.safetensors" and rb[0]["lr_scale"] == 0.5
+    assert (
+        len(rb) == 1 and rb[0]["from"] == "step-00000003.safetensors" and rb[0]["lr_scale"] == 0.5
+    )
     assert run.summary["steps"] == 6 and run.summary["skipped_steps"] == 2
     state = ckpt.load(ckpt.latest(run.dir))
     assert state["progress"]["rollbacks"] == 1 and state["progress"]["lr_scale"] == 0.5

@@ -18,13 +18,34 @@ from selfsup.data import load_source
 from selfsup.data.cache import fingerprint
 from selfsup.errors import ConfigError, DataError
 
-TINY = ["--backbone", "convnet_small", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
-        "--batch-size", "16", "--epochs", "1", "--set", "train.progress=none", "--seed", "0",
-        "--set", "eval.report=false", "--set", "eval.diagnostics=false", "--set", "eval.baselines=false"]
+TINY = [
+    "--backbone",
+    "convnet_small",
+    "--set",
+    "model.proj_hidden=32",
+    "--set",
+    "model.proj_dim=16",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--set",
+    "train.progress=none",
+    "--seed",
+    "0",
+    "--set",
+    "eval.report=false",
+    "--set",
+    "eval.diagnostics=false",
+    "--set",
+    "eval.baselines=false",
+]
 
 
 def _img(path: Path | str, seed: int) -> None:
-    Image.fromarray((np.random.default_rng(seed).random((8, 8)) * 255).astype("uint8")).save(path, format="PNG")
+    Image.fromarray((np.random.default_rng(seed).random((8, 8)) * 255).astype("uint8")).save(
+        path, format="PNG"
+    )
 
 
 def _raw(root: Path, name: bytes) -> str:
@@ -97,6 +118,7 @@ def test_an_unreadable_image_with_a_non_utf8_name_is_named_in_one_line(tmp_path,
 
 # -- stray files at the root of a class tree ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("strays", [1, 30])
 def test_stray_images_beside_class_folders_are_refused(strays, tmp_path):
     root = class_tree(tmp_path / "data")
@@ -126,6 +148,7 @@ def test_a_folder_of_images_with_an_empty_sub_folder_is_still_unlabelled_images(
 
 # -- float images --------------------------------------------------------------------------------------
 
+
 def test_float_images_in_0_1_are_scaled_not_black(tmp_path):
     root = tmp_path / "floats"
     root.mkdir()
@@ -145,7 +168,11 @@ def test_float_images_out_of_range_are_refused(values, tmp_path):
     root = tmp_path / "floats"
     root.mkdir()
     a = np.random.default_rng(0).random((8, 8)).astype("float32")
-    a = {"large": a * 300, "negative": a - 0.5, "nan": np.where(a > 0.5, np.nan, a).astype("float32")}[values]
+    a = {
+        "large": a * 300,
+        "negative": a - 0.5,
+        "nan": np.where(a > 0.5, np.nan, a).astype("float32"),
+    }[values]
     Image.fromarray(a, mode="F").save(root / "0.tif")
     with pytest.raises(DataError, match="0.tif"):
         load_source(str(root))
@@ -153,8 +180,18 @@ def test_float_images_out_of_range_are_refused(values, tmp_path):
 
 # -- labels ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("label,ok", [(-1, True), (-2, False), (2**20 - 1, True), (2**20, False),
-                                      (10**10, False), (-(2**40), False)])
+
+@pytest.mark.parametrize(
+    "label,ok",
+    [
+        (-1, True),
+        (-2, False),
+        (2**20 - 1, True),
+        (2**20, False),
+        (10**10, False),
+        (-(2**40), False),
+    ],
+)
 def test_labels_are_class_indices_or_minus_one(label, ok, tmp_path):
     y = np.repeat(np.arange(3), 16)
     y[5] = label
@@ -168,6 +205,7 @@ def test_labels_are_class_indices_or_minus_one(label, ok, tmp_path):
 
 
 # -- special files as --data ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_null", "socket"])
 def test_a_special_file_as_data_is_one_line(kind, tmp_path):
@@ -189,11 +227,16 @@ def test_a_special_file_as_data_is_one_line(kind, tmp_path):
 
 # -- a loaded encoder checks its input ----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def encoder_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("enc")
     p = tmp / "d.npz"
-    np.savez(p, x=(np.random.default_rng(0).random((48, 8, 8)) * 255).astype("uint8"), y=np.repeat(np.arange(3), 16))
+    np.savez(
+        p,
+        x=(np.random.default_rng(0).random((48, 8, 8)) * 255).astype("uint8"),
+        y=np.repeat(np.arange(3), 16),
+    )
     assert cli.main(["train", "--data", str(p), "--out", str(tmp / "run"), *TINY]) == 0
     return tmp / "run", p
 
@@ -214,7 +257,9 @@ def test_a_loaded_encoder_says_what_input_it_expects(case, encoder_run):
 
     enc = selfsup.load_encoder(encoder_run[0])
     make, needle = BAD_INPUTS[case]
-    with pytest.raises(ConfigError, match=r"expects \(N, C, H, W\) float images in \[0, 1\] with C = 1") as e:
+    with pytest.raises(
+        ConfigError, match=r"expects \(N, C, H, W\) float images in \[0, 1\] with C = 1"
+    ) as e:
         enc(make())
     assert needle in str(e.value)
 

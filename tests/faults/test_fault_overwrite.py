@@ -12,13 +12,34 @@ import pytest
 from selfsup import cli
 from selfsup.rundir import MARKER
 
-TINY = ["--backbone", "convnet_small", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
-        "--batch-size", "16", "--epochs", "1", "--set", "train.progress=none", "--seed", "0",
-        "--set", "eval.report=false", "--set", "eval.diagnostics=false", "--set", "eval.baselines=false"]
+TINY = [
+    "--backbone",
+    "convnet_small",
+    "--set",
+    "model.proj_hidden=32",
+    "--set",
+    "model.proj_dim=16",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--set",
+    "train.progress=none",
+    "--seed",
+    "0",
+    "--set",
+    "eval.report=false",
+    "--set",
+    "eval.diagnostics=false",
+    "--set",
+    "eval.baselines=false",
+]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def image_folder(root: Path) -> Path:

@@ -14,15 +14,37 @@ from PIL import Image
 
 from selfsup import cli
 
-TINY = ["--backbone", "convnet_small", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
-        "--batch-size", "16", "--epochs", "1", "--set", "train.progress=none", "--seed", "0",
-        "--set", "eval.report=false", "--set", "eval.diagnostics=false", "--set", "eval.baselines=false"]
+TINY = [
+    "--backbone",
+    "convnet_small",
+    "--set",
+    "model.proj_hidden=32",
+    "--set",
+    "model.proj_dim=16",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--set",
+    "train.progress=none",
+    "--seed",
+    "0",
+    "--set",
+    "eval.report=false",
+    "--set",
+    "eval.diagnostics=false",
+    "--set",
+    "eval.baselines=false",
+]
 
 
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` (the decode cache aside) with its bytes."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "_cache" not in p.relative_to(root).parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "_cache" not in p.relative_to(root).parts
+    }
 
 
 def npz(path: Path, n: int = 48, y=None) -> Path:
@@ -75,24 +97,54 @@ CASES = {
     "seed_negative": (labelled, ["--set", "train.seed=-1"], ["train.seed"]),
     "eval_seed_huge": (labelled, ["--set", f"eval.seed={2**70}"], ["eval.seed"]),
     "threads_1e8": (labelled, ["--set", "train.threads=100000000"], ["train.threads"]),
-    "fewshot_fraction_5": (labelled, ["--set", "eval.fewshot_fractions=[5.0]"], ["eval.fewshot_fractions"]),
+    "fewshot_fraction_5": (
+        labelled,
+        ["--set", "eval.fewshot_fractions=[5.0]"],
+        ["eval.fewshot_fractions"],
+    ),
     "knn_sweep_k_0": (labelled, ["--set", "eval.knn_sweep_k=[0]"], ["eval.knn_sweep_k"]),
     "knn_sweep_t_negative": (labelled, ["--set", "eval.knn_sweep_t=[-0.1]"], ["eval.knn_sweep_t"]),
     "clip_grad_inf": (labelled, ["--set", "optim.clip_grad=.inf"], ["optim.clip_grad"]),
     "jitter_nan": (labelled, ["--set", "views.jitter=[.nan,0,0,0]"], ["views.jitter[0]"]),
     "chunk_not_dividing_batch": (labelled, ["--set", "train.chunk_size=5"], ["train.chunk_size 5"]),
-    "chunk_for_byol": (labelled, ["--method", "byol", "--set", "train.chunk_size=8"], ["'byol' is not"]),
-    "fp16_without_cuda": (labelled, ["--set", "train.precision=fp16", "--device", "cpu"], ["fp16 needs a CUDA"]),
-    "allow_changes_without_resume": (labelled, ["--allow-changes"], ["--allow-changes only applies"]),
+    "chunk_for_byol": (
+        labelled,
+        ["--method", "byol", "--set", "train.chunk_size=8"],
+        ["'byol' is not"],
+    ),
+    "fp16_without_cuda": (
+        labelled,
+        ["--set", "train.precision=fp16", "--device", "cpu"],
+        ["fp16 needs a CUDA"],
+    ),
+    "allow_changes_without_resume": (
+        labelled,
+        ["--allow-changes"],
+        ["--allow-changes only applies"],
+    ),
     "device_unknown": (labelled, ["--device", "tpu9"], ["device"]),
     "device_mps": (labelled, ["--device", "mps"], ["mps"]),
     "device_cuda_99": (labelled, ["--device", "cuda:99"], ["cuda:99"]),
-    "view_size_eval_batch": (labelled, ["--set", "views.size=1024", "--set", "eval.batch_size=1000000"],
-                             ["eval.batch_size", "1024"]),
-    "image_size_eval_batch": (labelled, ["--set", "data.image_size=1024", "--set", "eval.batch_size=1000000"],
-                              ["eval.batch_size"]),
-    "label_1e10": (lambda t: npz(t / "big.npz", y=np.repeat(np.arange(3), 16) * 10**10), [], ["label", "range"]),
-    "label_below_minus_1": (lambda t: npz(t / "neg.npz", y=np.repeat(np.arange(3), 16) - 5), [], ["label -5"]),
+    "view_size_eval_batch": (
+        labelled,
+        ["--set", "views.size=1024", "--set", "eval.batch_size=1000000"],
+        ["eval.batch_size", "1024"],
+    ),
+    "image_size_eval_batch": (
+        labelled,
+        ["--set", "data.image_size=1024", "--set", "eval.batch_size=1000000"],
+        ["eval.batch_size"],
+    ),
+    "label_1e10": (
+        lambda t: npz(t / "big.npz", y=np.repeat(np.arange(3), 16) * 10**10),
+        [],
+        ["label", "range"],
+    ),
+    "label_below_minus_1": (
+        lambda t: npz(t / "neg.npz", y=np.repeat(np.arange(3), 16) - 5),
+        [],
+        ["label -5"],
+    ),
     "labels_needed": (lambda t: npz(t / "unl.npz"), ["--method", "supcon"], ["needs labels"]),
     "batch_larger_than_data": (labelled, ["--batch-size", "4096"], ["batch size"]),
     "unknown_method": (labelled, ["--method", "nosuch"], ["nosuch"]),
@@ -105,7 +157,11 @@ CASES = {
     "float_tiff_out_of_range": (float_tiff, [], ["float image", "[0, 1]"]),
 }
 if _no_package("tensorboard"):
-    CASES["logger_tensorboard_missing"] = (labelled, ["--logger", "tensorboard"], ["tensorboard", "pip install"])
+    CASES["logger_tensorboard_missing"] = (
+        labelled,
+        ["--logger", "tensorboard"],
+        ["tensorboard", "pip install"],
+    )
 if _no_package("mlflow"):
     CASES["logger_mlflow_missing"] = (labelled, ["--logger", "mlflow"], ["mlflow", "pip install"])
 
@@ -166,8 +222,23 @@ def test_compare_checks_every_method_before_the_first_trains(tmp_path, capsys, m
     calls = []
     monkeypatch.setattr(api, "_train_in", lambda *a, **k: calls.append(a))
     before = tree(tmp_path)
-    code = cli.main(["compare", "--methods", "simclr,supcon", "--data", str(data), "--epochs", "1",
-                     "--out", str(tmp_path / "cmp"), "--batch-size", "16", "--backbone", "convnet_small"])
+    code = cli.main(
+        [
+            "compare",
+            "--methods",
+            "simclr,supcon",
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "cmp"),
+            "--batch-size",
+            "16",
+            "--backbone",
+            "convnet_small",
+        ]
+    )
     _one_line(code, capsys.readouterr().err, ["supcon", "needs labels"])
     assert calls == [] and not (tmp_path / "cmp").exists()
     assert tree(tmp_path) == before
@@ -176,7 +247,20 @@ def test_compare_checks_every_method_before_the_first_trains(tmp_path, capsys, m
 def test_compare_refuses_a_bad_option_for_the_last_method_only(tmp_path, capsys):
     data = labelled(tmp_path)
     before = tree(tmp_path)
-    code = cli.main(["compare", "--methods", "simclr,byol", "--data", str(data), "--epochs", "1",
-                     "--out", str(tmp_path / "cmp"), "--set", "loss.momentum=0.9"])  # byol's, not simclr's
+    code = cli.main(
+        [
+            "compare",
+            "--methods",
+            "simclr,byol",
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "cmp"),
+            "--set",
+            "loss.momentum=0.9",
+        ]
+    )  # byol's, not simclr's
     _one_line(code, capsys.readouterr().err, ["loss.momentum"])
     assert not (tmp_path / "cmp").exists() and tree(tmp_path) == before

@@ -18,9 +18,28 @@ from selfsup import cli
 from selfsup.errors import CheckpointError, CheckpointWarning
 from selfsup.train import checkpoint as ckpt
 
-TINY = ["--backbone", "convnet_small", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
-        "--batch-size", "16", "--set", "train.progress=none", "--seed", "0", "--set", "train.threads=1",
-        "--set", "eval.report=false", "--set", "eval.diagnostics=false", "--set", "eval.baselines=false"]
+TINY = [
+    "--backbone",
+    "convnet_small",
+    "--set",
+    "model.proj_hidden=32",
+    "--set",
+    "model.proj_dim=16",
+    "--batch-size",
+    "16",
+    "--set",
+    "train.progress=none",
+    "--seed",
+    "0",
+    "--set",
+    "train.threads=1",
+    "--set",
+    "eval.report=false",
+    "--set",
+    "eval.diagnostics=false",
+    "--set",
+    "eval.baselines=false",
+]
 
 
 def npz(path: Path, seed: int = 0) -> Path:
@@ -30,8 +49,11 @@ def npz(path: Path, seed: int = 0) -> Path:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def summary(run: Path) -> dict:
@@ -81,14 +103,21 @@ def silent_metadata_edit(path: Path) -> None:
 
 # -- checksums ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("where", ["tensor_first", "tensor_middle", "tensor_last", "metadata_number"])
+
+@pytest.mark.parametrize(
+    "where", ["tensor_first", "tensor_middle", "tensor_last", "metadata_number"]
+)
 def test_a_corrupt_checkpoint_byte_is_found_and_named(where, run):
     newest = ckpt.checkpoints(run)[-1]
     if where == "metadata_number":
         silent_metadata_edit(newest)
     else:
         size, header = newest.stat().st_size, 8 + int.from_bytes(newest.read_bytes()[:8], "little")
-        at = {"tensor_first": header, "tensor_middle": (header + size) // 2, "tensor_last": size - 1}[where]
+        at = {
+            "tensor_first": header,
+            "tensor_middle": (header + size) // 2,
+            "tensor_last": size - 1,
+        }[where]
         flip(newest, at)
     with pytest.raises(CheckpointError, match=f"{newest.name}.*corrupt.*checksum"):
         ckpt.load(newest)
@@ -117,8 +146,12 @@ def test_no_good_checkpoint_is_one_line_that_says_start_again(run, capsys):
     for p in ckpt.checkpoints(run):
         flip(p, p.stat().st_size - 1)
     before = tree(run)
-    line = one_line(cli.main(["train", "--resume", str(run)]), capsys.readouterr().err, "no good checkpoint",
-                    "--overwrite")
+    line = one_line(
+        cli.main(["train", "--resume", str(run)]),
+        capsys.readouterr().err,
+        "no good checkpoint",
+        "--overwrite",
+    )
     assert "--resume" not in line.split("start again", 1)[1]
     assert tree(run) == before
 
@@ -128,12 +161,20 @@ def test_checkpoints_of_earlier_versions_without_a_checksum_still_load(tmp_path)
     from safetensors.torch import save_file
 
     p = tmp_path / "old.safetensors"
-    save_file({"s.model.w": torch.ones(2)}, str(p), metadata={
-        "selfsup": json.dumps({"__dict__": [["model", {"__dict__": [["w", {"__tensor__": "s.model.w"}]]}]]})})
+    save_file(
+        {"s.model.w": torch.ones(2)},
+        str(p),
+        metadata={
+            "selfsup": json.dumps(
+                {"__dict__": [["model", {"__dict__": [["w", {"__tensor__": "s.model.w"}]]}]]}
+            )
+        },
+    )
     assert torch.equal(ckpt.load(p)["model"]["w"], torch.ones(2))
 
 
 # -- changes under a run ---------------------------------------------------------------------------------
+
 
 def test_data_changed_under_a_run_is_refused_then_allowed_and_recorded(tmp_path, capsys):
     data = npz(tmp_path / "d.npz")
@@ -141,8 +182,13 @@ def test_data_changed_under_a_run_is_refused_then_allowed_and_recorded(tmp_path,
     assert cli.main(["train", "--data", str(data), "--out", str(run), "--epochs", "2", *TINY]) == 0
     npz(data, seed=1)  # same name and shape, other images
     before = tree(run)
-    one_line(cli.main(["train", "--resume", str(run)]), capsys.readouterr().err, "changed", str(data),
-             "--allow-changes")
+    one_line(
+        cli.main(["train", "--resume", str(run)]),
+        capsys.readouterr().err,
+        "changed",
+        str(data),
+        "--allow-changes",
+    )
     assert tree(run) == before  # nothing touched
     assert cli.main(["train", "--resume", str(run), "--allow-changes", "--epochs", "3"]) == 0
     rec = summary(run)["resumes"][-1]
@@ -152,8 +198,14 @@ def test_data_changed_under_a_run_is_refused_then_allowed_and_recorded(tmp_path,
     assert summary(run)["resumes"][0]["allowed_changes"] is True  # the record stays
 
 
-@pytest.mark.parametrize("edit", [("weight_decay: null", "weight_decay: 0.1"), ("knn_k: 200", "knn_k: 7"),
-                                  ("batch_size: 16", "batch_size: 8")])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("weight_decay: null", "weight_decay: 0.1"),
+        ("knn_k: 200", "knn_k: 7"),
+        ("batch_size: 16", "batch_size: 8"),
+    ],
+)
 def test_an_edited_config_yaml_is_refused_in_one_line(edit, run, capsys):
     cfg = run / "config.yaml"
     text = cfg.read_text()
@@ -161,16 +213,23 @@ def test_an_edited_config_yaml_is_refused_in_one_line(edit, run, capsys):
     cfg.write_text(text.replace(edit[0], edit[1]))
     before = tree(run)
     field = edit[0].split(":")[0]
-    one_line(cli.main(["train", "--resume", str(run)]), capsys.readouterr().err, field, "--allow-changes")
+    one_line(
+        cli.main(["train", "--resume", str(run)]), capsys.readouterr().err, field, "--allow-changes"
+    )
     assert tree(run) == before
 
 
 # -- epochs -------------------------------------------------------------------------------------------------
 
+
 def test_resume_with_fewer_epochs_than_trained_is_refused(run, capsys):
     before = tree(run)
-    one_line(cli.main(["train", "--resume", str(run), "--epochs", "1"]), capsys.readouterr().err,
-             "already trained 2 epoch", "at least 2")
+    one_line(
+        cli.main(["train", "--resume", str(run), "--epochs", "1"]),
+        capsys.readouterr().err,
+        "already trained 2 epoch",
+        "at least 2",
+    )
     assert tree(run) == before and summary(run)["epochs"] == 2
 
 
@@ -178,8 +237,12 @@ def test_resume_cannot_shorten_the_schedule_of_an_unfinished_run(run, capsys):
     ckpt.checkpoints(run)[-1].unlink()  # as if stopped after epoch 1 of 2
     (run / "summary.json").unlink()
     before = tree(run)
-    one_line(cli.main(["train", "--resume", str(run), "--epochs", "1"]), capsys.readouterr().err,
-             "scheduled for 2 epochs", "not shorten it to 1")
+    one_line(
+        cli.main(["train", "--resume", str(run), "--epochs", "1"]),
+        capsys.readouterr().err,
+        "scheduled for 2 epochs",
+        "not shorten it to 1",
+    )
     assert tree(run) == before and not (run / "summary.json").exists()
 
 
@@ -189,7 +252,11 @@ def test_resume_with_more_epochs_extends_the_schedule_and_says_so(run, capsys):
     assert s["epochs"] == 3 and s["steps"] == 9
     assert s["resumes"][-1]["epochs"] == {"before": 2, "after": 3}
     assert "epochs: 3" in (run / "config.yaml").read_text()
-    lrs = [r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
+    lrs = [
+        r["lr"]
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if "lr" in r
+    ]
     assert all(np.isfinite(lrs))
 
 
@@ -199,6 +266,7 @@ def test_summary_never_claims_fewer_epochs_than_trained(run, capsys):
 
 
 # -- messages that tell the truth ------------------------------------------------------------------------------
+
 
 def test_advice_names_a_good_checkpoint_or_says_start_again(run, tmp_path):
     assert "--resume" in ckpt.advice(run) and "step-00000006" in ckpt.advice(run)
@@ -213,14 +281,29 @@ def test_advice_names_a_good_checkpoint_or_says_start_again(run, tmp_path):
 def test_a_run_stopped_before_its_first_checkpoint_says_start_again(tmp_path, capsys):
     data = npz(tmp_path / "d.npz")
     run = tmp_path / "run"
-    code = cli.main(["train", "--data", str(data), "--out", str(run), "--epochs", "2", "--lr", "1e30",
-                     "--set", "train.max_bad_steps=1", *TINY])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--epochs",
+            "2",
+            "--lr",
+            "1e30",
+            "--set",
+            "train.max_bad_steps=1",
+            *TINY,
+        ]
+    )
     line = one_line(code, capsys.readouterr().err)
     assert ckpt.latest(run) is None  # the first step already diverged (seed 0)
     assert "--resume" not in line and "no good checkpoint" in line and "start again" in line
 
 
 # -- eval from anywhere -----------------------------------------------------------------------------------------
+
 
 def test_eval_works_from_another_directory(tmp_path, monkeypatch, capsys):
     work = tmp_path / "work"
@@ -249,6 +332,11 @@ def test_a_disk_full_before_the_first_checkpoint_says_start_again(tmp_path, monk
         raise storage_error(OSError(errno.ENOSPC, "No space left on device"), path)
 
     monkeypatch.setattr(ckpt, "save", full)
-    line = one_line(cli.main(["train", "--data", str(data), "--out", str(run), "--epochs", "1", *TINY]),
-                    capsys.readouterr().err, "No space left on device", "no good checkpoint", "start again")
+    line = one_line(
+        cli.main(["train", "--data", str(data), "--out", str(run), "--epochs", "1", *TINY]),
+        capsys.readouterr().err,
+        "No space left on device",
+        "no good checkpoint",
+        "start again",
+    )
     assert "--resume" not in line and ckpt.latest(run) is None

@@ -46,8 +46,11 @@ def _pickle_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
 
 
 def _safetensors(path: Path, meta: str | None, tensors=None) -> Path:
-    save_file(tensors if tensors is not None else {"s.w": torch.zeros(2)}, str(path),
-              metadata=None if meta is None else {ckpt.META_KEY: meta})
+    save_file(
+        tensors if tensors is not None else {"s.w": torch.zeros(2)},
+        str(path),
+        metadata=None if meta is None else {ckpt.META_KEY: meta},
+    )
     return path
 
 
@@ -57,16 +60,24 @@ def _tricks(tmp_path: Path, marker: Path) -> dict[str, Path]:
         "no metadata": _safetensors(tmp_path / "a.safetensors", None),
         "metadata not JSON": _safetensors(tmp_path / "b.safetensors", "{not json"),
         "metadata a list": _safetensors(tmp_path / "c.safetensors", "[1, 2]"),
-        "missing tensor": _safetensors(tmp_path / "d.safetensors", json.dumps({"__tensor__": "s.nope"})),
-        "bad __dict__": _safetensors(tmp_path / "e.safetensors", json.dumps({"__dict__": [1, 2, 3]})),
+        "missing tensor": _safetensors(
+            tmp_path / "d.safetensors", json.dumps({"__tensor__": "s.nope"})
+        ),
+        "bad __dict__": _safetensors(
+            tmp_path / "e.safetensors", json.dumps({"__dict__": [1, 2, 3]})
+        ),
         "deep nesting": _safetensors(tmp_path / "f.safetensors", deep),
     }
     # a header whose length points far past the end of the file, and one that lies about offsets
     p = tmp_path / "h.safetensors"
     p.write_bytes(struct.pack("<Q", 10**12) + b"{}")
     files["huge header length"] = p
-    hdr = json.dumps({"s.w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]},
-                      "__metadata__": {ckpt.META_KEY: "{}"}}).encode()
+    hdr = json.dumps(
+        {
+            "s.w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]},
+            "__metadata__": {ckpt.META_KEY: "{}"},
+        }
+    ).encode()
     p = tmp_path / "i.safetensors"
     p.write_bytes(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 8)
     files["offsets past the end"] = p
@@ -85,7 +96,9 @@ def test_pickles_and_metadata_tricks_are_refused_and_never_run(tmp_path):
             selfsup.load_encoder(p)
     # pickle bytes hidden in the JSON metadata stay what they are: a string, never unpickled
     evil = pickle.dumps(Payload(marker)).hex()
-    p = _safetensors(tmp_path / "g.safetensors", json.dumps({"__dict__": [["progress", {"__reduce__": evil}]]}))
+    p = _safetensors(
+        tmp_path / "g.safetensors", json.dumps({"__dict__": [["progress", {"__reduce__": evil}]]})
+    )
     assert ckpt.load(p) == {"progress": {"__reduce__": evil}}
     assert not marker.exists()
 
@@ -116,8 +129,12 @@ def test_resume_skips_a_planted_pickle_checkpoint(tiny_config, tmp_path):
     # a well-formed safetensors checkpoint with crafted contents: refused, not half-loaded
     for p in ckpt.checkpoints(ref.dir):
         p.unlink()
-    state = {"progress": {"step": 3, "__class__": "os.system"}, "model": {"x": torch.zeros(1)},
-             "optimizer": {}, "rng": {"torch": torch.zeros(3)}}
+    state = {
+        "progress": {"step": 3, "__class__": "os.system"},
+        "model": {"x": torch.zeros(1)},
+        "optimizer": {},
+        "rng": {"torch": torch.zeros(3)},
+    }
     ckpt.save(ref.dir / "checkpoints" / "step-00000003.safetensors", state)
     with pytest.raises(CheckpointError, match="does not fit this run"):
         selfsup.train(resume=ref.dir)

@@ -47,14 +47,17 @@ def test_builtins_karate_and_sbm():
     assert a.train.n_nodes == 400 and a.train.channels == 32
 
 
-@pytest.mark.parametrize("bad,why", [
-    (lambda x, e: (x, e + 5), "points past"),
-    (lambda x, e: (x, -e), "points past"),
-    (lambda x, e: (x, e[0]), "shape (2, E)"),
-    (lambda x, e: (x, e.astype(np.float32) + 0.5), "integers"),
-    (lambda x, e: (x[:, 0], e), "(N, F)"),
-    (lambda x, e: (np.where(x > 0.5, np.nan, x), e), "NaN"),
-])
+@pytest.mark.parametrize(
+    "bad,why",
+    [
+        (lambda x, e: (x, e + 5), "points past"),
+        (lambda x, e: (x, -e), "points past"),
+        (lambda x, e: (x, e[0]), "shape (2, E)"),
+        (lambda x, e: (x, e.astype(np.float32) + 0.5), "integers"),
+        (lambda x, e: (x[:, 0], e), "(N, F)"),
+        (lambda x, e: (np.where(x > 0.5, np.nan, x), e), "NaN"),
+    ],
+)
 def test_malformed_graphs_are_refused_in_one_line(bad, why):
     x, e, y = ring()
     xb, eb = bad(x, e)
@@ -67,16 +70,40 @@ def test_cli_refuses_an_edge_past_the_node_count_and_writes_nothing(tmp_path, ca
     e[1, 3] = 10
     np.savez(tmp_path / "bad.npz", x=x, edge_index=e, y=y)
     out = tmp_path / "run"
-    rc = main(["train", "--method", "grace", "--data", str(tmp_path / "bad.npz"), "--out", str(out)])
+    rc = main(
+        ["train", "--method", "grace", "--data", str(tmp_path / "bad.npz"), "--out", str(out)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and err[0].startswith("error:") and "points past the 10 nodes" in err[0]
+    assert (
+        rc == 2
+        and len(err) == 1
+        and err[0].startswith("error:")
+        and "points past the 10 nodes" in err[0]
+    )
     assert not out.exists()
 
 
 def test_cli_refuses_a_tensor_method_on_a_graph_and_a_graph_method_elsewhere(tmp_path, capsys):
-    assert main(["train", "--method", "simclr", "--data", "karate", "--out", str(tmp_path / "a")]) == 2
+    assert (
+        main(["train", "--method", "simclr", "--data", "karate", "--out", str(tmp_path / "a")]) == 2
+    )
     assert "does not train on graphs" in capsys.readouterr().err
-    assert main(["train", "--method", "grace", "--data", "wine", "--batch-size", "32", "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "grace",
+                "--data",
+                "wine",
+                "--batch-size",
+                "32",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
     assert "trains on graphs only" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -86,15 +113,26 @@ def batch():
     return GraphBatch(torch.from_numpy(x), torch.from_numpy(e), torch.arange(5, 15))
 
 
-@pytest.mark.parametrize("view", [lambda b: drop_edges(b, 0.5), lambda b: mask_features(b, 0.5),
-                                  lambda b: drop_nodes(b, 0.5), lambda b: random_walk_subgraph(b, 2)])
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda b: drop_edges(b, 0.5),
+        lambda b: mask_features(b, 0.5),
+        lambda b: drop_nodes(b, 0.5),
+        lambda b: random_walk_subgraph(b, 2),
+    ],
+)
 def test_each_view_keeps_shapes_dtypes_and_nodes_and_is_seeded(view):
     b = batch()
     torch.manual_seed(0)
     v1 = view(b)
     torch.manual_seed(0)
     v2 = view(b)
-    assert v1.x.shape == b.x.shape and v1.x.dtype == torch.float32 and v1.edge_index.dtype == torch.int64
+    assert (
+        v1.x.shape == b.x.shape
+        and v1.x.dtype == torch.float32
+        and v1.edge_index.dtype == torch.int64
+    )
     assert v1.edge_index.shape[0] == 2 and v1.edge_index.shape[1] <= b.edge_index.shape[1]
     assert torch.equal(v1.nodes, b.nodes) and len(v1) == 10
     assert torch.equal(v1.x, v2.x) and torch.equal(v1.edge_index, v2.edge_index)
@@ -126,7 +164,9 @@ def test_gcn_layer_matches_the_dense_formula():
     a[e[0], e[1]] = 1
     d = np.diag(a.sum(1) ** -0.5)
     ref = d @ a.T @ d @ (x @ layer.lin.weight.detach().numpy().T) + layer.bias.detach().numpy()
-    assert np.allclose(layer(torch.from_numpy(x), torch.from_numpy(e)).detach().numpy(), ref, atol=1e-5)
+    assert np.allclose(
+        layer(torch.from_numpy(x), torch.from_numpy(e)).detach().numpy(), ref, atol=1e-5
+    )
 
 
 def test_gat_attention_sums_to_one_and_layers_are_permutation_equivariant():
@@ -145,7 +185,9 @@ def test_gat_attention_sums_to_one_and_layers_are_permutation_equivariant():
 
 
 def test_edge_list_csv_with_a_node_table(tmp_path, capsys):
-    (tmp_path / "nodes.csv").write_text("id,f1,f2,club\na,1,0,x\nb,0,1,y\nc,1,1,x\nd,0,0,y\ne,2,1,x\nf,1,2,y\n")
+    (tmp_path / "nodes.csv").write_text(
+        "id,f1,f2,club\na,1,0,x\nb,0,1,y\nc,1,1,x\nd,0,0,y\ne,2,1,x\nf,1,2,y\n"
+    )
     (tmp_path / "edges.csv").write_text("source,target\na,b\nb,c\nc,a\nd,e\ne,f\nb,a\n")
     s = load_source(f"graph:{tmp_path / 'edges.csv'},{tmp_path / 'nodes.csv'}", label_column="club")
     tr = s.train
@@ -153,10 +195,26 @@ def test_edge_list_csv_with_a_node_table(tmp_path, capsys):
     assert tr.edge_index.shape == (2, 10)  # 6 rows, b->a given, the other 4 reversed added
     assert np.array_equal(tr.node_y, [0, 1, 0, 1, 0, 1])
     (tmp_path / "edges2.csv").write_text("source,target\na,zz\n")
-    rc = main(["train", "--method", "grace", "--data", f"graph:{tmp_path / 'edges2.csv'},{tmp_path / 'nodes.csv'}",
-               "--label-column", "club", "--out", str(tmp_path / "r")])
+    rc = main(
+        [
+            "train",
+            "--method",
+            "grace",
+            "--data",
+            f"graph:{tmp_path / 'edges2.csv'},{tmp_path / 'nodes.csv'}",
+            "--label-column",
+            "club",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "node 'zz' is not in" in err[0] and not (tmp_path / "r").exists()
+    assert (
+        rc == 2
+        and len(err) == 1
+        and "node 'zz' is not in" in err[0]
+        and not (tmp_path / "r").exists()
+    )
 
 
 def test_from_pyg_reads_a_data_like_object():
@@ -167,8 +225,14 @@ def test_from_pyg_reads_a_data_like_object():
     x, e, y = ring(8)
     tm = np.zeros(8, bool)
     tm[:3] = True
-    d = SimpleNamespace(x=torch.from_numpy(x), edge_index=torch.from_numpy(e), y=torch.from_numpy(y),
-                        train_mask=torch.from_numpy(tm), val_mask=None, test_mask=torch.from_numpy(~tm))
+    d = SimpleNamespace(
+        x=torch.from_numpy(x),
+        edge_index=torch.from_numpy(e),
+        y=torch.from_numpy(y),
+        train_mask=torch.from_numpy(tm),
+        val_mask=None,
+        test_mask=torch.from_numpy(~tm),
+    )
     s = from_pyg(d)
     assert s.train.n_nodes == 8 and (s.train.y >= 0).sum() == 3 and len(s.test) == 5
     with pytest.raises(DataError, match="no node features"):

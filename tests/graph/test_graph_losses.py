@@ -23,7 +23,10 @@ def _cos(a, b):
 
 def test_sce_matches_a_loop_and_gamma_one_is_the_cosine_error():
     g = torch.Generator().manual_seed(0)
-    x, z = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g, dtype=torch.float64)
+    x, z = (
+        torch.randn(7, 5, generator=g, dtype=torch.float64),
+        torch.randn(7, 5, generator=g, dtype=torch.float64),
+    )
     for gamma in (1.0, 2.0, 3.0):
         ref = sum((1 - _cos(x[i], z[i])) ** gamma for i in range(7)) / 7
         assert abs(float(sce_loss(x, z, gamma)) - ref) < 1e-10
@@ -38,8 +41,11 @@ def _grace_ref(h1, h2, tau):
 
     def one(u, v, i):
         pos = math.exp(_cos(u[i], v[i]) / tau)
-        den = pos + sum(math.exp(_cos(u[i], v[k]) / tau) for k in range(n) if k != i) \
+        den = (
+            pos
+            + sum(math.exp(_cos(u[i], v[k]) / tau) for k in range(n) if k != i)
             + sum(math.exp(_cos(u[i], u[k]) / tau) for k in range(n) if k != i)
+        )
         return -math.log(pos / den)
 
     return sum(one(h1, h2, i) + one(h2, h1, i) for i in range(n)) / (2 * n)
@@ -47,7 +53,10 @@ def _grace_ref(h1, h2, tau):
 
 def test_grace_matches_a_loop_over_anchors():
     g = torch.Generator().manual_seed(1)
-    h1, h2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    h1, h2 = (
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+    )
     for tau in (0.4, 1.0):
         assert abs(float(grace_loss(h1, h2, tau)) - _grace_ref(h1, h2, tau)) < 1e-9
 
@@ -75,14 +84,18 @@ def _norm_adj(edges, n):
 
 def test_influence_targets_are_powers_of_the_row_normalised_adjacency():
     edges = [(0, 1), (1, 2), (2, 3), (3, 0), (0, 4)]
-    ei = torch.tensor([[s for s, _ in edges], [t for _, t in edges]])  # one direction only: symmetrised
+    ei = torch.tensor(
+        [[s for s, _ in edges], [t for _, t in edges]]
+    )  # one direction only: symmetrised
     a = _norm_adj(edges, 5)
     for r in (1, 2, 3):
         power = np.linalg.matrix_power(a, r)
         cum = sum(np.linalg.matrix_power(a, k) for k in range(1, r + 1))
         assert np.allclose(influence_targets(ei, 5, r).numpy(), power, atol=1e-6)
         assert np.allclose(influence_targets(ei, 5, r, cumulative=True).numpy(), cum, atol=1e-5)
-    assert np.allclose(influence_targets(ei, 5, 3).sum(1).numpy(), 1.0, atol=1e-6)  # rows stay distributions
+    assert np.allclose(
+        influence_targets(ei, 5, 3).sum(1).numpy(), 1.0, atol=1e-6
+    )  # rows stay distributions
 
 
 def test_iac_matches_a_loop():
@@ -102,12 +115,17 @@ def test_iac_matches_a_loop():
 def test_iac_with_identity_targets_and_tau_zero_is_log_n():
     # tau = 0: every similarity weighs the same; W = I keeps only the node itself: -log(1/N)
     z = torch.randn(5, 3, dtype=torch.float64)
-    assert float(iac_loss(z, torch.eye(5, dtype=torch.float64), 0.0)) == pytest.approx(math.log(5), abs=1e-6)
+    assert float(iac_loss(z, torch.eye(5, dtype=torch.float64), 0.0)) == pytest.approx(
+        math.log(5), abs=1e-6
+    )
 
 
 def test_soft_assignment_target_and_kl_match_loops():
     g = torch.Generator().manual_seed(4)
-    z, mu = torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randn(3, 2, generator=g, dtype=torch.float64)
+    z, mu = (
+        torch.randn(5, 2, generator=g, dtype=torch.float64),
+        torch.randn(3, 2, generator=g, dtype=torch.float64),
+    )
     q = soft_assign(z, mu, v=1.0)
     for i in range(5):
         t = [1 / (1 + float(((z[i] - mu[j]) ** 2).sum())) for j in range(3)]
@@ -117,6 +135,13 @@ def test_soft_assignment_target_and_kl_match_loops():
     for i in range(5):
         t = [float(q[i, j]) ** 2 / float(f[j]) for j in range(3)]
         assert np.allclose(p[i].numpy(), np.array(t) / sum(t))
-    ref = sum(float(p[i, j]) * math.log(float(p[i, j]) / float(q[i, j])) for i in range(5) for j in range(3)) / 5
+    ref = (
+        sum(
+            float(p[i, j]) * math.log(float(p[i, j]) / float(q[i, j]))
+            for i in range(5)
+            for j in range(3)
+        )
+        / 5
+    )
     assert abs(float(cluster_kl(q, p)) - ref) < 1e-10
     assert float(cluster_kl(q, q)) == pytest.approx(0.0, abs=1e-12)

@@ -13,8 +13,15 @@ from selfsup.methods.base import Batch
 FAST = ["eval.report=false", "eval.diagnostics=false", "train.progress=none", "model.width=0.25"]
 
 
-@pytest.mark.parametrize("name,extra", [("graphmae", []), ("grace", []), ("scgc", []),
-                                        ("scgc", ["loss.variant=scgc_star", "loss.order=2"])])
+@pytest.mark.parametrize(
+    "name,extra",
+    [
+        ("graphmae", []),
+        ("grace", []),
+        ("scgc", []),
+        ("scgc", ["loss.variant=scgc_star", "loss.order=2"]),
+    ],
+)
 def test_graph_methods_lower_their_loss(name, extra):
     tr = load_source("karate").train
     cfg = resolve_config(method=name, data="karate", batch_size=34, overrides=FAST + extra)
@@ -37,25 +44,39 @@ def test_graph_methods_lower_their_loss(name, extra):
 
 
 def test_a_graph_run_resumes_bit_identically_and_evaluates_with_baselines(resume_matches_full):
-    cfg = {"method": "grace", "data": {"source": "karate"}, "model": {"width": 0.25},
-           "train": {"epochs": 4, "progress": "none"},
-           "eval": {"report": False, "diagnostics": False}}
+    cfg = {
+        "method": "grace",
+        "data": {"source": "karate"},
+        "model": {"width": 0.25},
+        "train": {"epochs": 4, "progress": "none"},
+        "eval": {"report": False, "diagnostics": False},
+    }
     full, resumed = resume_matches_full(cfg)
     ev = full.summary["eval"]
     assert {"node_top1", "cluster_nmi", "cluster_ari"} <= set(ev) and resumed.summary["eval"] == ev
     raw = full.summary["baselines"]["raw_input"]
     assert {"node_top1", "cluster_nmi", "cluster_ari", "spectral_nmi", "spectral_ari"} <= set(raw)
-    assert full.summary["eval_data"]["bank_size"] == 28 and full.config.train.batch_size == 34  # full batch
+    assert (
+        full.summary["eval_data"]["bank_size"] == 28 and full.config.train.batch_size == 34
+    )  # full batch
 
     enc = selfsup.load_encoder(full.dir)
     x = selfsup.modalities.get("graph").to_tensor(load_source("karate").train)
     with torch.no_grad():
-        assert enc(x).shape == (34, enc.out_dim) and enc(x[torch.arange(3)]).shape == (3, enc.out_dim)
+        assert enc(x).shape == (34, enc.out_dim) and enc(x[torch.arange(3)]).shape == (
+            3,
+            enc.out_dim,
+        )
 
 
 @pytest.mark.parametrize("backbone", ["gcn", "gat", "gin", "mlp"])
 def test_every_graph_backbone_trains(backbone, tmp_path):
-    run = selfsup.train(method="grace", data="karate", epochs=1, out=str(tmp_path / backbone),
-                        overrides=FAST + ["eval.baselines=false", f"model.backbone={backbone}",
-                                          "views.preset=subgraph"])
+    run = selfsup.train(
+        method="grace",
+        data="karate",
+        epochs=1,
+        out=str(tmp_path / backbone),
+        overrides=FAST
+        + ["eval.baselines=false", f"model.backbone={backbone}", "views.preset=subgraph"],
+    )
     assert np.isfinite(run.summary["eval"]["node_top1"])

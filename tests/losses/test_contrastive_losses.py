@@ -71,8 +71,11 @@ def ref_supcon(z, labels, t, base=0.07):
     out = []
     for a, (za, la) in enumerate(emb):
         den = sum(math.exp(float(za @ zc) / t) for c, (zc, _) in enumerate(emb) if c != a)
-        terms = [math.log(math.exp(float(za @ zp) / t) / den) for p, (zp, lp) in enumerate(emb)
-                 if p != a and lp == la]
+        terms = [
+            math.log(math.exp(float(za @ zp) / t) / den)
+            for p, (zp, lp) in enumerate(emb)
+            if p != a and lp == la
+        ]
         out.append(-sum(terms) / len(terms) if terms else 0.0)
     return (t / base) * sum(out) / len(out)
 
@@ -82,8 +85,14 @@ def ref_clip(a, b, scale):
     n = a.shape[0]
     la = lb = 0.0
     for i in range(n):
-        la += -math.log(math.exp(scale * float(a[i] @ b[i])) / sum(math.exp(scale * float(a[i] @ b[j])) for j in range(n)))
-        lb += -math.log(math.exp(scale * float(b[i] @ a[i])) / sum(math.exp(scale * float(b[i] @ a[j])) for j in range(n)))
+        la += -math.log(
+            math.exp(scale * float(a[i] @ b[i]))
+            / sum(math.exp(scale * float(a[i] @ b[j])) for j in range(n))
+        )
+        lb += -math.log(
+            math.exp(scale * float(b[i] @ a[i]))
+            / sum(math.exp(scale * float(b[i] @ a[j])) for j in range(n))
+        )
     return (la + lb) / (2 * n)
 
 
@@ -94,7 +103,9 @@ def test_against_reference_loops(t):
     assert float(dcl(z1, z2, t)) == pytest.approx(ref_dcl(z1, z2, t), abs=1e-6)
     assert float(dclw(z1, z2, t, 0.5)) == pytest.approx(ref_dcl(z1, z2, t, 0.5), abs=1e-6)
     for tp, beta in [(0.1, 1.0), (0.0, 0.5), (0.2, 0.0)]:
-        assert float(hcl(z1, z2, t, tp, beta)) == pytest.approx(ref_hcl(z1, z2, t, tp, beta), abs=1e-6)
+        assert float(hcl(z1, z2, t, tp, beta)) == pytest.approx(
+            ref_hcl(z1, z2, t, tp, beta), abs=1e-6
+        )
     z = torch.stack([z1, z2, z1 + 0.3 * z2], 1)
     labels = torch.tensor([0, 1, 0, -1, 2, 1])
     assert float(supcon(z, labels, t)) == pytest.approx(ref_supcon(z, labels, t), abs=1e-6)
@@ -116,7 +127,9 @@ def test_special_cases():
     assert float(supcon(z, unl, t, t)) == pytest.approx(float(nt_xent(z1, z2, t)), abs=1e-9)
     y = torch.tensor([0, 0, 1, 1, 2, -1, 2])
     mix = 0.3 * supcon(z, y, t, t) + 0.7 * nt_xent(z1, z2, t)
-    assert float(supcon_mix(z, y, t, 0.3, base_temperature=t)) == pytest.approx(float(mix), abs=1e-9)
+    assert float(supcon_mix(z, y, t, 0.3, base_temperature=t)) == pytest.approx(
+        float(mix), abs=1e-9
+    )
     # the authors' factor t / base_temperature
     assert float(supcon(z, y, t)) == pytest.approx(float(supcon(z, y, t, t)) * t / 0.07, rel=1e-12)
 
@@ -128,8 +141,9 @@ def test_collinear_closed_forms(b):
     assert float(dcl(z, z, 0.2)) == pytest.approx(math.log(2 * b - 2), abs=1e-9)
     assert float(dclw(z, z, 0.2, 0.5)) == pytest.approx(math.log(2 * b - 2), abs=1e-9)
     assert float(hcl(z, z, 0.2, 0.1, 1.0)) == pytest.approx(math.log(2 * b - 1), abs=1e-9)
-    assert float(supcon(torch.stack([z, z, z], 1), torch.zeros(b, dtype=torch.long), 0.2, 0.2)) == \
-        pytest.approx(math.log(3 * b - 1), abs=1e-9)
+    assert float(
+        supcon(torch.stack([z, z, z], 1), torch.zeros(b, dtype=torch.long), 0.2, 0.2)
+    ) == pytest.approx(math.log(3 * b - 1), abs=1e-9)
     assert float(clip_loss(z, z, 3.0)) == pytest.approx(math.log(b), abs=1e-9)
 
 
@@ -139,11 +153,20 @@ def test_gradcheck():
     z2.requires_grad_(True)
     s = torch.tensor(1.2, dtype=D, requires_grad=True)
     y = torch.tensor([0, 1, 0, -1])
-    fns = [lambda a, b: nt_xent(a, b, 0.5), lambda a, b: dcl(a, b, 0.5), lambda a, b: hcl(a, b, 0.5, 0.1, 1.0), lambda a, b: supcon(torch.stack([a, b], 1), y, 0.5)]
+    fns = [
+        lambda a, b: nt_xent(a, b, 0.5),
+        lambda a, b: dcl(a, b, 0.5),
+        lambda a, b: hcl(a, b, 0.5, 0.1, 1.0),
+        lambda a, b: supcon(torch.stack([a, b], 1), y, 0.5),
+    ]
     for tiled in (False, True):
         for f in fns:
-            assert torch.autograd.gradcheck(lambda a, b, f=f, tiled=tiled: _tiled(f, tiled)(a, b), (z1, z2))
-        assert torch.autograd.gradcheck(lambda a, b, ls, tiled=tiled: clip_loss(a, b, ls, tiled=tiled), (z1, z2, s))
+            assert torch.autograd.gradcheck(
+                lambda a, b, f=f, tiled=tiled: _tiled(f, tiled)(a, b), (z1, z2)
+            )
+        assert torch.autograd.gradcheck(
+            lambda a, b, ls, tiled=tiled: clip_loss(a, b, ls, tiled=tiled), (z1, z2, s)
+        )
 
 
 def test_dclw_gradient_treats_weights_as_constants():
@@ -167,7 +190,9 @@ def test_dclw_gradient_treats_weights_as_constants():
 
     x1, x2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(frozen, (x1, x2))
-    assert float(frozen(x1, x2).detach()) == pytest.approx(float(dclw(x1, x2, t, sigma).detach()), abs=1e-12)
+    assert float(frozen(x1, x2).detach()) == pytest.approx(
+        float(dclw(x1, x2, t, sigma).detach()), abs=1e-12
+    )
     g_ref = torch.autograd.grad(frozen(x1, x2), (x1, x2))
     for tiled in (False, True):
         g = torch.autograd.grad(dclw(x1, x2, t, sigma, tiled=tiled), (x1, x2))
@@ -185,6 +210,7 @@ def _tiled(f, tiled):
             return f(a, b)
         finally:
             T.AUTO_ELEMENTS = old
+
     return g
 
 

@@ -57,8 +57,9 @@ def test_few_steps_lower_the_loss(name):
     if name == "isogclr":  # its surrogate moves with its state: compare the paper's objective
         z1, z2 = method.project(views)
         fresh = M.build(name, _Enc(), {}, ctx)
-        assert float(method.isog.objective(z1, z2, batch.index)) < \
-            float(fresh.isog.objective(*fresh.eval().project(views), batch.index))
+        assert float(method.isog.objective(z1, z2, batch.index)) < float(
+            fresh.isog.objective(*fresh.eval().project(views), batch.index)
+        )
         assert not torch.all(method.isog.state.tau[:24] == 0.1)
     else:
         assert final < losses[0], (name, losses, final)
@@ -90,13 +91,23 @@ def test_hyperparameters_validated_from_config():
     assert M.validate_params("dclw", {"sigma": 2.0}).sigma == 2.0
     assert M.validate_params("supcon", {"weight": 0.5, "tiled": True}).tiled is True
     with pytest.raises(ConfigError, match="2 views"):
-        M.build("isogclr", _Enc(), {}, M.Context(model=ModelConfig(proj_hidden=8, proj_dim=4),
-                                                 n_samples=10, n_views=3))
+        M.build(
+            "isogclr",
+            _Enc(),
+            {},
+            M.Context(model=ModelConfig(proj_hidden=8, proj_dim=4), n_samples=10, n_views=3),
+        )
 
 
 def test_supcon_trains_end_to_end(tiny_config):
     import selfsup
 
-    run = selfsup.train(tiny_config(method="supcon", train={"epochs": 1}, loss={"weight": 0.5},
-                                    eval={"protocols": ["knn"], "diagnostics": False, "report": False}))
+    run = selfsup.train(
+        tiny_config(
+            method="supcon",
+            train={"epochs": 1},
+            loss={"weight": 0.5},
+            eval={"protocols": ["knn"], "diagnostics": False, "report": False},
+        )
+    )
     assert run.summary["steps"] == 3 and run.summary["skipped_steps"] == 0

@@ -10,7 +10,7 @@ B = 37  # odd; 2B = 74 rows, tile 8 does not divide it
 
 
 def _losses():
-    y = torch.arange(B) % 6 - 1   # some unlabelled (-1)
+    y = torch.arange(B) % 6 - 1  # some unlabelled (-1)
     return {
         "nt_xent": lambda a, b, s, tiled: nt_xent(a, b, 0.2, tiled=tiled),
         "dcl": lambda a, b, s, tiled: dcl(a, b, 0.1, tiled=tiled),
@@ -18,7 +18,9 @@ def _losses():
         "hcl": lambda a, b, s, tiled: hcl(a, b, 0.5, 0.1, 1.0, tiled=tiled),
         "supcon": lambda a, b, s, tiled: supcon(torch.stack([a, b, a * b], 1), y, 0.1, tiled=tiled),
         "clip": lambda a, b, s, tiled: clip_loss(a, b, s, tiled=tiled),
-        "clip_large": lambda a, b, s, tiled: clip_loss(a, b, s + 3.0, tiled=tiled),  # scale above 100
+        "clip_large": lambda a, b, s, tiled: clip_loss(
+            a, b, s + 3.0, tiled=tiled
+        ),  # scale above 100
     }
 
 
@@ -51,7 +53,9 @@ def test_row_lse_nonuniform_upstream_gradient_and_auto_choice(monkeypatch):
     s = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     ex = torch.randint(-1, 19, (23, 2), generator=g)
     w = torch.rand(23, generator=g, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda q, k, s: (T.row_lse(q, k, s, ex, tiled=True) * w).sum(), (q, k, s))
+    assert torch.autograd.gradcheck(
+        lambda q, k, s: (T.row_lse(q, k, s, ex, tiled=True) * w).sum(), (q, k, s)
+    )
     d = T.row_lse(q, k, s, ex, tiled=False)
     torch.testing.assert_close(T.row_lse(q, k, s, ex, tiled=True), d)
     assert T.use_tiled(None, 10, 10) is False and T.use_tiled(None, 1 << 13, 1 << 13) is True

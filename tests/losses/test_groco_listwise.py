@@ -40,16 +40,19 @@ def ref_groco(z, k, n_global, stop_grad=True, steepness=1.0):
     for a in range(v):
         anchor = z[:, a]
         positives = [z[:, j] for j in range(n_global) if j != a]
-        pos = torch.stack([F.cosine_similarity(anchor, p.detach() if stop_grad else p, dim=1)
-                           for p in positives], 1)
+        pos = torch.stack(
+            [F.cosine_similarity(anchor, p.detach() if stop_grad else p, dim=1) for p in positives],
+            1,
+        )
         others = anchor.detach() if stop_grad else anchor
         neg = F.cosine_similarity(anchor[:, None, :], others[None, :, :], dim=2)
         neg = neg.masked_fill(torch.eye(b, dtype=torch.bool), -float("inf"))
         pos = torch.sort(pos, dim=1)[0]
         neg = torch.flip(torch.topk(neg, k=k, dim=1)[0], dims=[1])
         sims = torch.cat((neg, pos), 1)
-        sorter = diffsort.DiffSortNet("odd_even", sims.shape[1], steepness=steepness, art_lambda=0.25,
-                                      distribution="cauchy")
+        sorter = diffsort.DiffSortNet(
+            "odd_even", sims.shape[1], steepness=steepness, art_lambda=0.25, distribution="cauchy"
+        )
         _, perm = sorter(sims)
         target = torch.eye(sims.shape[1], dtype=sims.dtype)[None].repeat(b, 1, 1)
         pred_neg = perm[:, :, :k].sum(2, keepdim=True).clip(0, 1)
@@ -77,8 +80,12 @@ def test_groco_matches_the_authors_loss_and_gradient(b, v, d, k, n_global):
 
 def _group(ordered: bool):
     # 4 samples x 2 views in 3-D; positives (the other view) either closer or farther than negatives
-    base = torch.eye(3)[[0, 1, 2, 0]] + torch.tensor([[0.0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0.3, 0.3]])
-    other = base + (0.05 if ordered else 2.0) * torch.tensor([[0.0, 1, -1], [1, 0, -1], [1, -1, 0], [0, 1, 0]])
+    base = torch.eye(3)[[0, 1, 2, 0]] + torch.tensor(
+        [[0.0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0.3, 0.3]]
+    )
+    other = base + (0.05 if ordered else 2.0) * torch.tensor(
+        [[0.0, 1, -1], [1, 0, -1], [1, -1, 0], [0, 1, 0]]
+    )
     return torch.stack([base, other], 1)
 
 
@@ -124,7 +131,9 @@ def test_listwise_wasserstein_matches_ws2loss(q, n, t):
     torch.testing.assert_close(ga, gb, atol=1e-7, rtol=1e-5)
     # a full (Q, C) label matrix is taken as it is
     full = torch.block_diag(*grades.unbind(0))
-    assert float(listwise_wasserstein(logits, full, t)) == pytest.approx(float(ref.detach()), abs=1e-9)
+    assert float(listwise_wasserstein(logits, full, t)) == pytest.approx(
+        float(ref.detach()), abs=1e-9
+    )
 
 
 def test_frechet_distance_special_cases():
@@ -154,7 +163,9 @@ def test_wasserstein_1d_matches_pot():
 def test_listwise_1d_prefers_scores_that_follow_grades():
     grades = torch.tensor([[3, 2, 1, 0], [0, 1, 3, 2]])
     good = torch.tensor([[4.0, 3.0, 2.0, -5.0], [-5.0, 2.0, 4.0, 3.0]])
-    assert float(listwise_wasserstein_1d(good, grades)) < float(listwise_wasserstein_1d(good.flip(1), grades))
+    assert float(listwise_wasserstein_1d(good, grades)) < float(
+        listwise_wasserstein_1d(good.flip(1), grades)
+    )
     s = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda s: listwise_wasserstein_1d(s, grades, p=1.0), (s,))
     with pytest.raises(ConfigError, match=">= 0"):

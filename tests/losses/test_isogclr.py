@@ -99,13 +99,16 @@ def test_state_survives_checkpoint_and_resume(tiny_config, tmp_path):
     import selfsup
     from selfsup.train import checkpoint as ckpt
 
-    cfg = lambda out: tiny_config(method="isogclr", out=str(out),  # noqa: E731
-                                  eval={"protocols": ["knn"], "diagnostics": False, "report": False})
+    cfg = lambda out: tiny_config(
+        method="isogclr",
+        out=str(out),  # noqa: E731
+        eval={"protocols": ["knn"], "diagnostics": False, "report": False},
+    )
     straight = selfsup.train(cfg(tmp_path / "a"))
     with pytest.raises(_Kill):
         selfsup.train(cfg(tmp_path / "b"), on_epoch_end=_kill_at_2)
     s1 = ckpt.load(ckpt.latest(tmp_path / "b"))["model"]
-    assert float(s1["isog.state.u"].abs().sum()) > 0      # the state is in the checkpoint
+    assert float(s1["isog.state.u"].abs().sum()) > 0  # the state is in the checkpoint
     assert not torch.all(s1["isog.state.tau"] == 0.1)
     resumed = selfsup.train(resume=tmp_path / "b")
     sa = ckpt.load(ckpt.latest(straight.dir))["model"]

@@ -72,7 +72,9 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 @pytest.fixture(scope="module")
 def lightly_loss():
-    pytest.importorskip("lightly", reason="reference package lightly not installed (the refs extra)")
+    pytest.importorskip(
+        "lightly", reason="reference package lightly not installed (the refs extra)"
+    )
     finder = None
     try:
         importlib.import_module("torchvision")
@@ -87,7 +89,9 @@ def lightly_loss():
     finally:
         if finder is not None:
             sys.meta_path.remove(finder)
-            for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            for name in [
+                n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")
+            ]:
                 del sys.modules[name]
     return types.SimpleNamespace(loss=loss, nn_bank=nn_bank)
 
@@ -128,7 +132,9 @@ def test_nt_xent_dcl_dclw_match_lightly(lightly_loss, b, d, t):
 def test_barlow_twins_and_vicreg_match_lightly(lightly_loss, b, d):
     L = lightly_loss.loss
     z = _pair(b, d, b + d)
-    _agree(lambda x, y: barlow_twins(x, y, 5e-3), L.BarlowTwinsLoss(lambda_param=5e-3), z, atol=1e-7)
+    _agree(
+        lambda x, y: barlow_twins(x, y, 5e-3), L.BarlowTwinsLoss(lambda_param=5e-3), z, atol=1e-7
+    )
     _agree(lambda x, y: vicreg(x, y), L.VICRegLoss(), z, atol=1e-7)
 
 
@@ -147,42 +153,69 @@ def test_nnclr_neighbour_and_moco_infonce_match_lightly(lightly_loss, b, d, k):
     bank = F.normalize(torch.randn(k, d, generator=g, dtype=D), dim=1)
     nn_mod = lightly_loss.nn_bank.NNMemoryBankModule(size=(k, d))
     nn_mod.bank = bank.clone()
-    torch.testing.assert_close(nearest_neighbour(z, bank), F.normalize(nn_mod(z, update=False), dim=1))
+    torch.testing.assert_close(
+        nearest_neighbour(z, bank), F.normalize(nn_mod(z, update=False), dim=1)
+    )
     # MoCo: lightly's NTXentLoss with a memory bank is InfoNCE against the bank (out0 queries)
     for t in (0.07, 0.2):
         ref = lightly_loss.loss.NTXentLoss(temperature=t, memory_bank_size=(k, d))
         ref.memory_bank.bank = bank.clone()
         q, key = _pair(b, d, k + 1)
         # keys carry no gradient in MoCo (momentum encoder)
-        _agree(lambda x, y, t=t: info_nce(x, y.detach(), bank, t), lambda x, y, ref=ref: ref(x, y.detach()),
-               (q, key))
+        _agree(
+            lambda x, y, t=t: info_nce(x, y.detach(), bank, t),
+            lambda x, y, ref=ref: ref(x, y.detach()),
+            (q, key),
+        )
 
 
 # -- LibAUC ----------------------------------------------------------------------------------------
 @pytest.fixture
 def libauc_losses():
-    return pytest.importorskip("libauc.losses", reason="reference package libauc not installed (the refs extra)")
+    return pytest.importorskip(
+        "libauc.losses", reason="reference package libauc not installed (the refs extra)"
+    )
 
 
-BATCHES = [[0, 1, 2, 3], [4, 5, 6, 7], [2, 5, 0, 7], [1, 3, 6, 4], [7, 6, 5, 4]]  # all new, then all seen
+BATCHES = [
+    [0, 1, 2, 3],
+    [4, 5, 6, 7],
+    [2, 5, 0, 7],
+    [1, 3, 6, 4],
+    [7, 6, 5, 4],
+]  # all new, then all seen
 
 
 def test_isogclr_unimodal_matches_libauc_gcloss_v1_over_steps(libauc_losses):
     old = torch.get_default_dtype()
     torch.set_default_dtype(D)  # LibAUC's state tensors take the default dtype
     try:
-        ref = libauc_losses.GCLoss_v1(N=8, tau=0.1, gamma=0.9, device=torch.device("cpu"), enable_isogclr=True,
-                                      tau_min=0.05, tau_max=0.7, rho=0.3, eta=0.01, beta=0.9)
+        ref = libauc_losses.GCLoss_v1(
+            N=8,
+            tau=0.1,
+            gamma=0.9,
+            device=torch.device("cpu"),
+            enable_isogclr=True,
+            tau_min=0.05,
+            tau_max=0.7,
+            rho=0.3,
+            eta=0.01,
+            beta=0.9,
+        )
     finally:
         torch.set_default_dtype(old)
-    ours = ISogCLR(8, tau_init=0.1, gamma=0.9, rho=0.3, eta=0.01, beta=0.9, tau_min=0.05, tau_max=0.7).double()
+    ours = ISogCLR(
+        8, tau_init=0.1, gamma=0.9, rho=0.3, eta=0.01, beta=0.9, tau_min=0.05, tau_max=0.7
+    ).double()
     g = torch.Generator().manual_seed(0)
     for index in BATCHES:
         z = _pair(4, 6, int(torch.randint(0, 1000, (1,), generator=g)))
         idx = torch.tensor(index)
         _agree(lambda x, y, i=idx: ours(x, y, i), lambda x, y, i=idx: ref(x, y, i), z, atol=1e-8)
         # _agree ran each once: the states moved by one identical step
-        torch.testing.assert_close(ours.state.tau, ref.learnable_tau.reshape(-1), atol=1e-10, rtol=1e-9)
+        torch.testing.assert_close(
+            ours.state.tau, ref.learnable_tau.reshape(-1), atol=1e-10, rtol=1e-9
+        )
         torch.testing.assert_close(ours.state.u, ref.u.reshape(-1), atol=1e-10, rtol=1e-9)
 
 
@@ -190,8 +223,17 @@ def test_isogclr_bimodal_matches_libauc_gcloss_v2_over_steps(libauc_losses):
     old = torch.get_default_dtype()
     torch.set_default_dtype(D)
     try:
-        ref = libauc_losses.GCLoss_v2(N=8, tau=0.01, gamma=0.9, temperature_scheme="individual_learnable",
-                                      tau_min=0.005, tau_max=0.05, rho=6.0, eta=0.01, beta=0.9)
+        ref = libauc_losses.GCLoss_v2(
+            N=8,
+            tau=0.01,
+            gamma=0.9,
+            temperature_scheme="individual_learnable",
+            tau_min=0.005,
+            tau_max=0.05,
+            rho=6.0,
+            eta=0.01,
+            beta=0.9,
+        )
     finally:
         torch.set_default_dtype(old)
     ours = ISogCLRBimodal(8).double()
@@ -200,10 +242,16 @@ def test_isogclr_bimodal_matches_libauc_gcloss_v2_over_steps(libauc_losses):
         z = _pair(4, 6, int(torch.randint(0, 1000, (1,), generator=g)))
         idx = torch.tensor(index)
         # GCLoss_v2 expects normalised features (CLIP models normalise before the loss)
-        _agree(lambda a, b, i=idx: ours(a, b, i),
-               lambda a, b, i=idx: ref(F.normalize(a, dim=1), F.normalize(b, dim=1), i)[0], z, atol=1e-8)
-        for st, tau, u, bb in ((ours.state_a, ref.learnable_tau_img, ref.u1, ref.b1),
-                               (ours.state_b, ref.learnable_tau_txt, ref.u2, ref.b2)):
+        _agree(
+            lambda a, b, i=idx: ours(a, b, i),
+            lambda a, b, i=idx: ref(F.normalize(a, dim=1), F.normalize(b, dim=1), i)[0],
+            z,
+            atol=1e-8,
+        )
+        for st, tau, u, bb in (
+            (ours.state_a, ref.learnable_tau_img, ref.u1, ref.b1),
+            (ours.state_b, ref.learnable_tau_txt, ref.u2, ref.b2),
+        ):
             torch.testing.assert_close(st.tau, tau.reshape(-1), atol=1e-10, rtol=1e-9)
             torch.testing.assert_close(st.u, u.reshape(-1), atol=1e-10, rtol=1e-9)
             torch.testing.assert_close(st.b, bb.reshape(-1), atol=1e-10, rtol=1e-9)
@@ -216,8 +264,10 @@ def test_supcon_matches_pytorch_metric_learning(b, v, d, t):
     """PML's SupConLoss (adapted from HobbitLong/SupContrast) without the t / base factor and with
     its mean over anchors that have a positive: equal to ours with base_temperature = t whenever
     every anchor has a positive (V >= 2)."""
-    losses = pytest.importorskip("pytorch_metric_learning.losses",
-                                 reason="reference package pytorch-metric-learning not installed (the refs extra)")
+    losses = pytest.importorskip(
+        "pytorch_metric_learning.losses",
+        reason="reference package pytorch-metric-learning not installed (the refs extra)",
+    )
     g = torch.Generator().manual_seed(b * v)
     z = torch.randn(b, v, d, generator=g, dtype=D)
     y = torch.randint(0, 3, (b,), generator=g)

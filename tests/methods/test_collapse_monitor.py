@@ -49,8 +49,11 @@ def test_warns_once_after_two_bad_checks_using_the_steps_own_features(collapsed)
 
 
 def test_a_run_logs_collapse_statistics(tiny_config):
-    run = selfsup.train(tiny_config(train={"epochs": 4}, eval={"protocols": ["knn"], "diagnostics": False,
-                                                                "report": False}))
+    run = selfsup.train(
+        tiny_config(
+            train={"epochs": 4}, eval={"protocols": ["knn"], "diagnostics": False, "report": False}
+        )
+    )
     recs = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
     at10 = [r for r in recs if r.get("step") == 10 and "loss" in r]
     assert at10 and at10[0]["emb_rank"] > 1 and 0 < at10[0]["emb_std"] <= 1
@@ -59,6 +62,8 @@ def test_a_run_logs_collapse_statistics(tiny_config):
 def test_the_monitor_hook_is_gone_after_training(tiny_config):
     """Evaluation deep-copies the encoder (fine-tuning): no training hook may follow it there."""
     seen = []
-    selfsup.train(tiny_config(train={"epochs": 1}, eval={"protocols": ["knn"], "diagnostics": False}),
-                  on_epoch_end=lambda epoch, m: seen.append(m))
+    selfsup.train(
+        tiny_config(train={"epochs": 1}, eval={"protocols": ["knn"], "diagnostics": False}),
+        on_epoch_end=lambda epoch, m: seen.append(m),
+    )
     assert seen and len(seen[0].encoder._forward_hooks) == 0

@@ -33,9 +33,11 @@ def test_patchify_round_trips_and_orders_patches_row_major(c, h, p):
     assert t.shape == (2, (h // p) ** 2, p * p * c)
     assert torch.equal(unpatchify(t, p, c), x)
     g = h // p
-    for idx in sorted({0, min(g + 1, g * g - 1), g * g - 1}):  # patch (row, col) = x[..., row*p:, col*p:]
+    for idx in sorted(
+        {0, min(g + 1, g * g - 1), g * g - 1}
+    ):  # patch (row, col) = x[..., row*p:, col*p:]
         r, q = divmod(idx, g)
-        ref = x[:, :, r * p:(r + 1) * p, q * p:(q + 1) * p].permute(0, 2, 3, 1).reshape(2, -1)
+        ref = x[:, :, r * p : (r + 1) * p, q * p : (q + 1) * p].permute(0, 2, 3, 1).reshape(2, -1)
         assert torch.equal(t[:, idx], ref)
 
 
@@ -107,8 +109,10 @@ def _slow_masked_loss(pred, target, mask, norm_pix):
 @pytest.mark.parametrize("norm_pix", [True, False])
 def test_masked_pixel_loss_equals_a_slow_loop(norm_pix):
     g = torch.Generator().manual_seed(0)
-    pred, target = torch.randn(3, 7, 12, generator=g, dtype=torch.float64), torch.rand(3, 7, 12, generator=g,
-                                                                                       dtype=torch.float64)
+    pred, target = (
+        torch.randn(3, 7, 12, generator=g, dtype=torch.float64),
+        torch.rand(3, 7, 12, generator=g, dtype=torch.float64),
+    )
     mask = (torch.rand(3, 7, generator=g) < 0.6).double()
     mask[0, 0] = 1
     got = masked_pixel_loss(pred, target, mask, norm_pix)
@@ -118,7 +122,9 @@ def test_masked_pixel_loss_equals_a_slow_loop(norm_pix):
 def test_masked_pixel_loss_special_cases_and_gradient():
     t = torch.rand(2, 4, 12, dtype=torch.float64)
     mask = torch.tensor([[1.0, 0, 0, 1], [0, 1, 1, 1]], dtype=torch.float64)
-    assert float(masked_pixel_loss(normalize_patches(t), t, mask, True)) < 1e-20  # perfect prediction
+    assert (
+        float(masked_pixel_loss(normalize_patches(t), t, mask, True)) < 1e-20
+    )  # perfect prediction
     assert float(masked_pixel_loss(t, t, mask, False)) == 0
     pred = t.clone()
     pred[0, 1] += 5  # errors on visible patches do not count
@@ -149,7 +155,9 @@ def test_vit_encoder_never_sees_masked_patches():
     ids_keep, mask, _ = random_masking(3, 64, 0.75)
     z = vit.forward_visible(x, ids_keep)
     assert z.shape == (3, 1 + 16, vit.dim)
-    changed = unpatchify(patchify(x, 2) + 10 * mask[..., None], 2, 1)  # alter only the masked patches
+    changed = unpatchify(
+        patchify(x, 2) + 10 * mask[..., None], 2, 1
+    )  # alter only the masked patches
     assert torch.allclose(vit.forward_visible(changed, ids_keep), z, atol=1e-6)
     assert vit(x).shape == (3, vit.out_dim)
 
@@ -207,15 +215,24 @@ def test_sparse_batchnorm_uses_visible_positions_only():
 
 def _protos(d=8, m=6, b=10, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (F.normalize(torch.randn(b, d, generator=g, dtype=torch.float64), dim=1),
-            F.normalize(torch.randn(m, d, generator=g, dtype=torch.float64), dim=1))
+    return (
+        F.normalize(torch.randn(b, d, generator=g, dtype=torch.float64), dim=1),
+        F.normalize(torch.randn(m, d, generator=g, dtype=torch.float64), dim=1),
+    )
 
 
 @pytest.mark.parametrize("hardness", [0.0, 0.3, 0.8, 1.0])
 def test_halp_positives_lie_at_the_stated_hardness(hardness):
     k, protos = _protos()
-    out = halp_positives(k, protos, 50, hardness, n_closest=3, skip_closest=1,
-                         generator=torch.Generator().manual_seed(1))
+    out = halp_positives(
+        k,
+        protos,
+        50,
+        hardness,
+        n_closest=3,
+        skip_closest=1,
+        generator=torch.Generator().manual_seed(1),
+    )
     t, t_max = out["t"], out["t_max"]
     assert bool((t <= t_max + 1e-12).all()) and bool((t >= (1 - hardness) * t_max - 1e-12).all())
     if hardness == 0:
@@ -243,7 +260,11 @@ def test_halp_closed_form_t_max_equals_a_bisection():
     tm = max_hardness(k, p, p0)
     ts = torch.linspace(-0.99, 0.99, 4001, dtype=torch.float64)
     for i in range(4):  # the root of g(t).(p0 - p) on the arc nearest the closed form
-        vals = (slerp(k[i].expand(len(ts), -1), p[i].expand(len(ts), -1), ts) * (p0[i] - p[i])).sum(-1).tolist()
+        vals = (
+            (slerp(k[i].expand(len(ts), -1), p[i].expand(len(ts), -1), ts) * (p0[i] - p[i]))
+            .sum(-1)
+            .tolist()
+        )
         roots = [float(ts[j]) for j in range(len(ts) - 1) if vals[j] * vals[j + 1] <= 0]
         if roots:
             nearest = min(roots, key=lambda r: abs(r - float(tm[i])))
@@ -258,7 +279,12 @@ def test_halp_loss_equals_a_slow_loop_and_kmeans_gives_unit_centres():
     good[0, 0] = True
     slow = [float(q[i] @ pos[i, j]) / 0.2 for i in range(4) for j in range(3) if good[i, j]]
     assert abs(float(halp_loss(q, pos, good, 0.2)) + sum(slow) / len(slow)) < 1e-9
-    x = torch.cat([F.normalize(torch.randn(20, 5, generator=g) + 4 * torch.eye(5)[c], dim=1) for c in range(3)])
+    x = torch.cat(
+        [
+            F.normalize(torch.randn(20, 5, generator=g) + 4 * torch.eye(5)[c], dim=1)
+            for c in range(3)
+        ]
+    )
     c = spherical_kmeans(x, 3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(c.norm(dim=1), torch.ones(3), atol=1e-6)
     assert len(set((x @ c.t()).argmax(1).tolist())) == 3
@@ -266,17 +292,36 @@ def test_halp_loss_equals_a_slow_loop_and_kmeans_gives_unit_centres():
 
 # -- methods ------------------------------------------------------------------------------------
 
-SMALL = {"mae": {"decoder_dim": 16, "decoder_depth": 1}, "cmae": {"decoder_dim": 16, "decoder_depth": 1},
-         "spark": {"decoder_width": 16, "patch_size": 4},
-         "halp": {"queue_size": 32, "update_every": 2, "n_prototypes": 4, "proto_keys": 32, "n_positives": 4}}
-BACKBONE = {"mae": "vit_tiny_p2", "cmae": "vit_tiny_p2", "spark": "convnet_small", "halp": "convnet_small"}
+SMALL = {
+    "mae": {"decoder_dim": 16, "decoder_depth": 1},
+    "cmae": {"decoder_dim": 16, "decoder_depth": 1},
+    "spark": {"decoder_width": 16, "patch_size": 4},
+    "halp": {
+        "queue_size": 32,
+        "update_every": 2,
+        "n_prototypes": 4,
+        "proto_keys": 32,
+        "n_positives": 4,
+    },
+}
+BACKBONE = {
+    "mae": "vit_tiny_p2",
+    "cmae": "vit_tiny_p2",
+    "spark": "convnet_small",
+    "halp": "convnet_small",
+}
 
 
 def _method(name):
     torch.manual_seed(0)
-    enc = Encoder(build_backbone(BACKBONE[name], 1, 16, width=0.25 if "vit" in BACKBONE[name] else 1.0),
-                  [0.5], [0.25])
-    ctx = M.Context(model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=16, extra={"batch_size": 16})
+    enc = Encoder(
+        build_backbone(BACKBONE[name], 1, 16, width=0.25 if "vit" in BACKBONE[name] else 1.0),
+        [0.5],
+        [0.25],
+    )
+    ctx = M.Context(
+        model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=16, extra={"batch_size": 16}
+    )
     return M.build(name, enc, SMALL[name], ctx)
 
 
@@ -302,7 +347,9 @@ def test_masked_methods_lower_their_loss_without_nan(name):
         assert all(np.isfinite(v) for v in logs.values())
     assert all(np.isfinite(losses)), losses
     assert np.mean(losses[-3:]) < losses[0], losses
-    copy.deepcopy(m)  # no graph tensors are kept on the modules (fine-tuning deep-copies the encoder)
+    copy.deepcopy(
+        m
+    )  # no graph tensors are kept on the modules (fine-tuning deep-copies the encoder)
     if name == "halp":
         assert bool(m.has_prototypes) and "halp_loss" in logs
 
@@ -328,15 +375,22 @@ def _kill_at_2(epoch, method):
 @pytest.mark.parametrize("name", ["mae", "spark", "cmae", "halp"])
 def test_kill_and_resume_is_bit_identical(name, tiny_config, tmp_path):
     def cfg(out):
-        return tiny_config(method=name, loss=SMALL[name], out=str(out),
-                           model={"backbone": BACKBONE[name], "width": 0.25 if "vit" in BACKBONE[name] else 1.0},
-                           eval={"protocols": ["knn"], "diagnostics": False, "report": False})
+        return tiny_config(
+            method=name,
+            loss=SMALL[name],
+            out=str(out),
+            model={"backbone": BACKBONE[name], "width": 0.25 if "vit" in BACKBONE[name] else 1.0},
+            eval={"protocols": ["knn"], "diagnostics": False, "report": False},
+        )
 
     straight = selfsup.train(cfg(tmp_path / "a"))
     with pytest.raises(Kill):
         selfsup.train(cfg(tmp_path / "b"), on_epoch_end=_kill_at_2)
     resumed = selfsup.train(resume=tmp_path / "b")
-    ea, eb = load_file(straight.dir / "encoder.safetensors"), load_file(resumed.dir / "encoder.safetensors")
+    ea, eb = (
+        load_file(straight.dir / "encoder.safetensors"),
+        load_file(resumed.dir / "encoder.safetensors"),
+    )
     assert ea.keys() == eb.keys() and all(torch.equal(ea[k], eb[k]) for k in ea)
     sa, sb = ckpt.load(ckpt.latest(straight.dir)), ckpt.load(ckpt.latest(resumed.dir))
     assert sa["progress"]["step"] == sb["progress"]["step"] == 6
@@ -346,19 +400,48 @@ def test_kill_and_resume_is_bit_identical(name, tiny_config, tmp_path):
 
 # -- bad input at the command line: one line, exit 2, nothing written ---------------------------
 
-TINY = ["--epochs", "1", "--batch-size", "8", "--set", "train.progress=none", "--set", "eval.baselines=false",
-        "--set", "eval.report=false", "--set", "eval.diagnostics=false"]
+TINY = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--set",
+    "train.progress=none",
+    "--set",
+    "eval.baselines=false",
+    "--set",
+    "eval.report=false",
+    "--set",
+    "eval.diagnostics=false",
+]
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--method", "mae", "--backbone", "convnet_small"], "needs a ViT backbone"),
-    (["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=1.5"], "loss.mask_ratio"),
-    (["--method", "cmae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=0"], "loss.mask_ratio"),
-    (["--method", "mae", "--backbone", "vit_tiny", "--set", "views.size=18"], "does not divide"),
-    (["--method", "spark", "--backbone", "convnet_small", "--set", "loss.patch_size=3"], "does not divide"),
-    (["--method", "spark", "--backbone", "vit_tiny_p2"], "masks a CNN"),
-])
-def test_bad_masked_input_is_one_error_line_and_writes_nothing(args, needle, capsys, tmp_path, tiny_npz):
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--method", "mae", "--backbone", "convnet_small"], "needs a ViT backbone"),
+        (
+            ["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=1.5"],
+            "loss.mask_ratio",
+        ),
+        (
+            ["--method", "cmae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=0"],
+            "loss.mask_ratio",
+        ),
+        (
+            ["--method", "mae", "--backbone", "vit_tiny", "--set", "views.size=18"],
+            "does not divide",
+        ),
+        (
+            ["--method", "spark", "--backbone", "convnet_small", "--set", "loss.patch_size=3"],
+            "does not divide",
+        ),
+        (["--method", "spark", "--backbone", "vit_tiny_p2"], "masks a CNN"),
+    ],
+)
+def test_bad_masked_input_is_one_error_line_and_writes_nothing(
+    args, needle, capsys, tmp_path, tiny_npz
+):
     from selfsup.cli import main
 
     out = tmp_path / "run"

@@ -57,8 +57,14 @@ def ref_vicreg(z1, z2, inv, var, cov, gamma=1.0, eps=1e-4):
     v_total, c_total = 0.0, 0.0
     for z in (z1, z2):
         means = [sum(float(z[n, j]) for n in range(b)) / b for j in range(d)]
-        c = [[sum((float(z[n, i]) - means[i]) * (float(z[n, j]) - means[j]) for n in range(b)) / (b - 1)
-              for j in range(d)] for i in range(d)]
+        c = [
+            [
+                sum((float(z[n, i]) - means[i]) * (float(z[n, j]) - means[j]) for n in range(b))
+                / (b - 1)
+                for j in range(d)
+            ]
+            for i in range(d)
+        ]
         v_total += sum(max(0.0, gamma - math.sqrt(c[j][j] + eps)) for j in range(d)) / d / 2
         # the covariance terms of the two views are summed (facebookresearch/vicreg, main_vicreg.py)
         c_total += sum(c[i][j] ** 2 for i in range(d) for j in range(d) if i != j) / d
@@ -81,8 +87,9 @@ def ref_info_nce(q, k, queue, t, extra=None):
 def test_barlow_matches_reference_loop():
     z1, z2 = _rand(7, 5, seed=1), _rand(7, 5, seed=2)
     for lam in (5e-3, 0.5):
-        assert float(barlow_twins(z1, z2, lam, eps=1e-5)) == pytest.approx(ref_barlow(z1, z2, lam, 1e-5),
-                                                                           rel=1e-9, abs=1e-6)
+        assert float(barlow_twins(z1, z2, lam, eps=1e-5)) == pytest.approx(
+            ref_barlow(z1, z2, lam, 1e-5), rel=1e-9, abs=1e-6
+        )
 
 
 def test_barlow_is_zero_for_identical_decorrelated_views():
@@ -93,7 +100,9 @@ def test_barlow_is_zero_for_identical_decorrelated_views():
 def test_vicreg_matches_reference_loop():
     z1, z2 = _rand(6, 4, seed=3), _rand(6, 4, seed=4) * 0.5
     for w in ((25.0, 25.0, 1.0), (1.0, 0.0, 3.0)):
-        assert float(vicreg(z1, z2, *w)) == pytest.approx(ref_vicreg(z1, z2, *w), rel=1e-9, abs=1e-6)
+        assert float(vicreg(z1, z2, *w)) == pytest.approx(
+            ref_vicreg(z1, z2, *w), rel=1e-9, abs=1e-6
+        )
 
 
 def test_vicreg_is_zero_for_identical_spread_decorrelated_views():
@@ -111,15 +120,25 @@ def test_byol_and_simsiam_regression_losses():
 
 
 def test_info_nce_matches_reference_loop_with_queue_and_extra_negatives():
-    q, k, queue, extra = _rand(4, 3, seed=7), _rand(4, 3, seed=8), _rand(6, 3, seed=9), _rand(4, 2, 3, seed=10)
-    assert float(info_nce(q, k, queue, 0.2)) == pytest.approx(ref_info_nce(q, k, queue, 0.2), abs=1e-6)
-    assert float(info_nce(q, k, queue, 0.5, extra)) == pytest.approx(ref_info_nce(q, k, queue, 0.5, extra),
-                                                                     abs=1e-6)
+    q, k, queue, extra = (
+        _rand(4, 3, seed=7),
+        _rand(4, 3, seed=8),
+        _rand(6, 3, seed=9),
+        _rand(4, 2, 3, seed=10),
+    )
+    assert float(info_nce(q, k, queue, 0.2)) == pytest.approx(
+        ref_info_nce(q, k, queue, 0.2), abs=1e-6
+    )
+    assert float(info_nce(q, k, queue, 0.5, extra)) == pytest.approx(
+        ref_info_nce(q, k, queue, 0.5, extra), abs=1e-6
+    )
 
 
 def test_info_nce_collinear_inputs_give_log_k_plus_one():
     v = torch.ones(3, 4, dtype=D64)
-    assert float(info_nce(v, v, torch.ones(9, 4, dtype=D64), 0.3)) == pytest.approx(math.log(10), abs=1e-9)
+    assert float(info_nce(v, v, torch.ones(9, 4, dtype=D64), 0.3)) == pytest.approx(
+        math.log(10), abs=1e-9
+    )
 
 
 def test_gradcheck_of_losses():
@@ -136,7 +155,9 @@ def test_mochi_mixes_are_normalised_detached_convex_combinations_of_the_hardest(
     q = _rand(3, 4, seed=14).requires_grad_()
     queue = torch.nn.functional.normalize(_rand(10, 4, seed=15), dim=1)
     g = torch.Generator().manual_seed(0)
-    mixes, parts = mochi_negatives(q, queue, n_hard=4, n_mix=5, n_mix_query=3, generator=g, return_parts=True)
+    mixes, parts = mochi_negatives(
+        q, queue, n_hard=4, n_mix=5, n_mix_query=3, generator=g, return_parts=True
+    )
     assert mixes.shape == (3, 8, 4) and not mixes.requires_grad
     assert torch.allclose(mixes.norm(dim=2), torch.ones(3, 8, dtype=D64))
     qn = torch.nn.functional.normalize(q.detach(), dim=1)

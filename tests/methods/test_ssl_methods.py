@@ -15,23 +15,40 @@ from selfsup.models import build_backbone
 from selfsup.models.encoder import Encoder
 from selfsup.views import PRESETS, ImageViews, MultiCropViews, seeded
 
-METHODS = ["simclr", "moco", "mochi", "mocov3", "byol", "simsiam", "directpred", "directcopy", "nnclr",
-           "barlow", "vicreg", "gsimclr"]
+METHODS = [
+    "simclr",
+    "moco",
+    "mochi",
+    "mocov3",
+    "byol",
+    "simsiam",
+    "directpred",
+    "directcopy",
+    "nnclr",
+    "barlow",
+    "vicreg",
+    "gsimclr",
+]
 SMALL = {"mochi": {"n_hard": 64, "n_mix": 32, "n_mix_query": 8}}
 
 
 def build(name, loss=None, n=16):
     torch.manual_seed(0)
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
-    ctx = M.Context(model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=n, extra={"batch_size": 16})
+    ctx = M.Context(
+        model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=n, extra={"batch_size": 16}
+    )
     return M.build(name, enc, loss if loss is not None else SMALL.get(name, {}), ctx)
 
 
 def fixed_views(n=16, multicrop=False):
     x = torch.from_numpy((np.random.default_rng(0).random((n, 1, 8, 8)) * 255).astype("uint8"))
     with seeded(0):
-        maker = (MultiCropViews(PRESETS["digits"], 1, 2, 2, local_size=8) if multicrop
-                 else ImageViews(PRESETS["digits"], 1, 2))
+        maker = (
+            MultiCropViews(PRESETS["digits"], 1, 2, 2, local_size=8)
+            if multicrop
+            else ImageViews(PRESETS["digits"], 1, 2)
+        )
         return x, maker(x)
 
 
@@ -67,8 +84,10 @@ def test_multicrop_views_of_two_sizes(name):
 
 
 def test_momentum_state_is_in_the_state_dict():
-    keys = {n: set(build(n).state_dict()) for n in ["moco", "mochi", "mocov3", "byol", "nnclr", "directpred",
-                                                   "gsimclr"]}
+    keys = {
+        n: set(build(n).state_dict())
+        for n in ["moco", "mochi", "mocov3", "byol", "nnclr", "directpred", "gsimclr"]
+    }
     assert {"queue.queue", "queue.ptr"} <= keys["moco"] and "steps_done" in keys["mochi"]
     assert any(k.startswith("key_encoder.") for k in keys["mocov3"])
     assert any(k.startswith("target_projector.") for k in keys["byol"])
@@ -83,7 +102,9 @@ def test_byol_target_follows_the_cosine_momentum_schedule():
     before = [p.clone() for p in m.target_projector.parameters()]
     run_steps(m, views, x, steps=1)
     tau = 1 - 0.1 * (np.cos(0) + 1) / 2  # step 0 of 1
-    for b, t, o in zip(before, m.target_projector.parameters(), m.projector.parameters(), strict=True):
+    for b, t, o in zip(
+        before, m.target_projector.parameters(), m.projector.parameters(), strict=True
+    ):
         assert torch.allclose(t, tau * b + (1 - tau) * o, atol=1e-6)
     assert not any(p.requires_grad for p in m.target_encoder.parameters())
 
@@ -119,9 +140,14 @@ def test_directcopy_predictor_is_normalised_correlation_plus_eps():
     x, views = fixed_views()
     run_steps(m, views, x, steps=2)
     c = m.corr.double()
-    assert torch.allclose(m.predictor.weight.double(), directcopy_weight(c, 0.05).double(), atol=1e-6)
-    assert torch.allclose(m.predictor.weight.double(), c / torch.linalg.matrix_norm(c, 2)
-                          + 0.05 * torch.eye(16, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(
+        m.predictor.weight.double(), directcopy_weight(c, 0.05).double(), atol=1e-6
+    )
+    assert torch.allclose(
+        m.predictor.weight.double(),
+        c / torch.linalg.matrix_norm(c, 2) + 0.05 * torch.eye(16, dtype=torch.float64),
+        atol=1e-5,
+    )
 
 
 def test_mochi_mixes_are_detached_and_never_enqueued(monkeypatch):
@@ -136,7 +162,9 @@ def test_mochi_mixes_are_detached_and_never_enqueued(monkeypatch):
 
     spy.__wrapped__ = moco.mochi_negatives
     monkeypatch.setattr(moco, "mochi_negatives", spy)
-    m = build("mochi", {"queue_size": 64, "n_hard": 16, "n_mix": 8, "n_mix_query": 4, "warmup_steps": 1})
+    m = build(
+        "mochi", {"queue_size": 64, "n_hard": 16, "n_mix": 8, "n_mix_query": 4, "warmup_steps": 1}
+    )
     x, views = fixed_views()
     run_steps(m, views, x, steps=1)
     assert not captured  # warm-up: no mixing at the first step
@@ -150,7 +178,7 @@ def test_mochi_mixes_are_detached_and_never_enqueued(monkeypatch):
     loss.backward()
     m.after_step(1, 2)
     expected = before.clone()
-    expected[ptr:ptr + 16] = keys
+    expected[ptr : ptr + 16] = keys
     assert torch.equal(m.queue.queue, expected)  # the keys, and nothing else, were enqueued
     assert float(torch.cdist(mixes.reshape(-1, 16), keys).min()) > 1e-4  # no mix among them
 
@@ -174,7 +202,7 @@ def test_gsimclr_batches_hold_one_sample_per_cluster_while_enough_clusters_remai
     left = torch.bincount(assign, minlength=12)
     checked = 0
     for start in range(0, 150 - bs + 1, bs):
-        batch = order[start:start + bs]
+        batch = order[start : start + bs]
         if int((left > 0).sum()) >= bs:
             assert len(set(assign[batch].tolist())) == bs
             checked += 1
@@ -196,8 +224,12 @@ def test_gsimclr_prepare_clusters_with_k_equal_to_the_batch_size():
 def test_two_view_methods_refuse_multicrop_and_extra_views_in_one_line(name):
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
     for n_views, local in ((2, 2), (3, 0)):
-        ctx = M.Context(model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=16, n_views=n_views,
-                        extra={"batch_size": 16, "local_crops": local})
+        ctx = M.Context(
+            model=ModelConfig(proj_hidden=32, proj_dim=16),
+            n_samples=16,
+            n_views=n_views,
+            extra={"batch_size": 16, "local_crops": local},
+        )
         with pytest.raises(ConfigError, match="exactly 2 views"):
             M.build(name, enc, SMALL.get(name, {}), ctx)
 
@@ -211,7 +243,9 @@ def test_mocov3_uses_the_resnet_recipe_for_convnets_and_the_vit_recipe_for_vits(
     assert isinstance(m.head[-1], torch.nn.BatchNorm1d) and not m.head[-1].affine
     assert isinstance(m.predictor[-1], torch.nn.Linear)
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
-    ctx = M.Context(model=ModelConfig(backbone="vit_small", proj_hidden=32, proj_dim=16), n_samples=16)
+    ctx = M.Context(
+        model=ModelConfig(backbone="vit_small", proj_hidden=32, proj_dim=16), n_samples=16
+    )
     v = M.build("mocov3", enc, {}, ctx)
     assert v.recipe == "vit" and v.temperature == 0.2
     assert len([x for x in v.head if isinstance(x, torch.nn.Linear)]) == 3
@@ -227,7 +261,9 @@ def test_directpred_target_momentum_is_constant():
     x, views = fixed_views()
     before = [p.clone() for p in m.target_projector.parameters()]
     run_steps(m, views, x, steps=1)
-    for b, t, o in zip(before, m.target_projector.parameters(), m.projector.parameters(), strict=True):
+    for b, t, o in zip(
+        before, m.target_projector.parameters(), m.projector.parameters(), strict=True
+    ):
         assert torch.allclose(t, 0.996 * b + 0.004 * o, atol=1e-6)
 
 

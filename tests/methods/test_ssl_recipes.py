@@ -7,8 +7,20 @@ import pytest
 from selfsup.api import resolve_config
 
 ROOT = Path(__file__).resolve().parents[2] / "configs"
-METHODS = ["simclr", "moco", "mochi", "mocov3", "byol", "simsiam", "directpred", "directcopy", "nnclr",
-           "barlow", "vicreg", "gsimclr"]
+METHODS = [
+    "simclr",
+    "moco",
+    "mochi",
+    "mocov3",
+    "byol",
+    "simsiam",
+    "directpred",
+    "directcopy",
+    "nnclr",
+    "barlow",
+    "vicreg",
+    "gsimclr",
+]
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -22,6 +34,7 @@ def test_multicrop_fields_validate():
     cfg = resolve_config({"views": {"local_crops": 4, "local_size": 16, "local_scale": [0.1, 0.4]}})
     assert cfg.views.local_crops == 4
     from selfsup.errors import ConfigError
+
     with pytest.raises(ConfigError, match="views.local_scale"):
         resolve_config({"views": {"local_scale": [0.5, 0.1]}})
 
@@ -36,11 +49,25 @@ def test_the_cpu_hour_recipe_runs_end_to_end(tmp_path):
     import selfsup
 
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "c.npz", x=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), y=np.arange(64) % 4)
-    cfg = resolve_config(ROOT / "simclr-cifar10-cpu-hour.yaml",
-                         ["train.epochs=1", "train.batch_size=32", "eval.protocols=[knn]", "eval.knn_k=5",
-                          "eval.baselines=false", "eval.report=false", "train.progress=none"],
-                         data=str(tmp_path / "c.npz"), out=str(tmp_path / "run"))
+    np.savez(
+        tmp_path / "c.npz",
+        x=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8),
+        y=np.arange(64) % 4,
+    )
+    cfg = resolve_config(
+        ROOT / "simclr-cifar10-cpu-hour.yaml",
+        [
+            "train.epochs=1",
+            "train.batch_size=32",
+            "eval.protocols=[knn]",
+            "eval.knn_k=5",
+            "eval.baselines=false",
+            "eval.report=false",
+            "train.progress=none",
+        ],
+        data=str(tmp_path / "c.npz"),
+        out=str(tmp_path / "run"),
+    )
     assert (cfg.views.size, cfg.views.eval_size, cfg.views.local_crops) == (24, 32, 2)
     run = selfsup.train(cfg)
     enc = selfsup.load_encoder(run.dir)

@@ -20,11 +20,20 @@ def series_npz(path, n=48, c=2, t=24, ragged=False, seed=0):
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(3), n // 3)
     steps = np.arange(t)
-    x = np.stack([np.sin(steps * (0.3 + 0.4 * k) + rng.uniform(0, 6)) + 0.1 * rng.standard_normal(t)
-                  for k in y for _ in range(c)]).reshape(n, c, t).astype(np.float32)
+    x = (
+        np.stack(
+            [
+                np.sin(steps * (0.3 + 0.4 * k) + rng.uniform(0, 6)) + 0.1 * rng.standard_normal(t)
+                for k in y
+                for _ in range(c)
+            ]
+        )
+        .reshape(n, c, t)
+        .astype(np.float32)
+    )
     if ragged:
         for i in range(0, n, 3):
-            x[i, :, t - 5:] = np.nan
+            x[i, :, t - 5 :] = np.nan
     np.savez(path, x=x, y=y, x_test=x[::2], y_test=y[::2])
     return path
 
@@ -43,11 +52,14 @@ def test_subset_slices_per_sample_fields_only():
     assert isinstance(s, SeriesData) and s.lengths.tolist() == [4, 6] and s.y.tolist() == [1, 3]
 
 
-@pytest.mark.parametrize("bad, needle", [
-    (np.zeros((3, 4), np.float32), "(N, C, T)"),
-    (np.full((2, 1, 4), np.inf, np.float32), "infinite"),
-    (np.full((2, 1, 4), np.nan, np.float32), "all-NaN"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        (np.zeros((3, 4), np.float32), "(N, C, T)"),
+        (np.full((2, 1, 4), np.inf, np.float32), "infinite"),
+        (np.full((2, 1, 4), np.nan, np.float32), "all-NaN"),
+    ],
+)
 def test_bad_series_are_refused_in_one_line(bad, needle):
     with pytest.raises(DataError) as e:
         SeriesData(bad)
@@ -58,9 +70,21 @@ def test_a_series_run_goes_through_the_same_path(tmp_path):
     """A series .npz trains with an existing method unchanged, is evaluated beside its baselines,
     and its saved encoder loads and gives the run's features."""
     data = series_npz(tmp_path / "s.npz", ragged=True)
-    run = selfsup.train(method="simclr", data=str(data), epochs=2, batch_size=16, out=str(tmp_path / "run"),
-                        overrides=["train.progress=none", "model.proj_hidden=32", "model.proj_dim=16",
-                                   "model.width=0.125", "eval.knn_k=5", "eval.report=false"])
+    run = selfsup.train(
+        method="simclr",
+        data=str(data),
+        epochs=2,
+        batch_size=16,
+        out=str(tmp_path / "run"),
+        overrides=[
+            "train.progress=none",
+            "model.proj_hidden=32",
+            "model.proj_dim=16",
+            "model.width=0.125",
+            "eval.knn_k=5",
+            "eval.report=false",
+        ],
+    )
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(s["eval"]) >= {"knn_top1", "linear_top1"}
     assert set(s["baselines"]) == {"random_init", "raw_input"}
@@ -85,7 +109,13 @@ def test_padding_does_not_change_a_series_representation():
 
 def test_image_evaluation_refuses_series_data(tmp_path, tiny_npz):
     run = tmp_path / "img"
-    selfsup.train(data=str(tiny_npz), epochs=1, batch_size=16, backbone="convnet_small", out=str(run),
-                  overrides=["train.progress=none", "eval.report=false", "eval.baselines=false"])
+    selfsup.train(
+        data=str(tiny_npz),
+        epochs=1,
+        batch_size=16,
+        backbone="convnet_small",
+        out=str(run),
+        overrides=["train.progress=none", "eval.report=false", "eval.baselines=false"],
+    )
     with pytest.raises(DataError, match="timeseries data but the encoder takes image"):
         selfsup.evaluate(run, data=str(series_npz(tmp_path / "s.npz")), write=False)

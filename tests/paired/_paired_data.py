@@ -14,7 +14,7 @@ def paired_arrays(n=48, t=24, seed=0):
     amp = rng.uniform(0.5, 1.5, n)
     base = np.stack([amp[i] * np.sin(steps * (0.3 + 0.4 * y[i]) + phase[i]) for i in range(n)])
     a = np.stack([base, 0.5 * base], 1) + 0.1 * rng.standard_normal((n, 2, t))
-    b = np.stack([np.roll(base, 3, 1), -base, base ** 2], 1) + 0.1 * rng.standard_normal((n, 3, t))
+    b = np.stack([np.roll(base, 3, 1), -base, base**2], 1) + 0.1 * rng.standard_normal((n, 3, t))
     return a.astype(np.float32), b.astype(np.float32), y
 
 

@@ -16,10 +16,18 @@ def test_parse_pair_channels():
     assert parse_pair_channels(" 4 : 0,2 ") == ([4], [0, 2])
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("0,1,2", "exactly two"), ("0:1:2", "exactly two"), (":1,2", "modality a empty"),
-    ("0,1:", "modality b empty"), ("0,1:1,2", "in both"), ("0,x:1", "integers"), ("0,0:1", "repeats"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("0,1,2", "exactly two"),
+        ("0:1:2", "exactly two"),
+        (":1,2", "modality a empty"),
+        ("0,1:", "modality b empty"),
+        ("0,1:1,2", "in both"),
+        ("0,x:1", "integers"),
+        ("0,0:1", "repeats"),
+    ],
+)
 def test_bad_pair_channels_are_one_line_errors(spec, words):
     with pytest.raises(DataError, match=words) as e:
         parse_pair_channels(spec)

@@ -20,7 +20,11 @@ def _parts(paired_config, method, **extra):
 @pytest.mark.parametrize("method", ["clip", "isogclr_pair", "xhcl"])
 def test_a_few_steps_lower_the_loss(paired_config, method):
     torch.manual_seed(0)
-    cfg, p = _parts(paired_config, method, loss={"tau_init": 0.05, "tau_max": 0.2} if method == "isogclr_pair" else {})
+    cfg, p = _parts(
+        paired_config,
+        method,
+        loss={"tau_init": 0.05, "tau_max": 0.2} if method == "isogclr_pair" else {},
+    )
     assert isinstance(p.method.encoder, TwoTower)
     opt = torch.optim.Adam(p.method.parameters(), lr=3e-3)
     idx = torch.arange(16)
@@ -44,7 +48,9 @@ def test_clip_clamps_its_logit_scale_after_the_step(paired_config):
     with torch.no_grad():
         p.method.clip.logit_scale.fill_(9.0)
     p.method.after_step(0, 1)
-    assert float(p.method.clip.logit_scale.detach()) == pytest.approx(torch.log(torch.tensor(100.0)).item())
+    assert float(p.method.clip.logit_scale.detach()) == pytest.approx(
+        torch.log(torch.tensor(100.0)).item()
+    )
 
 
 def test_isogclr_pair_state_round_trips(paired_config):
@@ -62,7 +68,9 @@ def test_isogclr_pair_state_round_trips(paired_config):
 
 
 def test_single_modality_method_on_paired_data_is_refused(paired_config):
-    with pytest.raises(ConfigError, match="'simclr' trains one encoder, but the data is paired") as e:
+    with pytest.raises(
+        ConfigError, match="'simclr' trains one encoder, but the data is paired"
+    ) as e:
         _parts(paired_config, "simclr")
     assert "\n" not in str(e.value)
 
@@ -70,7 +78,9 @@ def test_single_modality_method_on_paired_data_is_refused(paired_config):
 def test_paired_method_on_single_modality_data_is_refused(paired_config, series5):
     cfg = api.resolve_config(paired_config("xhcl", data={"source": series5, "pair_channels": None}))
     splits, _, _ = api.load_data(cfg)
-    with pytest.raises(ConfigError, match="'xhcl' trains 2 towers on paired data, but the data has one modality"):
+    with pytest.raises(
+        ConfigError, match="'xhcl' trains 2 towers on paired data, but the data has one modality"
+    ):
         api.assemble(cfg, splits.train, torch.device("cpu"))
 
 
@@ -78,5 +88,7 @@ def test_paired_method_on_single_modality_data_is_refused(paired_config, series5
 def test_recipe_loads(method):
     from pathlib import Path
 
-    cfg = api.resolve_config(Path(__file__).resolve().parents[2] / "configs" / f"{method}-basicmotions.yaml")
+    cfg = api.resolve_config(
+        Path(__file__).resolve().parents[2] / "configs" / f"{method}-basicmotions.yaml"
+    )
     assert cfg.method == method and cfg.data.pair_channels == "0,1,2:3,4,5"

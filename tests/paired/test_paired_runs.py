@@ -20,8 +20,18 @@ class Kill(Exception):
 def test_paired_run_reports_towers_and_retrieval(paired_config):
     run = selfsup.train(paired_config("clip"))
     ev = run.summary["eval"]
-    for k in ("xmodal_r1", "xmodal_r5", "xmodal_r10", "xmodal_medr", "xmodal_a2b_r1", "xmodal_b2a_medr",
-              "a_knn_top1", "a_linear_top1", "b_knn_top1", "b_linear_top1"):
+    for k in (
+        "xmodal_r1",
+        "xmodal_r5",
+        "xmodal_r10",
+        "xmodal_medr",
+        "xmodal_a2b_r1",
+        "xmodal_b2a_medr",
+        "a_knn_top1",
+        "a_linear_top1",
+        "b_knn_top1",
+        "b_linear_top1",
+    ):
         assert k in ev, k
     assert ev["xmodal_r1"] == pytest.approx((ev["xmodal_a2b_r1"] + ev["xmodal_b2a_r1"]) / 2)
     base = run.summary["baselines"]
@@ -60,18 +70,31 @@ def test_load_encoder_of_a_paired_run_rebuilds_both_towers(paired_config):
 
 
 def test_paired_npz_source_trains(pair_file, paired_config, tmp_path):
-    run = selfsup.train(paired_config("clip", data={"source": pair_file, "pair_channels": None}, train={"epochs": 1}))
+    run = selfsup.train(
+        paired_config(
+            "clip", data={"source": pair_file, "pair_channels": None}, train={"epochs": 1}
+        )
+    )
     assert run.summary["eval"]["a_knn_top1"] > 0
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "selfsup", "train", *args], capture_output=True, text=True,
-                          timeout=900)  # a guard against a hang, not a speed check
+    return subprocess.run(
+        [sys.executable, "-m", "selfsup", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # a guard against a hang, not a speed check
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("0,1,2,3,4:", "leaves modality b empty"), ("0,1:1,2", "in both modalities"), ("0,1:2,9", "out of range"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("0,1,2,3,4:", "leaves modality b empty"),
+        ("0,1:1,2", "in both modalities"),
+        ("0,1:2,9", "out of range"),
+    ],
+)
 def test_bad_pair_split_is_one_error_line_exit_2_nothing_written(series5, tmp_path, spec, words):
     out = tmp_path / "never"
     r = _cli("--data", series5, "--pair-channels", spec, "--method", "clip", "--out", str(out))
@@ -94,9 +117,26 @@ def test_mismatched_npz_is_one_error_line(tmp_path):
 
 def test_cli_paired_run_prints_the_table(series5, tmp_path):
     out = tmp_path / "cli"
-    r = _cli("--data", series5, "--pair-channels", "0,1:2,3,4", "--method", "xhcl", "--epochs", "1",
-             "--batch-size", "16", "--out", str(out), "--set", "model.width=0.25", "--set", "eval.report=false",
-             "--set", "train.progress=none")
+    r = _cli(
+        "--data",
+        series5,
+        "--pair-channels",
+        "0,1:2,3,4",
+        "--method",
+        "xhcl",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--set",
+        "model.width=0.25",
+        "--set",
+        "eval.report=false",
+        "--set",
+        "train.progress=none",
+    )
     assert r.returncode == 0, r.stderr
     assert "xmodal_r1" in r.stdout and "b_knn_top1" in r.stdout
     assert json.loads((out / "summary.json").read_text())["eval"]["xmodal_r1"] >= 0

@@ -34,19 +34,29 @@ def slow_xhcl(a, b, t, tau_plus, beta):
     return 0.5 * (direction(a, b) + direction(b, a))
 
 
-@pytest.mark.parametrize("t, tau_plus, beta", [(0.1, 0.1, 1.0), (0.5, 0.0, 0.5), (0.2, 0.3, 2.0), (1.0, 0.1, 0.0)])
+@pytest.mark.parametrize(
+    "t, tau_plus, beta", [(0.1, 0.1, 1.0), (0.5, 0.0, 0.5), (0.2, 0.3, 2.0), (1.0, 0.1, 0.0)]
+)
 def test_xhcl_equals_the_slow_loop(t, tau_plus, beta):
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g, dtype=torch.float64)
+    a, b = (
+        torch.randn(7, 5, generator=g, dtype=torch.float64),
+        torch.randn(7, 5, generator=g, dtype=torch.float64),
+    )
     got = float(xhcl(a, b, t, tau_plus, beta))
     assert got == pytest.approx(slow_xhcl(a, b, t, tau_plus, beta), abs=1e-6)
 
 
 def test_beta_0_tau_plus_0_is_clip_at_a_fixed_temperature():
     g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(9, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
+    a, b = (
+        torch.randn(9, 4, generator=g, dtype=torch.float64),
+        torch.randn(9, 4, generator=g, dtype=torch.float64),
+    )
     for t in (0.07, 0.5):
-        assert float(xhcl(a, b, t, 0.0, 0.0)) == pytest.approx(float(clip_loss(a, b, math.log(1 / t))), abs=1e-9)
+        assert float(xhcl(a, b, t, 0.0, 0.0)) == pytest.approx(
+            float(clip_loss(a, b, math.log(1 / t))), abs=1e-9
+        )
 
 
 def test_collinear_embeddings_give_log_b():

@@ -9,18 +9,35 @@ import subprocess
 import pytest
 
 SECTIONS = ("results", "curves", "embedding", "similarity", "spectrum", "diagnostics")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--enable-logging=stderr", "--v=0"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def _digits_config(out, method="simclr"):
-    return {"method": method, "data": {"source": "digits", "limit": 128},
-            "model": {"backbone": "convnet_small", "proj_hidden": 32, "proj_dim": 16},
-            "train": {"epochs": 2, "batch_size": 32, "progress": "none"},
-            "eval": {"baselines": False, "knn_k": 20, "knn_every": 1, "linear_max_iter": 20,
-                     "diagnostics_batch": 64},
-            "out": str(out)}
+    return {
+        "method": method,
+        "data": {"source": "digits", "limit": 128},
+        "model": {"backbone": "convnet_small", "proj_hidden": 32, "proj_dim": 16},
+        "train": {"epochs": 2, "batch_size": 32, "progress": "none"},
+        "eval": {
+            "baselines": False,
+            "knn_k": 20,
+            "knn_every": 1,
+            "linear_max_iter": 20,
+            "diagnostics_batch": 64,
+        },
+        "out": str(out),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +86,13 @@ def _chromium():
 
 
 def _open(chromium, page, tmp_path):
-    cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-           page.resolve().as_uri()]
+    cmd = [
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -103,11 +125,38 @@ def test_compare_ranks_methods(tmp_path, tiny_npz, capsys):
     if not others:
         pytest.skip("only simclr is registered; compare needs two methods")
     out = tmp_path / "cmp"
-    sets = ["--data", str(tiny_npz), "--set", "model.backbone=convnet_small", "--set", "model.proj_hidden=32",
-            "--set", "model.proj_dim=16", "--set", "eval.baselines=false", "--set", "eval.knn_k=10",
-            "--set", "eval.linear_max_iter=10", "--set", "train.progress=none"]
-    rc = main(["compare", "--methods", f"simclr,{others[0]}", "--epochs", "1", "--batch-size", "16",
-               "--out", str(out), *sets])
+    sets = [
+        "--data",
+        str(tiny_npz),
+        "--set",
+        "model.backbone=convnet_small",
+        "--set",
+        "model.proj_hidden=32",
+        "--set",
+        "model.proj_dim=16",
+        "--set",
+        "eval.baselines=false",
+        "--set",
+        "eval.knn_k=10",
+        "--set",
+        "eval.linear_max_iter=10",
+        "--set",
+        "train.progress=none",
+    ]
+    rc = main(
+        [
+            "compare",
+            "--methods",
+            f"simclr,{others[0]}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+            *sets,
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "ranked by knn_top1" in printed

@@ -33,7 +33,15 @@ def test_csv_numeric_categorical_and_label(tmp_path):
 
 
 def test_unlabelled_csv_is_all_training_rows(tmp_path):
-    s = load_source(str(write_csv(tmp_path / "t.csv", [r.rsplit(",", 1)[0] for r in good_rows()], "size,weight,color\n")))
+    s = load_source(
+        str(
+            write_csv(
+                tmp_path / "t.csv",
+                [r.rsplit(",", 1)[0] for r in good_rows()],
+                "size,weight,color\n",
+            )
+        )
+    )
     assert s.test is None and s.train.y is None and len(s.train) == 20
 
 
@@ -52,12 +60,15 @@ def test_missing_label_column(tmp_path):
         load_source(str(write_csv(tmp_path / "t.csv", good_rows())), label_column="kind")
 
 
-@pytest.mark.parametrize("bad,needle", [
-    ("3,1.5,red", "row 4 (line 5), column 'label': the row has 3 fields but the header has 4"),
-    ("3,heavy,red,a", "row 4, column 'weight': text 'heavy' in a numeric column"),
-    ("3,NaN,red,a", "row 4, column 'weight': missing value"),
-    ("3,,red,a", "row 4, column 'weight': missing value"),
-])
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ("3,1.5,red", "row 4 (line 5), column 'label': the row has 3 fields but the header has 4"),
+        ("3,heavy,red,a", "row 4, column 'weight': text 'heavy' in a numeric column"),
+        ("3,NaN,red,a", "row 4, column 'weight': missing value"),
+        ("3,,red,a", "row 4, column 'weight': missing value"),
+    ],
+)
 def test_bad_rows_refused_or_skipped(tmp_path, bad, needle):
     rows = good_rows()
     rows[3] = bad
@@ -69,7 +80,9 @@ def test_bad_rows_refused_or_skipped(tmp_path, bad, needle):
         warnings.simplefilter("always")
         s = load_source(str(p), label_column="label", skip_corrupt=True)
     assert s.train.info["skipped"] == 1 and len(s.train) + len(s.test) == 19
-    assert any(issubclass(x.category, DataWarning) and "skipped 1 bad row" in str(x.message) for x in w)
+    assert any(
+        issubclass(x.category, DataWarning) and "skipped 1 bad row" in str(x.message) for x in w
+    )
 
 
 def test_parquet_matches_csv(tmp_path):
@@ -77,8 +90,14 @@ def test_parquet_matches_csv(tmp_path):
     import pyarrow.parquet as pq
 
     rows = [r.split(",") for r in good_rows()]
-    table = pa.table({"size": [int(r[0]) for r in rows], "weight": [float(r[1]) for r in rows],
-                      "color": [r[2] for r in rows], "label": [r[3] for r in rows]})
+    table = pa.table(
+        {
+            "size": [int(r[0]) for r in rows],
+            "weight": [float(r[1]) for r in rows],
+            "color": [r[2] for r in rows],
+            "label": [r[3] for r in rows],
+        }
+    )
     pq.write_table(table, tmp_path / "t.parquet")
     a = load_source(str(tmp_path / "t.parquet"), label_column="label")
     b = load_source(str(write_csv(tmp_path / "t.csv", good_rows())), label_column="label")
@@ -97,8 +116,14 @@ def test_parquet_null_is_named(tmp_path):
 
 def test_npz_table(tmp_path):
     x = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)
-    np.savez(tmp_path / "t.npz", x=x, y=np.arange(30) % 2, x_test=x[:6], y_test=np.arange(6) % 2,
-             columns=np.array(list("abcde")))
+    np.savez(
+        tmp_path / "t.npz",
+        x=x,
+        y=np.arange(30) % 2,
+        x_test=x[:6],
+        y_test=np.arange(6) % 2,
+        columns=np.array(list("abcde")),
+    )
     s = load_source(str(tmp_path / "t.npz"))
     assert s.train.modality == "table" and s.train.columns == list("abcde") and len(s.test) == 6
 
@@ -112,12 +137,16 @@ def test_builtins(name, shape, classes):
 
 def test_align_and_encode_with_training_vocabulary(tmp_path):
     train = load_source(str(write_csv(tmp_path / "a.csv", good_rows())), label_column="label")
-    other = load_source(str(write_csv(tmp_path / "b.csv", ["1,1,green,a", "2,2,red,b", "3,3,teal,a", "4,4,red,b"])),
-                        label_column="label")
+    other = load_source(
+        str(write_csv(tmp_path / "b.csv", ["1,1,green,a", "2,2,red,b", "3,3,teal,a", "4,4,red,b"])),
+        label_column="label",
+    )
     al = align_categories(other, train.train)
     vocab = train.train.categories["color"]  # blue, green, red
     name = {1: "green", 2: "red", 3: "teal", 4: "red"}
-    for size, code in zip(al.train.x[:, 0], al.train.x[:, 2]):  # its own training rows carry their names
+    for size, code in zip(
+        al.train.x[:, 0], al.train.x[:, 2]
+    ):  # its own training rows carry their names
         assert code == (vocab.index(name[int(size)]) if name[int(size)] in vocab else -1)
     assert al.train.categories == train.train.categories
     meta = {"columns": train.train.columns, "categories": train.train.categories}

@@ -36,7 +36,10 @@ def clan_reference(z, za, m, alpha, squared, eps=1e-6):
 @pytest.mark.parametrize("alpha,m", [(0.5, 0.6), (0.2, 0.9), (1.0, 0.6)])
 def test_clan_matches_reference_loop(squared, alpha, m):
     g = torch.Generator().manual_seed(0)
-    z, za = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(9, 5, generator=g, dtype=torch.float64)
+    z, za = (
+        torch.randn(7, 5, generator=g, dtype=torch.float64),
+        torch.randn(9, 5, generator=g, dtype=torch.float64),
+    )
     got = clan_loss(z, za, m, alpha, squared)
     assert got.dtype == torch.float64
     assert abs(float(got) - clan_reference(z, za, m, alpha, squared)) < 1e-9
@@ -77,7 +80,10 @@ def scarf_reference(a, p, t):
 @pytest.mark.parametrize("t", [1.0, 0.3])
 def test_scarf_matches_reference_loop(t):
     g = torch.Generator().manual_seed(2)
-    a, p = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    a, p = (
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+    )
     assert abs(float(scarf_loss(a, p, t)) - scarf_reference(a, p, t)) < 1e-9
 
 
@@ -98,8 +104,12 @@ def vime_reference(logits, mask, rec, target, alpha):
     """Yoon et al. 2020 (jsyoon0823/VIME vime_self.py): Keras BCE on sigmoid outputs + alpha * MSE."""
     n = logits.numel()
     bce = mse = 0.0
-    for lv, mv, rv, tv in zip(logits.flatten().tolist(), mask.flatten().tolist(), rec.flatten().tolist(),
-                              target.flatten().tolist()):
+    for lv, mv, rv, tv in zip(
+        logits.flatten().tolist(),
+        mask.flatten().tolist(),
+        rec.flatten().tolist(),
+        target.flatten().tolist(),
+    ):
         s = 1 / (1 + math.exp(-lv))
         bce += -(mv * math.log(s) + (1 - mv) * math.log(1 - s))
         mse += (rv - tv) ** 2
@@ -111,14 +121,23 @@ def test_vime_matches_reference_loop(alpha):
     g = torch.Generator().manual_seed(4)
     logits, rec, target = (torch.randn(5, 4, generator=g, dtype=torch.float64) for _ in range(3))
     mask = (torch.rand(5, 4, generator=g) < 0.3).double()
-    assert abs(float(vime_loss(logits, mask, rec, target, alpha)) - vime_reference(logits, mask, rec, target, alpha)) < 1e-9
+    assert (
+        abs(
+            float(vime_loss(logits, mask, rec, target, alpha))
+            - vime_reference(logits, mask, rec, target, alpha)
+        )
+        < 1e-9
+    )
 
 
 def test_vime_special_cases():
     z = torch.zeros(3, 2, dtype=torch.float64)
     # zero logits: BCE = log 2 whatever the mask; perfect reconstruction adds nothing
     assert abs(float(vime_loss(z, torch.ones_like(z), z, z)) - math.log(2)) < 1e-12
-    assert abs(float(vime_loss(z, torch.zeros_like(z), z + 1, z, alpha=2.0)) - (math.log(2) + 2.0)) < 1e-12
+    assert (
+        abs(float(vime_loss(z, torch.zeros_like(z), z + 1, z, alpha=2.0)) - (math.log(2) + 2.0))
+        < 1e-12
+    )
     with pytest.raises(ValueError):
         vime_loss(z, z[:, :1], z, z)
 

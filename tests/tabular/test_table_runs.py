@@ -15,8 +15,14 @@ from selfsup.data import load_source
 from selfsup.data.table import encode_table
 from selfsup.methods.base import Batch
 
-FAST = ["eval.report=false", "eval.diagnostics=false", "train.progress=none", "model.width=0.25",
-        "model.proj_hidden=32", "model.proj_dim=16"]
+FAST = [
+    "eval.report=false",
+    "eval.diagnostics=false",
+    "train.progress=none",
+    "model.width=0.25",
+    "model.proj_hidden=32",
+    "model.proj_dim=16",
+]
 
 
 def mixed_csv(path, n=60):
@@ -24,15 +30,19 @@ def mixed_csv(path, n=60):
     lines = ["a,b,shade,kind"]
     for i in range(n):
         k = i % 2
-        lines.append(f"{rng.normal(3 * k, 1):.4f},{rng.normal(-k, 1):.4f},{['dark', 'light', 'mid'][(i + k) % 3]},"
-                     f"{'cat' if k else 'dog'}")
+        lines.append(
+            f"{rng.normal(3 * k, 1):.4f},{rng.normal(-k, 1):.4f},{['dark', 'light', 'mid'][(i + k) % 3]},"
+            f"{'cat' if k else 'dog'}"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 @pytest.mark.parametrize("name", ["clan", "scarf", "vime"])
 def test_table_methods_lower_their_loss(name):
-    cfg = resolve_config(method=name, data="wine", batch_size=32, overrides=FAST + ["model.width=0.5"])
+    cfg = resolve_config(
+        method=name, data="wine", batch_size=32, overrides=FAST + ["model.width=0.5"]
+    )
     tr = load_source("wine").train
     parts = assemble(cfg, tr, torch.device("cpu"))
     opt = torch.optim.Adam(parts.method.parameters(), lr=1e-3)
@@ -51,22 +61,39 @@ def test_table_methods_lower_their_loss(name):
 
 # not here: the paired methods (two modalities), the masked image models (ViT / masked ConvNet
 # backbones, refused with a message on a table encoder) and TS2Vec (per-time-step series encoders)
-SINGLE = [n for n in M.REGISTRY if n not in ("clip", "isogclr_pair", "xhcl", "mae", "spark", "cmae", "ts2vec")
-          and not getattr(M.REGISTRY[n], "graph", False)]  # graph methods: tests/graph
+SINGLE = [
+    n
+    for n in M.REGISTRY
+    if n not in ("clip", "isogclr_pair", "xhcl", "mae", "spark", "cmae", "ts2vec")
+    and not getattr(M.REGISTRY[n], "graph", False)
+]  # graph methods: tests/graph
 
 
 @pytest.mark.parametrize("name", SINGLE)
 def test_single_modality_methods_train_on_tables(name, tmp_path):
-    run = selfsup.train(method=name, data="wine", epochs=1, batch_size=32, out=str(tmp_path / "r"),
-                        overrides=FAST + ["eval.baselines=false"])
+    run = selfsup.train(
+        method=name,
+        data="wine",
+        epochs=1,
+        batch_size=32,
+        out=str(tmp_path / "r"),
+        overrides=FAST + ["eval.baselines=false"],
+    )
     assert np.isfinite(run.summary["eval"]["knn_top1"])
 
 
 @pytest.mark.parametrize("backbone", ["mlp", "ft_transformer"])
 def test_categorical_encoding_round_trips_through_a_saved_encoder(tmp_path, backbone):
     csv = mixed_csv(tmp_path / "m.csv")
-    run = selfsup.train(method="scarf", data=str(csv), epochs=2, batch_size=16, out=str(tmp_path / "r"),
-                        backbone=backbone, overrides=FAST + ["data.label_column=kind", "eval.baselines=false"])
+    run = selfsup.train(
+        method="scarf",
+        data=str(csv),
+        epochs=2,
+        batch_size=16,
+        out=str(tmp_path / "r"),
+        backbone=backbone,
+        overrides=FAST + ["data.label_column=kind", "eval.baselines=false"],
+    )
     enc = load_encoder(run.dir)
     splits = load_source(str(csv), label_column="kind")
     assert enc.meta["categories"] == {"shade": ["dark", "light", "mid"]}
@@ -77,10 +104,20 @@ def test_categorical_encoding_round_trips_through_a_saved_encoder(tmp_path, back
     assert sorted(map(tuple, x_file.tolist())) == sorted(map(tuple, full.tolist()))
     with torch.no_grad():
         f_mem = run_encoder(run)(torch.from_numpy(splits.test.x))
-        f_load = enc(torch.from_numpy(encode_table({"a": [f"{v:.4f}" for v in splits.test.x[:, 0]],
-                                                     "b": [f"{v:.4f}" for v in splits.test.x[:, 1]],
-                                                     "shade": [enc.meta["categories"]["shade"][int(c)]
-                                                               for c in splits.test.x[:, 2]]}, enc.meta)))
+        f_load = enc(
+            torch.from_numpy(
+                encode_table(
+                    {
+                        "a": [f"{v:.4f}" for v in splits.test.x[:, 0]],
+                        "b": [f"{v:.4f}" for v in splits.test.x[:, 1]],
+                        "shade": [
+                            enc.meta["categories"]["shade"][int(c)] for c in splits.test.x[:, 2]
+                        ],
+                    },
+                    enc.meta,
+                )
+            )
+        )
     assert torch.allclose(f_mem, f_load, atol=1e-4)
     # a category the training rows never had is encoded as unknown (-1), not as another category
     assert encode_table({"a": ["0"], "b": ["0"], "shade": ["neon"]}, enc.meta)[0, 2] == -1
@@ -91,23 +128,51 @@ def run_encoder(run):
 
 
 def test_anomaly_job_on_a_table(tmp_path):
-    run = selfsup.train(method="clan", data="wine", epochs=2, batch_size=16, out=str(tmp_path / "r"),
-                        overrides=FAST + ["data.normal_label=class_1"])
+    run = selfsup.train(
+        method="clan",
+        data="wine",
+        epochs=2,
+        batch_size=16,
+        out=str(tmp_path / "r"),
+        overrides=FAST + ["data.normal_label=class_1"],
+    )
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert s["anomaly"]["score"] == "method" and s["anomaly"]["train_normal"] == len(load_source("wine").train.y[
-        load_source("wine").train.y == 1])
-    for k in ("anomaly_auroc", "anomaly_auprc", "anomaly_knn_auroc", "anomaly_knn_l2_auroc", "anomaly_method_auroc"):
+    assert s["anomaly"]["score"] == "method" and s["anomaly"]["train_normal"] == len(
+        load_source("wine").train.y[load_source("wine").train.y == 1]
+    )
+    for k in (
+        "anomaly_auroc",
+        "anomaly_auprc",
+        "anomaly_knn_auroc",
+        "anomaly_knn_l2_auroc",
+        "anomaly_method_auroc",
+    ):
         assert 0 <= s["eval"][k] <= 1
-    assert set(s["baselines"]) >= {"isolation_forest", "lof", "distance_to_mean", "random_init", "raw_knn",
-                                   "raw_knn_l2"}
+    assert set(s["baselines"]) >= {
+        "isolation_forest",
+        "lof",
+        "distance_to_mean",
+        "random_init",
+        "raw_knn",
+        "raw_knn_l2",
+    }
     ev = selfsup.evaluate(run.dir, write=False)
     assert ev["eval"]["anomaly_auroc"] == pytest.approx(s["eval"]["anomaly_auroc"], abs=1e-6)
 
 
 def test_anomaly_job_on_images(tmp_path):
-    run = selfsup.train(method="simclr", data="digits", epochs=1, batch_size=32, backbone="convnet_small",
-                        out=str(tmp_path / "r"), overrides=FAST + ["data.normal_label=3", "data.limit=400"])
-    assert run.summary["anomaly"]["score"] == "knn" and 0 <= run.summary["eval"]["anomaly_auroc"] <= 1
+    run = selfsup.train(
+        method="simclr",
+        data="digits",
+        epochs=1,
+        batch_size=32,
+        backbone="convnet_small",
+        out=str(tmp_path / "r"),
+        overrides=FAST + ["data.normal_label=3", "data.limit=400"],
+    )
+    assert (
+        run.summary["anomaly"]["score"] == "knn" and 0 <= run.summary["eval"]["anomaly_auroc"] <= 1
+    )
     assert "isolation_forest" in run.summary["baselines"]
 
 
@@ -123,26 +188,76 @@ def test_refusals_one_line_nothing_written(capsys, tmp_path):
     csv = mixed_csv(tmp_path / "m.csv")
     out = tmp_path / "r"
     base = ["train", "--method", "clan", "--epochs", "1", "--batch-size", "8", "--out", str(out)]
-    one_line_error(capsys, base + ["--data", str(csv), "--label-column", "species"], "label column 'species'",
-                   "m.csv")
+    one_line_error(
+        capsys,
+        base + ["--data", str(csv), "--label-column", "species"],
+        "label column 'species'",
+        "m.csv",
+    )
     ragged = tmp_path / "ragged.csv"
-    ragged.write_text(csv.read_text().replace("\n", "\n1.0,2.0\n", 3).replace("\n1.0,2.0\n", "\n", 2))
-    one_line_error(capsys, base + ["--data", str(ragged), "--label-column", "kind"], "ragged.csv", "row 3",
-                   "fields but the header has 4")
-    one_line_error(capsys, base + ["--data", str(csv), "--label-column", "kind", "--normal-label", "cow"],
-                   "--normal-label 'cow' matches no row", "cat, dog")
+    ragged.write_text(
+        csv.read_text().replace("\n", "\n1.0,2.0\n", 3).replace("\n1.0,2.0\n", "\n", 2)
+    )
+    one_line_error(
+        capsys,
+        base + ["--data", str(ragged), "--label-column", "kind"],
+        "ragged.csv",
+        "row 3",
+        "fields but the header has 4",
+    )
+    one_line_error(
+        capsys,
+        base + ["--data", str(csv), "--label-column", "kind", "--normal-label", "cow"],
+        "--normal-label 'cow' matches no row",
+        "cat, dog",
+    )
     one_line_error(capsys, base + ["--data", "wine", "--normal-label", "7"], "--normal-label '7'")
     assert not out.exists()
-    code = main(base + ["--data", str(ragged), "--label-column", "kind", "--skip-corrupt", "--set", FAST[0],
-                        "--set", FAST[1], "--set", "eval.baselines=false"])
+    code = main(
+        base
+        + [
+            "--data",
+            str(ragged),
+            "--label-column",
+            "kind",
+            "--skip-corrupt",
+            "--set",
+            FAST[0],
+            "--set",
+            FAST[1],
+            "--set",
+            "eval.baselines=false",
+        ]
+    )
     assert code == 0 and json.loads((out / "summary.json").read_text())["skipped_corrupt"] == 1
 
 
 def test_cli_anomaly_run_prints_its_table(capsys, tmp_path):
     csv = mixed_csv(tmp_path / "m.csv")
-    code = main(["train", "--method", "clan", "--data", str(csv), "--label-column", "kind", "--normal-label", "dog",
-                 "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "r")] + sum((["--set", f] for f in FAST), []))
+    code = main(
+        [
+            "train",
+            "--method",
+            "clan",
+            "--data",
+            str(csv),
+            "--label-column",
+            "kind",
+            "--normal-label",
+            "dog",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+        + sum((["--set", f] for f in FAST), [])
+    )
     out = capsys.readouterr().out
     assert code == 0 and "run directory" in out
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert s["anomaly"]["normal_label"] == "dog" and s["eval_data"]["bank_size"] == s["anomaly"]["train_normal"]
+    assert (
+        s["anomaly"]["normal_label"] == "dog"
+        and s["eval_data"]["bank_size"] == s["anomaly"]["train_normal"]
+    )

@@ -63,7 +63,14 @@ def test_vime_mask_marks_changed_cells():
 def test_clan_resamples_in_the_standardised_range():
     torch.manual_seed(2)
     x = torch.full((400, 4), 100.0)
-    out = clan_resample(x, torch.tensor([MEAN]), torch.tensor([STD]), 0.5, 1.5, torch.tensor([CARD], dtype=torch.float32))
+    out = clan_resample(
+        x,
+        torch.tensor([MEAN]),
+        torch.tensor([STD]),
+        0.5,
+        1.5,
+        torch.tensor([CARD], dtype=torch.float32),
+    )
     changed = out != x
     assert 0.4 < changed.float().mean() < 0.6
     lo = torch.tensor(MEAN) - 1.5 * torch.tensor(STD)

@@ -4,7 +4,12 @@ import pytest
 
 def write_ts(path, cases, labels=None, classes=None, header_extra=""):
     """A .ts file: ``cases`` a list of cases, each a list of dimensions (lists of numbers or '?')."""
-    lines = ["# a test file", "@problemName Test", "@timeStamps false", f"@univariate {str(len(cases[0]) == 1).lower()}"]
+    lines = [
+        "# a test file",
+        "@problemName Test",
+        "@timeStamps false",
+        f"@univariate {str(len(cases[0]) == 1).lower()}",
+    ]
     if labels is not None:
         lines.append("@classLabel true " + " ".join(classes or sorted(set(labels))))
     lines += [header_extra, "@data"] if header_extra else ["@data"]

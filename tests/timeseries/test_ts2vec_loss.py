@@ -44,8 +44,18 @@ def slow_loss(z1, z2, alpha=0.5, unit=0) -> float:
     return total / (levels + 1)
 
 
-@pytest.mark.parametrize("b, t, alpha, unit", [(4, 9, 0.5, 0), (3, 8, 0.5, 1), (2, 5, 0.2, 0), (1, 6, 0.5, 0),
-                                               (5, 1, 0.5, 0), (3, 7, 1.0, 0), (3, 7, 0.0, 0)])
+@pytest.mark.parametrize(
+    "b, t, alpha, unit",
+    [
+        (4, 9, 0.5, 0),
+        (3, 8, 0.5, 1),
+        (2, 5, 0.2, 0),
+        (1, 6, 0.5, 0),
+        (5, 1, 0.5, 0),
+        (3, 7, 1.0, 0),
+        (3, 7, 0.0, 0),
+    ],
+)
 def test_equals_the_slow_loop(b, t, alpha, unit):
     g = torch.Generator().manual_seed(b * 100 + t)
     z1 = torch.randn(b, t, 4, generator=g, dtype=torch.float64) * 0.7
@@ -62,7 +72,9 @@ def test_equal_representations_give_log_of_the_candidates():
     assert float(instance_contrastive_loss(z, z)) == pytest.approx(math.log(2 * b - 1))
     assert float(temporal_contrastive_loss(z, z)) == pytest.approx(math.log(2 * t - 1))
     levels = [8, 4, 2]  # then T = 1: instance only
-    expected = sum(0.5 * math.log(2 * b - 1) + 0.5 * math.log(2 * n - 1) for n in levels) + 0.5 * math.log(2 * b - 1)
+    expected = sum(
+        0.5 * math.log(2 * b - 1) + 0.5 * math.log(2 * n - 1) for n in levels
+    ) + 0.5 * math.log(2 * b - 1)
     assert float(hierarchical_contrastive_loss(z, z)) == pytest.approx(expected / 4)
 
 

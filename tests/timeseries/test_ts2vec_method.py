@@ -15,10 +15,17 @@ def sines(path, n=24, c=2, t=32, ragged=True):
     rng = np.random.default_rng(0)
     y = np.arange(n) % 3
     steps = np.arange(t)
-    x = np.stack([[np.sin(steps * (0.3 + 0.4 * k) + rng.uniform(0, 6)) + 0.1 * rng.standard_normal(t)
-                   for _ in range(c)] for k in y]).astype(np.float32)
+    x = np.stack(
+        [
+            [
+                np.sin(steps * (0.3 + 0.4 * k) + rng.uniform(0, 6)) + 0.1 * rng.standard_normal(t)
+                for _ in range(c)
+            ]
+            for k in y
+        ]
+    ).astype(np.float32)
     if ragged:
-        x[::4, :, t - 7:] = np.nan
+        x[::4, :, t - 7 :] = np.nan
     np.savez(path, x=x, y=y, x_test=x[::2], y_test=y[::2])
     return path
 
@@ -33,8 +40,15 @@ def build(tmp_path, **loss):
     from selfsup.api import assemble, resolve_config
 
     data = sines(tmp_path / "s.npz")
-    cfg = resolve_config({"method": "ts2vec", "data": {"source": str(data)}, "loss": loss,
-                          "model": {"width": 0.25}, "train": {"batch_size": 8}})
+    cfg = resolve_config(
+        {
+            "method": "ts2vec",
+            "data": {"source": str(data)},
+            "loss": loss,
+            "model": {"width": 0.25},
+            "train": {"batch_size": 8},
+        }
+    )
     from selfsup.data import load_source
 
     parts = assemble(cfg, load_source(str(data)).train, torch.device("cpu"))
@@ -53,7 +67,7 @@ def test_a_few_steps_lower_the_loss_without_nan(tmp_path):
     for _ in range(3):  # the same crops and masks every pass: a fair before/after comparison
         epoch = []
         for i in range(0, 24, 8):
-            xb = x[i:i + 8]
+            xb = x[i : i + 8]
             with torch.random.fork_rng():
                 torch.manual_seed(i)
                 loss, logs = method(views(xb), Batch(xb, torch.arange(i, i + 8)))
@@ -71,28 +85,54 @@ def test_the_method_needs_per_step_outputs(tmp_path):
     from selfsup.errors import ConfigError
 
     with pytest.raises(ConfigError, match="per-step outputs"):
-        selfsup.train(resolve_config(method="ts2vec", data="digits", backbone="convnet_small", epochs=1,
-                                     out=str(tmp_path / "r")))
+        selfsup.train(
+            resolve_config(
+                method="ts2vec",
+                data="digits",
+                backbone="convnet_small",
+                epochs=1,
+                out=str(tmp_path / "r"),
+            )
+        )
     assert not (tmp_path / "r").exists()
 
 
 def test_a_ts2vec_run_resumes_bit_identically(tmp_path, resume_matches_full):
     """Crops and timestamp masks come from torch's generator, which checkpoints carry."""
     data = sines(tmp_path / "s.npz")
-    cfg = {"method": "ts2vec", "data": {"source": str(data)}, "model": {"width": 0.125},
-           "train": {"epochs": 3, "batch_size": 8, "progress": "none"},
-           "eval": {"report": False, "baselines": False, "diagnostics": False}}
+    cfg = {
+        "method": "ts2vec",
+        "data": {"source": str(data)},
+        "model": {"width": 0.125},
+        "train": {"epochs": 3, "batch_size": 8, "progress": "none"},
+        "eval": {"report": False, "baselines": False, "diagnostics": False},
+    }
     full, resumed = resume_matches_full(cfg)
     assert "svm_top1" in full.summary["eval"] and resumed.summary["eval"] == full.summary["eval"]
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "vicreg", "barlow", "moco", "simsiam", "nnclr"])
+@pytest.mark.parametrize(
+    "method", ["simclr", "byol", "vicreg", "barlow", "moco", "simsiam", "nnclr"]
+)
 def test_existing_methods_train_on_series_unchanged(tmp_path, method):
     data = sines(tmp_path / "s.npz")
-    run = selfsup.train(method=method, data=str(data), epochs=1, batch_size=8, out=str(tmp_path / "r"),
-                        overrides=["train.progress=none", "model.width=0.125", "model.proj_hidden=32",
-                                   "model.proj_dim=16", "eval.report=false", "eval.baselines=false",
-                                   "eval.diagnostics=false", "eval.protocols=[svm]"])
+    run = selfsup.train(
+        method=method,
+        data=str(data),
+        epochs=1,
+        batch_size=8,
+        out=str(tmp_path / "r"),
+        overrides=[
+            "train.progress=none",
+            "model.width=0.125",
+            "model.proj_hidden=32",
+            "model.proj_dim=16",
+            "eval.report=false",
+            "eval.baselines=false",
+            "eval.diagnostics=false",
+            "eval.protocols=[svm]",
+        ],
+    )
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["skipped_steps"] == 0 and 0 <= s["eval"]["svm_top1"] <= 1 and run.summary == s
 

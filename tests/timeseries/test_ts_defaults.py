@@ -20,7 +20,9 @@ def test_defaults_fill_only_what_the_user_left_unset(ts_folder):
     plain = fill_unset(resolve_config(data=str(ts_folder)), mod.config_defaults(None, train))
     assert plain.train.batch_size == 12 and plain.optim.lr == 1e-3 and plain.train.epochs == 150
     assert plain.eval.protocols == ["knn", "linear", "svm"] and plain.eval.knn_k == 5
-    mine = resolve_config(data=str(ts_folder), epochs=3, lr=0.01, overrides=["eval.protocols=[knn]"])
+    mine = resolve_config(
+        data=str(ts_folder), epochs=3, lr=0.01, overrides=["eval.protocols=[knn]"]
+    )
     mine = fill_unset(mine, mod.config_defaults(None, train))
     assert mine.train.epochs == 3 and mine.optim.lr == 0.01 and mine.eval.protocols == ["knn"]
     assert mine.train.batch_size == 12  # unset: the series default
@@ -33,16 +35,38 @@ def test_image_runs_are_unchanged():
     assert fill_unset(cfg, modality_of(digits).config_defaults(cfg, digits)) is cfg
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sktime") is None, reason="the timeseries extra is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("sktime") is None, reason="the timeseries extra is not installed"
+)
 def test_train_on_a_ucr_set_prints_the_usual_table(capsys, tmp_path):
     out = tmp_path / "run"
-    code = main(["train", "--data", "ucr:ItalyPowerDemand", "--epochs", "1", "--out", str(out),
-                 "--set", "train.progress=none", "--set", "eval.report=false", "--set", "model.width=0.125",
-                 "--set", "eval.diagnostics=false"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "ucr:ItalyPowerDemand",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--set",
+            "train.progress=none",
+            "--set",
+            "eval.report=false",
+            "--set",
+            "model.width=0.125",
+            "--set",
+            "eval.diagnostics=false",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0 and "svm_top1" in text and "raw input" in text and "random init" in text
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["train"]["batch_size"] == 16 and cfg["optim"]["lr"] == 1e-3 and "svm" in cfg["eval"]["protocols"]
+    assert (
+        cfg["train"]["batch_size"] == 16
+        and cfg["optim"]["lr"] == 1e-3
+        and "svm" in cfg["eval"]["protocols"]
+    )
     import selfsup
 
     assert selfsup.load_encoder(out).meta["backbone"] == "dilated"
@@ -52,7 +76,9 @@ def test_svm_follows_the_authors_choice_of_c():
     g = torch.Generator().manual_seed(0)
     y = torch.arange(120) % 3
     f = torch.randn(120, 4, generator=g) + 2 * torch.nn.functional.one_hot(y, 4).float()
-    assert choose_c(f[:30].double().numpy(), y[:30].numpy()) == float("inf")  # < 50 samples: hard margin
+    assert choose_c(f[:30].double().numpy(), y[:30].numpy()) == float(
+        "inf"
+    )  # < 50 samples: hard margin
     c = choose_c(f[:90].double().numpy(), y[:90].numpy())
     assert c in {1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, float("inf")}
     acc = svm_accuracy(f[:90], y[:90], f[90:], y[90:])["svm_top1"]

@@ -20,7 +20,9 @@ def test_ts_folder_keeps_the_archive_split_unequal_lengths_and_missing_values(ts
     assert tr.classes == ["up", "down"] and tr.y[:2].tolist() == [0, 1]
     assert sorted(set(tr.lengths.tolist())) == [16, 20, 24]
     assert np.isnan(tr.x[0, :, 16:]).all() and not np.isnan(tr.x[0, :, :16]).any()
-    assert np.isnan(tr.x[3, 0, 5]) and tr.lengths[3] == 16  # a missing value is not the end of a series
+    assert (
+        np.isnan(tr.x[3, 0, 5]) and tr.lengths[3] == 16
+    )  # a missing value is not the end of a series
 
 
 def test_a_single_ts_file_is_one_split(ts_folder):
@@ -28,15 +30,18 @@ def test_a_single_ts_file_is_one_split(ts_folder):
     assert s.test is None and len(s.train) == 24
 
 
-@pytest.mark.parametrize("body, needle", [
-    ("@problemName x\n1,2,3\n", "expected a header line"),
-    ("@problemName x\n", "no @data"),
-    ("@classLabel true a b\n@data\n1,2,x:a\n", "not a number"),
-    ("@classLabel true a b\n@data\n1,2,3:c\n", "not among the classes"),
-    ("@classLabel true a b\n@data\n1,2:3,4:a\n1,2:a\n", "dimension"),
-    ("@classLabel true a b\n@data\n?,?:a\n", "no observed value"),
-    ("@timeStamps true\n@data\n(0,1):a\n", "timestamped"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("@problemName x\n1,2,3\n", "expected a header line"),
+        ("@problemName x\n", "no @data"),
+        ("@classLabel true a b\n@data\n1,2,x:a\n", "not a number"),
+        ("@classLabel true a b\n@data\n1,2,3:c\n", "not among the classes"),
+        ("@classLabel true a b\n@data\n1,2:3,4:a\n1,2:a\n", "dimension"),
+        ("@classLabel true a b\n@data\n?,?:a\n", "no observed value"),
+        ("@timeStamps true\n@data\n(0,1):a\n", "timestamped"),
+    ],
+)
 def test_bad_ts_files_are_refused_in_one_line(tmp_path, body, needle):
     p = tmp_path / "bad.ts"
     p.write_text(body)
@@ -80,20 +85,37 @@ def test_an_unknown_ucr_name_lists_the_sets_that_ship(capsys, tmp_path):
 
 def test_a_missing_extra_names_the_install_command(capsys, tmp_path, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sktime" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sktime" else real(name, *a)
+    )
     code, err = run_cli(capsys, "train", "--data", "ucr:GunPoint", "--out", str(tmp_path / "r"))
     assert code == 2 and len(err) == 1 and 'pip install "selfsup[timeseries]"' in err[0]
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("arrays, needle", [
-    ({"x": np.ones((6, 1, 8), np.float32), "x_test": np.ones((3, 2, 8), np.float32)}, "same channels"),
-    ({"x": np.concatenate([np.full((1, 1, 8), np.nan), np.ones((5, 1, 8))]).astype(np.float32)}, "all-NaN"),
-    ({"x": np.full((6, 1, 8), np.inf, np.float32)}, "infinite"),
-])
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        (
+            {"x": np.ones((6, 1, 8), np.float32), "x_test": np.ones((3, 2, 8), np.float32)},
+            "same channels",
+        ),
+        (
+            {
+                "x": np.concatenate([np.full((1, 1, 8), np.nan), np.ones((5, 1, 8))]).astype(
+                    np.float32
+                )
+            },
+            "all-NaN",
+        ),
+        ({"x": np.full((6, 1, 8), np.inf, np.float32)}, "infinite"),
+    ],
+)
 def test_bad_series_at_the_cli(capsys, tmp_path, arrays, needle):
     np.savez(tmp_path / "s.npz", y=np.zeros(6, np.int64), **arrays)
-    code, err = run_cli(capsys, "train", "--data", str(tmp_path / "s.npz"), "--out", str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys, "train", "--data", str(tmp_path / "s.npz"), "--out", str(tmp_path / "r")
+    )
     assert code == 2 and len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "r").exists()
 
@@ -101,14 +123,32 @@ def test_bad_series_at_the_cli(capsys, tmp_path, arrays, needle):
 def test_a_series_shorter_than_the_crop_is_refused(capsys, tmp_path):
     x = np.random.default_rng(0).standard_normal((8, 1, 6)).astype(np.float32)
     np.savez(tmp_path / "s.npz", x=x, y=np.arange(8) % 2)
-    code, err = run_cli(capsys, "train", "--method", "ts2vec", "--data", str(tmp_path / "s.npz"),
-                        "--set", "loss.temporal_unit=3", "--out", str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys,
+        "train",
+        "--method",
+        "ts2vec",
+        "--data",
+        str(tmp_path / "s.npz"),
+        "--set",
+        "loss.temporal_unit=3",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 2 and len(err) == 1 and "crops at least 16" in err[0], err
     assert not (tmp_path / "r").exists()
 
 
 def test_an_unknown_series_view_preset_is_refused(capsys, tmp_path, ts_folder):
-    code, err = run_cli(capsys, "train", "--data", str(ts_folder), "--set", "views.preset=cifarish",
-                        "--out", str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(ts_folder),
+        "--set",
+        "views.preset=cifarish",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 2 and len(err) == 1 and "unknown series view preset 'cifarish'" in err[0]
     assert not (tmp_path / "r").exists()

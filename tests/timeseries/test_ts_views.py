@@ -15,8 +15,15 @@ from selfsup.views.timeseries import (
     window_slice,
 )
 
-ALL = SeriesViewSpec(slice=0.8, time_warp=0.3, permute=5, magnitude_warp=0.2, scale=0.1, jitter=0.05,
-                     channel_dropout=0.3)
+ALL = SeriesViewSpec(
+    slice=0.8,
+    time_warp=0.3,
+    permute=5,
+    magnitude_warp=0.2,
+    scale=0.1,
+    jitter=0.05,
+    channel_dropout=0.3,
+)
 
 
 def batch():

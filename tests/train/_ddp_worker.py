@@ -9,9 +9,16 @@ from pathlib import Path
 import torch
 
 
-def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int = 16, n: int = 64,
-                  overrides: list[str] | None = None, device: str = "cpu",
-                  initial: bool = False) -> dict[str, torch.Tensor]:
+def train_weights(
+    method_name: str,
+    out: Path,
+    steps_epochs: int = 2,
+    batch: int = 16,
+    n: int = 64,
+    overrides: list[str] | None = None,
+    device: str = "cpu",
+    initial: bool = False,
+) -> dict[str, torch.Tensor]:
     """Train ``method_name`` on ``n`` digits with global batch ``batch``; the encoder's state."""
     from sklearn.datasets import load_digits
 
@@ -22,10 +29,21 @@ def train_weights(method_name: str, out: Path, steps_epochs: int = 2, batch: int
     from selfsup.train import Trainer
     from selfsup.views import ImageViews, resolve_spec
 
-    over = ["model.backbone=convnet_small", "model.proj_hidden=32", "model.proj_dim=16",
-            "train.precision=fp32", "train.progress=none", "optim.name=sgd", "optim.lr=0.1"]
-    cfg = api.resolve_config(method=method_name, batch_size=batch, epochs=steps_epochs,
-                             overrides=over + list(overrides or []))
+    over = [
+        "model.backbone=convnet_small",
+        "model.proj_hidden=32",
+        "model.proj_dim=16",
+        "train.precision=fp32",
+        "train.progress=none",
+        "optim.name=sgd",
+        "optim.lr=0.1",
+    ]
+    cfg = api.resolve_config(
+        method=method_name,
+        batch_size=batch,
+        epochs=steps_epochs,
+        overrides=over + list(overrides or []),
+    )
     img = load_digits().images[:n]  # 8x8 digits, 0..16
     x = torch.from_numpy((img * 15.9).round().astype("uint8"))[:, None]  # (N, 1, 8, 8) uint8
     _, spec = resolve_spec("auto", 1, 8)
@@ -50,10 +68,17 @@ def spawn_main(rank: int, world: int, rendezvous: str, jobs: list, out: str) -> 
 
     import torch.distributed as dist
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=120))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{rendezvous}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=120),
+    )
     try:
         for key, name, overrides in jobs:
             w = train_weights(name, Path(out) / f"{key}-ddp", overrides=overrides)

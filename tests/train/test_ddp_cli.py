@@ -16,23 +16,61 @@ import torch
 from safetensors.torch import load_file
 
 INJECT = str(Path(__file__).parent / "_inject")
-pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                                reason="needs 2 CPU cores")
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs 2 CPU cores",
+)
 
 
 def run_cli(args: list[str], env_extra: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=INJECT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=INJECT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "selfsup", *args], capture_output=True, text=True, env=env,
-                          timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "selfsup", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kw,
+    )
 
 
 def common(npz: Path, out: Path, epochs: int = 3) -> list[str]:
-    return ["train", "--data", str(npz), "--out", str(out), "--epochs", str(epochs), "--batch-size", "16",
-            "--backbone", "convnet_small", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
-            "--set", "train.progress=none", "--set", "train.precision=fp32", "--set", "eval.baselines=false",
-            "--set", "eval.report=false", "--set", "eval.diagnostics=false", "--set", "eval.protocols=[knn]",
-            "--set", "eval.knn_k=5"]
+    return [
+        "train",
+        "--data",
+        str(npz),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "16",
+        "--backbone",
+        "convnet_small",
+        "--set",
+        "model.proj_hidden=32",
+        "--set",
+        "model.proj_dim=16",
+        "--set",
+        "train.progress=none",
+        "--set",
+        "train.precision=fp32",
+        "--set",
+        "eval.baselines=false",
+        "--set",
+        "eval.report=false",
+        "--set",
+        "eval.diagnostics=false",
+        "--set",
+        "eval.protocols=[knn]",
+        "--set",
+        "eval.knn_k=5",
+    ]
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -73,10 +111,19 @@ def test_resume_with_a_different_nproc(tiny_npz, tmp_path):
 
 def test_sigterm_to_the_launcher_checkpoints_once_and_stops_every_rank(tiny_npz, tmp_path):
     run = tmp_path / "s"
-    env = dict(os.environ, OMP_NUM_THREADS="1", SELFSUP_TEST_STEP_SLEEP="0.3",
-               PYTHONPATH=INJECT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.Popen([sys.executable, "-m", "selfsup", *common(tiny_npz, run, epochs=50), "--nproc", "2"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        SELFSUP_TEST_STEP_SLEEP="0.3",
+        PYTHONPATH=INJECT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "selfsup", *common(tiny_npz, run, epochs=50), "--nproc", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.time() + 120
     while not (run / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -95,15 +142,20 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("extra,match", [
-    (["--nproc", "3", "--batch-size", "2"], "larger than the batch size"),
-    (["--nproc", "64", "--batch-size", "128"], "CPU cores"),
-    (["--set", "train.chunk_size=32"], "larger than the batch"),
-    (["--set", "train.chunk_size=5"], "does not divide"),
-    (["--method", "byol", "--set", "train.chunk_size=4"], "gradient caching"),
-    (["--nproc", "2", "--set", "train.chunk_size=16"], "larger than the batch of 8"),
-])
-def test_bad_input_one_line_exit_2_nothing_written(tiny_npz, tmp_path, extra, match, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--nproc", "3", "--batch-size", "2"], "larger than the batch size"),
+        (["--nproc", "64", "--batch-size", "128"], "CPU cores"),
+        (["--set", "train.chunk_size=32"], "larger than the batch"),
+        (["--set", "train.chunk_size=5"], "does not divide"),
+        (["--method", "byol", "--set", "train.chunk_size=4"], "gradient caching"),
+        (["--nproc", "2", "--set", "train.chunk_size=16"], "larger than the batch of 8"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(
+    tiny_npz, tmp_path, extra, match, capsys, monkeypatch
+):
     from selfsup import cli
 
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
@@ -117,10 +169,17 @@ def test_bad_input_one_line_exit_2_nothing_written(tiny_npz, tmp_path, extra, ma
 
 def test_unreachable_rendezvous(tiny_npz, tmp_path):
     out = tmp_path / "u"
-    env = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(_closed_port())}
+    env = {
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_closed_port()),
+    }
     r = run_cli(common(tiny_npz, out) + ["--set", "train.dist_timeout=3"], env)
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "process group" in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and "process group" in lines[0], (
+        r.stderr
+    )
     assert not out.exists()

@@ -14,10 +14,15 @@ from _ddp_worker import spawn_main, train_weights
 #: (id, method, overrides). MoCo's split BatchNorm is per-rank chunks under DDP, so 1 split here;
 #: gradient caching without SyncBatchNorm normalises the same chunks in 1 and 2 processes. SGD at a
 #: moderate rate: a high one amplifies rounding differences step after step (chaotic dynamics).
-JOBS = [("simclr", "simclr", []), ("moco", "moco", ["loss.bn_splits=1", "loss.queue_size=32"]),
-        ("byol", "byol", []), ("mocov3", "mocov3", []), ("isogclr", "isogclr", []),
-        ("barlow", "barlow", ["optim.lr=0.002"]),  # its summed loss is chaotic at higher rates
-        ("simclr-chunked", "simclr", ["train.chunk_size=4", "train.sync_bn=false"])]
+JOBS = [
+    ("simclr", "simclr", []),
+    ("moco", "moco", ["loss.bn_splits=1", "loss.queue_size=32"]),
+    ("byol", "byol", []),
+    ("mocov3", "mocov3", []),
+    ("isogclr", "isogclr", []),
+    ("barlow", "barlow", ["optim.lr=0.002"]),  # its summed loss is chaotic at higher rates
+    ("simclr-chunked", "simclr", ["train.chunk_size=4", "train.sync_bn=false"]),
+]
 #: views drawn per rank slice: cheaper, but they depend on the process count (so: trains, not equal)
 LOCAL = ("simclr-local", "simclr", ["train.view_sharding=local"])
 
@@ -25,8 +30,13 @@ LOCAL = ("simclr-local", "simclr", ["train.view_sharding=local"])
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    mp.start_processes(spawn_main, args=(2, str(out / "rendezvous"), JOBS + [LOCAL], str(out)), nprocs=2, join=True,
-                       start_method="spawn")
+    mp.start_processes(
+        spawn_main,
+        args=(2, str(out / "rendezvous"), JOBS + [LOCAL], str(out)),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
     return out
 
 
@@ -55,4 +65,7 @@ def test_local_view_sharding_trains(ddp_runs, tmp_path):
     start = train_weights(name, tmp_path / "start", overrides=overrides, initial=True)
     two = torch.load(ddp_runs / f"{key}-ddp.pt")
     assert all(bool(torch.isfinite(v.float()).all()) for v in two.values())
-    assert max(float((two[k] - start[k]).abs().max()) for k in two if two[k].is_floating_point()) > 1e-3
+    assert (
+        max(float((two[k] - start[k]).abs().max()) for k in two if two[k].is_floating_point())
+        > 1e-3
+    )

@@ -34,7 +34,9 @@ def test_single_process_defaults():
 
 
 def test_cpu_sync_batchnorm_keeps_parameters_and_state_keys():
-    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.Flatten(), nn.BatchNorm1d(36)))
+    m = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.Flatten(), nn.BatchNorm1d(36))
+    )
     params = [id(p) for p in m.parameters()]
     keys = list(m.state_dict())
     c = D.convert_sync_batchnorm(m, torch.device("cpu"))

@@ -37,8 +37,9 @@ def test_nt_xent_cached_equals_full_batch(chunk):
     loss.backward()
     full = _grads(f)
     f.zero_grad()
-    cached_loss = gradcache.cached_backward(lambda xs: [f(xs[0]), f(xs[1])], [x1, x2],
-                                            lambda zs: nt_xent(zs[0], zs[1], 0.3), chunk)
+    cached_loss = gradcache.cached_backward(
+        lambda xs: [f(xs[0]), f(xs[1])], [x1, x2], lambda zs: nt_xent(zs[0], zs[1], 0.3), chunk
+    )
     assert float(cached_loss) == pytest.approx(float(loss.detach()), abs=1e-6)
     _assert_same(full, _grads(f))
 
@@ -47,13 +48,21 @@ def test_clip_two_towers_cached_equals_full_batch():
     f, g, clip = _tower(10, 1), _tower(7, 2), ClipLoss()
     a, b = torch.randn(16, 10), torch.randn(16, 7)
     clip(f(a), g(b)).backward()
-    full = {**{f"f.{k}": v for k, v in _grads(f).items()}, **{f"g.{k}": v for k, v in _grads(g).items()},
-            "scale": clip.logit_scale.grad.clone()}
+    full = {
+        **{f"f.{k}": v for k, v in _grads(f).items()},
+        **{f"g.{k}": v for k, v in _grads(g).items()},
+        "scale": clip.logit_scale.grad.clone(),
+    }
     for m in (f, g, clip):
         m.zero_grad()
-    gradcache.cached_backward(lambda xs: [f(xs[0]), g(xs[1])], [a, b], lambda zs: clip(zs[0], zs[1]), 4)
-    cached = {**{f"f.{k}": v for k, v in _grads(f).items()}, **{f"g.{k}": v for k, v in _grads(g).items()},
-              "scale": clip.logit_scale.grad.clone()}
+    gradcache.cached_backward(
+        lambda xs: [f(xs[0]), g(xs[1])], [a, b], lambda zs: clip(zs[0], zs[1]), 4
+    )
+    cached = {
+        **{f"f.{k}": v for k, v in _grads(f).items()},
+        **{f"g.{k}": v for k, v in _grads(g).items()},
+        "scale": clip.logit_scale.grad.clone(),
+    }
     _assert_same(full, cached)
 
 

@@ -44,8 +44,9 @@ def test_fp16_needs_cuda():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-@pytest.mark.parametrize("precision,extra", [("auto", []), ("fp16", []), ("bf16", []),
-                                             ("fp16", ["train.chunk_size=4"])])
+@pytest.mark.parametrize(
+    "precision,extra", [("auto", []), ("fp16", []), ("bf16", []), ("fp16", ["train.chunk_size=4"])]
+)
 def test_cuda_steps(tmp_path, precision, extra):
     """A few SimCLR steps on the GPU under each precision (fp16 with its gradient scaler, also with
     gradient caching)."""
@@ -54,6 +55,15 @@ def test_cuda_steps(tmp_path, precision, extra):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
     from _ddp_worker import train_weights
 
-    w = train_weights("simclr", tmp_path, overrides=[f"train.precision={precision}", "train.device=cuda",
-                                                     "train.channels_last=true", *extra], device="cuda")
+    w = train_weights(
+        "simclr",
+        tmp_path,
+        overrides=[
+            f"train.precision={precision}",
+            "train.device=cuda",
+            "train.channels_last=true",
+            *extra,
+        ],
+        device="cuda",
+    )
     assert all(bool(torch.isfinite(v.float()).all()) for v in w.values())

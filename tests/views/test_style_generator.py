@@ -37,10 +37,14 @@ def test_bss_gives_every_image_the_reference_low_frequency_amplitude():
     assert box[n // 2, n // 2] == 1 and box[n // 2 + 5, n // 2 + 3] == 0
     s = _spectrum(y)
     # DC (the brightness, a "style"): the reference's for every image
-    assert torch.allclose(s[:, 0, n // 2, n // 2].abs(), torch.full((3,), 0.5 * n * n, dtype=torch.float64))
+    assert torch.allclose(
+        s[:, 0, n // 2, n // 2].abs(), torch.full((3,), 0.5 * n * n, dtype=torch.float64)
+    )
     # the texture (the cosine at (5, 3), outside the box): each image keeps its own
     for k, a in enumerate([0.10, 0.05, 0.15]):
-        assert math.isclose(float(s[k, 0, n // 2 + 5, n // 2 + 3].abs()), a * n * n / 2, rel_tol=1e-9)
+        assert math.isclose(
+            float(s[k, 0, n // 2 + 5, n // 2 + 3].abs()), a * n * n / 2, rel_tol=1e-9
+        )
     assert torch.allclose(y.mean((1, 2, 3)), torch.full((3,), 0.5, dtype=torch.float64))
 
 
@@ -56,8 +60,11 @@ def test_bss_replaces_amplitude_inside_the_box_and_keeps_phase_everywhere(r):
         assert torch.allclose(sy[i].abs()[:, m], sx[2].abs()[:, m], atol=1e-9)
         assert torch.allclose(sy[i].abs()[:, ~m], sx[i].abs()[:, ~m], atol=1e-9)
         keep = sy[i].abs() > 1e-6
-        assert torch.allclose(torch.polar(torch.ones_like(sy[i].abs()), sy[i].angle())[keep],
-                              torch.polar(torch.ones_like(sx[i].abs()), sx[i].angle())[keep], atol=1e-6)
+        assert torch.allclose(
+            torch.polar(torch.ones_like(sy[i].abs()), sy[i].angle())[keep],
+            torch.polar(torch.ones_like(sx[i].abs()), sx[i].angle())[keep],
+            atol=1e-6,
+        )
     assert torch.allclose(y[2], x[2], atol=1e-9)  # the reference is unchanged
     assert torch.allclose(standardize_styles(x, 0.0, 1), x, atol=1e-12)
 
@@ -65,7 +72,9 @@ def test_bss_replaces_amplitude_inside_the_box_and_keeps_phase_everywhere(r):
 def test_bss_at_ratio_one_swaps_the_whole_amplitude():
     x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
     y = standardize_styles(x, 1.0, ref=0)
-    assert torch.allclose(_spectrum(y).abs(), _spectrum(x)[:1].abs().expand(3, -1, -1, -1), atol=1e-9)
+    assert torch.allclose(
+        _spectrum(y).abs(), _spectrum(x)[:1].abs().expand(3, -1, -1, -1), atol=1e-9
+    )
 
 
 def test_batch_style_wraps_any_view_maker_and_is_seeded():
@@ -89,7 +98,9 @@ def test_batch_style_wraps_any_view_maker_and_is_seeded():
 
 def test_bss_on_series_uses_the_1d_spectrum():
     t = torch.arange(20).double()
-    x = torch.stack([c + 0.1 * torch.cos(2 * torch.pi * 5 * t / 20) for c in (1.0, 3.0)])[:, None]  # (2, 1, 20)
+    x = torch.stack([c + 0.1 * torch.cos(2 * torch.pi * 5 * t / 20) for c in (1.0, 3.0)])[
+        :, None
+    ]  # (2, 1, 20)
     y = standardize_styles(x, 0.1, ref=1)  # DC (the level) from the reference, the wave kept
     assert torch.allclose(y.mean(-1), torch.full((2, 1), 3.0, dtype=torch.float64))
     assert torch.allclose(y - y.mean(-1, keepdim=True), x - x.mean(-1, keepdim=True), atol=1e-12)
@@ -100,7 +111,10 @@ def test_bss_on_series_uses_the_1d_spectrum():
 
 def _noise_views(x, seed):
     g = torch.Generator(device=x.device).manual_seed(seed)
-    return [(x + 0.05 * torch.randn(x.shape, generator=g, device=x.device)).clamp(0, 1) for _ in range(2)]
+    return [
+        (x + 0.05 * torch.randn(x.shape, generator=g, device=x.device)).clamp(0, 1)
+        for _ in range(2)
+    ]
 
 
 def test_plugin_is_called_with_the_seed_it_is_given():
@@ -117,7 +131,10 @@ def test_plugin_is_called_with_the_seed_it_is_given():
     torch.manual_seed(123)
     expected = int(torch.randint(0, 2**31 - 1, ()))
     assert seen == [expected]
-    assert all(torch.equal(a, b) for a, b in zip(first, _noise_views(x.float() / 255, expected), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(first, _noise_views(x.float() / 255, expected), strict=True)
+    )
     torch.manual_seed(123)
     again = gv(x)
     assert seen[1] == seen[0] and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
@@ -132,20 +149,25 @@ def test_plugin_views_at_the_data_size_are_resized_to_the_view_size():
     gv = GeneratedViews(_noise_views, size=16, n_views=2)
     out = gv((torch.rand(3, 1, 8, 8) * 255).to(torch.uint8))
     assert [tuple(v.shape) for v in out] == [(3, 1, 16, 16)] * 2 and out[0].dtype == torch.float32
-    series = GeneratedViews(lambda x, s: [x + 1, x - 1], n_views=2)  # any modality: the batch's shape
+    series = GeneratedViews(
+        lambda x, s: [x + 1, x - 1], n_views=2
+    )  # any modality: the batch's shape
     out = series(torch.zeros(4, 2, 30))
     assert torch.equal(out[0], torch.ones(4, 2, 30))
     with pytest.raises(ConfigError, match="shape"):
         GeneratedViews(lambda x, s: [x[..., :10]] * 2).check(torch.zeros(4, 2, 30))
 
 
-@pytest.mark.parametrize("bad,needle", [
-    (lambda x, s: [x[:, :, :4]] * 2, "shape"),
-    (lambda x, s: [(x * 255).to(torch.uint8)] * 2, "dtype"),
-    (lambda x, s: [x], "1 view"),
-    (lambda x, s: "views", "list of tensors"),
-    (lambda x, s: [x.repeat(1, 3, 1, 1)] * 2, "shape"),
-])
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        (lambda x, s: [x[:, :, :4]] * 2, "shape"),
+        (lambda x, s: [(x * 255).to(torch.uint8)] * 2, "dtype"),
+        (lambda x, s: [x], "1 view"),
+        (lambda x, s: "views", "list of tensors"),
+        (lambda x, s: [x.repeat(1, 3, 1, 1)] * 2, "shape"),
+    ],
+)
 def test_bad_plugins_are_refused_with_one_line(bad, needle):
     gv = GeneratedViews(bad, size=8, n_views=2, name="bad")
     with pytest.raises(ConfigError, match=needle) as err:
@@ -159,14 +181,21 @@ def test_generators_resolve_by_name_module_and_file(tmp_path):
         assert resolve_generator("noise-test") is _noise_views
     finally:
         GENERATORS.pop("noise-test")
-    assert resolve_generator("tests.views.test_style_generator:_noise_views").__name__ == "_noise_views"
+    assert (
+        resolve_generator("tests.views.test_style_generator:_noise_views").__name__
+        == "_noise_views"
+    )
     f = tmp_path / "gen.py"
     f.write_text("def views(x, seed):\n    return [x, x]\n")
     fn = resolve_generator(f"{f}:views")
     x = torch.zeros(1, 1, 2, 2)
     assert len(fn(x, 0)) == 2
-    for spec, needle in [("nope", "not a registered"), (f"{tmp_path}/none.py:v", "does not exist"),
-                         (f"{f}:missing", "not a callable"), ("no_such_module_xyz:f", "could not be imported")]:
+    for spec, needle in [
+        ("nope", "not a registered"),
+        (f"{tmp_path}/none.py:v", "does not exist"),
+        (f"{f}:missing", "not a callable"),
+        ("no_such_module_xyz:f", "could not be imported"),
+    ]:
         with pytest.raises(ConfigError, match=needle):
             resolve_generator(spec)
 
@@ -174,15 +203,21 @@ def test_generators_resolve_by_name_module_and_file(tmp_path):
 # -- wired into training ------------------------------------------------------------------------
 
 
-def test_training_with_bss_and_with_a_generator_plugin_resumes_bit_identically(tiny_config, tmp_path):
+def test_training_with_bss_and_with_a_generator_plugin_resumes_bit_identically(
+    tiny_config, tmp_path
+):
     from safetensors.torch import load_file
 
     import selfsup
 
     register_generator("noise-train", _noise_views)
     try:
-        for views in ({"bss": True, "bss_ratio": [0.05, 0.4]}, {"generator": "noise-train"},
-                      {"generator": "noise-train", "bss": True}):
+        for views in (
+            {"bss": True, "bss_ratio": [0.05, 0.4]},
+            {"generator": "noise-train"},
+            {"generator": "noise-train", "bss": True},
+        ):
+
             def cfg(out, views=views):
                 return tiny_config(views=views, out=str(out), eval={"protocols": ["knn"]})
 
@@ -198,25 +233,48 @@ def test_training_with_bss_and_with_a_generator_plugin_resumes_bit_identically(t
             with pytest.raises(Kill):
                 selfsup.train(cfg(tmp_path / "b"), overwrite=True, on_epoch_end=kill)
             b = selfsup.train(resume=tmp_path / "b")
-            ea, eb = load_file(a.dir / "encoder.safetensors"), load_file(b.dir / "encoder.safetensors")
+            ea, eb = (
+                load_file(a.dir / "encoder.safetensors"),
+                load_file(b.dir / "encoder.safetensors"),
+            )
             assert all(torch.equal(ea[k], eb[k]) for k in ea), views
     finally:
         GENERATORS.pop("noise-train")
 
 
-@pytest.mark.parametrize("body,needle", [
-    ("return [x[:, :, :3]] * 2", "shape"),
-    ("return [(x * 255).to(torch.uint8)] * 2", "dtype"),
-    ("return [x]", "1 view"),
-])
-def test_a_bad_plugin_fails_at_the_cli_with_one_line_and_writes_nothing(body, needle, capsys, tmp_path, tiny_npz):
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ("return [x[:, :, :3]] * 2", "shape"),
+        ("return [(x * 255).to(torch.uint8)] * 2", "dtype"),
+        ("return [x]", "1 view"),
+    ],
+)
+def test_a_bad_plugin_fails_at_the_cli_with_one_line_and_writes_nothing(
+    body, needle, capsys, tmp_path, tiny_npz
+):
     from selfsup.cli import main
 
     f = tmp_path / "plug.py"
     f.write_text(f"import torch\n\ndef views(x, seed):\n    {body}\n")
     out = tmp_path / "run"
-    code = main(["train", "--data", str(tiny_npz), "--out", str(out), "--epochs", "1", "--batch-size", "8",
-                 "--set", f"views.generator={f}:views", "--set", "train.progress=none"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tiny_npz),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--set",
+            f"views.generator={f}:views",
+            "--set",
+            "train.progress=none",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
     assert not out.exists()

@@ -35,27 +35,56 @@ from .ts import load_ts
 from .ucr import PREFIX as UCR_PREFIX
 from .ucr import load_ucr
 
-BUILTIN = {"digits": load_digits, "breast_cancer": load_breast_cancer, "wine": load_wine, "karate": load_karate,
-           "sbm": load_sbm}
+BUILTIN = {
+    "digits": load_digits,
+    "breast_cancer": load_breast_cancer,
+    "wine": load_wine,
+    "karate": load_karate,
+    "sbm": load_sbm,
+}
 
-__all__ = ["ImageData", "SeriesData", "TableData", "GraphData", "PairedData", "Samples", "Splits", "load_source", "eval_splits", "BUILTIN", "stratified_split"]
+__all__ = [
+    "ImageData",
+    "SeriesData",
+    "TableData",
+    "GraphData",
+    "PairedData",
+    "Samples",
+    "Splits",
+    "load_source",
+    "eval_splits",
+    "BUILTIN",
+    "stratified_split",
+]
 
 
-def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = False,
-                cache_dir: str | None = None, label_column: str | None = None) -> Splits:
+def load_source(
+    spec: str,
+    image_size: int | None = None,
+    skip_corrupt: bool = False,
+    cache_dir: str | None = None,
+    label_column: str | None = None,
+) -> Splits:
     """Load a data source into memory (decoding at most once per source version).
 
     ``label_column``: for CSV/Parquet tables, the column holding the labels (by name)."""
     path = Path(spec).expanduser()
-    if label_column is not None and not (path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN
-                                         or spec.startswith(GRAPH_PREFIX)):
-        raise DataError(f"--label-column '{label_column}' applies to CSV or Parquet tables, but the data source "
-                        f"'{spec}' is not one; drop --label-column")
+    if label_column is not None and not (
+        path.suffix.lower() in TABLE_SUFFIXES
+        and spec not in BUILTIN
+        or spec.startswith(GRAPH_PREFIX)
+    ):
+        raise DataError(
+            f"--label-column '{label_column}' applies to CSV or Parquet tables, but the data source "
+            f"'{spec}' is not one; drop --label-column"
+        )
     if spec.startswith(GRAPH_PREFIX):  # graph:EDGES.csv,NODES.csv
         return load_edge_list(spec, label_column)
     if path.suffix.lower() in TABLE_SUFFIXES and spec not in BUILTIN:
         if not path.is_file():
-            raise DataError(f"table '{spec}' does not exist; give the path of a CSV or Parquet file")
+            raise DataError(
+                f"table '{spec}' does not exist; give the path of a CSV or Parquet file"
+            )
         return load_table(path, label_column, skip_corrupt)
     if spec in BUILTIN:
         splits = BUILTIN[spec]()
@@ -63,17 +92,28 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
     if spec.lower().startswith(UCR_PREFIX):
         return load_ucr(spec)
     if not path.exists():
-        raise DataError(f"data source '{spec}' does not exist; give a path to an image folder, a CIFAR "
-                        f"batch folder or an .npz file, or a built-in name ({', '.join(BUILTIN)})")
+        raise DataError(
+            f"data source '{spec}' does not exist; give a path to an image folder, a CIFAR "
+            f"batch folder or an .npz file, or a built-in name ({', '.join(BUILTIN)})"
+        )
     if not (path.is_file() or path.is_dir()):
-        raise DataError(f"data source '{spec}' is not a regular file or a folder (a device, FIFO or socket); "
-                        "give an image folder, a CIFAR batch folder or a data file")
-    if path.is_file() and path.suffix.lower() == ".ts" or path.is_dir() and any(path.glob("*_TRAIN.ts")):
+        raise DataError(
+            f"data source '{spec}' is not a regular file or a folder (a device, FIFO or socket); "
+            "give an image folder, a CIFAR batch folder or a data file"
+        )
+    if (
+        path.is_file()
+        and path.suffix.lower() == ".ts"
+        or path.is_dir()
+        and any(path.glob("*_TRAIN.ts"))
+    ):
         return load_ts(path)
     if path.is_file():
         if path.suffix.lower() != ".npz":
-            raise DataError(f"data file '{spec}' is not an .npz; give an .npz with x (and y), a .ts file, "
-                            "an image folder, or a CIFAR batch folder")
+            raise DataError(
+                f"data file '{spec}' is not an .npz; give an .npz with x (and y), a .ts file, "
+                "an image folder, or a CIFAR batch folder"
+            )
         if is_graph_npz(path):  # x, edge_index (and y, masks): a graph (selfsup.data.graph)
             return load_graph_npz(path)
         splits = load_paired_npz(path) if is_paired_npz(path) else load_npz(path)
@@ -94,7 +134,9 @@ def load_source(spec: str, image_size: int | None = None, skip_corrupt: bool = F
             splits = _resize(splits, image_size)
     else:
         if not any(path.iterdir()):
-            raise DataError(f"folder '{spec}' is empty; put images in ROOT/<class>/<image> or ROOT/<image>")
+            raise DataError(
+                f"folder '{spec}' is empty; put images in ROOT/<class>/<image> or ROOT/<image>"
+            )
         splits = load_folder(path, image_size, skip_corrupt)
     cache.store(key, root, splits)
     _report_skipped(splits)
@@ -112,11 +154,17 @@ def _report_skipped(splits: Splits) -> None:
         n = 0 if d is None else int(d.info.get("skipped", 0))
         if n:
             first = (d.info.get("skipped_files") or ["?"])[0]
-            warnings.warn(f"{d.name}: skipped {n} unreadable image(s) (--skip-corrupt), "
-                          f"e.g. '{first}'", DataWarning, stacklevel=3)
+            warnings.warn(
+                f"{d.name}: skipped {n} unreadable image(s) (--skip-corrupt), e.g. '{first}'",
+                DataWarning,
+                stacklevel=3,
+            )
         if d is not None and d.info.get("ignored"):  # image folders beside train/ and test/
-            warnings.warn(f"{d.name}: only train/ and test/ are read; ignored {', '.join(d.info['ignored'])}",
-                          DataWarning, stacklevel=3)
+            warnings.warn(
+                f"{d.name}: only train/ and test/ are read; ignored {', '.join(d.info['ignored'])}",
+                DataWarning,
+                stacklevel=3,
+            )
 
 
 def _resize(splits: Splits, size: int) -> Splits:
@@ -127,14 +175,18 @@ def _resize(splits: Splits, size: int) -> Splits:
         if d is None or not isinstance(d, ImageData) or d.size == size and d.x.shape[2] == size:
             return d
         t = torch.from_numpy(d.x).permute(0, 3, 1, 2).float()
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        t = F.interpolate(
+            t, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
         x = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         return ImageData(x, d.y, d.classes, d.name, d.info)
 
     return Splits(r(splits.train), r(splits.test))
 
 
-def eval_splits(splits: Splits, eval_source: Splits | None = None, seed: int = 0) -> tuple[Samples, Samples]:
+def eval_splits(
+    splits: Splits, eval_source: Splits | None = None, seed: int = 0
+) -> tuple[Samples, Samples]:
     """The labelled (bank/train, query/test) pair used by evaluation protocols.
 
     ``eval_source`` when given, else ``splits``; its test split when present, else a fixed stratified
@@ -146,8 +198,10 @@ def eval_splits(splits: Splits, eval_source: Splits | None = None, seed: int = 0
         return _labelled(tr), _labelled(te)
     pool = _labelled(tr)
     if pool is None:
-        raise DataError(f"'{tr.name}' has no labels, so it cannot be evaluated; pass labelled data "
-                        "with --eval-data (a class-folder tree, CIFAR, or an .npz with y)")
+        raise DataError(
+            f"'{tr.name}' has no labels, so it cannot be evaluated; pass labelled data "
+            "with --eval-data (a class-folder tree, CIFAR, or an .npz with y)"
+        )
     a, b = stratified_split(pool.y, 0.2, seed)
     return pool.subset(a, pool.name + "[80%]"), pool.subset(b, pool.name + "[20%]")
 

@@ -62,7 +62,9 @@ class Samples:
 
     def subset(self, idx: np.ndarray, name: str | None = None):
         """The samples ``idx`` as a new container of the same kind (shared fields kept as they are)."""
-        changes = {f: getattr(self, f)[idx] for f in self.per_sample if getattr(self, f) is not None}
+        changes = {
+            f: getattr(self, f)[idx] for f in self.per_sample if getattr(self, f) is not None
+        }
         return dataclasses.replace(self, **changes, name=name or self.name, info=dict(self.info))
 
 
@@ -95,23 +97,35 @@ class SeriesData(Samples):
     def check(self) -> None:
         x = self.x
         if not isinstance(x, np.ndarray) or x.ndim != 3:
-            raise DataError(f"{self.name}: series must be an array of shape (N, C, T) (samples, channels, "
-                            f"time steps), got {getattr(x, 'shape', type(x).__name__)}")
+            raise DataError(
+                f"{self.name}: series must be an array of shape (N, C, T) (samples, channels, "
+                f"time steps), got {getattr(x, 'shape', type(x).__name__)}"
+            )
         if len(x) == 0 or x.shape[1] == 0 or x.shape[2] == 0:
-            raise DataError(f"{self.name}: the dataset is empty (shape {tuple(x.shape)}); give at least one "
-                            "series with one channel and one time step")
+            raise DataError(
+                f"{self.name}: the dataset is empty (shape {tuple(x.shape)}); give at least one "
+                "series with one channel and one time step"
+            )
         if x.dtype.kind not in "fiu":
             raise DataError(f"{self.name}: series must be numbers, got {x.dtype}")
         if np.isinf(x).any():
-            raise DataError(f"{self.name}: series contain infinite values; replace them (NaN marks a "
-                            "missing value)")
+            raise DataError(
+                f"{self.name}: series contain infinite values; replace them (NaN marks a "
+                "missing value)"
+            )
         self.x = x = np.ascontiguousarray(x, dtype=np.float32)
         if self.lengths is None:
             self.lengths = series_lengths(x)
         self.lengths = np.asarray(self.lengths, dtype=np.int64)
-        if self.lengths.shape != (len(x),) or (self.lengths < 1).any() or (self.lengths > x.shape[2]).any():
-            raise DataError(f"{self.name}: every series needs at least one observed time step (an all-NaN "
-                            "series was found); drop it")
+        if (
+            self.lengths.shape != (len(x),)
+            or (self.lengths < 1).any()
+            or (self.lengths > x.shape[2]).any()
+        ):
+            raise DataError(
+                f"{self.name}: every series needs at least one observed time step (an all-NaN "
+                "series was found); drop it"
+            )
 
     @property
     def channels(self) -> int:
@@ -134,13 +148,20 @@ class TableData(Samples):
 
     def check(self) -> None:
         self.x = x = numeric_matrix(
-            self.x, self.name, "a table must be", "rows, columns",
+            self.x,
+            self.name,
+            "a table must be",
+            "rows, columns",
             "the table is empty (shape {shape}); give at least one row and one feature column",
-            "table values must be", lambda r, c: f"row {r + 1}, column {c + 1}")
+            "table values must be",
+            lambda r, c: f"row {r + 1}, column {c + 1}",
+        )
         if not self.columns:
             self.columns = [f"f{i}" for i in range(x.shape[1])]
         if len(self.columns) != x.shape[1]:
-            raise DataError(f"{self.name}: {len(self.columns)} column names for {x.shape[1]} columns")
+            raise DataError(
+                f"{self.name}: {len(self.columns)} column names for {x.shape[1]} columns"
+            )
 
     @property
     def channels(self) -> int:
@@ -170,7 +191,9 @@ class GraphData(Samples):
         if self.nodes is None:
             self.nodes = np.arange(n, dtype=np.int64)
         self.nodes = np.asarray(self.nodes, dtype=np.int64)
-        if self.nodes.ndim != 1 or (len(self.nodes) and (self.nodes.min() < 0 or self.nodes.max() >= n)):
+        if self.nodes.ndim != 1 or (
+            len(self.nodes) and (self.nodes.min() < 0 or self.nodes.max() >= n)
+        ):
             raise DataError(f"{self.name}: node ids must be 0 .. {n - 1}")
         self.x = self.features[self.nodes]
         if self.node_y is not None:
@@ -202,23 +225,30 @@ def check_images(x, name: str) -> None:
     if not isinstance(x, np.ndarray):
         raise DataError(f"{name}: images must be a numpy array, got {type(x).__name__}")
     if x.ndim != 4 or x.shape[3] not in (1, 3):
-        raise DataError(f"{name}: images must have shape (N, H, W) or (N, H, W, C) with C 1 or 3, "
-                        f"got {tuple(x.shape)}")
+        raise DataError(
+            f"{name}: images must have shape (N, H, W) or (N, H, W, C) with C 1 or 3, "
+            f"got {tuple(x.shape)}"
+        )
     if x.dtype != np.uint8:
-        raise DataError(f"{name}: images must be uint8 (0-255), got {x.dtype}; convert with "
-                        "(x * 255).round().astype('uint8') for floats in [0, 1]")
+        raise DataError(
+            f"{name}: images must be uint8 (0-255), got {x.dtype}; convert with "
+            "(x * 255).round().astype('uint8') for floats in [0, 1]"
+        )
     if len(x) == 0:
         raise DataError(f"{name}: the dataset is empty; point --data at a source with images")
 
 
-def numeric_matrix(x, name: str, subject: str, axes: str, empty: str, values: str,
-                   at: Callable[[int, int], str]) -> np.ndarray:
+def numeric_matrix(
+    x, name: str, subject: str, axes: str, empty: str, values: str, at: Callable[[int, int], str]
+) -> np.ndarray:
     """``x`` as a finite float32 (N, F) array with N, F >= 1, or a one-line :class:`DataError` worded
     for the kind of data: ``subject``/``values`` begin the shape and type messages, ``axes`` names
     the two axes, ``empty`` is formatted with ``shape``, ``at(row, col)`` names a non-finite cell."""
     if not isinstance(x, np.ndarray) or x.ndim != 2:
-        raise DataError(f"{name}: {subject} an array of shape (N, F) ({axes}), got "
-                        f"{getattr(x, 'shape', type(x).__name__)}")
+        raise DataError(
+            f"{name}: {subject} an array of shape (N, F) ({axes}), got "
+            f"{getattr(x, 'shape', type(x).__name__)}"
+        )
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise DataError(f"{name}: " + empty.format(shape=tuple(x.shape)))
     if x.dtype.kind not in "fiub":
@@ -232,14 +262,22 @@ def numeric_matrix(x, name: str, subject: str, axes: str, empty: str, values: st
 
 def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(features float32 (N, F), edge_index int64 (2, E))`` or a one-line :class:`DataError`."""
-    x = numeric_matrix(x, name, "node features must be", "nodes, features",
-                       "the graph is empty (features of shape {shape}); give at least one node with one feature",
-                       "node features must be", lambda r, c: f"node {r}, feature {c}")
+    x = numeric_matrix(
+        x,
+        name,
+        "node features must be",
+        "nodes, features",
+        "the graph is empty (features of shape {shape}); give at least one node with one feature",
+        "node features must be",
+        lambda r, c: f"node {r}, feature {c}",
+    )
     if edge_index is None:
         raise DataError(f"{name}: a graph needs edge_index (2, E)")
     e = np.asarray(edge_index)
     if e.ndim != 2 or e.shape[0] != 2:
-        raise DataError(f"{name}: edge_index must have shape (2, E) (source row, target row), got {tuple(e.shape)}")
+        raise DataError(
+            f"{name}: edge_index must have shape (2, E) (source row, target row), got {tuple(e.shape)}"
+        )
     if e.dtype.kind not in "iu":
         if e.dtype.kind == "f" and np.isfinite(e).all() and (e == np.round(e)).all():
             e = e.astype(np.int64)
@@ -249,8 +287,10 @@ def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:
     n = len(x)
     if e.size and (e.min() < 0 or e.max() >= n):
         j = int(np.flatnonzero((e < 0).any(0) | (e >= n).any(0))[0])
-        raise DataError(f"{name}: edge {j} ({int(e[0, j])} -> {int(e[1, j])}) points past the {n} nodes; node ids "
-                        f"must be 0 .. {n - 1}")
+        raise DataError(
+            f"{name}: edge {j} ({int(e[0, j])} -> {int(e[1, j])}) points past the {n} nodes; node ids "
+            f"must be 0 .. {n - 1}"
+        )
     return x, e
 
 
@@ -263,7 +303,9 @@ def check_labels(y, n: int, name: str) -> np.ndarray:
     if y.ndim != 1:
         raise DataError(f"{name}: labels must have shape (N,), got {tuple(y.shape)}")
     if len(y) != n:
-        raise DataError(f"{name}: {len(y)} labels for {n} samples; give exactly one label per sample")
+        raise DataError(
+            f"{name}: {len(y)} labels for {n} samples; give exactly one label per sample"
+        )
     if y.dtype.kind not in "iub":
         if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
@@ -271,12 +313,16 @@ def check_labels(y, n: int, name: str) -> np.ndarray:
             raise DataError(f"{name}: labels must be integers, got {y.dtype}")
     if len(y) and (y.min() < -1 or y.max() >= MAX_LABEL):
         bad = y.min() if y.min() < -1 else y.max()
-        raise DataError(f"{name}: label {int(bad)} is out of range; labels are class indices from 0 to "
-                        f"{MAX_LABEL - 1} (-1 marks an unlabelled sample)")
+        raise DataError(
+            f"{name}: label {int(bad)} is out of range; labels are class indices from 0 to "
+            f"{MAX_LABEL - 1} (-1 marks an unlabelled sample)"
+        )
     return y.astype(np.int64)
 
 
-def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a class-stratified split, reproducible under ``seed``."""
     rng = np.random.default_rng(seed)
     train, test = [], []

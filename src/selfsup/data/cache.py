@@ -35,7 +35,9 @@ def _pack(prefix: str, d: ImageData, out: dict) -> None:
     out[f"{prefix}x"] = d.x
     if d.y is not None:
         out[f"{prefix}y"] = d.y
-    out[f"{prefix}meta"] = np.array(json.dumps({"classes": d.classes, "name": d.name, "info": d.info}))
+    out[f"{prefix}meta"] = np.array(
+        json.dumps({"classes": d.classes, "name": d.name, "info": d.info})
+    )
 
 
 def _unpack(prefix: str, f) -> ImageData:

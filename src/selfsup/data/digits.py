@@ -19,5 +19,7 @@ def load_digits() -> Splits:
     y = d.target.astype(np.int64)
     classes = [str(c) for c in range(10)]
     tr, te = stratified_split(y, 0.25, seed=0)
-    return Splits(ImageData(x[tr], y[tr], classes, "digits/train"),
-                  ImageData(x[te], y[te], classes, "digits/test"))
+    return Splits(
+        ImageData(x[tr], y[tr], classes, "digits/train"),
+        ImageData(x[te], y[te], classes, "digits/test"),
+    )

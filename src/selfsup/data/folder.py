@@ -22,7 +22,18 @@ import numpy as np
 from ..errors import DataError
 from .base import ImageData, Splits
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+IMAGE_EXTENSIONS = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+}
 
 
 def is_image_file(p: Path) -> bool:
@@ -42,9 +53,11 @@ def list_folder(root: Path) -> tuple[list[Path], list[int] | None, list[str] | N
         files += imgs
         labels += [len(classes) - 1] * len(imgs)
     if classes and direct:
-        raise DataError(f"'{root}' holds both class folders ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) "
-                        f"and {len(direct)} image(s) of its own (e.g. '{direct[0].name}'); move those images into "
-                        "a class folder, or remove them, so that it is clear which images are the dataset")
+        raise DataError(
+            f"'{root}' holds both class folders ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) "
+            f"and {len(direct)} image(s) of its own (e.g. '{direct[0].name}'); move those images into "
+            "a class folder, or remove them, so that it is clear which images are the dataset"
+        )
     if classes:
         return files, labels, classes
     return direct, None, None
@@ -61,7 +74,9 @@ def _decode(path: Path):
                 a = np.asarray(im, dtype=np.float64)
                 lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
                 if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0 and hi <= 1):
-                    return ValueError(f"a float image must hold values in [0, 1], this one holds {lo:g} .. {hi:g}")
+                    return ValueError(
+                        f"a float image must hold values in [0, 1], this one holds {lo:g} .. {hi:g}"
+                    )
                 return Image.fromarray(np.round(a * 255.0).astype(np.uint8), mode="L")
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im, dtype=np.float64)
@@ -77,7 +92,13 @@ def _decode(path: Path):
             if im.mode not in ("L", "RGB"):
                 im = im.convert("L" if im.mode == "1" else "RGB")
             return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as err:
         return err
 
 
@@ -89,17 +110,25 @@ def decode_files(files: list[Path], image_size: int | None, skip_corrupt: bool, 
             im = _decode(f)
             if isinstance(im, Exception):
                 if not skip_corrupt:
-                    why = f"{type(im).__name__}: {im}" if type(im) is ValueError and str(im) else type(im).__name__
-                    raise DataError(f"cannot read image '{f}' ({why}); fix or remove "
-                                    "the file, or pass --skip-corrupt to skip unreadable images")
+                    why = (
+                        f"{type(im).__name__}: {im}"
+                        if type(im) is ValueError and str(im)
+                        else type(im).__name__
+                    )
+                    raise DataError(
+                        f"cannot read image '{f}' ({why}); fix or remove "
+                        "the file, or pass --skip-corrupt to skip unreadable images"
+                    )
                 skipped.append(str(f))
                 continue
             images.append(im)
             keep.append(i)
     if not images:
         extra = f" ({len(skipped)} unreadable skipped)" if skipped else ""
-        raise DataError(f"no readable images in '{where}'{extra}; expected ROOT/<class>/<image> or "
-                        "ROOT/<image> files")
+        raise DataError(
+            f"no readable images in '{where}'{extra}; expected ROOT/<class>/<image> or "
+            "ROOT/<image> files"
+        )
     gray = all(im.mode == "L" for im in images)
     if image_size is not None:
         size = (image_size, image_size)
@@ -118,12 +147,19 @@ def decode_files(files: list[Path], image_size: int | None, skip_corrupt: bool, 
     return out, keep, skipped
 
 
-def load_split(root: Path, image_size: int | None, skip_corrupt: bool, name: str,
-               classes: list[str] | None = None) -> ImageData:
+def load_split(
+    root: Path,
+    image_size: int | None,
+    skip_corrupt: bool,
+    name: str,
+    classes: list[str] | None = None,
+) -> ImageData:
     files, labels, found = list_folder(root)
     if not files:
-        raise DataError(f"folder '{root}' holds no images (extensions: "
-                        f"{', '.join(sorted(IMAGE_EXTENSIONS))}); expected ROOT/<class>/<image> or ROOT/<image>")
+        raise DataError(
+            f"folder '{root}' holds no images (extensions: "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}); expected ROOT/<class>/<image> or ROOT/<image>"
+        )
     x, keep, skipped = decode_files(files, image_size, skip_corrupt, str(root))
     y = None
     if labels is not None:
@@ -132,7 +168,9 @@ def load_split(root: Path, image_size: int | None, skip_corrupt: bool, name: str
             index = {c: i for i, c in enumerate(classes)}
             missing = [c for c in found if c not in index]
             if missing:
-                raise DataError(f"'{root}' has class folders not in the training split: {', '.join(missing)}")
+                raise DataError(
+                    f"'{root}' has class folders not in the training split: {', '.join(missing)}"
+                )
             lab = np.asarray([index[found[v]] for v in lab], dtype=np.int64)
             found = classes
         y = lab
@@ -148,7 +186,9 @@ def load_folder(root: Path, image_size: int | None = None, skip_corrupt: bool = 
         size = image_size or train.size
         test = load_split(root / "test", size, skip_corrupt, f"{root.name}/test", train.classes)
         if test.channels != train.channels:
-            test = ImageData(_match_channels(test.x, train.channels), test.y, test.classes, test.name, test.info)
+            test = ImageData(
+                _match_channels(test.x, train.channels), test.y, test.classes, test.name, test.info
+            )
         return Splits(train, test)
     return Splits(load_split(root, image_size, skip_corrupt, root.name))
 
@@ -158,14 +198,24 @@ def _check_split_root(root: Path) -> list[str]:
     are ignored) are returned, and reported as a DataWarning by :func:`selfsup.data.load_source`."""
     loose = sorted(p for p in root.iterdir() if is_image_file(p))
     if loose:
-        raise DataError(f"'{root}' holds train/ and test/ and also {len(loose)} image(s) of its own (e.g. "
-                        f"'{loose[0].name}'); move them into train/ or test/, or remove them")
-    other = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                   and d.name not in ("train", "test") and any(is_image_file(p) for p in d.rglob("*")))
+        raise DataError(
+            f"'{root}' holds train/ and test/ and also {len(loose)} image(s) of its own (e.g. "
+            f"'{loose[0].name}'); move them into train/ or test/, or remove them"
+        )
+    other = sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir()
+        and not d.name.startswith(".")
+        and d.name not in ("train", "test")
+        and any(is_image_file(p) for p in d.rglob("*"))
+    )
     return other[:5] + (["..."] if len(other) > 5 else [])
 
 
 def _match_channels(x: np.ndarray, c: int) -> np.ndarray:
     if c == 3:
         return np.repeat(x, 3, axis=3)
-    return np.round(x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)[..., None]
+    return np.round(x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(
+        np.uint8
+    )[..., None]

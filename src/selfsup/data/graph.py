@@ -42,8 +42,14 @@ MASKS = ("train_mask", "val_mask", "test_mask")
 TEST_FRACTION = 0.2
 
 
-def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] | None = None,
-                 name: str = "graph", classes: list[str] | None = None) -> Splits:
+def graph_splits(
+    x: Any,
+    edge_index: Any,
+    y: Any = None,
+    masks: dict[str, Any] | None = None,
+    name: str = "graph",
+    classes: list[str] | None = None,
+) -> Splits:
     """Train (every node; labels of the train mask only) and test (the test-mask nodes) splits."""
     x, e = check_graph(x, edge_index, name)
     n = len(x)
@@ -51,19 +57,30 @@ def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] |
     for k, m in masks.items():
         m = np.asarray(m)
         if m.shape != (n,) or m.dtype.kind not in "bui":
-            raise DataError(f"{name}: {k} must be a boolean array of shape ({n},), got {m.dtype} {tuple(m.shape)}")
+            raise DataError(
+                f"{name}: {k} must be a boolean array of shape ({n},), got {m.dtype} {tuple(m.shape)}"
+            )
         masks[k] = m.astype(bool)
     if y is None:
         if masks:
-            raise DataError(f"{name}: masks were given without labels y; give y (N,) or drop the masks")
+            raise DataError(
+                f"{name}: masks were given without labels y; give y (N,) or drop the masks"
+            )
         return Splits(GraphData(x, None, classes, f"{name}/train", features=x, edge_index=e), None)
     y = check_labels(y, n, name)
     if "train_mask" in masks and "test_mask" in masks:
-        tr, te = np.flatnonzero(masks["train_mask"] & (y >= 0)), np.flatnonzero(masks["test_mask"] & (y >= 0))
+        tr, te = (
+            np.flatnonzero(masks["train_mask"] & (y >= 0)),
+            np.flatnonzero(masks["test_mask"] & (y >= 0)),
+        )
         if len(tr) == 0 or len(te) == 0:
-            raise DataError(f"{name}: train_mask and test_mask must each select at least one labelled node")
+            raise DataError(
+                f"{name}: train_mask and test_mask must each select at least one labelled node"
+            )
     elif masks:
-        raise DataError(f"{name}: give both train_mask and test_mask, or neither (a stratified split is made)")
+        raise DataError(
+            f"{name}: give both train_mask and test_mask, or neither (a stratified split is made)"
+        )
     else:
         lab = np.flatnonzero(y >= 0)
         if len(lab) < 2:
@@ -73,7 +90,9 @@ def graph_splits(x: Any, edge_index: Any, y: Any = None, masks: dict[str, Any] |
     y_train = np.full(n, -1, dtype=np.int64)
     y_train[tr] = y[tr]
     info = {"masks": sorted(masks)} if masks else {}
-    train = GraphData(x, y_train, classes, f"{name}/train", info, features=x, edge_index=e, node_y=y)
+    train = GraphData(
+        x, y_train, classes, f"{name}/train", info, features=x, edge_index=e, node_y=y
+    )
     full = GraphData(x, y, classes, f"{name}/test", {}, features=x, edge_index=e, node_y=y)
     return Splits(train, full.subset(te))
 
@@ -101,7 +120,9 @@ def load_graph_npz(path: Path) -> Splits:
     x = arrays["x"]
     if x.ndim == 1:
         raise DataError(f"'{path}': x must be (N, F) node features, got shape {tuple(x.shape)}")
-    return graph_splits(x, arrays["edge_index"], arrays.get("y"), {k: arrays.get(k) for k in MASKS}, path.stem)
+    return graph_splits(
+        x, arrays["edge_index"], arrays.get("y"), {k: arrays.get(k) for k in MASKS}, path.stem
+    )
 
 
 PREFIX = "graph:"
@@ -111,7 +132,7 @@ def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
     """``graph:EDGES.csv,NODES.csv`` (see the module docstring)."""
     import csv
 
-    parts = spec[len(PREFIX):].split(",")
+    parts = spec[len(PREFIX) :].split(",")
     if len(parts) != 2:
         raise DataError(f"'{spec}': give graph:EDGES.csv,NODES.csv (an edge list and a node table)")
     edges_p, nodes_p = (Path(p).expanduser() for p in parts)
@@ -129,7 +150,9 @@ def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
             raise DataError(f"'{p}' needs a header row and at least one data row")
         for i, row in enumerate(r[1:], start=1):
             if len(row) != len(r[0]):
-                raise DataError(f"'{p}': row {i} has {len(row)} fields but the header has {len(r[0])}")
+                raise DataError(
+                    f"'{p}': row {i} has {len(row)} fields but the header has {len(r[0])}"
+                )
         return [h.strip() for h in r[0]], [[c.strip() for c in row] for row in r[1:]]
 
     head, body = rows(nodes_p)
@@ -137,8 +160,10 @@ def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
     if len(ids) != len(body):
         raise DataError(f"'{nodes_p}': node ids (first column '{head[0]}') must be unique")
     if label_column is not None and label_column not in head[1:]:
-        raise DataError(f"label column '{label_column}' is not a column of '{nodes_p}' (columns: "
-                        f"{', '.join(head[1:20])}); give --label-column NAME with one of them")
+        raise DataError(
+            f"label column '{label_column}' is not a column of '{nodes_p}' (columns: "
+            f"{', '.join(head[1:20])}); give --label-column NAME with one of them"
+        )
     feat_cols = [j for j, h in enumerate(head) if j > 0 and h != label_column]
     if not feat_cols:
         raise DataError(f"'{nodes_p}' has no feature columns besides the node id")
@@ -148,7 +173,9 @@ def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
             try:
                 x[i, k] = float(row[j])
             except ValueError:
-                raise DataError(f"'{nodes_p}': row {i + 1}, column '{head[j]}': '{row[j]}' is not a number") from None
+                raise DataError(
+                    f"'{nodes_p}': row {i + 1}, column '{head[j]}': '{row[j]}' is not a number"
+                ) from None
     y = classes = None
     if label_column is not None:
         j = head.index(label_column)
@@ -161,10 +188,14 @@ def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
     for k, row in enumerate(ebody):
         for side in (0, 1):
             if row[side] not in ids:
-                raise DataError(f"'{edges_p}': row {k + 1}: node '{row[side]}' is not in '{nodes_p}'")
+                raise DataError(
+                    f"'{edges_p}': row {k + 1}: node '{row[side]}' is not in '{nodes_p}'"
+                )
             e[side, k] = ids[row[side]]
     pairs = set(map(tuple, e.T.tolist()))
-    back = np.array([[t, s] for s, t in pairs if (t, s) not in pairs], dtype=np.int64).reshape(-1, 2).T
+    back = (
+        np.array([[t, s] for s, t in pairs if (t, s) not in pairs], dtype=np.int64).reshape(-1, 2).T
+    )
     e = np.concatenate([e, back], axis=1)
     return graph_splits(x, e, y, name=nodes_p.stem, classes=classes)
 
@@ -175,17 +206,28 @@ def load_karate() -> Splits:
     try:
         import networkx as nx
     except ImportError:
-        raise DataError("the built-in 'karate' graph needs networkx; pip install networkx") from None
+        raise DataError(
+            "the built-in 'karate' graph needs networkx; pip install networkx"
+        ) from None
     g = nx.karate_club_graph()
     n = g.number_of_nodes()
     und = np.array(sorted((min(u, v), max(u, v)) for u, v in g.edges()), dtype=np.int64).T
     e = np.concatenate([und, und[::-1]], axis=1)
     y = np.array([0 if g.nodes[i]["club"] == "Mr. Hi" else 1 for i in range(n)], dtype=np.int64)
-    return graph_splits(np.eye(n, dtype=np.float32), e, y, name="karate", classes=["Mr. Hi", "Officer"])
+    return graph_splits(
+        np.eye(n, dtype=np.float32), e, y, name="karate", classes=["Mr. Hi", "Officer"]
+    )
 
 
-def sbm_graph(blocks: int = 4, size: int = 100, p_in: float = 0.1, p_out: float = 0.01, features: int = 32,
-              signal: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sbm_graph(
+    blocks: int = 4,
+    size: int = 100,
+    p_in: float = 0.1,
+    p_out: float = 0.01,
+    features: int = 32,
+    signal: float = 0.25,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, edge_index, y)`` of a stochastic block model (undirected, no self-loops), seeded."""
     rng = np.random.default_rng(seed)
     n = blocks * size
@@ -206,19 +248,30 @@ def load_sbm() -> Splits:
 
 def from_pyg(data: Any, name: str = "pyg") -> Splits:
     """Splits of a PyTorch Geometric ``Data`` object (``x``, ``edge_index``, optional ``y`` and masks)."""
+
     def arr(v: Any) -> np.ndarray | None:
-        return None if v is None else np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+        return (
+            None
+            if v is None
+            else np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+        )
 
     x = arr(getattr(data, "x", None))
     if x is None:
         raise DataError(f"{name}: the Data object has no node features x")
-    return graph_splits(x, arr(getattr(data, "edge_index", None)), arr(getattr(data, "y", None)),
-                        {k: arr(getattr(data, k, None)) for k in MASKS}, name)
+    return graph_splits(
+        x,
+        arr(getattr(data, "edge_index", None)),
+        arr(getattr(data, "y", None)),
+        {k: arr(getattr(data, k, None)) for k in MASKS},
+        name,
+    )
 
 
 def save_graph_npz(path: str | Path, x: Any, edge_index: Any, y: Any = None, **masks: Any) -> Path:
     """Write a graph in the ``.npz`` format :func:`load_graph_npz` reads (``--data PATH``); ``x`` etc. may
     be numpy arrays or tensors (a PyG ``Data``: ``save_graph_npz(p, d.x, d.edge_index, d.y, train_mask=...)``)."""
+
     def arr(v: Any) -> np.ndarray:
         return np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
 
@@ -226,7 +279,9 @@ def save_graph_npz(path: str | Path, x: Any, edge_index: Any, y: Any = None, **m
     if y is not None:
         out["y"] = arr(y)
     out.update({k: arr(v) for k, v in masks.items() if v is not None})
-    graph_splits(out["x"], out["edge_index"], out.get("y"), {k: out.get(k) for k in MASKS}, str(path))
+    graph_splits(
+        out["x"], out["edge_index"], out.get("y"), {k: out.get(k) for k in MASKS}, str(path)
+    )
     p = Path(path)
     np.savez(p, **out)  # type: ignore[arg-type]
     return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")

@@ -25,20 +25,32 @@ def load_npz(path: Path) -> Splits:
             raise ValueError("a single .npy array, not an .npz archive")
         with loaded as f:
             arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error,
-            NotImplementedError) as err:
-        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}); save arrays with numpy.savez") from None
+    except (
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+    ) as err:
+        raise DataError(
+            f"'{path}' is not a readable .npz file ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); save arrays with numpy.savez"
+        ) from None
     if "x" not in arrays:
-        raise DataError(f"'{path}' has no array named 'x' (found: {', '.join(arrays) or 'none'}); "
-                        "save images as x=(N,H,W[,C]) uint8")
+        raise DataError(
+            f"'{path}' has no array named 'x' (found: {', '.join(arrays) or 'none'}); "
+            "save images as x=(N,H,W[,C]) uint8"
+        )
 
     def images(key: str) -> np.ndarray:
         x = arrays[key]
         if x.ndim == 3:
             x = x[..., None]
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise DataError(f"'{path}': array '{key}' contains NaN or Inf; images must be uint8 0-255")
+            raise DataError(
+                f"'{path}': array '{key}' contains NaN or Inf; images must be uint8 0-255"
+            )
         check_images(x, f"'{path}': array '{key}'")
         return x
 
@@ -47,11 +59,15 @@ def load_npz(path: Path) -> Splits:
             return None
         y = arrays[key]
         if y.ndim != 1 or len(y) != n:
-            raise DataError(f"'{path}': array '{key}' has shape {tuple(y.shape)} but '{xkey}' has "
-                            f"{n} samples; give one integer label per sample ({key}=(N,))")
+            raise DataError(
+                f"'{path}': array '{key}' has shape {tuple(y.shape)} but '{xkey}' has "
+                f"{n} samples; give one integer label per sample ({key}=(N,))"
+            )
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise DataError(f"'{path}': array '{key}' contains NaN or Inf; labels must be integers "
-                            "(use -1 for an unlabelled sample)")
+            raise DataError(
+                f"'{path}': array '{key}' contains NaN or Inf; labels must be integers "
+                "(use -1 for an unlabelled sample)"
+            )
         if y.dtype.kind not in "iubf":
             raise DataError(f"'{path}': array '{key}' has dtype {y.dtype}; labels must be integers")
         return y
@@ -82,8 +98,10 @@ def _series(path: Path, arrays: dict, labels) -> Splits:
     if "x_test" in arrays:
         xt = arrays["x_test"]
         if xt.ndim != 3 or xt.shape[1] != x.shape[1]:
-            raise DataError(f"'{path}': 'x_test' has shape {tuple(xt.shape)} but 'x' has {x.shape[1]} "
-                            "channel(s); give x_test as (N, C, T) with the same channels")
+            raise DataError(
+                f"'{path}': 'x_test' has shape {tuple(xt.shape)} but 'x' has {x.shape[1]} "
+                "channel(s); give x_test as (N, C, T) with the same channels"
+            )
         test = SeriesData(xt, labels("y_test", len(xt), "x_test"), None, f"{name}/x_test")
     elif "y_test" in arrays:
         raise DataError(f"'{path}' has 'y_test' but no 'x_test'; save the test series as x_test")
@@ -102,7 +120,7 @@ def pad_splits(splits: Splits) -> Splits:
         if d is None or d.length == t:
             return d
         x = np.full((len(d), d.channels, t), np.nan, dtype=np.float32)
-        x[:, :, :d.length] = d.x
+        x[:, :, : d.length] = d.x
         return dataclasses.replace(d, x=x)
 
     return Splits(pad(splits.train), pad(splits.test))

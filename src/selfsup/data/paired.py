@@ -43,11 +43,20 @@ class PairedData(Samples):
     b: Samples
     modality: ClassVar[str] = "paired"
 
-    def __init__(self, a: Samples, b: Samples, y: np.ndarray | None = None, classes: list[str] | None = None,
-                 name: str = "pair", info: dict | None = None):
+    def __init__(
+        self,
+        a: Samples,
+        b: Samples,
+        y: np.ndarray | None = None,
+        classes: list[str] | None = None,
+        name: str = "pair",
+        info: dict | None = None,
+    ):
         if len(a) != len(b):
-            raise DataError(f"{name}: the two modalities have different numbers of samples ({len(a)} in "
-                            f"'{a.name}', {len(b)} in '{b.name}'); give the same samples in both, in the same order")
+            raise DataError(
+                f"{name}: the two modalities have different numbers of samples ({len(a)} in "
+                f"'{a.name}', {len(b)} in '{b.name}'); give the same samples in both, in the same order"
+            )
         if y is None:
             y = a.y if a.y is not None else b.y
         if y is not None:
@@ -72,16 +81,22 @@ class PairedData(Samples):
 
     def subset(self, idx: np.ndarray, name: str | None = None) -> PairedData:
         y = None if self.y is None else self.y[idx]
-        return PairedData(self.a.subset(idx), self.b.subset(idx), y, self.classes, name or self.name, self.info)
+        return PairedData(
+            self.a.subset(idx), self.b.subset(idx), y, self.classes, name or self.name, self.info
+        )
 
 
 # -- --pair-channels ---------------------------------------------------------------------------------
 def parse_pair_channels(spec: str) -> tuple[list[int], list[int]]:
     """``"0,1,2:3,4,5"`` -> ``([0, 1, 2], [3, 4, 5])``; a malformed split is a one-line DataError."""
-    hint = "give two comma-separated channel lists separated by ':', e.g. --pair-channels 0,1,2:3,4,5"
+    hint = (
+        "give two comma-separated channel lists separated by ':', e.g. --pair-channels 0,1,2:3,4,5"
+    )
     parts = str(spec).split(":")
     if len(parts) != 2:
-        raise DataError(f"--pair-channels '{spec}' must split the channels into exactly two modalities; {hint}")
+        raise DataError(
+            f"--pair-channels '{spec}' must split the channels into exactly two modalities; {hint}"
+        )
     groups: list[list[int]] = []
     for side, part in zip(TOWERS, parts, strict=True):
         items = [p.strip() for p in part.split(",") if p.strip()]
@@ -90,36 +105,50 @@ def parse_pair_channels(spec: str) -> tuple[list[int], list[int]]:
         try:
             idx = [int(p) for p in items]
         except ValueError:
-            raise DataError(f"--pair-channels '{spec}': channels must be integers; {hint}") from None
+            raise DataError(
+                f"--pair-channels '{spec}': channels must be integers; {hint}"
+            ) from None
         if len(set(idx)) != len(idx):
-            raise DataError(f"--pair-channels '{spec}' repeats a channel in modality {side}; {hint}")
+            raise DataError(
+                f"--pair-channels '{spec}' repeats a channel in modality {side}; {hint}"
+            )
         groups.append(idx)
     both = sorted(set(groups[0]) & set(groups[1]))
     if both:
-        raise DataError(f"--pair-channels '{spec}' puts channel(s) {', '.join(map(str, both))} in both "
-                        "modalities; each channel belongs to one of them")
+        raise DataError(
+            f"--pair-channels '{spec}' puts channel(s) {', '.join(map(str, both))} in both "
+            "modalities; each channel belongs to one of them"
+        )
     return groups[0], groups[1]
 
 
 def split_channels(splits: Splits, spec: str) -> Splits:
     """The series splits with their channels split into a :class:`PairedData` per ``spec``."""
     ga, gb = parse_pair_channels(spec)
-    return Splits(_split(splits.train, ga, gb, spec), _split(splits.test, ga, gb, spec)
-                  if splits.test is not None else None)
+    return Splits(
+        _split(splits.train, ga, gb, spec),
+        _split(splits.test, ga, gb, spec) if splits.test is not None else None,
+    )
 
 
 def _split(d: Samples, ga: list[int], gb: list[int], spec: str) -> PairedData:
     if not isinstance(d, SeriesData):
-        raise DataError(f"--pair-channels splits the channels of series data, but '{d.name}' is "
-                        f"{d.modality} data; give a multichannel series source (ucr:NAME, .ts, .npz x=(N,C,T))")
+        raise DataError(
+            f"--pair-channels splits the channels of series data, but '{d.name}' is "
+            f"{d.modality} data; give a multichannel series source (ucr:NAME, .ts, .npz x=(N,C,T))"
+        )
     bad = [c for c in ga + gb if not 0 <= c < d.channels]
     if bad:
-        raise DataError(f"--pair-channels '{spec}': channel(s) {', '.join(map(str, bad))} out of range; "
-                        f"'{d.name}' has {d.channels} channel(s), numbered 0 to {d.channels - 1}")
+        raise DataError(
+            f"--pair-channels '{spec}': channel(s) {', '.join(map(str, bad))} out of range; "
+            f"'{d.name}' has {d.channels} channel(s), numbered 0 to {d.channels - 1}"
+        )
 
     def member(g: list[int]) -> SeriesData:
         x = np.ascontiguousarray(d.x[:, g])
-        return SeriesData(x, d.y, d.classes, f"{d.name}[{','.join(map(str, g))}]", lengths=series_lengths(x))
+        return SeriesData(
+            x, d.y, d.classes, f"{d.name}[{','.join(map(str, g))}]", lengths=series_lengths(x)
+        )
 
     return PairedData(member(ga), member(gb), d.y, d.classes, d.name, d.info)
 
@@ -130,8 +159,16 @@ def is_paired_npz(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as f:
             return "x_a" in getattr(f, "files", [])
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, AttributeError,
-            TypeError):
+    except (
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        AttributeError,
+        TypeError,
+    ):
         return False
 
 
@@ -142,24 +179,39 @@ def load_paired_npz(path: Path) -> Splits:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as err:
-        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__}); save arrays with "
-                        "numpy.savez") from None
+    except (
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+    ) as err:
+        raise DataError(
+            f"'{path}' is not a readable .npz file ({type(err).__name__}); save arrays with "
+            "numpy.savez"
+        ) from None
     if "x_b" not in arrays:
-        raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both modalities (x_a, x_b)")
+        raise DataError(
+            f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both modalities (x_a, x_b)"
+        )
     name = path.stem
 
     def split(suffix: str) -> PairedData:
         ka, kb, ky = f"x_a{suffix}", f"x_b{suffix}", f"y{suffix}"
         xa, xb = arrays[ka], arrays[kb]
         if len(xa) != len(xb):
-            raise DataError(f"'{path}': '{ka}' has {len(xa)} samples but '{kb}' has {len(xb)}; give the same "
-                            "samples in both modalities, in the same order")
+            raise DataError(
+                f"'{path}': '{ka}' has {len(xa)} samples but '{kb}' has {len(xb)}; give the same "
+                "samples in both modalities, in the same order"
+            )
         y = arrays.get(ky)
         if y is not None:
             if y.ndim != 1 or len(y) != len(xa):
-                raise DataError(f"'{path}': '{ky}' has shape {tuple(y.shape)} but '{ka}' has {len(xa)} samples; "
-                                f"give one integer label per sample ({ky}=(N,))")
+                raise DataError(
+                    f"'{path}': '{ky}' has shape {tuple(y.shape)} but '{ka}' has {len(xa)} samples; "
+                    f"give one integer label per sample ({ky}=(N,))"
+                )
             if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
                 raise DataError(f"'{path}': '{ky}' contains NaN or Inf; labels must be integers")
         a, b = _member(path, ka, xa), _member(path, kb, xb)
@@ -169,13 +221,17 @@ def load_paired_npz(path: Path) -> Splits:
     test = None
     if "x_a_test" in arrays or "x_b_test" in arrays:
         if "x_a_test" not in arrays or "x_b_test" not in arrays:
-            raise DataError(f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither")
+            raise DataError(
+                f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither"
+            )
         test = split("_test")
         for t in TOWERS:
             tr, te = train.member(t), test.member(t)
             if tr.modality != te.modality or tr.channels != te.channels:
-                raise DataError(f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not match "
-                                f"'x_{t}' ({tr.modality}, {tr.channels} channel(s))")
+                raise DataError(
+                    f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not match "
+                    f"'x_{t}' ({tr.modality}, {tr.channels} channel(s))"
+                )
     elif "y_test" in arrays:
         raise DataError(f"'{path}' has 'y_test' but no 'x_a_test'/'x_b_test'")
     if test is not None:  # series members: one common length per modality across the splits
@@ -197,8 +253,17 @@ def _member(path: Path, key: str, x: np.ndarray) -> Samples:
         x = x[..., None] if x.ndim == 3 else x
         check_images(x, where)
         return ImageData(x, None, None, where)
-    raise DataError(f"{where} has shape {tuple(x.shape)} and dtype {x.dtype}; give (N, C, T) float series "
-                    "or (N, H, W[, C]) uint8 images")
+    raise DataError(
+        f"{where} has shape {tuple(x.shape)} and dtype {x.dtype}; give (N, C, T) float series "
+        "or (N, H, W[, C]) uint8 images"
+    )
 
 
-__all__ = ["PairedData", "TOWERS", "parse_pair_channels", "split_channels", "is_paired_npz", "load_paired_npz"]
+__all__ = [
+    "PairedData",
+    "TOWERS",
+    "parse_pair_channels",
+    "split_channels",
+    "is_paired_npz",
+    "load_paired_npz",
+]

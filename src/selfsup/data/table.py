@@ -39,8 +39,13 @@ TEST_FRACTION = 0.2
 class _Column:
     """One raw column: ``num`` float values (NaN = missing) or ``text`` strings (None = missing)."""
 
-    def __init__(self, name: str, num: np.ndarray | None = None, text: list | None = None,
-                 rows: np.ndarray | None = None):
+    def __init__(
+        self,
+        name: str,
+        num: np.ndarray | None = None,
+        text: list | None = None,
+        rows: np.ndarray | None = None,
+    ):
         self.name, self.num, self.text, self.rows = name, num, text, rows
 
 
@@ -55,30 +60,44 @@ def load_table(path: Path, label_column: str | None = None, skip_corrupt: bool =
     return _build(cols, bad, label_column, skip_corrupt, f"'{path}'", path.stem, "row {r}")
 
 
-def _read_csv(path: Path, delimiter: str, skip_corrupt: bool) -> tuple[list[_Column], list[tuple[int, str]]]:
+def _read_csv(
+    path: Path, delimiter: str, skip_corrupt: bool
+) -> tuple[list[_Column], list[tuple[int, str]]]:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
-                raise DataError(f"'{path}' is empty; give a header row with the column names, then one row "
-                                "per sample")
+                raise DataError(
+                    f"'{path}' is empty; give a header row with the column names, then one row "
+                    "per sample"
+                )
             header = [h.strip() for h in header]
             if len(set(header)) != len(header) or "" in header:
                 dup = next((h for h in header if header.count(h) > 1 or not h), "")
-                raise DataError(f"'{path}': the header has an empty or repeated column name ('{dup}'); give "
-                                "each column a unique name")
+                raise DataError(
+                    f"'{path}': the header has an empty or repeated column name ('{dup}'); give "
+                    "each column a unique name"
+                )
             rows, skipped = [], []
             for row in reader:
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) != len(header):
                     r = len(rows) + len(skipped) + 1
-                    col = header[len(row)] if len(row) < len(header) else f"<extra field {len(header) + 1}>"
-                    msg = (f"'{path}': row {r} (line {reader.line_num}), column '{col}': the row has {len(row)} "
-                           f"fields but the header has {len(header)}")
+                    col = (
+                        header[len(row)]
+                        if len(row) < len(header)
+                        else f"<extra field {len(header) + 1}>"
+                    )
+                    msg = (
+                        f"'{path}': row {r} (line {reader.line_num}), column '{col}': the row has {len(row)} "
+                        f"fields but the header has {len(header)}"
+                    )
                     if not skip_corrupt:
-                        raise DataError(msg + "; fix the row or pass --skip-corrupt to skip bad rows")
+                        raise DataError(
+                            msg + "; fix the row or pass --skip-corrupt to skip bad rows"
+                        )
                     skipped.append((r, msg))
                     continue
                 rows.append(row)
@@ -96,7 +115,9 @@ def _read_csv(path: Path, delimiter: str, skip_corrupt: bool) -> tuple[list[_Col
         if k not in skip_rows:
             numbers.append(k)
     nums = np.asarray(numbers)
-    return [_Column(h, text=[row[j].strip() for row in rows], rows=nums) for j, h in enumerate(header)], skipped
+    return [
+        _Column(h, text=[row[j].strip() for row in rows], rows=nums) for j, h in enumerate(header)
+    ], skipped
 
 
 def _read_parquet(path: Path) -> list[_Column]:
@@ -104,11 +125,15 @@ def _read_parquet(path: Path) -> list[_Column]:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(f"reading '{path}' needs pyarrow; install it with pip install \"selfsup[tabular]\"") from None
+        raise DataError(
+            f"reading '{path}' needs pyarrow; install it with pip install \"selfsup[tabular]\""
+        ) from None
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as err:
-        raise DataError(f"'{path}' is not a readable Parquet file ({str(err).splitlines()[0]})") from None
+        raise DataError(
+            f"'{path}' is not a readable Parquet file ({str(err).splitlines()[0]})"
+        ) from None
     if table.num_rows == 0:
         raise DataError(f"'{path}' has no rows; give at least one row per sample")
     cols = []
@@ -142,13 +167,22 @@ def _missing(s) -> bool:
     return s is None or s.lower() in MISSING
 
 
-def _build(cols: list[_Column], bad_rows: list[tuple[int, str]], label_column: str | None, skip_corrupt: bool,
-           where: str, name: str, row_fmt: str) -> Splits:
+def _build(
+    cols: list[_Column],
+    bad_rows: list[tuple[int, str]],
+    label_column: str | None,
+    skip_corrupt: bool,
+    where: str,
+    name: str,
+    row_fmt: str,
+) -> Splits:
     names = [c.name for c in cols]
     if label_column is not None and label_column not in names:
-        raise DataError(f"label column '{label_column}' is not a column of {where} (columns: "
-                        f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}); give --label-column NAME "
-                        "with one of them")
+        raise DataError(
+            f"label column '{label_column}' is not a column of {where} (columns: "
+            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}); give --label-column NAME "
+            "with one of them"
+        )
     n = len(cols[0].num if cols[0].num is not None else cols[0].text)
     rows = cols[0].rows if cols[0].rows is not None else np.arange(1, n + 1)
     bad = np.zeros(n, dtype=bool)
@@ -167,8 +201,12 @@ def _build(cols: list[_Column], bad_rows: list[tuple[int, str]], label_column: s
     y_text = None
     for c in cols:
         if c.name == label_column:
-            y_text = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else
-                      (_fmt(v) if not isinstance(v, str) else v) for v in (c.text if c.text is not None else c.num)]
+            y_text = [
+                None
+                if (v is None or (isinstance(v, float) and np.isnan(v)))
+                else (_fmt(v) if not isinstance(v, str) else v)
+                for v in (c.text if c.text is not None else c.num)
+            ]
             y_text = [None if v is None or _missing(v) else v for v in y_text]
             continue
         if c.num is not None:
@@ -180,7 +218,10 @@ def _build(cols: list[_Column], bad_rows: list[tuple[int, str]], label_column: s
         miss = np.array([_missing(s) for s in c.text])
         if ok.sum() >= max(1, 0.5 * (~miss).sum()):  # numeric, with possibly bad cells
             flag(miss, lambda i, c=c: f"column '{c.name}': missing value")
-            flag(~ok & ~miss, lambda i, c=c: f"column '{c.name}': text '{c.text[i]}' in a numeric column")
+            flag(
+                ~ok & ~miss,
+                lambda i, c=c: f"column '{c.name}': text '{c.text[i]}' in a numeric column",
+            )
             features.append((c.name, vals, None))
         else:
             flag(miss, lambda i, c=c: f"column '{c.name}': missing value")
@@ -188,13 +229,17 @@ def _build(cols: list[_Column], bad_rows: list[tuple[int, str]], label_column: s
     if not features:
         raise DataError(f"{where} has no feature columns besides the label column '{label_column}'")
     if first_bad is not None and not skip_corrupt:
-        raise DataError(f"{where}: {row_fmt.format(r=first_bad[0])}, {first_bad[1]}; fix it or pass --skip-corrupt "
-                        "to skip bad rows")
+        raise DataError(
+            f"{where}: {row_fmt.format(r=first_bad[0])}, {first_bad[1]}; fix it or pass --skip-corrupt "
+            "to skip bad rows"
+        )
     keep = np.flatnonzero(~bad)
     skipped = len(bad_rows) + int(bad.sum())
     if len(keep) == 0:
-        raise DataError(f"{where}: every row is bad (e.g. {first_bad[1] if first_bad else 'wrong field count'}); "
-                        "nothing is left to train on")
+        raise DataError(
+            f"{where}: every row is bad (e.g. {first_bad[1] if first_bad else 'wrong field count'}); "
+            "nothing is left to train on"
+        )
     y = classes = None
     if y_text is not None:
         labels = [y_text[i] for i in keep]
@@ -208,10 +253,18 @@ def _build(cols: list[_Column], bad_rows: list[tuple[int, str]], label_column: s
         tr, te = np.arange(len(keep)), None
     splits = _encode(features, keep, tr, te, y, classes, name)
     if skipped:
-        first = (bad_rows[0][1] if bad_rows else
-                 f"{where}: {row_fmt.format(r=first_bad[0])}, {first_bad[1]}" if first_bad else "")
-        warnings.warn(f"{name}: skipped {skipped} bad row(s) (--skip-corrupt), e.g. {first}", DataWarning,
-                      stacklevel=4)
+        first = (
+            bad_rows[0][1]
+            if bad_rows
+            else f"{where}: {row_fmt.format(r=first_bad[0])}, {first_bad[1]}"
+            if first_bad
+            else ""
+        )
+        warnings.warn(
+            f"{name}: skipped {skipped} bad row(s) (--skip-corrupt), e.g. {first}",
+            DataWarning,
+            stacklevel=4,
+        )
         splits.train.info["skipped"] = skipped
     return splits
 
@@ -244,13 +297,22 @@ def _encode(features, keep, tr, te, y, classes, name) -> Splits:
             x[:, j] = [code.get(v, -1) for v in vals]
 
     def part(idx, suffix):
-        return TableData(x[idx], None if y is None else y[idx], classes, f"{name}/{suffix}", {}, columns,
-                         categories)
+        return TableData(
+            x[idx],
+            None if y is None else y[idx],
+            classes,
+            f"{name}/{suffix}",
+            {},
+            columns,
+            categories,
+        )
 
     return Splits(part(tr, "train"), None if te is None else part(te, "test"))
 
 
-def encode_table(source: str | Path | dict[str, Any], meta: dict, label_column: str | None = None) -> np.ndarray:
+def encode_table(
+    source: str | Path | dict[str, Any], meta: dict, label_column: str | None = None
+) -> np.ndarray:
     """Rows encoded for a saved encoder: float32 (N, F) with its columns in its order and its
     categories coded by its training vocabulary (an unseen category is -1).
 
@@ -258,15 +320,23 @@ def encode_table(source: str | Path | dict[str, Any], meta: dict, label_column: 
     metadata (``load_encoder(run).meta``). A missing column is refused in one line.
     """
     if isinstance(source, dict):
-        cols = [_Column(k, text=[None if v is None else str(v) for v in vals]) for k, vals in source.items()]
+        cols = [
+            _Column(k, text=[None if v is None else str(v) for v in vals])
+            for k, vals in source.items()
+        ]
     else:
         p = Path(source)
-        cols = _read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else \
-            _read_csv(p, "\t" if p.suffix.lower() == ".tsv" else ",", False)[0]
+        cols = (
+            _read_parquet(p)
+            if p.suffix.lower() in (".parquet", ".pq")
+            else _read_csv(p, "\t" if p.suffix.lower() == ".tsv" else ",", False)[0]
+        )
     by_name = {c.name: c for c in cols}
     missing = [c for c in meta["columns"] if c not in by_name]
     if missing:
-        raise DataError(f"the encoder needs column(s) {', '.join(missing)}, which the rows do not have")
+        raise DataError(
+            f"the encoder needs column(s) {', '.join(missing)}, which the rows do not have"
+        )
     n = len(next(iter(by_name.values())).text or []) or len(next(iter(by_name.values())).num)
     x = np.empty((n, len(meta["columns"])), dtype=np.float32)
     cats = meta.get("categories", {})
@@ -294,16 +364,20 @@ def table_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> Splits:
         x = arrays[xk]
         y = arrays.get(yk)
         if y is not None and (y.ndim != 1 or len(y) != len(x)):
-            raise DataError(f"'{path}': array '{yk}' has shape {tuple(y.shape)} but '{xk}' has {len(x)} rows; "
-                            "give one integer label per row")
+            raise DataError(
+                f"'{path}': array '{yk}' has shape {tuple(y.shape)} but '{xk}' has {len(x)} rows; "
+                "give one integer label per row"
+            )
         return TableData(x, y, None, f"{name}/{xk}", {}, list(columns))
 
     train = part("x", "y")
     test = None
     if "x_test" in arrays:
         if arrays["x_test"].ndim != 2 or arrays["x_test"].shape[1] != train.channels:
-            raise DataError(f"'{path}': 'x_test' has shape {tuple(arrays['x_test'].shape)} but 'x' has "
-                            f"{train.channels} columns; give x_test as (N, F) with the same columns")
+            raise DataError(
+                f"'{path}': 'x_test' has shape {tuple(arrays['x_test'].shape)} but 'x' has "
+                f"{train.channels} columns; give x_test as (N, F) with the same columns"
+            )
         test = part("x_test", "y_test")
     return Splits(train, test)
 
@@ -315,8 +389,10 @@ def _sklearn(loader, name: str) -> Splits:
     tr, te = stratified_split(y, TEST_FRACTION, seed=0)
     cols = [str(c) for c in d.feature_names]
     classes = [str(c) for c in d.target_names]
-    return Splits(TableData(x[tr], y[tr], classes, f"{name}/train", {}, cols),
-                  TableData(x[te], y[te], classes, f"{name}/test", {}, cols))
+    return Splits(
+        TableData(x[tr], y[tr], classes, f"{name}/train", {}, cols),
+        TableData(x[te], y[te], classes, f"{name}/test", {}, cols),
+    )
 
 
 def load_breast_cancer() -> Splits:
@@ -345,8 +421,10 @@ def align_categories(splits: Splits | None, ref) -> Splits | None:
         if not isinstance(d, TableData):
             return d
         if list(d.columns) != list(ref.columns):
-            raise DataError(f"evaluation table '{d.name}' has columns {', '.join(d.columns[:8])} but the training "
-                            f"table has {', '.join(ref.columns[:8])}; give a table with the same columns")
+            raise DataError(
+                f"evaluation table '{d.name}' has columns {', '.join(d.columns[:8])} but the training "
+                f"table has {', '.join(ref.columns[:8])}; give a table with the same columns"
+            )
         x = d.x.copy()
         for j, col in enumerate(d.columns):
             if col in d.categories or col in ref.categories:

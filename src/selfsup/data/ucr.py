@@ -24,7 +24,9 @@ def data_root() -> Path:
     """sktime's installed ``datasets/data`` folder; a missing extra is a one-line :class:`DataError`."""
     spec = importlib.util.find_spec("sktime")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"--data ucr:NAME needs the timeseries extra, which is not installed; run: {INSTALL}")
+        raise DataError(
+            f"--data ucr:NAME needs the timeseries extra, which is not installed; run: {INSTALL}"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
 
 
@@ -33,19 +35,24 @@ def ucr_names() -> list[str]:
     root = data_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir()
-                  if (p / f"{p.name}_TRAIN.ts").is_file() and (p / f"{p.name}_TEST.ts").is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if (p / f"{p.name}_TRAIN.ts").is_file() and (p / f"{p.name}_TEST.ts").is_file()
+    )
 
 
 def load_ucr(spec: str) -> Splits:
     """``ucr:NAME`` (case-insensitive) as its archive train/test split."""
     from .ts import load_ts
 
-    name = spec[len(PREFIX):].strip()
+    name = spec[len(PREFIX) :].strip()
     names = ucr_names()
     match = {n.lower(): n for n in names}.get(name.lower())
     if match is None:
-        raise DataError(f"unknown UCR/UEA set '{name}'; the sets that ship with sktime are: "
-                        f"{', '.join(names) or 'none'} (for another set, download its .ts files and give "
-                        "--data FOLDER)")
+        raise DataError(
+            f"unknown UCR/UEA set '{name}'; the sets that ship with sktime are: "
+            f"{', '.join(names) or 'none'} (for another set, download its .ts files and give "
+            "--data FOLDER)"
+        )
     return load_ts(data_root() / match, name=match)

@@ -11,7 +11,25 @@ from .protocols import PROTOCOLS, EvalInputs
 from .protocols import run as run_protocols
 from .retrieval import label_recall, paired_recall
 
-__all__ = ["extract", "raw_features", "channel_stats", "knn_accuracy", "knn_predict", "knn_sweep",
-           "fit_logistic", "linear_accuracy", "linear_probe_sgd", "few_label_indices", "few_label_eval",
-           "finetune", "cluster_scores", "paired_recall", "label_recall", "anomaly_scores",
-           "one_class_auroc", "PROTOCOLS", "EvalInputs", "run_protocols"]
+__all__ = [
+    "extract",
+    "raw_features",
+    "channel_stats",
+    "knn_accuracy",
+    "knn_predict",
+    "knn_sweep",
+    "fit_logistic",
+    "linear_accuracy",
+    "linear_probe_sgd",
+    "few_label_indices",
+    "few_label_eval",
+    "finetune",
+    "cluster_scores",
+    "paired_recall",
+    "label_recall",
+    "anomaly_scores",
+    "one_class_auroc",
+    "PROTOCOLS",
+    "EvalInputs",
+    "run_protocols",
+]

@@ -16,8 +16,12 @@ def anomaly_scores(score, is_anomaly) -> dict[str, float]:
     """``{"auroc", "auprc"}`` of ``score`` (higher = more anomalous) against 0/1 ``is_anomaly``."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    s = np.asarray(score.detach().cpu() if isinstance(score, torch.Tensor) else score, dtype=np.float64)
-    a = np.asarray(is_anomaly.detach().cpu() if isinstance(is_anomaly, torch.Tensor) else is_anomaly)
+    s = np.asarray(
+        score.detach().cpu() if isinstance(score, torch.Tensor) else score, dtype=np.float64
+    )
+    a = np.asarray(
+        is_anomaly.detach().cpu() if isinstance(is_anomaly, torch.Tensor) else is_anomaly
+    )
     a = a.astype(bool)
     if a.all() or not a.any():
         raise ValueError("anomaly scores need both normal and anomalous samples")
@@ -40,8 +44,9 @@ def knn_distance_l2(reference: torch.Tensor, query: torch.Tensor, k: int = 5) ->
     return d.topk(min(k, len(reference)), dim=1, largest=False).values.mean(1)
 
 
-def one_class_auroc(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor,
-                    query_y: torch.Tensor, k: int = 5) -> dict[str, float]:
+def one_class_auroc(
+    bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor, k: int = 5
+) -> dict[str, float]:
     """Mean AUROC/AUPRC over classes, each taken in turn as the normal class."""
     res = []
     for c in torch.unique(bank_y):
@@ -55,7 +60,9 @@ def one_class_auroc(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tenso
     return {m: float(np.mean([r[m] for r in res])) for m in ("auroc", "auprc")}
 
 
-def classical_scores(bank: torch.Tensor, query: torch.Tensor, seed: int = 0) -> dict[str, np.ndarray]:
+def classical_scores(
+    bank: torch.Tensor, query: torch.Tensor, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Classical one-class detectors fitted on ``bank`` (normal rows only), scoring ``query``
     (higher = more anomalous): scikit-learn's IsolationForest (100 trees) and LocalOutlierFactor
     (novelty mode, 20 neighbours or fewer on a small bank), and the Euclidean distance to the
@@ -67,11 +74,16 @@ def classical_scores(bank: torch.Tensor, query: torch.Tensor, seed: int = 0) -> 
     q = np.asarray(query.detach().cpu(), dtype=np.float64)
     iso = IsolationForest(random_state=seed).fit(b)
     lof = LocalOutlierFactor(n_neighbors=max(1, min(20, len(b) - 1)), novelty=True).fit(b)
-    return {"isolation_forest": -iso.score_samples(q), "lof": -lof.score_samples(q),
-            "distance_to_mean": np.linalg.norm(q - b.mean(0, keepdims=True), axis=1)}
+    return {
+        "isolation_forest": -iso.score_samples(q),
+        "lof": -lof.score_samples(q),
+        "distance_to_mean": np.linalg.norm(q - b.mean(0, keepdims=True), axis=1),
+    }
 
 
-def one_class_eval(bank: torch.Tensor, query: torch.Tensor, is_anomaly, own_score=None, k: int = 5) -> dict[str, float]:
+def one_class_eval(
+    bank: torch.Tensor, query: torch.Tensor, is_anomaly, own_score=None, k: int = 5
+) -> dict[str, float]:
     """The anomaly job's metrics for features of normal training samples (``bank``) and test
     samples (``query``): ``anomaly_knn_*`` from the mean cosine distance to the ``k`` nearest normal
     samples (as the ``anomaly`` protocol), ``anomaly_knn_l2_*`` from the mean Euclidean distance

@@ -37,7 +37,9 @@ def kmeans(features, n_clusters: int, seed: int = 0, normalize: bool = True) -> 
     return km.fit_predict(x)
 
 
-def cluster_scores(features, labels, n_clusters: int | None = None, seed: int = 0) -> dict[str, float]:
+def cluster_scores(
+    features, labels, n_clusters: int | None = None, seed: int = 0
+) -> dict[str, float]:
     """``{"nmi", "ari"}`` of k-means with as many clusters as classes (by default)."""
     y = _np(labels)
     k = n_clusters or len(np.unique(y))

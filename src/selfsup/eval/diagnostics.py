@@ -87,16 +87,26 @@ def embedding_diagnostics(z1: Tensor, z2: Tensor) -> dict[str, float]:
     pos, neg = similarities(z1, z2)
     z = torch.cat([z1, z2])
     std = dim_std(z1)
-    return {"alignment": alignment(z1, z2), "uniformity": uniformity(z1), "rankme": effective_rank(z1),
-            "std_mean": float(std.mean()), "std_min": float(std.min()),
-            "std_ideal": float(1 / z.shape[1] ** 0.5), "pos_sim": float(pos.mean()),
-            "neg_sim": float(neg.mean())}
+    return {
+        "alignment": alignment(z1, z2),
+        "uniformity": uniformity(z1),
+        "rankme": effective_rank(z1),
+        "std_mean": float(std.mean()),
+        "std_min": float(std.min()),
+        "std_ideal": float(1 / z.shape[1] ** 0.5),
+        "pos_sim": float(pos.mean()),
+        "neg_sim": float(neg.mean()),
+    }
 
 
 def find_linear_predictor(method: nn.Module) -> nn.Linear | None:
     """A square ``nn.Linear`` whose name mentions ``predictor`` (DirectPred-style), if any."""
     for name, mod in method.named_modules():
-        if "predictor" in name and isinstance(mod, nn.Linear) and mod.in_features == mod.out_features:
+        if (
+            "predictor" in name
+            and isinstance(mod, nn.Linear)
+            and mod.in_features == mod.out_features
+        ):
             return mod
     return None
 
@@ -147,8 +157,14 @@ class Monitor:
         out = {}
         if self._pred is not None:
             d = self._pred.in_features
-            corr = next((b for n, b in method.named_buffers() if n.split(".")[-1] == "corr"
-                         and tuple(b.shape) == (d, d)), None)  # DirectPred's running correlation
+            corr = next(
+                (
+                    b
+                    for n, b in method.named_buffers()
+                    if n.split(".")[-1] == "corr" and tuple(b.shape) == (d, d)
+                ),
+                None,
+            )  # DirectPred's running correlation
             if corr is None and self._pred_in is not None:  # else: the last training batch's input
                 f = self._pred_in.double().flatten(1)
                 corr = f.t() @ f / len(f)
@@ -157,8 +173,12 @@ class Monitor:
         tau = find_tau(method)
         if tau is not None:
             t = tau.detach().double()
-            out.update(tau_mean=float(t.mean()), tau_std=float(t.std()), tau_min=float(t.min()),
-                       tau_max=float(t.max()))
+            out.update(
+                tau_mean=float(t.mean()),
+                tau_std=float(t.std()),
+                tau_min=float(t.min()),
+                tau_max=float(t.max()),
+            )
         return out
 
     def __call__(self, method: nn.Module) -> dict[str, float]:

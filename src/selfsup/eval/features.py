@@ -12,8 +12,13 @@ from ..views import eval_view
 
 
 @torch.no_grad()
-def extract(encoder: nn.Module, x: np.ndarray | torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor] | int,
-            batch_size: int = 512, device: str | torch.device = "cpu") -> torch.Tensor:
+def extract(
+    encoder: nn.Module,
+    x: np.ndarray | torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | int,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """Encoder features (N, D) in eval mode.
 
     ``x``: raw samples as the modality's ``to_tensor`` gives them (images: uint8 (N, C, H, W); a
@@ -28,13 +33,15 @@ def extract(encoder: nn.Module, x: np.ndarray | torch.Tensor, prepare: Callable[
     t = _as_tensor(x)
     out = []
     for i in range(0, len(t), batch_size):
-        xb = prepare(t[i:i + batch_size].to(device))
+        xb = prepare(t[i : i + batch_size].to(device))
         out.append(encoder(xb).float().cpu())
     encoder.train(was_training)
     return torch.cat(out)
 
 
-def raw_features(x: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def raw_features(
+    x: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
     """Flattened pixels in [0, 1], standardised per channel: the raw-input baseline."""
     t = _as_nchw(x).float() / 255.0
     c = t.shape[1]

@@ -42,9 +42,20 @@ def few_label_indices(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarr
     return np.sort(np.concatenate(picked))
 
 
-def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray, prepare,
-             steps: int = 100, batch_size: int = 64, lr: float = 1e-3, encoder_lr_ratio: float = 0.1,
-             seed: int = 0, device: str | torch.device = "cpu") -> dict[str, float]:
+def finetune(
+    encoder: nn.Module,
+    x,
+    y: np.ndarray,
+    query_x,
+    query_y: np.ndarray,
+    prepare,
+    steps: int = 100,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    encoder_lr_ratio: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
     """Fine-tune a copy of ``encoder`` plus a linear head on (``x``, ``y``); accuracy on the query.
 
     ``x``/``query_x``: raw samples (see :func:`~selfsup.eval.features.extract`); ``prepare`` maps a
@@ -62,8 +73,13 @@ def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray,
             prepare = lambda b: eval_view(b, size)  # noqa: E731
         dim = extract(enc, x[:2], prepare, 2, device).shape[1]
         head = nn.Linear(dim, num_classes).to(device)
-        opt = torch.optim.AdamW([{"params": enc.parameters(), "lr": lr * encoder_lr_ratio},
-                                 {"params": head.parameters(), "lr": lr}], weight_decay=1e-4)
+        opt = torch.optim.AdamW(
+            [
+                {"params": enc.parameters(), "lr": lr * encoder_lr_ratio},
+                {"params": head.parameters(), "lr": lr},
+            ],
+            weight_decay=1e-4,
+        )
         base = [g["lr"] for g in opt.param_groups]
         xt = prepare(_as_tensor(x).to(device))
         yt = torch.from_numpy(np.asarray(y)).long().to(device)
@@ -86,15 +102,33 @@ def finetune(encoder: nn.Module, x, y: np.ndarray, query_x, query_y: np.ndarray,
     return {"top1": acc["f_top1"], "top5": acc["f_top5"]}
 
 
-def few_label_eval(encoder: nn.Module, bank_x, bank_y: np.ndarray, query_x, query_y: np.ndarray,
-                   prepare, fractions=(0.01, 0.1), steps: int = 100, seed: int = 0,
-                   device: str | torch.device = "cpu") -> dict[str, float]:
+def few_label_eval(
+    encoder: nn.Module,
+    bank_x,
+    bank_y: np.ndarray,
+    query_x,
+    query_y: np.ndarray,
+    prepare,
+    fractions=(0.01, 0.1),
+    steps: int = 100,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
     """``{"fewshot_1pct_top1": ..., "fewshot_10pct_top1": ..., ...}`` for each label fraction."""
     out = {}
     for frac in fractions:
         idx = few_label_indices(bank_y, frac, seed)
-        r = finetune(encoder, bank_x[idx], bank_y[idx], query_x, query_y, prepare, steps=steps, seed=seed,
-                     device=device)
+        r = finetune(
+            encoder,
+            bank_x[idx],
+            bank_y[idx],
+            query_x,
+            query_y,
+            prepare,
+            steps=steps,
+            seed=seed,
+            device=device,
+        )
         name = f"fewshot_{frac * 100:g}pct"
         out[f"{name}_top1"], out[f"{name}_top5"] = r["top1"], r["top5"]
         out[f"{name}_labels"] = len(idx)

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 
 
-def _prepare(bank: torch.Tensor, query: torch.Tensor, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(
+    bank: torch.Tensor, query: torch.Tensor, center: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     bank, query = bank.float(), query.float()
     if center:
         mu = bank.mean(0, keepdim=True)
@@ -30,14 +32,22 @@ def _prepare(bank: torch.Tensor, query: torch.Tensor, center: bool) -> tuple[tor
 
 
 @torch.no_grad()
-def knn_predict(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, num_classes: int,
-                k: int = 200, t: float = 0.1, chunk: int = 1024, center: bool = True) -> torch.Tensor:
+def knn_predict(
+    bank: torch.Tensor,
+    bank_y: torch.Tensor,
+    query: torch.Tensor,
+    num_classes: int,
+    k: int = 200,
+    t: float = 0.1,
+    chunk: int = 1024,
+    center: bool = True,
+) -> torch.Tensor:
     """Class scores (Q, num_classes) for each query."""
     bank, query = _prepare(bank, query, center)
     k = min(k, len(bank))
     out = []
     for i in range(0, len(query), chunk):
-        sim = query[i:i + chunk] @ bank.t()
+        sim = query[i : i + chunk] @ bank.t()
         w, idx = sim.topk(k, dim=1)
         w = ((w - w[:, :1]) / t).exp()  # minus the row maximum: same vote ratios, no overflow
         votes = torch.zeros(len(w), num_classes, dtype=w.dtype, device=w.device)
@@ -46,8 +56,16 @@ def knn_predict(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, n
     return torch.cat(out)
 
 
-def knn_accuracy(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor,
-                 k: int = 200, t: float = 0.1, topk: tuple[int, ...] = (1,), center: bool = True) -> dict[str, float]:
+def knn_accuracy(
+    bank: torch.Tensor,
+    bank_y: torch.Tensor,
+    query: torch.Tensor,
+    query_y: torch.Tensor,
+    k: int = 200,
+    t: float = 0.1,
+    topk: tuple[int, ...] = (1,),
+    center: bool = True,
+) -> dict[str, float]:
     """Top-k accuracies of weighted kNN, e.g. ``{"knn_top1": 0.93}``."""
     num_classes = int(max(bank_y.max(), query_y.max())) + 1
     scores = knn_predict(bank, bank_y.long(), query, num_classes, k, t, center=center)
@@ -68,7 +86,7 @@ def _neighbours(query: torch.Tensor, bank: torch.Tensor, k: int, chunk: int, exc
     with ``exclude_self`` (query = bank) a row is never its own neighbour: leave-one-out."""
     sims, idxs = [], []
     for i in range(0, len(query), chunk):
-        s = query[i:i + chunk] @ bank.t()
+        s = query[i : i + chunk] @ bank.t()
         if exclude_self:
             rows = torch.arange(len(s), device=s.device)
             s[rows, rows + i] = float("-inf")
@@ -78,7 +96,9 @@ def _neighbours(query: torch.Tensor, bank: torch.Tensor, k: int, chunk: int, exc
     return torch.cat(sims), torch.cat(idxs)
 
 
-def _cell(sim: torch.Tensor, lab: torch.Tensor, y: torch.Tensor, k: int, t: float, num_classes: int):
+def _cell(
+    sim: torch.Tensor, lab: torch.Tensor, y: torch.Tensor, k: int, t: float, num_classes: int
+):
     votes = torch.zeros(len(sim), num_classes, dtype=sim.dtype, device=sim.device)
     # subtract the row maximum before exp: the same votes up to a positive factor, no overflow
     w = ((sim[:, :k] - sim[:, :1]) / t).exp()
@@ -87,10 +107,16 @@ def _cell(sim: torch.Tensor, lab: torch.Tensor, y: torch.Tensor, k: int, t: floa
 
 
 @torch.no_grad()
-def knn_sweep(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor,
-              ks: tuple[int, ...] | list[int] = (10, 20, 50, 100, 200),
-              ts: tuple[float, ...] | list[float] = (0.02, 0.05, 0.07, 0.1, 0.2, 0.5),
-              chunk: int = 1024, center: bool = True) -> dict:
+def knn_sweep(
+    bank: torch.Tensor,
+    bank_y: torch.Tensor,
+    query: torch.Tensor,
+    query_y: torch.Tensor,
+    ks: tuple[int, ...] | list[int] = (10, 20, 50, 100, 200),
+    ts: tuple[float, ...] | list[float] = (0.02, 0.05, 0.07, 0.1, 0.2, 0.5),
+    chunk: int = 1024,
+    center: bool = True,
+) -> dict:
     """Weighted kNN with ``k`` and temperature ``t`` chosen on the bank, scored once on the query.
 
     Every (k, t) cell of the grid is scored by leave-one-out on the bank (each bank sample
@@ -109,7 +135,9 @@ def knn_sweep(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, que
     if not ks or not ts:
         raise ValueError("knn_sweep needs at least one k and one temperature")
     if len(bank) < 2:
-        raise ValueError("knn_sweep needs at least 2 bank samples (the cell is chosen by leave-one-out)")
+        raise ValueError(
+            "knn_sweep needs at least 2 bank samples (the cell is chosen by leave-one-out)"
+        )
     bank_y, query_y = bank_y.long(), query_y.long()
     num_classes = int(max(bank_y.max(), query_y.max())) + 1
     bank, query = _prepare(bank, query, center)
@@ -123,8 +151,23 @@ def knn_sweep(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, que
         for t in ts:
             b = _cell(b_sim, b_lab, bank_y, kk, t, num_classes)
             q = _cell(q_sim, q_lab, query_y, kk, t, num_classes)
-            grid.append({"k": int(k), "t": float(t), "bank_top1": b["knn_top1"], "bank_top5": b["knn_top5"],
-                         "query_top1": q["knn_top1"], "query_top5": q["knn_top5"]})
+            grid.append(
+                {
+                    "k": int(k),
+                    "t": float(t),
+                    "bank_top1": b["knn_top1"],
+                    "bank_top5": b["knn_top5"],
+                    "query_top1": q["knn_top1"],
+                    "query_top5": q["knn_top5"],
+                }
+            )
     best = max(grid, key=lambda g: (g["bank_top1"], g["bank_top5"]))  # first maximum in grid order
-    return {"top1": best["query_top1"], "top5": best["query_top5"], "k": best["k"], "t": best["t"],
-            "bank_top1": best["bank_top1"], "selected_by": "leave-one-out on the bank", "grid": grid}
+    return {
+        "top1": best["query_top1"],
+        "top5": best["query_top5"],
+        "k": best["k"],
+        "t": best["t"],
+        "bank_top1": best["bank_top1"],
+        "selected_by": "leave-one-out on the bank",
+        "grid": grid,
+    }

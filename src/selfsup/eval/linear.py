@@ -13,16 +13,24 @@ import torch.nn.functional as F
 from .knn import _topk
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = 1e-4,
-                 max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def fit_logistic(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = 1e-4, max_iter: int = 200
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (W, b, mean, std) of a standardised multinomial logistic regression."""
     x = x.double()
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     xs = (x - mean) / std
     w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -35,8 +43,15 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float =
     return w.detach(), b.detach(), mean, std
 
 
-def linear_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                    l2: float = 1e-4, max_iter: int = 200, topk: tuple[int, ...] = (1,)) -> dict[str, float]:
+def linear_accuracy(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    l2: float = 1e-4,
+    max_iter: int = 200,
+    topk: tuple[int, ...] = (1,),
+) -> dict[str, float]:
     """Top-k accuracies of the linear probe, e.g. ``{"linear_top1": 0.95}``."""
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     w, b, mean, std = fit_logistic(train_x, train_y.long(), num_classes, l2, max_iter)

@@ -18,10 +18,19 @@ import torch.nn.functional as F
 from .knn import _topk
 
 
-def linear_probe_sgd(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
-                     test_y: torch.Tensor, normalize: bool = True, epochs: int = 100, lr: float = 0.1,
-                     batch_size: int = 256, momentum: float = 0.9, weight_decay: float = 0.0,
-                     seed: int = 0) -> dict[str, float]:
+def linear_probe_sgd(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    normalize: bool = True,
+    epochs: int = 100,
+    lr: float = 0.1,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> dict[str, float]:
     """Top-1 and top-5 accuracy of an SGD-trained linear classifier on frozen features.
 
     Parameters
@@ -54,7 +63,7 @@ def linear_probe_sgd(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=g)
             for i in range(steps_per_epoch):
-                idx = order[i * bs:(i + 1) * bs]
+                idx = order[i * bs : (i + 1) * bs]
                 for pg in opt.param_groups:
                     pg["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
                 loss = F.cross_entropy(layer(x[idx]), y[idx])

@@ -51,6 +51,7 @@ def register(name: str, needs_encoder: bool = False, help: str = ""):
     def deco(fn):
         PROTOCOLS[name] = Protocol(name, fn, needs_encoder, help)
         return fn
+
     return deco
 
 
@@ -60,8 +61,10 @@ def parse(names: str | list[str]) -> list[str]:
     items = [n for n in items if n]
     bad = [n for n in items if n not in PROTOCOLS]
     if bad or not items:
-        raise ConfigError(f"unknown evaluation protocol '{','.join(bad) or names}'; choose from: "
-                          f"{', '.join(PROTOCOLS)}")
+        raise ConfigError(
+            f"unknown evaluation protocol '{','.join(bad) or names}'; choose from: "
+            f"{', '.join(PROTOCOLS)}"
+        )
     return items
 
 
@@ -73,8 +76,10 @@ def run(names: list[str], inputs: EvalInputs, skip_unavailable: bool = False) ->
         if p.needs_encoder and (inputs.encoder is None or inputs.bank_x is None):
             if skip_unavailable:
                 continue
-            raise ConfigError(f"protocol '{name}' fine-tunes the encoder, so it needs the encoder and the "
-                              "raw samples, not only features")
+            raise ConfigError(
+                f"protocol '{name}' fine-tunes the encoder, so it needs the encoder and the "
+                "raw samples, not only features"
+            )
         out.update(p.fn(inputs))
     return out
 
@@ -83,30 +88,57 @@ def run(names: list[str], inputs: EvalInputs, skip_unavailable: bool = False) ->
 def _knn(i: EvalInputs) -> dict:
     from .knn import knn_accuracy
 
-    return knn_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_k, i.ec.knn_t,
-                        center=getattr(i.ec, "knn_center", True))
+    return knn_accuracy(
+        i.bank,
+        i.bank_y,
+        i.query,
+        i.query_y,
+        i.ec.knn_k,
+        i.ec.knn_t,
+        center=getattr(i.ec, "knn_center", True),
+    )
 
 
-@register("knn_sweep", help="weighted kNN, (k, t) of eval.knn_sweep_k x eval.knn_sweep_t chosen by "
-          "leave-one-out on the bank, then the query scored once: top-1, top-5")
+@register(
+    "knn_sweep",
+    help="weighted kNN, (k, t) of eval.knn_sweep_k x eval.knn_sweep_t chosen by "
+    "leave-one-out on the bank, then the query scored once: top-1, top-5",
+)
 def _knn_sweep(i: EvalInputs) -> dict:
     from .knn import knn_sweep
 
-    r = knn_sweep(i.bank, i.bank_y, i.query, i.query_y, i.ec.knn_sweep_k, i.ec.knn_sweep_t,
-                  center=getattr(i.ec, "knn_center", True))
-    return {"knn_sweep_top1": r["top1"], "knn_sweep_top5": r["top5"], "knn_sweep_k": r["k"],
-            "knn_sweep_t": r["t"], "knn_sweep_bank_loo_top1": r["bank_top1"]}
+    r = knn_sweep(
+        i.bank,
+        i.bank_y,
+        i.query,
+        i.query_y,
+        i.ec.knn_sweep_k,
+        i.ec.knn_sweep_t,
+        center=getattr(i.ec, "knn_center", True),
+    )
+    return {
+        "knn_sweep_top1": r["top1"],
+        "knn_sweep_top5": r["top5"],
+        "knn_sweep_k": r["k"],
+        "knn_sweep_t": r["t"],
+        "knn_sweep_bank_loo_top1": r["bank_top1"],
+    }
 
 
 @register("linear", help="L-BFGS logistic regression on standardised features: linear_top1")
 def _linear(i: EvalInputs) -> dict:
     from .linear import linear_accuracy
 
-    return linear_accuracy(i.bank, i.bank_y, i.query, i.query_y, i.ec.linear_l2, i.ec.linear_max_iter)
+    return linear_accuracy(
+        i.bank, i.bank_y, i.query, i.query_y, i.ec.linear_l2, i.ec.linear_max_iter
+    )
 
 
-@register("node", help="graphs: the linear probe (as linear) fitted on the bank (train-mask nodes), scored on "
-          "the query (test-mask nodes): node_top1")
+@register(
+    "node",
+    help="graphs: the linear probe (as linear) fitted on the bank (train-mask nodes), scored on "
+    "the query (test-mask nodes): node_top1",
+)
 def _node(i: EvalInputs) -> dict:
     from .linear import linear_accuracy
 
@@ -120,25 +152,47 @@ def _linear_sgd(i: EvalInputs) -> dict:
 
     out = {}
     for norm, key in ((True, "linear_sgd"), (False, "linear_sgd_raw")):
-        r = linear_probe_sgd(i.bank, i.bank_y, i.query, i.query_y, normalize=norm, epochs=i.ec.sgd_epochs,
-                             lr=i.ec.sgd_lr, seed=i.ec.seed)
+        r = linear_probe_sgd(
+            i.bank,
+            i.bank_y,
+            i.query,
+            i.query_y,
+            normalize=norm,
+            epochs=i.ec.sgd_epochs,
+            lr=i.ec.sgd_lr,
+            seed=i.ec.seed,
+        )
         out[f"{key}_top1"], out[f"{key}_top5"] = r["top1"], r["top5"]
     return out
 
 
-@register("svm", help="TS2Vec's protocol: RBF SVM, C cross-validated on the bank (else inf): svm_top1")
+@register(
+    "svm", help="TS2Vec's protocol: RBF SVM, C cross-validated on the bank (else inf): svm_top1"
+)
 def _svm(i: EvalInputs) -> dict:
     from .svm import svm_accuracy
 
     return svm_accuracy(i.bank, i.bank_y, i.query, i.query_y)
 
 
-@register("fewshot", needs_encoder=True, help="fine-tune encoder + head on 1% and 10% of the labels")
+@register(
+    "fewshot", needs_encoder=True, help="fine-tune encoder + head on 1% and 10% of the labels"
+)
 def _fewshot(i: EvalInputs) -> dict:
     from .fewshot import few_label_eval
 
-    return few_label_eval(i.encoder, i.bank_x, i.bank_y.numpy(), i.query_x, i.query_y.numpy(), i.prepare,
-                          i.ec.fewshot_fractions, i.ec.fewshot_steps, i.ec.seed, i.device)
+    return few_label_eval(
+        i.encoder,
+        i.bank_x,
+        i.bank_y.numpy(),
+        i.query_x,
+        i.query_y.numpy(),
+        i.prepare,
+        i.ec.fewshot_fractions,
+        i.ec.fewshot_steps,
+        i.ec.seed,
+        i.device,
+    )
 
 
 @register("cluster", help="k-means on query embeddings: cluster_nmi, cluster_ari")
@@ -149,11 +203,15 @@ def _cluster(i: EvalInputs) -> dict:
     return {"cluster_nmi": r["nmi"], "cluster_ari": r["ari"]}
 
 
-@register("retrieval", help="query -> bank, hit if a top-k neighbour shares the label: recall@1/5/10")
+@register(
+    "retrieval", help="query -> bank, hit if a top-k neighbour shares the label: recall@1/5/10"
+)
 def _retrieval(i: EvalInputs) -> dict:
     from .retrieval import label_recall
 
-    return {f"retrieval_{k}": v for k, v in label_recall(i.query, i.query_y, i.bank, i.bank_y).items()}
+    return {
+        f"retrieval_{k}": v for k, v in label_recall(i.query, i.query_y, i.bank, i.bank_y).items()
+    }
 
 
 @register("anomaly", help="one-class: each class normal in turn, kNN distance score: AUROC, AUPRC")

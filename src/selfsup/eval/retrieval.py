@@ -18,22 +18,30 @@ def _ranks(queries: torch.Tensor, gallery: torch.Tensor, kmax: int, chunk: int =
     g = F.normalize(gallery.float(), dim=1)
     out = []
     for i in range(0, len(q), chunk):
-        out.append((q[i:i + chunk] @ g.t()).topk(min(kmax, len(g)), dim=1).indices)
+        out.append((q[i : i + chunk] @ g.t()).topk(min(kmax, len(g)), dim=1).indices)
     return torch.cat(out)
 
 
-def paired_recall(queries: torch.Tensor, gallery: torch.Tensor,
-                  ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+def paired_recall(
+    queries: torch.Tensor, gallery: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)
+) -> dict[str, float]:
     """``{"recall@1": ..., ...}`` for paired sets (query ``i`` matches gallery ``i``)."""
     if len(queries) != len(gallery):
-        raise ValueError(f"paired retrieval needs sets of equal size, got {len(queries)} and {len(gallery)}")
+        raise ValueError(
+            f"paired retrieval needs sets of equal size, got {len(queries)} and {len(gallery)}"
+        )
     top = _ranks(queries, gallery, max(ks))
     target = torch.arange(len(queries), device=top.device)[:, None]
     return {f"recall@{k}": float((top[:, :k] == target).any(1).float().mean()) for k in ks}
 
 
-def label_recall(queries: torch.Tensor, query_y: torch.Tensor, gallery: torch.Tensor,
-                 gallery_y: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+def label_recall(
+    queries: torch.Tensor,
+    query_y: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_y: torch.Tensor,
+    ks: tuple[int, ...] = (1, 5, 10),
+) -> dict[str, float]:
     """``{"recall@1": ..., ...}``: a hit when one of the ``k`` nearest has the query's label."""
     top = _ranks(queries, gallery, max(ks))
     same = gallery_y.to(top.device)[top] == query_y.to(top.device)[:, None]

@@ -13,10 +13,10 @@ from .hcl import debiased, hcl
 from .infonce import info_nce, mochi_negatives
 from .isogclr import ISogCLR, ISogCLRBimodal
 from .listwise import (
-           frechet_distance,
-           listwise_wasserstein,
-           listwise_wasserstein_1d,
-           wasserstein_1d,
+    frechet_distance,
+    listwise_wasserstein,
+    listwise_wasserstein_1d,
+    wasserstein_1d,
 )
 from .nt_xent import nt_xent
 from .queue import FeatureQueue, nearest_neighbour
@@ -27,9 +27,39 @@ from .ts2vec import hierarchical_contrastive_loss
 from .vicreg import vicreg
 from .vime import vime_loss
 
-__all__ = ["clan_loss", "scarf_loss", "vime_loss", "nt_xent", "barlow_twins", "vicreg", "byol_loss", "negative_cosine", "info_nce",
-           "mochi_negatives", "FeatureQueue", "nearest_neighbour",
-           "dcl", "dclw", "hcl", "debiased", "supcon", "supcon_mix", "clip_loss", "ClipLoss",
-           "ISogCLR", "ISogCLRBimodal", "groco", "relaxed_sort", "listwise_wasserstein",
-           "listwise_wasserstein_1d", "frechet_distance", "wasserstein_1d", "gather",
-           "hierarchical_contrastive_loss", "sce_loss", "grace_loss", "iac_loss", "influence_targets"]
+__all__ = [
+    "clan_loss",
+    "scarf_loss",
+    "vime_loss",
+    "nt_xent",
+    "barlow_twins",
+    "vicreg",
+    "byol_loss",
+    "negative_cosine",
+    "info_nce",
+    "mochi_negatives",
+    "FeatureQueue",
+    "nearest_neighbour",
+    "dcl",
+    "dclw",
+    "hcl",
+    "debiased",
+    "supcon",
+    "supcon_mix",
+    "clip_loss",
+    "ClipLoss",
+    "ISogCLR",
+    "ISogCLRBimodal",
+    "groco",
+    "relaxed_sort",
+    "listwise_wasserstein",
+    "listwise_wasserstein_1d",
+    "frechet_distance",
+    "wasserstein_1d",
+    "gather",
+    "hierarchical_contrastive_loss",
+    "sce_loss",
+    "grace_loss",
+    "iac_loss",
+    "influence_targets",
+]

@@ -14,21 +14,25 @@ from .distributed import gather, world
 
 @dataclass
 class PairLayout:
-    q: Tensor          # (2B, D) local anchors: view 1 rows then view 2 rows, L2-normalised
-    k: Tensor          # (2RB, D) keys of every rank: all view-1 rows, then all view-2 rows
-    qpos: Tensor       # (2B, D) each anchor's positive (the other view of the same sample)
-    self_idx: Tensor   # (2B,) index in k of the anchor itself
-    pos_idx: Tensor    # (2B,) index in k of the anchor's positive
+    q: Tensor  # (2B, D) local anchors: view 1 rows then view 2 rows, L2-normalised
+    k: Tensor  # (2RB, D) keys of every rank: all view-1 rows, then all view-2 rows
+    qpos: Tensor  # (2B, D) each anchor's positive (the other view of the same sample)
+    self_idx: Tensor  # (2B,) index in k of the anchor itself
+    pos_idx: Tensor  # (2B,) index in k of the anchor's positive
     n_keys: int
 
 
 def check_pair(name: str, z1: Tensor, z2: Tensor) -> None:
     if z1.ndim != 2 or z1.shape != z2.shape:
-        raise ConfigError(f"{name} expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} "
-                          f"and {tuple(z2.shape)}; pass the two views' embeddings")
+        raise ConfigError(
+            f"{name} expects two (B, D) tensors of equal shape, got {tuple(z1.shape)} "
+            f"and {tuple(z2.shape)}; pass the two views' embeddings"
+        )
     if z1.shape[0] < 2:
-        raise ConfigError(f"{name} needs a batch of at least 2 samples (got {z1.shape[0]}); "
-                          "use a larger batch size")
+        raise ConfigError(
+            f"{name} needs a batch of at least 2 samples (got {z1.shape[0]}); "
+            "use a larger batch size"
+        )
 
 
 def check_positive(**values: float) -> None:

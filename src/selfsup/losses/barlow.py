@@ -46,8 +46,10 @@ def barlow_twins(z1: Tensor, z2: Tensor, lambda_: float = 5e-3, eps: float = 1e-
     torch.Size([])
     """
     if z1.ndim != 2 or z1.shape != z2.shape or z1.shape[0] < 2:
-        raise ValueError("barlow_twins expects two (B, D) tensors of equal shape with B >= 2, got "
-                         f"{tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            "barlow_twins expects two (B, D) tensors of equal shape with B >= 2, got "
+            f"{tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     b = z1.shape[0]
     c = _standardise(z1, eps).t() @ _standardise(z2, eps) / b
     diag = torch.diagonal(c)

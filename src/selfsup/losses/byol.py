@@ -20,8 +20,10 @@ from torch import Tensor
 
 def _check(p: Tensor, z: Tensor, name: str) -> None:
     if p.ndim != 2 or p.shape != z.shape:
-        raise ValueError(f"{name} expects two (B, D) tensors of equal shape, got {tuple(p.shape)} and "
-                         f"{tuple(z.shape)}")
+        raise ValueError(
+            f"{name} expects two (B, D) tensors of equal shape, got {tuple(p.shape)} and "
+            f"{tuple(z.shape)}"
+        )
 
 
 def byol_loss(p: Tensor, z: Tensor) -> Tensor:

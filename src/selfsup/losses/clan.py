@@ -30,8 +30,14 @@ def cosine_distance(a: Tensor, b: Tensor) -> Tensor:
     return (1 - F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()) / 2
 
 
-def clan_loss(z: Tensor, z_aug: Tensor, margin: float = 0.6, alpha: float = 0.5, squared: bool = True,
-              eps: float = 1e-6) -> Tensor:
+def clan_loss(
+    z: Tensor,
+    z_aug: Tensor,
+    margin: float = 0.6,
+    alpha: float = 0.5,
+    squared: bool = True,
+    eps: float = 1e-6,
+) -> Tensor:
     """CLAN's loss of benign embeddings ``z`` (B, D) and augmented ones ``z_aug`` (M, D) (see the
     module docstring). Returns a scalar.
 
@@ -41,14 +47,18 @@ def clan_loss(z: Tensor, z_aug: Tensor, margin: float = 0.6, alpha: float = 0.5,
     torch.Size([])
     """
     if z.ndim != 2 or z_aug.ndim != 2 or z.shape[1] != z_aug.shape[1]:
-        raise ValueError(f"clan_loss needs (B, D) and (M, D) embeddings, got {tuple(z.shape)} and {tuple(z_aug.shape)}")
+        raise ValueError(
+            f"clan_loss needs (B, D) and (M, D) embeddings, got {tuple(z.shape)} and {tuple(z_aug.shape)}"
+        )
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     pos = cosine_distance(z, z)
     neg = torch.relu(margin - cosine_distance(z, z_aug))
     if squared:
-        pos, neg = pos ** 2, neg ** 2
-    pos_term = pos.sum() / ((pos > eps).sum().to(pos.dtype) + eps)  # counts in the embeddings' dtype
+        pos, neg = pos**2, neg**2
+    pos_term = pos.sum() / (
+        (pos > eps).sum().to(pos.dtype) + eps
+    )  # counts in the embeddings' dtype
     neg_term = neg.sum() / ((neg > eps).sum().to(neg.dtype) + eps)
     return alpha * pos_term + (1 - alpha) * neg_term
 

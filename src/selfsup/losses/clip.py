@@ -32,8 +32,9 @@ MAX_SCALE = 100.0
 LOG_INIT = math.log(1 / 0.07)
 
 
-def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor | float = LOG_INIT, *,
-              tiled: bool | None = None) -> Tensor:
+def clip_loss(
+    a: Tensor, b: Tensor, logit_scale: Tensor | float = LOG_INIT, *, tiled: bool | None = None
+) -> Tensor:
     """Mean symmetric paired cross-entropy; ``logit_scale`` is the log of the inverse temperature.
 
     Examples

@@ -29,7 +29,9 @@ from .distributed import gather
 from .tiled import row_lse
 
 
-def _dcl(z1: Tensor, z2: Tensor, temperature: float, sigma: float | None, tiled: bool | None) -> Tensor:
+def _dcl(
+    z1: Tensor, z2: Tensor, temperature: float, sigma: float | None, tiled: bool | None
+) -> Tensor:
     p = pair_layout(z1, z2)
     exclude = torch.stack([p.self_idx, p.pos_idx], 1)
     lse = row_lse(p.q, p.k, 1.0 / temperature, exclude, tiled)
@@ -39,7 +41,7 @@ def _dcl(z1: Tensor, z2: Tensor, temperature: float, sigma: float | None, tiled:
         w = 1.0
     else:
         b = z1.shape[0]
-        s_glob = gather(cos[:b].detach()) / sigma     # the B (or R x B) positive similarities
+        s_glob = gather(cos[:b].detach()) / sigma  # the B (or R x B) positive similarities
         log_mean = torch.logsumexp(s_glob, 0) - math.log(s_glob.numel())
         w = 2.0 - torch.exp(cos.detach() / sigma - log_mean)
     return (lse - w * cos / temperature).mean()
@@ -58,8 +60,14 @@ def dcl(z1: Tensor, z2: Tensor, temperature: float = 0.1, *, tiled: bool | None 
     return _dcl(z1, z2, temperature, None, tiled)
 
 
-def dclw(z1: Tensor, z2: Tensor, temperature: float = 0.1, sigma: float = 0.5, *,
-         tiled: bool | None = None) -> Tensor:
+def dclw(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float = 0.1,
+    sigma: float = 0.5,
+    *,
+    tiled: bool | None = None,
+) -> Tensor:
     """Mean weighted decoupled contrastive loss (DCLW); ``sigma`` > 0 sets the weighting's softness.
 
     Examples

@@ -42,8 +42,10 @@ def grace_loss(h1: Tensor, h2: Tensor, tau: float = 0.4) -> Tensor:
     torch.Size([])
     """
     if h1.shape != h2.shape or h1.ndim != 2:
-        raise ValueError(f"grace_loss needs two (N, D) views of the same shape, got {tuple(h1.shape)} and "
-                         f"{tuple(h2.shape)}")
+        raise ValueError(
+            f"grace_loss needs two (N, D) views of the same shape, got {tuple(h1.shape)} and "
+            f"{tuple(h2.shape)}"
+        )
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     u, v = F.normalize(h1, dim=1), F.normalize(h2, dim=1)

@@ -28,8 +28,10 @@ def sce_loss(x: Tensor, z: Tensor, gamma: float = 3.0) -> Tensor:
     0.0
     """
     if x.shape != z.shape or x.ndim != 2:
-        raise ValueError(f"sce_loss needs two (M, F) arrays of the same shape, got {tuple(x.shape)} and "
-                         f"{tuple(z.shape)}")
+        raise ValueError(
+            f"sce_loss needs two (M, F) arrays of the same shape, got {tuple(x.shape)} and "
+            f"{tuple(z.shape)}"
+        )
     if not gamma >= 1:
         raise ValueError(f"the scaling exponent gamma must be >= 1, got {gamma}")
     cos = (F.normalize(x, dim=-1) * F.normalize(z, dim=-1)).sum(-1)

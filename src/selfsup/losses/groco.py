@@ -43,32 +43,57 @@ def _diffsort() -> Any:
     try:
         import diffsort
     except ImportError:
-        raise ConfigError("GroCo needs the 'diffsort' package (differentiable sorting networks); "
-                          "install it with: pip install 'selfsup[sorting]'") from None
+        raise ConfigError(
+            "GroCo needs the 'diffsort' package (differentiable sorting networks); "
+            "install it with: pip install 'selfsup[sorting]'"
+        ) from None
     return diffsort
 
 
 @lru_cache(maxsize=32)
-def _sorter(n: int, steepness: float, art_lambda: float, network: str, distribution: str,
-            device: str) -> Any:
-    return _diffsort().DiffSortNet(network, n, device=device, steepness=steepness,
-                                   art_lambda=art_lambda, distribution=distribution)
+def _sorter(
+    n: int, steepness: float, art_lambda: float, network: str, distribution: str, device: str
+) -> Any:
+    return _diffsort().DiffSortNet(
+        network,
+        n,
+        device=device,
+        steepness=steepness,
+        art_lambda=art_lambda,
+        distribution=distribution,
+    )
 
 
-def relaxed_sort(x: Tensor, steepness: float = 1.0, art_lambda: float = 0.25, network: str = "odd_even",
-                 distribution: str = "cauchy") -> tuple[Tensor, Tensor]:
+def relaxed_sort(
+    x: Tensor,
+    steepness: float = 1.0,
+    art_lambda: float = 0.25,
+    network: str = "odd_even",
+    distribution: str = "cauchy",
+) -> tuple[Tensor, Tensor]:
     """Sort each row of ``x`` (A, n) ascending with a differentiable sorting network.
     Returns ``(sorted (A, n), P (A, n, n))`` with ``sorted = x @ P``."""
     if x.shape[1] < 2:
         return x, torch.ones(x.shape[0], 1, 1, dtype=x.dtype, device=x.device)
-    sorter = _sorter(x.shape[1], float(steepness), float(art_lambda), network, distribution, str(x.device))
+    sorter = _sorter(
+        x.shape[1], float(steepness), float(art_lambda), network, distribution, str(x.device)
+    )
     out: tuple[Tensor, Tensor] = sorter(x)
     return out
 
 
-def groco(z: Tensor, k: int = 10, temperature: float = 1.0, steepness: float = 1.0, art_lambda: float = 0.25,
-          network: str = "odd_even", distribution: str = "cauchy", *, n_global: int | None = None,
-          stop_grad: bool = True) -> Tensor:
+def groco(
+    z: Tensor,
+    k: int = 10,
+    temperature: float = 1.0,
+    steepness: float = 1.0,
+    art_lambda: float = 0.25,
+    network: str = "odd_even",
+    distribution: str = "cauchy",
+    *,
+    n_global: int | None = None,
+    stop_grad: bool = True,
+) -> Tensor:
     """Mean GroCo loss of (B, V, D) embeddings (V >= 2 views of B samples).
 
     Parameters
@@ -86,14 +111,20 @@ def groco(z: Tensor, k: int = 10, temperature: float = 1.0, steepness: float = 1
     torch.Size([])
     """
     if z.ndim != 3 or z.shape[1] < 2 or z.shape[0] < 2:
-        raise ConfigError(f"groco expects (B, V, D) embeddings with B >= 2 and V >= 2, got {tuple(z.shape)}")
+        raise ConfigError(
+            f"groco expects (B, V, D) embeddings with B >= 2 and V >= 2, got {tuple(z.shape)}"
+        )
     if k < 1 or not temperature > 0 or not steepness > 0:
-        raise ConfigError(f"groco needs k >= 1, temperature > 0 and steepness > 0 (got {k}, "
-                          f"{temperature}, {steepness})")
+        raise ConfigError(
+            f"groco needs k >= 1, temperature > 0 and steepness > 0 (got {k}, "
+            f"{temperature}, {steepness})"
+        )
     b, v, _ = z.shape
     g = v if n_global is None else int(n_global)
     if not 2 <= g <= v:
-        raise ConfigError(f"groco needs 2 <= n_global <= V global views, got n_global={n_global} of V={v}")
+        raise ConfigError(
+            f"groco needs 2 <= n_global <= V global views, got n_global={n_global} of V={v}"
+        )
     rank, size = world()
     z = F.normalize(z, dim=2)
     kk = min(k, size * b - 1)
@@ -106,15 +137,19 @@ def groco(z: Tensor, k: int = 10, temperature: float = 1.0, steepness: float = 1
         negv = gather(anchor)
         if stop_grad:
             posv, negv = posv.detach(), negv.detach()
-        pos = (anchor[:, None, :] * posv).sum(2).sort(1).values              # ascending
+        pos = (anchor[:, None, :] * posv).sum(2).sort(1).values  # ascending
         sim = (anchor @ negv.t()).clone()
         sim[torch.arange(b, device=z.device), own] = float("-inf")
-        neg = sim.topk(kk, dim=1).values.flip(1)                               # ascending
+        neg = sim.topk(kk, dim=1).values.flip(1)  # ascending
         group = torch.cat([neg, pos], 1) / temperature
         _, perm = relaxed_sort(group, steepness, art_lambda, network, distribution)
-        in_pos = perm[:, :, kk:].sum(2).clamp(0, 1)   # per element: mass on the positives' ranks
+        in_pos = perm[:, :, kk:].sum(2).clamp(0, 1)  # per element: mass on the positives' ranks
         in_neg = perm[:, :, :kk].sum(2).clamp(0, 1)
         target = torch.zeros_like(in_pos)
         target[:, kk:] = 1.0
-        total = total + (F.binary_cross_entropy(in_pos, target) + F.binary_cross_entropy(in_neg, 1 - target)) / 2
+        total = (
+            total
+            + (F.binary_cross_entropy(in_pos, target) + F.binary_cross_entropy(in_neg, 1 - target))
+            / 2
+        )
     return total / v

@@ -50,9 +50,15 @@ def max_hardness(k: Tensor, p: Tensor, p0: Tensor) -> Tensor:
     return torch.atan(torch.sin(w) / (kk + torch.cos(w) + EPS)) / (w + EPS)
 
 
-def halp_positives(anchor: Tensor, prototypes: Tensor, n_positives: int, hardness: float = 0.8,
-                   n_closest: int = 20, skip_closest: int = 1,
-                   generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def halp_positives(
+    anchor: Tensor,
+    prototypes: Tensor,
+    n_positives: int,
+    hardness: float = 0.8,
+    n_closest: int = 20,
+    skip_closest: int = 1,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
     """Synthetic positives around each unit ``anchor`` (B, D), from unit ``prototypes`` (M, D).
 
     Returns ``positives`` (B, n, D) unit vectors, ``t`` and ``t_max`` (B, n), ``target`` (B, n) the
@@ -67,7 +73,7 @@ def halp_positives(anchor: Tensor, prototypes: Tensor, n_positives: int, hardnes
     sim = anchor @ prototypes.t()
     order = sim.argsort(dim=1, descending=True)  # most similar first
     p0_idx = order[:, 0]
-    cand = order[:, skip_closest:skip_closest + n_closest]  # (B, c)
+    cand = order[:, skip_closest : skip_closest + n_closest]  # (B, c)
     pick = torch.randint(cand.shape[1], (b, n_positives), generator=generator, device=anchor.device)
     target = cand.gather(1, pick)
     k = anchor.unsqueeze(1).expand(-1, n_positives, -1)
@@ -87,7 +93,9 @@ def halp_loss(q: Tensor, positives: Tensor, good: Tensor, temperature: float) ->
     return -(sim * good).sum() / (good.sum() + EPS)
 
 
-def spherical_kmeans(x: Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> Tensor:
+def spherical_kmeans(
+    x: Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None
+) -> Tensor:
     """``k`` unit centres of unit rows ``x`` (N, D) by cosine k-means (k-means++ seeding)."""
     x = F.normalize(x.float(), dim=1)
     n = len(x)
@@ -96,7 +104,11 @@ def spherical_kmeans(x: Tensor, k: int, iters: int = 10, generator: torch.Genera
     for _ in range(1, k):
         d = 1 - (x @ torch.stack(centres).t()).max(dim=1).values
         w = d.clamp_min(0) ** 2
-        idx = int(torch.multinomial(w + 1e-12, 1, generator=generator)) if float(w.sum()) > 0 else len(centres)
+        idx = (
+            int(torch.multinomial(w + 1e-12, 1, generator=generator))
+            if float(w.sum()) > 0
+            else len(centres)
+        )
         centres.append(x[idx % n])
     c = torch.stack(centres)
     for _ in range(iters):

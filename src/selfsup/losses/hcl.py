@@ -33,8 +33,15 @@ from ._pairs import check_pair, check_positive, pair_layout
 from .tiled import row_lse
 
 
-def hcl(z1: Tensor, z2: Tensor, temperature: float = 0.5, tau_plus: float = 0.1, beta: float = 1.0, *,
-        tiled: bool | None = None) -> Tensor:
+def hcl(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float = 0.5,
+    tau_plus: float = 0.1,
+    beta: float = 1.0,
+    *,
+    tiled: bool | None = None,
+) -> Tensor:
     """Mean hard-negative (HCL) loss of two (B, D) batches of paired embeddings.
 
     Examples
@@ -54,8 +61,8 @@ def hcl(z1: Tensor, z2: Tensor, temperature: float = 0.5, tau_plus: float = 0.1,
     log_n = math.log(n)
     lse_1b = row_lse(p.q, p.k, (1.0 + beta) / temperature, exclude, tiled)
     lse_b = row_lse(p.q, p.k, beta / temperature, exclude, tiled) if beta > 0 else log_n
-    log_rw = lse_1b - lse_b + log_n                 # log sum_j w_j n_j
-    s_pos = (p.q * p.qpos).sum(1) / temperature     # log pos
+    log_rw = lse_1b - lse_b + log_n  # log sum_j w_j n_j
+    s_pos = (p.q * p.qpos).sum(1) / temperature  # log pos
     log_floor = log_n - 1.0 / temperature
     top = torch.maximum(torch.maximum(s_pos, log_rw), torch.full_like(s_pos, log_floor)).detach()
     pos_ = torch.exp(s_pos - top)
@@ -64,7 +71,13 @@ def hcl(z1: Tensor, z2: Tensor, temperature: float = 0.5, tau_plus: float = 0.1,
     return (top + torch.log(pos_ + ng) - s_pos).mean()
 
 
-def debiased(z1: Tensor, z2: Tensor, temperature: float = 0.5, tau_plus: float = 0.1, *,
-             tiled: bool | None = None) -> Tensor:
+def debiased(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float = 0.5,
+    tau_plus: float = 0.1,
+    *,
+    tiled: bool | None = None,
+) -> Tensor:
     """Debiased contrastive loss (Chuang et al. 2020): :func:`hcl` with ``beta = 0``."""
     return hcl(z1, z2, temperature, tau_plus, 0.0, tiled=tiled)

@@ -23,8 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def info_nce(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2,
-             extra_negatives: Tensor | None = None) -> Tensor:
+def info_nce(
+    q: Tensor,
+    k: Tensor,
+    queue: Tensor,
+    temperature: float = 0.2,
+    extra_negatives: Tensor | None = None,
+) -> Tensor:
     """Mean InfoNCE loss of queries against their keys and a queue of negatives.
 
     Parameters
@@ -44,8 +49,10 @@ def info_nce(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2,
     torch.Size([])
     """
     if q.ndim != 2 or q.shape != k.shape or queue.ndim != 2 or queue.shape[1] != q.shape[1]:
-        raise ValueError(f"info_nce expects q, k of shape (B, D) and queue (K, D), got {tuple(q.shape)}, "
-                         f"{tuple(k.shape)}, {tuple(queue.shape)}")
+        raise ValueError(
+            f"info_nce expects q, k of shape (B, D) and queue (K, D), got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(queue.shape)}"
+        )
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     q, k, queue = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
@@ -56,9 +63,15 @@ def info_nce(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2,
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
-def mochi_negatives(q: Tensor, queue: Tensor, n_hard: int, n_mix: int, n_mix_query: int,
-                    generator: torch.Generator | None = None,
-                    return_parts: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def mochi_negatives(
+    q: Tensor,
+    queue: Tensor,
+    n_hard: int,
+    n_mix: int,
+    n_mix_query: int,
+    generator: torch.Generator | None = None,
+    return_parts: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """MoCHi's synthetic hard negatives for each query, detached and L2-normalised.
 
     Parameters

@@ -64,8 +64,9 @@ from ._pairs import check_pair
 from .distributed import gather, world
 
 
-def isog_side(s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor, gamma: float,
-              rho: float) -> tuple[Tensor, Tensor, Tensor]:
+def isog_side(
+    s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor, gamma: float, rho: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """One anchor side of the rule. ``s`` (M, K) similarities to candidates, ``neg`` (M, K) bool mask
     of the negatives, ``s_pos`` (M,), ``tau`` and ``u_old`` (M,) float64 state.
     Returns the per-anchor loss (M,), the new ``u`` and ``d`` (float64, detached)."""
@@ -80,18 +81,28 @@ def isog_side(s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor,
     return loss, u, d
 
 
-def gcl_v2_side(s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor, b_old: Tensor,
-                gamma: float, rho: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def gcl_v2_side(
+    s: Tensor,
+    neg: Tensor,
+    s_pos: Tensor,
+    tau: Tensor,
+    u_old: Tensor,
+    b_old: Tensor,
+    gamma: float,
+    rho: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One direction of LibAUC's ``GCLoss_v2``: ``s`` (M, K) similarities to the K candidates,
     ``neg`` (M, K) mask of the negatives, ``s_pos`` (M,), float64 state ``tau``, ``u_old``,
     ``b_old`` (M,). Returns the per-anchor loss (M,) and the new ``u``, ``d``, ``b`` (detached)."""
-    h = s - s_pos[:, None]                                   # shifted logits, with gradient
+    h = s - s_pos[:, None]  # shifted logits, with gradient
     k = s.shape[1]
     hd = h.detach().double() / tau[:, None]
     b = torch.maximum(b_old, hd.max(1).values)
     e = torch.where(neg, torch.exp(hd - b[:, None]), torch.zeros_like(hd))
     g = e.sum(1) / (k - 1)
-    u = torch.where(u_old > 0, (1 - gamma) * u_old * torch.exp(b_old - b) + gamma * g, g).clamp_min(1e-20)
+    u = torch.where(u_old > 0, (1 - gamma) * u_old * torch.exp(b_old - b) + gamma * g, g).clamp_min(
+        1e-20
+    )
     p = e / u[:, None]
     loss = (p.to(h.dtype) * h).sum(1)
     d = torch.log(u) + rho + b - (p * hd).sum(1) / (k - 1)
@@ -114,14 +125,27 @@ class _State(nn.Module):
 
 
 class _ISogBase(nn.Module):
-    def __init__(self, n_samples: int, tau_init: float, gamma: float, rho: float, eta: float, beta: float,
-                 tau_min: float, tau_max: float, learn_tau: bool, defer: bool = False):
+    def __init__(
+        self,
+        n_samples: int,
+        tau_init: float,
+        gamma: float,
+        rho: float,
+        eta: float,
+        beta: float,
+        tau_min: float,
+        tau_max: float,
+        learn_tau: bool,
+        defer: bool = False,
+    ):
         super().__init__()
         if n_samples < 1:
             raise ConfigError(f"iSogCLR needs the dataset size to size its state, got {n_samples}")
         if not (0 < tau_min <= tau_init <= tau_max):
-            raise ConfigError(f"iSogCLR needs 0 < tau_min <= tau_init <= tau_max, got {tau_min}, "
-                              f"{tau_init}, {tau_max}")
+            raise ConfigError(
+                f"iSogCLR needs 0 < tau_min <= tau_init <= tau_max, got {tau_min}, "
+                f"{tau_init}, {tau_max}"
+            )
         if not (0 < gamma <= 1 and 0 < beta <= 1):
             raise ConfigError(f"gamma and beta must be in (0, 1], got {gamma} and {beta}")
         self.n_samples = n_samples
@@ -133,14 +157,20 @@ class _ISogBase(nn.Module):
     def _index(self, index: Tensor, b: int) -> Tensor:
         index = index.long()
         if index.shape != (b,):
-            raise ConfigError(f"iSogCLR needs one sample index per row: {b} rows, index {tuple(index.shape)}")
+            raise ConfigError(
+                f"iSogCLR needs one sample index per row: {b} rows, index {tuple(index.shape)}"
+            )
         if int(index.min()) < 0 or int(index.max()) >= self.n_samples:
-            raise ConfigError(f"sample index out of range [0, {self.n_samples}); the state is sized to the "
-                              "dataset, build the loss with the dataset's size")
+            raise ConfigError(
+                f"sample index out of range [0, {self.n_samples}); the state is sized to the "
+                "dataset, build the loss with the dataset's size"
+            )
         return index
 
     @torch.no_grad()
-    def _update(self, st: _State, index: Tensor, u: Tensor, d: Tensor, b: Tensor | None = None) -> None:
+    def _update(
+        self, st: _State, index: Tensor, u: Tensor, d: Tensor, b: Tensor | None = None
+    ) -> None:
         if not self.training:
             return
         m = (1 - self.beta) * st.m[index] + self.beta * d
@@ -168,10 +198,22 @@ class _ISogBase(nn.Module):
 class ISogCLR(_ISogBase):
     """Unimodal iSogCLR loss with its per-sample state; ``forward(z1, z2, index)``."""
 
-    def __init__(self, n_samples: int, tau_init: float = 0.1, gamma: float = 0.9, rho: float = 0.3,
-                 eta: float = 0.01, beta: float = 0.9, tau_min: float = 0.05, tau_max: float = 0.7,
-                 learn_tau: bool = True, defer: bool = False):
-        super().__init__(n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau, defer)
+    def __init__(
+        self,
+        n_samples: int,
+        tau_init: float = 0.1,
+        gamma: float = 0.9,
+        rho: float = 0.3,
+        eta: float = 0.01,
+        beta: float = 0.9,
+        tau_min: float = 0.05,
+        tau_max: float = 0.7,
+        learn_tau: bool = True,
+        defer: bool = False,
+    ):
+        super().__init__(
+            n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau, defer
+        )
         self.state = _State(n_samples, tau_init)
 
     def forward(self, z1: Tensor, z2: Tensor, index: Tensor) -> Tensor:
@@ -181,7 +223,7 @@ class ISogCLR(_ISogBase):
         index = self._index(index.to(z1.device), b)
         rank, size = world()
         z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-        k = torch.cat([gather(z1), gather(z2)])                    # (2RB, D)
+        k = torch.cat([gather(z1), gather(z2)])  # (2RB, D)
         i = torch.arange(b, device=z1.device) + rank * b
         neg = torch.ones(b, k.shape[0], dtype=torch.bool, device=z1.device)
         neg[torch.arange(b), i] = False
@@ -217,10 +259,22 @@ class ISogCLRBimodal(_ISogBase):
     """Bimodal iSogCLR: LibAUC's ``GCLoss_v2`` (separate image/text temperatures); ``forward(a, b,
     index)`` for pairs."""
 
-    def __init__(self, n_samples: int, tau_init: float = 0.01, gamma: float = 0.9, rho: float = 6.0,
-                 eta: float = 0.01, beta: float = 0.9, tau_min: float = 0.005, tau_max: float = 0.05,
-                 learn_tau: bool = True, defer: bool = False):
-        super().__init__(n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau, defer)
+    def __init__(
+        self,
+        n_samples: int,
+        tau_init: float = 0.01,
+        gamma: float = 0.9,
+        rho: float = 6.0,
+        eta: float = 0.01,
+        beta: float = 0.9,
+        tau_min: float = 0.005,
+        tau_max: float = 0.05,
+        learn_tau: bool = True,
+        defer: bool = False,
+    ):
+        super().__init__(
+            n_samples, tau_init, gamma, rho, eta, beta, tau_min, tau_max, learn_tau, defer
+        )
         self.state_a = _State(n_samples, tau_init, shift=True)
         self.state_b = _State(n_samples, tau_init, shift=True)
 
@@ -236,10 +290,12 @@ class ISogCLRBimodal(_ISogBase):
         neg[torch.arange(n), torch.arange(n) + rank * n] = False
         s_pos = (a * b).sum(1)
         sa, sb = self.state_a, self.state_b
-        la, ua, da, ba = gcl_v2_side(a @ kb.t(), neg, s_pos, sa.tau[index], sa.u[index], sa.b[index],
-                                     self.gamma, self.rho)
-        lb, ub, db, bb = gcl_v2_side(b @ ka.t(), neg, s_pos, sb.tau[index], sb.u[index], sb.b[index],
-                                     self.gamma, self.rho)
+        la, ua, da, ba = gcl_v2_side(
+            a @ kb.t(), neg, s_pos, sa.tau[index], sa.u[index], sa.b[index], self.gamma, self.rho
+        )
+        lb, ub, db, bb = gcl_v2_side(
+            b @ ka.t(), neg, s_pos, sb.tau[index], sb.u[index], sb.b[index], self.gamma, self.rho
+        )
         self._update(sa, index, ua, da, ba)
         self._update(sb, index, ub, db, bb)
         return (la.mean() + lb.mean()) / 2

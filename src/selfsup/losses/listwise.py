@@ -45,17 +45,23 @@ def wasserstein_1d(x: Tensor, p_w: Tensor, q_w: Tensor, p: float = 2.0) -> Tenso
     cq = q_w.gather(1, order).cumsum(1)
     cp = cp / cp[:, -1:]
     cq = cq / cq[:, -1:]
-    u = torch.cat([cp, cq], 1).sort(1).values                       # merged breakpoints
+    u = torch.cat([cp, cq], 1).sort(1).values  # merged breakpoints
     du = torch.diff(u, dim=1, prepend=torch.zeros_like(u[:, :1]))
     last = x.shape[1] - 1
-    ip = torch.searchsorted(cp.detach().contiguous(), u.detach().contiguous(), right=False).clamp(max=last)
-    iq = torch.searchsorted(cq.detach().contiguous(), u.detach().contiguous(), right=False).clamp(max=last)
+    ip = torch.searchsorted(cp.detach().contiguous(), u.detach().contiguous(), right=False).clamp(
+        max=last
+    )
+    iq = torch.searchsorted(cq.detach().contiguous(), u.detach().contiguous(), right=False).clamp(
+        max=last
+    )
     cost = (xs.gather(1, ip) - xs.gather(1, iq)).abs() ** p
     wp = (du * cost).sum(1)
     return torch.where(wp > 0, wp.clamp_min(1e-30) ** (1.0 / p), torch.zeros_like(wp))
 
 
-def listwise_wasserstein_1d(scores: Tensor, grades: Tensor, temperature: float = 1.0, p: float = 2.0) -> Tensor:
+def listwise_wasserstein_1d(
+    scores: Tensor, grades: Tensor, temperature: float = 1.0, p: float = 2.0
+) -> Tensor:
     """Mean over queries of the Wasserstein distance between ``softmax(scores / t)`` and the grades.
 
     Parameters
@@ -70,8 +76,10 @@ def listwise_wasserstein_1d(scores: Tensor, grades: Tensor, temperature: float =
     torch.Size([])
     """
     if scores.ndim != 2 or scores.shape != grades.shape:
-        raise ConfigError(f"listwise_wasserstein_1d expects scores and grades of the same (A, L) shape, "
-                          f"got {tuple(scores.shape)} and {tuple(grades.shape)}")
+        raise ConfigError(
+            f"listwise_wasserstein_1d expects scores and grades of the same (A, L) shape, "
+            f"got {tuple(scores.shape)} and {tuple(grades.shape)}"
+        )
     if not temperature > 0 or not p >= 1:
         raise ConfigError(f"temperature must be > 0 and p >= 1, got {temperature} and {p}")
     g = grades.to(scores.dtype)
@@ -86,14 +94,14 @@ def listwise_wasserstein_1d(scores: Tensor, grades: Tensor, temperature: float =
 def frechet_distance(x: Tensor, y: Tensor) -> Tensor:
     """Squared 2-Wasserstein distance between Gaussians fitted to the rows of ``x`` and ``y`` (Q, C),
     float64, with the authors' trace-of-square-root computation (see the module docstring)."""
-    x, y = x.double().t(), y.double().t()                     # (C, Q): columns are the samples
+    x, y = x.double().t(), y.double().t()  # (C, Q): columns are the samples
     q = x.shape[1]
     fact = 1.0 if q < 2 else 1.0 / (q - 1)
     ex, ey = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
-    cx, cy = ex * fact ** 0.5, ey * fact ** 0.5
-    a = cx.t() @ cy                                           # (Q, Q)
+    cx, cy = ex * fact**0.5, ey * fact**0.5
+    a = cx.t() @ cy  # (Q, Q)
     m = a @ a.t()
-    lam = torch.linalg.eigvalsh((m + m.t()) / 2)              # M is symmetric PSD: real eigenvalues
+    lam = torch.linalg.eigvalsh((m + m.t()) / 2)  # M is symmetric PSD: real eigenvalues
     sq_tr = (lam + 1e-15).abs().sqrt().sum()
     trace = (ex * ex).sum() * fact + (ey * ey).sum() * fact - 2.0 * sq_tr
     mean = (x.mean(1) - y.mean(1)).pow(2).sum()
@@ -122,13 +130,17 @@ def listwise_wasserstein(logits: Tensor, labels: Tensor, temperature: float = 1.
     torch.Size([])
     """
     if logits.ndim != 2 or labels.ndim != 2 or labels.shape[0] != logits.shape[0]:
-        raise ConfigError(f"listwise_wasserstein expects logits (Q, C) and labels (Q, C) or (Q, L) with "
-                          f"C = Q L, got {tuple(logits.shape)} and {tuple(labels.shape)}")
+        raise ConfigError(
+            f"listwise_wasserstein expects logits (Q, C) and labels (Q, C) or (Q, L) with "
+            f"C = Q L, got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
     if not temperature > 0:
         raise ConfigError(f"temperature must be > 0, got {temperature}")
     if labels.shape[1] != logits.shape[1]:
         if labels.shape[0] * labels.shape[1] != logits.shape[1]:
-            raise ConfigError(f"labels (Q, L) = {tuple(labels.shape)} need Q L = {logits.shape[1]} passages")
+            raise ConfigError(
+                f"labels (Q, L) = {tuple(labels.shape)} need Q L = {logits.shape[1]} passages"
+            )
         labels = torch.block_diag(*labels.double().unbind(0))
     pred = torch.softmax(logits / temperature, dim=1)
     target = torch.softmax(labels.double(), dim=1)

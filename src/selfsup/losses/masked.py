@@ -28,8 +28,9 @@ def normalize_patches(target: Tensor, eps: float = 1e-6) -> Tensor:
     return (target - mean) / (var + eps).sqrt()
 
 
-def masked_pixel_loss(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = True,
-                      eps: float = 1e-6) -> Tensor:
+def masked_pixel_loss(
+    pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = True, eps: float = 1e-6
+) -> Tensor:
     """Mean squared error on masked patches.
 
     Parameters
@@ -47,8 +48,10 @@ def masked_pixel_loss(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool
     1.0
     """
     if pred.shape != target.shape or mask.shape != pred.shape[:2]:
-        raise ValueError(f"masked_pixel_loss expects pred/target (N, L, P) and mask (N, L), got "
-                         f"{tuple(pred.shape)}, {tuple(target.shape)}, {tuple(mask.shape)}")
+        raise ValueError(
+            f"masked_pixel_loss expects pred/target (N, L, P) and mask (N, L), got "
+            f"{tuple(pred.shape)}, {tuple(target.shape)}, {tuple(mask.shape)}"
+        )
     if norm_pix:
         target = normalize_patches(target, eps)
     per_patch = (pred - target).pow(2).mean(dim=-1)

@@ -23,7 +23,9 @@ from ._pairs import check_pair, check_positive, pair_layout
 from .tiled import row_lse
 
 
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, *, tiled: bool | None = None) -> Tensor:
+def nt_xent(
+    z1: Tensor, z2: Tensor, temperature: float = 0.5, *, tiled: bool | None = None
+) -> Tensor:
     """Mean NT-Xent loss of two batches of paired embeddings.
 
     Parameters

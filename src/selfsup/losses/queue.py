@@ -50,8 +50,10 @@ def nearest_neighbour(z: Tensor, support: Tensor) -> Tensor:
     """For each row of ``z`` (B, D), the row of ``support`` (K, D) with the highest cosine
     similarity (returned as stored; no gradient flows into ``support``)."""
     if z.ndim != 2 or support.ndim != 2 or z.shape[1] != support.shape[1]:
-        raise ValueError(f"nearest_neighbour expects (B, D) and (K, D), got {tuple(z.shape)} and "
-                         f"{tuple(support.shape)}")
+        raise ValueError(
+            f"nearest_neighbour expects (B, D) and (K, D), got {tuple(z.shape)} and "
+            f"{tuple(support.shape)}"
+        )
     with torch.no_grad():
         idx = (F.normalize(z.detach(), dim=1) @ F.normalize(support, dim=1).t()).argmax(dim=1)
     return support.detach()[idx]

@@ -28,8 +28,10 @@ def scarf_loss(anchor: Tensor, positive: Tensor, temperature: float = 1.0) -> Te
     torch.Size([])
     """
     if anchor.shape != positive.shape or anchor.ndim != 2:
-        raise ValueError(f"scarf_loss needs two (B, D) batches of the same shape, got {tuple(anchor.shape)} "
-                         f"and {tuple(positive.shape)}")
+        raise ValueError(
+            f"scarf_loss needs two (B, D) batches of the same shape, got {tuple(anchor.shape)} "
+            f"and {tuple(positive.shape)}"
+        )
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     logits = F.normalize(anchor, dim=1) @ F.normalize(positive, dim=1).t() / temperature

@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def influence_targets(edge_index: Tensor, n: int, order: int = 1, cumulative: bool = False) -> Tensor:
+def influence_targets(
+    edge_index: Tensor, n: int, order: int = 1, cumulative: bool = False
+) -> Tensor:
     """Dense (n, n) ``A~^order`` (or the sum of the powers 1..order) of SDCN's normalised adjacency."""
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
@@ -44,8 +46,10 @@ def influence_targets(edge_index: Tensor, n: int, order: int = 1, cumulative: bo
 def iac_loss(z: Tensor, targets: Tensor, tau: float = 1.0) -> Tensor:
     """SCGC's (influence-augmented) contrastive loss of embeddings (N, D) with targets W (N, N)."""
     if z.ndim != 2 or targets.shape != (len(z), len(z)):
-        raise ValueError(f"iac_loss needs z (N, D) and targets (N, N), got {tuple(z.shape)} and "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(
+            f"iac_loss needs z (N, D) and targets (N, N), got {tuple(z.shape)} and "
+            f"{tuple(targets.shape)}"
+        )
     zn = F.normalize(z, dim=1)
     s = (zn @ zn.t()) * (1 - torch.eye(len(z), dtype=z.dtype, device=z.device))
     e = torch.exp(tau * s)

@@ -44,15 +44,25 @@ def _check(z: Tensor, labels: Tensor | None) -> Tensor:
     if z.ndim == 2:
         z = z[:, None]
     if z.ndim != 3:
-        raise ConfigError(f"supcon expects embeddings of shape (B, V, D) or (B, D), got {tuple(z.shape)}")
+        raise ConfigError(
+            f"supcon expects embeddings of shape (B, V, D) or (B, D), got {tuple(z.shape)}"
+        )
     if labels is not None and (labels.ndim != 1 or labels.shape[0] != z.shape[0]):
-        raise ConfigError(f"supcon expects one label per sample: {z.shape[0]} samples but labels of "
-                          f"shape {tuple(labels.shape)}")
+        raise ConfigError(
+            f"supcon expects one label per sample: {z.shape[0]} samples but labels of "
+            f"shape {tuple(labels.shape)}"
+        )
     return z
 
 
-def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, base_temperature: float = 0.07, *,
-           tiled: bool | None = None) -> Tensor:
+def supcon(
+    z: Tensor,
+    labels: Tensor,
+    temperature: float = 0.1,
+    base_temperature: float = 0.07,
+    *,
+    tiled: bool | None = None,
+) -> Tensor:
     """Mean supervised contrastive loss.
 
     Parameters
@@ -73,12 +83,12 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, base_temperature
     rank, size = world()
     b, v, _ = z.shape
     z = F.normalize(z, dim=2)
-    q = z.transpose(0, 1).reshape(v * b, -1)                      # view-major: row = view * B + i
-    zg = gather(z)                                                # (R B, V, D)
+    q = z.transpose(0, 1).reshape(v * b, -1)  # view-major: row = view * B + i
+    zg = gather(z)  # (R B, V, D)
     k = zg.transpose(0, 1).reshape(v * size * b, -1)
     lab = gather(labels.to(z.device).long())
     sample = torch.arange(size * b, device=z.device)
-    lab = torch.where(lab >= 0, lab, -2 - sample)                # unlabelled: a class of its own
+    lab = torch.where(lab >= 0, lab, -2 - sample)  # unlabelled: a class of its own
     _, cls = torch.unique(lab, return_inverse=True)
     key_cls = cls.repeat(v)
     n_cls = int(cls.max()) + 1
@@ -93,15 +103,24 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, base_temperature
     valid = n_pos > 0
     per = lse - pos_sum / (temperature * n_pos.clamp_min(1).to(q.dtype))
     if float(all_sum(valid.sum().to(per.dtype))) == 0:
-        raise ConfigError("supcon: no anchor has a positive (every label is unique and there is one "
-                          "view); give two or more views or repeated labels")
+        raise ConfigError(
+            "supcon: no anchor has a positive (every label is unique and there is one "
+            "view); give two or more views or repeated labels"
+        )
     # the mean over this rank's V B anchors (an anchor without a positive adds 0); data-parallel
     # training averages the ranks, which gives the mean over every anchor of every rank
     return (temperature / base_temperature) * per[valid].sum() / (v * b)
 
 
-def supcon_mix(z: Tensor, labels: Tensor, temperature: float = 0.1, weight: float = 1.0,
-               base_temperature: float = 0.07, *, tiled: bool | None = None) -> Tensor:
+def supcon_mix(
+    z: Tensor,
+    labels: Tensor,
+    temperature: float = 0.1,
+    weight: float = 1.0,
+    base_temperature: float = 0.07,
+    *,
+    tiled: bool | None = None,
+) -> Tensor:
     """``weight * supcon(z, labels) + (1 - weight) * supcon(z, unlabelled)``, ``weight`` in [0, 1]
     (the second term is SupContrast's unsupervised mode: NT-Xent over all V views, same factor).
 

@@ -55,13 +55,15 @@ def _tile_rows(n: int, tile: int | None) -> int:
 def _mask_(logits: Tensor, exclude: Tensor | None, start: int) -> Tensor:
     """Set ``logits[r, exclude[start + r, e]] = -inf`` for every entry >= 0, in place."""
     if exclude is not None:
-        ex = exclude[start:start + logits.shape[0]]
+        ex = exclude[start : start + logits.shape[0]]
         rows, cols = (ex >= 0).nonzero(as_tuple=True)
         logits[rows, ex[rows, cols]] = float("-inf")
     return logits
 
 
-def row_lse_dense(q: Tensor, k: Tensor, scale: Tensor | float, exclude: Tensor | None = None) -> Tensor:
+def row_lse_dense(
+    q: Tensor, k: Tensor, scale: Tensor | float, exclude: Tensor | None = None
+) -> Tensor:
     """``lse_i`` over the full (M, N) matrix, differentiable by autograd."""
     logits = (q @ k.t()) * scale
     if exclude is not None:
@@ -86,8 +88,9 @@ class _RowLSETiled(torch.autograd.Function):
     the logits' spread (at most ``2 c_i``) is safe for exp(), else the row maximum."""
 
     @staticmethod
-    def forward(ctx: Any, q: Tensor, k: Tensor, scale: Tensor, exclude: Tensor | None, tile: int,
-                grad: bool) -> Tensor:
+    def forward(
+        ctx: Any, q: Tensor, k: Tensor, scale: Tensor, exclude: Tensor | None, tile: int, grad: bool
+    ) -> Tensor:
         s = float(scale)
         m = q.shape[0]
         kt = k.t().contiguous()
@@ -98,9 +101,9 @@ class _RowLSETiled(torch.autograd.Function):
         dk = torch.zeros_like(k) if grad else None
         tiny = torch.finfo(q.dtype).tiny
         for a in range(0, m, tile):
-            qa = q[a:a + tile]
+            qa = q[a : a + tile]
             if use_bound:
-                shift = bound[a:a + tile]
+                shift = bound[a : a + tile]
                 logits = torch.addmm(-shift[:, None], qa * s, kt)
                 _mask_(logits, exclude, a)
             else:
@@ -109,10 +112,10 @@ class _RowLSETiled(torch.autograd.Function):
                 logits.sub_(shift[:, None])
             e = logits.exp_()
             ssum = e.sum(1)
-            out[a:a + tile] = ssum.log() + shift
+            out[a : a + tile] = ssum.log() + shift
             if a_all is not None and dk is not None:
                 inv = 1.0 / ssum.clamp_min(tiny)
-                a_all[a:a + tile] = (e @ k) * inv[:, None]
+                a_all[a : a + tile] = (e @ k) * inv[:, None]
                 dk.addmm_(e.t(), qa * inv[:, None])
         ctx.save_for_backward(q, k, out, exclude if exclude is not None else torch.empty(0), a_all)
         ctx.scale, ctx.tile, ctx.has_ex, ctx.dk = s, tile, exclude is not None, dk
@@ -133,24 +136,37 @@ class _RowLSETiled(torch.autograd.Function):
         kt = k.t().contiguous()
         lse_all = lse_all.nan_to_num(neginf=0.0)
         for a in range(0, q.shape[0], tile):
-            qa = q[a:a + tile]
-            logits = torch.addmm(-lse_all[a:a + tile, None], qa * s, kt)
+            qa = q[a : a + tile]
+            logits = torch.addmm(-lse_all[a : a + tile, None], qa * s, kt)
             p = _mask_(logits, exclude, a).exp_()
-            dk.addmm_(p.t(), qa * g[a:a + tile, None], alpha=s)
+            dk.addmm_(p.t(), qa * g[a : a + tile, None], alpha=s)
         return dq, dk, dscale, None, None, None
 
 
-def row_lse_tiled(q: Tensor, k: Tensor, scale: Tensor | float, exclude: Tensor | None = None,
-                  tile: int | None = None) -> Tensor:
+def row_lse_tiled(
+    q: Tensor,
+    k: Tensor,
+    scale: Tensor | float,
+    exclude: Tensor | None = None,
+    tile: int | None = None,
+) -> Tensor:
     """``lse_i`` computed ``tile`` rows at a time with an exact custom backward."""
     scale_t = scale if isinstance(scale, Tensor) else torch.tensor(float(scale), dtype=q.dtype)
-    needs = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or scale_t.requires_grad)
+    needs = torch.is_grad_enabled() and (
+        q.requires_grad or k.requires_grad or scale_t.requires_grad
+    )
     out = _RowLSETiled.apply(q, k, scale_t, exclude, _tile_rows(k.shape[0], tile), needs)  # type: ignore[no-untyped-call]
     return cast(Tensor, out)
 
 
-def row_lse(q: Tensor, k: Tensor, scale: Tensor | float, exclude: Tensor | None = None,
-            tiled: bool | None = None, tile: int | None = None) -> Tensor:
+def row_lse(
+    q: Tensor,
+    k: Tensor,
+    scale: Tensor | float,
+    exclude: Tensor | None = None,
+    tiled: bool | None = None,
+    tile: int | None = None,
+) -> Tensor:
     """``lse_i = log sum_{j not in exclude[i]} exp(scale * q_i . k_j)`` for every row ``i``.
 
     Parameters

@@ -69,7 +69,9 @@ def temporal_contrastive_loss(z1: Tensor, z2: Tensor) -> Tensor:
     return _contrast(z1, z2)
 
 
-def hierarchical_contrastive_loss(z1: Tensor, z2: Tensor, alpha: float = 0.5, temporal_unit: int = 0) -> Tensor:
+def hierarchical_contrastive_loss(
+    z1: Tensor, z2: Tensor, alpha: float = 0.5, temporal_unit: int = 0
+) -> Tensor:
     """TS2Vec's loss of two aligned (B, T, D) per-step representations (see the module docstring).
 
     Parameters
@@ -79,7 +81,9 @@ def hierarchical_contrastive_loss(z1: Tensor, z2: Tensor, alpha: float = 0.5, te
     temporal_unit : the first pyramid level with temporal contrast (0: every level).
     """
     if z1.shape != z2.shape or z1.dim() != 3:
-        raise ValueError(f"z1 and z2 must be (B, T, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            f"z1 and z2 must be (B, T, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     loss = z1.new_zeros(())
     levels = 0
     while z1.shape[1] > 1:

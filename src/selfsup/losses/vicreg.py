@@ -34,8 +34,15 @@ def _var_cov(z: Tensor, gamma: float, eps: float) -> tuple[Tensor, Tensor]:
     return var, off / d
 
 
-def vicreg(z1: Tensor, z2: Tensor, inv: float = 25.0, var: float = 25.0, cov: float = 1.0,
-           gamma: float = 1.0, eps: float = 1e-4) -> Tensor:
+def vicreg(
+    z1: Tensor,
+    z2: Tensor,
+    inv: float = 25.0,
+    var: float = 25.0,
+    cov: float = 1.0,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+) -> Tensor:
     """VICReg loss of two batches of paired embeddings.
 
     Parameters
@@ -55,8 +62,10 @@ def vicreg(z1: Tensor, z2: Tensor, inv: float = 25.0, var: float = 25.0, cov: fl
     torch.Size([])
     """
     if z1.ndim != 2 or z1.shape != z2.shape or z1.shape[0] < 2:
-        raise ValueError("vicreg expects two (B, D) tensors of equal shape with B >= 2, got "
-                         f"{tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            "vicreg expects two (B, D) tensors of equal shape with B >= 2, got "
+            f"{tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     inv_term = F.mse_loss(z1, z2)
     v1, c1 = _var_cov(z1, gamma, eps)
     v2, c2 = _var_cov(z2, gamma, eps)

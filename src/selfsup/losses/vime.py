@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def vime_loss(mask_logits: Tensor, mask: Tensor, reconstruction: Tensor, target: Tensor,
-              alpha: float = 2.0) -> Tensor:
+def vime_loss(
+    mask_logits: Tensor, mask: Tensor, reconstruction: Tensor, target: Tensor, alpha: float = 2.0
+) -> Tensor:
     """``BCE(mask_logits, mask) + alpha * MSE(reconstruction, target)``, each a mean over all cells.
 
     Examples
@@ -31,7 +32,10 @@ def vime_loss(mask_logits: Tensor, mask: Tensor, reconstruction: Tensor, target:
     0.6931471824645996
     """
     if mask_logits.shape != mask.shape or reconstruction.shape != target.shape:
-        raise ValueError(f"vime_loss: mask logits {tuple(mask_logits.shape)} vs mask {tuple(mask.shape)}, "
-                         f"reconstruction {tuple(reconstruction.shape)} vs target {tuple(target.shape)}")
-    return (F.binary_cross_entropy_with_logits(mask_logits, mask.to(mask_logits.dtype))
-            + alpha * F.mse_loss(reconstruction, target))
+        raise ValueError(
+            f"vime_loss: mask logits {tuple(mask_logits.shape)} vs mask {tuple(mask.shape)}, "
+            f"reconstruction {tuple(reconstruction.shape)} vs target {tuple(target.shape)}"
+        )
+    return F.binary_cross_entropy_with_logits(
+        mask_logits, mask.to(mask_logits.dtype)
+    ) + alpha * F.mse_loss(reconstruction, target)

@@ -41,14 +41,23 @@ from .distributed import gather, world
 from .tiled import row_lse
 
 
-def _direction(q: Tensor, k: Tensor, kpos: Tensor, exclude: Tensor, n: int, temperature: float, tau_plus: float,
-               beta: float, tiled: bool | None) -> Tensor:
+def _direction(
+    q: Tensor,
+    k: Tensor,
+    kpos: Tensor,
+    exclude: Tensor,
+    n: int,
+    temperature: float,
+    tau_plus: float,
+    beta: float,
+    tiled: bool | None,
+) -> Tensor:
     """Per-anchor HCL loss of anchors ``q`` against keys ``k`` (own positive excluded by index)."""
     log_n = math.log(n)
     lse_1b = row_lse(q, k, (1.0 + beta) / temperature, exclude, tiled)
     lse_b = row_lse(q, k, beta / temperature, exclude, tiled) if beta > 0 else log_n
-    log_rw = lse_1b - lse_b + log_n                 # log sum_j w_j n_j
-    s_pos = (q * kpos).sum(1) / temperature         # log pos
+    log_rw = lse_1b - lse_b + log_n  # log sum_j w_j n_j
+    s_pos = (q * kpos).sum(1) / temperature  # log pos
     log_floor = log_n - 1.0 / temperature
     top = torch.maximum(torch.maximum(s_pos, log_rw), torch.full_like(s_pos, log_floor)).detach()
     pos_ = torch.exp(s_pos - top)
@@ -57,8 +66,15 @@ def _direction(q: Tensor, k: Tensor, kpos: Tensor, exclude: Tensor, n: int, temp
     return top + torch.log(pos_ + ng) - s_pos
 
 
-def xhcl(a: Tensor, b: Tensor, temperature: float = 0.1, tau_plus: float = 0.1, beta: float = 1.0, *,
-         tiled: bool | None = None) -> Tensor:
+def xhcl(
+    a: Tensor,
+    b: Tensor,
+    temperature: float = 0.1,
+    tau_plus: float = 0.1,
+    beta: float = 1.0,
+    *,
+    tiled: bool | None = None,
+) -> Tensor:
     """Mean cross-modal hard-negative loss of B pairs ``(a_i, b_i)`` (two (B, D) tensors).
 
     Examples

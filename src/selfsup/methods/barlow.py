@@ -37,6 +37,10 @@ class BarlowTwins(Method):
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3)
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        zs = [gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)]  # global batch (DDP)
+        zs = [
+            gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)
+        ]  # global batch (DDP)
         prs = pairs(views)
-        return cast(Tensor, sum(barlow_twins(zs[i], zs[j], self.params.lambda_) for i, j in prs) / len(prs)), {}
+        return cast(
+            Tensor, sum(barlow_twins(zs[i], zs[j], self.params.lambda_) for i, j in prs) / len(prs)
+        ), {}

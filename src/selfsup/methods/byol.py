@@ -35,7 +35,9 @@ class BYOLParams(Params):
 @register
 class BYOL(Method):
     name = "byol"
-    paper = "Grill et al. 2020, Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning"
+    paper = (
+        "Grill et al. 2020, Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning"
+    )
     Params: ClassVar[type[ParamsModel]] = BYOLParams  # subclasses bring their own
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:

@@ -132,20 +132,34 @@ class Debiased(SimCLR):
 @register
 class ISogCLR(SimCLR):
     name = "isogclr"
-    paper = ("Qiu et al. 2023, Not All Semantics are Created Equal: Contrastive Self-supervised "
-             "Learning with Automatic Temperature Individualization")
+    paper = (
+        "Qiu et al. 2023, Not All Semantics are Created Equal: Contrastive Self-supervised "
+        "Learning with Automatic Temperature Individualization"
+    )
     Params = ISogCLRParams
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         if ctx.n_views != 2:
-            raise ConfigError(f"isogclr uses exactly 2 views (its state is updated once per step), got "
-                              f"views.n_views={ctx.n_views}; set --set views.n_views=2")
+            raise ConfigError(
+                f"isogclr uses exactly 2 views (its state is updated once per step), got "
+                f"views.n_views={ctx.n_views}; set --set views.n_views=2"
+            )
         p = params
         # the per-sample state is staged in forward and written in after_step, which the loop runs
         # only after a step it took: a skipped (non-finite) step never writes NaN into the state
-        self.isog = ISogCLRLoss(ctx.n_samples, p.tau_init, p.gamma, p.rho, p.eta, p.beta, p.tau_min,
-                                p.tau_max, p.learn_tau, defer=True)
+        self.isog = ISogCLRLoss(
+            ctx.n_samples,
+            p.tau_init,
+            p.gamma,
+            p.rho,
+            p.eta,
+            p.beta,
+            p.tau_min,
+            p.tau_max,
+            p.learn_tau,
+            defer=True,
+        )
 
     def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         out: Tensor = self.isog(z1, z2, batch.index)
@@ -174,7 +188,15 @@ class GroCo(SimCLR):
 
     def _loss(self, z: Tensor, n_global: int | None = None) -> Tensor:
         p = self.params
-        return groco(z, p.k, p.temperature, p.steepness, p.art_lambda, n_global=n_global, stop_grad=p.stop_grad)
+        return groco(
+            z,
+            p.k,
+            p.temperature,
+            p.steepness,
+            p.art_lambda,
+            n_global=n_global,
+            stop_grad=p.stop_grad,
+        )
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = self.project(views)
@@ -195,7 +217,9 @@ class SupCon(SimCLR):
     def _loss(self, z: Tensor, batch: Batch) -> Tensor:
         p = self.params
         if batch.y is None:
-            raise ConfigError("supcon needs labels (batch.y); give labelled data (-1 marks unlabelled samples)")
+            raise ConfigError(
+                "supcon needs labels (batch.y); give labelled data (-1 marks unlabelled samples)"
+            )
         return supcon_mix(z, batch.y, p.temperature, p.weight, p.base_temperature, tiled=p.tiled)
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:

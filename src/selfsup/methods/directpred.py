@@ -76,7 +76,9 @@ class DirectPred(BYOL):
     def make_predictor(self, dim: int, hidden: int) -> nn.Module:
         self.register_buffer("corr", torch.zeros(dim, dim))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        pred = nn.Linear(dim, dim, bias=False)  # set, not trained: no gradient, not in the optimiser
+        pred = nn.Linear(
+            dim, dim, bias=False
+        )  # set, not trained: no gradient, not in the optimiser
         pred.weight.requires_grad_(False)
         with torch.no_grad():
             pred.weight.copy_(torch.eye(dim))

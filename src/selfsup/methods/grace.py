@@ -37,7 +37,10 @@ class GRACE(Method):
     graph: ClassVar[bool] = True
     default_views: ClassVar[str] = "grace"
     graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "train": {"epochs": 200}, "optim": {"lr": 5e-4, "weight_decay": 1e-5}, "model": {"backbone": "gcn"}}
+        "train": {"epochs": 200},
+        "optim": {"lr": 5e-4, "weight_decay": 1e-5},
+        "model": {"backbone": "gcn"},
+    }
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

@@ -43,8 +43,10 @@ class GraphMAE(Method):
     default_views: ClassVar[str] = "none"
     #: the paper's Cora setting (configs.yml), applied where the user set nothing
     graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "train": {"epochs": 1500}, "optim": {"lr": 1e-3, "weight_decay": 2e-4},
-        "model": {"backbone": "gat", "width": 2.0}}
+        "train": {"epochs": 1500},
+        "optim": {"lr": 1e-3, "weight_decay": 2e-4},
+        "model": {"backbone": "gat", "width": 2.0},
+    }
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
@@ -59,12 +61,15 @@ class GraphMAE(Method):
         x = normalised_features(self.encoder, v)
         nodes = v.nodes
         perm = nodes[torch.randperm(len(nodes), device=x.device)]
-        masked = perm[:int(p.mask_rate * len(nodes))]
+        masked = perm[: int(p.mask_rate * len(nodes))]
         n_noise = int(p.replace_rate * len(masked))
         h = x.clone()
         if n_noise > 0:
             order = torch.randperm(len(masked), device=x.device)
-            token, noise = masked[order[:len(masked) - n_noise]], masked[order[len(masked) - n_noise:]]
+            token, noise = (
+                masked[order[: len(masked) - n_noise]],
+                masked[order[len(masked) - n_noise :]],
+            )
             h[token] = 0.0
             h[noise] = x[torch.randint(0, len(x), (n_noise,), device=x.device)]
         else:

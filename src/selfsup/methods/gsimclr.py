@@ -52,16 +52,35 @@ def _autoencoder(x: torch.Tensor, p: GSimCLRParams) -> tuple[nn.Module, nn.Modul
     if x.ndim == 4:  # images: a small convolutional autoencoder
         c, h = x.shape[1], x.shape[2]
         w = max(h // 4, 1)
-        enc = nn.Sequential(nn.Conv2d(c, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
-                            nn.Flatten(), nn.Linear(64 * w * w, p.ae_dim))
-        dec = nn.Sequential(nn.Linear(p.ae_dim, 64 * w * w), nn.ReLU(), nn.Unflatten(1, (64, w, w)),
-                            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                            nn.ConvTranspose2d(32, c, 4, 2, 1), nn.Sigmoid())
+        enc = nn.Sequential(
+            nn.Conv2d(c, 32, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * w * w, p.ae_dim),
+        )
+        dec = nn.Sequential(
+            nn.Linear(p.ae_dim, 64 * w * w),
+            nn.ReLU(),
+            nn.Unflatten(1, (64, w, w)),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, c, 4, 2, 1),
+            nn.Sigmoid(),
+        )
         return enc, dec
     d = x[0].numel()
-    enc = nn.Sequential(nn.Flatten(), nn.Linear(d, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, p.ae_dim))
-    dec = nn.Sequential(nn.Linear(p.ae_dim, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, d), nn.Sigmoid(),
-                        nn.Unflatten(1, tuple(x.shape[1:])))
+    enc = nn.Sequential(
+        nn.Flatten(), nn.Linear(d, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, p.ae_dim)
+    )
+    dec = nn.Sequential(
+        nn.Linear(p.ae_dim, p.ae_hidden),
+        nn.ReLU(),
+        nn.Linear(p.ae_hidden, d),
+        nn.Sigmoid(),
+        nn.Unflatten(1, tuple(x.shape[1:])),
+    )
     return enc, dec
 
 
@@ -70,9 +89,11 @@ def train_autoencoder(x: torch.Tensor, p: GSimCLRParams) -> torch.Tensor:
     # uint8 images in [0, 1]; other inputs (series) as they are, missing or padded steps 0
     xf = x.float() / 255.0 if x.dtype == torch.uint8 else torch.nan_to_num(x.float())
     if xf.ndim == 4:
-        size = min(p.ae_size, xf.shape[-1]) // 4 * 4 or 4   # the two stride-2 stages need H % 4 == 0
+        size = min(p.ae_size, xf.shape[-1]) // 4 * 4 or 4  # the two stride-2 stages need H % 4 == 0
         if xf.shape[-1] != size or xf.shape[-2] != size:
-            xf = F.interpolate(xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            xf = F.interpolate(
+                xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            )
     with seeded(p.seed):
         enc, dec = _autoencoder(xf, p)
         enc, dec = enc.to(x.device), dec.to(x.device)
@@ -88,7 +109,9 @@ def train_autoencoder(x: torch.Tensor, p: GSimCLRParams) -> torch.Tensor:
             return torch.cat([enc(c) for c in xf.split(4096)])
 
 
-def cluster_batch_order(assign: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+def cluster_batch_order(
+    assign: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
     """An order of ``len(assign)`` samples whose consecutive ``batch_size`` chunks hold at most one
     sample per cluster while at least ``batch_size`` clusters have samples left."""
     a = assign.cpu()
@@ -104,12 +127,14 @@ def cluster_batch_order(assign: torch.Tensor, batch_size: int, generator: torch.
         alive = left > 0
         if int(alive.sum()) < batch_size:
             break
-        score = left.float() + 0.5 * torch.rand(k, generator=generator)  # fullest first, ties random
+        score = left.float() + 0.5 * torch.rand(
+            k, generator=generator
+        )  # fullest first, ties random
         score[~alive] = -1
         c = score.topk(batch_size).indices
         out.append(members[starts[c] + taken[c]])
         taken[c] += 1
-    rest = torch.cat([members[starts[c]:starts[c] + counts[c]][taken[c]:] for c in range(k)])
+    rest = torch.cat([members[starts[c] : starts[c] + counts[c]][taken[c] :] for c in range(k)])
     out.append(rest[torch.randperm(len(rest), generator=generator)])
     return torch.cat(out)
 
@@ -128,7 +153,9 @@ class GSimCLR(SimCLR):
     def prepare(self, x: Tensor, views: Any) -> None:
         k = self.params.clusters or self.ctx.extra.get("batch_size")
         if k is None:
-            raise ConfigError("gsimclr needs the number of clusters: set loss.clusters (default: the batch size)")
+            raise ConfigError(
+                "gsimclr needs the number of clusters: set loss.clusters (default: the batch size)"
+            )
         if k > len(x):
             raise ConfigError(f"loss.clusters={k} exceeds the {len(x)} training samples; lower it")
         from sklearn.cluster import KMeans
@@ -141,4 +168,6 @@ class GSimCLR(SimCLR):
         if len(self.assign) != n or bool((self.assign < 0).any()):
             return None
         # fixed: the same order every epoch (the per-epoch generator is not used)
-        return cluster_batch_order(self.assign, batch_size, torch.Generator().manual_seed(self.params.seed))
+        return cluster_batch_order(
+            self.assign, batch_size, torch.Generator().manual_seed(self.params.seed)
+        )

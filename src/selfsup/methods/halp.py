@@ -68,10 +68,15 @@ class HaLP(MoCo):
         self._keys = k
         logs = {"halp_good": 0.0}
         if bool(self.has_prototypes) and p.mu > 0:
-            syn = halp_positives(k.float(), self.prototypes, p.n_positives, p.hardness, p.n_closest, p.skip_closest)
+            syn = halp_positives(
+                k.float(), self.prototypes, p.n_positives, p.hardness, p.n_closest, p.skip_closest
+            )
             extra = halp_loss(q.float(), syn["positives"], syn["good"], p.temperature)
             loss = loss + p.mu * extra
-            logs = {"halp_good": float(syn["good"].float().mean()), "halp_loss": float(extra.detach())}
+            logs = {
+                "halp_good": float(syn["good"].float().mean()),
+                "halp_loss": float(extra.detach()),
+            }
         return loss, logs
 
     @torch.no_grad()
@@ -85,5 +90,7 @@ class HaLP(MoCo):
         if filled and (not bool(self.has_prototypes) or int(self.steps_done) % p.update_every == 0):
             n = min(p.proto_keys, self.queue.size)
             newest = (int(self.queue.ptr) - 1 - torch.arange(n)) % self.queue.size
-            self.prototypes.copy_(spherical_kmeans(self.queue.queue[newest], p.n_prototypes, p.kmeans_iters))
+            self.prototypes.copy_(
+                spherical_kmeans(self.queue.queue[newest], p.n_prototypes, p.kmeans_iters)
+            )
             self.has_prototypes.fill_(True)

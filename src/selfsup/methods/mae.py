@@ -41,8 +41,10 @@ class MAEParams(Params):
 def require_vit(encoder: nn.Module, method: str) -> ViT:
     bb = getattr(encoder, "backbone", None)
     if not isinstance(bb, ViT):
-        raise ConfigError(f"method '{method}' needs a ViT backbone; use --backbone vit_tiny (or vit_tiny_p2 for "
-                          f"16 px images), got {type(bb).__name__}")
+        raise ConfigError(
+            f"method '{method}' needs a ViT backbone; use --backbone vit_tiny (or vit_tiny_p2 for "
+            f"16 px images), got {type(bb).__name__}"
+        )
     return bb
 
 
@@ -64,15 +66,23 @@ class MAE(Method):
         super().__init__(encoder, params, ctx)
         vit = require_vit(encoder, self.name)
         p = params
-        self.decoder = MAEDecoder(vit.dim, vit.patch_size, vit.in_channels, p.decoder_dim, p.decoder_depth,
-                                  p.decoder_heads)
+        self.decoder = MAEDecoder(
+            vit.dim,
+            vit.patch_size,
+            vit.in_channels,
+            p.decoder_dim,
+            p.decoder_depth,
+            p.decoder_heads,
+        )
 
     def masked_pass(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One random mask of the normalised images ``x``: (loss, mask, encoded visible tokens, decoder
         features (N, L, d))."""
         vit = cast(ViT, self.encoder.backbone)
         gh, gw = vit.grid(x.shape[-2], x.shape[-1])
-        ids_keep, mask, ids_restore = random_masking(len(x), gh * gw, self.params.mask_ratio, x.device)
+        ids_keep, mask, ids_restore = random_masking(
+            len(x), gh * gw, self.params.mask_ratio, x.device
+        )
         z = vit.forward_visible(x, ids_keep)
         pred, tokens = self.decoder(z, ids_restore, (gh, gw))
         target = patchify(x, vit.patch_size)

@@ -49,9 +49,11 @@ def two_views_only(name: str, ctx: Context) -> None:
     """Refuse, in one line, a view set the method's authors never used (see the module docstring)."""
     local = int(ctx.extra.get("local_crops", 0) or 0)
     if ctx.n_views != 2 or local:
-        raise ConfigError(f"{name} uses exactly 2 views (one query, one key) and no multi-crop, got "
-                          f"views.n_views={ctx.n_views}, views.local_crops={local}; set "
-                          "--set views.n_views=2 --set views.local_crops=0")
+        raise ConfigError(
+            f"{name} uses exactly 2 views (one query, one key) and no multi-crop, got "
+            f"views.n_views={ctx.n_views}, views.local_crops={local}; set "
+            "--set views.n_views=2 --set views.local_crops=0"
+        )
 
 
 class MoCoParams(Params):
@@ -107,7 +109,9 @@ class MoCo(Method):
         keys = [k]
         if p.symmetric:
             q2, k1 = self.query(views[1]), self.key(views[0])
-            loss = (loss + info_nce(q2, k1, self.queue.queue, p.temperature, self.extra_negatives(q2))) / 2
+            loss = (
+                loss + info_nce(q2, k1, self.queue.queue, p.temperature, self.extra_negatives(q2))
+            ) / 2
             keys.append(k1)
         self._keys = torch.cat([gather(k) for k in keys])  # every rank's keys enter the queue (DDP)
         return loss, {}
@@ -187,16 +191,26 @@ class MoCoV3(Method):
         m = ctx.model
         vit = is_vit(m.backbone)
         self.recipe = "vit" if vit else "resnet"
-        self.head = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3 if vit else 2, last_bn=True)
+        self.head = mlp(
+            encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3 if vit else 2, last_bn=True
+        )
         self.predictor = mlp(m.proj_dim, m.proj_hidden, m.proj_dim, layers=2, last_bn=vit)
-        self.temperature = params.temperature if params.temperature is not None else (0.2 if vit else 1.0)
+        self.temperature = (
+            params.temperature if params.temperature is not None else (0.2 if vit else 1.0)
+        )
         self.key_encoder = frozen_copy(encoder)
         self.key_head = frozen_copy(self.head)
 
     def _ctr(self, q: Tensor, k: Tensor) -> Tensor:
         t = self.temperature
-        logits = F.normalize(q, dim=1) @ gather(F.normalize(k, dim=1)).t() / t  # every rank's keys (DDP)
-        return 2 * t * F.cross_entropy(logits, torch.arange(len(q), device=q.device) + world()[0] * len(q))
+        logits = (
+            F.normalize(q, dim=1) @ gather(F.normalize(k, dim=1)).t() / t
+        )  # every rank's keys (DDP)
+        return (
+            2
+            * t
+            * F.cross_entropy(logits, torch.arange(len(q), device=q.device) + world()[0] * len(q))
+        )
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         x = torch.cat(views[:2])

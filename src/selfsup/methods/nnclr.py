@@ -53,7 +53,9 @@ class NNCLR(Method):
         p1, p2 = self.predictor(torch.cat([z1, z2])).chunk(2)
         q = self.support.queue
         t = self.params.temperature
-        loss = (nt_xent(nearest_neighbour(z1, q), p2, t) + nt_xent(nearest_neighbour(z2, q), p1, t)) / 2
+        loss = (
+            nt_xent(nearest_neighbour(z1, q), p2, t) + nt_xent(nearest_neighbour(z2, q), p1, t)
+        ) / 2
         self._push = gather(F.normalize(z1.detach(), dim=1))  # every rank's embeddings (DDP)
         return loss, {}
 

@@ -52,7 +52,9 @@ class _PairedMethod(Method):
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         if len(views) < 2 or len(views) % 2:
-            raise ConfigError(f"method '{self.name}' needs pairs of views (a, b), got {len(views)} view(s)")
+            raise ConfigError(
+                f"method '{self.name}' needs pairs of views (a, b), got {len(views)} view(s)"
+            )
         zs = [z.float() for z in self.project(views)]
         k = len(zs) // 2
         with torch.autocast(zs[0].device.type, enabled=False):  # logits in fp32 under bf16 autocast
@@ -73,7 +75,9 @@ class ClipParams(Params):
 @register
 class Clip(_PairedMethod):
     name = "clip"
-    paper = "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision"
+    paper = (
+        "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision"
+    )
     Params = ClipParams
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
@@ -108,19 +112,33 @@ class ISogCLRPairParams(Params):
 @register
 class ISogCLRPair(_PairedMethod):
     name = "isogclr_pair"
-    paper = ("Qiu et al. 2023, Not All Semantics are Created Equal: Contrastive Self-supervised Learning with "
-             "Automatic Temperature Individualization (bimodal)")
+    paper = (
+        "Qiu et al. 2023, Not All Semantics are Created Equal: Contrastive Self-supervised Learning with "
+        "Automatic Temperature Individualization (bimodal)"
+    )
     Params = ISogCLRPairParams
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         if ctx.n_views != 2:
-            raise ConfigError(f"isogclr_pair uses one view per modality (its state is updated once per step), got "
-                              f"views.n_views={ctx.n_views}; set --set views.n_views=2")
+            raise ConfigError(
+                f"isogclr_pair uses one view per modality (its state is updated once per step), got "
+                f"views.n_views={ctx.n_views}; set --set views.n_views=2"
+            )
         p = params
         # staged in forward, written in after_step: a step the loop skips never writes its state
-        self.isog = ISogCLRBimodal(ctx.n_samples, p.tau_init, p.gamma, p.rho, p.eta, p.beta, p.tau_min, p.tau_max,
-                                   p.learn_tau, defer=True)
+        self.isog = ISogCLRBimodal(
+            ctx.n_samples,
+            p.tau_init,
+            p.gamma,
+            p.rho,
+            p.eta,
+            p.beta,
+            p.tau_min,
+            p.tau_max,
+            p.learn_tau,
+            defer=True,
+        )
 
     def pair_loss(self, za: Tensor, zb: Tensor, batch: Batch) -> Tensor:
         out: Tensor = self.isog(za, zb, batch.index)
@@ -128,8 +146,10 @@ class ISogCLRPair(_PairedMethod):
 
     def logs(self, batch: Batch) -> dict[str, float]:
         i = batch.index.long()
-        return {"tau_a_mean": float(self.isog.state_a.tau[i].mean()),
-                "tau_b_mean": float(self.isog.state_b.tau[i].mean())}
+        return {
+            "tau_a_mean": float(self.isog.state_a.tau[i].mean()),
+            "tau_b_mean": float(self.isog.state_b.tau[i].mean()),
+        }
 
     def after_step(self, step: int, total_steps: int) -> None:
         self.isog.commit()

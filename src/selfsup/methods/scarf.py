@@ -42,5 +42,7 @@ class SCARF(Method):
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = [z.float() for z in encode(lambda x: self.head(self.encoder(x)), views)]
         with torch.autocast(zs[0].device.type, enabled=False):
-            loss = sum(scarf_loss(zs[0], z, self.params.temperature) for z in zs[1:]) / (len(zs) - 1)
+            loss = sum(scarf_loss(zs[0], z, self.params.temperature) for z in zs[1:]) / (
+                len(zs) - 1
+            )
         return torch.as_tensor(loss), {}

@@ -57,7 +57,10 @@ class SCGC(Method):
     graph: ClassVar[bool] = True
     default_views: ClassVar[str] = "none"
     graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "train": {"epochs": 200}, "optim": {"lr": 1e-3, "weight_decay": 0.0}, "model": {"backbone": "mlp"}}
+        "train": {"epochs": 200},
+        "optim": {"lr": 1e-3, "weight_decay": 0.0},
+        "model": {"backbone": "mlp"},
+    }
 
     centers: nn.Parameter
 
@@ -69,8 +72,15 @@ class SCGC(Method):
         self.decoder: nn.Module | None = None
         if params.variant == "scgc":
             d_in = input_dim(encoder)
-            self.decoder = nn.Sequential(nn.Linear(d, 2000), nn.ReLU(), nn.Linear(2000, 500), nn.ReLU(),
-                                         nn.Linear(500, 500), nn.ReLU(), nn.Linear(500, d_in))
+            self.decoder = nn.Sequential(
+                nn.Linear(d, 2000),
+                nn.ReLU(),
+                nn.Linear(2000, 500),
+                nn.ReLU(),
+                nn.Linear(500, 500),
+                nn.ReLU(),
+                nn.Linear(500, d_in),
+            )
         self._targets: tuple[int, Tensor] | None = None
 
     def targets(self, v: GraphBatch) -> Tensor:

@@ -28,7 +28,9 @@ class SimCLRParams(Params):
 @register
 class SimCLR(Method):
     name = "simclr"
-    paper = "Chen et al. 2020, A Simple Framework for Contrastive Learning of Visual Representations"
+    paper = (
+        "Chen et al. 2020, A Simple Framework for Contrastive Learning of Visual Representations"
+    )
     Params: ClassVar[type[ParamsModel]] = SimCLRParams  # subclasses bring their own
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:

@@ -39,5 +39,7 @@ class SimSiam(Method):
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = encode(lambda x: self.projector(self.encoder(x)), views)
         prs = pairs(views, ordered=True)
-        loss = sum(negative_cosine(self.predictor(zs[j]), zs[i].detach()) for i, j in prs) / len(prs)
+        loss = sum(negative_cosine(self.predictor(zs[j]), zs[i].detach()) for i, j in prs) / len(
+            prs
+        )
         return cast(Tensor, loss), {}

@@ -55,11 +55,15 @@ class SparK(Method):
         super().__init__(encoder, params, ctx)
         bb = encoder.backbone
         if isinstance(bb, ViT):
-            raise ConfigError("method 'spark' masks a CNN (convnet, resnet18, ...); for a ViT backbone use "
-                              "method 'mae'")
+            raise ConfigError(
+                "method 'spark' masks a CNN (convnet, resnet18, ...); for a ViT backbone use "
+                "method 'mae'"
+            )
         if not isinstance(bb, (ConvNet, ResNet)):
-            raise ConfigError(f"method 'spark' masks an image CNN (convnet, resnet18, ...), got {type(bb).__name__}; "
-                              "use another method for this kind of data")
+            raise ConfigError(
+                f"method 'spark' masks an image CNN (convnet, resnet18, ...), got {type(bb).__name__}; "
+                "use another method for this kind of data"
+            )
         self.channels = int(cast(Tensor, encoder.mean).shape[1])
         chans, sizes = feature_channels(bb, self.channels, PROBE)
         self.n_scales = len(chans)
@@ -67,8 +71,11 @@ class SparK(Method):
         self.decoder = LightDecoder(chans, self.channels, params.decoder_width)
         size = ctx.extra.get("image_size")
         if size:  # refuse a patch that does not divide the view size now, not at the first step
-            check_patch(int(size), params.patch_size or self.stride,
-                        "loss.patch_size" if params.patch_size else "the backbone's total stride")
+            check_patch(
+                int(size),
+                params.patch_size or self.stride,
+                "loss.patch_size" if params.patch_size else "the backbone's total stride",
+            )
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p, bb = self.params, self.encoder.backbone
@@ -82,10 +89,14 @@ class SparK(Method):
             bb(x * mask_at(active, (h, w)))
         keys = sorted(feats, key=lambda k: k[0])
         if len(keys) != self.n_scales:
-            raise ConfigError(f"{h} px images give the backbone {len(keys)} feature scales, not {self.n_scales}; "
-                              f"use images of at least {self.stride} px")
+            raise ConfigError(
+                f"{h} px images give the backbone {len(keys)} feature scales, not {self.n_scales}; "
+                f"use images of at least {self.stride} px"
+            )
         pred = self.decoder([feats[k] for k in keys], active)
         if pred.shape[-2:] != (h, w):
             pred = F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)
-        loss = masked_pixel_loss(patchify(pred, ps).float(), patchify(x, ps).float(), mask, p.norm_pix)
+        loss = masked_pixel_loss(
+            patchify(pred, ps).float(), patchify(x, ps).float(), mask, p.norm_pix
+        )
         return loss, {"masked": float(mask.mean())}

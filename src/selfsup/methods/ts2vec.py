@@ -54,8 +54,10 @@ class TS2VecParams(Params):
 def per_step(encoder: nn.Module, method: str) -> nn.Module:
     bb = getattr(encoder, "backbone", None)
     if not hasattr(bb, "forward_steps"):
-        raise ConfigError(f"method '{method}' needs a backbone with per-step outputs (the series backbones: "
-                          f"dilated, fcn, resnet1d, transformer), got {type(bb).__name__}")
+        raise ConfigError(
+            f"method '{method}' needs a backbone with per-step outputs (the series backbones: "
+            f"dilated, fcn, resnet1d, transformer), got {type(bb).__name__}"
+        )
     return bb  # type: ignore[return-value]
 
 
@@ -76,7 +78,9 @@ class TS2Vec(Method):
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         per_step(encoder, self.name)
-        if self.params.swa:  # ``encoder`` (evaluated, saved) becomes the average of ``online``'s iterates
+        if (
+            self.params.swa
+        ):  # ``encoder`` (evaluated, saved) becomes the average of ``online``'s iterates
             self.online = encoder
             avg = copy.deepcopy(encoder)
             for q in avg.parameters():
@@ -116,7 +120,7 @@ class TS2Vec(Method):
         dev = x1.device
         if p.max_train_length is not None and length > p.max_train_length:
             w0 = int(torch.randint(length - p.max_train_length + 1, ()))
-            x1, x2 = x1[..., w0:w0 + p.max_train_length], x2[..., w0:w0 + p.max_train_length]
+            x1, x2 = x1[..., w0 : w0 + p.max_train_length], x2[..., w0 : w0 + p.max_train_length]
             length = p.max_train_length
         lo = min(2 ** (p.temporal_unit + 1), length)
 

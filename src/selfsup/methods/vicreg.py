@@ -39,6 +39,10 @@ class VICReg(Method):
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p = self.params
-        zs = [gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)]  # global batch (DDP)
+        zs = [
+            gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)
+        ]  # global batch (DDP)
         prs = pairs(views)
-        return cast(Tensor, sum(vicreg(zs[i], zs[j], p.inv, p.var, p.cov) for i, j in prs) / len(prs)), {}
+        return cast(
+            Tensor, sum(vicreg(zs[i], zs[j], p.inv, p.var, p.cov) for i, j in prs) / len(prs)
+        ), {}

@@ -54,5 +54,7 @@ class VIME(Method):
             mask = (xt != x).flatten(1)
             with torch.autocast(h.device.type, enabled=False):
                 losses.append(vime_loss(logits, mask, rec, target, self.params.alpha))
-                bce += float(nn.functional.binary_cross_entropy_with_logits(logits.detach(), mask.float()))
+                bce += float(
+                    nn.functional.binary_cross_entropy_with_logits(logits.detach(), mask.float())
+                )
         return cast(Tensor, sum(losses) / len(losses)), {"mask_bce": bce / len(losses)}

@@ -17,4 +17,15 @@ from __future__ import annotations
 from . import graph, image, paired, tabular, timeseries  # register the built-in modalities
 from .base import REGISTRY, Modality, get, modality_of, register
 
-__all__ = ["Modality", "REGISTRY", "register", "get", "modality_of", "image", "timeseries", "paired", "tabular", "graph"]
+__all__ = [
+    "Modality",
+    "REGISTRY",
+    "register",
+    "get",
+    "modality_of",
+    "image",
+    "timeseries",
+    "paired",
+    "tabular",
+    "graph",
+]

@@ -71,8 +71,16 @@ class Modality:
         """The raw-input baseline: one flat, standardised feature vector per sample."""
         raise NotImplementedError
 
-    def evaluate(self, encoder: nn.Module, bank, query, meta: dict, ec, device: torch.device,
-                 protocols: list[str]) -> dict:
+    def evaluate(
+        self,
+        encoder: nn.Module,
+        bank,
+        query,
+        meta: dict,
+        ec,
+        device: torch.device,
+        protocols: list[str],
+    ) -> dict:
         """The protocols on ``encoder``'s features of a labelled (bank, query) pair (``ec``: an
         EvalConfig). Features come from :meth:`prepare` and :func:`selfsup.eval.extract`."""
         from ..eval import extract
@@ -84,16 +92,31 @@ class Modality:
         xb, xq = self.to_tensor(bank), self.to_tensor(query)
         fb = extract(encoder, xb, prepare, ec.batch_size, device)
         fq = extract(encoder, xq, prepare, ec.batch_size, device)
-        inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec, encoder, xb, xq,
-                               prepare, device)
+        inputs = EP.EvalInputs(
+            fb,
+            torch.from_numpy(bank.y),
+            fq,
+            torch.from_numpy(query.y),
+            ec,
+            encoder,
+            xb,
+            xq,
+            prepare,
+            device,
+        )
         return EP.run(protocols, inputs)
 
     def raw_baseline(self, bank, query, meta: dict, ec, protocols: list[str]) -> dict:
         """The feature protocols on :meth:`raw_features` (the raw-input baseline)."""
         from ..eval import protocols as EP
 
-        inputs = EP.EvalInputs(self.raw_features(bank, meta), torch.from_numpy(bank.y),
-                               self.raw_features(query, meta), torch.from_numpy(query.y), ec)
+        inputs = EP.EvalInputs(
+            self.raw_features(bank, meta),
+            torch.from_numpy(bank.y),
+            self.raw_features(query, meta),
+            torch.from_numpy(query.y),
+            ec,
+        )
         return EP.run(protocols, inputs, skip_unavailable=True)
 
     # -- shared helpers --------------------------------------------------------------------------
@@ -102,17 +125,23 @@ class Modality:
         from ..errors import DataError
 
         if type(data).modality != self.name:
-            raise DataError(f"evaluation data '{data.name}' is {type(data).modality} data but the encoder "
-                            f"takes {self.name}; give --eval-data of the same kind")
+            raise DataError(
+                f"evaluation data '{data.name}' is {type(data).modality} data but the encoder "
+                f"takes {self.name}; give --eval-data of the same kind"
+            )
         if data.channels != meta["in_channels"]:
-            raise DataError(f"evaluation data '{data.name}' has {data.channels} channel(s) but the encoder "
-                            f"takes {meta['in_channels']}; give --eval-data of the same kind")
+            raise DataError(
+                f"evaluation data '{data.name}' has {data.channels} channel(s) but the encoder "
+                f"takes {meta['in_channels']}; give --eval-data of the same kind"
+            )
 
     def normalisation(self, meta: dict) -> tuple[Tensor, Tensor]:
         """``(mean, std)`` shaped to broadcast over a batch of model inputs."""
         shape = (1, len(meta["mean"])) + (1,) * (self.input_ndim - 2)
-        return (torch.tensor(meta["mean"], dtype=torch.float32).view(shape),
-                torch.tensor(meta["std"], dtype=torch.float32).view(shape))
+        return (
+            torch.tensor(meta["mean"], dtype=torch.float32).view(shape),
+            torch.tensor(meta["std"], dtype=torch.float32).view(shape),
+        )
 
 
 def fill_unset(cfg, defaults: dict):

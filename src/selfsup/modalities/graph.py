@@ -50,8 +50,11 @@ class GraphModality(Modality):
 
         # fp32: bf16 autocast was not faster on Cora (98 s vs 112 s for 10 GraphMAE steps) and sums
         # of messages in bf16 lose precision
-        out: dict[str, dict[str, Any]] = {"train": {"batch_size": len(train), "epochs": 200, "precision": "fp32"},
-                                          "optim": {"lr": 1e-3}, "eval": {"protocols": ["node", "cluster"]}}
+        out: dict[str, dict[str, Any]] = {
+            "train": {"batch_size": len(train), "epochs": 200, "precision": "fp32"},
+            "optim": {"lr": 1e-3},
+            "eval": {"protocols": ["node", "cluster"]},
+        }
         for section, fields in getattr(M.get(cfg.method), "graph_defaults", {}).items():
             out.setdefault(section, {}).update(fields)
         return out
@@ -66,7 +69,9 @@ class GraphModality(Modality):
         if preset == "auto":
             preset = getattr(M.get(cfg.method), "default_views", None) or "default"
         if preset not in GRAPH_PRESETS:
-            raise ConfigError(f"unknown graph view preset '{preset}'; choose one of: auto, {', '.join(GRAPH_PRESETS)}")
+            raise ConfigError(
+                f"unknown graph view preset '{preset}'; choose one of: auto, {', '.join(GRAPH_PRESETS)}"
+            )
         spec = GRAPH_PRESETS[preset]
         if cfg.views.corruption is not None:
             spec = replace(spec, p_feature=[cfg.views.corruption])
@@ -74,10 +79,21 @@ class GraphModality(Modality):
         norm = "row" if (x >= 0).all() else "standard"
         mean, std = x.mean(0), x.std(0)
         std = np.where(std < 1e-6, 1.0, std)
-        n_classes = int(train.node_y.max()) + 1 if train.node_y is not None and (train.node_y >= 0).any() else 0
-        return preset, {"in_channels": train.channels, "feature_norm": norm, "mean": [float(m) for m in mean],
-                        "std": [float(s) for s in std], "preset": preset, "view_spec": asdict(spec),
-                        "n_nodes": train.n_nodes, "n_classes": n_classes}
+        n_classes = (
+            int(train.node_y.max()) + 1
+            if train.node_y is not None and (train.node_y >= 0).any()
+            else 0
+        )
+        return preset, {
+            "in_channels": train.channels,
+            "feature_norm": norm,
+            "mean": [float(m) for m in mean],
+            "std": [float(s) for s in std],
+            "preset": preset,
+            "view_spec": asdict(spec),
+            "n_nodes": train.n_nodes,
+            "n_classes": n_classes,
+        }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
         from ..views.graph import GraphViews, GraphViewSpec
@@ -90,17 +106,25 @@ class GraphModality(Modality):
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         from ..models.graph import build_graph_backbone
 
-        return build_graph_backbone(self.default_backbone(meta) if name == "auto" else name, meta["in_channels"],
-                                    model_cfg.width)
+        return build_graph_backbone(
+            self.default_backbone(meta) if name == "auto" else name,
+            meta["in_channels"],
+            model_cfg.width,
+        )
 
     def build_encoder(self, meta: dict, model_cfg) -> nn.Module:
         backbone = self.build_backbone(model_cfg.backbone, meta, model_cfg)
         mean, std = self.normalisation(meta)
-        return GraphEncoder(backbone, meta.get("feature_norm", "standard"), mean, std, int(meta.get("n_classes", 0)))
+        return GraphEncoder(
+            backbone, meta.get("feature_norm", "standard"), mean, std, int(meta.get("n_classes", 0))
+        )
 
     def to_tensor(self, data: GraphData) -> GraphBatch:  # type: ignore[override]
-        return GraphBatch(torch.from_numpy(data.features), torch.from_numpy(data.edge_index),
-                          torch.from_numpy(data.nodes))
+        return GraphBatch(
+            torch.from_numpy(data.features),
+            torch.from_numpy(data.edge_index),
+            torch.from_numpy(data.nodes),
+        )
 
     def prepare(self, x: GraphBatch, meta: dict) -> GraphBatch:  # type: ignore[override]
         return x
@@ -127,36 +151,87 @@ class GraphModality(Modality):
         encoder.train(was)
         return f
 
-    def _run(self, fb: Tensor, fq: Tensor, fall: Tensor | None, bank: GraphData, query: GraphData, ec,
-             protocols: list[str]) -> dict:
+    def _run(
+        self,
+        fb: Tensor,
+        fq: Tensor,
+        fall: Tensor | None,
+        bank: GraphData,
+        query: GraphData,
+        ec,
+        protocols: list[str],
+    ) -> dict:
         from ..eval import protocols as EP
 
         out: dict[str, float] = {}
         rest = [p for p in protocols if p != "cluster"]
         if rest:
-            out.update(EP.run(rest, EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec),
-                              skip_unavailable=True))
+            out.update(
+                EP.run(
+                    rest,
+                    EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec),
+                    skip_unavailable=True,
+                )
+            )
         if "cluster" in protocols:
             ally = bank.node_y
             if fall is not None and ally is not None and (ally >= 0).sum() > 1:
                 keep = np.flatnonzero(ally >= 0)
-                out.update(EP.run(["cluster"], EP.EvalInputs(fb, torch.from_numpy(bank.y), fall[keep],
-                                                             torch.from_numpy(ally[keep]), ec)))
+                out.update(
+                    EP.run(
+                        ["cluster"],
+                        EP.EvalInputs(
+                            fb,
+                            torch.from_numpy(bank.y),
+                            fall[keep],
+                            torch.from_numpy(ally[keep]),
+                            ec,
+                        ),
+                    )
+                )
             else:
-                out.update(EP.run(["cluster"], EP.EvalInputs(fb, torch.from_numpy(bank.y), fq,
-                                                             torch.from_numpy(query.y), ec)))
+                out.update(
+                    EP.run(
+                        ["cluster"],
+                        EP.EvalInputs(
+                            fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec
+                        ),
+                    )
+                )
         return out
 
-    def evaluate(self, encoder: nn.Module, bank, query, meta: dict, ec, device: torch.device,
-                 protocols: list[str]) -> dict:
+    def evaluate(
+        self,
+        encoder: nn.Module,
+        bank,
+        query,
+        meta: dict,
+        ec,
+        device: torch.device,
+        protocols: list[str],
+    ) -> dict:
         f = self.node_features(encoder, bank, device)
-        return self._run(f[torch.from_numpy(bank.nodes)], f[torch.from_numpy(query.nodes)], f, bank, query, ec,
-                         protocols)
+        return self._run(
+            f[torch.from_numpy(bank.nodes)],
+            f[torch.from_numpy(query.nodes)],
+            f,
+            bank,
+            query,
+            ec,
+            protocols,
+        )
 
     def raw_baseline(self, bank, query, meta: dict, ec, protocols: list[str]) -> dict:
         f = self._normalise(torch.from_numpy(bank.features).float(), meta)
-        out = self._run(f[torch.from_numpy(bank.nodes)], f[torch.from_numpy(query.nodes)], f, bank, query, ec,
-                        protocols)
+        out = self._run(
+            f[torch.from_numpy(bank.nodes)],
+            f[torch.from_numpy(query.nodes)],
+            f,
+            bank,
+            query,
+            ec,
+            protocols,
+        )
         if "cluster" in protocols and bank.node_y is not None and (bank.node_y >= 0).sum() > 1:
             from ..eval.graph import spectral_scores
 

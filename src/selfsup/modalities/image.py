@@ -18,22 +18,42 @@ class ImageModality(Modality):
         from ..views import resolve_spec
 
         vc = cfg.views
-        preset, spec = resolve_spec(vc.preset, train.channels, train.size, size=vc.size,
-                                    crop_scale=vc.crop_scale, flip=vc.flip, jitter=vc.jitter,
-                                    jitter_p=vc.jitter_p, grayscale_p=vc.grayscale_p, blur_p=vc.blur_p,
-                                    affine_p=vc.affine_p, rotate=vc.rotate, translate=vc.translate)
+        preset, spec = resolve_spec(
+            vc.preset,
+            train.channels,
+            train.size,
+            size=vc.size,
+            crop_scale=vc.crop_scale,
+            flip=vc.flip,
+            jitter=vc.jitter,
+            jitter_p=vc.jitter_p,
+            grayscale_p=vc.grayscale_p,
+            blur_p=vc.blur_p,
+            affine_p=vc.affine_p,
+            rotate=vc.rotate,
+            translate=vc.translate,
+        )
         mean, std = channel_stats(train.x)
         # image_size: what the encoder takes at evaluation; the training size lives in view_spec
-        return preset, {"in_channels": train.channels, "image_size": vc.eval_size or spec.size, "mean": mean, "std": std,
-                        "view_spec": _spec_dict(spec)}
+        return preset, {
+            "in_channels": train.channels,
+            "image_size": vc.eval_size or spec.size,
+            "mean": mean,
+            "std": std,
+            "view_spec": _spec_dict(spec),
+        }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
         from ..views import ImageViews, MultiCropViews, ViewSpec
 
         vc, c = cfg.views, meta["in_channels"]
-        spec = ViewSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["view_spec"].items()})
+        spec = ViewSpec(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["view_spec"].items()}
+        )
         if vc.local_crops:
-            return MultiCropViews(spec, c, vc.n_views, vc.local_crops, vc.local_size, vc.local_scale, vc.backend)
+            return MultiCropViews(
+                spec, c, vc.n_views, vc.local_crops, vc.local_size, vc.local_scale, vc.backend
+            )
         return ImageViews(spec, c, vc.n_views, vc.backend)
 
     def backbone_names(self) -> list[str]:
@@ -47,8 +67,13 @@ class ImageModality(Modality):
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         from ..models import ViT, build_backbone
 
-        net = build_backbone(self.default_backbone(meta) if name == "auto" else name, meta["in_channels"],
-                             meta["image_size"], model_cfg.cifar_stem, model_cfg.width)
+        net = build_backbone(
+            self.default_backbone(meta) if name == "auto" else name,
+            meta["in_channels"],
+            meta["image_size"],
+            model_cfg.cifar_stem,
+            model_cfg.width,
+        )
         size = train_size(meta)
         if isinstance(net, ViT) and size != meta["image_size"]:
             net.grid(size, size)  # the patch size must divide the training size too

@@ -60,13 +60,25 @@ class PairedModality(Modality):
             d = train.member(t)
             mod = get(d.modality)
             preset, im = mod.input_meta(cfg, d)
-            backbone = mod.default_backbone(im) if cfg.model.backbone == "auto" else cfg.model.backbone
-            towers[t] = {"format": "selfsup-encoder-1", "modality": mod.name, "backbone": backbone,
-                         "cifar_stem": cfg.model.cifar_stem, "width": cfg.model.width, **im}
+            backbone = (
+                mod.default_backbone(im) if cfg.model.backbone == "auto" else cfg.model.backbone
+            )
+            towers[t] = {
+                "format": "selfsup-encoder-1",
+                "modality": mod.name,
+                "backbone": backbone,
+                "cifar_stem": cfg.model.cifar_stem,
+                "width": cfg.model.width,
+                **im,
+            }
             presets.append(preset)
         preset = presets[0] if presets[0] == presets[1] else "+".join(presets)
-        return preset, {"in_channels": train.channels, "towers": towers, "proj_hidden": cfg.model.proj_hidden,
-                        "proj_dim": cfg.model.proj_dim}
+        return preset, {
+            "in_channels": train.channels,
+            "towers": towers,
+            "proj_hidden": cfg.model.proj_hidden,
+            "proj_dim": cfg.model.proj_dim,
+        }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
         k = max(1, cfg.views.n_views // 2)
@@ -82,16 +94,25 @@ class PairedModality(Modality):
 
         encoders = []
         for _, mod, m in self.members(meta):
-            mc = model_cfg.model_copy(update={"backbone": m["backbone"], "cifar_stem": m.get("cifar_stem"),
-                                              "width": m.get("width", model_cfg.width)})
+            mc = model_cfg.model_copy(
+                update={
+                    "backbone": m["backbone"],
+                    "cifar_stem": m.get("cifar_stem"),
+                    "width": m.get("width", model_cfg.width),
+                }
+            )
             enc = mod.build_encoder(m, mc)
             enc.meta = m
             encoders.append(enc)
-        heads = [projection_head(e.out_dim, meta["proj_hidden"], meta["proj_dim"]) for e in encoders]
+        heads = [
+            projection_head(e.out_dim, meta["proj_hidden"], meta["proj_dim"]) for e in encoders
+        ]
         return TwoTower(encoders[0], encoders[1], heads[0], heads[1])
 
     def to_tensor(self, data: PairedData) -> PairTensor:  # type: ignore[override]
-        return PairTensor(get(data.a.modality).to_tensor(data.a), get(data.b.modality).to_tensor(data.b))
+        return PairTensor(
+            get(data.a.modality).to_tensor(data.a), get(data.b.modality).to_tensor(data.b)
+        )
 
     # -- evaluation ----------------------------------------------------------------------------
     def prepare(self, x: PairTensor, meta: dict) -> PairTensor:  # type: ignore[override]
@@ -100,25 +121,40 @@ class PairedModality(Modality):
 
     def raw_features(self, data: PairedData, meta: dict) -> Tensor:
         """Both members' raw features side by side."""
-        return torch.cat([mod.raw_features(data.member(t), m) for t, mod, m in self.members(meta)], 1)
+        return torch.cat(
+            [mod.raw_features(data.member(t), m) for t, mod, m in self.members(meta)], 1
+        )
 
-    def raw_baseline(self, bank: PairedData, query: PairedData, meta: dict, ec, protocols: list[str]) -> dict:
+    def raw_baseline(
+        self, bank: PairedData, query: PairedData, meta: dict, ec, protocols: list[str]
+    ) -> dict:
         out: dict[str, float] = {}
         for t, mod, m in self.members(meta):
             res = mod.raw_baseline(bank.member(t), query.member(t), m, ec, protocols)
             out.update({f"{t}_{k}": v for k, v in res.items()})
         return out
 
-    def evaluate(self, encoder: nn.Module, bank: PairedData, query: PairedData, meta: dict, ec,
-                 device: torch.device, protocols: list[str]) -> dict:
+    def evaluate(
+        self,
+        encoder: nn.Module,
+        bank: PairedData,
+        query: PairedData,
+        meta: dict,
+        ec,
+        device: torch.device,
+        protocols: list[str],
+    ) -> dict:
         """Cross-modal retrieval on the query split (``xmodal_*``), then each tower's protocols on its
         own features (``a_*``, ``b_*``)."""
         from ..eval.xmodal import xmodal_eval
 
-        out: dict[str, Any] = xmodal_eval(encoder, self.to_tensor(query), lambda x: self.prepare(x, meta),
-                                          ec.batch_size, device)
+        out: dict[str, Any] = xmodal_eval(
+            encoder, self.to_tensor(query), lambda x: self.prepare(x, meta), ec.batch_size, device
+        )
         for t, mod, m in self.members(meta):
-            res = mod.evaluate(encoder.tower(t), bank.member(t), query.member(t), m, ec, device, protocols)
+            res = mod.evaluate(
+                encoder.tower(t), bank.member(t), query.member(t), m, ec, device, protocols
+            )
             out.update({f"{t}_{k}": v for k, v in res.items()})
         return out
 
@@ -126,9 +162,11 @@ class PairedModality(Modality):
         from ..errors import DataError
 
         if type(data).modality != self.name:
-            raise DataError(f"evaluation data '{data.name}' is {type(data).modality} data but the encoder is "
-                            "a paired (two-tower) encoder; give paired data (--pair-channels, or an .npz with "
-                            "x_a and x_b)")
+            raise DataError(
+                f"evaluation data '{data.name}' is {type(data).modality} data but the encoder is "
+                "a paired (two-tower) encoder; give paired data (--pair-channels, or an .npz with "
+                "x_a and x_b)"
+            )
         for t, mod, m in self.members(meta):
             mod.check_eval_data(data.member(t), m)
 

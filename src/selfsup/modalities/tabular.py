@@ -33,7 +33,9 @@ class TableModality(Modality):
             preset = getattr(M.get(cfg.method), "default_views", None) or "scarf"
             preset = preset if preset in TABLE_PRESETS else "scarf"
         if preset not in TABLE_PRESETS:
-            raise ConfigError(f"unknown table view preset '{preset}'; choose one of: auto, {', '.join(TABLE_PRESETS)}")
+            raise ConfigError(
+                f"unknown table view preset '{preset}'; choose one of: auto, {', '.join(TABLE_PRESETS)}"
+            )
         spec = TABLE_PRESETS[preset]
         if cfg.views.corruption is not None:
             spec = replace(spec, p=cfg.views.corruption)
@@ -43,11 +45,19 @@ class TableModality(Modality):
         mean, std = x.mean(0), x.std(0)
         is_cat = np.array(card) > 0
         mean = np.where(is_cat, 0.0, mean)
-        std = np.where(is_cat | (std < 1e-6), 1.0, std)  # a constant column: centred only (as scikit-learn)
-        return preset, {"in_channels": train.channels, "columns": list(train.columns),
-                        "categories": {k: list(v) for k, v in cats.items()}, "cardinality": card,
-                        "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-                        "preset": preset, "view_spec": asdict(spec)}
+        std = np.where(
+            is_cat | (std < 1e-6), 1.0, std
+        )  # a constant column: centred only (as scikit-learn)
+        return preset, {
+            "in_channels": train.channels,
+            "columns": list(train.columns),
+            "categories": {k: list(v) for k, v in cats.items()},
+            "cardinality": card,
+            "mean": [float(m) for m in mean],
+            "std": [float(s) for s in std],
+            "preset": preset,
+            "view_spec": asdict(spec),
+        }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
         from ..views.tabular import TableViews, TableViewSpec
@@ -61,8 +71,11 @@ class TableModality(Modality):
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         from ..models.tabular import build_table_backbone
 
-        return build_table_backbone(self.default_backbone(meta) if name == "auto" else name,
-                                    meta["cardinality"], model_cfg.width)
+        return build_table_backbone(
+            self.default_backbone(meta) if name == "auto" else name,
+            meta["cardinality"],
+            model_cfg.width,
+        )
 
     def to_tensor(self, data: TableData) -> Tensor:
         return torch.from_numpy(data.x)
@@ -79,8 +92,10 @@ class TableModality(Modality):
                 parts.append(((x[:, j] - meta["mean"][j]) / meta["std"][j]).unsqueeze(1))
             else:
                 code = x[:, j].round().long()
-                parts.append(torch.nn.functional.one_hot(code.clamp(0, k - 1), k).float()
-                             * (code >= 0).unsqueeze(1).float())
+                parts.append(
+                    torch.nn.functional.one_hot(code.clamp(0, k - 1), k).float()
+                    * (code >= 0).unsqueeze(1).float()
+                )
         return torch.cat(parts, dim=1)
 
     def check_eval_data(self, data, meta: dict) -> None:
@@ -88,8 +103,10 @@ class TableModality(Modality):
         from ..errors import DataError
 
         if list(data.columns) != list(meta["columns"]):
-            raise DataError(f"evaluation data '{data.name}' has columns {', '.join(data.columns[:8])} but the "
-                            f"encoder takes {', '.join(meta['columns'][:8])}; give a table with the same columns")
+            raise DataError(
+                f"evaluation data '{data.name}' has columns {', '.join(data.columns[:8])} but the "
+                f"encoder takes {', '.join(meta['columns'][:8])}; give a table with the same columns"
+            )
 
 
 register(TableModality())

@@ -41,9 +41,14 @@ class SeriesModality(Modality):
     def config_defaults(self, cfg, train: SeriesData) -> dict:
         n = len(train)
         bs = max(2, min(16, n // 2))
-        return {"train": {"batch_size": bs, "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs))))},
-                "optim": {"lr": 1e-3},
-                "eval": {"protocols": ["knn", "linear", "svm"], "knn_k": 5}}
+        return {
+            "train": {
+                "batch_size": bs,
+                "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs)))),
+            },
+            "optim": {"lr": 1e-3},
+            "eval": {"protocols": ["knn", "linear", "svm"], "knn_k": 5},
+        }
 
     def input_meta(self, cfg, train: SeriesData):
         from .. import methods as M
@@ -53,26 +58,42 @@ class SeriesModality(Modality):
         if preset == "auto":
             preset = getattr(M.get(cfg.method), "view_presets", {}).get(self.name, "default")
         if preset not in SERIES_PRESETS:
-            raise ConfigError(f"unknown series view preset '{preset}'; choose one of: auto, "
-                              f"{', '.join(SERIES_PRESETS)}")
+            raise ConfigError(
+                f"unknown series view preset '{preset}'; choose one of: auto, "
+                f"{', '.join(SERIES_PRESETS)}"
+            )
         spec = spec_with(SERIES_PRESETS[preset], cfg.views.series.model_dump())
         method = M.get(cfg.method)
-        need = method.min_length(M.validate_params(cfg.method, cfg.loss)) if hasattr(method, "min_length") else 1
+        need = (
+            method.min_length(M.validate_params(cfg.method, cfg.loss))
+            if hasattr(method, "min_length")
+            else 1
+        )
         longest = int(train.lengths.max())
         if longest < need:
-            raise DataError(f"{train.name}: the longest series has {longest} step(s) but method '{cfg.method}' "
-                            f"crops at least {need}; give longer series or lower loss.temporal_unit")
+            raise DataError(
+                f"{train.name}: the longest series has {longest} step(s) but method '{cfg.method}' "
+                f"crops at least {need}; give longer series or lower loss.temporal_unit"
+            )
         mean = np.nanmean(train.x, axis=(0, 2))
         std = np.nanstd(train.x, axis=(0, 2))
-        return preset, {"in_channels": train.channels, "length": train.length, "preset": preset,
-                        "view_spec": asdict(spec),
-                        "mean": [float(m) for m in np.nan_to_num(mean)],
-                        "std": [float(max(s, 1e-6)) if np.isfinite(s) else 1.0 for s in std]}
+        return preset, {
+            "in_channels": train.channels,
+            "length": train.length,
+            "preset": preset,
+            "view_spec": asdict(spec),
+            "mean": [float(m) for m in np.nan_to_num(mean)],
+            "std": [float(max(s, 1e-6)) if np.isfinite(s) else 1.0 for s in std],
+        }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
         from ..views.timeseries import SERIES_PRESETS, SeriesViews, SeriesViewSpec
 
-        spec = SeriesViewSpec(**meta["view_spec"]) if "view_spec" in meta else SERIES_PRESETS[meta["preset"]]
+        spec = (
+            SeriesViewSpec(**meta["view_spec"])
+            if "view_spec" in meta
+            else SERIES_PRESETS[meta["preset"]]
+        )
         return SeriesViews(spec, meta["std"], cfg.views.n_views, meta["mean"])
 
     def default_backbone(self, meta: dict) -> str:
@@ -81,8 +102,11 @@ class SeriesModality(Modality):
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         from ..models.timeseries import build_series_backbone
 
-        return build_series_backbone(self.default_backbone(meta) if name == "auto" else name,
-                                     meta["in_channels"], model_cfg.width)
+        return build_series_backbone(
+            self.default_backbone(meta) if name == "auto" else name,
+            meta["in_channels"],
+            model_cfg.width,
+        )
 
     def to_tensor(self, data: SeriesData) -> Tensor:
         return torch.from_numpy(data.x)

@@ -23,12 +23,23 @@ BACKBONES = {
     "vit_tiny_p8": lambda c, stem, w: vit(c, patch_size=8, width=w),
 }
 
-__all__ = ["build_backbone", "BACKBONES", "ConvNet", "ResNet", "mlp", "projection_head",
-           "resnet18", "resnet34", "resnet50", "ViT"]
+__all__ = [
+    "build_backbone",
+    "BACKBONES",
+    "ConvNet",
+    "ResNet",
+    "mlp",
+    "projection_head",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "ViT",
+]
 
 
-def build_backbone(name: str, in_channels: int, image_size: int, cifar_stem: bool | None = None,
-                   width: float = 1.0) -> nn.Module:
+def build_backbone(
+    name: str, in_channels: int, image_size: int, cifar_stem: bool | None = None, width: float = 1.0
+) -> nn.Module:
     """Build a backbone by name; ``auto`` is the small ConvNet."""
     if name == "auto":
         name = "convnet"
@@ -37,5 +48,7 @@ def build_backbone(name: str, in_channels: int, image_size: int, cifar_stem: boo
     stem = (image_size <= 64) if cifar_stem is None else cifar_stem
     net = BACKBONES[name](in_channels, stem, width)
     if isinstance(net, ViT) and image_size:
-        net.grid(image_size, image_size)  # a patch size that does not divide the image: ConfigError now
+        net.grid(
+            image_size, image_size
+        )  # a patch size that does not divide the image: ConfigError now
     return net

@@ -10,15 +10,24 @@ from torch import Tensor, nn
 
 
 class ConvNet(nn.Module):
-    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256),
-                 width: float = 1.0, convs_per_stage: int = 1):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        widths: tuple[int, ...] = (32, 64, 128, 256),
+        width: float = 1.0,
+        convs_per_stage: int = 1,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
         for s, w in enumerate(widths):
             w = max(1, int(round(w * width)))
             for _ in range(convs_per_stage if s > 0 else 1):
-                layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(c, w, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(w),
+                    nn.ReLU(inplace=True),
+                ]
                 c = w
             if s < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))

@@ -39,12 +39,18 @@ class GraphBatch:
         return GraphBatch(self.x, self.edge_index, self.nodes[idx])
 
     def to(self, *args: Any, **kwargs: Any) -> GraphBatch:
-        return GraphBatch(self.x.to(*args, **kwargs), self.edge_index.to(args[0] if args else kwargs.get("device")),
-                          self.nodes.to(args[0] if args else kwargs.get("device")))
+        return GraphBatch(
+            self.x.to(*args, **kwargs),
+            self.edge_index.to(args[0] if args else kwargs.get("device")),
+            self.nodes.to(args[0] if args else kwargs.get("device")),
+        )
 
     def replace(self, x: Tensor | None = None, edge_index: Tensor | None = None) -> GraphBatch:
-        return GraphBatch(self.x if x is None else x, self.edge_index if edge_index is None else edge_index,
-                          self.nodes)
+        return GraphBatch(
+            self.x if x is None else x,
+            self.edge_index if edge_index is None else edge_index,
+            self.nodes,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -87,7 +93,9 @@ def edge_softmax(scores: Tensor, dst: Tensor, n: int) -> Tensor:
     mx = torch.full((n, scores.shape[1]), float("-inf"), device=scores.device, dtype=scores.dtype)
     mx = mx.scatter_reduce(0, idx, scores, reduce="amax", include_self=True)
     ex = (scores - mx[dst]).exp()
-    den = torch.zeros((n, scores.shape[1]), device=scores.device, dtype=scores.dtype).index_add_(0, dst, ex)
+    den = torch.zeros((n, scores.shape[1]), device=scores.device, dtype=scores.dtype).index_add_(
+        0, dst, ex
+    )
     return ex / den[dst].clamp(min=1e-16)
 
 
@@ -106,8 +114,16 @@ class GCNLayer(nn.Module):
 class GATLayer(nn.Module):
     """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with ``concat=False``)."""
 
-    def __init__(self, d_in: int, d_out: int, heads: int = 1, feat_drop: float = 0.0, attn_drop: float = 0.0,
-                 negative_slope: float = 0.2, concat: bool = True):
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        heads: int = 1,
+        feat_drop: float = 0.0,
+        attn_drop: float = 0.0,
+        negative_slope: float = 0.2,
+        concat: bool = True,
+    ):
         super().__init__()
         self.heads, self.d_out, self.concat = heads, d_out, concat
         self.fc = nn.Linear(d_in, heads * d_out, bias=False)
@@ -147,8 +163,16 @@ class GINLayer(nn.Module):
 class GNN(nn.Module):
     """A stack of graph layers with an activation after each (the last too: an encoder's output)."""
 
-    def __init__(self, kind: str, d_in: int, dims: list[int], heads: int = 4, feat_drop: float = 0.0,
-                 attn_drop: float = 0.0, act: str = "relu"):
+    def __init__(
+        self,
+        kind: str,
+        d_in: int,
+        dims: list[int],
+        heads: int = 4,
+        feat_drop: float = 0.0,
+        attn_drop: float = 0.0,
+        act: str = "relu",
+    ):
         super().__init__()
         self.kind = kind
         layers: list[nn.Module] = []
@@ -166,7 +190,9 @@ class GNN(nn.Module):
             acts.append(nn.PReLU() if act == "prelu" else nn.ReLU())
             d = d_out
         self.layers, self.acts = nn.ModuleList(layers), nn.ModuleList(acts)
-        self.drop = nn.Dropout(feat_drop) if kind in ("gcn", "gin") and feat_drop > 0 else nn.Identity()
+        self.drop = (
+            nn.Dropout(feat_drop) if kind in ("gcn", "gin") and feat_drop > 0 else nn.Identity()
+        )
         self.out_dim: int = d
 
     def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
@@ -199,7 +225,9 @@ def build_graph_backbone(name: str, d_in: int, width: float = 1.0) -> GNN:
         return GNN("gin", d_in, [_w(width, 256), _w(width, 256)])
     if name == "mlp":
         return GNN("mlp", d_in, [_w(width, 500), _w(width, 500), _w(width, 2000), 10])
-    raise ConfigError(f"unknown graph backbone '{name}'; choose one of: auto, {', '.join(GRAPH_BACKBONES)}")
+    raise ConfigError(
+        f"unknown graph backbone '{name}'; choose one of: auto, {', '.join(GRAPH_BACKBONES)}"
+    )
 
 
 class GraphEncoder(nn.Module):
@@ -208,7 +236,9 @@ class GraphEncoder(nn.Module):
     #: methods check it: graph methods take GraphBatch views (``methods.build`` refuses a mismatch)
     graph = True
 
-    def __init__(self, backbone: nn.Module, norm: str, mean: Tensor, std: Tensor, n_classes: int = 0):
+    def __init__(
+        self, backbone: nn.Module, norm: str, mean: Tensor, std: Tensor, n_classes: int = 0
+    ):
         super().__init__()
         self.backbone, self.norm = backbone, norm
         self.in_dim: int = int(mean.shape[-1])

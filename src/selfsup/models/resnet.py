@@ -58,17 +58,29 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
 
 
 class ResNet(nn.Module):
-    def __init__(self, block, layers: list[int], in_channels: int = 3, cifar_stem: bool = True,
-                 width: float = 1.0):
+    def __init__(
+        self,
+        block,
+        layers: list[int],
+        in_channels: int = 3,
+        cifar_stem: bool = True,
+        width: float = 1.0,
+    ):
         super().__init__()
         base = max(1, int(round(64 * width)))
         if cifar_stem:
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, base, 3, 1, 1, bias=False),
-                                      nn.BatchNorm2d(base), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, base, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(base),
+                nn.ReLU(inplace=True),
+            )
         else:
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, base, 7, 2, 3, bias=False),
-                                      nn.BatchNorm2d(base), nn.ReLU(inplace=True),
-                                      nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, base, 7, 2, 3, bias=False),
+                nn.BatchNorm2d(base),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1),
+            )
         stages, cin = [], base
         for i, n in enumerate(layers):
             w = base * 2**i

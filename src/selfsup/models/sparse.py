@@ -36,8 +36,16 @@ def _sparse_bn(bn: nn.BatchNorm2d, active_ref: list, x: Tensor) -> Tensor:
     if vis.shape[0] < 2 and bn.training:
         return x * m
     training = bn.training or not bn.track_running_stats
-    out = F.batch_norm(vis, bn.running_mean, bn.running_var, bn.weight, bn.bias, training,
-                       bn.momentum if bn.momentum is not None else 0.1, bn.eps)
+    out = F.batch_norm(
+        vis,
+        bn.running_mean,
+        bn.running_var,
+        bn.weight,
+        bn.bias,
+        training,
+        bn.momentum if bn.momentum is not None else 0.1,
+        bn.eps,
+    )
     if bn.training and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
     full = torch.zeros_like(nhwc)
@@ -70,7 +78,7 @@ def sparse_forward(net: nn.Module, active: Tensor):
     for mod in net.modules():
         if isinstance(mod, nn.BatchNorm2d):
             saved.append(mod)
-            mod.forward = (lambda bn: (lambda x: _sparse_bn(bn, ref, x)))(mod)  # instance override
+            mod.forward = (lambda bn: lambda x: _sparse_bn(bn, ref, x))(mod)  # instance override
         elif isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             handles.append(mod.register_forward_hook(remask))
         handles.append(mod.register_forward_hook(record))
@@ -91,12 +99,25 @@ class LightDecoder(nn.Module):
     def __init__(self, enc_channels: list[int], out_channels: int, width: int = 64):
         super().__init__()
         widths = [max(8, width // 2**i) for i in range(len(enc_channels))]  # coarsest first
-        self.mask_tokens = nn.ParameterList([nn.Parameter(torch.randn(1, c, 1, 1) * 0.02) for c in enc_channels])
-        self.proj = nn.ModuleList([nn.Conv2d(c, w, 1 if i == 0 else 3, padding=0 if i == 0 else 1)
-                                   for i, (c, w) in enumerate(zip(enc_channels, widths, strict=True))])
-        self.up = nn.ModuleList([nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, bias=False),
-                                               nn.BatchNorm2d(widths[i + 1]), nn.ReLU(inplace=True))
-                                 for i in range(len(widths) - 1)])
+        self.mask_tokens = nn.ParameterList(
+            [nn.Parameter(torch.randn(1, c, 1, 1) * 0.02) for c in enc_channels]
+        )
+        self.proj = nn.ModuleList(
+            [
+                nn.Conv2d(c, w, 1 if i == 0 else 3, padding=0 if i == 0 else 1)
+                for i, (c, w) in enumerate(zip(enc_channels, widths, strict=True))
+            ]
+        )
+        self.up = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, bias=False),
+                    nn.BatchNorm2d(widths[i + 1]),
+                    nn.ReLU(inplace=True),
+                )
+                for i in range(len(widths) - 1)
+            ]
+        )
         self.head = nn.Conv2d(widths[-1], out_channels, 1)
 
     def forward(self, feats: list[Tensor], active: Tensor) -> Tensor:
@@ -113,7 +134,9 @@ class LightDecoder(nn.Module):
 
 
 @torch.no_grad()
-def feature_channels(net: nn.Module, in_channels: int, size: int = 64) -> tuple[list[int], list[int]]:
+def feature_channels(
+    net: nn.Module, in_channels: int, size: int = 64
+) -> tuple[list[int], list[int]]:
     """(channels, sizes) of the feature hierarchy of ``net`` on a ``size`` px probe, coarsest first.
 
     Runs once in eval mode (no statistics change) with everything visible."""

@@ -44,7 +44,10 @@ class TableMLP(_Columns):
         for j in self.cat_idx:
             code = x[:, j].round().long()
             k = self.cardinality[j]
-            parts.append(F.one_hot(code.clamp(0, k - 1), k).to(x.dtype) * (code >= 0).unsqueeze(1).to(x.dtype))
+            parts.append(
+                F.one_hot(code.clamp(0, k - 1), k).to(x.dtype)
+                * (code >= 0).unsqueeze(1).to(x.dtype)
+            )
         return self.net(torch.cat(parts, dim=1))
 
 
@@ -52,7 +55,7 @@ class FTTransformer(_Columns):
     def __init__(self, cardinality: list[int], dim: int = 32, depth: int = 2, heads: int = 4):
         super().__init__(cardinality)
         n_num = len(self.num_idx)
-        self.w = nn.Parameter(torch.randn(n_num, dim) * dim ** -0.5)
+        self.w = nn.Parameter(torch.randn(n_num, dim) * dim**-0.5)
         self.b = nn.Parameter(torch.zeros(n_num, dim))
         # one table for every categorical column: offset + code + 1 (row 0 of each block = unknown)
         offsets, total = [], 0
@@ -62,7 +65,9 @@ class FTTransformer(_Columns):
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
         self.emb = nn.Embedding(max(total, 1), dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.out_dim = dim
@@ -86,5 +91,7 @@ def build_table_backbone(name: str, cardinality: list[int], width: float = 1.0) 
     from ..errors import ConfigError
 
     if name not in TABLE_BACKBONES:
-        raise ConfigError(f"unknown table backbone '{name}'; choose one of: auto, {', '.join(TABLE_BACKBONES)}")
+        raise ConfigError(
+            f"unknown table backbone '{name}'; choose one of: auto, {', '.join(TABLE_BACKBONES)}"
+        )
     return TABLE_BACKBONES[name](cardinality, width)

@@ -67,8 +67,14 @@ class FCN(nn.Module):
         chans = [max(8, int(round(c * width))) for c in (128, 256, 128)]
         layers, c_in = [], in_channels
         for c, k in zip(chans, (8, 5, 3)):
-            layers.append(nn.ModuleDict({"conv": nn.Conv1d(c_in, c, k, padding="same", bias=False),
-                                         "bn": nn.BatchNorm1d(c)}))
+            layers.append(
+                nn.ModuleDict(
+                    {
+                        "conv": nn.Conv1d(c_in, c, k, padding="same", bias=False),
+                        "bn": nn.BatchNorm1d(c),
+                    }
+                )
+            )
             c_in = c
         self.blocks = nn.ModuleList(layers)
         self.out_dim = c_in
@@ -89,7 +95,9 @@ def _masked_bn(bn: nn.BatchNorm1d, h: Tensor, valid: Tensor) -> Tensor:
     if not bn.training:
         return bn(h)
     c = h.shape[1]
-    flat = h.transpose(0, 1)[valid.transpose(0, 1).expand(c, -1, -1)].view(c, -1)  # (C, valid steps)
+    flat = h.transpose(0, 1)[valid.transpose(0, 1).expand(c, -1, -1)].view(
+        c, -1
+    )  # (C, valid steps)
     mean, var = flat.mean(1), flat.var(1, unbiased=False)
     with torch.no_grad():
         n = flat.shape[1]
@@ -104,8 +112,10 @@ def _masked_bn(bn: nn.BatchNorm1d, h: Tensor, valid: Tensor) -> Tensor:
 class _ResBlock(nn.Module):
     def __init__(self, c_in: int, c: int):
         super().__init__()
-        self.convs = nn.ModuleList(nn.Conv1d(c_in if j == 0 else c, c, k, padding="same", bias=False)
-                                   for j, k in enumerate((8, 5, 3)))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c_in if j == 0 else c, c, k, padding="same", bias=False)
+            for j, k in enumerate((8, 5, 3))
+        )
         self.bns = nn.ModuleList(nn.BatchNorm1d(c) for _ in range(3))
         self.short = nn.Conv1d(c_in, c, 1, bias=False)
         self.short_bn = nn.BatchNorm1d(c)
@@ -127,7 +137,9 @@ class ResNet1D(nn.Module):
     def __init__(self, in_channels: int, width: float = 1.0):
         super().__init__()
         chans = [_w(c, width) for c in (64, 128, 128)]
-        self.blocks = nn.ModuleList(_ResBlock(a, b) for a, b in zip([in_channels] + chans[:-1], chans, strict=True))
+        self.blocks = nn.ModuleList(
+            _ResBlock(a, b) for a, b in zip([in_channels] + chans[:-1], chans, strict=True)
+        )
         self.out_dim = chans[-1]
 
     def forward_steps(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -161,14 +173,24 @@ class DilatedConvEncoder(nn.Module):
     (TS2Vec's binomial timestamp mask; 0 turns it off). Evaluation never masks. Steps where any
     channel is missing (NaN) are zeroed after the projection, as in the authors' code."""
 
-    def __init__(self, in_channels: int, width: float = 1.0, hidden: int = 64, out: int = 320,
-                 depth: int = 10, mask_p: float = 0.5, dropout: float = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        width: float = 1.0,
+        hidden: int = 64,
+        out: int = 320,
+        depth: int = 10,
+        mask_p: float = 0.5,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         hid, o = _w(hidden, width), _w(out, width)
         self.input_fc = nn.Conv1d(in_channels, hid, 1)
         chans = [hid] * depth + [o]
-        self.blocks = nn.ModuleList(_DilatedBlock(chans[i - 1] if i else hid, chans[i], 2 ** i, i == len(chans) - 1)
-                                    for i in range(len(chans)))
+        self.blocks = nn.ModuleList(
+            _DilatedBlock(chans[i - 1] if i else hid, chans[i], 2**i, i == len(chans) - 1)
+            for i in range(len(chans))
+        )
         self.dropout = nn.Dropout(dropout)
         self.mask_p = mask_p
         self.out_dim = o
@@ -194,13 +216,21 @@ class SeriesTransformer(nn.Module):
     positions, pre-norm encoder layers whose attention ignores padded and missing steps, average
     pooling over the valid steps."""
 
-    def __init__(self, in_channels: int, width: float = 1.0, dim: int = 64, depth: int = 3, heads: int = 4,
-                 dropout: float = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        width: float = 1.0,
+        dim: int = 64,
+        depth: int = 3,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         d = max(heads, int(round(dim * width / heads)) * heads)
         self.input_fc = nn.Conv1d(in_channels, d, 1)
-        layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d, heads, 2 * d, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.out_dim = d
@@ -220,7 +250,9 @@ class SeriesTransformer(nn.Module):
 
 def _sinusoid(t: int, d: int, device, dtype) -> Tensor:
     pos = torch.arange(t, device=device, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
+    freq = torch.exp(
+        torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d)
+    )
     pe = torch.zeros(t, d, device=device)
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq[: d // 2])
@@ -239,5 +271,7 @@ def build_series_backbone(name: str, in_channels: int, width: float = 1.0) -> nn
     from ..errors import ConfigError
 
     if name not in SERIES_BACKBONES:
-        raise ConfigError(f"unknown series backbone '{name}'; choose one of: auto, {', '.join(SERIES_BACKBONES)}")
+        raise ConfigError(
+            f"unknown series backbone '{name}'; choose one of: auto, {', '.join(SERIES_BACKBONES)}"
+        )
     return SERIES_BACKBONES[name](in_channels, width)

@@ -27,7 +27,9 @@ class PairTensor:
 
     def __init__(self, a: Tensor, b: Tensor):
         if len(a) != len(b):
-            raise ValueError(f"a pair needs the same number of samples in both tensors, got {len(a)} and {len(b)}")
+            raise ValueError(
+                f"a pair needs the same number of samples in both tensors, got {len(a)} and {len(b)}"
+            )
         self.a, self.b = a, b
 
     def __len__(self) -> int:

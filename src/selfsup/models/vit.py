@@ -33,8 +33,10 @@ from ..errors import ConfigError
 def check_patch(size: int, patch_size: int, what: str = "patch size") -> int:
     """The grid side ``size // patch_size``; a :class:`ConfigError` if the patch does not divide it."""
     if patch_size < 1 or size % patch_size:
-        raise ConfigError(f"{what} {patch_size} does not divide the image size {size}; choose a divisor of "
-                          f"{size} (e.g. {', '.join(str(d) for d in _divisors(size))})")
+        raise ConfigError(
+            f"{what} {patch_size} does not divide the image size {size}; choose a divisor of "
+            f"{size} (e.g. {', '.join(str(d) for d in _divisors(size))})"
+        )
     return size // patch_size
 
 
@@ -60,8 +62,9 @@ def unpatchify(t: Tensor, p: int, channels: int, h: int | None = None) -> Tensor
     return x.reshape(n, channels, gh * p, gw * p)
 
 
-def random_masking(n: int, length: int, ratio: float, device=None,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def random_masking(
+    n: int, length: int, ratio: float, device=None, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """MAE's per-sample random masking by sorting uniform noise.
 
     Returns ``ids_keep`` (N, K) with ``K = int(L * (1 - ratio))`` kept (visible) patch indices,
@@ -101,7 +104,9 @@ def sincos_2d(dim: int, gh: int, gw: int) -> Tensor:
         raise ValueError(f"sin-cos embedding needs a dimension divisible by 4, got {dim}")
     rows, cols = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
     # MAE's table: the first half encodes the column (w) coordinate, the second the row (h)
-    emb = torch.cat([sincos_1d(dim // 2, cols.reshape(-1)), sincos_1d(dim // 2, rows.reshape(-1))], dim=1)
+    emb = torch.cat(
+        [sincos_1d(dim // 2, cols.reshape(-1)), sincos_1d(dim // 2, rows.reshape(-1))], dim=1
+    )
     return emb.float()
 
 
@@ -123,7 +128,11 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, t, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(self.norm1(x))
+            .reshape(n, t, 3, self.heads, d // self.heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, d)
         x = x + self.proj(a)
         return x + self.mlp(self.norm2(x))
@@ -157,8 +166,16 @@ def init_weights(m: nn.Module) -> None:
 class ViT(nn.Module):
     """Patch embedding + class token + fixed 2-D sin-cos positions + transformer; pooled output."""
 
-    def __init__(self, in_channels: int = 3, patch_size: int = 4, dim: int = 128, depth: int = 6,
-                 heads: int = 4, mlp_ratio: float = 4.0, pool: str = "mean"):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        patch_size: int = 4,
+        dim: int = 128,
+        depth: int = 6,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        pool: str = "mean",
+    ):
         super().__init__()
         if pool not in ("mean", "cls"):
             raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
@@ -178,8 +195,10 @@ class ViT(nn.Module):
     def grid(self, h: int, w: int) -> tuple[int, int]:
         p = self.patch_size
         if h % p or w % p:
-            raise ConfigError(f"patch size {p} does not divide the image size {h}x{w}; use a ViT backbone whose "
-                              "patch size divides it (vit_tiny: 4, vit_tiny_p2: 2, vit_tiny_p8: 8)")
+            raise ConfigError(
+                f"patch size {p} does not divide the image size {h}x{w}; use a ViT backbone whose "
+                "patch size divides it (vit_tiny: 4, vit_tiny_p2: 2, vit_tiny_p8: 8)"
+            )
         return h // p, w // p
 
     def pos_embed(self, gh: int, gw: int, device, dtype) -> Tensor:
@@ -211,8 +230,14 @@ class ViT(nn.Module):
         return self.pooled(self.encode_tokens(self.tokens(x)))
 
 
-def vit(in_channels: int, patch_size: int = 4, width: float = 1.0, dim: int = 128, depth: int = 6,
-        heads: int = 4) -> ViT:
+def vit(
+    in_channels: int,
+    patch_size: int = 4,
+    width: float = 1.0,
+    dim: int = 128,
+    depth: int = 6,
+    heads: int = 4,
+) -> ViT:
     """A ViT whose width is ``dim * width`` rounded to a multiple of ``4 * heads``."""
     step = 4 * heads
     d = max(step, int(round(dim * width / step)) * step)
@@ -228,11 +253,20 @@ class MAEDecoder(nn.Module):
     and the decoder's features (N, L, d) before the pixel map.
     """
 
-    def __init__(self, enc_dim: int, patch_size: int, channels: int, dim: int = 64, depth: int = 2,
-                 heads: int = 4):
+    def __init__(
+        self,
+        enc_dim: int,
+        patch_size: int,
+        channels: int,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+    ):
         super().__init__()
         if dim % heads or dim % 4:
-            raise ConfigError(f"decoder width {dim} must be divisible by its {heads} heads and by 4")
+            raise ConfigError(
+                f"decoder width {dim} must be divisible by its {heads} heads and by 4"
+            )
         self.dim = dim
         self.embed = nn.Linear(enc_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
@@ -241,7 +275,9 @@ class MAEDecoder(nn.Module):
         self.apply(init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward(self, z: Tensor, ids_restore: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, z: Tensor, ids_restore: Tensor, grid: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
         y = self.embed(z)
         n, length = ids_restore.shape
         fill = self.mask_token.to(y.dtype).expand(n, length - (y.shape[1] - 1), -1)

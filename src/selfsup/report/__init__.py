@@ -41,7 +41,9 @@ def require_plotting() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ReportError("the report needs matplotlib (a dependency of selfsup): pip install matplotlib") from None
+        raise ReportError(
+            "the report needs matplotlib (a dependency of selfsup): pip install matplotlib"
+        ) from None
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:
@@ -58,14 +60,36 @@ def load_run(run_dir: str | os.PathLike) -> dict:
             except json.JSONDecodeError:
                 continue
     summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
-    ev = json.loads((d / "eval.json").read_text(encoding="utf-8")) if (d / "eval.json").is_file() else None
-    cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) if (d / "config.yaml").is_file() else {}
-    return {"dir": d, "label": d.name, "summary": summary, "eval_json": ev, "config": cfg or {},
-            "metrics": metrics, "diagnostics": summary.get("diagnostics")}
+    ev = (
+        json.loads((d / "eval.json").read_text(encoding="utf-8"))
+        if (d / "eval.json").is_file()
+        else None
+    )
+    cfg = (
+        yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
+        if (d / "config.yaml").is_file()
+        else {}
+    )
+    return {
+        "dir": d,
+        "label": d.name,
+        "summary": summary,
+        "eval_json": ev,
+        "config": cfg or {},
+        "metrics": metrics,
+        "diagnostics": summary.get("diagnostics"),
+    }
 
 
-def embedding_points(label: str, encoder: Any, images: Any, labels: np.ndarray, image_size: Any,
-                     max_points: int = MAX_MAP_POINTS, seed: int = 0) -> dict:
+def embedding_points(
+    label: str,
+    encoder: Any,
+    images: Any,
+    labels: np.ndarray,
+    image_size: Any,
+    max_points: int = MAX_MAP_POINTS,
+    seed: int = 0,
+) -> dict:
     """2-D map of ``encoder``'s features on (at most ``max_points`` of) labelled ``images``.
 
     ``images`` are raw samples (uint8 (N, H, W, C) images, or any modality's ``to_tensor`` output),
@@ -88,11 +112,15 @@ def embedding_points(label: str, encoder: Any, images: Any, labels: np.ndarray, 
 
 def _project_2d(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
     if len(x) < 5:
-        return np.c_[x[:, 0], x[:, 1] if x.shape[1] > 1 else np.zeros(len(x))], "first two dimensions"
+        return np.c_[
+            x[:, 0], x[:, 1] if x.shape[1] > 1 else np.zeros(len(x))
+        ], "first two dimensions"
     try:
         import umap  # type: ignore
 
-        return umap.UMAP(random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(x), "UMAP"
+        return umap.UMAP(random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(
+            x
+        ), "UMAP"
     except ImportError:
         pass
     from sklearn.decomposition import PCA
@@ -159,10 +187,12 @@ def results_table(run: dict) -> str:
     for name, res in s.get("baselines", {}).items():
         rows.append([name.replace("_", " ")] + [res.get(k) for k in keys])
     info = s.get("eval_data", {})
-    note = (f'<p class="note">{html.escape(str(s.get("method")))} on {html.escape(str(s.get("data")))}, '
-            f'{s.get("epochs")} epochs, {s.get("steps")} steps, training {s.get("train_time_s")} s; '
-            f'evaluated on {info.get("bank_size", "?")} bank / {info.get("query_size", "?")} query samples'
-            f'{" (extra metrics from eval.json)" if extra else ""}.</p>')
+    note = (
+        f'<p class="note">{html.escape(str(s.get("method")))} on {html.escape(str(s.get("data")))}, '
+        f"{s.get('epochs')} epochs, {s.get('steps')} steps, training {s.get('train_time_s')} s; "
+        f"evaluated on {info.get('bank_size', '?')} bank / {info.get('query_size', '?')} query samples"
+        f"{' (extra metrics from eval.json)' if extra else ''}.</p>"
+    )
     return note + _table(["encoder"] + keys, rows)
 
 
@@ -178,18 +208,27 @@ def comparison_table(runs: list[dict]) -> str:
     keys = []
     for r in runs:
         keys += [k for k in _scalar_keys(r["summary"].get("eval") or {}) if k not in keys]
-    order = sorted(range(len(runs)), key=lambda i: -(runs[i]["summary"].get("eval") or {}).get(key, -1)) \
-        if key else list(range(len(runs)))
+    order = (
+        sorted(range(len(runs)), key=lambda i: -(runs[i]["summary"].get("eval") or {}).get(key, -1))
+        if key
+        else list(range(len(runs)))
+    )
     rows = []
     for rank, i in enumerate(order, 1):
         s = runs[i]["summary"]
         ev = s.get("eval") or {}
         d = s.get("diagnostics") or {}
-        rows.append([rank, runs[i]["label"], s.get("method"), s.get("epochs"), s.get("train_time_s")]
-                    + [ev.get(k) for k in keys] + [d.get("rankme"), d.get("uniformity")])
+        rows.append(
+            [rank, runs[i]["label"], s.get("method"), s.get("epochs"), s.get("train_time_s")]
+            + [ev.get(k) for k in keys]
+            + [d.get("rankme"), d.get("uniformity")]
+        )
     note = f'<p class="note">Ranked by <code>{key}</code> (higher is better).</p>' if key else ""
-    return note + _table(["rank", "run", "method", "epochs", "train s"] + keys + ["RankMe", "uniformity"],
-                         rows, best=0 if key else None)
+    return note + _table(
+        ["rank", "run", "method", "epochs", "train s"] + keys + ["RankMe", "uniformity"],
+        rows,
+        best=0 if key else None,
+    )
 
 
 def build_html(runs: list[dict], maps: list[dict]) -> str:
@@ -199,39 +238,112 @@ def build_html(runs: list[dict], maps: list[dict]) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if len(runs) > 1:
         parts.append(_section("comparison", "Comparison", comparison_table(runs)))
-    parts.append(_section("results", "Results and baselines",
-                          "\n".join((f"<h3>{html.escape(r['label'])}</h3>" if len(runs) > 1 else "")
-                                    + results_table(r) for r in runs)))
-    parts.append(_section("curves", "Training curves", _img(plots.curves(runs), "loss, lr and kNN curves")))
+    parts.append(
+        _section(
+            "results",
+            "Results and baselines",
+            "\n".join(
+                (f"<h3>{html.escape(r['label'])}</h3>" if len(runs) > 1 else "") + results_table(r)
+                for r in runs
+            ),
+        )
+    )
+    parts.append(
+        _section("curves", "Training curves", _img(plots.curves(runs), "loss, lr and kNN curves"))
+    )
     if maps:
-        parts.append(_section("embedding", "Embedding map",
-                              _img(plots.embedding_map(maps), "embedding map coloured by label")))
+        parts.append(
+            _section(
+                "embedding",
+                "Embedding map",
+                _img(plots.embedding_map(maps), "embedding map coloured by label"),
+            )
+        )
     else:
-        parts.append(_section("embedding", "Embedding map",
-                              '<p class="note">Not available: no encoder or no labelled evaluation data.</p>'))
+        parts.append(
+            _section(
+                "embedding",
+                "Embedding map",
+                '<p class="note">Not available: no encoder or no labelled evaluation data.</p>',
+            )
+        )
     with_diag = [r for r in runs if r.get("diagnostics")]
     if with_diag:
-        parts.append(_section("similarity", "Positive vs negative similarities",
-                              '<p class="note">Cosine similarities on the fixed held-out batch after training: '
-                              'two views of one sample (positives) against other samples (negatives).</p>'
-                              + _img(plots.similarity_hist(with_diag), "similarity histograms")))
-        parts.append(_section("spectrum", "Singular value spectrum",
-                              _img(plots.spectrum(with_diag), "singular value spectrum")))
-        diag_rows = [[r["label"]] + [r["diagnostics"].get(k) for k in
-                                     ("alignment", "uniformity", "rankme", "std_mean", "std_ideal", "pos_sim",
-                                      "neg_sim", "directpred_align", "tau_mean")] for r in with_diag]
-        parts.append(_section("diagnostics", "Diagnostics over time",
-                              _img(plots.diagnostics_over_time(with_diag), "diagnostics over time")
-                              + "<h3>after training</h3>"
-                              + _table(["run", "alignment", "uniformity", "RankMe", "std mean", "std ideal",
-                                        "pos sim", "neg sim", "DirectPred align", "tau mean"], diag_rows)))
+        parts.append(
+            _section(
+                "similarity",
+                "Positive vs negative similarities",
+                '<p class="note">Cosine similarities on the fixed held-out batch after training: '
+                "two views of one sample (positives) against other samples (negatives).</p>"
+                + _img(plots.similarity_hist(with_diag), "similarity histograms"),
+            )
+        )
+        parts.append(
+            _section(
+                "spectrum",
+                "Singular value spectrum",
+                _img(plots.spectrum(with_diag), "singular value spectrum"),
+            )
+        )
+        diag_rows = [
+            [r["label"]]
+            + [
+                r["diagnostics"].get(k)
+                for k in (
+                    "alignment",
+                    "uniformity",
+                    "rankme",
+                    "std_mean",
+                    "std_ideal",
+                    "pos_sim",
+                    "neg_sim",
+                    "directpred_align",
+                    "tau_mean",
+                )
+            ]
+            for r in with_diag
+        ]
+        parts.append(
+            _section(
+                "diagnostics",
+                "Diagnostics over time",
+                _img(plots.diagnostics_over_time(with_diag), "diagnostics over time")
+                + "<h3>after training</h3>"
+                + _table(
+                    [
+                        "run",
+                        "alignment",
+                        "uniformity",
+                        "RankMe",
+                        "std mean",
+                        "std ideal",
+                        "pos sim",
+                        "neg sim",
+                        "DirectPred align",
+                        "tau mean",
+                    ],
+                    diag_rows,
+                ),
+            )
+        )
     else:
-        for sid, t in (("similarity", "Positive vs negative similarities"), ("spectrum", "Singular value spectrum"),
-                       ("diagnostics", "Diagnostics over time")):
-            parts.append(_section(sid, t, '<p class="note">No diagnostics recorded (eval.diagnostics was off).</p>'))
+        for sid, t in (
+            ("similarity", "Positive vs negative similarities"),
+            ("spectrum", "Singular value spectrum"),
+            ("diagnostics", "Diagnostics over time"),
+        ):
+            parts.append(
+                _section(
+                    sid,
+                    t,
+                    '<p class="note">No diagnostics recorded (eval.diagnostics was off).</p>',
+                )
+            )
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<link rel="icon" href="data:,"><style>{CSS}</style></head><body>\n{body}\n</body></html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<link rel="icon" href="data:,"><style>{CSS}</style></head><body>\n{body}\n</body></html>\n'
+    )
 
 
 def load_runs(run_dirs: list[str | os.PathLike]) -> list[dict]:
@@ -246,8 +358,11 @@ def load_runs(run_dirs: list[str | os.PathLike]) -> list[dict]:
     return runs
 
 
-def write_report(runs: list[str | os.PathLike] | list[dict], out: str | os.PathLike | None = None,
-                 maps: list[dict] | None = None) -> Path:
+def write_report(
+    runs: list[str | os.PathLike] | list[dict],
+    out: str | os.PathLike | None = None,
+    maps: list[dict] | None = None,
+) -> Path:
     """Write ``report.html`` for one or more finished runs; returns its path.
 
     ``runs`` are run directories or runs already read by :func:`load_runs`; ``maps`` are the
@@ -259,11 +374,21 @@ def write_report(runs: list[str | os.PathLike] | list[dict], out: str | os.PathL
         loaded = [r for r in runs if isinstance(r, dict)]
     else:
         loaded = load_runs([r for r in runs if not isinstance(r, dict)])
-    out = Path(out) if out is not None else (loaded[0]["dir"] / "report.html" if len(loaded) == 1
-                                              else Path("report.html"))
+    out = (
+        Path(out)
+        if out is not None
+        else (loaded[0]["dir"] / "report.html" if len(loaded) == 1 else Path("report.html"))
+    )
     write_text(out, build_html(loaded, list(maps or [])))
     return out
 
 
-__all__ = ["write_report", "load_run", "load_runs", "build_html", "embedding_points", "ReportError",
-           "require_plotting"]
+__all__ = [
+    "write_report",
+    "load_run",
+    "load_runs",
+    "build_html",
+    "embedding_points",
+    "ReportError",
+    "require_plotting",
+]

@@ -42,14 +42,24 @@ def curves(runs: list[dict]) -> str:
         ex, ey = _series(run["metrics"], "knn_top1", "epoch")
         if ex:
             axes[2].plot(ex, ey, "o-", color=c, label=run["label"], ms=3)
-    for ax, title, xl in zip(axes, ("training loss", "learning rate", "kNN top-1 during training"),
-                             ("step", "step", "epoch")):
+    for ax, title, xl in zip(
+        axes,
+        ("training loss", "learning rate", "kNN top-1 during training"),
+        ("step", "step", "epoch"),
+    ):
         ax.set_title(title)
         ax.set_xlabel(xl)
         ax.grid(alpha=0.3)
     if not any(ax.lines for ax in axes[2:]):
-        axes[2].text(0.5, 0.5, "not recorded\n(set eval.knn_every=1)", ha="center", va="center",
-                     transform=axes[2].transAxes, color="gray")
+        axes[2].text(
+            0.5,
+            0.5,
+            "not recorded\n(set eval.knn_every=1)",
+            ha="center",
+            va="center",
+            transform=axes[2].transAxes,
+            color="gray",
+        )
     if len(runs) > 1:
         axes[0].legend(fontsize=8)
     return to_png(fig)
@@ -64,14 +74,23 @@ def embedding_map(maps: list[dict]) -> str:
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, m in zip(axes, maps):
         xy, y = np.asarray(m["xy"]), np.asarray(m["y"])
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10" if y.max() < 10 else "tab20", s=7,
-                        vmin=0, vmax=max(9, int(y.max())))
+        sc = ax.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            c=y,
+            cmap="tab10" if y.max() < 10 else "tab20",
+            s=7,
+            vmin=0,
+            vmax=max(9, int(y.max())),
+        )
         ax.set_title(f"{m['label']} ({m['how']}, {len(y)} points)", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         if len(np.unique(y)) <= 20:
             handles, _ = sc.legend_elements(num=None)
-            ax.legend(handles, [str(v) for v in np.unique(y)], fontsize=6, loc="best", markerscale=0.6)
+            ax.legend(
+                handles, [str(v) for v in np.unique(y)], fontsize=6, loc="best", markerscale=0.6
+            )
     for ax in axes[n:]:
         ax.axis("off")
     return to_png(fig)
@@ -86,7 +105,10 @@ def similarity_hist(runs: list[dict]) -> str:
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, run in zip(axes, runs):
         d = run["diagnostics"]
-        for key, color, name in (("neg_hist", "#d62728", "negatives"), ("pos_hist", "#1f77b4", "positives")):
+        for key, color, name in (
+            ("neg_hist", "#d62728", "negatives"),
+            ("pos_hist", "#1f77b4", "positives"),
+        ):
             h = d[key]
             edges, counts = np.asarray(h["edges"]), np.asarray(h["counts"], dtype=float)
             dens = counts / max(counts.sum(), 1) / np.diff(edges)
@@ -115,13 +137,15 @@ def spectrum(runs: list[dict]) -> str:
     return to_png(fig)
 
 
-DIAG_PANELS = [("diag_alignment", "alignment (lower: views closer)"),
-               ("diag_uniformity", "uniformity (lower: more uniform)"),
-               ("diag_rankme", "effective rank (RankMe)"),
-               ("diag_std_mean", "per-dim std of normalised embeddings"),
-               ("diag_pos_sim", "mean positive / negative similarity"),
-               ("diag_directpred_align", "DirectPred eigenspace alignment"),
-               ("diag_tau_mean", "per-sample temperature (mean, min-max)")]
+DIAG_PANELS = [
+    ("diag_alignment", "alignment (lower: views closer)"),
+    ("diag_uniformity", "uniformity (lower: more uniform)"),
+    ("diag_rankme", "effective rank (RankMe)"),
+    ("diag_std_mean", "per-dim std of normalised embeddings"),
+    ("diag_pos_sim", "mean positive / negative similarity"),
+    ("diag_directpred_align", "DirectPred eigenspace alignment"),
+    ("diag_tau_mean", "per-sample temperature (mean, min-max)"),
+]
 
 
 def diagnostics_over_time(runs: list[dict]) -> str:
@@ -152,6 +176,6 @@ def diagnostics_over_time(runs: list[dict]) -> str:
         ax.grid(alpha=0.3)
     if len(runs) > 1 and panels:
         axes[0].legend(fontsize=7)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.axis("off")
     return to_png(fig)

@@ -65,8 +65,15 @@ def save(path: str | Path, state: dict) -> None:
     tree = flatten(state, "s", tensors)
     meta = json.dumps(tree)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={META_KEY: meta, "format": "selfsup-checkpoint-1",
-                                               CHECKSUM_KEY: checksum(tensors, meta)})
+        save_file(
+            tensors,
+            str(tmp),
+            metadata={
+                META_KEY: meta,
+                "format": "selfsup-checkpoint-1",
+                CHECKSUM_KEY: checksum(tensors, meta),
+            },
+        )
 
 
 def checksum(tensors: dict[str, torch.Tensor], meta: str) -> str:
@@ -92,20 +99,28 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
             meta = f.metadata() or {}
         tensors = load_file(str(p), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"'{p}' is not a valid safetensors checkpoint ({str(err).splitlines()[0][:120]}); "
-                              "selfsup only loads safetensors files, never pickles") from None
+        raise CheckpointError(
+            f"'{p}' is not a valid safetensors checkpoint ({str(err).splitlines()[0][:120]}); "
+            "selfsup only loads safetensors files, never pickles"
+        ) from None
     if META_KEY not in meta:
-        raise CheckpointError(f"'{p}' is a safetensors file but not a selfsup checkpoint (no metadata)")
+        raise CheckpointError(
+            f"'{p}' is a safetensors file but not a selfsup checkpoint (no metadata)"
+        )
     if CHECKSUM_KEY in meta and checksum(tensors, meta[META_KEY]) != meta[CHECKSUM_KEY]:
-        raise CheckpointError(f"checkpoint '{p}' is corrupt: its data does not match its checksum (a damaged "
-                              "file or disk); it cannot be used")
+        raise CheckpointError(
+            f"checkpoint '{p}' is corrupt: its data does not match its checksum (a damaged "
+            "file or disk); it cannot be used"
+        )
     if str(device) != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
     try:
         state = unflatten(json.loads(meta[META_KEY]), tensors)
     except (ValueError, KeyError, TypeError, RecursionError):  # JSONDecodeError is a ValueError
-        raise CheckpointError(f"checkpoint '{p}' has corrupt metadata; resume from an earlier "
-                              "checkpoint or start a new run") from None
+        raise CheckpointError(
+            f"checkpoint '{p}' has corrupt metadata; resume from an earlier "
+            "checkpoint or start a new run"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint '{p}' has corrupt metadata (not a mapping)")
     return state
@@ -129,7 +144,9 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(d.glob("step-*.safetensors")) if d.is_dir() else []
 
 
-def latest(run_dir: Path, verify: bool = True, on_skip: Callable[[Path, str], None] | None = None) -> Path | None:
+def latest(
+    run_dir: Path, verify: bool = True, on_skip: Callable[[Path, str], None] | None = None
+) -> Path | None:
     """The newest good checkpoint: it loads and (``verify``) its checksum matches. A damaged newer
     file is passed over for the one before; ``on_skip(path, reason)`` is told about each one (by
     default a :class:`~selfsup.errors.CheckpointWarning` naming it)."""
@@ -143,7 +160,9 @@ def latest(run_dir: Path, verify: bool = True, on_skip: Callable[[Path, str], No
             with safe_open(str(p), framework="pt") as f:
                 if META_KEY in (f.metadata() or {}):
                     return p
-            raise CheckpointError(f"'{p}' is a safetensors file but not a selfsup checkpoint (no metadata)")
+            raise CheckpointError(
+                f"'{p}' is a safetensors file but not a selfsup checkpoint (no metadata)"
+            )
         except (CheckpointError, SafetensorError, OSError, ValueError, RuntimeError) as err:
             (on_skip or _warn_skip)(p, str(err))
     return None
@@ -152,7 +171,9 @@ def latest(run_dir: Path, verify: bool = True, on_skip: Callable[[Path, str], No
 def _warn_skip(path: Path, reason: str) -> None:
     from ..errors import CheckpointWarning
 
-    warnings.warn(f"passing over checkpoint '{path.name}': {reason}", CheckpointWarning, stacklevel=3)
+    warnings.warn(
+        f"passing over checkpoint '{path.name}': {reason}", CheckpointWarning, stacklevel=3
+    )
 
 
 def advice(run_dir: Path) -> str:
@@ -161,4 +182,6 @@ def advice(run_dir: Path) -> str:
     good = latest(Path(run_dir), on_skip=lambda p, r: None)
     if good is not None:
         return f"the last good checkpoint ({good}) was kept: continue with --resume {run_dir}"
-    return f"there is no good checkpoint to resume from: start again with --out {run_dir} --overwrite"
+    return (
+        f"there is no good checkpoint to resume from: start again with --out {run_dir} --overwrite"
+    )

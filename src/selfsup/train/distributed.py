@@ -33,8 +33,21 @@ from torch import nn
 from ..errors import ConfigError, TrainingError
 from ..losses.distributed import world
 
-__all__ = ["world", "is_main", "launched", "init", "shutdown", "barrier", "broadcast_object",
-           "reduce_sum", "convert_sync_batchnorm", "view_seed", "keyed_rng", "slice_of", "local_device"]
+__all__ = [
+    "world",
+    "is_main",
+    "launched",
+    "init",
+    "shutdown",
+    "barrier",
+    "broadcast_object",
+    "reduce_sum",
+    "convert_sync_batchnorm",
+    "view_seed",
+    "keyed_rng",
+    "slice_of",
+    "local_device",
+]
 
 
 def launched() -> bool:
@@ -69,9 +82,11 @@ def init(device: torch.device, timeout_s: float = 900.0, backend: str | None = N
     except (RuntimeError, ValueError, OSError) as err:  # DistNetworkError is a RuntimeError
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
         first = (str(err).splitlines() or [""])[0][:160]
-        raise TrainingError(f"rank {os.environ.get('RANK')} could not join the process group at {where} "
-                            f"({type(err).__name__}: {first}); check --rdzv-endpoint and that every node "
-                            "can reach it") from None
+        raise TrainingError(
+            f"rank {os.environ.get('RANK')} could not join the process group at {where} "
+            f"({type(err).__name__}: {first}); check --rdzv-endpoint and that every node "
+            "can reach it"
+        ) from None
     return True
 
 
@@ -123,8 +138,10 @@ def barrier(what: str = "") -> None:
 def _lost(what: str, err: BaseException) -> str:
     first = (str(err).splitlines() or [""])[0][:160]
     at = f" at {what}" if what else ""
-    return (f"rank {world()[0]} lost contact with the other ranks{at} ({first}); a rank died or stopped "
-            "answering: the job was stopped. Continue with: selfsup train --resume RUN_DIR")
+    return (
+        f"rank {world()[0]} lost contact with the other ranks{at} ({first}); a rank died or stopped "
+        "answering: the job was stopped. Continue with: selfsup train --resume RUN_DIR"
+    )
 
 
 def is_comm_error(err: BaseException) -> bool:
@@ -132,7 +149,9 @@ def is_comm_error(err: BaseException) -> bool:
     if isinstance(err, getattr(dist, "DistError", ())):
         return True
     text = str(err)
-    return any(k in text for k in ("gloo", "NCCL", "Connection closed", "Connection reset", "Broken pipe"))
+    return any(
+        k in text for k in ("gloo", "NCCL", "Connection closed", "Connection reset", "Broken pipe")
+    )
 
 
 def lost(err: BaseException, what: str = "") -> TrainingError:
@@ -170,11 +189,15 @@ def slice_of(n: int) -> tuple[int, int]:
 
 def check_batch(batch_size: int, nproc: int) -> None:
     if nproc > batch_size:
-        raise ConfigError(f"--nproc {nproc} is larger than the batch size {batch_size}; each process needs "
-                          "at least one sample of the global batch (use a smaller --nproc)")
+        raise ConfigError(
+            f"--nproc {nproc} is larger than the batch size {batch_size}; each process needs "
+            "at least one sample of the global batch (use a smaller --nproc)"
+        )
     if batch_size % nproc:
-        raise ConfigError(f"the batch size {batch_size} is not divisible by --nproc {nproc}; every process "
-                          f"takes an equal share (use --batch-size {batch_size - batch_size % nproc})")
+        raise ConfigError(
+            f"the batch size {batch_size} is not divisible by --nproc {nproc}; every process "
+            f"takes an equal share (use --batch-size {batch_size - batch_size % nproc})"
+        )
 
 
 # -- view randomness -------------------------------------------------------------------------------
@@ -183,7 +206,11 @@ _M = (1 << 63) - 1
 
 def view_seed(seed: int, step: int, rank: int = -1) -> int:
     """A 63-bit seed from (seed, step[, rank]) (SplitMix64-style mixing, so nearby keys differ)."""
-    x = (seed * 0x9E3779B97F4A7C15 + (step + 1) * 0xBF58476D1CE4E5B9 + (rank + 1) * 0x94D049BB133111EB) & _M
+    x = (
+        seed * 0x9E3779B97F4A7C15
+        + (step + 1) * 0xBF58476D1CE4E5B9
+        + (rank + 1) * 0x94D049BB133111EB
+    ) & _M
     x ^= x >> 31
     x = (x * 0xD6E8FEB86659FD93) & _M
     return x ^ (x >> 29)
@@ -251,7 +278,11 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                m = (
+                    self.momentum
+                    if self.momentum is not None
+                    else 1.0 / float(self.num_batches_tracked)
+                )
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), m)
                 unbiased = var * (n / (n - 1).clamp_min(1))
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
@@ -268,9 +299,16 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 
 def _convert_cpu(module: nn.Module) -> nn.Module:
     out = module
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CPUSyncBatchNorm):
-        out = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                               module.track_running_stats)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
+        module, CPUSyncBatchNorm
+    ):
+        out = CPUSyncBatchNorm(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
         if module.affine:
             out.weight, out.bias = module.weight, module.bias
         if module.track_running_stats:

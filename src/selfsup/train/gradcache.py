@@ -54,9 +54,13 @@ def _frozen_bn_stats(module: nn.Module):
             m.num_batches_tracked.copy_(nbt)
 
 
-def cached_backward(embed: Callable[[list[Tensor]], Sequence[Tensor]], inputs: list[Tensor],
-                    loss_fn: Callable[[list[Tensor]], Tensor], chunk_size: int,
-                    module: nn.Module | None = None) -> Tensor:
+def cached_backward(
+    embed: Callable[[list[Tensor]], Sequence[Tensor]],
+    inputs: list[Tensor],
+    loss_fn: Callable[[list[Tensor]], Tensor],
+    chunk_size: int,
+    module: nn.Module | None = None,
+) -> Tensor:
     """Back-propagate ``loss_fn(embed(inputs))`` into the parameters, ``chunk_size`` samples at a time.
 
     Parameters
@@ -82,7 +86,9 @@ def cached_backward(embed: Callable[[list[Tensor]], Sequence[Tensor]], inputs: l
     parts = chunks(n, chunk_size)
     with torch.no_grad():
         cached = [list(embed([x[a:b] for x in inputs])) for a, b in parts]
-    leaves = [torch.cat([c[k] for c in cached]).detach().requires_grad_() for k in range(len(cached[0]))]
+    leaves = [
+        torch.cat([c[k] for c in cached]).detach().requires_grad_() for k in range(len(cached[0]))
+    ]
     loss = loss_fn(leaves)
     loss.backward()
     grads = [z.grad for z in leaves]
@@ -94,8 +100,9 @@ def cached_backward(embed: Callable[[list[Tensor]], Sequence[Tensor]], inputs: l
 
 
 # -- methods -----------------------------------------------------------------------------------------
-_REFUSED = ("momentum encoders, queues and predictors keep state or targets outside one batch of "
-            "embeddings")
+_REFUSED = (
+    "momentum encoders, queues and predictors keep state or targets outside one batch of embeddings"
+)
 
 
 def unsupported_reason(method) -> str | None:
@@ -104,20 +111,26 @@ def unsupported_reason(method) -> str | None:
 
     cls = method if isinstance(method, type) else type(method)
     if not issubclass(cls, SimCLR):
-        return (f"train.chunk_size (gradient caching) is exact only for methods whose loss is a function "
-                f"of one batch of embeddings (simclr and the InfoNCE family); '{cls.name}' is not "
-                f"({_REFUSED}). Use a smaller batch or leave train.chunk_size unset")
+        return (
+            f"train.chunk_size (gradient caching) is exact only for methods whose loss is a function "
+            f"of one batch of embeddings (simclr and the InfoNCE family); '{cls.name}' is not "
+            f"({_REFUSED}). Use a smaller batch or leave train.chunk_size unset"
+        )
     return None
 
 
 def check_size(chunk_size: int, local_batch: int) -> None:
     if chunk_size > local_batch:
-        raise ConfigError(f"train.chunk_size {chunk_size} is larger than the batch of {local_batch} samples "
-                          "per process; use a divisor of it")
+        raise ConfigError(
+            f"train.chunk_size {chunk_size} is larger than the batch of {local_batch} samples "
+            "per process; use a divisor of it"
+        )
     if local_batch % chunk_size:
-        raise ConfigError(f"train.chunk_size {chunk_size} does not divide the batch of {local_batch} samples "
-                          "per process; use a divisor of it (every chunk then has the same size, which "
-                          "BatchNorm needs)")
+        raise ConfigError(
+            f"train.chunk_size {chunk_size} does not divide the batch of {local_batch} samples "
+            "per process; use a divisor of it (every chunk then has the same size, which "
+            "BatchNorm needs)"
+        )
 
 
 def check(method: nn.Module, chunk_size: int | None, local_batch: int) -> None:
@@ -144,9 +157,16 @@ def _patched(obj, name: str, value):
             delattr(obj, name)
 
 
-def method_step(model: nn.Module, method: nn.Module, views: list[Tensor], batch, chunk_size: int,
-                autocast: Callable[[], object], no_sync: Callable[[], object],
-                scale: Callable[[Tensor], Tensor] | None = None):
+def method_step(
+    model: nn.Module,
+    method: nn.Module,
+    views: list[Tensor],
+    batch,
+    chunk_size: int,
+    autocast: Callable[[], object],
+    no_sync: Callable[[], object],
+    scale: Callable[[Tensor], Tensor] | None = None,
+):
     """One gradient-cached step of ``method``: returns ``(loss, logs)`` with gradients accumulated.
 
     ``model`` is what is called (the method itself, or its DistributedDataParallel wrapper, so that
@@ -159,7 +179,9 @@ def method_step(model: nn.Module, method: nn.Module, views: list[Tensor], batch,
     parts = chunks(n, chunk_size)
     with torch.no_grad(), autocast():
         cached = [method.project([v[a:b] for v in views]) for a, b in parts]
-    leaves = [torch.cat([c[k] for c in cached]).detach().requires_grad_() for k in range(len(views))]
+    leaves = [
+        torch.cat([c[k] for c in cached]).detach().requires_grad_() for k in range(len(views))
+    ]
     with no_sync(), _patched(method, "project", lambda _views: leaves), autocast():
         loss, logs = model(views, batch)
     loss = loss.float()

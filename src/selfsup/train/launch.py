@@ -30,7 +30,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check(nproc: int, batch_size: int, device: str, chunk_size: int | None = None, method: str | None = None) -> None:
+def check(
+    nproc: int,
+    batch_size: int,
+    device: str,
+    chunk_size: int | None = None,
+    method: str | None = None,
+) -> None:
     """Refuse, in one line, a process count this machine or batch cannot serve."""
     from . import distributed as D
     from . import gradcache
@@ -41,11 +47,15 @@ def check(nproc: int, batch_size: int, device: str, chunk_size: int | None = Non
 
         use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if use_cuda and nproc > torch.cuda.device_count():
-            raise ConfigError(f"--nproc {nproc} is more than the {torch.cuda.device_count()} GPUs of this "
-                              "machine; use one process per GPU")
+            raise ConfigError(
+                f"--nproc {nproc} is more than the {torch.cuda.device_count()} GPUs of this "
+                "machine; use one process per GPU"
+            )
         if not use_cuda and nproc > usable_cores():
-            raise ConfigError(f"--nproc {nproc} is more than the {usable_cores()} CPU cores this process may "
-                              f"use; use --nproc {usable_cores()} or less")
+            raise ConfigError(
+                f"--nproc {nproc} is more than the {usable_cores()} CPU cores this process may "
+                f"use; use --nproc {usable_cores()} or less"
+            )
     if chunk_size is not None and method is not None:
         from ..methods import REGISTRY
 
@@ -84,18 +94,29 @@ def launch(argv: list[str], nproc: int, run_dir: str | None = None) -> int:
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
-                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0,
-                          monitor_interval=0.2)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        monitor_interval=0.2,
+    )
     resume = f"selfsup train --resume {run_dir}" if run_dir else "selfsup train --resume RUN_DIR"
     with tempfile.TemporaryDirectory(prefix="selfsup-launch-") as errors:
         os.environ[ERROR_DIR_ENV] = errors
         try:
             elastic_launch(config, sys.executable)("-m", "selfsup", *argv)
-        except SignalException as sig:  # the workers were given the signal, checkpointed and stopped
+        except (
+            SignalException
+        ) as sig:  # the workers were given the signal, checkpointed and stopped
             name = signal.Signals(sig.sigval).name
-            print(f"interrupted: stopped by {name}; rank 0 wrote a checkpoint. Continue with: {resume}",
-                  file=sys.stderr)
+            print(
+                f"interrupted: stopped by {name}; rank 0 wrote a checkpoint. Continue with: {resume}",
+                file=sys.stderr,
+            )
             return 128 + int(sig.sigval)
         except ChildFailedError as err:
             return _failure(err, resume, errors)
@@ -114,12 +135,14 @@ def _failure(err, resume: str, errors: str) -> int:
     messages = {}  # rank -> (kind, message) of the workers that left a one-line error
     for name in os.listdir(errors):
         kind, _, msg = Path(errors, name).read_text(encoding="utf-8").partition("\n")
-        messages[int(name[len("rank-"):-len(".txt")])] = (kind, msg)
+        messages[int(name[len("rank-") : -len(".txt")])] = (kind, msg)
 
     def priority(item):
         rank, f = item
         kind = messages.get(rank, ("", ""))[0]
-        if f.exitcode < 0:  # killed: the cause, unless it is the agent's own SIGTERM to the survivors
+        if (
+            f.exitcode < 0
+        ):  # killed: the cause, unless it is the agent's own SIGTERM to the survivors
             order = 4 if -f.exitcode in (signal.SIGTERM, signal.SIGINT) else 0
         else:
             order = 1 if kind == "error" else 3 if kind == "lost" else 2
@@ -138,5 +161,7 @@ def _failure(err, resume: str, errors: str) -> int:
             how = f"was killed by signal {-first.exitcode}"
     else:
         how = f"exited with status {first.exitcode}"
-    raise TrainingError(f"rank {rank} (pid {first.pid}) {how}; the other ranks were stopped. The last "
-                        f"checkpoint is intact; continue with: {resume}")
+    raise TrainingError(
+        f"rank {rank} (pid {first.pid}) {how}; the other ranks were stopped. The last "
+        f"checkpoint is intact; continue with: {resume}"
+    )

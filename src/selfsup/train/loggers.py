@@ -45,8 +45,10 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("--logger tensorboard needs the tensorboard package; "
-                              "pip install selfsup[tensorboard]") from None
+            raise ConfigError(
+                "--logger tensorboard needs the tensorboard package; "
+                "pip install selfsup[tensorboard]"
+            ) from None
         self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
         if config:
             text = "\n".join(f"    {k}: {v}" for k, v in _flatten(config).items())
@@ -70,7 +72,9 @@ class MLflowLogger:
             from mlflow.entities import Metric, Param
             from mlflow.tracking import MlflowClient
         except ImportError:
-            raise ConfigError("--logger mlflow needs the mlflow package; pip install selfsup[mlflow]") from None
+            raise ConfigError(
+                "--logger mlflow needs the mlflow package; pip install selfsup[mlflow]"
+            ) from None
         self._metric = Metric
         uri = (Path(run_dir).resolve() / "mlruns").as_uri()
         self.client = MlflowClient(tracking_uri=uri)
@@ -79,11 +83,13 @@ class MLflowLogger:
         self.run_id = self.client.create_run(exp_id, run_name=Path(run_dir).name).info.run_id
         params = [Param(k, v) for k, v in _flatten(config or {}).items()]
         for i in range(0, len(params), 100):
-            self.client.log_batch(self.run_id, params=params[i:i + 100])
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
 
     def log(self, record: dict) -> None:
         step, ts = int(record.get("step", 0)), int(time.time() * 1000)
-        metrics = [self._metric(k.replace("@", "_at_"), v, ts, step) for k, v in _scalars(record).items()]
+        metrics = [
+            self._metric(k.replace("@", "_at_"), v, ts, step) for k, v in _scalars(record).items()
+        ]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 

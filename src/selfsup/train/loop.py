@@ -50,11 +50,15 @@ class Interrupted(Exception):
     ``exit_code`` is the shell's convention for the signal: 130 for SIGINT, 143 for SIGTERM.
     """
 
-    def __init__(self, run_dir: Path, step: int, signum: int = signal.SIGINT, checkpoint: Path | None = None):
+    def __init__(
+        self, run_dir: Path, step: int, signum: int = signal.SIGINT, checkpoint: Path | None = None
+    ):
         name = signal.Signals(signum).name
         where = f" to {checkpoint}" if checkpoint is not None else ""
-        super().__init__(f"stopped by {name} at step {step}; checkpoint written{where}. "
-                         f"Continue with: selfsup train --resume {run_dir}")
+        super().__init__(
+            f"stopped by {name} at step {step}; checkpoint written{where}. "
+            f"Continue with: selfsup train --resume {run_dir}"
+        )
         self.run_dir, self.step, self.signum, self.checkpoint = run_dir, step, signum, checkpoint
         self.exit_code = 128 + int(signum)
 
@@ -70,8 +74,9 @@ class Progress:
     lr_scale: float = 1.0
 
 
-def epoch_order(n: int, seed: int, epoch: int, device, method: Method | None = None,
-                batch_size: int = 1) -> torch.Tensor:
+def epoch_order(
+    n: int, seed: int, epoch: int, device, method: Method | None = None, batch_size: int = 1
+) -> torch.Tensor:
     """The epoch's sample order: derived from (seed, epoch) alone, so a resumed run sees the same."""
     g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # any seed 0 .. 2**63-1
     order = method.batch_order(n, batch_size, g) if method is not None else None
@@ -99,8 +104,10 @@ class StopFlag:
             sys.stderr.write("\nsecond signal: exiting now; the last checkpoint is intact\n")
             raise SystemExit(128 + int(signum))
         self.requested, self.signum = True, signum
-        sys.stderr.write(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
-                         "(signal again to exit at once)\n")
+        sys.stderr.write(
+            f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+            "(signal again to exit at once)\n"
+        )
 
     def __exit__(self, *exc):
         for s, h in self._old.items():
@@ -109,9 +116,18 @@ class StopFlag:
 
 
 class Trainer:
-    def __init__(self, method: Method, views: Callable, x: torch.Tensor, cfg: Config, run_dir: Path,
-                 device: torch.device, labels: torch.Tensor | None = None,
-                 on_epoch_end: Callable[[int, Method], dict | None] | None = None, console=None):
+    def __init__(
+        self,
+        method: Method,
+        views: Callable,
+        x: torch.Tensor,
+        cfg: Config,
+        run_dir: Path,
+        device: torch.device,
+        labels: torch.Tensor | None = None,
+        on_epoch_end: Callable[[int, Method], dict | None] | None = None,
+        console=None,
+    ):
         self.method, self.views, self.x, self.labels = method, views, x, labels
         self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
         self.on_epoch_end = on_epoch_end
@@ -128,7 +144,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         gradcache.check(method, tc.chunk_size, self.local_batch)
         if self.world_size > 1 and tc.sync_bn and D.has_batchnorm(method):
-            method = D.convert_sync_batchnorm(method, device)  # same parameter objects, same state keys
+            method = D.convert_sync_batchnorm(
+                method, device
+            )  # same parameter objects, same state keys
             self.method = method
         if tc.channels_last:
             method.to(memory_format=torch.channels_last)
@@ -143,15 +161,24 @@ class Trainer:
         self.base_lr = resolved_lr(cfg.optim, tc.batch_size)
         self.warmup = int(round(cfg.optim.warmup_epochs * self.steps_per_epoch))
         self.state = Progress()
-        self.resumed = False  # set by load_checkpoint: prepare() state then comes from the checkpoint
+        self.resumed = (
+            False  # set by load_checkpoint: prepare() state then comes from the checkpoint
+        )
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.timing = {"data": 0.0, "views": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
         #: collapse statistics of the step's encoder features every 10 steps (one warning at most)
-        self.monitor = CollapseMonitor(method, every=10, stream=None if self.main else io.StringIO())
+        self.monitor = CollapseMonitor(
+            method, every=10, stream=None if self.main else io.StringIO()
+        )
         #: how this run computes (for the summary): precision and why, processes, chunking
-        self.setup = {"precision": self.precision, "precision_reason": self.precision_reason,
-                      "nproc": self.world_size, "chunk_size": tc.chunk_size, "compile": tc.compile,
-                      "channels_last": tc.channels_last}
+        self.setup = {
+            "precision": self.precision,
+            "precision_reason": self.precision_reason,
+            "nproc": self.world_size,
+            "chunk_size": tc.chunk_size,
+            "compile": tc.compile,
+            "channels_last": tc.channels_last,
+        }
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -164,19 +191,29 @@ class Trainer:
 
     def _write_checkpoint(self, path: Path) -> None:
         model = self.method.state_dict()
-        bad = [k for k, v in model.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        bad = [
+            k
+            for k, v in model.items()
+            if v.is_floating_point() and not bool(torch.isfinite(v).all())
+        ]
         if bad:
-            raise TrainingError(f"weights became non-finite ({bad[0]}) at step {self.state.step}; lower the "
-                                "learning rate (--lr) or set optim.clip_grad; "
-                                f"{ckpt.advice(self.run_dir)}")
-        ckpt.save(path, {
-            "progress": asdict(self.state),
-            "model": model,
-            "optimizer": self.optimizer.state_dict(),
-            "method_extra": self.method.extra_state(),
-            "rng": ckpt.rng_state(),
-            "run": getattr(self, "identity", None) or {},  # config + data fingerprint (selfsup.resume)
-        })
+            raise TrainingError(
+                f"weights became non-finite ({bad[0]}) at step {self.state.step}; lower the "
+                "learning rate (--lr) or set optim.clip_grad; "
+                f"{ckpt.advice(self.run_dir)}"
+            )
+        ckpt.save(
+            path,
+            {
+                "progress": asdict(self.state),
+                "model": model,
+                "optimizer": self.optimizer.state_dict(),
+                "method_extra": self.method.extra_state(),
+                "rng": ckpt.rng_state(),
+                "run": getattr(self, "identity", None)
+                or {},  # config + data fingerprint (selfsup.resume)
+            },
+        )
         for old in ckpt.checkpoints(self.run_dir)[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
 
@@ -190,11 +227,16 @@ class Trainer:
             state = Progress(**s["progress"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
             first = (str(err).splitlines() or [""])[0][:160]
-            raise CheckpointError(f"checkpoint '{path}' does not fit this run ({type(err).__name__}: {first}); "
-                                  "resume with the config it was written with") from None
+            raise CheckpointError(
+                f"checkpoint '{path}' does not fit this run ({type(err).__name__}: {first}); "
+                "resume with the config it was written with"
+            ) from None
         self.state, self.resumed = state, True
         if self.main:
-            for d in (self.run_dir, self.run_dir / "checkpoints"):  # we hold the lock: leftovers are stale
+            for d in (
+                self.run_dir,
+                self.run_dir / "checkpoints",
+            ):  # we hold the lock: leftovers are stale
                 remove_stale_temp(d)
             self._truncate_metrics(self.state.step)
 
@@ -203,19 +245,33 @@ class Trainer:
         rate (``train.rollback``), or stop with :class:`TrainingError`."""
         tc, st = self.cfg.train, self.state
         what = f"{bad} non-finite losses or gradients in a row at step {st.step}"
-        last = ckpt.latest(self.run_dir) if tc.rollback and st.rollbacks < tc.max_rollbacks else None
+        last = (
+            ckpt.latest(self.run_dir) if tc.rollback and st.rollbacks < tc.max_rollbacks else None
+        )
         if last is None:
             tried = f" after {st.rollbacks} rollback(s)" if tc.rollback else ""
-            raise TrainingError(f"{what}{tried}; lower the learning rate (--lr) or set optim.clip_grad (or "
-                                f"train.rollback=true); {ckpt.advice(self.run_dir)}")
+            raise TrainingError(
+                f"{what}{tried}; lower the learning rate (--lr) or set optim.clip_grad (or "
+                f"train.rollback=true); {ckpt.advice(self.run_dir)}"
+            )
         skipped, n, scale = st.skipped_steps, st.rollbacks + 1, st.lr_scale * tc.rollback_lr_factor
         self.load_checkpoint(last)
         self.state.skipped_steps, self.state.rollbacks, self.state.lr_scale = skipped, n, scale
-        self.log({"step": self.state.step, "rollback": n, "from": last.name, "lr_scale": scale,
-                  "reason": what})
+        self.log(
+            {
+                "step": self.state.step,
+                "rollback": n,
+                "from": last.name,
+                "lr_scale": scale,
+                "reason": what,
+            }
+        )
         if self.console is not None and tc.progress != "none" and self.main:
-            self.console.print(f"{what}: rolled back to {last.name} with the learning rate x{scale:g} "
-                               f"(rollback {n}/{tc.max_rollbacks})", highlight=False)
+            self.console.print(
+                f"{what}: rolled back to {last.name} with the learning rate x{scale:g} "
+                f"(rollback {n}/{tc.max_rollbacks})",
+                highlight=False,
+            )
         return self.state
 
     def _truncate_metrics(self, step: int) -> None:
@@ -244,14 +300,16 @@ class Trainer:
             lg.log(rec)
 
     # -- one step ------------------------------------------------------------------------------
-    def batch_at(self, order: torch.Tensor, step_in_epoch: int, step: int) -> tuple[Batch, list[torch.Tensor]]:
+    def batch_at(
+        self, order: torch.Tensor, step_in_epoch: int, step: int
+    ) -> tuple[Batch, list[torch.Tensor]]:
         """This rank's batch and views for one step of the global order.
 
         Views are drawn under a generator keyed by (seed, step) (and the rank with
         ``view_sharding=local``), so they depend neither on the process count nor on resuming.
         """
         tc = self.cfg.train
-        gidx = order[step_in_epoch * tc.batch_size:(step_in_epoch + 1) * tc.batch_size]
+        gidx = order[step_in_epoch * tc.batch_size : (step_in_epoch + 1) * tc.batch_size]
         lo, hi = D.slice_of(tc.batch_size)
         idx = gidx[lo:hi]
         labels = None if self.labels is None else self.labels[idx]
@@ -271,7 +329,10 @@ class Trainer:
             batch = Batch(xl, idx, labels)
         self._views_time = time.perf_counter() - t0
         if self.cfg.train.channels_last:
-            views = [v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in views]
+            views = [
+                v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                for v in views
+            ]
         return batch, views
 
     def _autocast(self):
@@ -282,14 +343,23 @@ class Trainer:
     def _no_sync(self):
         return self.model.no_sync() if self.model is not self.method else nullcontext()
 
-    def forward_backward(self, views: list[torch.Tensor], batch: Batch) -> tuple[torch.Tensor, dict, bool]:
+    def forward_backward(
+        self, views: list[torch.Tensor], batch: Batch
+    ) -> tuple[torch.Tensor, dict, bool]:
         """Loss (this rank's), logs, and whether the *global* loss was finite; gradients (averaged
         over ranks) are in ``.grad`` when it was. Every rank takes the same decision."""
         tc = self.cfg.train
         if tc.chunk_size is not None and tc.chunk_size < len(views[0]):
-            loss, logs = gradcache.method_step(self.model, self.method, views, batch, tc.chunk_size,
-                                               self._autocast, self._no_sync,
-                                               self.scaler.scale if self.scaler is not None else None)
+            loss, logs = gradcache.method_step(
+                self.model,
+                self.method,
+                views,
+                batch,
+                tc.chunk_size,
+                self._autocast,
+                self._no_sync,
+                self.scaler.scale if self.scaler is not None else None,
+            )
             return loss, logs, self._globally_finite(loss)
         with self._autocast():
             loss, logs = self.model(views, batch)
@@ -297,7 +367,9 @@ class Trainer:
         finite = self._globally_finite(loss)
         if finite:
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-        elif self.world_size > 1:  # DDP expects a backward after its forward; the step is skipped anyway
+        elif (
+            self.world_size > 1
+        ):  # DDP expects a backward after its forward; the step is skipped anyway
             (loss * 0).backward()
         return loss, logs, finite
 
@@ -330,13 +402,18 @@ class Trainer:
         method.train()
         if self.console is not None and tc.progress != "none" and self.main:
             extra = f", {self.world_size} processes" if self.world_size > 1 else ""
-            self.console.print(f"precision: {self.precision} ({self.precision_reason}){extra}", highlight=False)
-        bar = _ProgressBar(tc.progress if self.main else "none", tc.epochs, self.steps_per_epoch, st,
-                           self.console)
+            self.console.print(
+                f"precision: {self.precision} ({self.precision_reason}){extra}", highlight=False
+            )
+        bar = _ProgressBar(
+            tc.progress if self.main else "none", tc.epochs, self.steps_per_epoch, st, self.console
+        )
         bad_in_a_row = 0
         with StopFlag() as stop, bar:
             while st.epoch < tc.epochs:
-                order = epoch_order(len(self.x), tc.seed, st.epoch, self.device, method, tc.batch_size)
+                order = epoch_order(
+                    len(self.x), tc.seed, st.epoch, self.device, method, tc.batch_size
+                )
                 epoch_loss, epoch_n, t_epoch = 0.0, 0, time.perf_counter()
                 rolled_back = False
                 while st.step_in_epoch < self.steps_per_epoch:
@@ -344,8 +421,17 @@ class Trainer:
                     batch, views = self.batch_at(order, st.step_in_epoch, st.step)
                     t2 = time.perf_counter()
                     t1 = t2 - self._views_time
-                    lr = lr_at(st.step, self.total_steps, self.base_lr, self.warmup, self.cfg.optim.schedule,
-                               self.cfg.optim.min_lr_ratio) * st.lr_scale
+                    lr = (
+                        lr_at(
+                            st.step,
+                            self.total_steps,
+                            self.base_lr,
+                            self.warmup,
+                            self.cfg.optim.schedule,
+                            self.cfg.optim.min_lr_ratio,
+                        )
+                        * st.lr_scale
+                    )
                     for g in opt.param_groups:
                         g["lr"] = lr
                     opt.zero_grad(set_to_none=True)
@@ -355,10 +441,14 @@ class Trainer:
                         if self.scaler is not None:
                             self.scaler.unscale_(opt)
                         if self.cfg.optim.clip_grad:
-                            gn = torch.nn.utils.clip_grad_norm_(method.parameters(), self.cfg.optim.clip_grad)
+                            gn = torch.nn.utils.clip_grad_norm_(
+                                method.parameters(), self.cfg.optim.clip_grad
+                            )
                         else:  # a finite loss can still give an Inf/NaN gradient: never step on one
                             gn = _grad_norm(method)
-                        finite = bool(torch.isfinite(gn))  # gradients are averaged: the same on every rank
+                        finite = bool(
+                            torch.isfinite(gn)
+                        )  # gradients are averaged: the same on every rank
                         overflow = not finite and self.scaler is not None
                     t3 = time.perf_counter()
                     if finite:
@@ -369,7 +459,9 @@ class Trainer:
                             opt.step()
                         method.after_step(st.step, self.total_steps)
                         bad_in_a_row = 0
-                    elif overflow:  # fp16 gradients overflowed: the scaler lowers its scale (not a bad step)
+                    elif (
+                        overflow
+                    ):  # fp16 gradients overflowed: the scaler lowers its scale (not a bad step)
                         self.scaler.update()
                         opt.zero_grad(set_to_none=True)
                         st.skipped_steps += 1
@@ -378,7 +470,9 @@ class Trainer:
                         st.skipped_steps += 1
                         bad_in_a_row += 1
                         if bad_in_a_row >= tc.max_bad_steps:
-                            st = self._roll_back(bad_in_a_row)  # raises TrainingError unless rollback is on
+                            st = self._roll_back(
+                                bad_in_a_row
+                            )  # raises TrainingError unless rollback is on
                             bad_in_a_row, rolled_back = 0, True
                             break
                     t4 = time.perf_counter()
@@ -398,22 +492,34 @@ class Trainer:
                     bar.update(st, lv, lr, rate)
                     collapse = self.monitor(views, st.step) if finite else {}
                     if st.step % 10 == 0 or st.step_in_epoch == self.steps_per_epoch:
-                        rec = {"step": st.step, "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
-                               "loss": lv, "lr": lr, "samples_per_s": rate}
+                        rec = {
+                            "step": st.step,
+                            "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
+                            "loss": lv,
+                            "lr": lr,
+                            "samples_per_s": rate,
+                        }
                         rec.update({k: float(v) for k, v in logs.items()})
                         rec.update(collapse)
                         self.log(rec)
                     if self._stop_requested(stop):
-                        raise Interrupted(self.run_dir, st.step, self._stop_signum, self.save_checkpoint())
+                        raise Interrupted(
+                            self.run_dir, st.step, self._stop_signum, self.save_checkpoint()
+                        )
                 if rolled_back:
                     continue  # the epoch (and its order) comes from the checkpoint
                 # end of epoch
                 st.epoch += 1
                 st.step_in_epoch = 0
                 dt = time.perf_counter() - t_epoch
-                rec = {"step": st.step, "epoch": st.epoch, "epoch_loss": epoch_loss / max(epoch_n, 1),
-                       "epoch_time_s": dt, "epoch_samples_per_s": epoch_n * tc.batch_size / max(dt, 1e-9),
-                       "skipped_steps": st.skipped_steps}
+                rec = {
+                    "step": st.step,
+                    "epoch": st.epoch,
+                    "epoch_loss": epoch_loss / max(epoch_n, 1),
+                    "epoch_time_s": dt,
+                    "epoch_samples_per_s": epoch_n * tc.batch_size / max(dt, 1e-9),
+                    "skipped_steps": st.skipped_steps,
+                }
                 if self.on_epoch_end is not None and self.main:  # evaluation: rank 0 only
                     extra = self.on_epoch_end(st.epoch, method)
                     method.train()
@@ -423,11 +529,17 @@ class Trainer:
                 bar.epoch_done(st, rec)
                 saved = None
                 if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
-                    saved = self.save_checkpoint()  # every rank waits for rank 0 (and its evaluation)
+                    saved = (
+                        self.save_checkpoint()
+                    )  # every rank waits for rank 0 (and its evaluation)
                 else:
                     D.barrier("the end of an epoch")
-                if self._stop_requested(stop):  # asked during the epoch's end (evaluation, checkpoint)
-                    raise Interrupted(self.run_dir, st.step, self._stop_signum, saved or self.save_checkpoint())
+                if self._stop_requested(
+                    stop
+                ):  # asked during the epoch's end (evaluation, checkpoint)
+                    raise Interrupted(
+                        self.run_dir, st.step, self._stop_signum, saved or self.save_checkpoint()
+                    )
         return st
 
     _stop_signum = signal.SIGTERM
@@ -480,13 +592,27 @@ class _ProgressBar:
                 TimeRemainingColumn,
             )
 
-            self.bar = Progress(TextColumn("epoch {task.fields[ep]}/{task.fields[eps]}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                                TextColumn("lr {task.fields[lr]:.2e}"),
-                                TextColumn("{task.fields[rate]:.0f} samples/s"), TimeRemainingColumn(),
-                                console=self.console, transient=False)
-            self.task = self.bar.add_task("train", total=epochs * steps, completed=st.step, ep=st.epoch + 1,
-                                          eps=epochs, loss=math.nan, lr=0.0, rate=0.0)
+            self.bar = Progress(
+                TextColumn("epoch {task.fields[ep]}/{task.fields[eps]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("lr {task.fields[lr]:.2e}"),
+                TextColumn("{task.fields[rate]:.0f} samples/s"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self.task = self.bar.add_task(
+                "train",
+                total=epochs * steps,
+                completed=st.step,
+                ep=st.epoch + 1,
+                eps=epochs,
+                loss=math.nan,
+                lr=0.0,
+                rate=0.0,
+            )
 
     def __enter__(self):
         if self.bar is not None:
@@ -500,13 +626,22 @@ class _ProgressBar:
 
     def update(self, st: Progress, loss: float, lr: float, rate: float):
         if self.bar is not None:
-            self.bar.update(self.task, completed=st.step, ep=min(st.epoch + 1, self.epochs), loss=loss, lr=lr,
-                            rate=rate)
+            self.bar.update(
+                self.task,
+                completed=st.step,
+                ep=min(st.epoch + 1, self.epochs),
+                loss=loss,
+                lr=lr,
+                rate=rate,
+            )
 
     def epoch_done(self, st: Progress, rec: dict):
         if self.mode == "lines":
             extra = "".join(f" {k} {v:.4f}" for k, v in rec.items() if k.startswith("knn"))
             remaining = (self.epochs - st.epoch) * rec["epoch_time_s"]
-            self.console.print(f"epoch {st.epoch}/{self.epochs} loss {rec['epoch_loss']:.4f} "
-                               f"{rec['epoch_samples_per_s']:.0f} samples/s {rec['epoch_time_s']:.1f}s "
-                               f"eta {remaining:.0f}s{extra}", highlight=False)
+            self.console.print(
+                f"epoch {st.epoch}/{self.epochs} loss {rec['epoch_loss']:.4f} "
+                f"{rec['epoch_samples_per_s']:.0f} samples/s {rec['epoch_time_s']:.1f}s "
+                f"eta {remaining:.0f}s{extra}",
+                highlight=False,
+            )

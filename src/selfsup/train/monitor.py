@@ -32,15 +32,26 @@ from ..eval.diagnostics import dim_std, effective_rank
 def collapse_stats(z: Tensor, eps: float = 1e-7) -> dict[str, float]:
     """``emb_std``, ``emb_std_ideal`` and ``emb_rank`` of features ``z`` (N, D), N >= 2."""
     z = z.detach().flatten(1).float()
-    return {"emb_std": float(dim_std(z).mean()), "emb_std_ideal": 1.0 / math.sqrt(z.shape[1]),
-            "emb_rank": effective_rank(z, eps)}
+    return {
+        "emb_std": float(dim_std(z).mean()),
+        "emb_std_ideal": 1.0 / math.sqrt(z.shape[1]),
+        "emb_rank": effective_rank(z, eps),
+    }
 
 
 class CollapseMonitor:
     """Collapse statistics of the latest encoder output, every ``every`` steps; one warning."""
 
-    def __init__(self, method: nn.Module, every: int = 10, std_ratio: float = 0.1,
-                 rank_fraction: float = 0.01, rank_floor: float = 1.5, patience: int = 2, stream=None):
+    def __init__(
+        self,
+        method: nn.Module,
+        every: int = 10,
+        std_ratio: float = 0.1,
+        rank_fraction: float = 0.01,
+        rank_floor: float = 1.5,
+        patience: int = 2,
+        stream=None,
+    ):
         self.method, self.every, self.patience = method, every, patience
         self.std_ratio, self.rank_fraction, self.rank_floor = std_ratio, rank_fraction, rank_floor
         self.stream = stream
@@ -48,7 +59,9 @@ class CollapseMonitor:
         self._bad = 0
         self._outs: list[Tensor] = []
         enc = getattr(method, "encoder", None)
-        self._hook = enc.register_forward_hook(self._capture) if isinstance(enc, nn.Module) else None
+        self._hook = (
+            enc.register_forward_hook(self._capture) if isinstance(enc, nn.Module) else None
+        )
 
     def _capture(self, module, args, out):
         if isinstance(out, Tensor) and out.ndim >= 2 and module.training and len(self._outs) < 64:
@@ -57,7 +70,10 @@ class CollapseMonitor:
     def collapsing(self, stats: dict[str, float], n: int) -> bool:
         d = 1.0 / stats["emb_std_ideal"] ** 2
         rank_min = max(self.rank_floor, self.rank_fraction * min(n, d))
-        return stats["emb_std"] < self.std_ratio * stats["emb_std_ideal"] or stats["emb_rank"] < rank_min
+        return (
+            stats["emb_std"] < self.std_ratio * stats["emb_std_ideal"]
+            or stats["emb_rank"] < rank_min
+        )
 
     def __call__(self, views: list[Tensor], step: int) -> dict[str, float]:
         """Call after every step: statistics for this step's log record ({} between measurements)."""
@@ -79,7 +95,8 @@ class CollapseMonitor:
                 f"warning: the representation is collapsing at step {step} (feature std "
                 f"{stats['emb_std']:.2g} vs {stats['emb_std_ideal']:.2g} when spread out, effective rank "
                 f"{stats['emb_rank']:.1f} of {min(len(z), z.flatten(1).shape[1])}); lower the learning "
-                "rate or check the method's settings\n")
+                "rate or check the method's settings\n"
+            )
         return stats
 
     def close(self) -> None:

@@ -26,9 +26,17 @@ class LARS(torch.optim.Optimizer):
     ratio ``eta * ||w|| / (||g|| + wd ||w||)``. Groups with ``lars=False`` (biases, norms) take plain
     SGD steps, as in SimCLR."""
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.001):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True))
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.001,
+    ):
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True)
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -42,7 +50,9 @@ class LARS(torch.optim.Optimizer):
                     if g["weight_decay"]:
                         d = d.add(p, alpha=g["weight_decay"])
                     wn, gn = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d)
-                    trust = torch.where((wn > 0) & (gn > 0), g["eta"] * wn / gn, torch.ones_like(wn))
+                    trust = torch.where(
+                        (wn > 0) & (gn > 0), g["eta"] * wn / gn, torch.ones_like(wn)
+                    )
                     d = d.mul(trust)
                 st = self.state[p]
                 if "momentum_buffer" not in st:
@@ -60,8 +70,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         if not p.requires_grad:
             continue
         (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0, "lars": False}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0, "lars": False},
+    ]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torch.optim.Optimizer:
@@ -86,8 +98,14 @@ def _fused(cls, groups, **kw) -> torch.optim.Optimizer:
         return cls(groups, **kw)
 
 
-def lr_at(step: int, total: int, base_lr: float, warmup: int, schedule: str = "cosine",
-          min_ratio: float = 0.0) -> float:
+def lr_at(
+    step: int,
+    total: int,
+    base_lr: float,
+    warmup: int,
+    schedule: str = "cosine",
+    min_ratio: float = 0.0,
+) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio * base_lr``."""
     if warmup > 0 and step < warmup:
         return base_lr * (step + 1) / warmup

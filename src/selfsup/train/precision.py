@@ -43,8 +43,10 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 def resolve(precision: str, device: torch.device) -> tuple[str, str]:
     """``(precision, why)`` with ``auto`` replaced by fp32 or bf16 for ``device``."""
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA device (float16 with a gradient scaler); "
-                          "on CPU use bf16, fp32 or auto")
+        raise ConfigError(
+            "train.precision=fp16 needs a CUDA device (float16 with a gradient scaler); "
+            "on CPU use bf16, fp32 or auto"
+        )
     if precision != "auto":
         return precision, "set in the config"
     if device.type == "cuda":

@@ -5,5 +5,16 @@ from .image import PRESETS, ImageViews, ViewSpec, choose_preset, eval_view, reso
 from .multicrop import MultiCropViews
 from .style import BatchStyle
 
-__all__ = ["ImageViews", "MultiCropViews", "ViewSpec", "PRESETS", "choose_preset", "resolve_spec",
-           "eval_view", "seeded", "BatchStyle", "GeneratedViews", "register_generator"]
+__all__ = [
+    "ImageViews",
+    "MultiCropViews",
+    "ViewSpec",
+    "PRESETS",
+    "choose_preset",
+    "resolve_spec",
+    "eval_view",
+    "seeded",
+    "BatchStyle",
+    "GeneratedViews",
+    "register_generator",
+]

@@ -52,8 +52,10 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
         return GENERATORS[spec]
     if ":" not in spec:
         known = ", ".join(sorted(GENERATORS)) or "none registered"
-        raise ConfigError(f"views.generator '{spec}' is not a registered generator ({known}); give NAME, "
-                          "package.module:function or path/to/file.py:function")
+        raise ConfigError(
+            f"views.generator '{spec}' is not a registered generator ({known}); give NAME, "
+            "package.module:function or path/to/file.py:function"
+        )
     where, attr = spec.rsplit(":", 1)
     try:
         if where.endswith(".py"):
@@ -68,8 +70,10 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure to import the user's module is a config error
-        raise ConfigError(f"views.generator '{spec}' could not be imported ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        raise ConfigError(
+            f"views.generator '{spec}' could not be imported ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
     fn = getattr(mod, attr, None)
     if not callable(fn):
         raise ConfigError(f"views.generator '{spec}': '{attr}' is not a callable of '{where}'")
@@ -80,7 +84,13 @@ class GeneratedViews(nn.Module):
     """``n_views`` views of each batch from ``fn(x, seed)``, checked (and, for images, resized to the
     view size ``size``). Any modality: a view must have the batch's shape, or (N, C, size, size)."""
 
-    def __init__(self, fn: GeneratorFn | str, size: int | None = None, n_views: int = 2, name: str | None = None):
+    def __init__(
+        self,
+        fn: GeneratorFn | str,
+        size: int | None = None,
+        n_views: int = 2,
+        name: str | None = None,
+    ):
         super().__init__()
         self.fn = resolve_generator(fn)
         self.name = name or (fn if isinstance(fn, str) else getattr(fn, "__name__", "generator"))
@@ -93,23 +103,40 @@ class GeneratedViews(nn.Module):
             shapes.append((*x.shape[:2], self.size, self.size))
         views = list(out.unbind(0)) if isinstance(out, Tensor) and out.ndim == x.ndim + 1 else out
         if not isinstance(views, (list, tuple)) or not all(isinstance(v, Tensor) for v in views):
-            raise ConfigError(f"{what} must return a list of tensors (or one (K, N, C, H, W) tensor), "
-                              f"got {type(out).__name__}")
+            raise ConfigError(
+                f"{what} must return a list of tensors (or one (K, N, C, H, W) tensor), "
+                f"got {type(out).__name__}"
+            )
         if len(views) < self.n_views:
-            raise ConfigError(f"{what} returned {len(views)} view(s); views.n_views asks for {self.n_views}")
+            raise ConfigError(
+                f"{what} returned {len(views)} view(s); views.n_views asks for {self.n_views}"
+            )
         good = []
-        for v in views[:self.n_views]:
+        for v in views[: self.n_views]:
             if not v.is_floating_point():
-                raise ConfigError(f"{what} returned a view of dtype {v.dtype}; it must return float images in [0, 1]")
+                raise ConfigError(
+                    f"{what} returned a view of dtype {v.dtype}; it must return float images in [0, 1]"
+                )
             if v.device != x.device:
-                raise ConfigError(f"{what} returned a view on {v.device}; the batch is on {x.device}")
+                raise ConfigError(
+                    f"{what} returned a view on {v.device}; the batch is on {x.device}"
+                )
             if tuple(v.shape) not in shapes:
-                raise ConfigError(f"{what} returned a view of shape {tuple(v.shape)}; expected "
-                                  f"{' or '.join(str(s) for s in dict.fromkeys(shapes))}")
+                raise ConfigError(
+                    f"{what} returned a view of shape {tuple(v.shape)}; expected "
+                    f"{' or '.join(str(s) for s in dict.fromkeys(shapes))}"
+                )
             v = v.float()
-            if len(shapes) > 1 and tuple(v.shape) != shapes[1]:  # images at the data size -> the view size
-                v = F.interpolate(v, size=shapes[1][2:], mode="bilinear", align_corners=False,
-                                  antialias=shapes[1][2] < x.shape[2])
+            if (
+                len(shapes) > 1 and tuple(v.shape) != shapes[1]
+            ):  # images at the data size -> the view size
+                v = F.interpolate(
+                    v,
+                    size=shapes[1][2:],
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=shapes[1][2] < x.shape[2],
+                )
             good.append(v)
         return good
 

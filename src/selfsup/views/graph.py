@@ -78,7 +78,9 @@ def random_walk_subgraph(b: GraphBatch, length: int) -> GraphBatch:
     for _ in range(length):
         d = deg[cur]
         r = (torch.rand(len(cur), device=b.device) * d.clamp(min=1)).long()
-        nxt = torch.where(d > 0, dst[(start[cur] + r).clamp(max=max(len(dst) - 1, 0))] if len(dst) else cur, cur)
+        nxt = torch.where(
+            d > 0, dst[(start[cur] + r).clamp(max=max(len(dst) - 1, 0))] if len(dst) else cur, cur
+        )
         cur = nxt
         visited[cur] = True
     return _keep_nodes(b, visited)

@@ -46,11 +46,20 @@ class ViewSpec:
 
 PRESETS = {
     "cifar": ViewSpec(size=32),
-    "digits": ViewSpec(size=16, crop_scale=(0.6, 1.0), flip=0.0, jitter=(0.4, 0.4, 0.0, 0.0),
-                       grayscale_p=0.0, affine_p=0.8, rotate=15.0, translate=0.1),
+    "digits": ViewSpec(
+        size=16,
+        crop_scale=(0.6, 1.0),
+        flip=0.0,
+        jitter=(0.4, 0.4, 0.0, 0.0),
+        grayscale_p=0.0,
+        affine_p=0.8,
+        rotate=15.0,
+        translate=0.1,
+    ),
     "imagenet": ViewSpec(size=224, crop_scale=(0.08, 1.0), jitter=(0.4, 0.4, 0.2, 0.1), blur_p=0.5),
-    "none": ViewSpec(size=32, crop_scale=(1.0, 1.0), flip=0.0, jitter=(0, 0, 0, 0), jitter_p=0.0,
-                     grayscale_p=0.0),
+    "none": ViewSpec(
+        size=32, crop_scale=(1.0, 1.0), flip=0.0, jitter=(0, 0, 0, 0), jitter_p=0.0, grayscale_p=0.0
+    ),
 }
 
 
@@ -67,11 +76,18 @@ def resolve_spec(preset: str, channels: int, data_size: int, **overrides) -> tup
     if name not in PRESETS:
         from ..errors import ConfigError
 
-        raise ConfigError(f"unknown image view preset '{name}'; choose one of: auto, {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"unknown image view preset '{name}'; choose one of: auto, {', '.join(PRESETS)}"
+        )
     spec = PRESETS[name]
     if name == "none":
         spec = replace(spec, size=data_size)
-    spec = replace(spec, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None})
+    spec = replace(
+        spec,
+        **{
+            k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None
+        },
+    )
     return name, spec
 
 
@@ -106,11 +122,17 @@ class ImageViews(nn.Module):
 def _kornia_pipeline(s: ViewSpec, channels: int) -> nn.Sequential:
     import kornia.augmentation as K
 
-    ops: list[nn.Module] = [K.RandomResizedCrop((s.size, s.size), scale=s.crop_scale,
-                                                ratio=(3 / 4, 4 / 3), align_corners=False)]
+    ops: list[nn.Module] = [
+        K.RandomResizedCrop(
+            (s.size, s.size), scale=s.crop_scale, ratio=(3 / 4, 4 / 3), align_corners=False
+        )
+    ]
     if s.affine_p > 0:
-        ops.append(K.RandomAffine(s.rotate, translate=(s.translate, s.translate), p=s.affine_p,
-                                  align_corners=False))
+        ops.append(
+            K.RandomAffine(
+                s.rotate, translate=(s.translate, s.translate), p=s.affine_p, align_corners=False
+            )
+        )
     if s.flip > 0:
         ops.append(K.RandomHorizontalFlip(p=s.flip))
     b, c, sat, hue = s.jitter
@@ -139,16 +161,21 @@ def _uniform(n: int, lo: float, hi: float, device) -> Tensor:
     return torch.rand(n, device=device) * (hi - lo) + lo
 
 
-def crop_params(n: int, scale: tuple[float, float], ratio: tuple[float, float], device,
-                tries: int = 10) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def crop_params(
+    n: int, scale: tuple[float, float], ratio: tuple[float, float], device, tries: int = 10
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Random resized crop boxes as (width, height, centre x, centre y) in units of the image side.
 
     Like torchvision: area ~ U(scale), log aspect ratio ~ U(log ratio); the first of ``tries``
     candidates that fits is used, else the whole image.
     """
     area = _uniform(n * tries, *scale, device).view(n, tries)
-    logr = _uniform(n * tries, torch.log(torch.tensor(ratio[0])).item(),
-                    torch.log(torch.tensor(ratio[1])).item(), device).view(n, tries)
+    logr = _uniform(
+        n * tries,
+        torch.log(torch.tensor(ratio[0])).item(),
+        torch.log(torch.tensor(ratio[1])).item(),
+        device,
+    ).view(n, tries)
     r = logr.exp()
     w, h = (area * r).sqrt(), (area / r).sqrt()
     ok = (w <= 1) & (h <= 1)
@@ -184,13 +211,16 @@ def geometry(n: int, spec: ViewSpec, device) -> Tensor:
 def _gray(x: Tensor) -> Tensor:
     if x.shape[1] == 1:
         return x
-    return torch.einsum("nchw,c->nhw", x, torch.tensor(_GRAY, device=x.device, dtype=x.dtype)).unsqueeze(1)
+    return torch.einsum(
+        "nchw,c->nhw", x, torch.tensor(_GRAY, device=x.device, dtype=x.dtype)
+    ).unsqueeze(1)
 
 
 def _hue(x: Tensor, shift: Tensor) -> Tensor:
     """Rotate the chroma of RGB images by ``shift`` turns (a fraction of 2 pi) in YIQ space."""
-    t = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                     device=x.device)
+    t = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device
+    )
     ang = shift * 2 * torch.pi
     cos, sin = ang.cos(), ang.sin()
     rot = torch.zeros(len(x), 3, 3, device=x.device)
@@ -260,7 +290,9 @@ def augment(x: Tensor, spec: ViewSpec) -> Tensor:
     n = len(x)
     theta = geometry(n, spec, x.device)
     grid = _affine_grid(theta, spec.size)
-    v = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    v = nn.functional.grid_sample(
+        x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
     if spec.jitter_p > 0 and any(j > 0 for j in spec.jitter):
         v = color_jitter(v, spec.jitter, spec.jitter_p)
     if spec.grayscale_p > 0 and x.shape[1] == 3:
@@ -275,8 +307,13 @@ def eval_view(x: Tensor, size: int) -> Tensor:
     """The deterministic view used for evaluation: uint8 -> float [0, 1] at ``size`` px."""
     xf = x.float().div(255.0)
     if xf.shape[-1] != size or xf.shape[-2] != size:
-        xf = nn.functional.interpolate(xf, size=(size, size), mode="bilinear", align_corners=False,
-                                       antialias=xf.shape[-1] > size)
+        xf = nn.functional.interpolate(
+            xf,
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=xf.shape[-1] > size,
+        )
     return xf
 
 

@@ -57,7 +57,7 @@ def standardize_styles(x: Tensor, r: float, ref: int) -> Tensor:
     f = torch.fft.fftshift(torch.fft.fftn(x.double(), dim=dims), dim=dims)
     amp, phase = f.abs(), f.angle()
     m = low_frequency_mask(tuple(x.shape[2:]), r, x.device).double()
-    amp = (1 - m) * amp + m * amp[ref:ref + 1]
+    amp = (1 - m) * amp + m * amp[ref : ref + 1]
     out = torch.fft.ifftn(torch.fft.ifftshift(torch.polar(amp, phase), dim=dims), dim=dims)
     return out.real.to(x.dtype if x.is_floating_point() else torch.float32)
 

@@ -79,8 +79,9 @@ def vime_corrupt(x: Tensor, pool: Tensor, p: float) -> tuple[Tensor, Tensor]:
     return xt, xt != x
 
 
-def clan_resample(x: Tensor, mean: Tensor, std: Tensor, p: float, half_width: float,
-                  cardinality: Tensor) -> Tensor:
+def clan_resample(
+    x: Tensor, mean: Tensor, std: Tensor, p: float, half_width: float, cardinality: Tensor
+) -> Tensor:
     """CLAN: each cell with probability ``p`` becomes ``mean + std * U(-half_width, half_width)``;
     a categorical cell (``cardinality > 0``) a uniformly drawn code in ``[0, cardinality)``."""
     m = torch.rand(x.shape, device=x.device) < p
@@ -105,13 +106,21 @@ class TableViews(nn.Module):
     ``cardinality``: the number of categories of each categorical column, 0 for numeric ones.
     """
 
-    def __init__(self, spec: TableViewSpec, mean: list[float], std: list[float], cardinality: list[int],
-                 n_views: int = 2):
+    def __init__(
+        self,
+        spec: TableViewSpec,
+        mean: list[float],
+        std: list[float],
+        cardinality: list[int],
+        n_views: int = 2,
+    ):
         super().__init__()
         self.spec, self.n_views = spec, n_views
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1))
-        self.register_buffer("cardinality", torch.tensor(cardinality, dtype=torch.float32).view(1, -1))
+        self.register_buffer(
+            "cardinality", torch.tensor(cardinality, dtype=torch.float32).view(1, -1)
+        )
         self.register_buffer("pool", torch.empty(0), persistent=False)
 
     def fit(self, x: Tensor) -> TableViews:

@@ -91,12 +91,22 @@ class SeriesViews(nn.Module):
     data's own units; a dropped channel takes its mean).
     """
 
-    def __init__(self, spec: SeriesViewSpec, std: list[float], n_views: int = 2, mean: list[float] | None = None):
+    def __init__(
+        self,
+        spec: SeriesViewSpec,
+        std: list[float],
+        n_views: int = 2,
+        mean: list[float] | None = None,
+    ):
         super().__init__()
         self.spec, self.n_views = spec, n_views
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1))
-        self.register_buffer("mean", torch.tensor(mean if mean is not None else [0.0] * len(std),
-                                                  dtype=torch.float32).view(1, -1, 1))
+        self.register_buffer(
+            "mean",
+            torch.tensor(mean if mean is not None else [0.0] * len(std), dtype=torch.float32).view(
+                1, -1, 1
+            ),
+        )
 
     def one(self, x: Tensor) -> Tensor:
         s = self.spec
@@ -144,7 +154,9 @@ def resample(x: Tensor, pos: Tensor, n: Tensor) -> Tensor:
     c = x.shape[1]
     xl = x.gather(2, lo.unsqueeze(1).expand(-1, c, -1))
     xh = x.gather(2, hi.unsqueeze(1).expand(-1, c, -1))
-    out = torch.where(torch.isnan(xl) | torch.isnan(xh), torch.where(a < 0.5, xl, xh), xl + a * (xh - xl))
+    out = torch.where(
+        torch.isnan(xl) | torch.isnan(xh), torch.where(a < 0.5, xl, xh), xl + a * (xh - xl)
+    )
     pad = torch.arange(t, device=x.device).view(1, 1, -1) >= n.view(-1, 1, 1)
     return out.masked_fill(pad, float("nan"))
 
@@ -182,10 +194,16 @@ def permute_segments(x: Tensor, n: Tensor, max_segments: int) -> Tensor:
     b, c, t = x.shape
     k = torch.randint(1, max_segments + 1, (b, 1), device=x.device)
     cuts = torch.rand(b, max_segments - 1, device=x.device) * n.view(-1, 1).to(torch.float32)
-    cuts = torch.where(torch.arange(max_segments - 1, device=x.device).view(1, -1) < k - 1, cuts, float("inf"))
+    cuts = torch.where(
+        torch.arange(max_segments - 1, device=x.device).view(1, -1) < k - 1, cuts, float("inf")
+    )
     idx = torch.arange(t, device=x.device).view(1, -1)
-    seg = (idx.unsqueeze(-1).to(torch.float32) >= cuts.unsqueeze(1)).sum(-1)  # (B, T) segment of each step
-    rank = torch.argsort(torch.rand(b, max_segments, device=x.device), dim=1)  # new place of each segment
+    seg = (idx.unsqueeze(-1).to(torch.float32) >= cuts.unsqueeze(1)).sum(
+        -1
+    )  # (B, T) segment of each step
+    rank = torch.argsort(
+        torch.rand(b, max_segments, device=x.device), dim=1
+    )  # new place of each segment
     key = rank.gather(1, seg) * t + idx
     key = torch.where(idx < n.view(-1, 1), key, max_segments * t + idx)  # padding stays at the end
     order = torch.argsort(key, dim=1)
