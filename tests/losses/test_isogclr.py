@@ -99,11 +99,13 @@ def test_state_survives_checkpoint_and_resume(tiny_config, tmp_path):
     import selfsup
     from selfsup.train import checkpoint as ckpt
 
-    cfg = lambda out: tiny_config(
-        method="isogclr",
-        out=str(out),  # noqa: E731
-        eval={"protocols": ["knn"], "diagnostics": False, "report": False},
-    )
+    def cfg(out):
+        return tiny_config(
+            method="isogclr",
+            out=str(out),
+            eval={"protocols": ["knn"], "diagnostics": False, "report": False},
+        )
+
     straight = selfsup.train(cfg(tmp_path / "a"))
     with pytest.raises(_Kill):
         selfsup.train(cfg(tmp_path / "b"), on_epoch_end=_kill_at_2)
