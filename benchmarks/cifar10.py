@@ -20,11 +20,24 @@ from pathlib import Path
 import torch
 
 import selfsup
-from selfsup import api
 from selfsup import methods as M
+from selfsup.evaluation import evaluate_encoder
 from selfsup.methods import Batch
+from selfsup.parts import build_encoder, load_data
+from selfsup.resolve import resolve_config
 from selfsup.train.precision import resolve as resolve_precision
 from selfsup.views import ImageViews, resolve_spec
+
+
+def image_meta(channels: int, size: int, mean, std) -> dict:
+    """The description of an image encoder (see selfsup.modalities.Modality)."""
+    return {
+        "modality": "image",
+        "in_channels": channels,
+        "image_size": size,
+        "mean": list(mean),
+        "std": list(std),
+    }
 
 
 def profile_step(cfg, splits, steps: int = 8) -> dict:
@@ -36,7 +49,7 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
     tr = splits.train
     _, spec = resolve_spec(cfg.views.preset, tr.channels, tr.size)
     mean, std = channel_stats(tr.x)
-    enc = api.build_encoder(cfg, tr.channels, spec.size, mean, std, 0)
+    enc = build_encoder(cfg, image_meta(tr.channels, spec.size, mean, std), 0)
     method = M.build(cfg.method, enc, cfg.loss, M.Context(model=cfg.model, n_samples=len(tr)))
     views = ImageViews(spec, tr.channels, 2, cfg.views.backend)
     opt = build_optimizer(method, cfg.optim, cfg.train.batch_size)
@@ -115,7 +128,7 @@ def main():
     if a.config:
         fallback = {}
     options = {k: v if v is not None else fallback.get(k) for k, v in given.items()}
-    cfg = api.resolve_config(
+    cfg = resolve_config(
         a.config,
         a.overrides + ["eval.protocols=[knn]"],
         data=a.data,
@@ -123,14 +136,15 @@ def main():
         **{k: v for k, v in options.items() if v is not None},
     )
     t0 = time.perf_counter()
-    splits, bank, query = api.load_data(cfg)
+    splits, bank, query = load_data(cfg)
     print(
         f"data: {len(splits.train)} train, {len(bank)} bank / {len(query)} query, "
         f"loaded in {time.perf_counter() - t0:.1f}s",
         flush=True,
     )
     enc_params = sum(
-        p.numel() for p in api.build_encoder(cfg, 3, 32, [0.5] * 3, [0.25] * 3, 0).parameters()
+        p.numel()
+        for p in build_encoder(cfg, image_meta(3, 32, [0.5] * 3, [0.25] * 3), 0).parameters()
     )
     print(
         f"backbone {cfg.model.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}"
@@ -154,8 +168,14 @@ def main():
             torch.save(method.encoder.state_dict(), snapshots / f"epoch{epoch:03d}.pt")
         if (not a.knn_every or epoch % a.knn_every) and epoch != cfg.train.epochs:
             return None
-        r = api.evaluate_encoder(
-            method.encoder, bank, query, eval_size, cfg.eval, torch.device("cpu"), ["knn"]
+        r = evaluate_encoder(
+            method.encoder,
+            bank,
+            query,
+            {"image_size": eval_size},
+            cfg.eval,
+            torch.device("cpu"),
+            ["knn"],
         )
         print(
             f"epoch {epoch}: knn_top1 {r['knn_top1']:.4f}  wall {time.perf_counter() - start:.0f}s "
@@ -183,14 +203,12 @@ def main():
 
 def curve(run_dir: Path, overrides: list[str]) -> None:
     """kNN top-1 of every snapshot in ``run_dir/snapshots``, on the run's own data and eval size."""
-    run_cfg = api.resolve_config(str(run_dir / "config.yaml"), overrides + ["eval.protocols=[knn]"])
-    _, bank, query = api.load_data(run_cfg)
+    run_cfg = resolve_config(str(run_dir / "config.yaml"), overrides + ["eval.protocols=[knn]"])
+    _, bank, query = load_data(run_cfg)
     enc = selfsup.load_encoder(run_dir)
     for snap in sorted((run_dir / "snapshots").glob("epoch*.pt")):
         enc.load_state_dict(torch.load(snap, map_location="cpu"))
-        r = api.evaluate_encoder(
-            enc, bank, query, enc.image_size, run_cfg.eval, torch.device("cpu"), ["knn"]
-        )
+        r = evaluate_encoder(enc, bank, query, enc.meta, run_cfg.eval, torch.device("cpu"), ["knn"])
         print(f"{snap.stem}: knn_top1 {r['knn_top1']:.4f}", flush=True)
 
 

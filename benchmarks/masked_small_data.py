@@ -159,7 +159,9 @@ def main():
             with open(a.json, "a") as f:
                 f.write(json.dumps(row) + "\n")
     # randomly initialised encoders, fine-tuned the same way (no pretraining)
-    from selfsup.api import build_encoder, evaluate_encoder, load_data, pick_device
+    from selfsup.evaluation import evaluate_encoder
+    from selfsup.parts import build_encoder, load_data
+    from selfsup.validate import device as pick_device
 
     for backbone in (
         sorted({SETUPS[n][0] for n in a.methods.split(",")}) if a.random_init != "no" else []
@@ -169,8 +171,10 @@ def main():
         from selfsup.eval import channel_stats
 
         mean, std = channel_stats(splits.train.x)
-        enc = build_encoder(cfg, 3, 32, mean, std, 0)
-        e = evaluate_encoder(enc, bank, query, 32, cfg.eval, pick_device("cpu"))
+        meta = {"modality": "image", "in_channels": 3, "image_size": 32}
+        meta.update(mean=list(mean), std=list(std))
+        enc = build_encoder(cfg, meta, 0)
+        e = evaluate_encoder(enc, bank, query, meta, cfg.eval, pick_device("cpu"))
         row = {
             "method": f"random init ({backbone})",
             "backbone": backbone,

@@ -54,7 +54,8 @@ def centroid_cos(run) -> dict:
     """Mean cosine to the normal training rows' mean feature: training rows, normal and anomalous test rows."""
     import torch
 
-    from selfsup.api import load_data, resolve_config
+    from selfsup.parts import load_data
+    from selfsup.resolve import resolve_config
 
     enc = run.encoder
     _, bank, query = load_data(resolve_config(run.config.to_dict()))

@@ -35,14 +35,14 @@ def build_trainer(
 ):
     import torch
 
-    from selfsup import api
     from selfsup import methods as M
     from selfsup.models import build_backbone
     from selfsup.models.encoder import Encoder
+    from selfsup.resolve import resolve_config
     from selfsup.train import Trainer
     from selfsup.views import ImageViews, resolve_spec
 
-    cfg = api.resolve_config(
+    cfg = resolve_config(
         method="simclr",
         batch_size=batch,
         epochs=1,

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from selfsup import api
 from selfsup import config as C
 from selfsup.data import load_source
 from selfsup.errors import CheckpointError, ConfigError, DataError
+from selfsup.resolve import resolve_config
 from selfsup.train import checkpoint as ckpt
 
 #: a fixed, quick sample by default; SELFSUP_HYPOTHESIS_EXAMPLES=N explores N random examples
@@ -82,7 +82,7 @@ config_dicts = st.dictionaries(
 @given(d=config_dicts, overrides=st.lists(st.text(max_size=30), max_size=3))
 def test_config_parsing_raises_only_config_error(d, overrides):
     try:
-        cfg = api.resolve_config(d, overrides)
+        cfg = resolve_config(d, overrides)
     except ConfigError as e:
         assert "\n" not in str(e)
     else:
@@ -93,7 +93,7 @@ def test_config_parsing_raises_only_config_error(d, overrides):
 @given(key=st.text(max_size=20), value=st.text(max_size=30))
 def test_set_overrides_raise_only_config_error(key, value):
     try:
-        api.resolve_config(None, [f"{key}={value}"])
+        resolve_config(None, [f"{key}={value}"])
     except ConfigError:
         pass
 
@@ -105,7 +105,7 @@ def test_yaml_files_raise_only_config_error(text):
         p = Path(d) / "c.yaml"
         p.write_text(text, encoding="utf-8", errors="surrogateescape")
         try:
-            api.resolve_config(str(p))
+            resolve_config(str(p))
         except ConfigError:
             pass
 

@@ -215,17 +215,19 @@ def _cmd_train(args) -> int:
 def _planned_launch(args):
     """``(worker argv, nproc, run_dir)`` when the run asks for several processes, after checking
     (in one line, before anything is written) that this machine and batch can serve them."""
-    from . import api
     from . import config as C
+    from . import resolve
     from .rundir import check_new, default_dir, require_run
     from .train.launch import check
 
     if args.resume is not None:
         stored = C.load_yaml(require_run(Path(args.resume)) / "config.yaml")
-        cfg = api.resolve_config(stored, epochs=args.epochs, device=args.device, nproc=args.nproc)
+        cfg = resolve.resolve_config(
+            stored, epochs=args.epochs, device=args.device, nproc=args.nproc
+        )
         run_dir = str(args.resume)
     else:
-        cfg = api.resolve_config(
+        cfg = resolve.resolve_config(
             args.config,
             args.overrides,
             method=args.method,
@@ -252,7 +254,7 @@ def _planned_launch(args):
     check(nproc, cfg.train.batch_size, cfg.train.device, cfg.train.chunk_size, cfg.method)
     argv = list(args.argv)
     if args.resume is None:
-        check_new(Path(run_dir), args.overwrite, api._protected(cfg))
+        check_new(Path(run_dir), args.overwrite, resolve.protected_paths(cfg))
         if args.out is None:
             argv += ["--out", run_dir]
     if args.nproc is None:
@@ -307,9 +309,9 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from . import api
+    from .evaluation import write_run_report
 
-    print(f"report: {api.write_run_report(args.run_dirs, args.out)}")
+    print(f"report: {write_run_report(args.run_dirs, args.out)}")
     return 0
 
 

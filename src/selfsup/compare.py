@@ -25,6 +25,7 @@ def compare(
     """
     from . import api
     from . import methods as M
+    from .evaluation import write_run_report
 
     names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
     names = [m for m in names if m]
@@ -62,7 +63,7 @@ def compare(
                 **options,
             )
         )
-    path = api.write_run_report([r.dir for r in runs], root / "report.html")
+    path = write_run_report([r.dir for r in runs], root / "report.html")
     return path, runs
 
 
@@ -71,18 +72,19 @@ def _check_all(
 ) -> None:
     """Every method's config, run directory and data checks, before the first method trains: a
     mistake in the last method must not cost the training of the first ones."""
-    from . import api
     from . import validate as V
+    from .parts import load_data
+    from .resolve import protected_paths, resolve_config
     from .rundir import check_new
 
     cfgs = [
-        api.resolve_config(
+        resolve_config(
             None, overrides, method=m, data=data, epochs=epochs, out=str(root / m), **options
         )
         for m in names
     ]
     for cfg in cfgs:
-        check_new(Path(cfg.out), overwrite, api._protected(cfg))
-    splits, bank, _ = api.load_data(cfgs[0])
+        check_new(Path(cfg.out), overwrite, protected_paths(cfg))
+    splits, bank, _ = load_data(cfgs[0])
     for cfg in cfgs:
         V.check_data(cfg, splits.train, bank)

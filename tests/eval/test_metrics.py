@@ -164,8 +164,8 @@ def test_sgd_linear_probe_separable():
 
 
 def test_protocol_registry(tiny_config):
-    from selfsup.api import evaluate_features
     from selfsup.config import EvalConfig
+    from selfsup.evaluation import evaluate_features
 
     xb, yb = blobs()
     xq, yq = blobs(n_per=5)

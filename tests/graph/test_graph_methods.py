@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import selfsup
-from selfsup.api import assemble, resolve_config
 from selfsup.data import load_source
 from selfsup.methods.base import Batch
+from selfsup.parts import assemble
+from selfsup.resolve import resolve_config
 
 FAST = ["eval.report=false", "eval.diagnostics=false", "train.progress=none", "model.width=0.25"]
 

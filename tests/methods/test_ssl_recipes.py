@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from selfsup.api import resolve_config
+from selfsup.resolve import resolve_config
 
 ROOT = Path(__file__).resolve().parents[2] / "configs"
 METHODS = [

@@ -11,6 +11,7 @@ import torch
 import selfsup
 from selfsup.errors import ConfigError
 from selfsup.modalities import image as image_modality
+from selfsup.parts import assemble, load_data
 
 BASE = [
     "train.progress=none",
@@ -42,9 +43,7 @@ def test_training_views_are_small_and_evaluation_is_at_eval_size(tmp_path, tiny_
         overrides=BASE + ["views.size=6", "views.eval_size=8"],
         on_epoch_end=None,
     )
-    parts = selfsup.api.assemble(
-        run.config, selfsup.api.load_data(run.config)[0].train, torch.device("cpu")
-    )
+    parts = assemble(run.config, load_data(run.config)[0].train, torch.device("cpu"))
     views = parts.views(torch.zeros(4, 1, 8, 8, dtype=torch.uint8))
     seen["train"] = {tuple(v.shape[-2:]) for v in views}
     assert seen == {"train": {(6, 6)}, "eval": {(8, 8)}}

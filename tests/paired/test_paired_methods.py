@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfsup import api
 from selfsup.errors import ConfigError
 from selfsup.methods import Batch
 from selfsup.models.two_tower import TwoTower
+from selfsup.parts import assemble, load_data
+from selfsup.resolve import resolve_config
 
 
 def _parts(paired_config, method, **extra):
-    cfg = api.resolve_config(paired_config(method, **extra))
-    splits, _, _ = api.load_data(cfg)
-    return cfg, api.assemble(cfg, splits.train, torch.device("cpu"))
+    cfg = resolve_config(paired_config(method, **extra))
+    splits, _, _ = load_data(cfg)
+    return cfg, assemble(cfg, splits.train, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("method", ["clip", "isogclr_pair", "xhcl"])
@@ -76,19 +77,19 @@ def test_single_modality_method_on_paired_data_is_refused(paired_config):
 
 
 def test_paired_method_on_single_modality_data_is_refused(paired_config, series5):
-    cfg = api.resolve_config(paired_config("xhcl", data={"source": series5, "pair_channels": None}))
-    splits, _, _ = api.load_data(cfg)
+    cfg = resolve_config(paired_config("xhcl", data={"source": series5, "pair_channels": None}))
+    splits, _, _ = load_data(cfg)
     with pytest.raises(
         ConfigError, match="'xhcl' trains 2 towers on paired data, but the data has one modality"
     ):
-        api.assemble(cfg, splits.train, torch.device("cpu"))
+        assemble(cfg, splits.train, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("method", ["clip", "isogclr_pair", "xhcl"])
 def test_recipe_loads(method):
     from pathlib import Path
 
-    cfg = api.resolve_config(
+    cfg = resolve_config(
         Path(__file__).resolve().parents[2] / "configs" / f"{method}-basicmotions.yaml"
     )
     assert cfg.method == method and cfg.data.pair_channels == "0,1,2:3,4,5"

@@ -9,11 +9,13 @@ import torch
 
 import selfsup
 from selfsup import methods as M
-from selfsup.api import assemble, load_encoder, resolve_config
+from selfsup.api import load_encoder
 from selfsup.cli import main
 from selfsup.data import load_source
 from selfsup.data.table import encode_table
 from selfsup.methods.base import Batch
+from selfsup.parts import assemble
+from selfsup.resolve import resolve_config
 
 FAST = [
     "eval.report=false",

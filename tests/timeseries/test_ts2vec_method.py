@@ -37,7 +37,8 @@ def test_crop_takes_one_window_per_row():
 
 
 def build(tmp_path, **loss):
-    from selfsup.api import assemble, resolve_config
+    from selfsup.parts import assemble
+    from selfsup.resolve import resolve_config
 
     data = sines(tmp_path / "s.npz")
     cfg = resolve_config(
@@ -81,8 +82,8 @@ def test_a_few_steps_lower_the_loss_without_nan(tmp_path):
 
 
 def test_the_method_needs_per_step_outputs(tmp_path):
-    from selfsup.api import resolve_config
     from selfsup.errors import ConfigError
+    from selfsup.resolve import resolve_config
 
     with pytest.raises(ConfigError, match="per-step outputs"):
         selfsup.train(

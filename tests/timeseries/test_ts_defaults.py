@@ -6,12 +6,12 @@ import pytest
 import torch
 import yaml
 
-from selfsup.api import resolve_config
 from selfsup.cli import main
 from selfsup.data import load_source
 from selfsup.eval.svm import choose_c, svm_accuracy
 from selfsup.modalities import modality_of
 from selfsup.modalities.base import fill_unset
+from selfsup.resolve import resolve_config
 
 
 def test_defaults_fill_only_what_the_user_left_unset(ts_folder):

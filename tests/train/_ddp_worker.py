@@ -22,10 +22,10 @@ def train_weights(
     """Train ``method_name`` on ``n`` digits with global batch ``batch``; the encoder's state."""
     from sklearn.datasets import load_digits
 
-    from selfsup import api
     from selfsup import methods as M
     from selfsup.models import build_backbone
     from selfsup.models.encoder import Encoder
+    from selfsup.resolve import resolve_config
     from selfsup.train import Trainer
     from selfsup.views import ImageViews, resolve_spec
 
@@ -38,7 +38,7 @@ def train_weights(
         "optim.name=sgd",
         "optim.lr=0.1",
     ]
-    cfg = api.resolve_config(
+    cfg = resolve_config(
         method=method_name,
         batch_size=batch,
         epochs=steps_epochs,

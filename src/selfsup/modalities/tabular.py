@@ -65,6 +65,11 @@ class TableModality(Modality):
         spec = TableViewSpec(**meta["view_spec"])
         return TableViews(spec, meta["mean"], meta["std"], meta["cardinality"], cfg.views.n_views)
 
+    def backbone_names(self) -> list[str]:
+        from ..models.tabular import TABLE_BACKBONES
+
+        return list(TABLE_BACKBONES)
+
     def default_backbone(self, meta: dict) -> str:
         return "mlp"
 

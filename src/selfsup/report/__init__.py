@@ -8,7 +8,7 @@ ranking them and overlaid curves.
 The report draws what it is given: run directories (read as files) and, for the embedding map,
 points computed by :func:`embedding_points` from an encoder and labelled images that the caller
 loaded. It never reaches back into :mod:`selfsup.api`; ``selfsup report`` goes through
-:func:`selfsup.api.write_run_report`, which loads each run's encoder and data and hands them over.
+:func:`selfsup.evaluation.write_run_report`, which loads each run's encoder and data and hands them over.
 
 >>> from selfsup.report import write_report
 >>> write_report(["runs/simclr-digits-..."], "report.html")   # doctest: +SKIP

@@ -1,0 +1,152 @@
+"""Building a run's parts from a resolved config: the data splits, the encoder's description
+(``meta``), the encoder, the view maker and the method. Everything here is built (and so
+validated) before a run directory is created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import config as C
+from . import data as D
+from . import methods as M
+from .data.normal import normal_split
+from .data.paired import split_channels
+from .data.table import align_categories
+from .errors import DataError
+from .modalities import Modality, modality_of
+from .modalities import get as get_modality
+from .views.generator import GeneratedViews
+from .views.style import BatchStyle
+
+
+def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
+    """The training split and the labelled (bank, query) pair for evaluation."""
+    dc = cfg.data
+    splits = D.load_source(
+        dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir, label_column=dc.label_column
+    )
+    if dc.pair_channels:  # two modalities from one multichannel source (selfsup.data.paired)
+        splits = split_channels(splits, dc.pair_channels)
+    ev = None
+    if dc.eval_source:
+        size = dc.image_size or getattr(splits.train, "size", None)
+        ev = D.load_source(
+            dc.eval_source, size, dc.skip_corrupt, dc.cache_dir, label_column=dc.label_column
+        )
+        ev = align_categories(ev, splits.train)  # tables: codes of the training vocabulary
+        if dc.pair_channels:
+            ev = split_channels(ev, dc.pair_channels)
+    if (
+        dc.normal_label is not None
+    ):  # anomaly detection: normal training samples, the whole test split
+        splits, bank, query = normal_split(
+            splits, dc.normal_label, None if ev is None else ev.test or ev.train
+        )
+    else:
+        bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
+    if dc.limit is not None and dc.limit < len(splits.train):
+        keep = np.sort(
+            np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[: dc.limit]
+        )
+        splits = D.Splits(splits.train.subset(keep), splits.test)
+    for d in (bank, query):
+        if d is not None and (
+            d.modality != splits.train.modality or d.channels != splits.train.channels
+        ):
+            raise DataError(
+                f"evaluation data '{d.name}' ({d.modality}, {d.channels} channel(s)) does not match "
+                f"the training data ({splits.train.modality}, {splits.train.channels} channel(s)); "
+                "give --eval-data of the same kind"
+            )
+    return splits, bank, query
+
+
+def _evaluable(splits: D.Splits, ev: D.Splits | None) -> bool:
+    s = ev or splits
+    return s.train.labelled or (s.test is not None and s.test.labelled)
+
+
+def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict) -> dict:
+    """What ``encoder.safetensors`` records: enough to rebuild the encoder without the run."""
+    backbone = (
+        mod.default_backbone(input_meta) if cfg.model.backbone == "auto" else cfg.model.backbone
+    )
+    return {
+        "format": "selfsup-encoder-1",
+        "modality": mod.name,
+        "backbone": backbone,
+        "cifar_stem": cfg.model.cifar_stem,
+        "width": cfg.model.width,
+        **input_meta,
+        "method": cfg.method,
+    }
+
+
+def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict, seed: int = 0) -> nn.Module:
+    """The encoder for inputs described by ``meta`` (see :class:`selfsup.modalities.Modality`):
+    the modality's backbone behind the input normalisation, initialised under ``seed``."""
+    mc = cfg.model if isinstance(cfg, C.Config) else cfg
+    mod = get_modality(meta.get("modality", "image"))
+    torch.manual_seed(seed)
+    return mod.build_encoder(meta, mc)
+
+
+@dataclass
+class Parts:
+    """Everything a run trains, built (and so validated) before its run directory is created."""
+
+    modality: Modality
+    preset: str
+    meta: dict
+    method: M.Method
+    views: nn.Module
+    x: Any
+    labels: torch.Tensor | None
+
+
+def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
+    """The training split's modality, views, encoder and method, on ``device``."""
+    vc = cfg.views
+    mod = modality_of(train)
+    preset, input_meta = mod.input_meta(cfg, train)
+    meta = encoder_meta(cfg, mod, input_meta)
+    encoder = build_encoder(cfg, meta, cfg.train.seed)
+    x = mod.to_tensor(train)
+    # images: the training view size (image_size is the evaluation size, views.eval_size)
+    view_size = (meta.get("view_spec") or {}).get("size") or meta.get("image_size")
+    ctx = M.Context(
+        model=cfg.model,
+        n_samples=len(train),
+        n_views=vc.n_views,
+        extra={
+            "batch_size": cfg.train.batch_size,
+            "local_crops": vc.local_crops,
+            "input_shape": tuple(getattr(x, "shape", (0,))[1:]),
+            "image_size": view_size,
+        },
+    )
+    method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
+    views = mod.build_views(cfg, meta)
+    if vc.generator:  # a user's plug-in makes the views instead (checked on two samples below)
+        views = GeneratedViews(vc.generator, view_size, vc.n_views)
+    if vc.bss:  # one style per batch, applied to the raw batch before any view maker
+        views = BatchStyle(views, vc.bss_ratio)
+    views = views.to(device)
+    x = x.to(device)
+    if vc.generator:
+        views.check(x[:2])
+    if callable(
+        getattr(views, "fit", None)
+    ):  # views drawing from the training split (tables' marginals)
+        views.fit(x)
+    labels = None
+    if method.uses_labels:
+        if train.y is None:
+            raise DataError(f"method '{cfg.method}' needs labels but '{train.name}' has none")
+        labels = torch.from_numpy(train.y).to(device)
+    return Parts(mod, preset, meta, method, views, x, labels)

@@ -1,0 +1,108 @@
+"""From what a user gives (a recipe, keyword options, ``key=value`` overrides) to one validated
+:class:`~selfsup.config.Config`. Every name this module knows comes from a registry: methods,
+backbones (each modality's), evaluation protocols."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import config as C
+from . import data as D
+from . import methods as M
+from . import validate as V
+from .errors import ConfigError
+from .eval import protocols as EP
+
+#: shortcut keyword (and CLI option) -> config path
+OPTIONS = {
+    "method": "method",
+    "data": "data.source",
+    "eval_data": "data.eval_source",
+    "backbone": "model.backbone",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "optim.lr",
+    "seed": "train.seed",
+    "device": "train.device",
+    "out": "out",
+    "skip_corrupt": "data.skip_corrupt",
+    "logger": "train.logger",
+    "label_column": "data.label_column",
+    "normal_label": "data.normal_label",
+    "pair_channels": "data.pair_channels",
+    "nproc": "train.nproc",
+}
+
+
+def known_backbones() -> list[str]:
+    """Every backbone name some registered modality builds (each modality refuses the others')."""
+    from .modalities import REGISTRY
+
+    names: list[str] = []
+    for mod in REGISTRY.values():
+        names += [n for n in mod.backbone_names() if n not in names]
+    return names
+
+
+def resolve_config(
+    config: C.Config | dict | str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    **options: Any,
+) -> C.Config:
+    """Defaults <- recipe (a Config, dict or YAML path) <- keyword options <- ``key=value``
+    overrides, validated (see :func:`selfsup.validate.check_config`)."""
+    if isinstance(config, C.Config):
+        d = config.to_dict()
+    elif isinstance(config, dict):
+        d = dict(config)
+    elif isinstance(config, (str, os.PathLike)):
+        d = C.load_yaml(config)
+    elif config is None:
+        d = {}
+    else:
+        raise ConfigError(
+            "config must be a Config, a dict or the path of a YAML recipe, "
+            f"got {type(config).__name__}"
+        )
+    for k, v in options.items():
+        if k not in OPTIONS:
+            raise ConfigError(f"unknown option '{k}'; valid: {', '.join(OPTIONS)}")
+        if v is not None:
+            C.set_path(d, OPTIONS[k], os.fspath(v) if isinstance(v, os.PathLike) else v)
+    C.apply_overrides(d, overrides or [])
+    cfg = C.validate(d)
+    M.validate_params(cfg.method, cfg.loss)
+    known = known_backbones()
+    if cfg.model.backbone != "auto" and cfg.model.backbone not in known:
+        raise ConfigError(
+            f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}"
+        )
+    EP.parse(cfg.eval.protocols)
+    V.check_config(cfg)  # the one validation pass: numbers, seeds, device, packages, sizes
+    return cfg
+
+
+def absolute_paths(cfg: C.Config) -> C.Config:
+    """The config with its data paths made absolute (built-in names stay as they are)."""
+    dc = cfg.data
+    fix = {
+        k: str(Path(v).expanduser().absolute())
+        for k, v in (
+            ("source", dc.source),
+            ("eval_source", dc.eval_source),
+            ("cache_dir", dc.cache_dir),
+        )
+        if v and v not in D.BUILTIN and os.path.exists(os.path.expanduser(v))
+    }
+    return cfg.model_copy(update={"data": dc.model_copy(update=fix)}) if fix else cfg
+
+
+def protected_paths(cfg: C.Config) -> list[str]:
+    """Paths a run directory may never be, contain or lie inside: the data and its cache."""
+    from .data.cache import cache_root
+
+    return [
+        p for p in (cfg.data.source, cfg.data.eval_source, str(cache_root(cfg.data.cache_dir))) if p
+    ]
