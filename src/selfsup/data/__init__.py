@@ -121,7 +121,7 @@ def load_source(
     cifar = find_cifar(path)
     kind = "cifar" if cifar is not None else "folder"
     src = cifar if cifar is not None else path
-    options = {"kind": kind, "image_size": image_size, "skip_corrupt": skip_corrupt, "v": 1}
+    options = {"kind": kind, "image_size": image_size, "skip_corrupt": skip_corrupt, "v": 2}
     root = cache.cache_root(cache_dir)
     key = f"{kind}-{cache.fingerprint(src, options)}"
     hit = cache.load_cached(key, root)

@@ -12,6 +12,10 @@ raw-input baseline and evaluation inputs of that kind of data.
 - :class:`TableData`: float32 (N, F); categorical columns hold codes into ``categories``.
 - :class:`GraphData`: the nodes of one graph (features per node; the edges shared by every subset).
 
+``info["ids"]``, where a source records it, is each sample's id in that source (an image's file
+relative to its split folder, a table row's index among the file's data rows, a graph node's id);
+:meth:`Samples.subset` keeps it aligned. ``selfsup embed`` and ``predict`` name their rows by it.
+
 Fields listed in ``per_sample`` are sliced by :meth:`Samples.subset`; any other array field is shared
 by every sample (room for graphs, whose samples are the nodes of one graph that every batch shares).
 """
@@ -65,7 +69,11 @@ class Samples:
         changes = {
             f: getattr(self, f)[idx] for f in self.per_sample if getattr(self, f) is not None
         }
-        return dataclasses.replace(self, **changes, name=name or self.name, info=dict(self.info))
+        info = dict(self.info)
+        ids = info.pop("ids", None)  # the samples' ids in their source (file, row) follow them
+        if ids is not None and len(ids) == len(self):
+            info["ids"] = [ids[int(i)] for i in np.arange(len(self))[idx]]
+        return dataclasses.replace(self, **changes, name=name or self.name, info=info)
 
 
 @dataclass

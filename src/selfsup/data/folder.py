@@ -13,6 +13,7 @@ and counted in ``info['skipped']``.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -174,7 +175,13 @@ def load_split(
             lab = np.asarray([index[found[v]] for v in lab], dtype=np.int64)
             found = classes
         y = lab
-    return ImageData(x, y, found, name, {"skipped": len(skipped), "skipped_files": skipped[:20]})
+    ids = [_rel(files[i], root) for i in keep]  # each image's file, relative to the split folder
+    info = {"skipped": len(skipped), "skipped_files": skipped[:20], "ids": ids}
+    return ImageData(x, y, found, name, info)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return os.fsdecode(path.relative_to(root)).replace(os.sep, "/")
 
 
 def load_folder(root: Path, image_size: int | None = None, skip_corrupt: bool = False) -> Splits:

@@ -66,7 +66,10 @@ def graph_splits(
             raise DataError(
                 f"{name}: masks were given without labels y; give y (N,) or drop the masks"
             )
-        return Splits(GraphData(x, None, classes, f"{name}/train", features=x, edge_index=e), None)
+        info = {"ids": list(range(n))}
+        return Splits(
+            GraphData(x, None, classes, f"{name}/train", info, features=x, edge_index=e), None
+        )
     y = check_labels(y, n, name)
     if "train_mask" in masks and "test_mask" in masks:
         tr, te = (
@@ -89,11 +92,14 @@ def graph_splits(
         tr, te = lab[a], lab[b]
     y_train = np.full(n, -1, dtype=np.int64)
     y_train[tr] = y[tr]
-    info = {"masks": sorted(masks)} if masks else {}
+    info: dict[str, Any] = {"masks": sorted(masks)} if masks else {}
+    info["ids"] = list(range(n))  # node ids (the test split's follow its subset)
     train = GraphData(
         x, y_train, classes, f"{name}/train", info, features=x, edge_index=e, node_y=y
     )
-    full = GraphData(x, y, classes, f"{name}/test", {}, features=x, edge_index=e, node_y=y)
+    full = GraphData(
+        x, y, classes, f"{name}/test", {"ids": list(range(n))}, features=x, edge_index=e, node_y=y
+    )
     return Splits(train, full.subset(te))
 
 

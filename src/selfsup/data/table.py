@@ -252,6 +252,10 @@ def _build(
     else:
         tr, te = np.arange(len(keep)), None
     splits = _encode(features, keep, tr, te, y, classes, name)
+    ids = np.asarray(rows)[keep] - 1  # each kept row's index among the file's data rows (0-based)
+    splits.train.info["ids"] = ids[tr].tolist()
+    if splits.test is not None and te is not None:
+        splits.test.info["ids"] = ids[te].tolist()
     if skipped:
         first = (
             bad_rows[0][1]
@@ -390,8 +394,8 @@ def _sklearn(loader, name: str) -> Splits:
     cols = [str(c) for c in d.feature_names]
     classes = [str(c) for c in d.target_names]
     return Splits(
-        TableData(x[tr], y[tr], classes, f"{name}/train", {}, cols),
-        TableData(x[te], y[te], classes, f"{name}/test", {}, cols),
+        TableData(x[tr], y[tr], classes, f"{name}/train", {"ids": tr.tolist()}, cols),
+        TableData(x[te], y[te], classes, f"{name}/test", {"ids": te.tolist()}, cols),
     )
 
 
