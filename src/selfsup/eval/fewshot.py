@@ -42,6 +42,77 @@ def few_label_indices(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarr
     return np.sort(np.concatenate(picked))
 
 
+class FineTuner:
+    """An encoder and a new linear head trained end to end with cross-entropy: the one fine-tuning
+    recipe of selfsup (the few-label protocol here, ``selfsup finetune`` in
+    :mod:`selfsup.finetune`). AdamW with weight decay 1e-4, the encoder at ``encoder_lr_ratio``
+    times the head's learning rate, a cosine schedule over ``total_steps`` steps.
+
+    ``encoder`` is trained in place (pass a copy to keep the original); the head is initialised
+    from torch's global generator when this is constructed.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        dim: int,
+        num_classes: int,
+        total_steps: int,
+        lr: float = 1e-3,
+        encoder_lr_ratio: float = 0.1,
+        weight_decay: float = 1e-4,
+        device: str | torch.device = "cpu",
+    ):
+        self.encoder = encoder
+        self.head = nn.Linear(dim, num_classes).to(device)
+        self.opt = torch.optim.AdamW(
+            [
+                {"params": encoder.parameters(), "lr": lr * encoder_lr_ratio},
+                {"params": self.head.parameters(), "lr": lr},
+            ],
+            weight_decay=weight_decay,
+        )
+        self.base = [g["lr"] for g in self.opt.param_groups]
+        self.total_steps = max(1, total_steps)
+        self.steps = 0
+
+    def step(self, xb, yb: torch.Tensor) -> float:
+        """One step on a batch of model inputs ``xb`` (prepared) with labels ``yb``; the loss."""
+        self.encoder.train()
+        t = min(self.steps, self.total_steps)
+        for pg, b in zip(self.opt.param_groups, self.base):
+            pg["lr"] = b * 0.5 * (1 + math.cos(math.pi * t / self.total_steps))
+        with torch.enable_grad():
+            loss = F.cross_entropy(self.head(self.encoder(xb)), yb)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        self.steps += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def scores(self, x, prepare, batch_size: int = 512, device: str | torch.device = "cpu"):
+        """Class scores (N, K) on the CPU for raw samples ``x`` (eval mode)."""
+        feats = extract(self.encoder, x, prepare, batch_size, device)
+        return self.head(feats.to(device)).cpu()
+
+    def state(self) -> dict:
+        """Everything needed to continue exactly (see :meth:`load_state`)."""
+        return {
+            "encoder": self.encoder.state_dict(),
+            "head": self.head.state_dict(),
+            "opt": self.opt.state_dict(),
+            "steps": self.steps,
+            "total_steps": self.total_steps,
+        }
+
+    def load_state(self, s: dict) -> None:
+        self.encoder.load_state_dict(s["encoder"])
+        self.head.load_state_dict(s["head"])
+        self.opt.load_state_dict(s["opt"])
+        self.steps, self.total_steps = int(s["steps"]), int(s["total_steps"])
+
+
 def finetune(
     encoder: nn.Module,
     x,
@@ -60,6 +131,7 @@ def finetune(
 
     ``x``/``query_x``: raw samples (see :func:`~selfsup.eval.features.extract`); ``prepare`` maps a
     raw batch to the encoder's input (an int: the image size). The given encoder is not modified.
+    Each step takes a random batch of ``batch_size`` samples (:class:`FineTuner`).
     Returns ``{"top1", "top5"}``.
     """
     if len(x) < 2:
@@ -72,32 +144,15 @@ def finetune(
             size = prepare
             prepare = lambda b: eval_view(b, size)  # noqa: E731
         dim = extract(enc, x[:2], prepare, 2, device).shape[1]
-        head = nn.Linear(dim, num_classes).to(device)
-        opt = torch.optim.AdamW(
-            [
-                {"params": enc.parameters(), "lr": lr * encoder_lr_ratio},
-                {"params": head.parameters(), "lr": lr},
-            ],
-            weight_decay=1e-4,
-        )
-        base = [g["lr"] for g in opt.param_groups]
+        ft = FineTuner(enc, dim, num_classes, steps, lr, encoder_lr_ratio, device=device)
         xt = prepare(_as_tensor(x).to(device))
         yt = torch.from_numpy(np.asarray(y)).long().to(device)
         bs = min(batch_size, len(xt))
         g = torch.Generator().manual_seed(seed)
-        enc.train()
-        with torch.enable_grad():
-            for step in range(steps):
-                idx = torch.randperm(len(xt), generator=g)[:bs].to(device)
-                for pg, b in zip(opt.param_groups, base):
-                    pg["lr"] = b * 0.5 * (1 + math.cos(math.pi * step / steps))
-                loss = F.cross_entropy(head(enc(xt[idx])), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        feats = extract(enc, query_x, prepare, 512, device)
-        with torch.no_grad():
-            scores = head(feats.to(device)).cpu()
+        for _ in range(steps):
+            idx = torch.randperm(len(xt), generator=g)[:bs].to(device)
+            ft.step(xt[idx], yt[idx])
+        scores = ft.scores(query_x, prepare, 512, device)
     acc = _topk(scores, torch.from_numpy(np.asarray(query_y)).long(), (1, 5), "f")
     return {"top1": acc["f_top1"], "top5": acc["f_top5"]}
 
