@@ -75,7 +75,11 @@ def resolve_config(
     cfg = C.validate(d)
     M.validate_params(cfg.method, cfg.loss)
     known = known_backbones()
-    if cfg.model.backbone != "auto" and cfg.model.backbone not in known:
+    if cfg.model.backbone.startswith("timm:"):  # timm models: the timm extra (issue 25)
+        from .models.timm_backbone import require_timm
+
+        require_timm()
+    elif cfg.model.backbone != "auto" and cfg.model.backbone not in known:
         raise ConfigError(
             f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}"
         )
