@@ -8,13 +8,23 @@
 from . import data, eval, losses, methods, models, views  # noqa: A004
 from .api import Run, evaluate, load_encoder, train
 from .config import Config
+from .embedding import embed
 from .errors import SelfSupError
+from .exporting import export
+from .finetuning import finetune, predict
+from .pretrained import from_pretrained, save_pretrained
 
 __version__ = "0.1.0"
 __all__ = [
     "train",
     "evaluate",
     "load_encoder",
+    "save_pretrained",
+    "from_pretrained",
+    "embed",
+    "finetune",
+    "predict",
+    "export",
     "Run",
     "Config",
     "SelfSupError",

@@ -167,7 +167,78 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", metavar="DIR", help="default runs/compare-<data>-<timestamp>")
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_deploy_parsers(sub)
     return p
+
+
+def _add_deploy_parsers(sub) -> None:
+    """export, embed, finetune, predict: the path after pretraining (issue 25)."""
+    x = sub.add_parser(
+        "export", help="export a run's encoder: a portable model folder, or an ONNX file"
+    )
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("--format", choices=["folder", "onnx"], default="folder")
+    x.add_argument(
+        "--out", required=True, help="the model folder (folder) or the .onnx file (onnx)"
+    )
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+    m = sub.add_parser(
+        "embed", help="features of every sample of a source under a trained encoder, to a file"
+    )
+    m.add_argument("model", metavar="RUN_DIR", help="a run directory or a model folder")
+    m.add_argument("--data", required=True, help="any source train accepts, of the same kind")
+    m.add_argument("--out", required=True, metavar="FILE", help=".npy, .csv or .parquet")
+    m.add_argument("--batch-size", type=_positive_int, default=256)
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--label-column", metavar="NAME", help="tables: the label column to leave out")
+    m.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+    f = sub.add_parser(
+        "finetune",
+        help="fine-tune a pretrained encoder and a linear head into a classifier folder",
+    )
+    f.add_argument(
+        "model",
+        metavar="RUN_DIR",
+        nargs="?",
+        help="a run directory or a model folder (not with --resume)",
+    )
+    f.add_argument("--data", help="labelled data (any source train accepts, of the same kind)")
+    f.add_argument("--out", help="the classifier folder; default RUN_DIR/classifier")
+    f.add_argument(
+        "--label-fraction",
+        type=_float,
+        help="a class-balanced fraction of the training labels to use (default 1)",
+    )
+    f.add_argument("--epochs", type=_positive_int, help="at most this many epochs (default 100)")
+    f.add_argument("--batch-size", type=_positive_int)
+    f.add_argument("--lr", type=_float, help="the head's learning rate (default 1e-3)")
+    f.add_argument(
+        "--patience",
+        type=_positive_int,
+        help="stop after this many epochs without a better validation accuracy (default 20)",
+    )
+    f.add_argument("--seed", type=_positive_int)
+    f.add_argument("--device", default="cpu")
+    f.add_argument("--label-column", metavar="NAME", help="tables: the column holding the labels")
+    f.add_argument(
+        "--resume", metavar="CLASSIFIER_DIR", help="continue a fine-tuning from its last checkpoint"
+    )
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
+    q = sub.add_parser(
+        "predict", help="class probabilities of a fine-tuned classifier for a source, to a file"
+    )
+    q.add_argument("classifier", metavar="CLASSIFIER_DIR")
+    q.add_argument("--data", required=True)
+    q.add_argument("--out", required=True, metavar="FILE", help=".csv, .parquet or .npy")
+    q.add_argument("--batch-size", type=_positive_int, default=256)
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--label-column", metavar="NAME", help="tables: the label column to leave out")
+    q.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _cmd_train(args) -> int:
@@ -338,6 +409,106 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .exporting import export
+
+    r = export(args.run_dir, args.out, args.format, overwrite=args.overwrite)
+    if args.format == "onnx":
+        print(
+            f"onnx: {r.path} (dynamic batch; checked against PyTorch on {r.batch} samples of "
+            f"the run's data, input {tuple(r.input_shape)}: max abs difference {r.max_abs_diff:.3g})"
+        )
+    else:
+        print(f"model folder: {r}")
+    return 0
+
+
+def _cmd_embed(args) -> int:
+    from .embedding import embed
+
+    e = embed(
+        args.model,
+        args.data,
+        args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        label_column=args.label_column,
+        skip_corrupt=args.skip_corrupt,
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    print(f"embeddings: {e.path} ({e.features.shape[0]} x {e.features.shape[1]})")
+    return 0
+
+
+def _cmd_finetune(args) -> int:
+    from rich.console import Console
+
+    from .errors import ConfigError
+    from .finetuning import finetune
+
+    if args.resume is not None:
+        if args.model is not None or args.out is not None:
+            raise ConfigError(
+                "--resume CLASSIFIER_DIR continues a fine-tuning with its own settings; give "
+                "neither RUN_DIR nor --out with it"
+            )
+        out, model = args.resume, None
+    else:
+        if args.model is None or args.data is None:
+            raise ConfigError("finetune needs RUN_DIR and --data SOURCE (labelled)")
+        out, model = args.out or str(Path(args.model) / "classifier"), args.model
+    options = {
+        k: v
+        for k, v in {
+            "label_fraction": args.label_fraction,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "patience": args.patience,
+            "seed": args.seed,
+        }.items()
+        if v is not None
+    }
+    r = finetune(
+        model,
+        args.data,
+        out,
+        epochs=args.epochs,
+        device=args.device,
+        label_column=args.label_column,
+        overwrite=args.overwrite,
+        resume=args.resume is not None,
+        console=Console(stderr=True),
+        **options,
+    )
+    s = r.summary
+    parts = [f"epoch {s['epoch_kept']} of {s['epochs_run']} kept"]
+    if "val_top1" in s:
+        parts.append(f"val top-1 {s['val_top1']:.4f} ({s['val_samples']} samples)")
+    if "test_top1" in s:
+        parts.append(f"test top-1 {s['test_top1']:.4f} ({s['test_samples']} samples)")
+    print(f"classifier: {r.dir} ({'; '.join(parts)})")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .finetuning import predict
+
+    p = predict(
+        args.classifier,
+        args.data,
+        args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        label_column=args.label_column,
+        skip_corrupt=args.skip_corrupt,
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    print(f"predictions: {p.path} ({len(p.ids)} samples, {len(p.classes)} classes)")
+    return 0
+
+
 def _print_ranking(runs) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -423,6 +594,10 @@ def main(argv: list[str] | None = None) -> int:
             "methods": _cmd_methods,
             "report": _cmd_report,
             "compare": _cmd_compare,
+            "export": _cmd_export,
+            "embed": _cmd_embed,
+            "finetune": _cmd_finetune,
+            "predict": _cmd_predict,
         }[args.command](args)
     except SelfSupError as err:
         if debug:
