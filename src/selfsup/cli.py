@@ -218,7 +218,7 @@ def _add_deploy_parsers(sub) -> None:
     f.add_argument(
         "--patience",
         type=_positive_int,
-        help="stop after this many epochs without a better validation accuracy (default 20)",
+        help="stop after this many epochs without a lower validation loss (default 20)",
     )
     f.add_argument("--seed", type=_positive_int)
     f.add_argument("--device", default="cpu")

@@ -6,7 +6,7 @@ AdamW, the encoder at a tenth of the head's learning rate, a cosine schedule, de
 inputs). What differs from the protocol: whole epochs over the labelled training samples (a
 class-balanced ``label_fraction`` of them, chosen as the protocol chooses them), and early stopping
 on a held-out, stratified ``val_fraction`` of those samples: after ``patience`` epochs without a
-better validation accuracy training stops and the best epoch's weights are kept. The test split of
+lower validation loss (cross-entropy) training stops and the best epoch's weights are kept. The test split of
 the source, when labelled, is scored once at the end.
 
 The classifier folder is a model folder (:mod:`selfsup.pretrained`) of kind ``classifier`` plus,
@@ -292,10 +292,19 @@ def _finetune_data(s: dict, meta: dict):
     return chosen, val, test, classes, len(pool)
 
 
-def _accuracy(ft: FineTuner, d: D.Samples, meta: dict, bs: int, dev: torch.device) -> float:
+def _scored(
+    ft: FineTuner, d: D.Samples, meta: dict, bs: int, dev: torch.device
+) -> tuple[float, float]:
+    """``(top-1 accuracy, mean cross-entropy)`` on labelled samples ``d``."""
     mod = modality_of(d)
     scores = ft.scores(mod.to_tensor(d), lambda b: mod.prepare(b, meta), bs, dev)
-    return float((scores.argmax(1).numpy() == d.y).mean())
+    y = torch.from_numpy(d.y).long()  # type: ignore[arg-type]
+    acc = float((scores.argmax(1) == y).float().mean())
+    return acc, float(torch.nn.functional.cross_entropy(scores.float(), y))
+
+
+def _accuracy(ft: FineTuner, d: D.Samples, meta: dict, bs: int, dev: torch.device) -> float:
+    return _scored(ft, d, meta, bs, dev)[0]
 
 
 def _fit(
@@ -356,11 +365,13 @@ def _fit(
                 losses.append(ft.step(prepare(x[idx].to(dev)), yt[idx].to(dev)))
             rec: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
             if val_d is not None:
-                rec["val_top1"] = _accuracy(ft, val_d, meta, 512, dev)
+                rec["val_top1"], rec["val_loss"] = _scored(ft, val_d, meta, 512, dev)
                 best = state["best"]
-                if best is None or rec["val_top1"] > best["val_top1"]:
+                # better: a lower validation loss (its accuracy, on a small part, is too coarse)
+                if best is None or rec["val_loss"] < best["val_loss"]:
                     state["best"] = {
                         "val_top1": rec["val_top1"],
+                        "val_loss": rec["val_loss"],
                         "epoch": epoch + 1,
                         "encoder": {k: v.clone() for k, v in enc.state_dict().items()},
                         "head": {k: v.clone() for k, v in ft.head.state_dict().items()},
