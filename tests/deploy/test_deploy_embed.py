@@ -110,3 +110,25 @@ def test_embed_errors_write_nothing(runs, tmp_path, cli):
     )
     assert ".npy" in err
     assert not out.exists()
+
+
+def test_embed_refuses_a_classifier_folder(runs, tmp_path, cli):
+    selfsup.finetune(runs["table"], "wine", tmp_path / "clf", epochs=1)
+    out = tmp_path / "e.csv"
+    err = _one_line_error(cli, "embed", str(tmp_path / "clf"), "--data", "wine", "--out", str(out))
+    assert "classifier folder" in err and "selfsup predict" in err
+    assert not out.exists()
+
+
+def test_parquet_needs_pyarrow_or_writes_ids(runs, tmp_path):
+    out = tmp_path / "e.parquet"
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        with pytest.raises(selfsup.SelfSupError, match=r"selfsup\[tabular\]"):
+            selfsup.embed(runs["table"], "wine", out)
+        assert not out.exists()
+        return
+    e = selfsup.embed(runs["table"], "wine", out)
+    t = pq.read_table(out)
+    assert t.column_names[0] == "id" and t.column("id").to_pylist() == e.ids
