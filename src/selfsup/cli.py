@@ -192,6 +192,9 @@ def _add_deploy_parsers(sub) -> None:
     m.add_argument("--batch-size", type=_positive_int, default=256)
     m.add_argument("--device", default="cpu")
     m.add_argument("--label-column", metavar="NAME", help="tables: the label column to leave out")
+    m.add_argument(
+        "--pair-channels", metavar="A:B", help="paired encoders: split a series source's channels"
+    )
     m.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images")
     m.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
@@ -224,6 +227,9 @@ def _add_deploy_parsers(sub) -> None:
     f.add_argument("--device", default="cpu")
     f.add_argument("--label-column", metavar="NAME", help="tables: the column holding the labels")
     f.add_argument(
+        "--pair-channels", metavar="A:B", help="paired encoders: split a series source's channels"
+    )
+    f.add_argument(
         "--resume", metavar="CLASSIFIER_DIR", help="continue a fine-tuning from its last checkpoint"
     )
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -237,6 +243,9 @@ def _add_deploy_parsers(sub) -> None:
     q.add_argument("--batch-size", type=_positive_int, default=256)
     q.add_argument("--device", default="cpu")
     q.add_argument("--label-column", metavar="NAME", help="tables: the label column to leave out")
+    q.add_argument(
+        "--pair-channels", metavar="A:B", help="paired encoders: split a series source's channels"
+    )
     q.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images")
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
@@ -433,6 +442,7 @@ def _cmd_embed(args) -> int:
         batch_size=args.batch_size,
         device=args.device,
         label_column=args.label_column,
+        pair_channels=args.pair_channels,
         skip_corrupt=args.skip_corrupt,
         overwrite=args.overwrite,
         progress=True,
@@ -476,6 +486,7 @@ def _cmd_finetune(args) -> int:
         epochs=args.epochs,
         device=args.device,
         label_column=args.label_column,
+        pair_channels=args.pair_channels,
         overwrite=args.overwrite,
         resume=args.resume is not None,
         console=Console(stderr=True),
@@ -501,6 +512,7 @@ def _cmd_predict(args) -> int:
         batch_size=args.batch_size,
         device=args.device,
         label_column=args.label_column,
+        pair_channels=args.pair_channels,
         skip_corrupt=args.skip_corrupt,
         overwrite=args.overwrite,
         progress=True,

@@ -69,12 +69,13 @@ def load_inputs(
     label_column: str | None = None,
     skip_corrupt: bool = False,
     what: str = "--data",
+    pair_channels: str | None = None,
 ) -> Inputs:
     """Every sample of ``source`` for an encoder described by ``meta``, refused in one line when it
-    is another kind of data (modality, channels, columns)."""
-    if not isinstance(source, str) or not source:
-        raise ConfigError(f"{what} must name a data source (a path or a built-in name)")
-    splits = D.load_source(source, None, skip_corrupt, None, label_column=label_column)
+    is another kind of data (modality, channels, columns). ``pair_channels``: split a series
+    source's channels into two modalities (as ``train --pair-channels``) when it is not already the
+    encoder's kind."""
+    splits = load_splits(source, meta, label_column, skip_corrupt, what, pair_channels)
     parts = [d for d in (splits.train, splits.test) if d is not None]
     check_kind(parts[0], meta, what)
     ids: list[Any] = []
@@ -97,6 +98,58 @@ def load_inputs(
             seen.setdefault(int(v), i)
         order = np.array([seen[k] for k in sorted(seen)], dtype=np.int64)
     return Inputs(parts, ids, order, splits.train.classes)
+
+
+def load_splits(
+    source: str,
+    meta: dict,
+    label_column: str | None = None,
+    skip_corrupt: bool = False,
+    what: str = "--data",
+    pair_channels: str | None = None,
+) -> D.Splits:
+    """``source``'s splits for an encoder of ``meta`` (see :func:`load_inputs`), not yet checked."""
+    from .data.paired import split_channels
+
+    if not isinstance(source, str) or not source:
+        raise ConfigError(f"{what} must name a data source (a path or a built-in name)")
+    splits = D.load_source(source, None, skip_corrupt, None, label_column=label_column)
+    if pair_channels and type(splits.train).modality != meta.get("modality", "image"):
+        splits = split_channels(splits, pair_channels)
+    return splits
+
+
+def source_options(
+    info: dict, data: str, label_column: str | None, pair_channels: str | None
+) -> tuple[str | None, str | None]:
+    """``(label_column, pair_channels)``: those given, else what the model was trained with (a
+    run's ``config.yaml``, a classifier's fine-tuning settings): its ``--pair-channels``, and its
+    ``--label-column`` when ``data`` is the source it was trained on."""
+    from pathlib import Path
+
+    from . import config as C
+
+    trained: dict = {}
+    if info.get("run_dir") is not None and (info["run_dir"] / "config.yaml").is_file():
+        trained = dict(C.load_yaml(info["run_dir"] / "config.yaml").get("data") or {})
+        trained["source"] = trained.get("source")
+    elif isinstance(info.get("config"), dict) and isinstance(info["config"].get("finetune"), dict):
+        trained = {
+            "source": info["config"]["finetune"].get("data"),
+            "label_column": info["config"]["finetune"].get("label_column"),
+            "pair_channels": info["config"]["finetune"].get("pair_channels"),
+        }
+
+    def same(a, b) -> bool:
+        if not isinstance(a, str) or not isinstance(b, str):
+            return False
+        return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+    if label_column is None and same(data, trained.get("source")):
+        label_column = trained.get("label_column")
+    if pair_channels is None:
+        pair_channels = trained.get("pair_channels")
+    return label_column, pair_channels
 
 
 def check_kind(d: D.Samples, meta: dict, what: str = "--data") -> None:
@@ -245,6 +298,7 @@ def embed(
     batch_size: int = 256,
     device: str = "cpu",
     label_column: str | None = None,
+    pair_channels: str | None = None,
     skip_corrupt: bool = False,
     overwrite: bool = False,
     progress: bool = False,
@@ -259,6 +313,8 @@ def embed(
         refused (use ``selfsup predict``).
     data
         Any source ``selfsup train`` accepts, of the kind the encoder was trained on.
+        ``label_column`` and ``pair_channels`` default to the run's own when ``model`` is a run
+        directory (the label column only for the run's own source).
     out
         Optional file: ``.npy``, ``.csv`` or ``.parquet`` (see :mod:`selfsup.embedding`); an existing
         file is replaced only with ``overwrite``.
@@ -282,15 +338,16 @@ def embed(
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     path = None if out is None else check_out_file(out, overwrite)
     if isinstance(model, nn.Module):
-        enc = model
+        enc, info = model, {}
         if not isinstance(getattr(enc, "meta", None), dict):
             raise ConfigError(
                 "embed takes an encoder from selfsup.load_encoder (a module with .meta)"
             )
     else:
-        enc, _ = load_model(model, "cpu", want="encoder")
+        enc, info = load_model(model, "cpu", want="encoder")
     meta = enc.meta
-    inputs = load_inputs(data, meta, label_column, skip_corrupt)
+    label_column, pair_channels = source_options(info, data, label_column, pair_channels)
+    inputs = load_inputs(data, meta, label_column, skip_corrupt, pair_channels=pair_channels)
     enc = enc.to(dev)
     feats = run_model(enc, inputs, meta, batch_size, dev, progress).numpy().astype(np.float32)
     ids = inputs.ordered_ids()

@@ -35,7 +35,16 @@ import torch
 from torch import nn
 
 from . import data as D
-from .embedding import Inputs, check_kind, check_out_file, load_inputs, run_model, write_table
+from .embedding import (
+    Inputs,
+    check_kind,
+    check_out_file,
+    load_inputs,
+    load_splits,
+    run_model,
+    source_options,
+    write_table,
+)
 from .errors import ConfigError, DataError, RunDirError
 from .eval.fewshot import FineTuner, few_label_indices
 from .modalities import modality_of
@@ -57,6 +66,7 @@ FIXED = (
     "patience",
     "seed",
     "label_column",
+    "pair_channels",
 )
 
 
@@ -98,6 +108,7 @@ def finetune(
     seed: int = 0,
     device: str = "cpu",
     label_column: str | None = None,
+    pair_channels: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
     console: Any = None,
@@ -134,6 +145,7 @@ def finetune(
         "patience": patience,
         "seed": seed,
         "label_column": label_column,
+        "pair_channels": pair_channels,
     }
     if resume:
         settings = _resume_settings(out_dir, given, epochs)
@@ -143,8 +155,12 @@ def finetune(
         _check_new_out(out_dir, overwrite)
         settings = {**given, "epochs": DEFAULT_EPOCHS if epochs is None else epochs}
     _check_settings(settings)
-    enc, _ = load_model(settings["model"], "cpu", want="encoder")
+    enc, info = load_model(settings["model"], "cpu", want="encoder")
     meta = enc.meta
+    if not resume:  # the run's own --label-column (its source) and --pair-channels, unless given
+        settings["label_column"], settings["pair_channels"] = source_options(
+            info, settings["data"], settings["label_column"], settings["pair_channels"]
+        )
     train_d, val_d, test_d, classes, n_labelled = _finetune_data(settings, meta)
 
     if not resume:
@@ -213,7 +229,8 @@ def _resume_settings(out: Path, given: dict, epochs: int | None) -> dict:
         )
     try:
         stored = json.loads(p.read_text(encoding="utf-8"))
-        assert isinstance(stored, dict) and all(k in stored for k in (*FIXED, "epochs"))
+        assert isinstance(stored, dict) and all(k in stored for k in FIXED[:-1] + ("epochs",))
+        stored.setdefault("pair_channels", None)
     except (ValueError, AssertionError):
         raise RunDirError(f"'{p}' is damaged; start again with --overwrite") from None
     defaults = {
@@ -253,7 +270,7 @@ def _finetune_data(s: dict, meta: dict):
     test split (or None), the class names, and how many labelled training samples there were."""
     from .data.base import stratified_split
 
-    splits = D.load_source(s["data"], None, False, None, label_column=s["label_column"])
+    splits = load_splits(s["data"], meta, s["label_column"], pair_channels=s.get("pair_channels"))
     check_kind(splits.train, meta)
     tr = splits.train
     if not tr.labelled:
@@ -415,7 +432,19 @@ def _fit(
         "method": meta.get("method"),
         "data": s["data"],
         "finetune": {
-            **{k: s[k] for k in ("model", "data", "label_fraction", "epochs", "lr", "seed")},
+            **{
+                k: s[k]
+                for k in (
+                    "model",
+                    "data",
+                    "label_column",
+                    "pair_channels",
+                    "label_fraction",
+                    "epochs",
+                    "lr",
+                    "seed",
+                )
+            },
             **{k: v for k, v in summary.items() if k != "history"},
         },
     }
@@ -455,31 +484,37 @@ def predict(
     batch_size: int = 256,
     device: str = "cpu",
     label_column: str | None = None,
+    pair_channels: str | None = None,
     skip_corrupt: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> Predictions:
     """Class probabilities of a fine-tuned classifier (its folder, or the module) for every sample
-    of ``data``, in input order. ``out``: ``.csv`` / ``.parquet`` (``id``, ``class``, then one
-    probability column ``p_<class>`` per class) or ``.npy`` (the probabilities, N x K).
+        of ``data``, in input order (``label_column`` and ``pair_channels`` default to those it was
+    fine-tuned with, the label column only for that source). ``out``: ``.csv`` / ``.parquet`` (``id``, ``class``, then one
+        probability column ``p_<class>`` per class) or ``.npy`` (the probabilities, N x K).
 
-    Examples
-    --------
-    >>> p = selfsup.predict("models/digits-clf", "digits", out="predictions.csv")  # doctest: +SKIP
-    >>> p.labels[:3]                                                               # doctest: +SKIP
+        Examples
+        --------
+        >>> p = selfsup.predict("models/digits-clf", "digits", out="predictions.csv")  # doctest: +SKIP
+        >>> p.labels[:3]                                                               # doctest: +SKIP
     """
     from . import validate as V
 
     dev = V.device(device)
     path = None if out is None else check_out_file(out, overwrite)
+    info: dict = {}
     if isinstance(classifier, Classifier):
         clf = classifier
     else:
-        loaded, _ = load_model(classifier, "cpu", want="classifier")
+        loaded, info = load_model(classifier, "cpu", want="classifier")
         assert isinstance(loaded, Classifier)
         clf = loaded
     meta = clf.meta
-    inputs: Inputs = load_inputs(data, meta, label_column, skip_corrupt)
+    label_column, pair_channels = source_options(info, data, label_column, pair_channels)
+    inputs: Inputs = load_inputs(
+        data, meta, label_column, skip_corrupt, pair_channels=pair_channels
+    )
     clf = clf.to(dev)
     scores = run_model(clf, inputs, meta, batch_size, dev, progress, "predicting")
     probs = torch.softmax(scores, 1).numpy().astype(np.float32)

@@ -13,6 +13,14 @@ import selfsup
 from selfsup.eval.fewshot import few_label_eval
 from selfsup.modalities import modality_of
 
+QUICK_RUN = [
+    "eval.report=false",
+    "eval.baselines=false",
+    "eval.diagnostics=false",
+    "eval.protocols=[knn]",
+    "train.precision=fp32",
+]
+
 
 def test_finetune_then_predict_reaches_fewshot_on_digits(runs, tmp_path):
     """The few-label protocol fine-tunes on 10% of digits' labels (130) and scores the test split;
@@ -125,3 +133,39 @@ def test_finetune_errors_write_nothing(runs, tmp_path, cli):
     )
     assert "not a classifier folder" in err
     assert not out.exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_pair_channels_and_label_column_default_to_the_runs(data_dir, tmp_path):
+    """A run trained with --pair-channels (and a CSV run with --label-column) is embedded,
+    fine-tuned and applied on its own source without repeating the option."""
+    paired = selfsup.train(
+        method="clip",
+        data=str(data_dir / "series.npz"),
+        pair_channels="0:1",
+        epochs=1,
+        batch_size=16,
+        out=str(tmp_path / "paired"),
+        overrides=QUICK_RUN,
+    )
+    e = selfsup.embed(paired.dir, str(data_dir / "series.npz"))
+    assert len(e.ids) == 48
+    r = selfsup.finetune(paired.dir, str(data_dir / "series.npz"), tmp_path / "clf", epochs=1)
+    assert r.classifier.meta["modality"] == "paired"
+    assert len(selfsup.predict(tmp_path / "clf", str(data_dir / "series.npz")).ids) == 48
+
+    wine = selfsup.data.load_source("wine").train
+    path = tmp_path / "wine.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*wine.columns, "cultivar"])
+        for row, lab in zip(wine.x, wine.y):
+            w.writerow([*(repr(float(v)) for v in row), f"c{lab}"])
+    table = selfsup.train(
+        data=str(path),
+        label_column="cultivar",
+        epochs=1,
+        batch_size=32,
+        out=str(tmp_path / "table"),
+        overrides=QUICK_RUN,
+    )
+    assert selfsup.embed(table.dir, str(path)).ids == list(range(len(wine)))
