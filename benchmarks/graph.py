@@ -2,8 +2,9 @@
 
     python benchmarks/graph.py --data ../shared/data/cora.npz --methods grace,scgc,graphmae --gcn
     python benchmarks/graph.py --data sbm --methods grace --epochs 20
+    python benchmarks/graph.py --methods graphmae --seeds 0,1,2 --probes
 
-For each method: ``selfsup.train`` with the method's Cora defaults (``graph_defaults``; ``--epochs``
+For each method: ``selfsup.train`` with the method's Cora defaults (``Needs.defaults``; ``--epochs``
 and ``--set KEY=VALUE`` override them) into ``--out/<method>``, then one line of JSON with the
 node-classification accuracy (linear probe on the train mask, scored on the test mask), clustering
 NMI/ARI (k-means on every labelled node), the raw-feature probe, k-means on raw features, spectral
@@ -75,14 +76,43 @@ def supervised_gcn(source: str, seed: int = 0, epochs: int = 200) -> dict:
     }
 
 
-def run_method(method: str, source: str, out: Path, epochs: int | None, sets: list[str]) -> dict:
+def authors_probes(run, source: str, seed: int) -> dict:
+    """GraphMAE's Adam probe (best validation epoch) and GRACE's probe (L2-normalised features, C by
+    5-fold cross-validation) on the run's frozen encoder (:mod:`selfsup.eval.graph`)."""
+    from selfsup.eval.graph import adam_probe, grace_probe
+    from selfsup.models.graph import GraphBatch
+
+    z = np.load(source)
+    enc = run.encoder.eval()
+    with torch.no_grad():
+        f = enc(GraphBatch(torch.from_numpy(z["x"]), torch.from_numpy(z["edge_index"]))).float()
+    y = torch.from_numpy(z["y"])
+    tr, va, te = (torch.from_numpy(np.flatnonzero(z[k])) for k in MASKS)
+    return {**adam_probe(f, y, tr, va, te, seed=seed), **grace_probe(f, y, tr, te, seed=seed)}
+
+
+MASKS = ("train_mask", "val_mask", "test_mask")
+
+
+def run_method(
+    method: str,
+    source: str,
+    out: Path,
+    epochs: int | None,
+    sets: list[str],
+    seed: int = 0,
+    probes: bool = False,
+) -> dict:
     import selfsup
 
     opts = {"method": method, "data": source, "out": str(out / method), "overwrite": True}
     if epochs:
         opts["epochs"] = epochs
-    run = selfsup.train(overrides=sets, **opts)
+    t0 = time.process_time()
+    run = selfsup.train(overrides=[*sets, f"train.seed={seed}"], **opts)
+    cpu = round(time.process_time() - t0, 1)
     s = run.summary
+    extra = authors_probes(run, source, seed) if probes else {}
     raw = s.get("baselines", {}).get("raw_input", {})
     rnd = s.get("baselines", {}).get("random_init", {})
     return {
@@ -97,6 +127,10 @@ def run_method(method: str, source: str, out: Path, epochs: int | None, sets: li
         "random_init_node_top1": rnd.get("node_top1"),
         "train_time_s": s["train_time_s"],
         "wall_time_s": s["wall_time_s"],
+        "process_cpu_s": cpu,
+        "seed": seed,
+        "sets": sets,
+        **extra,
     }
 
 
@@ -108,12 +142,21 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--gcn", action="store_true", help="also the supervised GCN reference")
     ap.add_argument("--out", default="/tmp/selfsup-graph-bench")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    ap.add_argument(
+        "--probes",
+        action="store_true",
+        help="also the authors' node probes: GraphMAE's Adam probe (node_adam_top1, needs a "
+        "val_mask) and GRACE's (node_grace_top1)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     if a.gcn:
         print(json.dumps(supervised_gcn(a.data)), flush=True)
-    for m in [m for m in a.methods.split(",") if m]:
-        print(json.dumps(run_method(m, a.data, out, a.epochs, a.set)), flush=True)
+    for seed in [int(v) for v in a.seeds.split(",")]:
+        for m in [m for m in a.methods.split(",") if m]:
+            r = run_method(m, a.data, out / f"seed{seed}", a.epochs, a.set, seed, a.probes)
+            print(json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def method_reference(name: str) -> str:
         f"### Run it\n\n{run_it}",
         f"Implementation: `{cls.__name__}` in `src/{src}` (the building blocks are in the "
         "[methods API](../reference/methods.md))."
-        + (" **Uses the labels** (supervised or semi-supervised)." if cls.uses_labels else "")
+        + (" **Uses the labels** (supervised or semi-supervised)." if cls.needs.labels else "")
         + "\n",
     ]
     params = cls.Params
@@ -280,7 +280,7 @@ def methods_index() -> str:
     for name, cls in registry().items():
         written = (DOCS / "methods" / f"{name}.md").is_file()
         rows.append(
-            f"| [`{name}`]({name}.md) | {cls.paper} | {'yes' if cls.uses_labels else ''} | "
+            f"| [`{name}`]({name}.md) | {cls.paper} | {'yes' if cls.needs.labels else ''} | "
             f"{'written' if written else 'generated (to fill)'} |"
         )
     return (

@@ -23,9 +23,7 @@ from .encoder_io import ENCODER_FILE, load_encoder, save_encoder
 from .errors import ConfigError, DataError, StorageError
 from .io import write_json, write_text
 from .modalities import get as get_modality
-from .modalities import modality_of
-from .modalities.base import fill_unset
-from .parts import Parts, assemble, load_data
+from .parts import Parts, assemble, load_data, with_defaults
 from .resolve import absolute_paths, protected_paths, resolve_config
 from .resume import identity as run_identity
 from .resume import plan as resume_plan
@@ -114,9 +112,7 @@ def train(
             torch.set_num_threads(cfg.train.threads)
         splits, bank, query = load_data(cfg)  # validate data before touching the run directory
         tr = splits.train
-        cfg = fill_unset(
-            cfg, modality_of(tr).config_defaults(cfg, tr)
-        )  # the modality's defaults, where unset
+        cfg = with_defaults(cfg, tr)  # the modality's and the method's defaults, where unset
         if cfg.train.batch_size > len(tr):
             raise ConfigError(
                 f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "

@@ -20,6 +20,7 @@ from .data.table import align_categories
 from .errors import DataError
 from .modalities import Modality, modality_of
 from .modalities import get as get_modality
+from .modalities.base import fill_unset
 from .views.generator import GeneratedViews
 from .views.style import BatchStyle
 
@@ -71,11 +72,22 @@ def _evaluable(splits: D.Splits, ev: D.Splits | None) -> bool:
     return s.train.labelled or (s.test is not None and s.test.labelled)
 
 
-def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict) -> dict:
+def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
+    """``cfg`` with the defaults of the data's modality and, over them, those the method was tuned
+    with (:attr:`selfsup.methods.Needs.defaults`), each applied only where the user left the field
+    unset."""
+    mod = modality_of(train)
+    needs = M.requirements(cfg.method, cfg.loss)
+    M.check_fit(cfg.method, needs, mod.towers, mod.edges)  # before a method's defaults apply
+    defaults = mod.config_defaults(cfg, train)
+    for section, fields in needs.defaults.items():
+        defaults.setdefault(section, {}).update(fields)
+    return fill_unset(cfg, defaults)
+
+
+def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict, needs: M.Needs) -> dict:
     """What ``encoder.safetensors`` records: enough to rebuild the encoder without the run."""
-    backbone = (
-        mod.default_backbone(input_meta) if cfg.model.backbone == "auto" else cfg.model.backbone
-    )
+    backbone = mod.resolve_backbone(cfg.model.backbone, input_meta, needs)
     return {
         "format": "selfsup-encoder-1",
         "modality": mod.name,
@@ -91,6 +103,8 @@ def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict, seed: int = 0) -> n
     """The encoder for inputs described by ``meta`` (see :class:`selfsup.modalities.Modality`):
     the modality's backbone behind the input normalisation, initialised under ``seed``."""
     mc = cfg.model if isinstance(cfg, C.Config) else cfg
+    if meta.get("backbone"):  # the recorded choice (``auto`` resolved for the method's needs)
+        mc = mc.model_copy(update={"backbone": meta["backbone"]})
     mod = get_modality(meta.get("modality", "image"))
     torch.manual_seed(seed)
     return mod.build_encoder(meta, mc)
@@ -113,8 +127,9 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     """The training split's modality, views, encoder and method, on ``device``."""
     vc = cfg.views
     mod = modality_of(train)
-    preset, input_meta = mod.input_meta(cfg, train)
-    meta = encoder_meta(cfg, mod, input_meta)
+    needs = M.requirements(cfg.method, cfg.loss)
+    preset, input_meta = mod.input_meta(cfg, train, needs)
+    meta = encoder_meta(cfg, mod, input_meta, needs)
     encoder = build_encoder(cfg, meta, cfg.train.seed)
     x = mod.to_tensor(train)
     # images: the training view size (image_size is the evaluation size, views.eval_size)

@@ -76,7 +76,7 @@ def check_data(cfg, train, bank=None) -> None:
     the evaluation batch at the real view size."""
     from . import methods as M
 
-    if getattr(M.get(cfg.method), "uses_labels", False) and not train.labelled:
+    if M.requirements(cfg.method, cfg.loss).labels and not train.labelled:
         raise DataError(
             f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
             "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method"

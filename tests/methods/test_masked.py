@@ -357,10 +357,23 @@ def test_masked_methods_lower_their_loss_without_nan(name):
 def test_mae_refuses_a_cnn_and_spark_refuses_a_vit():
     ctx = M.Context(model=ModelConfig(proj_hidden=32, proj_dim=16))
     cnn = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
-    with pytest.raises(ConfigError, match="needs a ViT backbone"):
+    with pytest.raises(ConfigError, match="needs a backbone with patch tokens"):
         M.build("mae", cnn, {}, ctx)
-    with pytest.raises(ConfigError, match="masks a CNN"):
+    with pytest.raises(ConfigError, match="needs a backbone with convolutional feature maps"):
         M.build("spark", _vit_encoder(), {}, ctx)
+
+
+@pytest.mark.parametrize(
+    ("method", "backbone"), [("mae", "vit_tiny_p2"), ("cmae", "vit_tiny_p2"), ("spark", "convnet")]
+)
+def test_the_method_picks_its_encoder_when_backbone_is_auto(method, backbone):
+    """`selfsup train --method mae` on the default digits: no --backbone needed."""
+    from selfsup.parts import assemble, load_data
+    from selfsup.resolve import resolve_config
+
+    cfg = resolve_config(method=method, data="digits", batch_size=16)
+    parts = assemble(cfg, load_data(cfg)[0].train, torch.device("cpu"))
+    assert parts.meta["backbone"] == backbone
 
 
 class Kill(Exception):
@@ -419,7 +432,7 @@ TINY = [
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--method", "mae", "--backbone", "convnet_small"], "needs a ViT backbone"),
+        (["--method", "mae", "--backbone", "convnet_small"], "needs a backbone with patch tokens"),
         (
             ["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=1.5"],
             "loss.mask_ratio",
@@ -436,7 +449,7 @@ TINY = [
             ["--method", "spark", "--backbone", "convnet_small", "--set", "loss.patch_size=3"],
             "does not divide",
         ),
-        (["--method", "spark", "--backbone", "vit_tiny_p2"], "masks a CNN"),
+        (["--method", "spark", "--backbone", "vit_tiny_p2"], "convolutional feature maps"),
     ],
 )
 def test_bad_masked_input_is_one_error_line_and_writes_nothing(

@@ -121,7 +121,7 @@ def test_compare_ranks_methods(tmp_path, tiny_npz, capsys):
 
     assert main(["compare", "--methods", "simclr,nonexistent", "--out", str(tmp_path / "x")]) == 2
     assert "unknown method(s) nonexistent" in capsys.readouterr().err
-    others = sorted(m for m in REGISTRY if m != "simclr" and not REGISTRY[m].uses_labels)
+    others = sorted(m for m in REGISTRY if m != "simclr" and not REGISTRY[m].needs.labels)
     if not others:
         pytest.skip("only simclr is registered; compare needs two methods")
     out = tmp_path / "cmp"

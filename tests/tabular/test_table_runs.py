@@ -61,13 +61,15 @@ def test_table_methods_lower_their_loss(name):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
-# not here: the paired methods (two modalities), the masked image models (ViT / masked ConvNet
-# backbones, refused with a message on a table encoder) and TS2Vec (per-time-step series encoders)
+# not here: what a method declares it needs and a table lacks (two modalities, edges, a backbone
+# capability such as ViT tokens) and TS2Vec (per-time-step series encoders)
 SINGLE = [
     n
-    for n in M.REGISTRY
-    if n not in ("clip", "isogclr_pair", "xhcl", "mae", "spark", "cmae", "ts2vec")
-    and not getattr(M.REGISTRY[n], "graph", False)
+    for n, cls in M.REGISTRY.items()
+    if n != "ts2vec"
+    and cls.needs.towers == 1
+    and not cls.needs.edges
+    and cls.needs.encoder is None
 ]  # graph methods: tests/graph
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from torch import nn
 
 from ..config import _format_validation_error
 from ..errors import ConfigError
 from ..models.encoder import Encoder
-from .base import Batch, Context, Method, Params
+from .base import Batch, Capability, Context, Method, Needs, Params
+
+#: how a one-line error speaks of each backbone capability
+CAPABILITY_WORDS: dict[Capability, str] = {
+    "tokens": "patch tokens to mask (a ViT)",
+    "feature_maps": "convolutional feature maps that can run sparse (a ConvNet or ResNet)",
+}
 
 REGISTRY: dict[str, type[Method]] = {}
 
@@ -42,42 +49,67 @@ def validate_params(name: str, loss: dict[str, Any]) -> Params:
         ) from None
 
 
-def build(name: str, encoder: Encoder, loss: dict[str, Any], ctx: Context) -> Method:
-    cls = get(name)
-    have = int(getattr(encoder, "towers", 1))
-    if (
-        have != cls.towers
-    ):  # a method declares how many encoders it trains; the data decides how many exist
-        if cls.towers == 1:
+def requirements(name: str, loss: dict[str, Any]) -> Needs:
+    """What method ``name`` needs with these hyper-parameters (see :class:`Needs`)."""
+    return get(name).requirements(validate_params(name, loss))
+
+
+def check_encoder(name: str, encoder: nn.Module, needs: Needs) -> None:
+    """Refuse, in one line, an encoder that cannot serve method ``name``: the number of towers,
+    graphs (edges) or not, and the backbone capability the method needs."""
+    check_fit(
+        name, needs, int(getattr(encoder, "towers", 1)), bool(getattr(encoder, "edges", False))
+    )
+    if needs.encoder is not None:
+        backbone = getattr(encoder, "backbone", encoder)
+        if needs.encoder not in getattr(backbone, "capabilities", ()):
+            raise ConfigError(
+                f"method '{name}' needs a backbone with {CAPABILITY_WORDS[needs.encoder]}, and "
+                f"{type(backbone).__name__} has none; leave --backbone unset (auto picks one) or "
+                "give such a backbone"
+            )
+
+
+def check_fit(name: str, needs: Needs, towers: int, edges: bool) -> None:
+    """Refuse, in one line, data of ``towers`` modalities, with or without ``edges``, that method
+    ``name`` cannot train on (checked on the data before anything is built, and on the encoder)."""
+    have = towers
+    if have != needs.towers:  # the method declares how many encoders it trains; the data decides
+        if needs.towers == 1:
             raise ConfigError(
                 f"method '{name}' trains one encoder, but the data is paired (two modalities, a "
-                f"two-tower encoder); use a paired method ({', '.join(_names(2))}) or "
+                f"two-tower encoder); use a paired method ({', '.join(_names(towers=2))}) or "
                 "single-modality data"
             )
         raise ConfigError(
-            f"method '{name}' trains {cls.towers} towers on paired data, but the data has one "
+            f"method '{name}' trains {needs.towers} towers on paired data, but the data has one "
             "modality; give paired data (--pair-channels A:B, or an .npz with x_a and x_b) or a "
-            f"single-modality method"
+            "single-modality method"
         )
-    on_graph = bool(getattr(encoder, "graph", False))
-    if on_graph != bool(
-        getattr(cls, "graph", False)
-    ):  # graph methods take GraphBatch views, others tensors
-        graph = sorted(n for n, c in REGISTRY.items() if getattr(c, "graph", False))
-        if on_graph:
+    if edges != needs.edges:  # edge methods take graph views, the others tensors
+        if edges:
             raise ConfigError(
                 f"method '{name}' does not train on graphs (it concatenates views as tensors); "
-                f"choose one of: {', '.join(graph)}"
+                f"choose one of: {', '.join(_names(edges=True))}"
             )
         raise ConfigError(
-            f"method '{name}' trains on graphs only; give a graph (an .npz with x and edge_index, "
-            "karate or sbm) or another method"
+            f"method '{name}' trains on graphs only; give a graph (an .npz with x and "
+            "edge_index, karate or sbm) or another method"
         )
-    return cls(encoder, validate_params(name, loss), ctx)
 
 
-def _names(towers: int) -> list[str]:
-    return sorted(n for n, c in REGISTRY.items() if c.towers == towers)
+def build(name: str, encoder: Encoder, loss: dict[str, Any], ctx: Context) -> Method:
+    """Method ``name`` on ``encoder`` (checked against the method's :class:`Needs`)."""
+    cls = get(name)
+    params = validate_params(name, loss)
+    check_encoder(name, encoder, cls.requirements(params))
+    return cls(encoder, params, ctx)
+
+
+def _names(towers: int = 1, edges: bool = False) -> list[str]:
+    return sorted(
+        n for n, c in REGISTRY.items() if c.needs.towers == towers and c.needs.edges == edges
+    )
 
 
 def _import_all() -> None:
@@ -97,9 +129,13 @@ __all__ = [
     "register",
     "get",
     "build",
+    "requirements",
+    "check_encoder",
+    "check_fit",
     "validate_params",
     "Batch",
     "Context",
     "Method",
+    "Needs",
     "Params",
 ]

@@ -8,8 +8,9 @@ buffers) or in ``extra_state()`` (JSON-serialisable values).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +45,46 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: a capability a backbone declares in its ``capabilities`` attribute and a method may need:
+#: ``tokens``: a patch-token transformer (masking drops tokens: MAE, CMAE, iBOT);
+#: ``feature_maps``: a convolutional network whose feature maps can run sparse (SparK)
+Capability = Literal["tokens", "feature_maps"]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a method needs from the data and the encoder: the one declaration that modalities,
+    validation and the builder read (``Method.needs``, or ``Method.requirements(params)`` where it
+    depends on the hyper-parameters). A method never names a modality; a modality maps each need
+    to what it has (its view preset, its backbone with a capability), or refuses it in one line.
+
+    Attributes
+    ----------
+    towers : 1, or 2 for a method that trains two encoders on paired data (a two-tower encoder).
+    labels : the method reads labels in training (SupCon); the data must have them.
+    edges : the views are graphs (node features with edges) and the encoder passes messages.
+    view_preset : the view preset the method was tuned with; a modality that has a preset of this
+        name uses it when ``views.preset`` is ``auto``, else its own default.
+    encoder : a capability the backbone must have; with ``--backbone auto`` the modality picks
+        its backbone with it (:meth:`selfsup.modalities.Modality.backbone_for`).
+    min_length : inputs along a sequence axis must be at least this long (TS2Vec's crops).
+    defaults : config sections the method was tuned with (``{"train": {"epochs": 1500}}``),
+        applied where the user left a field unset.
+    """
+
+    towers: int = 1
+    labels: bool = False
+    edges: bool = False
+    view_preset: str | None = None
+    encoder: Capability | None = None
+    min_length: int | None = None
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> Needs:
+        """A copy with ``changes`` (e.g. a minimum length computed from the parameters)."""
+        return replace(self, **changes)
+
+
 #: the base of every ``Params`` model (``Method.Params`` shadows the name inside the class body)
 ParamsModel = Params
 
@@ -52,9 +93,8 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     Params: ClassVar[type[Params]] = Params
-    uses_labels: ClassVar[bool] = False
-    #: how many encoders (towers) the method trains: 1, or 2 for paired modalities (a ``TwoTower``)
-    towers: ClassVar[int] = 1
+    #: what the method needs from the data and the encoder (see :class:`Needs`)
+    needs: ClassVar[Needs] = Needs()
     #: optimiser defaults this method was tuned with (merged under the user's choices)
     optim_defaults: ClassVar[dict[str, Any]] = {}
 
@@ -66,6 +106,16 @@ class Method(nn.Module):
         self.encoder = encoder
         self.params = params
         self.ctx = ctx
+
+    @classmethod
+    def requirements(cls, params: ParamsModel) -> Needs:
+        """:attr:`needs` for these hyper-parameters (override where a need depends on them)."""
+        return cls.needs
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether the trainer hands this method the labels of each batch."""
+        return self.needs.labels
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError

@@ -24,7 +24,7 @@ from ..losses.clan import centroid_score, clan_loss
 from ..models.encoder import Encoder
 from . import register
 from ._common import encode
-from .base import Batch, Context, Method, Params, ParamsModel
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class CLANParams(Params):
@@ -42,7 +42,7 @@ class CLAN(Method):
     name = "clan"
     paper = "Wilkie et al. 2025, Contrastive Self-Supervised Network Intrusion Detection Using Augmented Negative Pairs"
     Params: ClassVar[type[ParamsModel]] = CLANParams
-    default_views: ClassVar[str] = "clan"
+    needs = Needs(view_preset="clan")
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

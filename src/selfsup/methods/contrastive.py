@@ -29,7 +29,7 @@ from ..losses import dcl, dclw, groco, hcl, supcon_mix
 from ..models.encoder import Encoder
 from . import register
 from ._common import global_count
-from .base import Batch, Context, Params
+from .base import Batch, Context, Needs, Params
 from .simclr import SimCLR
 
 
@@ -209,7 +209,7 @@ class SupCon(SimCLR):
     name = "supcon"
     paper = "Khosla et al. 2020, Supervised Contrastive Learning"
     Params = SupConParams
-    uses_labels = True
+    needs = Needs(labels=True)
 
     def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:
         return self._loss(torch.stack([z1, z2], 1), batch)

@@ -5,7 +5,7 @@ workshop (arXiv 2006.04131); authors' code CRIPAC-DIG/GRACE (``model.py``, ``tra
 defaults in ``config.yaml``: a 2-layer GCN 256 -> 128 with ReLU, projection 128 -> 128 -> 128 with
 ELU, tau 0.4, edge dropping 0.2 / 0.4 and feature masking 0.3 / 0.4 for the two views (the
 ``grace`` view preset), 200 epochs at learning rate 5e-4, weight decay 1e-5). Each view is encoded
-on its own graph (:func:`selfsup.losses.grace.grace_loss`). Graphs only (``graph = True``).
+on its own graph (:func:`selfsup.losses.grace.grace_loss`). Graphs only (``Needs(edges=True)``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..losses.grace import grace_loss
 from ..models.encoder import Encoder
 from . import register
-from .base import Batch, Context, Method, Params, ParamsModel
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class GRACEParams(Params):
@@ -34,13 +34,15 @@ class GRACE(Method):
     name = "grace"
     paper = "Zhu et al. 2020, Deep Graph Contrastive Representation Learning"
     Params: ClassVar[type[ParamsModel]] = GRACEParams
-    graph: ClassVar[bool] = True
-    default_views: ClassVar[str] = "grace"
-    graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "train": {"epochs": 200},
-        "optim": {"lr": 5e-4, "weight_decay": 1e-5},
-        "model": {"backbone": "gcn"},
-    }
+    needs = Needs(
+        edges=True,
+        view_preset="grace",
+        defaults={
+            "train": {"epochs": 200},
+            "optim": {"lr": 5e-4, "weight_decay": 1e-5},
+            "model": {"backbone": "gcn"},
+        },
+    )
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

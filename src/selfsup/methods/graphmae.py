@@ -7,7 +7,7 @@ nodes is masked: of those, ``1 - replace_rate`` get the learnable ``[MASK]`` tok
 ``replace_rate`` the features of random nodes; the encoder runs on the whole graph; its output goes
 through a linear map, the masked nodes' codes are set to zero again (re-masking) and a one-layer
 GAT decoder reconstructs the features; the loss is the scaled cosine error with exponent ``gamma``
-on the masked nodes (:func:`selfsup.losses.graphmae.sce_loss`). Graphs only (``graph = True``).
+on the masked nodes (:func:`selfsup.losses.graphmae.sce_loss`). Graphs only (``Needs(edges=True)``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..losses.graphmae import sce_loss
 from ..models.encoder import Encoder
 from ..models.graph import GATLayer, GraphBatch, encode_normalised, input_dim, normalised_features
 from . import register
-from .base import Batch, Context, Method, Params, ParamsModel
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class GraphMAEParams(Params):
@@ -39,14 +39,16 @@ class GraphMAE(Method):
     name = "graphmae"
     paper = "Hou et al. 2022, GraphMAE: Self-Supervised Masked Graph Autoencoders"
     Params: ClassVar[type[ParamsModel]] = GraphMAEParams
-    graph: ClassVar[bool] = True
-    default_views: ClassVar[str] = "none"
-    #: the paper's Cora setting (configs.yml), applied where the user set nothing
-    graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "train": {"epochs": 1500},
-        "optim": {"lr": 1e-3, "weight_decay": 2e-4},
-        "model": {"backbone": "gat", "width": 2.0},
-    }
+    needs = Needs(
+        edges=True,
+        view_preset="none",
+        #: the paper's Cora setting (configs.yml), applied where the user set nothing
+        defaults={
+            "train": {"epochs": 1500},
+            "optim": {"lr": 1e-3, "weight_decay": 2e-4},
+            "model": {"backbone": "gat", "width": 2.0},
+        },
+    )
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

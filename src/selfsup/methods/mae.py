@@ -20,12 +20,11 @@ from typing import Any, cast
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..losses.masked import masked_pixel_loss
 from ..models.encoder import Encoder
 from ..models.vit import MAEDecoder, ViT, patchify, random_masking
 from . import register
-from .base import Batch, Context, Method, Params
+from .base import Batch, Context, Method, Needs, Params
 
 
 class MAEParams(Params):
@@ -36,16 +35,6 @@ class MAEParams(Params):
     decoder_dim: int = Field(default=64, ge=4)
     decoder_depth: int = Field(default=2, ge=1)
     decoder_heads: int = Field(default=4, ge=1)
-
-
-def require_vit(encoder: nn.Module, method: str) -> ViT:
-    bb = getattr(encoder, "backbone", None)
-    if not isinstance(bb, ViT):
-        raise ConfigError(
-            f"method '{method}' needs a ViT backbone; use --backbone vit_tiny (or vit_tiny_p2 for "
-            f"16 px images), got {type(bb).__name__}"
-        )
-    return bb
 
 
 def normalised(encoder: nn.Module, x: Tensor) -> Tensor:
@@ -59,12 +48,13 @@ class MAE(Method):
     name = "mae"
     paper = "He et al. 2022, Masked Autoencoders Are Scalable Vision Learners"
     Params = MAEParams
+    needs = Needs(encoder="tokens")
     #: the views this method reads (the loop may make more; the rest are ignored)
     views_used = 1
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        vit = require_vit(encoder, self.name)
+        vit = cast(ViT, encoder.backbone)
         p = params
         self.decoder = MAEDecoder(
             vit.dim,

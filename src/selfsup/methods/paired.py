@@ -27,13 +27,13 @@ from ..losses.xhcl import xhcl
 from ..models.encoder import Encoder
 from ..models.two_tower import TwoTower
 from . import register
-from .base import Batch, Context, Method, Params
+from .base import Batch, Context, Method, Needs, Params
 
 
 class _PairedMethod(Method):
     """Embeds view ``2k`` with tower a and view ``2k + 1`` with tower b; averages ``pair_loss`` over k."""
 
-    towers = 2
+    needs = Needs(towers=2)
 
     @property
     def two_tower(self) -> TwoTower:

@@ -20,7 +20,7 @@ from ..models import projection_head
 from ..models.encoder import Encoder
 from . import register
 from ._common import encode
-from .base import Batch, Context, Method, Params, ParamsModel
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class SCARFParams(Params):
@@ -33,7 +33,7 @@ class SCARF(Method):
     name = "scarf"
     paper = "Bahri et al. 2022, SCARF: Self-Supervised Contrastive Learning using Random Feature Corruption"
     Params: ClassVar[type[ParamsModel]] = SCARFParams
-    default_views: ClassVar[str] = "scarf"
+    needs = Needs(view_preset="scarf")
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

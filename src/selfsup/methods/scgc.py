@@ -10,7 +10,7 @@ the paper's SCGC*, which also drops the autoencoder's decoder). The cluster cent
 k-means on the first embeddings (:meth:`SCGC.prepare`); every step the target P is recomputed from
 the current Q (the authors update it every epoch, and an epoch is one full-batch step here).
 Loss: ``beta KL(P || Q) + alpha L_IAC`` (+ the reconstruction MSE for ``scgc``)
-(:mod:`selfsup.losses.scgc`). Graphs only (``graph = True``).
+(:mod:`selfsup.losses.scgc`). Graphs only (``Needs(edges=True)``).
 
 Deviation: SDCN/SCGC start from an autoencoder pre-trained for 30 epochs and shipped as a file;
 here the encoder starts from its random initialisation (no file is downloaded).
@@ -30,7 +30,7 @@ from ..losses.scgc import cluster_kl, iac_loss, influence_targets, soft_assign, 
 from ..models.encoder import Encoder
 from ..models.graph import GraphBatch, input_dim, normalised_features
 from . import register
-from .base import Batch, Context, Method, Params, ParamsModel
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class SCGCParams(Params):
@@ -54,13 +54,15 @@ class SCGC(Method):
     name = "scgc"
     paper = "Kulatilleke et al. 2022, SCGC: Self-Supervised Contrastive Graph Clustering"
     Params: ClassVar[type[ParamsModel]] = SCGCParams
-    graph: ClassVar[bool] = True
-    default_views: ClassVar[str] = "none"
-    graph_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "train": {"epochs": 200},
-        "optim": {"lr": 1e-3, "weight_decay": 0.0},
-        "model": {"backbone": "mlp"},
-    }
+    needs = Needs(
+        edges=True,
+        view_preset="none",
+        defaults={
+            "train": {"epochs": 200},
+            "optim": {"lr": 1e-3, "weight_decay": 0.0},
+            "model": {"backbone": "mlp"},
+        },
+    )
 
     centers: nn.Parameter
 

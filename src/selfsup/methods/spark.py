@@ -22,13 +22,11 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..losses.masked import masked_pixel_loss
-from ..models.convnet import ConvNet
 from ..models.encoder import Encoder
-from ..models.resnet import ResNet
 from ..models.sparse import LightDecoder, feature_channels, mask_at, sparse_forward
-from ..models.vit import ViT, check_patch, patchify, random_masking
+from ..models.vit import check_patch, patchify, random_masking
 from . import register
-from .base import Batch, Context, Method, Params
+from .base import Batch, Context, Method, Needs, Params
 from .mae import normalised
 
 PROBE = 64
@@ -49,21 +47,12 @@ class SparK(Method):
     name = "spark"
     paper = "Tian et al. 2023, Designing BERT for Convolutional Networks: Sparse and Hierarchical Masked Modeling"
     Params = SparKParams
+    needs = Needs(encoder="feature_maps")
     views_used = 1
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
         bb = encoder.backbone
-        if isinstance(bb, ViT):
-            raise ConfigError(
-                "method 'spark' masks a CNN (convnet, resnet18, ...); for a ViT backbone use "
-                "method 'mae'"
-            )
-        if not isinstance(bb, (ConvNet, ResNet)):
-            raise ConfigError(
-                f"method 'spark' masks an image CNN (convnet, resnet18, ...), got {type(bb).__name__}; "
-                "use another method for this kind of data"
-            )
         self.channels = int(cast(Tensor, encoder.mean).shape[1])
         chans, sizes = feature_channels(bb, self.channels, PROBE)
         self.n_scales = len(chans)

@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..losses.ts2vec import hierarchical_contrastive_loss
 from ..models.encoder import Encoder
 from . import register
-from .base import Batch, Context, Method, Params
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class TS2VecParams(Params):
@@ -72,8 +72,8 @@ class TS2Vec(Method):
     name = "ts2vec"
     paper = "Yue et al. 2022, TS2Vec: Towards Universal Representation of Time Series"
     Params: ClassVar[type[Params]] = TS2VecParams
-    #: the view preset per modality when ``views.preset=auto`` (TS2Vec's augmentations are its own)
-    view_presets: ClassVar[dict[str, str]] = {"timeseries": "none"}
+    #: TS2Vec's augmentations are its own (random crops and masking): no hand-made views
+    needs = Needs(view_preset="none")
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
@@ -101,9 +101,10 @@ class TS2Vec(Method):
         cast(Tensor, self.n_averaged).add_(1)
 
     @classmethod
-    def min_length(cls, params: TS2VecParams) -> int:
+    def requirements(cls, params: ParamsModel) -> Needs:
         """The shortest longest-series a batch may have: one crop of 2^(temporal_unit+1) steps."""
-        return int(2 ** (params.temporal_unit + 1))
+        unit = cast(TS2VecParams, params).temporal_unit
+        return cls.needs.with_(min_length=int(2 ** (unit + 1)))
 
     def steps(self, x: Tensor) -> Tensor:
         """Per-step representations (B, T, D) of raw-unit series (the encoder's normalisation first)."""

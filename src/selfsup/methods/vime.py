@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..losses.vime import vime_loss
 from ..models.encoder import Encoder
 from . import register
-from .base import Batch, Context, Method, Params, ParamsModel
+from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
 
 class VIMEParams(Params):
@@ -35,7 +35,7 @@ class VIME(Method):
     name = "vime"
     paper = "Yoon et al. 2020, VIME: Extending the Success of Self- and Semi-supervised Learning to Tabular Domain"
     Params: ClassVar[type[ParamsModel]] = VIMEParams
-    default_views: ClassVar[str] = "vime"
+    needs = Needs(view_preset="vime")
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

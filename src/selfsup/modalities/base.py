@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ..methods.base import Capability, Needs
 
 
 class Modality:
@@ -21,6 +24,10 @@ class Modality:
     name: str = ""
     #: the number of dimensions of a batch of model inputs (images: N, C, H, W -> 4)
     input_ndim: int = 2
+    #: how many encoders its data needs (2: a paired modality's two towers)
+    towers: int = 1
+    #: whether its views are graphs with edges (methods declare ``Needs(edges=True)`` for them)
+    edges: bool = False
 
     # -- configuration -------------------------------------------------------------------------
     def backbone_names(self) -> list[str]:
@@ -34,8 +41,15 @@ class Modality:
         return {}
 
     # -- training ------------------------------------------------------------------------------
-    def input_meta(self, cfg, train) -> tuple[str, dict[str, Any]]:
-        """``(view preset name, meta)`` for training on ``train`` under ``cfg`` (a Config)."""
+    def check_input(self, data) -> None:
+        """Raise :class:`~selfsup.errors.DataError` (one line naming the data and what to do) when
+        ``data`` (a container of this modality, training or evaluation data) cannot be trained or
+        evaluated on. The validation pass calls it before the run directory is created. Default:
+        nothing beyond the container's own checks."""
+
+    def input_meta(self, cfg, train, needs: Needs) -> tuple[str, dict[str, Any]]:
+        """``(view preset name, meta)`` for training on ``train`` under ``cfg`` (a Config) for a
+        method with ``needs`` (its view preset where this modality has one, a minimum length)."""
         raise NotImplementedError
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
@@ -44,6 +58,30 @@ class Modality:
 
     def default_backbone(self, meta: dict) -> str:
         raise NotImplementedError
+
+    def backbone_for(self, capability: Capability, meta: dict) -> str | None:
+        """This modality's backbone with ``capability`` (see :class:`selfsup.methods.Needs`) for
+        inputs of ``meta``, or None when it has none. Default: none."""
+        return None
+
+    def resolve_backbone(self, name: str, meta: dict, needs: Needs) -> str:
+        """The backbone a run builds: ``name`` unless it is ``auto``; then the backbone with the
+        capability the method needs, else :meth:`default_backbone`."""
+        from ..errors import ConfigError
+
+        if name != "auto":
+            return name
+        if needs.encoder is None:
+            return self.default_backbone(meta)
+        found = self.backbone_for(needs.encoder, meta)
+        if found is None:
+            from ..methods import CAPABILITY_WORDS
+
+            raise ConfigError(
+                f"the method needs a backbone with {CAPABILITY_WORDS[needs.encoder]}, and no "
+                f"{self.name} backbone has them; choose another method"
+            )
+        return found
 
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         """A backbone by name, with ``out_dim``; ``auto`` resolved by :meth:`default_backbone`."""

@@ -24,7 +24,7 @@ setting: epochs, learning rate, weight decay, backbone).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,9 +35,13 @@ from ..errors import ConfigError
 from ..models.graph import GraphBatch, GraphEncoder
 from .base import Modality, register
 
+if TYPE_CHECKING:
+    from ..methods.base import Needs
+
 
 class GraphModality(Modality):
     name = "graph"
+    edges = True
     input_ndim = 2
 
     def backbone_names(self) -> list[str]:
@@ -46,8 +50,6 @@ class GraphModality(Modality):
         return list(GRAPH_BACKBONES)
 
     def config_defaults(self, cfg, train: GraphData) -> dict:
-        from .. import methods as M
-
         # fp32: bf16 autocast was not faster on Cora (98 s vs 112 s for 10 GraphMAE steps) and sums
         # of messages in bf16 lose precision
         out: dict[str, dict[str, Any]] = {
@@ -55,19 +57,16 @@ class GraphModality(Modality):
             "optim": {"lr": 1e-3},
             "eval": {"protocols": ["node", "cluster"]},
         }
-        for section, fields in getattr(M.get(cfg.method), "graph_defaults", {}).items():
-            out.setdefault(section, {}).update(fields)
         return out
 
-    def input_meta(self, cfg, train: GraphData):
+    def input_meta(self, cfg, train: GraphData, needs: Needs):
         from dataclasses import asdict, replace
 
-        from .. import methods as M
         from ..views.graph import GRAPH_PRESETS
 
         preset = cfg.views.preset
         if preset == "auto":
-            preset = getattr(M.get(cfg.method), "default_views", None) or "default"
+            preset = needs.view_preset if needs.view_preset in GRAPH_PRESETS else "default"
         if preset not in GRAPH_PRESETS:
             raise ConfigError(
                 f"unknown graph view preset '{preset}'; choose one of: auto, {', '.join(GRAPH_PRESETS)}"

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
 from ..data.base import ImageData
 from .base import Modality, register
 
+if TYPE_CHECKING:
+    from ..methods.base import Capability, Needs
+
 
 class ImageModality(Modality):
     name = "image"
     input_ndim = 4
 
-    def input_meta(self, cfg, train: ImageData):
+    def input_meta(self, cfg, train: ImageData, needs: Needs):
         from ..eval.features import channel_stats
         from ..views import resolve_spec
 
@@ -64,9 +69,21 @@ class ImageModality(Modality):
     def default_backbone(self, meta: dict) -> str:
         return "convnet"
 
+    def backbone_for(self, capability: Capability, meta: dict) -> str | None:
+        if capability == "feature_maps":
+            return "convnet"
+        if capability == "tokens":  # patches small enough that 8 px digits still have 16 of them
+            size = train_size(meta)
+            return "vit_tiny_p2" if size <= 16 else "vit_tiny" if size <= 64 else "vit_tiny_p8"
+        return None
+
     def build_backbone(self, name: str, meta: dict, model_cfg) -> nn.Module:
         from ..models import ViT, build_backbone
 
+        if name.startswith("timm:"):  # a timm model (the timm extra, imported lazily; issue 25)
+            from ..models.timm_backbone import build_timm_backbone
+
+            return build_timm_backbone(name, meta["in_channels"], train_size(meta))
         net = build_backbone(
             self.default_backbone(meta) if name == "auto" else name,
             meta["in_channels"],

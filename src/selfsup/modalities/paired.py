@@ -17,7 +17,7 @@ single-modality method is refused when it is built, and the other way round.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,9 @@ from torch import Tensor, nn
 from ..data.paired import TOWERS, PairedData
 from ..models.two_tower import PairTensor, TwoTower
 from .base import Modality, get, register
+
+if TYPE_CHECKING:
+    from ..methods.base import Needs
 
 
 class PairedViews(nn.Module):
@@ -41,6 +44,7 @@ class PairedViews(nn.Module):
 
 class PairedModality(Modality):
     name = "paired"
+    towers = 2
 
     @staticmethod
     def members(meta: dict) -> list[tuple[str, Modality, dict]]:
@@ -51,18 +55,16 @@ class PairedModality(Modality):
     def config_defaults(self, cfg, train: PairedData) -> dict:
         """Member a's defaults (series: batch size, epochs, lr, the svm protocol), where unset."""
         mod = get(train.a.modality)
-        return mod.config_defaults(cfg, train.a) if hasattr(mod, "config_defaults") else {}
+        return mod.config_defaults(cfg, train.a)
 
     # -- training ------------------------------------------------------------------------------
-    def input_meta(self, cfg, train: PairedData):
+    def input_meta(self, cfg, train: PairedData, needs: Needs):
         towers, presets = {}, []
         for t in TOWERS:
             d = train.member(t)
             mod = get(d.modality)
-            preset, im = mod.input_meta(cfg, d)
-            backbone = (
-                mod.default_backbone(im) if cfg.model.backbone == "auto" else cfg.model.backbone
-            )
+            preset, im = mod.input_meta(cfg, d, needs)
+            backbone = mod.resolve_backbone(cfg.model.backbone, im, needs)
             towers[t] = {
                 "format": "selfsup-encoder-1",
                 "modality": mod.name,

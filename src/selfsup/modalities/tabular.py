@@ -9,6 +9,8 @@ and category vocabularies, so a saved encoder encodes new rows the same way
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -17,21 +19,22 @@ from ..data.base import TableData
 from ..errors import ConfigError
 from .base import Modality, register
 
+if TYPE_CHECKING:
+    from ..methods.base import Needs
+
 
 class TableModality(Modality):
     name = "table"
     input_ndim = 2
 
-    def input_meta(self, cfg, train: TableData):
+    def input_meta(self, cfg, train: TableData, needs: Needs):
         from dataclasses import asdict, replace
 
-        from .. import methods as M
         from ..views.tabular import TABLE_PRESETS
 
         preset = cfg.views.preset
         if preset == "auto":
-            preset = getattr(M.get(cfg.method), "default_views", None) or "scarf"
-            preset = preset if preset in TABLE_PRESETS else "scarf"
+            preset = needs.view_preset if needs.view_preset in TABLE_PRESETS else "scarf"
         if preset not in TABLE_PRESETS:
             raise ConfigError(
                 f"unknown table view preset '{preset}'; choose one of: auto, {', '.join(TABLE_PRESETS)}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from torch import Tensor, nn
 from ..data.base import SeriesData
 from ..errors import ConfigError, DataError
 from .base import Modality, register
+
+if TYPE_CHECKING:
+    from ..methods.base import Needs
 
 #: steps a default series run aims at (epochs are derived from it and the training split's size)
 TARGET_STEPS = 300
@@ -50,30 +54,25 @@ class SeriesModality(Modality):
             "eval": {"protocols": ["knn", "linear", "svm"], "knn_k": 5},
         }
 
-    def input_meta(self, cfg, train: SeriesData):
-        from .. import methods as M
+    def input_meta(self, cfg, train: SeriesData, needs: Needs):
         from ..views.timeseries import SERIES_PRESETS, spec_with
 
         preset = cfg.views.preset
         if preset == "auto":
-            preset = getattr(M.get(cfg.method), "view_presets", {}).get(self.name, "default")
+            preset = needs.view_preset if needs.view_preset in SERIES_PRESETS else "default"
         if preset not in SERIES_PRESETS:
             raise ConfigError(
                 f"unknown series view preset '{preset}'; choose one of: auto, "
                 f"{', '.join(SERIES_PRESETS)}"
             )
         spec = spec_with(SERIES_PRESETS[preset], cfg.views.series.model_dump())
-        method = M.get(cfg.method)
-        need = (
-            method.min_length(M.validate_params(cfg.method, cfg.loss))
-            if hasattr(method, "min_length")
-            else 1
-        )
+        need = needs.min_length or 1
         longest = int(train.lengths.max())
         if longest < need:
             raise DataError(
                 f"{train.name}: the longest series has {longest} step(s) but method '{cfg.method}' "
-                f"crops at least {need}; give longer series or lower loss.temporal_unit"
+                f"crops at least {need}; give longer series or change the method's parameters "
+                "(TS2Vec: lower loss.temporal_unit)"
             )
         mean = np.nanmean(train.x, axis=(0, 2))
         std = np.nanstd(train.x, axis=(0, 2))

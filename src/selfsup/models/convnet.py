@@ -10,6 +10,9 @@ from torch import Tensor, nn
 
 
 class ConvNet(nn.Module):
+    #: what methods may need of it (:class:`selfsup.methods.Needs`): maps that can run sparse
+    capabilities = frozenset({"feature_maps"})
+
     def __init__(
         self,
         in_channels: int = 3,

@@ -233,8 +233,9 @@ def build_graph_backbone(name: str, d_in: int, width: float = 1.0) -> GNN:
 class GraphEncoder(nn.Module):
     """Feature normalisation + backbone; ``forward(batch)`` -> (len(batch), out_dim)."""
 
-    #: methods check it: graph methods take GraphBatch views (``methods.build`` refuses a mismatch)
-    graph = True
+    #: what methods may need of it (:class:`selfsup.methods.Needs`): views are graphs with edges
+    #: (``methods.build`` refuses a mismatch)
+    edges = True
 
     def __init__(
         self, backbone: nn.Module, norm: str, mean: Tensor, std: Tensor, n_classes: int = 0

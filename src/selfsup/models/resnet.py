@@ -58,6 +58,9 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
 
 
 class ResNet(nn.Module):
+    #: what methods may need of it (:class:`selfsup.methods.Needs`): maps that can run sparse
+    capabilities = frozenset({"feature_maps"})
+
     def __init__(
         self,
         block,

@@ -166,6 +166,9 @@ def init_weights(m: nn.Module) -> None:
 class ViT(nn.Module):
     """Patch embedding + class token + fixed 2-D sin-cos positions + transformer; pooled output."""
 
+    #: what methods may need of it (:class:`selfsup.methods.Needs`): patch tokens to mask
+    capabilities = frozenset({"tokens"})
+
     def __init__(
         self,
         in_channels: int = 3,
