@@ -16,12 +16,23 @@ SVD every ``every`` steps). If the encoder was not called in the step, ``method.
 
 When both checks in a row find ``emb_std < std_ratio / sqrt(D)`` or ``emb_rank <
 max(rank_floor, rank_fraction * min(N, D))`` it prints one warning line to stderr, once per run.
+
+Methods with a teacher distribution (DINO, iBOT, SwAV's codes, OBoW's bags of words, ...) also
+report, through ``method.collapse_signals()``, the entropies of that distribution on the step's
+batch (``teacher_entropy``: mean over samples; ``teacher_batch_entropy``: of the batch mean;
+``teacher_entropy_max``: log K); they are logged with the other statistics. DINO's two failure modes
+(Caron et al. 2021, section 5.3) read off them: every sample's distribution *uniform* (row entropy
+above ``uniform_ratio * log K``: sharpening too weak, the loss stuck near log K) or one output
+*dominating* the batch (batch entropy below ``dominant_ratio * log K``: centring failing). Either,
+for ``patience`` checks in a row, prints one warning line with what to try (the method's own
+``collapse_hint(kind)`` where it has one). The monitor warns once per run in all.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -51,12 +62,16 @@ class CollapseMonitor:
         rank_floor: float = 1.5,
         patience: int = 2,
         stream=None,
+        uniform_ratio: float = 0.98,
+        dominant_ratio: float = 0.1,
     ):
         self.method, self.every, self.patience = method, every, patience
         self.std_ratio, self.rank_fraction, self.rank_floor = std_ratio, rank_fraction, rank_floor
         self.stream = stream
+        self.uniform_ratio, self.dominant_ratio = uniform_ratio, dominant_ratio
         self.warned = False
         self._bad = 0
+        self._bad_teacher: dict[str, int] = {"uniform": 0, "dominant": 0}
         self._outs: list[Tensor] = []
         enc = getattr(method, "encoder", None)
         self._hook = (
@@ -88,18 +103,61 @@ class CollapseMonitor:
         if len(z) < 2:
             return {}
         stats = collapse_stats(z)
+        stats.update(self._teacher(step))
         self._bad = self._bad + 1 if self.collapsing(stats, len(z)) else 0
         if self._bad >= self.patience and not self.warned:
             self.warned = True
+            hint = getattr(self.method, "collapse_hint", None)
+            todo = hint("rank") if callable(hint) else _HINTS["rank"]
             (self.stream or sys.stderr).write(
                 f"warning: the representation is collapsing at step {step} (feature std "
                 f"{stats['emb_std']:.2g} vs {stats['emb_std_ideal']:.2g} when spread out, effective rank "
-                f"{stats['emb_rank']:.1f} of {min(len(z), z.flatten(1).shape[1])}); lower the learning "
-                "rate or check the method's settings\n"
+                f"{stats['emb_rank']:.1f} of {min(len(z), z.flatten(1).shape[1])}); {todo}\n"
             )
         return stats
+
+    def _teacher(self, step: int) -> dict[str, float]:
+        """The method's teacher-distribution signals, checked for the two collapse modes."""
+        signals: Callable[[], dict[str, float]] | None = getattr(
+            self.method, "collapse_signals", None
+        )
+        got = dict(signals()) if callable(signals) else {}
+        if not {"teacher_entropy", "teacher_batch_entropy", "teacher_entropy_max"} <= set(got):
+            return got
+        top = got["teacher_entropy_max"]
+        bad = {
+            "uniform": got["teacher_entropy"] > self.uniform_ratio * top,
+            "dominant": got["teacher_batch_entropy"] < self.dominant_ratio * top,
+        }
+        for kind, is_bad in bad.items():
+            self._bad_teacher[kind] = self._bad_teacher[kind] + 1 if is_bad else 0
+            if self._bad_teacher[kind] >= self.patience and not self.warned:
+                self.warned = True
+                what = (
+                    f"every sample's output is nearly uniform (entropy {got['teacher_entropy']:.2f} "
+                    f"of at most {top:.2f} nats): the loss is stuck"
+                    if kind == "uniform"
+                    else f"one output takes the whole batch (batch entropy "
+                    f"{got['teacher_batch_entropy']:.2f} of at most {top:.2f} nats)"
+                )
+                hint = getattr(self.method, "collapse_hint", None)
+                todo = hint(kind) if callable(hint) else _HINTS[kind]
+                (self.stream or sys.stderr).write(
+                    f"warning: the teacher is collapsing at step {step}: {what}; {todo}\n"
+                )
+        return got
 
     def close(self) -> None:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+
+
+#: what to try, when the method has no ``collapse_hint`` of its own
+_HINTS = {
+    "rank": "lower the learning rate or check the method's settings",
+    "uniform": "sharpen the targets (a lower teacher temperature or Sinkhorn epsilon) or lower the "
+    "learning rate",
+    "dominant": "strengthen the centring or equipartition (more prototypes, a queue, a larger "
+    "batch) or lower the learning rate",
+}

@@ -1,0 +1,77 @@
+"""Online cluster distillation across two branches of a paired sample.
+
+After the echocardiography paper's online cluster distillation: one branch's cluster assignments,
+computed online by Sinkhorn-Knopp over learned prototypes, are the targets that the other branch
+predicts, so that one modality (there: a video of the heart) learns the clusters that another (there:
+its frames, by an image encoder) forms. The paper's code is not public; this is a generic version
+built from SwAV's parts (:mod:`~selfsup.methods.swav`), with these choices:
+
+- The data is paired (two modalities of the same samples, a two-tower encoder); each tower projects
+  into a shared space (the tower heads of :class:`~selfsup.models.two_tower.TwoTower`), L2
+  normalised, where one set of K prototypes lives (shared, so that a cluster means the same in
+  both branches).
+- ``direction`` picks the source branch whose codes are targets: ``a_to_b`` (tower a's codes,
+  e.g. the image branch distilled into the video branch), ``b_to_a``, or ``both``. Every other view
+  predicts each source view's codes: the other branch's views (the distillation) and the source
+  branch's own other views (which keep the source's clusters meaningful; with one view per tower
+  and one direction, the source tower learns only through the shared prototypes).
+- Codes: Sinkhorn (``eps = 0.05``, 3 iterations, global sums), prototypes frozen for the first
+  epoch and renormalised after each step, an optional queue of past source embeddings, predictions
+  at ``t = 0.1``: SwAV's defaults, as the paper builds on SwAV.
+
+With ``views.n_views = 2`` each tower gets one view per sample (``[a, b]``); ``n_views = 4`` gives two
+(``[a1, b1, a2, b2]``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..models.two_tower import TwoTower
+from . import register
+from .base import Needs
+from .swav import SwAV, SwAVParams
+
+
+class ClusterDistillParams(SwAVParams):
+    direction: Literal["a_to_b", "b_to_a", "both"] = "both"
+    """Whose cluster codes are the targets: tower a's, tower b's or both."""
+
+
+@register
+class ClusterDistill(SwAV):
+    name = "cluster_distill"
+    paper = (
+        "Online cluster distillation across branches (echocardiography video and image branches); "
+        "built on Caron et al. 2020, SwAV"
+    )
+    Params = ClusterDistillParams
+    needs = Needs(towers=2)
+
+    @property
+    def two_tower(self) -> TwoTower:
+        return cast(TwoTower, self.encoder)
+
+    def embed_dim(self) -> int:
+        return int(self.ctx.model.proj_dim)
+
+    def make_projector(self) -> nn.Module:
+        return nn.Identity()  # the towers' heads project into the shared space
+
+    def embed_views(self, views: list[Tensor]) -> list[Tensor]:
+        tt = self.two_tower
+        return [
+            F.normalize(tt.embed_a(v) if i % 2 == 0 else tt.embed_b(v), dim=1)
+            for i, v in enumerate(views)
+        ]
+
+    def assigned(self, views: list[Tensor]) -> list[int]:
+        d = self.params.direction
+        src = {"a_to_b": (0,), "b_to_a": (1,), "both": (0, 1)}[d]
+        return [i for i in range(len(views)) if i % 2 in src]
+
+    def embed(self, views: list[Tensor]) -> list[Tensor]:
+        return self.embed_views(views)
