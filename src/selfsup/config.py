@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -74,7 +81,29 @@ class SeriesViewsConfig(_Section):
     """Probability that a channel is replaced by its training mean (never all channels)."""
 
 
+#: views sections that modalities add (``views.<name>``, a pydantic model of their own fields):
+#: a modality defined outside this module registers its view parameters here with
+#: :func:`register_views` instead of adding fields to :class:`ViewsConfig`
+VIEWS_SECTIONS: dict[str, type[BaseModel]] = {}
+
+
+def register_views(name: str, model: type[BaseModel]) -> None:
+    """Add ``views.<name>``, validated by ``model`` (its defaults apply when the section is
+    absent); ``cfg.views.<name>`` is then an instance of ``model``."""
+    if name in ViewsConfig.model_fields:
+        raise ValueError(
+            f"views.{name} is a built-in field; register the section under another name"
+        )
+    VIEWS_SECTIONS[name] = model
+
+
 class ViewsConfig(_Section):
+    """The views section. Shared by every modality: ``preset``, ``n_views`` and multi-crop; each
+    modality reads its own fields (:attr:`selfsup.modalities.Modality.views_fields`, checked against
+    the data once it is decoded) and may register a section of its own (:func:`register_views`)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     preset: str = "auto"
     """Images: ``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones
     (``cifar``, ``digits``, ``imagenet``, ``none``); each modality has its own presets (series:
@@ -120,6 +149,24 @@ class ViewsConfig(_Section):
     generator: str | None = None
     """A view-generator plug-in (``selfsup.views.generator``): a registered name, ``module:function``
     or ``file.py:function``, called as ``fn(images, seed)``; it replaces the hand-made views."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for k, v in data.items():
+            if k in cls.model_fields:
+                continue
+            model = VIEWS_SECTIONS.get(k)
+            if model is None:
+                known = ", ".join([*cls.model_fields, *VIEWS_SECTIONS])
+                raise ValueError(f"unknown field views.{k} (known: {known})")
+            out[k] = v if isinstance(v, model) else model.model_validate(v or {})
+        for k, model in VIEWS_SECTIONS.items():
+            out.setdefault(k, model())
+        return out
 
     @field_validator("bss_ratio")
     @classmethod

@@ -21,8 +21,6 @@ from .errors import DataError
 from .modalities import Modality, modality_of
 from .modalities import get as get_modality
 from .modalities.base import fill_unset
-from .views.generator import GeneratedViews
-from .views.style import BatchStyle
 
 
 def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
@@ -146,14 +144,9 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
         },
     )
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
-    views = mod.build_views(cfg, meta)
-    if vc.generator:  # a user's plug-in makes the views instead (checked on two samples below)
-        views = GeneratedViews(vc.generator, view_size, vc.n_views)
-    if vc.bss:  # one style per batch, applied to the raw batch before any view maker
-        views = BatchStyle(views, vc.bss_ratio)
-    views = views.to(device)
+    views = mod.build_views(cfg, meta).to(device)
     x = x.to(device)
-    if vc.generator:
+    if callable(getattr(views, "check", None)):  # a user's plug-in view maker: tried on two samples
         views.check(x[:2])
     if callable(
         getattr(views, "fit", None)

@@ -75,22 +75,41 @@ def check_data(cfg, train, bank=None) -> None:
     """What needs the decoded data, before the run directory is created: the method's labels and
     the evaluation batch at the real view size."""
     from . import methods as M
+    from .modalities import modality_of
 
     if M.requirements(cfg.method, cfg.loss).labels and not train.labelled:
         raise DataError(
             f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
             "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method"
         )
-    if cfg.views.eval_size is not None and train.modality != "image":
-        raise ConfigError(
-            f"views.eval_size is for images, and '{train.name}' holds {train.modality} data; "
-            "drop --set views.eval_size"
+    mod = modality_of(train)
+    for d in (train, bank):
+        if d is not None:
+            mod.check_input(d)
+    reads = mod.reads_views(train) | {"preset", "n_views"}
+    for name in given_views(cfg.views):
+        if name not in reads:
+            raise ConfigError(
+                f"views.{name} does not apply to {mod.name} data ('{train.name}'); drop "
+                f"--set views.{name} (this data reads views.{', views.'.join(sorted(reads))})"
+            )
+    mod.check_run(cfg, train, bank)
+
+
+def given_views(views) -> list[str]:
+    """The fields of a ``views`` section whose values differ from their defaults."""
+    from .config import VIEWS_SECTIONS
+
+    out = []
+    for name, value in views:
+        default = (
+            VIEWS_SECTIONS[name]()
+            if name in VIEWS_SECTIONS
+            else type(views).model_fields[name].get_default(call_default_factory=True)
         )
-    size = (
-        cfg.views.eval_size or cfg.views.size or cfg.data.image_size or getattr(train, "size", None)
-    )
-    if bank is not None and train.modality == "image" and size:
-        eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device, cfg.model)
+        if value != default:
+            out.append(name)
+    return out
 
 
 def device(name: str):

@@ -28,6 +28,10 @@ class Modality:
     towers: int = 1
     #: whether its views are graphs with edges (methods declare ``Needs(edges=True)`` for them)
     edges: bool = False
+    #: the fields of the ``views`` config section it reads besides the shared ``preset`` and
+    #: ``n_views`` (a field of another modality given for this data is refused in one line); a
+    #: modality with parameters of its own registers a section (:func:`selfsup.config.register_views`)
+    views_fields: frozenset[str] = frozenset()
 
     # -- configuration -------------------------------------------------------------------------
     def backbone_names(self) -> list[str]:
@@ -41,6 +45,14 @@ class Modality:
         return {}
 
     # -- training ------------------------------------------------------------------------------
+    def reads_views(self, data) -> frozenset[str]:
+        """The ``views`` fields a run on ``data`` reads (default :attr:`views_fields`)."""
+        return self.views_fields
+
+    def check_run(self, cfg, train, bank) -> None:
+        """Checks of a run on this modality's decoded data, before the run directory is created
+        (images: the evaluation batch fits in memory at the real size). Default: none."""
+
     def check_input(self, data) -> None:
         """Raise :class:`~selfsup.errors.DataError` (one line naming the data and what to do) when
         ``data`` (a container of this modality, training or evaluation data) cannot be trained or

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 class GraphModality(Modality):
     name = "graph"
+    views_fields = frozenset({"corruption"})
     edges = True
     input_ndim = 2
 

@@ -17,6 +17,20 @@ if TYPE_CHECKING:
 class ImageModality(Modality):
     name = "image"
     input_ndim = 4
+    views_fields = frozenset(
+        {
+            "backend", "size", "crop_scale", "flip", "jitter", "jitter_p", "grayscale_p", "blur_p",
+            "affine_p", "rotate", "translate", "eval_size", "local_crops", "local_size",
+            "local_scale", "bss", "bss_ratio", "generator",
+        }
+    )  # fmt: skip
+
+    def check_run(self, cfg, train: ImageData, bank) -> None:
+        from ..validate import eval_memory
+
+        size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size or train.size
+        if bank is not None and size:
+            eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
     def input_meta(self, cfg, train: ImageData, needs: Needs):
         from ..eval.features import channel_stats
@@ -49,6 +63,19 @@ class ImageModality(Modality):
         }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
+        views = self._hand_made_views(cfg, meta)
+        vc = cfg.views
+        if vc.generator:  # a user's plug-in makes the views instead (the builder tries it first)
+            from ..views.generator import GeneratedViews
+
+            views = GeneratedViews(vc.generator, train_size(meta), vc.n_views)
+        if vc.bss:  # one style per batch, applied to the raw batch before any view maker
+            from ..views.style import BatchStyle
+
+            views = BatchStyle(views, vc.bss_ratio)
+        return views
+
+    def _hand_made_views(self, cfg, meta: dict) -> nn.Module:
         from ..views import ImageViews, MultiCropViews, ViewSpec
 
         vc, c = cfg.views, meta["in_channels"]

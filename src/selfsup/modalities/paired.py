@@ -52,6 +52,14 @@ class PairedModality(Modality):
         return [(t, get(meta["towers"][t]["modality"]), meta["towers"][t]) for t in TOWERS]
 
     # -- configuration -------------------------------------------------------------------------
+    def reads_views(self, data: PairedData) -> frozenset[str]:
+        return get(data.a.modality).reads_views(data.a) | get(data.b.modality).reads_views(data.b)
+
+    def check_input(self, data: PairedData) -> None:
+        for t in TOWERS:
+            member = data.member(t)
+            get(member.modality).check_input(member)
+
     def config_defaults(self, cfg, train: PairedData) -> dict:
         """Member a's defaults (series: batch size, epochs, lr, the svm protocol), where unset."""
         mod = get(train.a.modality)

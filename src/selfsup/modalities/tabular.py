@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 class TableModality(Modality):
     name = "table"
+    views_fields = frozenset({"corruption"})
     input_ndim = 2
 
     def input_meta(self, cfg, train: TableData, needs: Needs):

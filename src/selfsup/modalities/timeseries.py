@@ -35,6 +35,7 @@ TARGET_STEPS = 300
 
 class SeriesModality(Modality):
     name = "timeseries"
+    views_fields = frozenset({"series"})
     input_ndim = 3
 
     def backbone_names(self) -> list[str]:
