@@ -121,7 +121,13 @@ class SeriesData(Samples):
                 f"{self.name}: series contain infinite values; replace them (NaN marks a "
                 "missing value)"
             )
-        self.x = x = np.ascontiguousarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # a value beyond float32 is refused just below
+            self.x = x = np.ascontiguousarray(x, dtype=np.float32)
+        if np.isinf(x).any():  # finite in float64, beyond the float32 range
+            raise DataError(
+                f"{self.name}: series hold values beyond the 32-bit float range (about 3.4e38); "
+                "rescale them"
+            )
         if self.lengths is None:
             self.lengths = series_lengths(x)
         self.lengths = np.asarray(self.lengths, dtype=np.int64)
@@ -244,6 +250,11 @@ def check_images(x, name: str) -> None:
         )
     if len(x) == 0:
         raise DataError(f"{name}: the dataset is empty; point --data at a source with images")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise DataError(
+            f"{name}: images of {x.shape[1]}x{x.shape[2]} pixels have nothing to learn from "
+            f"(shape {tuple(x.shape)}); give images at least 1x1 pixel in size"
+        )
 
 
 def numeric_matrix(
@@ -261,11 +272,17 @@ def numeric_matrix(
         raise DataError(f"{name}: " + empty.format(shape=tuple(x.shape)))
     if x.dtype.kind not in "fiub":
         raise DataError(f"{name}: {values} numbers, got {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         r, c = np.argwhere(~np.isfinite(x))[0]
         raise DataError(f"{name}: {at(int(r), int(c))} is NaN or infinite; fill or drop it")
-    return x
+    big = np.abs(x) > np.finfo(np.float32).max  # finite in float64, infinite as float32
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise DataError(
+            f"{name}: {at(int(r), int(c))} is {float(x[r, c]):g}, beyond the 32-bit float range "
+            "(about 3.4e38); rescale the data"
+        )
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:

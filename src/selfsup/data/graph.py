@@ -80,6 +80,12 @@ def graph_splits(
             raise DataError(
                 f"{name}: train_mask and test_mask must each select at least one labelled node"
             )
+        both = np.intersect1d(tr, te)
+        if len(both):  # test nodes in the probe's training set: the test score would leak
+            raise DataError(
+                f"{name}: train_mask and test_mask share {len(both)} labelled node(s) (e.g. node "
+                f"{int(both[0])}); a node is in the training split or the test split, never both"
+            )
     elif masks:
         raise DataError(
             f"{name}: give both train_mask and test_mask, or neither (a stratified split is made)"
@@ -90,6 +96,11 @@ def graph_splits(
             raise DataError(f"{name}: fewer than two labelled nodes; nothing to evaluate on")
         a, b = stratified_split(y[lab], TEST_FRACTION, seed=0)
         tr, te = lab[a], lab[b]
+        if len(tr) == 0 or len(te) == 0:
+            raise DataError(
+                f"{name}: {len(lab)} labelled node(s) are too few to hold out a test split (no "
+                "class has two nodes); label more nodes, or give train_mask and test_mask"
+            )
     y_train = np.full(n, -1, dtype=np.int64)
     y_train[tr] = y[tr]
     info: dict[str, Any] = {"masks": sorted(masks)} if masks else {}
@@ -185,8 +196,10 @@ def load_edge_list(spec: str, label_column: str | None = None) -> Splits:
     y = classes = None
     if label_column is not None:
         j = head.index(label_column)
-        classes = sorted({row[j] for row in body})
-        y = np.array([classes.index(row[j]) for row in body], dtype=np.int64)
+        # an empty label cell is an unlabelled node (-1), as in a table, never a class ''
+        classes = sorted({row[j] for row in body if row[j]})
+        code = {c: k for k, c in enumerate(classes)}
+        y = np.array([code.get(row[j], -1) for row in body], dtype=np.int64)
     ehead, ebody = rows(edges_p)
     if len(ehead) < 2:
         raise DataError(f"'{edges_p}': an edge list needs two columns (source, target)")

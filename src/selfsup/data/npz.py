@@ -43,6 +43,13 @@ def load_npz(path: Path) -> Splits:
             "save images as x=(N,H,W[,C]) uint8"
         )
 
+    for key in ("x", "x_test"):  # complex, text, object...: no kind of data reads them
+        if key in arrays and arrays[key].dtype.kind not in "biuf":
+            raise DataError(
+                f"'{path}': array '{key}' has dtype {arrays[key].dtype}; give uint8 images "
+                "(N, H, W[, C]), float series (N, C, T) or a numeric table (N, F)"
+            )
+
     def images(key: str) -> np.ndarray:
         x = arrays[key]
         if x.ndim == 3:

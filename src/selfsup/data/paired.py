@@ -200,6 +200,7 @@ def load_paired_npz(path: Path) -> Splits:
     def split(suffix: str) -> PairedData:
         ka, kb, ky = f"x_a{suffix}", f"x_b{suffix}", f"y{suffix}"
         xa, xb = arrays[ka], arrays[kb]
+        a, b = _member(path, ka, xa), _member(path, kb, xb)  # shapes first (a 0-d array has no len)
         if len(xa) != len(xb):
             raise DataError(
                 f"'{path}': '{ka}' has {len(xa)} samples but '{kb}' has {len(xb)}; give the same "
@@ -214,7 +215,6 @@ def load_paired_npz(path: Path) -> Splits:
                 )
             if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
                 raise DataError(f"'{path}': '{ky}' contains NaN or Inf; labels must be integers")
-        a, b = _member(path, ka, xa), _member(path, kb, xb)
         return PairedData(a, b, y, None, f"{name}{suffix}")
 
     train = split("")

@@ -64,7 +64,8 @@ def _read_csv(
     path: Path, delimiter: str, skip_corrupt: bool
 ) -> tuple[list[_Column], list[tuple[int, str]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
@@ -73,6 +74,16 @@ def _read_csv(
                     "per sample"
                 )
             header = [h.strip() for h in header]
+            other = next(
+                (d for d in (";", "\t", "|", ",") if d != delimiter and d in header[0]), None
+            )
+            if len(header) == 1 and other is not None:  # never one text column by mistake
+                shown = "a tab" if other == "\t" else f"'{other}'"
+                raise DataError(
+                    f"'{path}' has a single column whose name '{header[0][:60]}' contains {shown}: "
+                    f"it looks separated by {shown}, not '{delimiter}'; save it comma-separated "
+                    "as .csv (or tab-separated as .tsv)"
+                )
             if len(set(header)) != len(header) or "" in header:
                 dup = next((h for h in header if header.count(h) > 1 or not h), "")
                 raise DataError(
@@ -163,6 +174,23 @@ def _parse_numbers(text: list) -> tuple[np.ndarray, np.ndarray]:
     return vals, ok
 
 
+#: the largest magnitude a float32 feature holds; a finite value beyond it would become infinite
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _too_large(vals: np.ndarray) -> np.ndarray:
+    """Which finite values overflow float32 (a 1e308 in a CSV is finite, but not as a feature)."""
+    v = np.asarray(vals, dtype=np.float64)
+    return np.isfinite(v) & (np.abs(v) > F32_MAX)
+
+
+def _too_large_why(column: str, value: float) -> str:
+    return (
+        f"column '{column}': value {value:g} is beyond the 32-bit float range (about 3.4e38); "
+        "rescale the column"
+    )
+
+
 def _missing(s) -> bool:
     return s is None or s.lower() in MISSING
 
@@ -212,6 +240,7 @@ def _build(
         if c.num is not None:
             vals = c.num
             flag(~np.isfinite(vals), lambda i, c=c: f"column '{c.name}': missing value")
+            flag(_too_large(vals), lambda i, c=c, v=vals: _too_large_why(c.name, v[i]))
             features.append((c.name, vals, None))
             continue
         vals, ok = _parse_numbers(c.text)
@@ -222,6 +251,7 @@ def _build(
                 ~ok & ~miss,
                 lambda i, c=c: f"column '{c.name}': text '{c.text[i]}' in a numeric column",
             )
+            flag(_too_large(vals), lambda i, c=c, v=vals: _too_large_why(c.name, v[i]))
             features.append((c.name, vals, None))
         else:
             flag(miss, lambda i, c=c: f"column '{c.name}': missing value")
@@ -249,6 +279,12 @@ def _build(
         classes = present
     if y is not None and (y >= 0).any():
         tr, te = stratified_split(y, TEST_FRACTION, seed=0)
+        if len(te) == 0 or len(tr) == 0:
+            raise DataError(
+                f"{where}: {len(keep)} row(s) in {len(classes or [])} label class(es) are too few to "
+                f"hold out a {TEST_FRACTION:.0%} test split (no class has two rows); give more rows "
+                "per class, or another --label-column"
+            )
     else:
         tr, te = np.arange(len(keep)), None
     splits = _encode(features, keep, tr, te, y, classes, name)
