@@ -127,6 +127,8 @@ def test_dino_teacher_centre_and_last_layer_freeze():
             "warmup_teacher_temp_epochs": 4,
         },
     )
+    assert any(isinstance(x, torch.nn.BatchNorm1d) for x in m.head.mlp)  # a ConvNet: BN in head
+    assert not any(isinstance(x, torch.nn.BatchNorm1d) for x in build("ibot").head.mlp)  # a ViT
     x, views, _ = data()
     v0 = m.head.last_layer.v.detach().clone()
     t0 = m.teacher_head.mlp[0].weight.detach().clone()

@@ -52,6 +52,9 @@ class DINOParams(Params):
     freeze_last_layer_epochs: float = Field(default=1.0, ge=0)
     norm_last_layer: bool = True
     head_layers: int = Field(default=3, ge=1)
+    use_bn_in_head: bool | None = None
+    """BatchNorm in the head MLP (the authors' ``use_bn_in_head``); default: on for backbones
+    without patch tokens (ConvNets, as lightly's ResNet recipe), off for ViTs (the authors')."""
     koleo_weight: float = Field(default=0.0, ge=0)
     """Weight of a KoLeo term on the student's features of each global crop (DINOv2: 0.1)."""
 
@@ -84,6 +87,7 @@ class DINO(Method):
             m.proj_dim,
             params.head_layers,
             params.norm_last_layer,
+            self.head_bn(encoder, params),
         )
         self.teacher_encoder = frozen_copy(encoder)
         self.teacher_head = cast(DINOHead, frozen_copy(self.head))
@@ -93,6 +97,12 @@ class DINO(Method):
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self._teacher_out: list[Tensor] = []
         self._signals: dict[str, float] = {}
+
+    @staticmethod
+    def head_bn(encoder: Encoder, params: Any) -> bool:
+        if params.use_bn_in_head is not None:
+            return bool(params.use_bn_in_head)
+        return "tokens" not in getattr(getattr(encoder, "backbone", None), "capabilities", ())
 
     def teacher_temp(self) -> float:
         p = self.params

@@ -66,7 +66,8 @@ class NormedLinear(nn.Module):
 
 
 class DINOHead(nn.Module):
-    """MLP (``layers`` linear layers, GELU) -> bottleneck -> L2 norm -> :class:`NormedLinear`."""
+    """MLP (``layers`` linear layers, GELU; BatchNorm before each GELU with ``use_bn``, the authors'
+    ``use_bn_in_head``) -> bottleneck -> L2 norm -> :class:`NormedLinear`."""
 
     def __init__(
         self,
@@ -76,12 +77,13 @@ class DINOHead(nn.Module):
         bottleneck: int = 256,
         layers: int = 3,
         norm_last_layer: bool = True,
+        use_bn: bool = False,
     ) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         d = in_dim
         for _ in range(max(layers, 1) - 1):
-            mods += [nn.Linear(d, hidden), nn.GELU()]
+            mods += [nn.Linear(d, hidden), *([nn.BatchNorm1d(hidden)] if use_bn else []), nn.GELU()]
             d = hidden
         mods.append(nn.Linear(d, bottleneck))
         self.mlp = nn.Sequential(*mods)
