@@ -10,6 +10,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from test_ssl_methods import run_steps
 
 import selfsup.methods as M
 from selfsup.config import ModelConfig
@@ -51,16 +52,9 @@ def data():
 
 
 def run(m, views, x, steps=10, lr=1e-3):
-    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
-    losses = []
-    for s in range(steps):
-        loss, logs = m(views, M.Batch(x, torch.arange(len(x))))
-        assert all(np.isfinite(v) for v in logs.values()), logs
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        m.after_step(s, steps)
-        losses.append(float(loss.detach()))
+    losses = run_steps(m, views, x, steps, lr)
+    _, logs = m(views, M.Batch(x, torch.arange(len(x))))
+    assert all(np.isfinite(v) for v in logs.values()), logs
     return losses
 
 

@@ -32,7 +32,7 @@ from ..models.encoder import Encoder
 from ..models.prototypes import DINOHead
 from . import register
 from ._common import cosine_momentum, ema_update, encode, frozen_copy, global_count
-from ._distill import distribution_signals, epoch_steps
+from ._distill import check_sharpening, distribution_signals, epoch_steps
 from .base import Batch, Context, Method, Params
 
 
@@ -60,12 +60,7 @@ class DINOParams(Params):
 
     @model_validator(mode="after")
     def _sharpening(self) -> DINOParams:
-        for name in ("teacher_temp", "warmup_teacher_temp"):
-            if getattr(self, name) > self.student_temp:
-                raise ValueError(
-                    f"{name}={getattr(self, name)} is above student_temp={self.student_temp}: the "
-                    "teacher must sharpen (a lower temperature than the student's), e.g. 0.04"
-                )
+        check_sharpening(self, ("teacher_temp", "warmup_teacher_temp"))
         return self
 
 

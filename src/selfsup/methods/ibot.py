@@ -33,7 +33,7 @@ from ..models.prototypes import DINOHead, NormedLinear
 from ..models.vit import ViT
 from . import register
 from ._common import encode, global_count
-from ._distill import distribution_signals, epoch_steps
+from ._distill import check_sharpening, distribution_signals, epoch_steps
 from .base import Batch, Context, Needs
 from .dino import DINO, DINOParams
 from .mae import normalised
@@ -52,12 +52,7 @@ class IBOTParams(DINOParams):
 
     @model_validator(mode="after")
     def _patch_sharpening(self) -> IBOTParams:
-        for name in ("teacher_patch_temp", "warmup_teacher_patch_temp"):
-            if getattr(self, name) > self.student_temp:
-                raise ValueError(
-                    f"{name}={getattr(self, name)} is above student_temp={self.student_temp}: the "
-                    "teacher must sharpen (a lower temperature than the student's)"
-                )
+        check_sharpening(self, ("teacher_patch_temp", "warmup_teacher_patch_temp"))
         if self.mask_ratio - self.mask_ratio_var <= 0 or self.mask_ratio + self.mask_ratio_var >= 1:
             raise ValueError("mask_ratio +- mask_ratio_var must stay inside (0, 1)")
         return self
