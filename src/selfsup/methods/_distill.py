@@ -6,7 +6,7 @@
   steps per epoch, as the training loop counts them.
 - :func:`default_prototypes`: the number of clusters when the user gives none.
 - :func:`check_prototypes`: refuses more clusters than training samples, in one line;
-  :func:`check_sharpening`: a teacher temperature above the student's.
+  :func:`below_student`: a teacher temperature above the student's.
 - :func:`distribution_signals`: the teacher's (or the codes') entropies, for the logs and the collapse
   monitor (:mod:`selfsup.train.monitor`).
 """
@@ -14,23 +14,24 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
+from pydantic import ValidationInfo
 from torch import Tensor
 
 from ..errors import ConfigError
 from .base import Context
 
 
-def check_sharpening(params: Any, names: tuple[str, ...]) -> None:
-    """Refuse a teacher temperature (any of ``names``) above the student's: the teacher sharpens."""
-    for name in names:
-        if getattr(params, name) > params.student_temp:
-            raise ValueError(
-                f"{name}={getattr(params, name)} is above student_temp={params.student_temp}: the "
-                "teacher must sharpen (a lower temperature than the student's), e.g. 0.04"
-            )
+def below_student(value: float, info: ValidationInfo) -> float:
+    """A field validator: a teacher temperature must stay below ``student_temp`` (it sharpens)."""
+    student = info.data.get("student_temp")
+    if student is not None and value > student:
+        raise ValueError(
+            f"{value} is above student_temp={student}: the teacher must sharpen (a lower "
+            "temperature than the student's), e.g. 0.04"
+        )
+    return value
 
 
 def steps_per_epoch(ctx: Context) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from ..losses import Centre, dino_loss, koleo, teacher_temperature
@@ -32,7 +32,7 @@ from ..models.encoder import Encoder
 from ..models.prototypes import DINOHead
 from . import register
 from ._common import cosine_momentum, ema_update, encode, frozen_copy, global_count
-from ._distill import check_sharpening, distribution_signals, epoch_steps
+from ._distill import below_student, distribution_signals, epoch_steps
 from .base import Batch, Context, Method, Params
 
 
@@ -58,10 +58,7 @@ class DINOParams(Params):
     koleo_weight: float = Field(default=0.0, ge=0)
     """Weight of a KoLeo term on the student's features of each global crop (DINOv2: 0.1)."""
 
-    @model_validator(mode="after")
-    def _sharpening(self) -> DINOParams:
-        check_sharpening(self, ("teacher_temp", "warmup_teacher_temp"))
-        return self
+    _sharpens = field_validator("teacher_temp", "warmup_teacher_temp")(below_student)
 
 
 @register

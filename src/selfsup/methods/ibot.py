@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from ..losses import Centre, dino_loss, ibot_patch_loss, teacher_temperature
@@ -33,7 +33,7 @@ from ..models.prototypes import DINOHead, NormedLinear
 from ..models.vit import ViT
 from . import register
 from ._common import encode, global_count
-from ._distill import check_sharpening, distribution_signals, epoch_steps
+from ._distill import below_student, distribution_signals, epoch_steps
 from .base import Batch, Context, Needs
 from .dino import DINO, DINOParams
 from .mae import normalised
@@ -50,9 +50,12 @@ class IBOTParams(DINOParams):
     lambda1: float = Field(default=1.0, ge=0)
     lambda2: float = Field(default=1.0, ge=0)
 
+    _patch_sharpens = field_validator("teacher_patch_temp", "warmup_teacher_patch_temp")(
+        below_student
+    )
+
     @model_validator(mode="after")
-    def _patch_sharpening(self) -> IBOTParams:
-        check_sharpening(self, ("teacher_patch_temp", "warmup_teacher_patch_temp"))
+    def _mask_ratio(self) -> IBOTParams:
         if self.mask_ratio - self.mask_ratio_var <= 0 or self.mask_ratio + self.mask_ratio_var >= 1:
             raise ValueError("mask_ratio +- mask_ratio_var must stay inside (0, 1)")
         return self
