@@ -139,7 +139,9 @@ def test_existing_methods_train_on_series_unchanged(tmp_path, method):
 
 
 def test_swa_keeps_the_equal_weight_average_of_every_iterate():
-    """As the authors' AveragedModel: the evaluated encoder is the mean of the weights after each step."""
+    """As the authors' AveragedModel (yuezhihan/ts2vec ``ts2vec.py``: updated once with the initial
+    weights, then after every step): the evaluated encoder is the mean of the initial weights and the
+    weights after each step."""
     from selfsup import methods as M
     from selfsup.config import ModelConfig
     from selfsup.models.encoder import Encoder
@@ -149,7 +151,7 @@ def test_swa_keeps_the_equal_weight_average_of_every_iterate():
     enc = Encoder(build_series_backbone("fcn", 2, 0.125), torch.zeros(1, 2, 1), torch.ones(1, 2, 1))
     m = M.build("ts2vec", enc, {}, M.Context(model=ModelConfig(), n_samples=8))
     assert m.encoder is not m.online and not any(p.requires_grad for p in m.encoder.parameters())
-    seen = []
+    seen = [[p.detach().clone() for p in m.online.parameters()]]
     for step in range(4):
         with torch.no_grad():
             for p in m.online.parameters():

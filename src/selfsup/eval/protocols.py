@@ -146,6 +146,22 @@ def _node(i: EvalInputs) -> dict:
     return {"node_top1": r["linear_top1"]}
 
 
+@register(
+    "node_grace",
+    help="graphs: GRACE's probe (features L2-normalised per node, one-vs-rest liblinear logistic "
+    "regression, C from 2^-10..2^9 by 5-fold cross-validation on the bank), scored on the query: "
+    "node_grace_top1",
+)
+def _node_grace(i: EvalInputs) -> dict:
+    from .graph import grace_probe
+
+    n = len(i.bank)
+    f = torch.cat([i.bank, i.query])
+    y = torch.cat([i.bank_y, i.query_y])
+    tr, te = torch.arange(n), torch.arange(n, len(f))
+    return grace_probe(f, y, tr, te, seed=getattr(i.ec, "seed", 0))
+
+
 @register("linear_sgd", help="SGD linear probe (standard protocol), with and without normalisation")
 def _linear_sgd(i: EvalInputs) -> dict:
     from .linear_sgd import linear_probe_sgd

@@ -17,6 +17,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ..losses.grace import grace_loss
+from ..losses.l2 import l2_penalty
 from ..models.encoder import Encoder
 from . import register
 from .base import Batch, Context, Method, Needs, Params, ParamsModel
@@ -27,6 +28,9 @@ class GRACEParams(Params):
     """Temperature (Cora: 0.4)."""
     proj_hidden: int = Field(default=128, ge=1)
     """Width of the projection head's hidden layer (Cora: 128)."""
+    l2: float = Field(default=0.0, ge=0)
+    """Coupled L2 weight decay on every parameter as a loss term (:func:`selfsup.losses.l2.l2_penalty`):
+    with ``optim.weight_decay: 0``, the authors' ``torch.optim.Adam(weight_decay=l2)`` (Cora: 1e-5)."""
 
 
 @register
@@ -58,4 +62,7 @@ class GRACE(Method):
         if len(views) < 2:
             raise ValueError("grace needs two views (views.n_views = 2)")
         z1, z2 = self.project(self.encoder(views[0])), self.project(self.encoder(views[1]))
-        return grace_loss(z1.float(), z2.float(), self.params.tau), {}
+        loss = grace_loss(z1.float(), z2.float(), self.params.tau)
+        if self.params.l2 > 0:
+            return loss + l2_penalty(self, self.params.l2), {"grace": float(loss.detach())}
+        return loss, {}

@@ -19,6 +19,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ..losses.graphmae import sce_loss
+from ..losses.l2 import l2_penalty
 from ..models.encoder import Encoder
 from ..models.graph import GATLayer, GraphBatch, encode_normalised, input_dim, normalised_features
 from . import register
@@ -32,6 +33,11 @@ class GraphMAEParams(Params):
     """Of the masked nodes, the fraction given a random node's features instead of the token (Cora: 0.05)."""
     gamma: float = Field(default=3.0, ge=1)
     """The scaled cosine error's exponent (``alpha_l``; Cora: 3)."""
+    l2: float = Field(default=2e-4, ge=0)
+    """Coupled L2 weight decay on every parameter, as a penalty ``l2 / 2 * sum(w^2)`` added to the
+    loss: with ``optim.weight_decay: 0`` (the method's default) this is the authors'
+    ``torch.optim.Adam(weight_decay=l2)`` (Cora: 2e-4), where AdamW's decay is decoupled from the
+    gradient's scale (measured on Cora: +1.0 point with the authors' probe, BENCHMARKS.md)."""
 
 
 @register
@@ -45,7 +51,8 @@ class GraphMAE(Method):
         #: the paper's Cora setting (configs.yml), applied where the user set nothing
         defaults={
             "train": {"epochs": 1500},
-            "optim": {"lr": 1e-3, "weight_decay": 2e-4},
+            # the authors' Adam weight decay 2e-4 is coupled: ``loss.l2``, not AdamW's decay
+            "optim": {"lr": 1e-3, "weight_decay": 0.0},
             "model": {"backbone": "gat", "width": 2.0},
         },
     )
@@ -80,6 +87,8 @@ class GraphMAE(Method):
         h[token] = h[token] + self.mask_token
         rep = self.encoder_to_decoder(encode_normalised(self.encoder, h, v.edge_index))
         rep = rep.index_fill(0, masked, 0.0)  # re-mask before the decoder
-        recon = self.decoder(rep, v.edge_index)
-        loss = sce_loss(x[masked].float(), recon[masked].float(), p.gamma)
+        recon = self.decoder(rep, v.edge_index, masked)  # only the masked rows are scored
+        loss = sce_loss(x[masked].float(), recon.float(), p.gamma)
+        if p.l2 > 0:
+            return loss + l2_penalty(self, p.l2), {"sce": float(loss.detach())}
         return loss, {}

@@ -17,9 +17,9 @@ No projection head: the loss works on the encoder's own per-step output; the ins
 representation is its max over time. The authors' defaults: representation 320, hidden 64, depth 10
 (the ``dilated`` backbone), AdamW lr 0.001, batch 8, ``temporal_unit`` 0, ``max_train_length``
 3000, 200 iterations for a small data set. Like the authors (``torch.optim.swa_utils.AveragedModel``
-over the encoder, updated after every optimiser step), the encoder that is evaluated and saved is
-the equal-weight average of every iterate's weights (``loss.swa=true``); the trained weights are
-``online``. ``loss.swa=false`` evaluates the encoder as trained.
+over the encoder, updated once at construction and after every optimiser step), the encoder that is
+evaluated and saved is the equal-weight average of the initial weights and of every iterate's
+(``loss.swa=true``); the trained weights are ``online``. ``loss.swa=false`` evaluates the encoder as trained.
 """
 
 from __future__ import annotations
@@ -86,11 +86,14 @@ class TS2Vec(Method):
             for q in avg.parameters():
                 q.requires_grad_(False)
             self.encoder = avg
-        self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long))
+        # the authors' AveragedModel is updated once with the initial weights before training
+        # (``ts2vec.py``: ``self.net.update_parameters(self._net)`` in ``__init__``): they count
+        self.register_buffer("n_averaged", torch.ones((), dtype=torch.long))
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
-        """Fold the new weights into the average: ``avg += (w - avg) / (n + 1)`` (the first copies)."""
+        """Fold the new weights into the average: ``avg += (w - avg) / (n + 1)``, ``n`` counting the
+        initial weights (the average starts as a copy of them)."""
         if not self.params.swa:
             return
         n = int(cast(Tensor, self.n_averaged))

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -111,8 +112,73 @@ class GCNLayer(nn.Module):
         return propagate(self.lin(h), e, w) + self.bias
 
 
+# the CSR products below are exact; torch marks CSR as "beta" with a warning on every construction
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
+
+class _EdgeSpMM(torch.autograd.Function):
+    """``out[i, h] = sum over edges (j -> i) of a[e, h] * feat[j, h]`` as one CSR matrix product per
+    head (forward and the features' gradient), the attention gradient gathered per edge. The same
+    sums as gather-multiply-``index_add_``, without an (E, H, D) message tensor in memory."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int
+    ) -> Tensor:
+        # edges sorted by (row, src): CSR of the (n_out, N) attention matrix; its transpose for the
+        # backward sorted by (src, row)
+        n = feat.shape[0]
+        fwd = torch.argsort(row * n + src)
+        crow = torch.zeros(n_out + 1, dtype=torch.long, device=feat.device)
+        crow[1:] = torch.bincount(row, minlength=n_out).cumsum(0)
+        out = feat.new_empty((n_out, *feat.shape[1:]))
+        for h in range(feat.shape[1]):
+            m = torch.sparse_csr_tensor(
+                crow, src[fwd], a[fwd, h], (n_out, n), check_invariants=False
+            )
+            out[:, h] = m @ feat[:, h]
+        ctx.save_for_backward(feat, a, src, row)
+        ctx.n_out = n_out
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        feat, a, src, row = ctx.saved_tensors
+        n, n_out = feat.shape[0], ctx.n_out
+        g_feat = g_a = None
+        if ctx.needs_input_grad[0]:
+            bwd = torch.argsort(src * n_out + row)
+            crow = torch.zeros(n + 1, dtype=torch.long, device=feat.device)
+            crow[1:] = torch.bincount(src, minlength=n).cumsum(0)
+            g_feat = torch.empty_like(feat)
+            for h in range(feat.shape[1]):
+                m = torch.sparse_csr_tensor(
+                    crow, row[bwd], a[bwd, h], (n, n_out), check_invariants=False
+                )
+                g_feat[:, h] = m @ g[:, h].contiguous()
+        if ctx.needs_input_grad[1]:
+            g_a = (g[row] * feat[src]).sum(-1)
+        return g_feat, g_a, None, None, None
+
+
+def edge_aggregate(feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int) -> Tensor:
+    """``out[i, h] = sum over edges e (src[e] -> row[e]) of a[e, h] * feat[src[e], h]``: ``feat``
+    (N, H, D), ``a`` (E, H), ``row`` in ``[0, n_out)``; returns (n_out, H, D)."""
+    if feat.is_sparse or feat.dtype not in (torch.float32, torch.float64):
+        msg = feat[src] * a.unsqueeze(-1)
+        out = feat.new_zeros((n_out, *feat.shape[1:]))
+        return out.index_add_(0, row, msg)
+    return _EdgeSpMM.apply(feat, a, src, row, n_out)  # type: ignore[no-any-return]
+
+
 class GATLayer(nn.Module):
-    """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with ``concat=False``)."""
+    """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with ``concat=False``).
+
+    ``forward(h, edge_index, dst=None)``: every node's output, or with ``dst`` (node ids) only those
+    nodes' rows (the softmax still runs over each one's full in-neighbourhood: the same numbers).
+    When a head's output is wider than the input (GraphMAE's decoder: 512 -> 1,433), the layer
+    aggregates the inputs and projects afterwards (A (h W) = (A h) W, the attention logits through
+    ``W^T a``): the same function with fewer numbers on the edges."""
 
     def __init__(
         self,
@@ -136,15 +202,32 @@ class GATLayer(nn.Module):
         for p in (self.fc.weight, self.attn_l, self.attn_r):
             nn.init.xavier_normal_(p, gain=gain)
 
-    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
-        n = len(h)
+    def forward(self, h: Tensor, edge_index: Tensor, dst: Tensor | None = None) -> Tensor:
+        n, d_in = h.shape
         e = add_self_loops(edge_index, n)
-        feat = self.fc(self.feat_drop(h)).view(n, self.heads, self.d_out)
-        el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
+        row, n_out = e[1], n
+        if dst is not None:  # keep the edges into dst; row = position of the edge's target in dst
+            pos = torch.full((n,), -1, dtype=torch.long, device=h.device)
+            pos[dst] = torch.arange(len(dst), device=h.device)
+            keep = pos[e[1]] >= 0
+            e, row, n_out = e[:, keep], pos[e[1][keep]], len(dst)
+        h = self.feat_drop(h)
+        H, D = self.heads, self.d_out
+        late = D > d_in  # project after aggregating (fewer numbers per edge)
+        if late:
+            w = self.fc.weight.view(H, D, d_in)
+            wl = (w * self.attn_l.view(H, D, 1)).sum(1)  # (H, d_in): W^T a_l per head
+            wr = (w * self.attn_r.view(H, D, 1)).sum(1)
+            el, er = h @ wl.t(), h @ wr.t()  # (N, H)
+            feat = h.unsqueeze(1).expand(n, H, d_in)
+        else:
+            feat = self.fc(h).view(n, H, D)
+            el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
         score = F.leaky_relu(el[e[0]] + er[e[1]], self.negative_slope)
-        a = self.attn_drop(edge_softmax(score, e[1], n))  # (E, H)
-        msg = feat[e[0]] * a.unsqueeze(-1)
-        out = torch.zeros(feat.shape, dtype=msg.dtype, device=feat.device).index_add_(0, e[1], msg)
+        a = self.attn_drop(edge_softmax(score, row, n_out))  # (E, H)
+        out = edge_aggregate(feat, a, e[0], row, n_out)
+        if late:
+            out = torch.einsum("nhi,hoi->nho", out, w)
         out = out.flatten(1) if self.concat else out.mean(1)
         return out + self.bias
 
