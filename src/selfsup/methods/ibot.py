@@ -151,7 +151,7 @@ class IBOT(DINO):
         loss = p.lambda1 * l_cls + p.lambda2 * l_mim
         return loss, {
             "loss_cls": float(l_cls.detach()),
-            "loss_mim": float(l_mim),
+            "loss_mim": float(l_mim.detach()),
             "teacher_temp": tt,
         }
 
