@@ -109,6 +109,30 @@ def test_resume_with_a_different_nproc(tiny_npz, tmp_path):
     assert summary["steps"] == 9 and summary["epochs"] == 3
 
 
+def test_the_cli_with_two_processes_ends_where_one_ends(tiny_npz, tmp_path):
+    """Issue 26: the user's path (``selfsup train``, the launcher, the recipe's schedule, the data
+    loaded by every rank) and not only the Trainer of test_ddp_equivalence. Same tolerances; one
+    process with one thread, as each of the two workers has. The output is the one run's: no C++
+    warnings from the workers, and no line from rank 1 (it used to say "no labels to evaluate")."""
+    sgd = ["--set", "optim.name=sgd", "--set", "optim.lr=0.1", "--set", "train.threads=1"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    r1 = run_cli(common(tiny_npz, one, epochs=2) + sgd + ["--nproc", "1"])
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    r2 = run_cli(common(tiny_npz, two, epochs=2) + sgd + ["--nproc", "2"])
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    w1, w2 = weights(one), weights(two)
+    start_moved = max(float(w1[k].abs().max()) for k in w1 if w1[k].is_floating_point())
+    assert start_moved > 0
+    for k in w1:
+        if w1[k].is_floating_point():
+            rtol = 1e-4 if "running" in k else 0.0
+            torch.testing.assert_close(w2[k], w1[k], atol=1e-4, rtol=rtol, msg=k)
+        else:
+            assert torch.equal(w2[k], w1[k]), k
+    assert "reducer.cpp" not in r2.stderr and "Warning:" not in r2.stderr, r2.stderr[-2000:]
+    assert "no labels" not in r2.stdout and r2.stdout.count("run directory") == 1, r2.stdout
+
+
 def test_sigterm_to_the_launcher_checkpoints_once_and_stops_every_rank(tiny_npz, tmp_path):
     run = tmp_path / "s"
     env = dict(
@@ -151,6 +175,8 @@ def _closed_port() -> int:
         (["--set", "train.chunk_size=5"], "does not divide"),
         (["--method", "byol", "--set", "train.chunk_size=4"], "gradient caching"),
         (["--nproc", "2", "--set", "train.chunk_size=16"], "larger than the batch of 8"),
+        # issue 26: this one used to pass the check, fail in the workers and leave a directory
+        (["--nproc", "2", "--batch-size", "2"], "1 sample per process"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(

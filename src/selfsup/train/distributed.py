@@ -56,8 +56,12 @@ def launched() -> bool:
 
 
 def is_main() -> bool:
-    """Rank 0 (or the only process): the one that writes files and logs."""
-    return world()[0] == 0
+    """Rank 0 (or the only process): the one that writes files and logs. Under torchrun the rank
+    comes from the environment when the process group is not (or no longer) joined, so a worker
+    whose group was shut down at the end of a run still knows it is not rank 0."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return not launched() or os.environ.get("RANK", "0") == "0"
 
 
 def local_device(device: torch.device) -> torch.device:
@@ -197,6 +201,12 @@ def check_batch(batch_size: int, nproc: int) -> None:
         raise ConfigError(
             f"the batch size {batch_size} is not divisible by --nproc {nproc}; every process "
             f"takes an equal share (use --batch-size {batch_size - batch_size % nproc})"
+        )
+    if nproc > 1 and batch_size // nproc < 2:  # in-batch losses need two samples on each rank
+        raise ConfigError(
+            f"the batch size {batch_size} over --nproc {nproc} leaves 1 sample per process; "
+            f"in-batch losses need at least 2 per process (use --batch-size {2 * nproc} or more, "
+            "or fewer processes)"
         )
 
 

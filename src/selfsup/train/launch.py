@@ -92,8 +92,11 @@ def launch(argv: list[str], nproc: int, run_dir: str | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    # the agent logs each failed worker at ERROR level; the failure becomes one line here instead
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
+    # the workers' C++ warnings (DDP's reducer on find_unused_parameters, c10d) on every run: noise
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
