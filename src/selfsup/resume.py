@@ -34,6 +34,7 @@ def data_fingerprint(cfg) -> dict[str, str]:
     """A fingerprint of each data source (path, names, sizes and modification times of its files)."""
     from .data import BUILTIN
     from .data.cache import fingerprint
+    from .data.graph import PREFIX as GRAPH_PREFIX
 
     out = {}
     for key, spec in (("data.source", cfg.data.source), ("data.eval_source", cfg.data.eval_source)):
@@ -41,6 +42,10 @@ def data_fingerprint(cfg) -> dict[str, str]:
             continue
         if spec in BUILTIN:
             out[key] = f"builtin:{spec}"
+            continue
+        if spec.startswith(GRAPH_PREFIX):  # graph:EDGES.csv,NODES.csv: both files, in order
+            files = [Path(q).expanduser() for q in spec[len(GRAPH_PREFIX) :].split(",")]
+            out[key] = ",".join(fingerprint(q, {}) if q.is_file() else "missing" for q in files)
             continue
         p = Path(spec).expanduser()
         if p.is_file() or p.is_dir():

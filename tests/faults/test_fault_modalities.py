@@ -398,3 +398,17 @@ def test_graph_loader_refuses_leaking_masks_in_the_api():
             np.arange(30) % 2,
             {"train_mask": OVERLAP_TRAIN, "test_mask": OVERLAP_TEST},
         )
+
+
+def test_an_edge_list_graph_is_fingerprinted_for_resume(tmp_path):
+    """A resume of a ``graph:EDGES.csv,NODES.csv`` run compares both files (it used to record no
+    fingerprint, so a resume continued on changed files)."""
+    from selfsup.config import validate
+    from selfsup.resume import data_fingerprint
+
+    spec = graph_csv(EDGES, NODES)(tmp_path)
+    cfg = validate({"data": {"source": spec}})
+    before = data_fingerprint(cfg)
+    assert "data.source" in before
+    (tmp_path / "nodes.csv").write_text(NODES + "20,1,2,0\n", encoding="utf-8")
+    assert data_fingerprint(cfg) != before
