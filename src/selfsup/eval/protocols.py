@@ -59,11 +59,15 @@ def parse(names: str | list[str]) -> list[str]:
     """Validate a comma-separated string (or list) of protocol names."""
     items = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
     items = [n for n in items if n]
-    bad = [n for n in items if n not in PROTOCOLS]
-    if bad or not items:
+    if not items:
         raise ConfigError(
-            f"unknown evaluation protocol '{','.join(bad) or names}'; choose from: "
+            f"no evaluation protocol given ({names!r}); name at least one of: "
             f"{', '.join(PROTOCOLS)}"
+        )
+    bad = [n for n in items if n not in PROTOCOLS]
+    if bad:
+        raise ConfigError(
+            f"unknown evaluation protocol '{','.join(bad)}'; choose from: {', '.join(PROTOCOLS)}"
         )
     return items
 
