@@ -106,6 +106,16 @@ CASES: dict[str, dict[str, tuple]] = {
         "complex_dtype": (npz(x=np.zeros((24, 8, 8), np.complex64)), [], ["complex64"]),
         "two_channels": (npz(x=np.zeros((24, 8, 8, 2), np.uint8)), [], ["C 1 or 3"]),
         "float_nan": (npz(x=np.full((24, 8, 8), np.nan)), [], ["NaN"]),
+        "test_split_of_other_channels": (
+            npz(
+                x=np.zeros((24, 8, 8), np.uint8),
+                y=Y24,
+                x_test=np.zeros((8, 8, 8, 3), np.uint8),
+                y_test=np.arange(8) % 2,
+            ),
+            [],
+            ["x_test", "3 channel(s)"],
+        ),
         "renamed_npy": (text("data.npz", b"\x93NUMPY" + b"\0" * 40), [], ["not a readable .npz"]),
     },
     "timeseries": {

@@ -91,6 +91,11 @@ def load_npz(path: Path) -> Splits:
     test = None
     if "x_test" in arrays:
         xt = images("x_test")
+        if xt.shape[3] != x.shape[3]:  # the encoder takes one number of channels
+            raise DataError(
+                f"'{path}': 'x_test' has {xt.shape[3]} channel(s) but 'x' has {x.shape[3]}; give "
+                "both splits in the same colour layout (grayscale or RGB)"
+            )
         test = ImageData(xt, labels("y_test", len(xt), "x_test"), None, f"{name}/x_test")
     elif "y_test" in arrays:
         raise DataError(f"'{path}' has 'y_test' but no 'x_test'; save the test images as x_test")
