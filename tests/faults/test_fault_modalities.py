@@ -139,6 +139,11 @@ CASES: dict[str, dict[str, tuple]] = {
             [],
             ["x_test", "channel"],
         ),
+        "one_sample_per_class": (  # needs the eval_splits check in data/__init__.py
+            npz(x=series(24, 2, 16), y=np.arange(24)),
+            [],
+            ["too few to hold out a 20% evaluation split"],
+        ),
         "label_out_of_range": (npz(x=series(24, 2, 16), y=Y24 * 2**40), [], ["out of range"]),
         "garbage_ts": (text("data.ts", os.urandom(300)), [], ["cannot read"]),
         "empty_ts": (text("data.ts", ""), [], ["@data"]),
