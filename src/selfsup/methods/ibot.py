@@ -138,12 +138,13 @@ class IBOT(DINO):
             p.teacher_patch_temp,
         )
         l_cls = dino_loss(student, teacher, self.centre.centre, p.student_temp, tt)
-        l_mim = (
+        l_mim = cast(
+            Tensor,
             sum(
                 ibot_patch_loss(s, t, m, self.patch_centre.centre, p.student_temp, tpt)
                 for s, t, m in zip(s_patch, t_patch.chunk(g), mask.chunk(g), strict=True)
             )
-            / g
+            / g,
         )
         self._teacher_out = [t.detach() for t in teacher]
         self._teacher_patches = [t_patch.detach()]
