@@ -3,6 +3,7 @@
     python benchmarks/graph.py --data ../shared/data/cora.npz --methods grace,scgc,graphmae --gcn
     python benchmarks/graph.py --data sbm --methods grace --epochs 20
     python benchmarks/graph.py --methods graphmae --seeds 0,1,2 --probes
+    python benchmarks/graph.py --methods "" --step-cost 20      # CPU s per GraphMAE step on Cora
 
 For each method: ``selfsup.train`` with the method's Cora defaults (``Needs.defaults``; ``--epochs``
 and ``--set KEY=VALUE`` override them) into ``--out/<method>``, then one line of JSON with the
@@ -94,6 +95,37 @@ def authors_probes(run, source: str, seed: int) -> dict:
 MASKS = ("train_mask", "val_mask", "test_mask")
 
 
+def graphmae_step_cost(source: str, steps: int, seed: int = 0) -> dict:
+    """Process CPU seconds per full-graph GraphMAE training step (the Cora setting: GAT 4 x 128,
+    decoder GAT to the input features, Adam), one thread, after 3 warm-up steps."""
+    from selfsup.methods.base import Context
+    from selfsup.methods.graphmae import GraphMAE, GraphMAEParams
+    from selfsup.models.graph import GraphBatch, GraphEncoder, build_graph_backbone
+
+    torch.set_num_threads(1)
+    z = np.load(source)
+    x, e = torch.from_numpy(z["x"]).float(), torch.from_numpy(z["edge_index"])
+    torch.manual_seed(seed)
+    d = x.shape[1]
+    enc = GraphEncoder(build_graph_backbone("gat", d, 2.0), "row", torch.zeros(d), torch.ones(d))
+    m = GraphMAE(enc, GraphMAEParams(), Context())
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    b = GraphBatch(x, e)
+
+    def step() -> None:
+        loss, _ = m([b], None)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    t0 = time.process_time()
+    for _ in range(steps):
+        step()
+    return {"graphmae_cpu_s_per_step": round((time.process_time() - t0) / steps, 3), "steps": steps}
+
+
 def run_method(
     method: str,
     source: str,
@@ -149,8 +181,13 @@ def main() -> None:
         help="also the authors' node probes: GraphMAE's Adam probe (node_adam_top1, needs a "
         "val_mask) and GRACE's (node_grace_top1)",
     )
+    ap.add_argument(
+        "--step-cost", type=int, default=0, metavar="N", help="time N GraphMAE steps first"
+    )
     a = ap.parse_args()
     out = Path(a.out)
+    if a.step_cost:
+        print(json.dumps(graphmae_step_cost(a.data, a.step_cost)), flush=True)
     if a.gcn:
         print(json.dumps(supervised_gcn(a.data)), flush=True)
     for seed in [int(v) for v in a.seeds.split(",")]:

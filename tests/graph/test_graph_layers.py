@@ -128,3 +128,25 @@ def test_the_node_grace_protocol_runs_on_a_graph(tmp_path):
         ],
     )
     assert 0 <= run.summary["eval"]["node_grace_top1"] <= 1
+
+
+def test_the_authors_optimiser_settings_are_the_graph_methods_defaults():
+    """GraphMAE: Adam with coupled weight decay 2e-4 (``loss.l2``, AdamW's decay 0; THUDM/GraphMAE
+    ``configs.yml``); GRACE: a constant rate (CRIPAC-DIG/GRACE ``train.py`` has no scheduler)."""
+    from selfsup.data import load_source
+    from selfsup.methods.graphmae import GraphMAEParams
+    from selfsup.parts import with_defaults
+    from selfsup.resolve import resolve_config
+
+    train = load_source("karate").train
+
+    def resolved(method: str, *overrides: str):
+        return with_defaults(
+            resolve_config(method=method, data="karate", overrides=list(overrides)), train
+        )
+
+    gm = resolved("graphmae")
+    assert gm.optim.weight_decay == 0.0 and GraphMAEParams().l2 == 2e-4
+    gr = resolved("grace")
+    assert gr.optim.schedule == "constant" and gr.optim.lr == 5e-4
+    assert resolved("grace", "optim.schedule=cosine").optim.schedule == "cosine"  # the user wins

@@ -4,8 +4,9 @@ Zhu, Xu, Yu, Liu, Wu, Wang. *Deep Graph Contrastive Representation Learning.* IC
 workshop (arXiv 2006.04131); authors' code CRIPAC-DIG/GRACE (``model.py``, ``train.py``; Cora
 defaults in ``config.yaml``: a 2-layer GCN 256 -> 128 with ReLU, projection 128 -> 128 -> 128 with
 ELU, tau 0.4, edge dropping 0.2 / 0.4 and feature masking 0.3 / 0.4 for the two views (the
-``grace`` view preset), 200 epochs at learning rate 5e-4, weight decay 1e-5). Each view is encoded
-on its own graph (:func:`selfsup.losses.grace.grace_loss`). Graphs only (``Needs(edges=True)``).
+``grace`` view preset), 200 epochs at a constant learning rate 5e-4, weight decay 1e-5). Each view
+is encoded on its own graph (:func:`selfsup.losses.grace.grace_loss`). Graphs only
+(``Needs(edges=True)``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class GRACE(Method):
         view_preset="grace",
         defaults={
             "train": {"epochs": 200},
-            "optim": {"lr": 5e-4, "weight_decay": 1e-5},
+            # the authors keep the rate constant (train.py: no scheduler)
+            "optim": {"lr": 5e-4, "weight_decay": 1e-5, "schedule": "constant"},
             "model": {"backbone": "gcn"},
         },
     )
