@@ -22,7 +22,8 @@ from . import validate as V
 from .encoder_io import ENCODER_FILE, load_encoder, save_encoder
 from .errors import ConfigError, DataError, StorageError
 from .io import write_json, write_text
-from .modalities import get as get_modality
+from .modalities import modality_of
+from .modalities.base import modality_for
 from .parts import Parts, assemble, load_data, with_defaults
 from .resolve import absolute_paths, protected_paths, resolve_config
 from .resume import identity as run_identity
@@ -118,7 +119,7 @@ def train(
                 f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
                 f"use --batch-size {max(2, len(tr) // 4)} or less"
             )
-        V.check_data(cfg, tr, bank)
+        V.check_data(cfg, tr, bank, modality_of(tr))
         parts = assemble(
             cfg, tr, device
         )  # views, encoder and method built before the run directory
@@ -322,7 +323,7 @@ def evaluate(
             "image_size": getattr(enc, "image_size", None) or getattr(bank, "size", None),
         }
     else:
-        get_modality(meta.get("modality", "image")).check_eval_data(bank, meta)
+        modality_for(meta).check_eval_data(bank, meta)
     enc = enc.to(dev)
     result = {
         "data": cfg.data.eval_source or cfg.data.source,

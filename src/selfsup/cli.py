@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--backbone",
-        help="auto, convnet, convnet_small, convnet_deep, resnet18, resnet34, resnet50; "
-        "series: dilated (auto), fcn, resnet1d, transformer",
+        help="auto (the modality's default, or the one with what the method needs), or one of "
+        "each modality's: " + _backbone_help(),
     )
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint (recorded in summary.json)",
     )
     t.add_argument("--config", metavar="FILE.yaml", help="a YAML recipe (see configs/)")
+    t.add_argument(
+        "--plugin",
+        action="append",
+        metavar="FILE.py|MODULE",
+        help="load a plug-in first: a modality, source, views section or method defined outside "
+        "selfsup (repeatable; recorded in config.yaml; installed packages' selfsup.plugins entry "
+        "points load by themselves)",
+    )
     t.add_argument(
         "--set",
         dest="overrides",
@@ -139,8 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--protocol",
         default=None,
-        help="comma-separated subset of: knn, knn_sweep, linear, linear_sgd, fewshot, cluster, "
-        "retrieval, anomaly; default: eval.protocols of the run",
+        help=f"comma-separated subset of: {_protocol_help()}; default: eval.protocols of the run",
     )
     e.add_argument("--device", default="auto")
 
@@ -250,6 +257,36 @@ def _add_deploy_parsers(sub) -> None:
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
+def _backbone_help() -> str:
+    from .modalities import REGISTRY
+
+    return "; ".join(
+        f"{name}: {', '.join(mod.backbone_names())}"
+        for name, mod in REGISTRY.items()
+        if mod.backbone_names()
+    )
+
+
+def _protocol_help() -> str:
+    from . import modalities  # noqa: F401  (modalities register their own protocols)
+    from .eval.protocols import PROTOCOLS
+
+    return ", ".join(PROTOCOLS)
+
+
+def _preload_plugins(argv: list[str]) -> None:
+    """Load ``--plugin`` arguments (and installed entry points) before the parser is built, so
+    that ``--help`` and the option checks know what the plug-ins register."""
+    from .plugins import load_all
+
+    specs = [
+        argv[i + 1] if a == "--plugin" else a.split("=", 1)[1]
+        for i, a in enumerate(argv)
+        if (a == "--plugin" and i + 1 < len(argv)) or a.startswith("--plugin=")
+    ]
+    load_all(specs)
+
+
 def _cmd_train(args) -> int:
     from rich.console import Console
 
@@ -286,6 +323,7 @@ def _cmd_train(args) -> int:
         logger=args.logger,
         pair_channels=args.pair_channels,
         nproc=args.nproc,
+        plugins=args.plugin,
     )
     if DIST.is_main():
         print_summary(run.summary, run.dir)
@@ -326,6 +364,7 @@ def _planned_launch(args):
             normal_label=args.normal_label,
             pair_channels=args.pair_channels,
             nproc=args.nproc,
+            plugins=args.plugin,
         )
         run_dir = cfg.out or str(default_dir(cfg.method, cfg.data.source))
     nproc = cfg.train.nproc
@@ -379,10 +418,10 @@ def _cmd_eval(args) -> int:
     import json
 
     from . import api
+    from .eval import protocols as EP
 
-    protocols = (
-        [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
-    )
+    # parsed before anything is loaded: an empty or unknown list is one line, never a silent default
+    protocols = EP.parse(args.protocol) if args.protocol is not None else None
     res = api.evaluate(args.run_dir, data=args.data, protocols=protocols, device=args.device)
     print(json.dumps(res, indent=2))
     return 0
@@ -594,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     _one_line_warnings()
     try:
+        _preload_plugins(argv)
         parser = build_parser()
         args = parser.parse_args(argv)
         args.argv = argv

@@ -73,6 +73,7 @@ def _check_all(
     """Every method's config, run directory and data checks, before the first method trains: a
     mistake in the last method must not cost the training of the first ones."""
     from . import validate as V
+    from .modalities import modality_of
     from .parts import load_data
     from .resolve import protected_paths, resolve_config
     from .rundir import check_new
@@ -87,4 +88,4 @@ def _check_all(
         check_new(Path(cfg.out), overwrite, protected_paths(cfg))
     splits, bank, _ = load_data(cfgs[0])
     for cfg in cfgs:
-        V.check_data(cfg, splits.train, bank)
+        V.check_data(cfg, splits.train, bank, modality_of(splits.train))

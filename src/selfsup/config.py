@@ -303,6 +303,9 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     out: str | None = None
+    plugins: list[str] = Field(default_factory=list)
+    """Plug-ins the run loads first (``--plugin FILE.py`` or a module name; see
+    :mod:`selfsup.plugins`): a modality, source, view section or method defined outside selfsup."""
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -325,7 +328,15 @@ def _format_validation_error(err: ValidationError) -> str:
 
 
 def validate(d: dict) -> Config:
-    """Build a :class:`Config` from a nested dict, raising :class:`ConfigError` on bad values."""
+    """Build a :class:`Config` from a nested dict, raising :class:`ConfigError` on bad values.
+    The plug-ins it names load first (they may register the names it uses)."""
+    plugins = d.get("plugins") if isinstance(d, dict) else None
+    if plugins:
+        from .plugins import load_all
+
+        if isinstance(plugins, str):
+            d = {**d, "plugins": [plugins]}
+        load_all(d["plugins"] if isinstance(d["plugins"], list) else [])
     try:
         return Config.model_validate(d)
     except ValidationError as err:

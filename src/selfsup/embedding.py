@@ -30,6 +30,7 @@ from . import data as D
 from .errors import ConfigError, DataError, RunDirError
 from .modalities import get as get_modality
 from .modalities import modality_of
+from .modalities.base import modality_for
 
 OUT_SUFFIXES = (".npy", ".csv", ".parquet")
 
@@ -114,7 +115,7 @@ def load_splits(
     if not isinstance(source, str) or not source:
         raise ConfigError(f"{what} must name a data source (a path or a built-in name)")
     splits = D.load_source(source, None, skip_corrupt, None, label_column=label_column)
-    if pair_channels and type(splits.train).modality != meta.get("modality", "image"):
+    if pair_channels and type(splits.train).modality != modality_for(meta).name:
         splits = split_channels(splits, pair_channels)
     return splits
 
@@ -154,7 +155,7 @@ def source_options(
 
 def check_kind(d: D.Samples, meta: dict, what: str = "--data") -> None:
     """One line when ``d`` is not what an encoder of ``meta`` takes."""
-    want = meta.get("modality", "image")
+    want = modality_for(meta).name
     if type(d).modality != want:
         raise DataError(
             f"'{d.name}' is {type(d).modality} data but the encoder takes {want} data; give "

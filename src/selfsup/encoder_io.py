@@ -53,6 +53,31 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["selfsup"])
+        plugins = meta.get("plugins") or []
+        if not isinstance(plugins, list) or not all(isinstance(q, str) for q in plugins):
+            raise TypeError("plugins")
+    except (
+        SafetensorError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ):
+        raise CheckpointError(
+            f"'{p}' is not a selfsup encoder file (safetensors with valid metadata)"
+        ) from None
+    from .modalities.base import LEGACY_MODALITY, REGISTRY, check_encoder_input
+    from .plugins import load_all
+
+    load_all(plugins)  # the modality may be a plug-in's (recorded by the run that trained it)
+    if meta.get("modality", LEGACY_MODALITY) not in REGISTRY:
+        raise ConfigError(
+            f"'{p}' holds an encoder of modality '{meta.get('modality')}', which no loaded "
+            "plug-in defines; load the plug-in that defines it first (selfsup.plugins.load)"
+        )
+    try:
         tensors = load_file(str(p), device="cpu")
         mc = C.ModelConfig(
             backbone=meta["backbone"], cifar_stem=meta["cifar_stem"], width=meta["width"]
@@ -80,6 +105,6 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     enc.image_size = meta.get("image_size")
     enc.meta = meta
     enc.register_forward_pre_hook(
-        V.check_encoder_input
+        check_encoder_input
     )  # wrong layout/channels/dtype/range: one line
     return enc.to(device).eval()

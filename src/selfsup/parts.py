@@ -19,8 +19,7 @@ from .data.paired import split_channels
 from .data.table import align_categories
 from .errors import DataError
 from .modalities import Modality, modality_of
-from .modalities import get as get_modality
-from .modalities.base import fill_unset
+from .modalities.base import fill_unset, modality_for
 
 
 def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
@@ -94,6 +93,7 @@ def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict, needs: M.Needs)
         "width": cfg.model.width,
         **input_meta,
         "method": cfg.method,
+        **({"plugins": list(cfg.plugins)} if cfg.plugins else {}),
     }
 
 
@@ -103,7 +103,7 @@ def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict, seed: int = 0) -> n
     mc = cfg.model if isinstance(cfg, C.Config) else cfg
     if meta.get("backbone"):  # the recorded choice (``auto`` resolved for the method's needs)
         mc = mc.model_copy(update={"backbone": meta["backbone"]})
-    mod = get_modality(meta.get("modality", "image"))
+    mod = modality_for(meta)
     torch.manual_seed(seed)
     return mod.build_encoder(meta, mc)
 

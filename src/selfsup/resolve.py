@@ -33,6 +33,7 @@ OPTIONS = {
     "normal_label": "data.normal_label",
     "pair_channels": "data.pair_channels",
     "nproc": "train.nproc",
+    "plugins": "plugins",
 }
 
 
@@ -72,7 +73,7 @@ def resolve_config(
         if v is not None:
             C.set_path(d, OPTIONS[k], os.fspath(v) if isinstance(v, os.PathLike) else v)
     C.apply_overrides(d, overrides or [])
-    cfg = C.validate(d)
+    cfg = C.validate(d)  # loads the plug-ins it names first
     M.validate_params(cfg.method, cfg.loss)
     known = known_backbones()
     if cfg.model.backbone.startswith("timm:"):  # timm models: the timm extra (issue 25)
@@ -100,7 +101,13 @@ def absolute_paths(cfg: C.Config) -> C.Config:
         )
         if v and v not in D.BUILTIN and os.path.exists(os.path.expanduser(v))
     }
-    return cfg.model_copy(update={"data": dc.model_copy(update=fix)}) if fix else cfg
+    plugins = [
+        str(Path(p).expanduser().absolute()) if p.endswith(".py") else p for p in cfg.plugins
+    ]
+    update: dict = {"plugins": plugins} if plugins != cfg.plugins else {}
+    if fix:
+        update["data"] = dc.model_copy(update=fix)
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def protected_paths(cfg: C.Config) -> list[str]:

@@ -9,8 +9,7 @@ once the method is built: the trainer's own refusals (precision, processes, grad
 Each failure is one :class:`~selfsup.errors.ConfigError` (or :class:`~selfsup.errors.DataError`)
 line naming the field and what to do; nothing has been written when it is raised.
 
-Also here: :func:`check_encoder_input`, the input check of :func:`selfsup.load_encoder`'s module, and
-:func:`path_arg` for the Python API's path arguments.
+Also here: :func:`path_arg` for the Python API's path arguments.
 """
 
 from __future__ import annotations
@@ -71,18 +70,16 @@ def check_config(cfg) -> None:
         eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
 
-def check_data(cfg, train, bank=None) -> None:
-    """What needs the decoded data, before the run directory is created: the method's labels and
-    the evaluation batch at the real view size."""
+def check_data(cfg, train, bank, mod) -> None:
+    """What needs the decoded data, before the run directory is created: the method's labels, the
+    checks of the data's modality ``mod`` (its input, its views fields, its own run checks)."""
     from . import methods as M
-    from .modalities import modality_of
 
     if M.requirements(cfg.method, cfg.loss).labels and not train.labelled:
         raise DataError(
             f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
             "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method"
         )
-    mod = modality_of(train)
     for d in (train, bank):
         if d is not None:
             mod.check_input(d)
@@ -224,46 +221,6 @@ def _finite(obj: Any, where: str) -> None:
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
             _finite(v, f"{where}[{i}]")
-
-
-#: what a loaded encoder takes, per modality: (layout, number of dims, whether meta["in_channels"] is dim 1)
-_INPUTS = {
-    "image": ("(N, C, H, W) float images in [0, 1]", 4, True),
-    "timeseries": ("(N, C, T) float series", 3, True),
-    "table": ("(N, F) float rows", 2, False),
-}
-
-
-def check_encoder_input(module, args) -> None:
-    """Forward pre-hook of :func:`selfsup.load_encoder`'s module: refuse an input of the wrong layout,
-    channels, dtype or (images) range with a message that says what the encoder expects."""
-    meta = getattr(module, "meta", None) or {}
-    kind = _INPUTS.get(meta.get("modality", "image"))
-    if kind is None or not args:
-        return
-    import torch
-
-    what, ndim, channels = kind
-    x = args[0]
-    c = meta.get("in_channels")
-    expect = f"this encoder expects {what}" + (f" with C = {c}" if channels and c else "")
-    if not isinstance(x, torch.Tensor):
-        raise ConfigError(f"{expect}; got a {type(x).__name__} (convert with torch.as_tensor)")
-    if x.dim() != ndim:
-        raise ConfigError(f"{expect}; got a tensor of shape {tuple(x.shape)}")
-    if channels and c and x.shape[1] != c:
-        hint = (
-            " (channels last? use x.permute(0, 3, 1, 2))" if ndim == 4 and x.shape[-1] == c else ""
-        )
-        raise ConfigError(f"{expect}; got {x.shape[1]} channels in shape {tuple(x.shape)}{hint}")
-    if not x.is_floating_point():
-        hint = " (divide uint8 images by 255)" if x.dtype == torch.uint8 else ""
-        raise ConfigError(f"{expect}; got dtype {x.dtype}{hint}")
-    if ndim == 4 and x.numel():
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -0.01 or hi > 1.01:
-            hint = " (divide 0-255 images by 255)" if hi > 1.5 and lo >= 0 else ""
-            raise ConfigError(f"{expect}; got values from {lo:g} to {hi:g}{hint}")
 
 
 def path_arg(value, what: str):

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,40 @@ BUILTIN = {
     "sbm": load_sbm,
 }
 
+
+@dataclass(frozen=True)
+class Source:
+    """A kind of data source a modality adds (:func:`register_source`).
+
+    ``claims(spec, path)`` says whether ``spec`` (as given; ``path`` is it as a path) is this kind
+    of source, looking only at names and headers; ``load(spec, options)`` decodes it into
+    :class:`Splits` (``options``: the keyword arguments of :func:`load_source`)."""
+
+    name: str
+    claims: Callable[[str, Path], bool]
+    load: Callable[..., Splits]
+
+
+#: sources added by modalities, asked in order before the built-in kinds
+SOURCES: list[Source] = []
+
+
+def register_source(source: Source) -> Source:
+    """Add a kind of source; it is asked before the built-in kinds (images, series, tables, ...)."""
+    SOURCES[:] = [s for s in SOURCES if s.name != source.name] + [source]
+    return source
+
+
+def register_builtin(name: str, loader: Callable[[], Splits]) -> None:
+    """Add a built-in data set: ``--data NAME`` calls ``loader()`` (generated or shipped data)."""
+    BUILTIN[name] = loader
+
+
 __all__ = [
+    "Source",
+    "SOURCES",
+    "register_source",
+    "register_builtin",
     "ImageData",
     "SeriesData",
     "TableData",
@@ -69,6 +104,15 @@ def load_source(
 
     ``label_column``: for CSV/Parquet tables, the column holding the labels (by name)."""
     path = Path(spec).expanduser()
+    for source in SOURCES:
+        if source.claims(spec, path):
+            return source.load(
+                spec,
+                image_size=image_size,
+                skip_corrupt=skip_corrupt,
+                cache_dir=cache_dir,
+                label_column=label_column,
+            )
     if label_column is not None and not (
         path.suffix.lower() in TABLE_SUFFIXES
         and spec not in BUILTIN
@@ -203,6 +247,11 @@ def eval_splits(
             "with --eval-data (a class-folder tree, CIFAR, or an .npz with y)"
         )
     a, b = stratified_split(pool.y, 0.2, seed)
+    if len(a) == 0 or len(b) == 0:
+        raise DataError(
+            f"'{tr.name}' has {len(pool)} labelled sample(s), too few to hold out a 20% evaluation "
+            "split (no class has two samples); give more labelled samples, or --eval-data"
+        )
     return pool.subset(a, pool.name + "[80%]"), pool.subset(b, pool.name + "[20%]")
 
 

@@ -24,6 +24,12 @@ class Modality:
     name: str = ""
     #: the number of dimensions of a batch of model inputs (images: N, C, H, W -> 4)
     input_ndim: int = 2
+    #: how a loaded encoder's input looks, for its input check (empty: not checked)
+    input_layout: str = ""
+    #: whether dimension 1 of the input is the channel axis (``meta["in_channels"]``)
+    input_channels_dim: bool = True
+    #: the range input values must lie in (None: any)
+    input_range: tuple[float, float] | None = None
     #: how many encoders its data needs (2: a paired modality's two towers)
     towers: int = 1
     #: whether its views are graphs with edges (methods declare ``Needs(edges=True)`` for them)
@@ -210,6 +216,48 @@ def fill_unset(cfg, defaults: dict):
 
 
 REGISTRY: dict[str, Modality] = {}
+#: the modality of encoder files written before the modality was recorded
+LEGACY_MODALITY = "image"
+
+
+def check_encoder_input(module, args) -> None:
+    """Forward pre-hook of :func:`selfsup.load_encoder`'s module: refuse an input of the wrong layout,
+    channels, dtype or range with a message that says what the encoder expects (the modality's
+    :attr:`Modality.input_layout`, :attr:`Modality.input_ndim` and :attr:`Modality.input_range`)."""
+    from ..errors import ConfigError
+
+    meta = getattr(module, "meta", None) or {}
+    mod = REGISTRY.get(meta.get("modality", LEGACY_MODALITY))
+    if mod is None or not mod.input_layout or not args:
+        return
+    ndim, c, x = mod.input_ndim, meta.get("in_channels"), args[0]
+    channels = mod.input_channels_dim
+    expect = f"this encoder expects {mod.input_layout}" + (
+        f" with C = {c}" if channels and c else ""
+    )
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"{expect}; got a {type(x).__name__} (convert with torch.as_tensor)")
+    if x.dim() != ndim:
+        raise ConfigError(f"{expect}; got a tensor of shape {tuple(x.shape)}")
+    if channels and c and x.shape[1] != c:
+        hint = (
+            " (channels last? use x.permute(0, 3, 1, 2))" if ndim == 4 and x.shape[-1] == c else ""
+        )
+        raise ConfigError(f"{expect}; got {x.shape[1]} channels in shape {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        hint = " (divide uint8 images by 255)" if x.dtype == torch.uint8 else ""
+        raise ConfigError(f"{expect}; got dtype {x.dtype}{hint}")
+    if mod.input_range is not None and x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < mod.input_range[0] - 0.01 or hi > mod.input_range[1] + 0.01:
+            hint = " (divide 0-255 images by 255)" if hi > 1.5 and lo >= 0 else ""
+            raise ConfigError(f"{expect}; got values from {lo:g} to {hi:g}{hint}")
+
+
+def modality_for(meta: dict) -> Modality:
+    """The modality of a saved encoder's ``meta`` (files from before modalities were recorded hold
+    images)."""
+    return get(meta.get("modality", LEGACY_MODALITY))
 
 
 def register(m: Modality) -> Modality:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 class ImageModality(Modality):
     name = "image"
     input_ndim = 4
+    input_layout = "(N, C, H, W) float images in [0, 1]"
+    input_range = (0.0, 1.0)
     views_fields = frozenset(
         {
             "backend", "size", "crop_scale", "flip", "jitter", "jitter_p", "grayscale_p", "blur_p",

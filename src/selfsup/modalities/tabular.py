@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 class TableModality(Modality):
     name = "table"
     views_fields = frozenset({"corruption"})
+    input_layout = "(N, F) float rows"
+    input_channels_dim = False
     input_ndim = 2
 
     def input_meta(self, cfg, train: TableData, needs: Needs):

@@ -36,6 +36,7 @@ TARGET_STEPS = 300
 class SeriesModality(Modality):
     name = "timeseries"
     views_fields = frozenset({"series"})
+    input_layout = "(N, C, T) float series"
     input_ndim = 3
 
     def backbone_names(self) -> list[str]:
