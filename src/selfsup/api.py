@@ -25,7 +25,7 @@ from .io import write_json, write_text
 from .modalities import modality_of
 from .modalities.base import modality_for
 from .parts import Parts, assemble, load_data, with_defaults
-from .resolve import absolute_paths, protected_paths, resolve_config
+from .resolve import OPTIONS, absolute_paths, protected_paths, resolve_config
 from .resume import identity as run_identity
 from .resume import plan as resume_plan
 from .rundir import check_new, default_dir, prepare_new, require_run
@@ -63,11 +63,30 @@ def train(
     console=None,
     on_epoch_end=None,
     allow_changes: bool = False,
-    **options: Any,
+    method: str | None = None,
+    data: str | os.PathLike | None = None,
+    eval_data: str | os.PathLike | None = None,
+    backbone: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    out: str | os.PathLike | None = None,
+    skip_corrupt: bool | None = None,
+    logger: str | list[str] | None = None,
+    label_column: str | None = None,
+    normal_label: str | int | None = None,
+    pair_channels: str | None = None,
+    nproc: int | None = None,
+    plugins: list[str] | None = None,
+    **unknown: Any,
 ) -> Run:
     """Pretrain an encoder, evaluate it beside the baselines, and write a run directory.
 
-    ``resume``: continue that run from its newest good checkpoint; it is refused when its data or
+    The keyword options are the CLI's (each a config field, see :data:`selfsup.resolve.OPTIONS`);
+    ``config`` is a recipe (a Config, a dict or a YAML path) and ``overrides`` its ``key=value``
+    changes. ``resume``: continue that run from its newest good checkpoint; it is refused when its data or
     ``config.yaml`` changed since that checkpoint, unless ``allow_changes`` (recorded in
     ``summary.json``). ``epochs`` may then raise (or keep) the run's total number of epochs.
 
@@ -76,6 +95,17 @@ def train(
     >>> run = selfsup.train(method="simclr", data="digits", epochs=2)   # doctest: +SKIP
     >>> run.summary["eval"]["knn_top1"]                                  # doctest: +SKIP
     """
+    if unknown:
+        raise ConfigError(
+            f"unknown option '{next(iter(unknown))}'; valid: {', '.join(OPTIONS)} (and config, "
+            "overrides, resume, overwrite, allow_changes)"
+        )
+    options: dict[str, Any] = dict(
+        method=method, data=data, eval_data=eval_data, backbone=backbone, epochs=epochs,
+        batch_size=batch_size, lr=lr, seed=seed, device=device, out=out, skip_corrupt=skip_corrupt,
+        logger=logger, label_column=label_column, normal_label=normal_label,
+        pair_channels=pair_channels, nproc=nproc, plugins=plugins,
+    )  # fmt: skip
     if allow_changes and resume is None:
         raise ConfigError(
             "--allow-changes only applies to --resume RUN_DIR (it lets a changed run continue)"
