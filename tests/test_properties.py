@@ -258,3 +258,17 @@ def test_damaged_checkpoints_raise_only_checkpoint_error(checkpoint_bytes, pos, 
             assert "\n" not in str(e)
         else:
             assert isinstance(state, dict)
+
+
+def test_a_recipe_builds_on_another_with_defaults(tmp_path):
+    from selfsup.errors import ConfigError
+
+    (tmp_path / "base.yaml").write_text(
+        "train: {epochs: 7, batch_size: 32}\nloss: {temperature: 0.3}\n"
+    )
+    (tmp_path / "mine.yaml").write_text("defaults: [base.yaml]\ntrain: {epochs: 9}\n")
+    cfg = resolve_config(str(tmp_path / "mine.yaml"))
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.loss["temperature"]) == (9, 32, 0.3)
+    (tmp_path / "loop.yaml").write_text("defaults: [loop.yaml]\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        resolve_config(str(tmp_path / "loop.yaml"))

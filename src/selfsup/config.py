@@ -343,8 +343,11 @@ def validate(d: dict) -> Config:
         raise ConfigError(_format_validation_error(err)) from None
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML recipe safely (no object construction) into a nested dict."""
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML recipe safely (no object construction) into a nested dict.
+
+    A recipe may build on others: ``defaults: [base.yaml, ...]`` (paths relative to the recipe)
+    are read first, in order, and the recipe's own sections are merged over them."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file '{p}' does not exist; give the path of a YAML recipe")
@@ -359,7 +362,20 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(
             f"config file '{p}' must hold a mapping of sections, got {type(d).__name__}"
         )
-    return d
+    bases = d.pop("defaults", None)
+    if bases is None:
+        return d
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"config file '{p}': defaults must be a list of recipe paths")
+    out: dict = {}
+    for base in bases:
+        bp = (p.parent / base).resolve()
+        if bp in _seen or bp == p.resolve():
+            raise ConfigError(f"config file '{p}': defaults include '{base}' in a cycle")
+        out = merge(out, load_yaml(bp, (*_seen, p.resolve())))
+    return merge(out, d)
 
 
 def parse_value(text: str) -> Any:
