@@ -62,11 +62,12 @@ def test_table_methods_lower_their_loss(name):
 
 
 # not here: what a method declares it needs and a table lacks (two modalities, edges, a backbone
-# capability such as ViT tokens) and TS2Vec (per-time-step series encoders)
+# capability such as ViT tokens), TS2Vec (per-time-step series encoders) and OBoW (visual words
+# from local features: a table row has none, refused in one line)
 SINGLE = [
     n
     for n, cls in M.REGISTRY.items()
-    if n != "ts2vec"
+    if n not in ("ts2vec", "obow")
     and cls.needs.towers == 1
     and not cls.needs.edges
     and cls.needs.encoder is None
