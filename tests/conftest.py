@@ -82,3 +82,17 @@ def resume_matches_full(tmp_path):
         return full, resumed
 
     return check
+
+
+#: the slow classes (fault injection, several processes, subprocess runs): ``pytest -m "not slow"``
+#: is the fast suite for development; CI runs everything
+SLOW = ("faults/", "train/test_ddp", "modalities/test_plugin_modality.py", "test_cli_end_to_end.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        path = str(item.path).replace("\\", "/")
+        if any(f"tests/{s}" in path for s in SLOW):
+            item.add_marker(pytest.mark.slow)
