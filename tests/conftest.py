@@ -86,7 +86,13 @@ def resume_matches_full(tmp_path):
 
 #: the slow classes (fault injection, several processes, subprocess runs): ``pytest -m "not slow"``
 #: is the fast suite for development; CI runs everything
-SLOW = ("faults/", "train/test_ddp", "modalities/test_plugin_modality.py", "test_cli_end_to_end.py")
+SLOW = (
+    "faults/",
+    "train/test_ddp",
+    "modalities/test_plugin_modality.py",
+    "test_cli_end_to_end.py",
+    "test_doctests.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):

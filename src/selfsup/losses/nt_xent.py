@@ -45,6 +45,7 @@ def nt_xent(
 
     Examples
     --------
+    >>> import torch
     >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
     >>> nt_xent(z1, z2, temperature=0.5).shape
     torch.Size([])
