@@ -160,6 +160,27 @@ def test_sigterm_to_the_launcher_checkpoints_once_and_stops_every_rank(tiny_npz,
     assert "Traceback" not in err, err[-2000:]
 
 
+def test_sigterm_to_one_worker_checkpoints_and_resumes_with_another_nproc(tiny_npz, tmp_path):
+    """Issue 26: SIGTERM sent to one rank (not the launcher): every rank stops after the step, rank
+    0 writes a checkpoint that verifies, the job exits 143, and --resume with one process ends the
+    schedule."""
+    import json
+
+    from selfsup.train.checkpoint import latest
+
+    run = tmp_path / "t"
+    r = run_cli(common(tiny_npz, run) + ["--nproc", "2"], {"SELFSUP_TEST_SIGNAL": "1:4:TERM"})
+    assert r.returncode == 143, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "interrupted:" in r.stderr, r.stderr[-2000:]
+    ckpt = latest(run)  # the newest checkpoint whose checksum verifies
+    assert ckpt is not None and ckpt.name == "step-00000005.safetensors", r.stderr[-2000:]
+    assert not (run / "encoder.safetensors").exists()
+    r = run_cli(["train", "--resume", str(run), "--nproc", "1"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 9 and summary["epochs"] == 3
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

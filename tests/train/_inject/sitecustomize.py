@@ -3,13 +3,16 @@
 ``SELFSUP_TEST_KILL=RANK:STEP``: the process of that rank kills itself with SIGKILL (as ``kill -9``
 would) when it starts global step STEP (0-based) of a fresh process. ``SELFSUP_TEST_STEP_SLEEP``:
 seconds each step sleeps (keeps a run alive long enough to be signalled).
+``SELFSUP_TEST_SIGNAL=RANK:STEP:NAME``: the process of that rank sends itself signal NAME (``TERM``)
+when it starts global step STEP, as ``kill -TERM`` on that one worker would.
 """
 
 import os
 
 _kill = os.environ.get("SELFSUP_TEST_KILL")
 _sleep = float(os.environ.get("SELFSUP_TEST_STEP_SLEEP", "0"))
-if (_kill or _sleep) and "RANK" in os.environ:
+_signal = os.environ.get("SELFSUP_TEST_SIGNAL")
+if (_kill or _sleep or _signal) and "RANK" in os.environ:
     import signal
     import time
 
@@ -22,6 +25,10 @@ if (_kill or _sleep) and "RANK" in os.environ:
             rank, step = (int(v) for v in _kill.split(":"))
             if self.rank == rank and self.state.step == step:
                 os.kill(os.getpid(), signal.SIGKILL)
+        if _signal:
+            rank, step, name = _signal.split(":")
+            if self.rank == int(rank) and self.state.step == int(step):
+                os.kill(os.getpid(), getattr(signal, "SIG" + name))
         if _sleep:
             time.sleep(_sleep)
         return _real(self, views, batch)
