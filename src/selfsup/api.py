@@ -80,6 +80,7 @@ def train(
     pair_channels: str | None = None,
     nproc: int | None = None,
     plugins: list[str] | None = None,
+    data_options: dict[str, Any] | None = None,
     **unknown: Any,
 ) -> Run:
     """Pretrain an encoder, evaluate it beside the baselines, and write a run directory.
@@ -104,7 +105,7 @@ def train(
         method=method, data=data, eval_data=eval_data, backbone=backbone, epochs=epochs,
         batch_size=batch_size, lr=lr, seed=seed, device=device, out=out, skip_corrupt=skip_corrupt,
         logger=logger, label_column=label_column, normal_label=normal_label,
-        pair_channels=pair_channels, nproc=nproc, plugins=plugins,
+        pair_channels=pair_channels, nproc=nproc, plugins=plugins, data_options=data_options,
     )  # fmt: skip
     if allow_changes and resume is None:
         raise ConfigError(

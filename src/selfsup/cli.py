@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--label-column", metavar="NAME", help="tables (CSV/Parquet): the column holding the labels"
     )
+    _add_data_options(t)
     t.add_argument(
         "--normal-label",
         metavar="VALUE",
@@ -274,6 +275,26 @@ def _protocol_help() -> str:
     return ", ".join(PROTOCOLS)
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """The source options modalities registered (``selfsup.data.register_option``) as flags."""
+    from .data import DATA_OPTIONS
+
+    for opt in DATA_OPTIONS.values():
+        p.add_argument(
+            opt.cli_flag, dest=f"data_option_{opt.key}", metavar=opt.metavar, help=opt.help
+        )
+
+
+def _data_options(args) -> dict | None:
+    """``{key: value}`` of the source-option flags given (None when none was)."""
+    got = {
+        k[len("data_option_") :]: v
+        for k, v in vars(args).items()
+        if k.startswith("data_option_") and v is not None
+    }
+    return got or None
+
+
 def _preload_plugins(argv: list[str]) -> None:
     """Load ``--plugin`` arguments (and installed entry points) before the parser is built, so
     that ``--help`` and the option checks know what the plug-ins register."""
@@ -324,6 +345,7 @@ def _cmd_train(args) -> int:
         pair_channels=args.pair_channels,
         nproc=args.nproc,
         plugins=args.plugin,
+        data_options=_data_options(args),
     )
     if DIST.is_main():
         print_summary(run.summary, run.dir)
@@ -365,6 +387,7 @@ def _planned_launch(args):
             pair_channels=args.pair_channels,
             nproc=args.nproc,
             plugins=args.plugin,
+            data_options=_data_options(args),
         )
         run_dir = cfg.out or str(default_dir(cfg.method, cfg.data.source))
     nproc = cfg.train.nproc

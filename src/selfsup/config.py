@@ -50,6 +50,9 @@ class DataConfig(_Section):
     classes being the anomalies: AUROC/AUPRC of the method's own score (when it has one) and of a
     kNN distance, beside IsolationForest, LocalOutlierFactor and distance to the mean on the raw
     input."""
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Source options that modalities add (``--set data.options.text_column=body``, or the flag
+    the modality registers, such as ``--text-column``); see :func:`selfsup.data.register_option`."""
     pair_channels: str | None = None
     """Split a multichannel series source into two modalities for a paired (two-tower) run:
     ``"0,1,2:3,4,5"`` (channels of modality a, ``:``, channels of modality b)."""

@@ -114,7 +114,11 @@ def load_splits(
 
     if not isinstance(source, str) or not source:
         raise ConfigError(f"{what} must name a data source (a path or a built-in name)")
-    splits = D.load_source(source, None, skip_corrupt, None, label_column=label_column)
+    # the source options it was trained with (``--text-column``, ...) apply to any source
+    options = meta.get("data_options") or {}
+    splits = D.load_source(
+        source, None, skip_corrupt, None, label_column=label_column, options=options
+    )
     if pair_channels and type(splits.train).modality != modality_for(meta).name:
         splits = split_channels(splits, pair_channels)
     return splits

@@ -26,7 +26,12 @@ def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | No
     """The training split and the labelled (bank, query) pair for evaluation."""
     dc = cfg.data
     splits = D.load_source(
-        dc.source, dc.image_size, dc.skip_corrupt, dc.cache_dir, label_column=dc.label_column
+        dc.source,
+        dc.image_size,
+        dc.skip_corrupt,
+        dc.cache_dir,
+        label_column=dc.label_column,
+        options=dc.options,
     )
     if dc.pair_channels:  # two modalities from one multichannel source (selfsup.data.paired)
         splits = split_channels(splits, dc.pair_channels)
@@ -34,7 +39,12 @@ def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | No
     if dc.eval_source:
         size = dc.image_size or getattr(splits.train, "size", None)
         ev = D.load_source(
-            dc.eval_source, size, dc.skip_corrupt, dc.cache_dir, label_column=dc.label_column
+            dc.eval_source,
+            size,
+            dc.skip_corrupt,
+            dc.cache_dir,
+            label_column=dc.label_column,
+            options=dc.options,
         )
         ev = align_categories(ev, splits.train)  # tables: codes of the training vocabulary
         if dc.pair_channels:
@@ -94,6 +104,7 @@ def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict, needs: M.Needs)
         **input_meta,
         "method": cfg.method,
         **({"plugins": list(cfg.plugins)} if cfg.plugins else {}),
+        **({"data_options": dict(cfg.data.options)} if cfg.data.options else {}),
     }
 
 

@@ -32,6 +32,7 @@ OPTIONS = {
     "label_column": "data.label_column",
     "normal_label": "data.normal_label",
     "pair_channels": "data.pair_channels",
+    "data_options": "data.options",
     "nproc": "train.nproc",
     "plugins": "plugins",
 }

@@ -63,6 +63,45 @@ class Source:
 SOURCES: list[Source] = []
 
 
+@dataclass(frozen=True)
+class DataOption:
+    """A source-specific option a modality adds (:func:`register_option`): ``data.options.KEY``
+    in a recipe or ``--set``, and ``--FLAG VALUE`` on ``selfsup train`` (``flag`` defaults to the
+    key with dashes). Sources read it from the ``options`` mapping :func:`load_source` passes."""
+
+    key: str
+    help: str
+    flag: str = ""
+    metavar: str = "VALUE"
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.key.replace("_", "-")
+
+
+#: source options added by modalities, by key
+DATA_OPTIONS: dict[str, DataOption] = {}
+
+
+def register_option(option: DataOption) -> DataOption:
+    """Add a source option (``data.options.KEY``, ``--FLAG`` on ``selfsup train``)."""
+    DATA_OPTIONS[option.key] = option
+    return option
+
+
+def check_options(options: dict | None) -> dict:
+    """``options`` as a dict, after refusing (in one line) a key no modality registered."""
+    options = dict(options or {})
+    unknown = sorted(k for k in options if k not in DATA_OPTIONS)
+    if unknown:
+        known = ", ".join(sorted(DATA_OPTIONS)) or "none are registered"
+        raise DataError(
+            f"unknown data option '{unknown[0]}'; the registered source options are: {known} "
+            "(a plug-in may add more: --plugin)"
+        )
+    return options
+
+
 def register_source(source: Source) -> Source:
     """Add a kind of source; it is asked before the built-in kinds (images, series, tables, ...)."""
     SOURCES[:] = [s for s in SOURCES if s.name != source.name] + [source]
@@ -79,6 +118,10 @@ __all__ = [
     "SOURCES",
     "register_source",
     "register_builtin",
+    "DataOption",
+    "DATA_OPTIONS",
+    "register_option",
+    "check_options",
     "ImageData",
     "SeriesData",
     "TableData",
@@ -99,10 +142,14 @@ def load_source(
     skip_corrupt: bool = False,
     cache_dir: str | None = None,
     label_column: str | None = None,
+    options: dict | None = None,
 ) -> Splits:
     """Load a data source into memory (decoding at most once per source version).
 
-    ``label_column``: for CSV/Parquet tables, the column holding the labels (by name)."""
+    ``label_column``: for CSV/Parquet tables, the column holding the labels (by name).
+    ``options``: source options registered by modalities (:func:`register_option`), passed to the
+    sources they added; the built-in kinds take none."""
+    options = check_options(options)
     path = Path(spec).expanduser()
     for source in SOURCES:
         if source.claims(spec, path):
@@ -112,7 +159,13 @@ def load_source(
                 skip_corrupt=skip_corrupt,
                 cache_dir=cache_dir,
                 label_column=label_column,
+                options=options,
             )
+    if options:
+        raise DataError(
+            f"the data option '{next(iter(options))}' applies to a source a modality added, but "
+            f"'{spec}' is none of them; drop it"
+        )
     if label_column is not None and not (
         path.suffix.lower() in TABLE_SUFFIXES
         and spec not in BUILTIN

@@ -14,8 +14,21 @@ shared and never asks which modality it runs on. ``modality_of(data)`` finds a c
 
 from __future__ import annotations
 
-from . import graph, image, paired, tabular, timeseries  # register the built-in modalities
+import importlib
+import pkgutil
+
+from . import graph, image, paired, tabular, timeseries
 from .base import REGISTRY, Modality, get, modality_of, register
+
+
+def _import_all() -> None:
+    """Register every modality module of this package: a new modality is a new file, no edit."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()
 
 __all__ = [
     "Modality",
