@@ -17,7 +17,7 @@ from . import methods as M
 from .data.normal import normal_split
 from .data.paired import split_channels
 from .data.table import align_categories
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .modalities import Modality, modality_of
 from .modalities.base import fill_unset, modality_for
 
@@ -138,6 +138,12 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     mod = modality_of(train)
     needs = M.requirements(cfg.method, cfg.loss)
     preset, input_meta = mod.input_meta(cfg, train, needs)
+    if needs.exact_views and preset != needs.view_preset:
+        raise ConfigError(
+            f"method '{cfg.method}' works only on its own '{needs.view_preset}' views, and "
+            f"{mod.name} data gets '{preset}' views; leave views.preset unset on data whose "
+            "modality has those views, or pick another method (`selfsup methods`)"
+        )
     meta = encoder_meta(cfg, mod, input_meta, needs)
     encoder = build_encoder(cfg, meta, cfg.train.seed)
     x = mod.to_tensor(train)

@@ -12,11 +12,24 @@ from ..errors import ConfigError
 from ..models.encoder import Encoder
 from .base import Batch, Capability, Context, Method, Needs, Params
 
-#: how a one-line error speaks of each backbone capability
+#: how a one-line error speaks of each backbone capability (:func:`register_capability`)
 CAPABILITY_WORDS: dict[Capability, str] = {
     "tokens": "patch tokens to mask (a ViT)",
     "feature_maps": "convolutional feature maps that can run sparse (a ConvNet or ResNet)",
+    "point_patches": "tokens of local point groups to mask (a point-patch transformer)",
 }
+
+
+def register_capability(name: Capability, words: str) -> None:
+    """Add a backbone capability (backbones list it in ``capabilities``, methods need it in
+    ``Needs.encoder``); ``words`` describe it in errors ("patch tokens to mask (a ViT)")."""
+    CAPABILITY_WORDS[name] = words
+
+
+def capability_words(name: Capability) -> str:
+    """How errors speak of capability ``name``."""
+    return CAPABILITY_WORDS.get(name, f"the '{name}' capability")
+
 
 REGISTRY: dict[str, type[Method]] = {}
 
@@ -64,7 +77,7 @@ def check_encoder(name: str, encoder: nn.Module, needs: Needs) -> None:
         backbone = getattr(encoder, "backbone", encoder)
         if needs.encoder not in getattr(backbone, "capabilities", ()):
             raise ConfigError(
-                f"method '{name}' needs a backbone with {CAPABILITY_WORDS[needs.encoder]}, and "
+                f"method '{name}' needs a backbone with {capability_words(needs.encoder)}, and "
                 f"{type(backbone).__name__} has none; leave --backbone unset (auto picks one) or "
                 "give such a backbone"
             )
@@ -132,6 +145,8 @@ __all__ = [
     "requirements",
     "check_encoder",
     "check_fit",
+    "register_capability",
+    "capability_words",
     "validate_params",
     "Batch",
     "Context",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -45,10 +45,13 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-#: a capability a backbone declares in its ``capabilities`` attribute and a method may need:
-#: ``tokens``: a patch-token transformer (masking drops tokens: MAE, CMAE, iBOT);
-#: ``feature_maps``: a convolutional network whose feature maps can run sparse (SparK)
-Capability = Literal["tokens", "feature_maps"]
+#: a capability a backbone declares in its ``capabilities`` attribute and a method may need, by
+#: name; the built-in ones: ``tokens``: a patch-token transformer (masking drops tokens: MAE, CMAE,
+#: iBOT); ``feature_maps``: a convolutional network whose feature maps can run sparse (SparK).
+#: Modalities add their own with :func:`selfsup.methods.register_capability` (the words a one-line
+#: error uses for it), e.g. ``point_patches``: a transformer over tokens of local point groups that
+#: encodes any subset of them (Point-MAE, Point-CMAE).
+Capability = str
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class Needs:
     edges : the views are graphs (node features with edges) and the encoder passes messages.
     view_preset : the view preset the method was tuned with; a modality that has a preset of this
         name uses it when ``views.preset`` is ``auto``, else its own default.
+    exact_views : the method works only on ``view_preset``'s views (VIME: view 0 the sample itself,
+        the others corrupted copies of the same shape); data whose modality picks other views is
+        refused in one line before anything is written.
     encoder : a capability the backbone must have; with ``--backbone auto`` the modality picks
         its backbone with it (:meth:`selfsup.modalities.Modality.backbone_for`).
     min_length : inputs along a sequence axis must be at least this long (TS2Vec's crops).
@@ -76,6 +82,7 @@ class Needs:
     labels: bool = False
     edges: bool = False
     view_preset: str | None = None
+    exact_views: bool = False
     encoder: Capability | None = None
     min_length: int | None = None
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

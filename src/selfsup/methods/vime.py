@@ -35,7 +35,7 @@ class VIME(Method):
     name = "vime"
     paper = "Yoon et al. 2020, VIME: Extending the Success of Self- and Semi-supervised Learning to Tabular Domain"
     Params: ClassVar[type[ParamsModel]] = VIMEParams
-    needs = Needs(view_preset="vime")
+    needs = Needs(view_preset="vime", exact_views=True)
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

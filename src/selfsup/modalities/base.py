@@ -93,10 +93,10 @@ class Modality:
             return self.default_backbone(meta)
         found = self.backbone_for(needs.encoder, meta)
         if found is None:
-            from ..methods import CAPABILITY_WORDS
+            from ..methods import capability_words
 
             raise ConfigError(
-                f"the method needs a backbone with {CAPABILITY_WORDS[needs.encoder]}, and no "
+                f"the method needs a backbone with {capability_words(needs.encoder)}, and no "
                 f"{self.name} backbone has them; choose another method"
             )
         return found
