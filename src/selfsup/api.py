@@ -325,6 +325,10 @@ def evaluate(
     With a run directory, ``data`` defaults to the run's own evaluation data and the result is also
     written to ``RUN_DIR/eval.json``.
     """
+    from .eval.protocols import parse as parse_protocols
+
+    if protocols is not None:  # an empty or unknown list is refused before anything loads
+        protocols = parse_protocols(protocols)
     dev = V.device(device)
     if isinstance(target, nn.Module):
         if data is None:

@@ -24,9 +24,14 @@ def save_encoder(path: Path, encoder: nn.Module, meta: dict) -> None:
 
     from .io import atomic_path
 
+    from .train.checkpoint import CHECKSUM_KEY, checksum
+
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in encoder.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"selfsup": json.dumps(meta)})
+    text = json.dumps(meta)
+    with atomic_path(path) as tmp:  # the checksum lets a load refuse a damaged file
+        save_file(
+            tensors, str(tmp), metadata={"selfsup": text, CHECKSUM_KEY: checksum(tensors, text)}
+        )
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
@@ -52,7 +57,8 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         )
     try:
         with safe_open(str(p), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["selfsup"])
+            header = f.metadata() or {}
+            meta = json.loads(header["selfsup"])
         plugins = meta.get("plugins") or []
         if not isinstance(plugins, list) or not all(isinstance(q, str) for q in plugins):
             raise TypeError("plugins")
@@ -96,6 +102,13 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(
             f"'{p}' is not a selfsup encoder file (safetensors with valid metadata)"
         ) from None
+    from .train.checkpoint import CHECKSUM_KEY, checksum
+
+    if CHECKSUM_KEY in header and checksum(tensors, header["selfsup"]) != header[CHECKSUM_KEY]:
+        raise CheckpointError(
+            f"'{p}' is corrupt: its weights do not match its checksum (a damaged copy or disk); "
+            "copy it again, or train again"
+        )
     try:
         enc.load_state_dict(tensors)
     except RuntimeError as err:

@@ -427,3 +427,78 @@ def test_an_edge_list_graph_is_fingerprinted_for_resume(tmp_path):
     assert "data.source" in before
     (tmp_path / "nodes.csv").write_text(NODES + "20,1,2,0\n", encoding="utf-8")
     assert data_fingerprint(cfg) != before
+
+
+# -- classes found by the reliability sweep and fixed in their owners' files -----------------------
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-30])
+def test_coinciding_embeddings_do_not_crash_the_report_projection(scale):
+    """Constant or collapsed embeddings made scikit-learn's t-SNE crash the process (SIGSEGV)."""
+    from selfsup.report import _project_2d
+
+    x = np.ones((80, 16), np.float32) + scale * np.random.RandomState(0).randn(80, 16)
+    xy, how = _project_2d(x.astype(np.float32), 0)
+    assert xy.shape == (80, 2) and "coincide" in how
+
+
+def test_svm_ends_on_duplicate_features_with_different_labels():
+    """A hard margin (C=inf, banks under 50 samples) never converged on such a bank: capped now."""
+    import torch
+
+    from selfsup.eval.svm import svm_accuracy
+
+    f, y = torch.ones(24, 8), torch.arange(24) % 2
+    assert svm_accuracy(f, y, f, y)["svm_top1"] == pytest.approx(0.5)
+
+
+def test_series_statistics_do_not_overflow_near_float32_max():
+    """Per-channel mean and standard deviation of float32 values near 1e38 are taken in float64."""
+    from selfsup import methods as M
+    from selfsup import resolve
+    from selfsup.data import SeriesData
+    from selfsup.modalities import get
+
+    rng = np.random.RandomState(0)
+    x = (rng.randn(32, 2, 16) * 1e37).astype(np.float32)
+    x[:, 0] += 1e38
+    cfg = resolve.resolve_config(data="s.npz")
+    mod = get("timeseries")
+    _, meta = mod.input_meta(cfg, SeriesData(x=x, name="s"), M.requirements("simclr", {}))
+    assert np.all(np.isfinite(meta["std"])) and np.all(np.isfinite(meta["mean"]))
+    assert meta["std"][0] == pytest.approx(float(np.std(x[:, 0].astype(np.float64))), rel=1e-6)
+
+
+def test_a_method_that_needs_its_own_views_is_refused_before_the_run(tmp_path, capsys):
+    """VIME on images used to fail in its loss after the run directory was made."""
+    out = tmp_path / "r"
+    code = cli.main(["train", "--method", "vime", "--out", str(out), *TINY])
+    _one_line(code, capsys.readouterr().err, ["'vime'", "views"])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("given", [[], ["knn", "nope"]])
+def test_api_evaluate_refuses_an_empty_or_unknown_protocol_list(given, tmp_path):
+    """``api.evaluate(protocols=[])`` used to fall back to the run's defaults."""
+    from selfsup import api
+
+    with pytest.raises(ConfigError, match="protocol"):
+        api.evaluate(tmp_path / "no-run", protocols=given)
+
+
+def test_a_damaged_encoder_file_is_refused_by_its_checksum(tmp_path, capsys):
+    """A corrupted ``encoder.safetensors`` used to be evaluated (no checksum, unlike checkpoints)."""
+    from selfsup import load_encoder
+    from selfsup.errors import CheckpointError
+
+    out = tmp_path / "r"
+    assert cli.main(["train", "--out", str(out), *TINY, "--set", "eval.baselines=false"]) == 0
+    load_encoder(out)  # intact
+    f = out / "encoder.safetensors"
+    raw = bytearray(f.read_bytes())
+    raw[-5] ^= 0xFF  # a byte of the last tensor's data
+    f.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_encoder(out)
+    assert cli.main(["eval", str(out)]) == 2
+    assert "checksum" in capsys.readouterr().err

@@ -76,8 +76,9 @@ class SeriesModality(Modality):
                 f"crops at least {need}; give longer series or change the method's parameters "
                 "(TS2Vec: lower loss.temporal_unit)"
             )
-        mean = np.nanmean(train.x, axis=(0, 2))
-        std = np.nanstd(train.x, axis=(0, 2))
+        x64 = train.x.astype(np.float64)  # float32 sums and squares overflow near 1e38
+        mean, std = np.nanmean(x64, axis=(0, 2)), np.nanstd(x64, axis=(0, 2))
+        del x64
         return preset, {
             "in_channels": train.channels,
             "length": train.length,

@@ -111,10 +111,17 @@ def embedding_points(
 
 
 def _project_2d(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    def first_two(why: str = "") -> tuple[np.ndarray, str]:
+        second = x[:, 1] if x.shape[1] > 1 else np.zeros(len(x))
+        return np.c_[x[:, 0], second], "first two dimensions" + why
+
     if len(x) < 5:
-        return np.c_[
-            x[:, 0], x[:, 1] if x.shape[1] > 1 else np.zeros(len(x))
-        ], "first two dimensions"
+        return first_two()
+    # points that (nearly) coincide, as a collapsed encoder or constant data gives: t-SNE's PCA
+    # initialisation divides by a zero spread, and scikit-learn's t-SNE then crashes the process
+    spread = float(np.max(np.ptp(x, axis=0))) if x.size else 0.0
+    if not np.isfinite(spread) or spread <= 1e-6 * max(1.0, float(np.max(np.abs(x)))):
+        return first_two(" (the embeddings nearly coincide)")
     try:
         import umap  # type: ignore
 
