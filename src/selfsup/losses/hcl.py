@@ -50,25 +50,46 @@ def hcl(
     torch.Size([])
     """
     check_pair("hcl", z1, z2)
+    check_hcl(temperature, tau_plus, beta)
+    p = pair_layout(z1, z2)
+    exclude = torch.stack([p.self_idx, p.pos_idx], 1)
+    rows = hcl_rows(p.q, p.k, p.qpos, exclude, p.n_keys - 2, temperature, tau_plus, beta, tiled)
+    return rows.mean()
+
+
+def check_hcl(temperature: float, tau_plus: float, beta: float) -> None:
+    """One line for a temperature, class prior or concentration HCL cannot use."""
     check_positive(temperature=temperature)
     if not 0 <= tau_plus < 1:
         raise ConfigError(f"tau_plus must be in [0, 1), got {tau_plus}")
     if not beta >= 0:
         raise ConfigError(f"beta must be >= 0, got {beta}")
-    p = pair_layout(z1, z2)
-    n = p.n_keys - 2
-    exclude = torch.stack([p.self_idx, p.pos_idx], 1)
+
+
+def hcl_rows(
+    q: Tensor,
+    k: Tensor,
+    qpos: Tensor,
+    exclude: Tensor,
+    n: int,
+    temperature: float,
+    tau_plus: float,
+    beta: float,
+    tiled: bool | None,
+) -> Tensor:
+    """Per-anchor HCL loss of anchors ``q`` (unit rows) with positives ``qpos`` against the keys
+    ``k`` minus the ``exclude`` indices of each row (``n`` negatives remain), in log space."""
     log_n = math.log(n)
-    lse_1b = row_lse(p.q, p.k, (1.0 + beta) / temperature, exclude, tiled)
-    lse_b = row_lse(p.q, p.k, beta / temperature, exclude, tiled) if beta > 0 else log_n
+    lse_1b = row_lse(q, k, (1.0 + beta) / temperature, exclude, tiled)
+    lse_b = row_lse(q, k, beta / temperature, exclude, tiled) if beta > 0 else log_n
     log_rw = lse_1b - lse_b + log_n  # log sum_j w_j n_j
-    s_pos = (p.q * p.qpos).sum(1) / temperature  # log pos
+    s_pos = (q * qpos).sum(1) / temperature  # log pos
     log_floor = log_n - 1.0 / temperature
     top = torch.maximum(torch.maximum(s_pos, log_rw), torch.full_like(s_pos, log_floor)).detach()
     pos_ = torch.exp(s_pos - top)
     ng = (torch.exp(log_rw - top) - tau_plus * n * pos_) / (1.0 - tau_plus)
     ng = torch.maximum(ng, torch.exp(log_floor - top))
-    return (top + torch.log(pos_ + ng) - s_pos).mean()
+    return top + torch.log(pos_ + ng) - s_pos
 
 
 def debiased(

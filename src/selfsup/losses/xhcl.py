@@ -29,41 +29,13 @@ are the other modality's samples of every rank.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
-from ._pairs import check_pair, check_positive
+from ._pairs import check_pair
 from .distributed import gather, world
-from .tiled import row_lse
-
-
-def _direction(
-    q: Tensor,
-    k: Tensor,
-    kpos: Tensor,
-    exclude: Tensor,
-    n: int,
-    temperature: float,
-    tau_plus: float,
-    beta: float,
-    tiled: bool | None,
-) -> Tensor:
-    """Per-anchor HCL loss of anchors ``q`` against keys ``k`` (own positive excluded by index)."""
-    log_n = math.log(n)
-    lse_1b = row_lse(q, k, (1.0 + beta) / temperature, exclude, tiled)
-    lse_b = row_lse(q, k, beta / temperature, exclude, tiled) if beta > 0 else log_n
-    log_rw = lse_1b - lse_b + log_n  # log sum_j w_j n_j
-    s_pos = (q * kpos).sum(1) / temperature  # log pos
-    log_floor = log_n - 1.0 / temperature
-    top = torch.maximum(torch.maximum(s_pos, log_rw), torch.full_like(s_pos, log_floor)).detach()
-    pos_ = torch.exp(s_pos - top)
-    ng = (torch.exp(log_rw - top) - tau_plus * n * pos_) / (1.0 - tau_plus)
-    ng = torch.maximum(ng, torch.exp(log_floor - top))
-    return top + torch.log(pos_ + ng) - s_pos
+from .hcl import check_hcl, hcl_rows
 
 
 def xhcl(
@@ -83,16 +55,12 @@ def xhcl(
     torch.Size([])
     """
     check_pair("xhcl", a, b)
-    check_positive(temperature=temperature)
-    if not 0 <= tau_plus < 1:
-        raise ConfigError(f"tau_plus must be in [0, 1), got {tau_plus}")
-    if not beta >= 0:
-        raise ConfigError(f"beta must be >= 0, got {beta}")
+    check_hcl(temperature, tau_plus, beta)
     a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
     rank, _ = world()
     ka, kb = gather(a), gather(b)
     n = ka.shape[0] - 1
     exclude = (torch.arange(a.shape[0], device=a.device) + rank * a.shape[0])[:, None]
-    a2b = _direction(a, kb, b, exclude, n, temperature, tau_plus, beta, tiled)
-    b2a = _direction(b, ka, a, exclude, n, temperature, tau_plus, beta, tiled)
+    a2b = hcl_rows(a, kb, b, exclude, n, temperature, tau_plus, beta, tiled)
+    b2a = hcl_rows(b, ka, a, exclude, n, temperature, tau_plus, beta, tiled)
     return 0.5 * (a2b.mean() + b2a.mean())
