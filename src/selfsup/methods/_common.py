@@ -2,7 +2,7 @@
 
 - :func:`encode` runs a network on views of possibly different sizes (multi-crop), one batched call
   per size, and returns one embedding per view in the original order.
-- :func:`global_count`, :func:`pairs`: the first views that share the first view's size are the
+- :func:`global_count`, :func:`pairs`, :func:`pair_mean`: the first views that share the first view's size are the
   *global* views; losses pair every global view with every other view (SimCLR-style unordered
   pairs, or BYOL-style ordered target/online pairs). With equal sizes every view is global.
 - :func:`frozen_copy`, :func:`ema_update`, :func:`cosine_momentum`: momentum (target) networks.
@@ -46,6 +46,14 @@ def pairs(views: list[Tensor], ordered: bool = False) -> list[tuple[int, int]]:
     if ordered:
         return [(i, j) for i in range(g) for j in range(n) if j != i]
     return [(i, j) for i in range(g) for j in range(i + 1, n)]
+
+
+def pair_mean(loss: Callable[[int, int], Tensor], prs: list[tuple[int, int]]) -> Tensor:
+    """The mean of ``loss(i, j)`` over the view pairs ``prs`` (see :func:`pairs`)."""
+    total = loss(*prs[0])
+    for i, j in prs[1:]:
+        total = total + loss(i, j)
+    return total / len(prs)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

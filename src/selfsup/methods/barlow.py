@@ -7,7 +7,7 @@ Projector of 3 linear layers (BatchNorm and ReLU between), loss
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from pydantic import Field
 from torch import Tensor
@@ -16,7 +16,7 @@ from ..losses import barlow_twins, gather
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
-from ._common import encode, pairs
+from ._common import encode, pair_mean, pairs
 from .base import Batch, Context, Method, Params
 
 
@@ -40,7 +40,6 @@ class BarlowTwins(Method):
         zs = [
             gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)
         ]  # global batch (DDP)
-        prs = pairs(views)
-        return cast(
-            Tensor, sum(barlow_twins(zs[i], zs[j], self.params.lambda_) for i, j in prs) / len(prs)
+        return pair_mean(
+            lambda i, j: barlow_twins(zs[i], zs[j], self.params.lambda_), pairs(views)
         ), {}

@@ -10,7 +10,7 @@ sees only the global views and the online network sees all of them.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -20,7 +20,15 @@ from ..losses import byol_loss
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
-from ._common import cosine_momentum, ema_update, encode, frozen_copy, global_count, pairs
+from ._common import (
+    cosine_momentum,
+    ema_update,
+    encode,
+    frozen_copy,
+    global_count,
+    pair_mean,
+    pairs,
+)
 from .base import Batch, Context, Method, Params, ParamsModel
 
 
@@ -66,10 +74,9 @@ class BYOL(Method):
         with torch.no_grad():
             g = global_count(views)
             ts = encode(lambda x: self.target_projector(self.target_encoder(x)), views[:g])
-        prs = pairs(views, ordered=True)
-        loss = sum(byol_loss(ps[j], ts[i]) for i, j in prs) / len(prs)
+        loss = pair_mean(lambda i, j: byol_loss(ps[j], ts[i]), pairs(views, ordered=True))
         self._online_z: list[Tensor] | None = [z.detach() for z in zs]
-        return cast(Tensor, loss), {}
+        return loss, {}
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         return cosine_momentum(self.params.momentum, step, total_steps)

@@ -5,7 +5,7 @@ Chen et al., *A Simple Framework for Contrastive Learning of Visual Representati
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -15,7 +15,7 @@ from ..losses import nt_xent
 from ..models import projection_head
 from ..models.encoder import Encoder
 from . import register
-from ._common import encode
+from ._common import encode, pair_mean
 from ._common import pairs as view_pairs
 from .base import Batch, Context, Method, Params, ParamsModel
 
@@ -48,5 +48,5 @@ class SimCLR(Method):
         zs = [z.float() for z in self.project(views)]
         pairs = view_pairs(views)  # every view pair; with multi-crop, global vs all
         with torch.autocast(zs[0].device.type, enabled=False):  # logits in fp32 under bf16 autocast
-            loss = sum(self.contrast(zs[i], zs[j], batch) for i, j in pairs) / len(pairs)
-        return cast(Tensor, loss), {}
+            loss = pair_mean(lambda i, j: self.contrast(zs[i], zs[j], batch), pairs)
+        return loss, {}

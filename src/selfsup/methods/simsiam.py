@@ -8,7 +8,7 @@ view pair with multi-crop views).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from torch import Tensor
 
@@ -16,7 +16,7 @@ from ..losses import negative_cosine
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
-from ._common import encode, pairs
+from ._common import encode, pair_mean, pairs
 from .base import Batch, Context, Method, Params
 
 
@@ -38,8 +38,8 @@ class SimSiam(Method):
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         zs = encode(lambda x: self.projector(self.encoder(x)), views)
-        prs = pairs(views, ordered=True)
-        loss = sum(negative_cosine(self.predictor(zs[j]), zs[i].detach()) for i, j in prs) / len(
-            prs
+        loss = pair_mean(
+            lambda i, j: negative_cosine(self.predictor(zs[j]), zs[i].detach()),
+            pairs(views, ordered=True),
         )
-        return cast(Tensor, loss), {}
+        return loss, {}

@@ -7,7 +7,7 @@ Learning*, ICLR 2022. Expander of 3 linear layers, loss :func:`~selfsup.losses.v
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from pydantic import Field
 from torch import Tensor
@@ -16,7 +16,7 @@ from ..losses import gather, vicreg
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
-from ._common import encode, pairs
+from ._common import encode, pair_mean, pairs
 from .base import Batch, Context, Method, Params
 
 
@@ -42,7 +42,4 @@ class VICReg(Method):
         zs = [
             gather(z) for z in encode(lambda x: self.projector(self.encoder(x)), views)
         ]  # global batch (DDP)
-        prs = pairs(views)
-        return cast(
-            Tensor, sum(vicreg(zs[i], zs[j], p.inv, p.var, p.cov) for i, j in prs) / len(prs)
-        ), {}
+        return pair_mean(lambda i, j: vicreg(zs[i], zs[j], p.inv, p.var, p.cov), pairs(views)), {}
