@@ -394,7 +394,7 @@ class Trainer:
 
     def _fit(self) -> Progress:
         tc = self.cfg.train
-        method, opt, st = self.method, self.optimizer, self.state
+        method, st = self.method, self.state
         if st.step == 0 and not self.resumed:
             method.prepare(self.x, self.views)
             if tc.rollback:  # something to roll back to even before the first epoch ends
@@ -408,139 +408,142 @@ class Trainer:
         bar = _ProgressBar(
             tc.progress if self.main else "none", tc.epochs, self.steps_per_epoch, st, self.console
         )
-        bad_in_a_row = 0
+        self._bad_in_a_row = 0
         with StopFlag() as stop, bar:
-            while st.epoch < tc.epochs:
+            while self.state.epoch < tc.epochs:
+                st = self.state
                 order = epoch_order(
                     len(self.x), tc.seed, st.epoch, self.device, method, tc.batch_size
                 )
-                epoch_loss, epoch_n, t_epoch = 0.0, 0, time.perf_counter()
-                rolled_back = False
-                while st.step_in_epoch < self.steps_per_epoch:
-                    t0 = time.perf_counter()
-                    batch, views = self.batch_at(order, st.step_in_epoch, st.step)
-                    t2 = time.perf_counter()
-                    t1 = t2 - self._views_time
-                    lr = (
-                        lr_at(
-                            st.step,
-                            self.total_steps,
-                            self.base_lr,
-                            self.warmup,
-                            self.cfg.optim.schedule,
-                            self.cfg.optim.min_lr_ratio,
-                        )
-                        * st.lr_scale
-                    )
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                    opt.zero_grad(set_to_none=True)
-                    loss, logs, finite = self.forward_backward(views, batch)
-                    overflow = False
-                    if finite:
-                        if self.scaler is not None:
-                            self.scaler.unscale_(opt)
-                        if self.cfg.optim.clip_grad:
-                            gn = torch.nn.utils.clip_grad_norm_(
-                                method.parameters(), self.cfg.optim.clip_grad
-                            )
-                        else:  # a finite loss can still give an Inf/NaN gradient: never step on one
-                            gn = _grad_norm(method)
-                        finite = bool(
-                            torch.isfinite(gn)
-                        )  # gradients are averaged: the same on every rank
-                        overflow = not finite and self.scaler is not None
-                    t3 = time.perf_counter()
-                    if finite:
-                        if self.scaler is not None:
-                            self.scaler.step(opt)
-                            self.scaler.update()
-                        else:
-                            opt.step()
-                        method.after_step(st.step, self.total_steps)
-                        bad_in_a_row = 0
-                    elif (
-                        overflow
-                    ):  # fp16 gradients overflowed: the scaler lowers its scale (not a bad step)
-                        self.scaler.update()
-                        opt.zero_grad(set_to_none=True)
-                        st.skipped_steps += 1
-                    else:
-                        opt.zero_grad(set_to_none=True)
-                        st.skipped_steps += 1
-                        bad_in_a_row += 1
-                        if bad_in_a_row >= tc.max_bad_steps:
-                            st = self._roll_back(
-                                bad_in_a_row
-                            )  # raises TrainingError unless rollback is on
-                            bad_in_a_row, rolled_back = 0, True
-                            break
-                    t4 = time.perf_counter()
-                    for k, dt in zip(self.timing, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                        self.timing[k] += dt
-                    st.step += 1
-                    st.step_in_epoch += 1
-                    st.train_time += t4 - t0
-                    if self.world_size > 1:
-                        lv = float(self._loss_sum[0]) / self.world_size if finite else float("nan")
-                    else:
-                        lv = float(loss.detach()) if finite else float("nan")
-                    if finite:
-                        epoch_loss += lv
-                        epoch_n += 1
-                    rate = tc.batch_size / max(t4 - t0, 1e-9)
-                    bar.update(st, lv, lr, rate)
-                    collapse = self.monitor(views, st.step) if finite else {}
-                    if st.step % 10 == 0 or st.step_in_epoch == self.steps_per_epoch:
-                        rec = {
-                            "step": st.step,
-                            "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
-                            "loss": lv,
-                            "lr": lr,
-                            "samples_per_s": rate,
-                        }
-                        rec.update({k: float(v) for k, v in logs.items()})
-                        rec.update(collapse)
-                        self.log(rec)
+                epoch = _Epoch(time.perf_counter())
+                while self.state.step_in_epoch < self.steps_per_epoch:
+                    step = self._step(order)
+                    if (
+                        step is None
+                    ):  # rolled back: the epoch (and its order) comes from the checkpoint
+                        break
+                    epoch.add(step)
+                    bar.update(self.state, step.loss, step.lr, step.rate)
+                    self._log_step(step)
                     if self._stop_requested(stop):
                         raise Interrupted(
-                            self.run_dir, st.step, self._stop_signum, self.save_checkpoint()
+                            self.run_dir, self.state.step, self._stop_signum, self.save_checkpoint()
                         )
-                if rolled_back:
-                    continue  # the epoch (and its order) comes from the checkpoint
-                # end of epoch
-                st.epoch += 1
-                st.step_in_epoch = 0
-                dt = time.perf_counter() - t_epoch
-                rec = {
-                    "step": st.step,
-                    "epoch": st.epoch,
-                    "epoch_loss": epoch_loss / max(epoch_n, 1),
-                    "epoch_time_s": dt,
-                    "epoch_samples_per_s": epoch_n * tc.batch_size / max(dt, 1e-9),
-                    "skipped_steps": st.skipped_steps,
-                }
-                if self.on_epoch_end is not None and self.main:  # evaluation: rank 0 only
-                    extra = self.on_epoch_end(st.epoch, method)
-                    method.train()
-                    if extra:
-                        rec.update(extra)
-                self.log(rec)
-                bar.epoch_done(st, rec)
-                saved = None
-                if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
-                    saved = (
-                        self.save_checkpoint()
-                    )  # every rank waits for rank 0 (and its evaluation)
                 else:
-                    D.barrier("the end of an epoch")
-                if self._stop_requested(
-                    stop
-                ):  # asked during the epoch's end (evaluation, checkpoint)
-                    raise Interrupted(
-                        self.run_dir, st.step, self._stop_signum, saved or self.save_checkpoint()
-                    )
-        return st
+                    self._end_epoch(epoch, bar, stop)
+        return self.state
+
+    def _step(self, order: torch.Tensor) -> _Step | None:
+        """One optimisation step at the current position (the state advances), or None when a run
+        of bad steps rolled the run back to its last checkpoint."""
+        tc, method, opt, st = self.cfg.train, self.method, self.optimizer, self.state
+        t0 = time.perf_counter()
+        batch, views = self.batch_at(order, st.step_in_epoch, st.step)
+        t2 = time.perf_counter()
+        t1 = t2 - self._views_time
+        lr = self._lr_at(st)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss, logs, finite = self.forward_backward(views, batch)
+        overflow = False
+        if finite:
+            if self.scaler is not None:
+                self.scaler.unscale_(opt)
+            if self.cfg.optim.clip_grad:
+                gn = torch.nn.utils.clip_grad_norm_(method.parameters(), self.cfg.optim.clip_grad)
+            else:  # a finite loss can still give an Inf/NaN gradient: never step on one
+                gn = _grad_norm(method)
+            finite = bool(torch.isfinite(gn))  # gradients are averaged: the same on every rank
+            overflow = not finite and self.scaler is not None
+        t3 = time.perf_counter()
+        if finite:
+            if self.scaler is not None:
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                opt.step()
+            method.after_step(st.step, self.total_steps)
+            self._bad_in_a_row = 0
+        else:
+            opt.zero_grad(set_to_none=True)
+            st.skipped_steps += 1
+            if overflow:  # fp16 gradients overflowed: the scaler lowers its scale (not a bad step)
+                assert self.scaler is not None
+                self.scaler.update()
+            else:
+                self._bad_in_a_row += 1
+                if self._bad_in_a_row >= tc.max_bad_steps:
+                    self._roll_back(self._bad_in_a_row)  # TrainingError unless rollback is on
+                    self._bad_in_a_row = 0
+                    return None
+        t4 = time.perf_counter()
+        for k, dt in zip(self.timing, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            self.timing[k] += dt
+        st.step += 1
+        st.step_in_epoch += 1
+        st.train_time += t4 - t0
+        if not finite:
+            value = float("nan")
+        elif self.world_size > 1:
+            value = float(self._loss_sum[0]) / self.world_size
+        else:
+            value = float(loss.detach())
+        collapse = self.monitor(views, st.step) if finite else {}
+        rate = tc.batch_size / max(t4 - t0, 1e-9)
+        return _Step(value, lr, rate, finite, {**logs, **collapse})
+
+    def _lr_at(self, st: Progress) -> float:
+        o = self.cfg.optim
+        base = lr_at(
+            st.step, self.total_steps, self.base_lr, self.warmup, o.schedule, o.min_lr_ratio
+        )
+        return base * st.lr_scale
+
+    def _log_step(self, step: _Step) -> None:
+        """Every 10th step and an epoch's last go to the loggers."""
+        st = self.state
+        if st.step % 10 == 0 or st.step_in_epoch == self.steps_per_epoch:
+            rec = {
+                "step": st.step,
+                "epoch": st.epoch + st.step_in_epoch / self.steps_per_epoch,
+                "loss": step.loss,
+                "lr": step.lr,
+                "samples_per_s": step.rate,
+            }
+            rec.update({k: float(v) for k, v in step.logs.items()})
+            self.log(rec)
+
+    def _end_epoch(self, epoch: _Epoch, bar: _ProgressBar, stop: StopFlag) -> None:
+        """The epoch's record, the evaluation hook (rank 0), the checkpoint, a pending stop."""
+        tc, st = self.cfg.train, self.state
+        st.epoch += 1
+        st.step_in_epoch = 0
+        dt = time.perf_counter() - epoch.started
+        rec = {
+            "step": st.step,
+            "epoch": st.epoch,
+            "epoch_loss": epoch.loss / max(epoch.n, 1),
+            "epoch_time_s": dt,
+            "epoch_samples_per_s": epoch.n * tc.batch_size / max(dt, 1e-9),
+            "skipped_steps": st.skipped_steps,
+        }
+        if self.on_epoch_end is not None and self.main:  # evaluation: rank 0 only
+            extra = self.on_epoch_end(st.epoch, self.method)
+            self.method.train()
+            if extra:
+                rec.update(extra)
+        self.log(rec)
+        bar.epoch_done(st, rec)
+        saved = None
+        if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
+            saved = self.save_checkpoint()  # every rank waits for rank 0 (and its evaluation)
+        else:
+            D.barrier("the end of an epoch")
+        if self._stop_requested(stop):  # asked during the epoch's end (evaluation, checkpoint)
+            raise Interrupted(
+                self.run_dir, st.step, self._stop_signum, saved or self.save_checkpoint()
+            )
 
     _stop_signum = signal.SIGTERM
 
@@ -561,6 +564,31 @@ class Trainer:
         else:  # the signal the other ranks got (SIGTERM when they got different ones)
             self._stop_signum = signal.Signals(total // n) if total % n == 0 else signal.SIGTERM
         return True
+
+
+@dataclass
+class _Step:
+    """What one step gives the epoch, the progress bar and the loggers."""
+
+    loss: float  #: the global loss (NaN for a skipped step)
+    lr: float
+    rate: float  #: samples per second
+    finite: bool
+    logs: dict  #: the method's logs and the collapse monitor's statistics
+
+
+@dataclass
+class _Epoch:
+    """The running sums of one epoch."""
+
+    started: float
+    loss: float = 0.0
+    n: int = 0
+
+    def add(self, step: _Step) -> None:
+        if step.finite:
+            self.loss += step.loss
+            self.n += 1
 
 
 def _grad_norm(method: Method) -> torch.Tensor:
