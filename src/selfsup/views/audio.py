@@ -1,0 +1,220 @@
+"""Batched sound views made on the training device: NaN-padded waveforms (B, T) in, ``n_views``
+log-mel views (B, 1, M, S // hop) out, each of the same shape.
+
+Random under torch's global generator, which the trainer keys by (seed, step) and checkpoints, so
+views are reproducible under the seed. The ops, in this order, each on when its field is set:
+
+- **segment** (COLA, Saeed et al. 2021): a random ``segment`` seconds of each clip (a clip shorter
+  than it is zero-padded after its end); ``same_segment`` draws one position for all the views of a
+  clip (BYOL-A, Niizumi et al. 2021, makes both views from one segment) instead of one per view;
+- **time shift**: the segment moved later by up to ``shift`` of its length (zeros come in);
+- **gain**: times a random gain of +-``gain_db`` dB;
+- **noise**: with probability ``noise_p``, white noise at a random SNR in ``snr`` dB;
+- the log-mel front end (:class:`selfsup.models.audio.LogMel`);
+- **mixing** (BYOL-A's log-mixup-exp): ``log((1 - l) exp(x) + l exp(x'))`` with ``x'`` another
+  clip of the batch and ``l ~ U(0, mixup)``;
+- **random resize crop** of the log-mel (BYOL-A): a crop of ``rrc_freq`` x ``rrc_time`` times the
+  spectrogram's size (each factor uniform in its range; above 1 the crop reaches past the edges,
+  which read as the training mean) resized back bilinearly, a random position;
+- **masking** (SpecAugment, Park et al. 2019): ``time_masks`` bands of up to ``time_mask`` of the
+  frames and ``freq_masks`` of up to ``freq_mask`` of the mel bands set to the training mean.
+
+Presets (``views.preset``; ``auto`` picks the method's, ``masked`` for methods that mask patches,
+else ``general``); ``views.audio.FIELD=...`` overrides a field of the chosen one:
+
+- ``general``: segments (one per view), gain 6 dB, mixing 0.4, resize crop 0.6-1.5, one time and
+  one frequency mask of up to 10%: for sound in general;
+- ``speech``: segments, time shift 0.1, gain 6 dB, noise (p 0.5, 10-30 dB), mixing 0.2, resize
+  crop 0.8-1.2 in frequency (pitch) and 0.8-1.25 in time (tempo), two time masks of 5% and two
+  frequency masks of 10%;
+- ``cola``: segments only (COLA uses no other augmentation);
+- ``byola``: one segment per clip, mixing 0.4 and resize crop 0.6-1.5 (BYOL-A's views);
+- ``masked``: one segment per clip, nothing else (MAE's masking is its augmentation);
+- ``none``: the eval view (the clip's first seconds) in every view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from ..models.audio import LogMel
+
+
+class AudioViewsConfig(BaseModel):
+    """``views.audio``: overrides of the chosen preset's fields (unset: the preset's value)."""
+
+    model_config = ConfigDict(extra="forbid")
+    segment: float | None = Field(default=None, gt=0)
+    """Seconds of each training view (0.96 by default, COLA's and BYOL-A's about 1 s); the
+    evaluation view is the clip's first seconds (see the modality)."""
+    same_segment: bool | None = None
+    shift: float | None = Field(default=None, ge=0, le=1)
+    gain_db: float | None = Field(default=None, ge=0)
+    noise_p: float | None = Field(default=None, ge=0, le=1)
+    snr: tuple[float, float] | None = None
+    mixup: float | None = Field(default=None, ge=0, le=1)
+    rrc_freq: tuple[float, float] | None = None
+    rrc_time: tuple[float, float] | None = None
+    time_masks: int | None = Field(default=None, ge=0)
+    time_mask: float | None = Field(default=None, ge=0, le=1)
+    freq_masks: int | None = Field(default=None, ge=0)
+    freq_mask: float | None = Field(default=None, ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class AudioViewSpec:
+    same_segment: bool = False
+    shift: float = 0.0
+    gain_db: float = 0.0
+    noise_p: float = 0.0
+    snr: tuple[float, float] = (10.0, 30.0)
+    mixup: float = 0.0
+    rrc_freq: tuple[float, float] = (1.0, 1.0)
+    rrc_time: tuple[float, float] = (1.0, 1.0)
+    time_masks: int = 0
+    time_mask: float = 0.0
+    freq_masks: int = 0
+    freq_mask: float = 0.0
+    eval_view: bool = False
+
+
+AUDIO_PRESETS = {
+    "general": AudioViewSpec(
+        gain_db=6.0, mixup=0.4, rrc_freq=(0.6, 1.5), rrc_time=(0.6, 1.5),
+        time_masks=1, time_mask=0.1, freq_masks=1, freq_mask=0.1,
+    ),
+    "speech": AudioViewSpec(
+        shift=0.1, gain_db=6.0, noise_p=0.5, snr=(10.0, 30.0), mixup=0.2,
+        rrc_freq=(0.8, 1.2), rrc_time=(0.8, 1.25),
+        time_masks=2, time_mask=0.05, freq_masks=2, freq_mask=0.1,
+    ),
+    "cola": AudioViewSpec(),
+    "byola": AudioViewSpec(same_segment=True, mixup=0.4, rrc_freq=(0.6, 1.5), rrc_time=(0.6, 1.5)),
+    "masked": AudioViewSpec(same_segment=True),
+    "none": AudioViewSpec(same_segment=True, eval_view=True),
+}  # fmt: skip
+
+
+def spec_with(spec: AudioViewSpec, overrides: dict) -> AudioViewSpec:
+    """``spec`` with the fields the user set in ``views.audio`` (``segment`` is not a spec field)."""
+    changes = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in overrides.items()
+        if v is not None and k != "segment"
+    }
+    return replace(spec, **changes)
+
+
+def valid_lengths(x: Tensor) -> Tensor:
+    """Samples before the NaN padding of each clip of (B, T), at least 1."""
+    return (~torch.isnan(x)).sum(1).clamp(min=1)
+
+
+def crop(x: Tensor, length: int, start: Tensor, shift: Tensor | None = None) -> Tensor:
+    """(B, length) windows of NaN-padded (B, T) clips from ``start`` (B,); samples past a clip's end
+    (and the ``shift`` (B,) samples moved in at the beginning) are 0."""
+    n = valid_lengths(x)
+    t = torch.arange(length, device=x.device)[None]
+    src = start[:, None] + t - (0 if shift is None else shift[:, None])
+    ok = (src >= start[:, None]) & (src < n[:, None]) & (src < x.shape[1])
+    src = src.clamp(0, x.shape[1] - 1)
+    return torch.where(ok, torch.nan_to_num(x, nan=0.0).gather(1, src), 0.0)
+
+
+def random_starts(x: Tensor, length: int) -> Tensor:
+    n = valid_lengths(x)
+    room = (n - length).clamp(min=0)
+    return (torch.rand(len(x), device=x.device) * (room + 1).float()).floor().long().clamp(max=room)
+
+
+def resize_crop(m: Tensor, fr: tuple[float, float], tr: tuple[float, float], fill: float) -> Tensor:
+    """BYOL-A's random resize crop of (B, 1, M, F) log-mels, batched with one affine grid."""
+    b = len(m)
+    dev = m.device
+    sf = fr[0] + (fr[1] - fr[0]) * torch.rand(b, device=dev)
+    st = tr[0] + (tr[1] - tr[0]) * torch.rand(b, device=dev)
+    # centre anywhere the crop keeps inside the canvas (or, when larger, covers it)
+    cf = (1 - sf).abs() * (2 * torch.rand(b, device=dev) - 1)
+    ct = (1 - st).abs() * (2 * torch.rand(b, device=dev) - 1)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 2] = st, ct  # x: time (width)
+    theta[:, 1, 1], theta[:, 1, 2] = sf, cf  # y: frequency (height)
+    grid = F.affine_grid(theta, list(m.shape), align_corners=False)
+    out = F.grid_sample(m - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out + fill
+
+
+def masks(m: Tensor, count: int, frac: float, dim: int, fill: float) -> Tensor:
+    """``count`` random bands of up to ``frac`` of axis ``dim`` (2: mel, 3: time) set to ``fill``."""
+    size = m.shape[dim]
+    width_max = int(frac * size)
+    if count == 0 or width_max == 0:
+        return m
+    b = len(m)
+    pos = torch.arange(size, device=m.device)[None]
+    hit = torch.zeros(b, size, dtype=torch.bool, device=m.device)
+    for _ in range(count):
+        w = torch.randint(0, width_max + 1, (b, 1), device=m.device)
+        s = (torch.rand(b, 1, device=m.device) * (size - w + 1).float()).floor().long()
+        hit |= (pos >= s) & (pos < s + w)
+    shape = [b, 1, 1, 1]
+    shape[dim] = size
+    return torch.where(hit.view(shape), torch.full_like(m, fill), m)
+
+
+class AudioViews(nn.Module):
+    """The view maker (see the module docstring). ``front``: the front end's parameters;
+    ``segment``: training view length in samples; ``window``: evaluation view in samples;
+    ``mean``: the training log-mel mean (what crops and masks fill with)."""
+
+    def __init__(
+        self, spec: AudioViewSpec, front: dict, segment: int, window: int, mean: float, n_views: int
+    ) -> None:
+        super().__init__()
+        self.spec, self.segment, self.window, self.n_views = spec, segment, window, n_views
+        self.mean = float(mean)
+        self.logmel = LogMel(**front)
+
+    def waveform(self, x: Tensor, start: Tensor | None) -> Tensor:
+        s, b, dev = self.spec, len(x), x.device
+        if s.eval_view:
+            return crop(x, self.window, torch.zeros(b, dtype=torch.long, device=dev))
+        if start is None:
+            start = random_starts(x, self.segment)
+        shift = None
+        if s.shift > 0:
+            shift = (torch.rand(b, device=dev) * s.shift * self.segment).long()
+        w = crop(x, self.segment, start, shift)
+        if s.gain_db > 0:
+            db = (2 * torch.rand(b, 1, device=dev) - 1) * s.gain_db
+            w = w * 10 ** (db / 20)
+        if s.noise_p > 0:
+            snr = s.snr[0] + (s.snr[1] - s.snr[0]) * torch.rand(b, 1, device=dev)
+            rms = w.pow(2).mean(1, keepdim=True).sqrt()
+            on = (torch.rand(b, 1, device=dev) < s.noise_p).float()
+            w = w + on * rms * 10 ** (-snr / 20) * torch.randn_like(w)
+        return w
+
+    def spectral(self, m: Tensor) -> Tensor:
+        s = self.spec
+        if s.mixup > 0:
+            lam = (torch.rand(len(m), 1, 1, 1, device=m.device) * s.mixup).to(m.dtype)
+            other = m[torch.randperm(len(m), device=m.device)]
+            m = torch.logaddexp(torch.log1p(-lam) + m, torch.log(lam.clamp(min=1e-12)) + other)
+        if s.rrc_freq != (1.0, 1.0) or s.rrc_time != (1.0, 1.0):
+            m = resize_crop(m, s.rrc_freq, s.rrc_time, self.mean)
+        m = masks(m, s.time_masks, s.time_mask, 3, self.mean)
+        return masks(m, s.freq_masks, s.freq_mask, 2, self.mean)
+
+    def one(self, x: Tensor, start: Tensor | None) -> Tensor:
+        m = self.logmel(self.waveform(x, start))
+        return m if self.spec.eval_view else self.spectral(m)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        start = random_starts(x, self.segment) if self.spec.same_segment else None
+        return [self.one(x, start) for _ in range(self.n_views)]
