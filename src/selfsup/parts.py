@@ -149,16 +149,18 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     x = mod.to_tensor(train)
     # images: the training view size (image_size is the evaluation size, views.eval_size)
     view_size = (meta.get("view_spec") or {}).get("size") or meta.get("image_size")
+    typed = {
+        "batch_size": cfg.train.batch_size,
+        "local_crops": vc.local_crops,
+        "input_shape": tuple(getattr(x, "shape", (0,))[1:]),
+        "view_size": view_size,
+    }
     ctx = M.Context(
         model=cfg.model,
         n_samples=len(train),
         n_views=vc.n_views,
-        extra={
-            "batch_size": cfg.train.batch_size,
-            "local_crops": vc.local_crops,
-            "input_shape": tuple(getattr(x, "shape", (0,))[1:]),
-            "image_size": view_size,
-        },
+        **typed,
+        extra={**typed, "image_size": view_size},  # the same, for plug-ins that read extra
     )
     method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
     views = mod.build_views(cfg, meta).to(device)

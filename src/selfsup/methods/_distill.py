@@ -35,7 +35,7 @@ def below_student(value: float, info: ValidationInfo) -> float:
 
 
 def steps_per_epoch(ctx: Context) -> int:
-    bs = int(ctx.extra.get("batch_size") or 0)
+    bs = ctx.batch_size or 0
     return max(ctx.n_samples // bs, 1) if bs > 0 and ctx.n_samples > 0 else 1
 
 

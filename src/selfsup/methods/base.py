@@ -37,12 +37,34 @@ class Batch:
 
 @dataclass
 class Context:
-    """What a method may know about its surroundings when it is built."""
+    """What a method may know about its surroundings when it is built.
+
+    ``batch_size``: the global batch; ``local_crops``: multi-crop's small views after the global
+    ones; ``input_shape``: one raw training sample's shape; ``view_size``: the training views' side
+    in pixels where the modality has one (images). ``extra``: anything else a modality or plug-in
+    passes (it also repeats the typed fields under their names, for plug-ins written before them).
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     n_samples: int = 0
     n_views: int = 2
+    batch_size: int | None = None
+    local_crops: int = 0
+    input_shape: tuple[int, ...] = ()
+    view_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a Context built the older way (these fields inside ``extra``) reads the same
+        old = {**self.extra, "view_size": self.extra.get("view_size", self.extra.get("image_size"))}
+        if self.batch_size is None and old.get("batch_size") is not None:
+            self.batch_size = int(old["batch_size"])
+        if not self.local_crops and old.get("local_crops"):
+            self.local_crops = int(old["local_crops"])
+        if not self.input_shape and old.get("input_shape"):
+            self.input_shape = tuple(old["input_shape"])
+        if self.view_size is None and old.get("view_size") is not None:
+            self.view_size = int(old["view_size"])
 
 
 #: a capability a backbone declares in its ``capabilities`` attribute and a method may need, by

@@ -84,7 +84,7 @@ class DeepClusterV2(Method):
     @torch.no_grad()
     def prepare(self, x: Tensor, views: Any) -> None:
         """Fill the memory with one pass over the training set (views of each chunk), then cluster."""
-        bs = int(self.ctx.extra.get("batch_size") or 256)
+        bs = self.ctx.batch_size or 256
         for start in range(0, len(x), bs):
             idx = torch.arange(start, min(start + bs, len(x)), device=self.memory.device)
             vs = views(x[start : start + bs])

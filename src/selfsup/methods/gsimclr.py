@@ -151,7 +151,7 @@ class GSimCLR(SimCLR):
         self.register_buffer("assign", torch.full((ctx.n_samples,), -1, dtype=torch.long))
 
     def prepare(self, x: Tensor, views: Any) -> None:
-        k = self.params.clusters or self.ctx.extra.get("batch_size")
+        k = self.params.clusters or self.ctx.batch_size
         if k is None:
             raise ConfigError(
                 "gsimclr needs the number of clusters: set loss.clusters (default: the batch size)"

@@ -47,7 +47,7 @@ from .base import Batch, Context, Method, Params
 
 def two_views_only(name: str, ctx: Context) -> None:
     """Refuse, in one line, a view set the method's authors never used (see the module docstring)."""
-    local = int(ctx.extra.get("local_crops", 0) or 0)
+    local = ctx.local_crops
     if ctx.n_views != 2 or local:
         raise ConfigError(
             f"{name} uses exactly 2 views (one query, one key) and no multi-crop, got "

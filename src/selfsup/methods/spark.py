@@ -58,7 +58,7 @@ class SparK(Method):
         self.n_scales = len(chans)
         self.stride = PROBE // sizes[0]
         self.decoder = LightDecoder(chans, self.channels, params.decoder_width)
-        size = ctx.extra.get("image_size")
+        size = ctx.view_size
         if size:  # refuse a patch that does not divide the view size now, not at the first step
             check_patch(
                 int(size),

@@ -81,7 +81,7 @@ class SwAV(Method):
         self.queue_start = epoch_steps(params.queue_start_epochs, ctx)
         size = params.queue_size
         if size is None:
-            bs = int(ctx.extra.get("batch_size") or 256)
+            bs = ctx.batch_size or 256
             size = 0 if bs >= 256 else min(3840, ctx.n_samples or 3840)
         size = size // world()[1]  # per rank: the union over ranks is the single-process queue
         #: one queue per assigned global crop (the first two), or none

@@ -39,7 +39,7 @@ class VIME(Method):
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        d = math.prod(ctx.extra.get("input_shape") or (1,))
+        d = math.prod(ctx.input_shape or (1,))
         self.mask_head = nn.Linear(encoder.out_dim, d)
         self.feature_head = nn.Linear(encoder.out_dim, d)
 
