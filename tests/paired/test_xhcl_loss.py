@@ -91,3 +91,31 @@ def test_bad_parameters_are_refused():
         xhcl(z, z, tau_plus=1.0)
     with pytest.raises(ConfigError):
         xhcl(z, z[:, :2])
+
+
+def slow_xhcl_all(a, b, t, tau_plus, beta):
+    """The 2B - 2 layout from the formula: each of the 2B embeddings an anchor, its pair the
+    positive, every other embedding of either modality a negative."""
+    z = F.normalize(torch.cat([a, b]).double(), dim=1)
+    m, half = len(z), len(a)
+    n = m - 2
+    total = 0.0
+    for i in range(m):
+        p = (i + half) % m
+        pos = math.exp(float(z[i] @ z[p]) / t)
+        negs = [float(z[i] @ z[j]) for j in range(m) if j not in (i, p)]
+        imp = [math.exp(beta * s / t) for s in negs]
+        rw = sum(w / (sum(imp) / n) * math.exp(s / t) for w, s in zip(imp, negs, strict=True))
+        ng = max((-tau_plus * n * pos + rw) / (1 - tau_plus), n * math.exp(-1 / t))
+        total += -math.log(pos / (pos + ng))
+    return total / m
+
+
+def test_all_negatives_use_both_modalities():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    got = float(xhcl(a, b, 0.2, 0.1, 1.0, negatives="all"))
+    assert got == pytest.approx(slow_xhcl_all(a, b, 0.2, 0.1, 1.0), rel=1e-5)
+    assert got != pytest.approx(float(xhcl(a, b, 0.2, 0.1, 1.0)), rel=1e-3)
+    with pytest.raises(Exception, match="negatives"):
+        xhcl(a, b, negatives="some")

@@ -33,9 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import ConfigError
 from ._pairs import check_pair
 from .distributed import gather, world
-from .hcl import check_hcl, hcl_rows
+from .hcl import check_hcl, hcl, hcl_rows
 
 
 def xhcl(
@@ -45,9 +46,14 @@ def xhcl(
     tau_plus: float = 0.1,
     beta: float = 1.0,
     *,
+    negatives: str = "cross",
     tiled: bool | None = None,
 ) -> Tensor:
     """Mean cross-modal hard-negative loss of B pairs ``(a_i, b_i)`` (two (B, D) tensors).
+
+    ``negatives``: ``"cross"`` (the B - 1 other samples of the other modality, as CMC's cross-modal
+    layout and the paper's description have it) or ``"all"`` (the 2B - 2 other samples of both
+    modalities, HCL's own two-view layout: exactly :func:`selfsup.losses.hcl.hcl` of ``(a, b)``).
 
     Examples
     --------
@@ -56,6 +62,10 @@ def xhcl(
     """
     check_pair("xhcl", a, b)
     check_hcl(temperature, tau_plus, beta)
+    if negatives == "all":
+        return hcl(a, b, temperature, tau_plus, beta, tiled=tiled)
+    if negatives != "cross":
+        raise ConfigError(f"negatives must be 'cross' or 'all', got {negatives!r}")
     a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
     rank, _ = world()
     ka, kb = gather(a), gather(b)

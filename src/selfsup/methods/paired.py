@@ -15,7 +15,7 @@ the modalities themselves: they contrast embedding ``a_k`` with ``b_k`` across t
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field
@@ -160,6 +160,9 @@ class XHCLParams(Params):
     """CMC's temperature for cross-modal pairs (razzu/cmc-cmkm); HCL used 0.5 for two image views."""
     tau_plus: float = Field(default=0.1, ge=0, lt=1)
     beta: float = Field(default=1.0, ge=0)
+    negatives: Literal["cross", "all"] = "cross"
+    """``cross``: the B - 1 samples of the other modality (the paper's description, CMC's layout);
+    ``all``: the 2B - 2 other samples of both modalities (HCL's two-view layout)."""
     tiled: bool | None = None
 
 
@@ -171,4 +174,4 @@ class XHCL(_PairedMethod):
 
     def pair_loss(self, za: Tensor, zb: Tensor, batch: Batch) -> Tensor:
         p = self.params
-        return xhcl(za, zb, p.temperature, p.tau_plus, p.beta, tiled=p.tiled)
+        return xhcl(za, zb, p.temperature, p.tau_plus, p.beta, negatives=p.negatives, tiled=p.tiled)
