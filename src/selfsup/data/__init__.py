@@ -52,11 +52,14 @@ class Source:
 
     ``claims(spec, path)`` says whether ``spec`` (as given; ``path`` is it as a path) is this kind
     of source, looking only at names and headers; ``load(spec, options)`` decodes it into
-    :class:`Splits` (``options``: the keyword arguments of :func:`load_source`)."""
+    :class:`Splits` (``options``: the keyword arguments of :func:`load_source`). ``requires``:
+    source options (:class:`DataOption` keys) without which the source is not asked at all (a
+    text source claims a CSV only when ``text_column`` is given; without it the CSV is a table)."""
 
     name: str
     claims: Callable[[str, Path], bool]
     load: Callable[..., Splits]
+    requires: tuple[str, ...] = ()
 
 
 #: sources added by modalities, asked in order before the built-in kinds
@@ -152,7 +155,7 @@ def load_source(
     options = check_options(options)
     path = Path(spec).expanduser()
     for source in SOURCES:
-        if source.claims(spec, path):
+        if all(k in options for k in source.requires) and source.claims(spec, path):
             return source.load(
                 spec,
                 image_size=image_size,
