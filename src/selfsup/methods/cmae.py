@@ -1,9 +1,11 @@
-"""CMAE: two random masks of the same images, both reconstructed, plus a contrastive term.
+"""cmae: Point-CMAE's objective (Ren et al. 2024) on image patches: two random masks of the same
+images, both reconstructed, plus a contrastive term between their encodings.
 
-The idea shared by the contrast-inside-masked-autoencoding papers this project draws on (Point-CMAE,
-Ren et al. 2024, point clouds; CMAE, Huang et al. 2022, images; their image-video and audio-visual
-relatives): masked reconstruction teaches local detail, a contrastive term between two masked views
-of the same sample makes the global feature invariant to which parts are hidden. Here:
+**Not** the image CMAE of Huang et al. 2022 despite the name (kept so that existing recipes run):
+that method contrasts the masked view's encoding with an EMA target network's encoding of an
+unmasked, pixel-shifted view, through a feature decoder, projector and predictor (t = 0.07, mask
+ratio 0.65); none of that is here. Masked reconstruction teaches local detail, the contrast between
+two masked views of a sample makes the global feature invariant to which parts are hidden:
 
     loss = (rec(mask_1) + rec(mask_2)) / 2
            + contrast_weight * NT-Xent(g(pool(z_1)), g(pool(z_2)); temperature)
@@ -46,7 +48,7 @@ class CMAEParams(MAEParams):
 @register
 class CMAE(MAE):
     name = "cmae"
-    paper = "Contrast + mask hybrids: Ren et al. 2024 (Point-CMAE), Huang et al. 2022 (CMAE)"
+    paper = "Ren et al. 2024, Point-CMAE's objective on image patches (not Huang et al.'s image CMAE)"
     Params = CMAEParams
     views_used = 1
 
