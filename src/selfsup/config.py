@@ -192,12 +192,16 @@ class ModelConfig(_Section):
     cifar_stem: bool | None = None
     """3x3 stride-1 stem without max-pool; default on for images of 64 px or less."""
     width: float = Field(default=1.0, gt=0, le=8)
+    pretrained: str | None = None
+    """A local checkpoint folder the modality's backbone starts from (``--set
+    model.pretrained=DIR``; a modality that has none refuses it in one line). Nothing is
+    downloaded; the modality records what it needs in the encoder's metadata."""
     proj_hidden: int = Field(default=512, ge=1)
     proj_dim: int = Field(default=128, ge=1)
 
 
 class OptimConfig(_Section):
-    name: Literal["sgd", "lars", "adamw"] = "adamw"
+    name: Literal["sgd", "lars", "adamw", "rmsprop"] = "adamw"
     lr: float | None = None
     """Base learning rate; default depends on the optimiser (scaled by batch_size / 256)."""
     weight_decay: float | None = Field(default=None, ge=0)

@@ -1,4 +1,4 @@
-"""Optimisers (SGD, LARS, AdamW) and the learning-rate schedule (linear warm-up, then cosine)."""
+"""Optimisers (SGD, LARS, AdamW, RMSprop) and the learning-rate schedule (linear warm-up, then cosine)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ from torch import nn
 
 from ..config import OptimConfig
 
-#: base learning rate per 256 samples (SGD/LARS scale linearly with the batch; AdamW does not)
-DEFAULT_LR = {"sgd": 0.06, "lars": 0.3, "adamw": 2e-3}
-DEFAULT_WD = {"sgd": 5e-4, "lars": 1e-6, "adamw": 1e-4}
+#: base learning rate per 256 samples (SGD/LARS scale linearly with the batch; AdamW and RMSprop
+#: do not). RMSprop: Keras's defaults (lr 1e-3, rho 0.9, epsilon 1e-7), as VIME's authors train.
+DEFAULT_LR = {"sgd": 0.06, "lars": 0.3, "adamw": 2e-3, "rmsprop": 1e-3}
+DEFAULT_WD = {"sgd": 5e-4, "lars": 1e-6, "adamw": 1e-4, "rmsprop": 0.0}
+UNSCALED = ("adamw", "rmsprop")
 
 
 def resolved_lr(cfg: OptimConfig, batch_size: int) -> float:
     if cfg.lr is not None:
         return cfg.lr
     base = DEFAULT_LR[cfg.name]
-    return base if cfg.name == "adamw" else base * batch_size / 256
+    return base if cfg.name in UNSCALED else base * batch_size / 256
 
 
 class LARS(torch.optim.Optimizer):
@@ -88,6 +90,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torc
     # tens of milliseconds (per-tensor loops) to about one (BENCHMARKS.md)
     if cfg.name == "sgd":
         return _fused(torch.optim.SGD, groups, lr=lr, momentum=cfg.momentum)
+    if cfg.name == "rmsprop":  # weight decay, if any, is coupled (L2), as torch's RMSprop has it
+        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1e-7)
     return _fused(torch.optim.AdamW, groups, lr=lr)
 
 
