@@ -90,6 +90,11 @@ def check_data(cfg, train, bank, mod) -> None:
                 f"views.{name} does not apply to {mod.name} data ('{train.name}'); drop "
                 f"--set views.{name} (this data reads views.{', views.'.join(sorted(reads))})"
             )
+    if cfg.model.pretrained and not mod.loads_pretrained:
+        raise ConfigError(
+            f"model.pretrained applies to modalities whose backbones start from a checkpoint "
+            f"folder, and {mod.name} data ('{train.name}') has none; drop model.pretrained"
+        )
     mod.check_run(cfg, train, bank)
 
 

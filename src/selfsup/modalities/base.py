@@ -38,6 +38,9 @@ class Modality:
     #: ``n_views`` (a field of another modality given for this data is refused in one line); a
     #: modality with parameters of its own registers a section (:func:`selfsup.config.register_views`)
     views_fields: frozenset[str] = frozenset()
+    #: whether its backbones can start from a local checkpoint folder (``model.pretrained``; the
+    #: others refuse the field in one line)
+    loads_pretrained: bool = False
 
     # -- configuration -------------------------------------------------------------------------
     def backbone_names(self) -> list[str]:
