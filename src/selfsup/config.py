@@ -207,6 +207,9 @@ class OptimConfig(_Section):
     weight_decay: float | None = Field(default=None, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     warmup_epochs: float = Field(default=0.0, ge=0)
+    decay_all: bool = False
+    """Weight decay on every parameter, biases and normalisation parameters included (torch's
+    optimisers' own behaviour; TS2Vec's authors); default: on weights of rank >= 2 only."""
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
     clip_grad: float | None = Field(default=None, gt=0)

@@ -23,7 +23,6 @@ def save_encoder(path: Path, encoder: nn.Module, meta: dict) -> None:
     from safetensors.torch import save_file
 
     from .io import atomic_path
-
     from .train.checkpoint import CHECKSUM_KEY, checksum
 
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in encoder.state_dict().items()}

@@ -87,8 +87,11 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
     needs = M.requirements(cfg.method, cfg.loss)
     M.check_fit(cfg.method, needs, mod.towers, mod.edges)  # before a method's defaults apply
     defaults = mod.config_defaults(cfg, train)
-    for section, fields in needs.defaults.items():
-        defaults.setdefault(section, {}).update(fields)
+    shape = tuple(getattr(train.x, "shape", (len(train),))[1:])
+    sized = M.data_defaults(cfg.method, cfg.loss, len(train), shape)
+    for given in (needs.defaults, sized):
+        for section, fields in given.items():
+            defaults.setdefault(section, {}).update(fields)
     return fill_unset(cfg, defaults)
 
 

@@ -62,6 +62,13 @@ def validate_params(name: str, loss: dict[str, Any]) -> Params:
         ) from None
 
 
+def data_defaults(
+    name: str, loss: dict[str, Any], n_samples: int, sample_shape: tuple[int, ...]
+) -> dict[str, dict[str, Any]]:
+    """Method ``name``'s defaults for training data of this size (:meth:`Method.data_defaults`)."""
+    return get(name).data_defaults(validate_params(name, loss), n_samples, sample_shape)
+
+
 def requirements(name: str, loss: dict[str, Any]) -> Needs:
     """What method ``name`` needs with these hyper-parameters (see :class:`Needs`)."""
     return get(name).requirements(validate_params(name, loss))

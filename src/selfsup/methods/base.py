@@ -141,6 +141,15 @@ class Method(nn.Module):
         """:attr:`needs` for these hyper-parameters (override where a need depends on them)."""
         return cls.needs
 
+    @classmethod
+    def data_defaults(
+        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...]
+    ) -> dict[str, dict[str, Any]]:
+        """Config defaults that depend on the training data's size (``n_samples`` samples of
+        ``sample_shape``), applied over :attr:`Needs.defaults` where the user left a field unset:
+        a rule of the authors' such as TS2Vec's 200 or 600 iterations by the data's size."""
+        return {}
+
     @property
     def uses_labels(self) -> bool:
         """Whether the trainer hands this method the labels of each batch."""

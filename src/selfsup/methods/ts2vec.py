@@ -25,6 +25,7 @@ evaluated and saved is the equal-weight average of the initial weights and of ev
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
@@ -102,6 +103,29 @@ class TS2Vec(Method):
         for ba, bo in zip(self.encoder.buffers(), self.online.buffers()):
             ba.copy_(bo)
         cast(Tensor, self.n_averaged).add_(1)
+
+    @classmethod
+    def data_defaults(
+        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...]
+    ) -> dict[str, dict[str, Any]]:
+        """The authors' training rule (``train.py``, ``ts2vec.py``): batch 8; 200 iterations when
+        the training array holds at most 100,000 values, else 600 (as whole epochs of
+        ``n // batch`` steps, so the count rounds up to an epoch's end); AdamW at lr 1e-3 with
+        torch's default weight decay (0.01) on every parameter, at a constant rate."""
+        batch = max(2, min(8, n_samples))
+        size = n_samples * math.prod(sample_shape)
+        iters = 200 if size <= 100_000 else 600
+        return {
+            "train": {"batch_size": batch, "epochs": math.ceil(iters / max(1, n_samples // batch))},
+            "optim": {
+                "name": "adamw",
+                "lr": 1e-3,
+                "weight_decay": 0.01,
+                "decay_all": True,
+                "schedule": "constant",
+                "warmup_epochs": 0.0,
+            },
+        }
 
     @classmethod
     def requirements(cls, params: ParamsModel) -> Needs:

@@ -65,13 +65,14 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weights of rank >= 2 only; biases and norm parameters are exempt."""
+def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """Weight decay on weights of rank >= 2 only; biases and norm parameters are exempt (unless
+    ``decay_all``: then every parameter decays, as torch's optimisers do by themselves)."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
+        (decay if p.ndim >= 2 or decay_all else no_decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0, "lars": False},
@@ -81,7 +82,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torch.optim.Optimizer:
     lr = resolved_lr(cfg, batch_size)
     wd = DEFAULT_WD[cfg.name] if cfg.weight_decay is None else cfg.weight_decay
-    groups = param_groups(model, wd)
+    groups = param_groups(model, wd, cfg.decay_all)
     if cfg.name == "lars":
         return LARS(groups, lr=lr, momentum=cfg.momentum)
     for g in groups:
