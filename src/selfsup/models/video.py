@@ -1,0 +1,251 @@
+"""Video backbones: float clips (N, C, T, H, W) -> (N, out_dim).
+
+- ``r2plus1d`` (default): a small (2+1)-D ResNet (Tran et al., *A Closer Look at Spatiotemporal
+  Convolutions for Action Recognition*, CVPR 2018): every 3x3x3 convolution is factorised into a
+  1x3x3 spatial one and a 3x1x1 temporal one with a ReLU between, the middle width chosen so the
+  parameters match the full 3-D kernel (the paper's ``M_i``). A stride-2 spatial stem, four stages
+  of one basic residual block (16, 32, 64, 128 channels x ``width``), space halved at stages 2-4
+  and time at stages 3-4, global average pooling over time and space. CPU-sized.
+- ``video_vit``: a ViT over tubelet patches (ViViT's tubelet embedding, Arnab et al. 2021;
+  VideoMAE's 2 x p x p cubes, Tong et al. 2022): a strided 3-D convolution embeds each tubelet,
+  fixed sin-cos positions (a 2-D spatial table plus a 1-D temporal one), a class token, the image
+  ViT's pre-norm blocks. Declares the ``tokens`` capability and the token-backbone interface the
+  masked methods use (``token_grid``, ``mask_tokens`` = tube masking, ``patchify``,
+  ``forward_visible``, ``pos_table``, ``patch_dim``).
+- ``frame_convnet`` (the frame baseline): the image ConvNet applied to every frame on its own, its
+  features averaged over time; it sees no motion, only appearance.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .vit import Transformer, gather_tokens, init_weights, sincos_1d, sincos_2d
+
+
+def _mid(cin: int, cout: int, kt: int = 3, ks: int = 3) -> int:
+    """R(2+1)D's middle width: as many parameters as a full kt x ks x ks kernel."""
+    return max(1, (kt * ks * ks * cin * cout) // (ks * ks * cin + kt * cout))
+
+
+class Conv2Plus1D(nn.Module):
+    """A 3x3x3 convolution factorised: 1x3x3 spatial, BN, ReLU, 3x1x1 temporal.
+
+    Both run as 2-D convolutions over reshaped clips (frames as a batch; then time x space), which
+    CPUs run well and which avoid a non-finite bf16 gradient of ``Conv3d`` on CPU (torch 2.x)."""
+
+    def __init__(self, cin: int, cout: int, stride: tuple[int, int] = (1, 1)):
+        super().__init__()
+        st, ss = stride
+        m = _mid(cin, cout)
+        self.spatial = nn.Conv2d(cin, m, 3, ss, 1, bias=False)
+        self.bn = nn.BatchNorm3d(m)
+        self.relu = nn.ReLU(inplace=True)
+        self.temporal = nn.Conv2d(m, cout, (3, 1), (st, 1), (1, 0), bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, t, h, w = x.shape
+        y = self.spatial(x.transpose(1, 2).reshape(n * t, c, h, w))
+        m, h2, w2 = y.shape[1:]
+        y = self.relu(self.bn(y.view(n, t, m, h2, w2).transpose(1, 2)))
+        y = self.temporal(y.reshape(n, m, t, h2 * w2))
+        return y.view(n, y.shape[1], y.shape[2], h2, w2)
+
+
+class Block2Plus1D(nn.Module):
+    """A basic residual block of two (2+1)-D convolutions."""
+
+    def __init__(self, cin: int, cout: int, stride: tuple[int, int]):
+        super().__init__()
+        self.conv1 = Conv2Plus1D(cin, cout, stride)
+        self.bn1 = nn.BatchNorm3d(cout)
+        self.conv2 = Conv2Plus1D(cout, cout)
+        self.bn2 = nn.BatchNorm3d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.down: nn.Module = nn.Identity()
+        if stride != (1, 1) or cin != cout:
+            st, ss = stride
+            self.down = nn.Sequential(
+                nn.Conv3d(cin, cout, 1, (st, ss, ss), bias=False), nn.BatchNorm3d(cout)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return self.relu(h + self.down(x))
+
+
+class R2Plus1D(nn.Module):
+    """A small (2+1)-D ResNet (see the module docstring)."""
+
+    capabilities = frozenset[str]()
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        width: float = 1.0,
+        strides: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (2, 2)),
+    ):
+        super().__init__()
+        ws = [max(4, int(round(w * width))) for w in widths]
+        self.stem = nn.Sequential(Conv2Plus1D(in_channels, ws[0], (1, 2)), nn.BatchNorm3d(ws[0]))
+        self.relu = nn.ReLU(inplace=True)
+        layers, c = [], ws[0]
+        for w, st in zip(ws[1:], strides, strict=True):
+            layers.append(Block2Plus1D(c, w, st))
+            c = w
+        self.layers = nn.Sequential(*layers)
+        self.out_dim = c
+        for mod in self.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(self.relu(self.stem(x))).mean(dim=(2, 3, 4))
+
+
+class FrameEncoder(nn.Module):
+    """An image backbone applied to every frame, features averaged over time (the frame baseline)."""
+
+    capabilities = frozenset[str]()
+
+    def __init__(self, image_backbone: nn.Module):
+        super().__init__()
+        self.image = image_backbone
+        self.out_dim = image_backbone.out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, t, h, w = x.shape
+        f = self.image(x.transpose(1, 2).reshape(n * t, c, h, w))
+        return f.view(n, t, -1).mean(1)
+
+
+def _table(dim: int, grid: tuple[int, ...]) -> Tensor:
+    """Fixed positions (T'H'W', dim), time major: a 2-D sin-cos table over space plus a 1-D one
+    over time."""
+    gt, gh, gw = grid
+    space = sincos_2d(dim, gh, gw)  # (gh*gw, dim)
+    time = sincos_1d(dim, torch.arange(gt)).float()  # (gt, dim)
+    return (time[:, None, :] + space[None]).reshape(gt * gh * gw, dim)
+
+
+class VideoViT(nn.Module):
+    """A ViT over tubelets of ``tubelet`` frames x ``patch_size`` x ``patch_size`` pixels."""
+
+    #: what methods may need of it (:class:`selfsup.methods.Needs`): tubelet tokens to mask
+    capabilities = frozenset({"tokens"})
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        patch_size: int = 8,
+        tubelet: int = 2,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+    ):
+        super().__init__()
+        if dim % heads or dim % 4:
+            raise ValueError(f"ViT width {dim} must be divisible by the {heads} heads and by 4")
+        self.in_channels, self.patch_size, self.tubelet, self.dim = (
+            in_channels,
+            patch_size,
+            tubelet,
+            dim,
+        )
+        self.pool = "mean"
+        k = (tubelet, patch_size, patch_size)
+        self.patch_embed = nn.Conv3d(in_channels, dim, k, stride=k)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.body = Transformer(dim, depth, heads)
+        self.out_dim = dim
+        self.apply(init_weights)
+        w = self.patch_embed.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        self._pos: dict[tuple, Tensor] = {}
+
+    @property
+    def patch_dim(self) -> int:
+        """Values in one tubelet (the masked methods' pixel target per token)."""
+        return self.tubelet * self.patch_size * self.patch_size * self.in_channels
+
+    def token_grid(self, x: Tensor) -> tuple[int, int, int]:
+        t, h, w = x.shape[-3:]
+        p, k = self.patch_size, self.tubelet
+        if h % p or w % p or t % k:
+            raise ConfigError(
+                f"tubelets of {k} x {p} x {p} do not divide clips of {t} x {h} x {w}; set "
+                f"views.video.clip_frames to a multiple of {k} and a frame size divisible by {p}"
+            )
+        return t // k, h // p, w // p
+
+    def pos_table(self, dim: int, grid: tuple[int, ...], device, dtype) -> Tensor:
+        key = (dim, tuple(grid), str(device), dtype)
+        if key not in self._pos:
+            self._pos[key] = _table(dim, tuple(grid)).to(device=device, dtype=dtype)
+        return self._pos[key]
+
+    def mask_tokens(
+        self, n: int, grid: tuple[int, ...], ratio: float, device
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Tube masking (:func:`selfsup.views.video.tube_mask`)."""
+        from ..views.video import tube_mask
+
+        gt, gh, gw = grid
+        return tube_mask(n, (gt, gh, gw), ratio, device)
+
+    def patchify(self, x: Tensor) -> Tensor:
+        """(N, C, T, H, W) -> (N, L, k*p*p*C), tokens time major, values (t, row, col, channel)."""
+        n, c, t, h, w = x.shape
+        k, p = self.tubelet, self.patch_size
+        x = x.reshape(n, c, t // k, k, h // p, p, w // p, p)
+        x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)
+        return x.reshape(n, (t // k) * (h // p) * (w // p), k * p * p * c)
+
+    def tokens(self, x: Tensor) -> Tensor:
+        grid = self.token_grid(x)
+        t = self.patch_embed(x).flatten(2).transpose(1, 2)
+        return t + self.pos_table(self.dim, grid, t.device, t.dtype)
+
+    def encode_tokens(self, t: Tensor) -> Tensor:
+        cls = self.cls_token.expand(len(t), -1, -1).to(t.dtype)
+        return self.body(torch.cat([cls, t], dim=1))
+
+    def forward_visible(self, x: Tensor, ids_keep: Tensor) -> Tensor:
+        return self.encode_tokens(gather_tokens(self.tokens(x), ids_keep))
+
+    def pooled(self, z: Tensor) -> Tensor:
+        return z[:, 1:].mean(dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pooled(self.encode_tokens(self.tokens(x)))
+
+
+def video_vit_patch(size: int) -> int:
+    """The tubelet side for frames of ``size`` px: 4 up to 16 px, 8 up to 64, else 16."""
+    return 4 if size <= 16 else 8 if size <= 64 else 16
+
+
+VIDEO_BACKBONES = ("r2plus1d", "r2plus1d_wide", "video_vit", "frame_convnet")
+
+
+def build_video_backbone(name: str, in_channels: int, size: int, width: float = 1.0) -> nn.Module:
+    if name == "r2plus1d":
+        return R2Plus1D(in_channels, width=width)
+    if name == "r2plus1d_wide":
+        return R2Plus1D(in_channels, widths=(32, 64, 128, 256), width=width)
+    if name == "video_vit":
+        step = 16
+        d = max(step, int(round(128 * width / step)) * step)
+        return VideoViT(in_channels, patch_size=video_vit_patch(size), dim=d)
+    if name == "frame_convnet":
+        from .convnet import ConvNet
+
+        return FrameEncoder(ConvNet(in_channels, widths=(16, 32, 64, 128), width=width))
+    raise ConfigError(
+        f"unknown video backbone '{name}'; choose one of: auto, {', '.join(VIDEO_BACKBONES)}"
+    )
