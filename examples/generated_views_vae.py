@@ -15,7 +15,9 @@ at the same number of epochs, and the script prints kNN and linear top-1 on the 
 
     python examples/generated_views_vae.py --epochs 20 --out /tmp/genviews
 
-Everything runs on the CPU in minutes; nothing is downloaded.
+Everything runs on the CPU in minutes; nothing is downloaded. This is not the view generation of
+the multiple-latent-variable generative models paper (chunk-wise latent perturbation; authors' code
+SerezD/mi_ml_gen): a single-latent VAE perturbed as a whole, as Jahanian et al. do with GANs.
 """
 
 from __future__ import annotations
