@@ -146,7 +146,9 @@ def shape_mesh(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
         s = u(0.5, 1.5, 3)
         c = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)]) * s
         quads = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
-        return _polyhedron(c, [[q[0], q[1], q[2]] for q in quads] + [[q[0], q[2], q[3]] for q in quads])
+        return _polyhedron(
+            c, [[q[0], q[1], q[2]] for q in quads] + [[q[0], q[2], q[3]] for q in quads]
+        )
     if kind == "cylinder":
         r, h = u(0.4, 1.0), u(0.8, 2.0)
         side = _revolve(lambda v: (np.full_like(v, r), h * (v - 0.5)), close=False)

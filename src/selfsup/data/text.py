@@ -173,8 +173,7 @@ def _undecodable(b: bytes) -> bool:
 def _column(rows: dict[str, list], key: str, what: str, path: Path) -> list:
     if key not in rows:
         raise DataError(
-            f"'{path}' has no column '{key}' ({what}); its columns are: "
-            f"{', '.join(rows) or 'none'}"
+            f"'{path}' has no column '{key}' ({what}); its columns are: {', '.join(rows) or 'none'}"
         )
     return rows[key]
 

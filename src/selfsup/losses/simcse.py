@@ -28,7 +28,9 @@ from torch import Tensor
 def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05) -> Tensor:
     """Mean SimCSE loss of (B, D) paired embeddings ``z1`` (anchors) and ``z2`` (candidates)."""
     if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"z1 and z2 must be (B, D) of one shape, got {tuple(z1.shape)}, {tuple(z2.shape)}")
+        raise ValueError(
+            f"z1 and z2 must be (B, D) of one shape, got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
     sim = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T / temperature
     labels = torch.arange(len(z1), device=z1.device)
     return F.cross_entropy(sim, labels)

@@ -23,7 +23,6 @@ with the same probes.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,7 +131,10 @@ class TextModality(Modality):
                 f"unknown text view preset '{preset}'; choose one of: auto, {', '.join(TEXT_PRESETS)}"
             )
         vc = getattr(cfg.views, NAME)
-        ops = {k: v if (v := getattr(vc, k)) is not None else d for k, d in TEXT_PRESETS[preset].items()}
+        ops = {
+            k: v if (v := getattr(vc, k)) is not None else d
+            for k, d in TEXT_PRESETS[preset].items()
+        }
         meta: dict = {"in_channels": 1, "preset": preset, "ops": ops, "max_tokens": vc.max_tokens}
         if cfg.model.pretrained:
             spec, hf = pretrained_parts(cfg.model.pretrained)

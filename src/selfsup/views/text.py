@@ -113,7 +113,9 @@ class TextViews(nn.Module):
         if self.ops["mask"] > 0:
             length = (ids != pad).sum(1, keepdim=True)
             inner = (pos > 0) & (pos < length - 1)
-            ids = torch.where(inner & (torch.rand(b, t, device=dev) < self.ops["mask"]), mask_id, ids)
+            ids = torch.where(
+                inner & (torch.rand(b, t, device=dev) < self.ops["mask"]), mask_id, ids
+            )
         return ids
 
     def forward(self, x: Tensor) -> list[Tensor]:

@@ -1,0 +1,219 @@
+"""Point clouds: Chamfer, FPS and grouping against slow references, sources, D2, methods, resume."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import selfsup
+from selfsup.data import load_source
+from selfsup.data.points import PointsData, make_shapes, sample_surface
+from selfsup.errors import DataError
+from selfsup.losses.chamfer import chamfer_l2
+from selfsup.modalities import get
+from selfsup.modalities.points import d2_histogram
+from selfsup.views.points import (
+    PointViews,
+    PointViewsConfig,
+    farthest_point_sample,
+    knn_group,
+    rotation_matrices,
+)
+
+
+def test_chamfer_matches_a_float64_loop():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 7, 3, generator=g), torch.randn(3, 5, 3, generator=g)
+    total = 0.0
+    for i in range(3):
+        pa, pb = a[i].double().tolist(), b[i].double().tolist()
+
+        def d(p, q):
+            return sum((x - y) ** 2 for x, y in zip(p, q, strict=True))
+
+        fwd = sum(min(d(p, q) for q in pb) for p in pa) / len(pa)
+        bwd = sum(min(d(q, p) for p in pa) for q in pb) / len(pb)
+        total += fwd + bwd
+    assert float(chamfer_l2(a, b)) == pytest.approx(total / 3, rel=1e-5)
+    assert float(chamfer_l2(a, a)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_farthest_point_sampling_and_grouping_match_slow_references():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 40, 3, generator=g)
+    idx = farthest_point_sample(x, 8)
+    for b in range(2):
+        pts = x[b].double()
+        chosen = [0]
+        for _ in range(7):
+            dist = [min(float(((pts[j] - pts[c]) ** 2).sum()) for c in chosen) for j in range(40)]
+            chosen.append(int(np.argmax(dist)))
+        assert idx[b].tolist() == chosen
+    centres = x.gather(1, idx[..., None].expand(-1, -1, 3))
+    groups = knn_group(x, centres, 5)
+    for b in range(2):
+        for s in range(8):
+            d = ((x[b].double() - centres[b, s].double()) ** 2).sum(1)
+            near = torch.argsort(d)[:5]
+            want = (x[b, near] - centres[b, s]).double()
+            assert torch.allclose(groups[b, s].double(), want, atol=1e-6)
+
+
+def test_views_keep_shape_and_rotations_are_rotations():
+    x = torch.from_numpy(make_shapes(16, 8, points=64).train.x)
+    views = PointViews(PointViewsConfig(), 2)(x)
+    assert len(views) == 2 and all(v.shape == x.shape and torch.isfinite(v).all() for v in views)
+    for mode in ("up", "so3"):
+        r = rotation_matrices(6, mode, 2, torch.device("cpu"))
+        eye = torch.eye(3).expand(6, 3, 3)
+        assert torch.allclose(r @ r.transpose(1, 2), eye, atol=1e-5)
+        assert torch.allclose(torch.linalg.det(r), torch.ones(6), atol=1e-5)
+    up = rotation_matrices(4, "up", 2, torch.device("cpu"))
+    assert torch.allclose(up[:, 2], torch.tensor([0.0, 0.0, 1.0]).expand(4, 3))
+
+
+def test_d2_baseline_is_invariant_to_rotation_and_point_order():
+    x = make_shapes(8, 8, points=128).train.x
+    r = rotation_matrices(8, "so3", 2, torch.device("cpu")).numpy()
+    rotated = np.einsum("nij,njp->nip", r, x).astype(np.float32)
+    a, b = d2_histogram(x), d2_histogram(rotated)
+    # a pair on a bin edge may move one bin under float rounding: at most a few pairs of 4096
+    assert (a - b).abs().sum(1).max() < 0.05 * a.sum(1).min()
+    assert torch.allclose(a.sum(1), torch.full((8,), 32.0))
+
+
+def test_surface_sampling_is_area_weighted():
+    # two triangles, one with 3x the area of the other
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [10, 0, 0], [13, 0, 0], [10, 1, 0]], float)
+    f = np.array([[0, 1, 2], [3, 4, 5]])
+    p = sample_surface(v, f, 4000, np.random.default_rng(0))
+    share = float((p[:, 0] >= 10).mean())
+    assert abs(share - 0.75) < 0.03
+    with pytest.raises(ValueError, match="no surface area"):
+        sample_surface(np.zeros((3, 3)), np.array([[0, 1, 2]]), 10, np.random.default_rng(0))
+
+
+def _off(path, v, f):
+    lines = ["OFF", f"{len(v)} {len(f)} 0"] + [" ".join(map(str, p)) for p in v]
+    lines += ["3 " + " ".join(map(str, t)) for t in f]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _tetra(scale=1.0):
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float) * scale
+    return v, [[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]
+
+
+def _mesh_folder(root, n=4):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in ("tetra", "flat"):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                v, f = _tetra(rng.uniform(0.5, 2))
+                if c == "flat":
+                    v[:, 2] *= 0.05
+                _off(d / f"{i}.off", v, f)
+    return root
+
+
+def test_a_mesh_folder_loads_and_bad_files_are_skipped_and_counted(tmp_path):
+    root = _mesh_folder(tmp_path / "m")
+    d = root / "train" / "tetra"
+    _off(d / "degenerate.off", np.zeros((3, 3)), [[0, 1, 2]])
+    (d / "nan.xyz").write_text("0 0 0\nnan 1 1\n" * 40)
+    (d / "few.xyz").write_text("0 0 0\n1 1 1\n")
+    np.save(d / "ok.npy", np.random.default_rng(0).normal(size=(300, 3)))
+    (d / "broken.ply").write_bytes(b"not a mesh at all")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = load_source(str(root), options={"points": 64})
+    msgs = [str(x.message) for x in w]
+    assert any("skipped 4 file(s)" in m for m in msgs), msgs
+    assert isinstance(s.train, PointsData) and s.train.x.shape == (9, 3, 64)
+    assert s.train.info["skipped"] == 4 and s.test.x.shape == (8, 3, 64)
+    assert np.allclose(np.linalg.norm(s.train.x, axis=1).max(1), 1.0, atol=1e-5)
+    assert s.train.classes == ["flat", "tetra"]
+    with pytest.raises(DataError, match="--points"):
+        load_source(str(root), options={"points": "many"})
+
+
+def test_a_points_npz_needs_its_marker_and_never_steals_a_series(tmp_path):
+    x = np.random.default_rng(0).normal(size=(10, 50, 3)).astype(np.float32)
+    y = np.arange(10) % 2
+    np.savez(tmp_path / "series.npz", x=x, y=y)
+    assert type(load_source(str(tmp_path / "series.npz")).train).modality == "timeseries"
+    x[3, 5] = np.nan
+    np.savez(tmp_path / "pts.npz", x=x, y=y, kind="points")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = load_source(str(tmp_path / "pts.npz"))
+    assert isinstance(s.train, PointsData) and s.train.x.shape == (9, 3, 50)
+    assert any("skipped 1 cloud" in str(m.message) for m in w)
+    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 5, 2)), kind="points")
+    with pytest.raises(DataError, match=r"\(N, P, 3\)"):
+        load_source(str(tmp_path / "bad.npz"))
+
+
+@pytest.mark.parametrize("method", ["pointmae", "pointcmae"])
+def test_masked_point_methods_lower_their_loss(method):
+    from selfsup import methods as M
+    from selfsup.config import validate
+    from selfsup.parts import assemble
+
+    s = make_shapes(32, 8, points=128)
+    cfg = validate(
+        {
+            "method": method,
+            "data": {"source": "shapes"},
+            "model": {"width": 0.25, "proj_hidden": 32, "proj_dim": 16},
+        }
+    )
+    torch.manual_seed(0)
+    parts = assemble(cfg, s.train, torch.device("cpu"))
+    m = parts.method
+    assert type(m.encoder.backbone).__name__ == "PointTransformer"
+    opt = torch.optim.AdamW(m.parameters(), lr=2e-3)
+    losses = []
+    for step in range(8):
+        torch.manual_seed(step % 2)  # the same two masks again and again: the loss must fall
+        views = parts.views(parts.x)
+        loss, logs = m(views, M.Batch(parts.x, torch.arange(len(parts.x))))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(math.isfinite(v) for v in losses) and min(losses[-4:]) < losses[0], losses
+
+
+def test_mae_on_points_is_refused_in_one_line():
+    from selfsup.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose another method"):
+        get("points").resolve_backbone(
+            "auto", {}, selfsup.methods.get("mae").requirements(selfsup.methods.get("mae").Params())
+        )
+
+
+def test_a_points_run_resumes_bit_identically_and_evaluates(tmp_path, resume_matches_full):
+    root = _mesh_folder(tmp_path / "m", n=6)
+    cfg = {
+        "method": "simclr",
+        "data": {"source": str(root), "options": {"points": 64}},
+        "model": {"width": 0.25, "proj_hidden": 32, "proj_dim": 16},
+        "train": {"epochs": 3, "batch_size": 6, "progress": "none"},
+        "eval": {"report": False, "diagnostics": False},
+    }
+    full, resumed = resume_matches_full(cfg)
+    ev = full.summary["eval"]
+    assert {"knn_top1", "linear_top1", "svm_top1"} <= set(ev) and resumed.summary["eval"] == ev
+    assert {"knn_top1", "svm_top1"} <= set(full.summary["baselines"]["raw_input"])
+    enc = selfsup.load_encoder(full.dir)
+    assert enc.meta["data_options"] == {"points": 64}
+    with torch.no_grad():
+        assert enc(torch.zeros(2, 3, 64) + 0.1).shape == (2, enc.out_dim)
