@@ -3,12 +3,14 @@
 Each voice is an English accent of espeak-ng (8: British, American, Scottish, Lancaster, Received
 Pronunciation, West Midlands, Caribbean, New York City) with one of its 12 speaker variants
 (``m1``-``m7``, ``f1``-``f5``); every voice says each digit twice, at a random speed (130-210 words
-a minute), pitch (25-75) and loudness, reproducible under a fixed seed. The split is by voice: the
+a minute), pitch (25-75) and loudness, between 0.05 and 0.3 s of silence before and after the
+word, and background noise (white, pink or brown) at a random signal-to-noise ratio of 5 to 30 dB
+(as a microphone in a room would have it), reproducible under a fixed seed. The split is by voice: the
 variants ``m3``, ``m7`` and ``f2`` are only in the test split (24 voices never heard in training;
 72 training voices), so the test measures unseen speakers. 1,920 clips at 16 kHz.
 
 Synthesis needs the ``espeak-ng`` program (a Debian package: ``apt-get install espeak-ng``); the
-clips are generated once (a few seconds, two processes in parallel) into the selfsup cache
+clips are generated once (about half a minute on two cores) into the selfsup cache
 (``SELFSUP_CACHE``, else ``~/.cache/selfsup``) and read from there afterwards.
 """
 
@@ -34,7 +36,7 @@ TEST_VARIANTS = ("m3", "m7", "f2")
 REPEATS = 2
 RATE = 16000
 SEED = 0
-VERSION = 1
+VERSION = 2
 
 
 def espeak() -> str:
@@ -67,6 +69,15 @@ def trim(x: np.ndarray, floor: float = 1e-3) -> np.ndarray:
     return x[loud[0] : loud[-1] + 1] if len(loud) else x
 
 
+def noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """White, pink (1/f) or brown (1/f^2) noise of unit RMS, shaped in the frequency domain."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.arange(len(spec)), 1.0)
+    spec = spec / f ** (0.5 * int(rng.integers(0, 3)))
+    x = np.fft.irfft(spec, n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
 def generate() -> dict[str, np.ndarray]:
     """Synthesise every clip: arrays for the train and test splits (see the module docstring)."""
     from .audio import pack, resample
@@ -81,16 +92,24 @@ def generate() -> dict[str, np.ndarray]:
                     speed, pitch = int(rng.integers(130, 211)), int(rng.integers(25, 76))
                     gain = float(10 ** (rng.uniform(-12, 0) / 20))
                     jobs.append((f"{accent}+{variant}", variant, d, word, speed, pitch, gain))
-    with ThreadPoolExecutor(2) as pool:
-        said = list(pool.map(lambda j: say(exe, j[3], j[0], j[4], j[5]), jobs))
+
+    def job(j: tuple) -> np.ndarray:
+        x, rate = say(exe, j[3], j[0], j[4], j[5])
+        return trim(resample(x, rate, RATE, zeros=8))
+
+    with ThreadPoolExecutor(3) as pool:
+        said = list(pool.map(job, jobs))
     out: dict[str, list] = {"train": [], "test": []}
     labels: dict[str, list] = {"train": [], "test": []}
     voices: dict[str, list] = {"train": [], "test": []}
-    for (voice, variant, d, _, _, _, gain), (x, rate) in zip(jobs, said, strict=True):
-        clip = trim(resample(x, rate, RATE))
-        peak = float(np.abs(clip).max()) or 1.0
+    for (voice, variant, d, _, _, _, gain), word in zip(jobs, said, strict=True):
+        word = word / (np.sqrt(np.mean(word**2)) + 1e-12)
+        before, after = (int(rng.uniform(0.05, 0.3) * RATE) for _ in range(2))
+        clip = np.concatenate([np.zeros(before), word, np.zeros(after)])
+        clip = clip + 10 ** (-rng.uniform(5, 30) / 20) * noise(rng, len(clip))
+        clip = clip / np.abs(clip).max() * 0.9 * gain
         split = "test" if variant in TEST_VARIANTS else "train"
-        out[split].append((clip / peak * 0.9 * gain).astype(np.float32))
+        out[split].append(clip.astype(np.float32))
         labels[split].append(d)
         voices[split].append(voice)
     arrays = {}

@@ -115,21 +115,24 @@ def valid_lengths(x: Tensor) -> Tensor:
     return (~torch.isnan(x)).sum(1).clamp(min=1)
 
 
-def crop(x: Tensor, length: int, start: Tensor, shift: Tensor | None = None) -> Tensor:
+def crop(
+    x: Tensor, length: int, start: Tensor, shift: Tensor | None = None, n: Tensor | None = None
+) -> Tensor:
     """(B, length) windows of NaN-padded (B, T) clips from ``start`` (B,); samples past a clip's end
-    (and the ``shift`` (B,) samples moved in at the beginning) are 0."""
-    n = valid_lengths(x)
+    (and the ``shift`` (B,) samples moved in at the beginning) are 0. ``n``: the clips' lengths
+    when known (then ``x`` may hold zeros instead of the NaN padding)."""
+    n = valid_lengths(x) if n is None else n
     t = torch.arange(length, device=x.device)[None]
     src = start[:, None] + t - (0 if shift is None else shift[:, None])
     ok = (src >= start[:, None]) & (src < n[:, None]) & (src < x.shape[1])
     src = src.clamp(0, x.shape[1] - 1)
-    return torch.where(ok, torch.nan_to_num(x, nan=0.0).gather(1, src), 0.0)
+    return torch.where(ok, x.gather(1, src), 0.0).nan_to_num(nan=0.0)
 
 
-def random_starts(x: Tensor, length: int) -> Tensor:
-    n = valid_lengths(x)
+def random_starts(n: Tensor, length: int) -> Tensor:
+    """Uniform window starts for clips of lengths ``n`` (B,) (0 for a clip shorter than it)."""
     room = (n - length).clamp(min=0)
-    return (torch.rand(len(x), device=x.device) * (room + 1).float()).floor().long().clamp(max=room)
+    return (torch.rand(len(n), device=n.device) * (room + 1).float()).floor().long().clamp(max=room)
 
 
 def resize_crop(m: Tensor, fr: tuple[float, float], tr: tuple[float, float], fill: float) -> Tensor:
@@ -180,16 +183,16 @@ class AudioViews(nn.Module):
         self.mean = float(mean)
         self.logmel = LogMel(**front)
 
-    def waveform(self, x: Tensor, start: Tensor | None) -> Tensor:
+    def waveform(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
         s, b, dev = self.spec, len(x), x.device
         if s.eval_view:
-            return crop(x, self.window, torch.zeros(b, dtype=torch.long, device=dev))
+            return crop(x, self.window, torch.zeros(b, dtype=torch.long, device=dev), n=n)
         if start is None:
-            start = random_starts(x, self.segment)
+            start = random_starts(n, self.segment)
         shift = None
         if s.shift > 0:
             shift = (torch.rand(b, device=dev) * s.shift * self.segment).long()
-        w = crop(x, self.segment, start, shift)
+        w = crop(x, self.segment, start, shift, n)
         if s.gain_db > 0:
             db = (2 * torch.rand(b, 1, device=dev) - 1) * s.gain_db
             w = w * 10 ** (db / 20)
@@ -211,10 +214,12 @@ class AudioViews(nn.Module):
         m = masks(m, s.time_masks, s.time_mask, 3, self.mean)
         return masks(m, s.freq_masks, s.freq_mask, 2, self.mean)
 
-    def one(self, x: Tensor, start: Tensor | None) -> Tensor:
-        m = self.logmel(self.waveform(x, start))
+    def one(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
+        m = self.logmel(self.waveform(x, n, start))
         return m if self.spec.eval_view else self.spectral(m)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        start = random_starts(x, self.segment) if self.spec.same_segment else None
-        return [self.one(x, start) for _ in range(self.n_views)]
+        n = valid_lengths(x)
+        x = torch.nan_to_num(x.float(), nan=0.0)
+        start = random_starts(n, self.segment) if self.spec.same_segment else None
+        return [self.one(x, n, start) for _ in range(self.n_views)]
