@@ -1,5 +1,9 @@
-"""cmae: Point-CMAE's objective (Ren et al. 2024) on image patches: two random masks of the same
-images, both reconstructed, plus a contrastive term between their encodings.
+"""cmae: two random masks of the same images, both reconstructed, plus a contrastive term between
+their encodings; after Point-CMAE (Ren et al. 2024), on image patches. Point-CMAE's released code
+keeps the reconstructions and the agreement of features at patches hidden in both masks
+(``token_weight``) and, as its abstract says, finds that plain contrastive learning added to MAE
+hurts; the NT-Xent term (``contrast_weight``, on by default here) is this project's addition.
+``contrast_weight=0 token_weight=0.5`` is the setting closest to Point-CMAE.
 
 **Not** the image CMAE of Huang et al. 2022 despite the name (kept so that existing recipes run):
 that method contrasts the masked view's encoding with an EMA target network's encoding of an

@@ -1,6 +1,6 @@
 """SparK: masked image modelling for ordinary CNNs (our ConvNet and ResNets).
 
-Tian, Jiang, Diao, Lin, Liu, Yuan, *Designing BERT for Convolutional Networks: Sparse and Hierarchical
+Tian, Jiang, Diao, Lin, Wang, Yuan, *Designing BERT for Convolutional Networks: Sparse and Hierarchical
 Masked Modeling*, ICLR 2023 (authors' code: ``keyu-tian/SparK``, ``pretrain/spark.py``). The image is
 cut into patches as large as the backbone's total stride (one cell of its last feature map); a
 random ``mask_ratio`` of them (0.6) is hidden; the CNN runs as a sparse network
