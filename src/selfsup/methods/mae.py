@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..losses.masked import masked_pixel_loss
 from ..models.encoder import Encoder
-from ..models.vit import MAEDecoder, ViT, patchify, random_masking
+from ..models.vit import MAEDecoder, ViT
 from . import register
 from .base import Batch, Context, Method, Needs, Params
 
@@ -63,19 +63,21 @@ class MAE(Method):
             p.decoder_dim,
             p.decoder_depth,
             p.decoder_heads,
+            out_dim=vit.patch_dim,
         )
 
     def masked_pass(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One random mask of the normalised images ``x``: (loss, mask, encoded visible tokens, decoder
         features (N, L, d))."""
-        vit = cast(ViT, self.encoder.backbone)
-        gh, gw = vit.grid(x.shape[-2], x.shape[-1])
-        ids_keep, mask, ids_restore = random_masking(
-            len(x), gh * gw, self.params.mask_ratio, x.device
+        vit = cast(ViT, self.encoder.backbone)  # any backbone with the token interface of ViT
+        grid = vit.token_grid(x)
+        ids_keep, mask, ids_restore = vit.mask_tokens(
+            len(x), grid, self.params.mask_ratio, x.device
         )
         z = vit.forward_visible(x, ids_keep)
-        pred, tokens = self.decoder(z, ids_restore, (gh, gw))
-        target = patchify(x, vit.patch_size)
+        pos = vit.pos_table(self.decoder.dim, grid, x.device, z.dtype)
+        pred, tokens = self.decoder(z, ids_restore, grid, pos)
+        target = vit.patchify(x)
         loss = masked_pixel_loss(pred.float(), target.float(), mask, self.params.norm_pix)
         return loss, mask, z, tokens
 

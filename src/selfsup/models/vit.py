@@ -204,6 +204,31 @@ class ViT(nn.Module):
             )
         return h // p, w // p
 
+    # -- the token-backbone interface the masked methods use (MAE): a backbone for another kind
+    # of input (video tubelets) implements the same five members over its own token grid
+    @property
+    def patch_dim(self) -> int:
+        """Values in one patch (the pixel target of a masked token)."""
+        return self.patch_size * self.patch_size * self.in_channels
+
+    def token_grid(self, x: Tensor) -> tuple[int, ...]:
+        """The token grid of input ``x`` (here the patch rows and columns)."""
+        return self.grid(x.shape[-2], x.shape[-1])
+
+    def mask_tokens(
+        self, n: int, grid: tuple[int, ...], ratio: float, device
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """MAE's masking of ``ratio`` of the tokens (:func:`random_masking`)."""
+        return random_masking(n, math.prod(grid), ratio, device)
+
+    def patchify(self, x: Tensor) -> Tensor:
+        """The pixel targets of the tokens, (N, L, patch_dim) (:func:`patchify`)."""
+        return patchify(x, self.patch_size)
+
+    def pos_table(self, dim: int, grid: tuple[int, ...], device, dtype) -> Tensor:
+        """A decoder's fixed positions for ``grid``, (L, dim)."""
+        return sincos_2d(dim, *grid).to(device=device, dtype=dtype)
+
     def pos_embed(self, gh: int, gw: int, device, dtype) -> Tensor:
         key = (gh, gw, str(device), dtype)
         if key not in self._pos:
@@ -251,9 +276,10 @@ class MAEDecoder(nn.Module):
     """MAE's light decoder: embed the encoded visible tokens, put a shared mask token at every
     masked position, add fixed sin-cos positions, a few blocks, a linear map to ``p*p*C`` pixels.
 
-    ``forward(z, ids_restore, grid)``: ``z`` (N, 1 + K, D) from :meth:`ViT.forward_visible`,
-    ``ids_restore`` from :func:`random_masking`; returns the predictions (N, L, p*p*C) in patch order
-    and the decoder's features (N, L, d) before the pixel map.
+    ``forward(z, ids_restore, grid, pos=None)``: ``z`` (N, 1 + K, D) from
+    :meth:`ViT.forward_visible`, ``ids_restore`` from :func:`random_masking`, ``pos`` the fixed
+    positions (L, d) of the token grid (default: the 2-D table of ``grid``); returns the predictions
+    (N, L, ``out_dim`` = p*p*C by default) in patch order and the decoder's features (N, L, d).
     """
 
     def __init__(
@@ -264,6 +290,7 @@ class MAEDecoder(nn.Module):
         dim: int = 64,
         depth: int = 2,
         heads: int = 4,
+        out_dim: int | None = None,
     ):
         super().__init__()
         if dim % heads or dim % 4:
@@ -274,17 +301,19 @@ class MAEDecoder(nn.Module):
         self.embed = nn.Linear(enc_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.body = Transformer(dim, depth, heads)
-        self.pred = nn.Linear(dim, patch_size * patch_size * channels)
+        self.pred = nn.Linear(dim, out_dim or patch_size * patch_size * channels)
         self.apply(init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(
-        self, z: Tensor, ids_restore: Tensor, grid: tuple[int, int]
+        self, z: Tensor, ids_restore: Tensor, grid: tuple[int, ...], pos: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         y = self.embed(z)
         n, length = ids_restore.shape
         fill = self.mask_token.to(y.dtype).expand(n, length - (y.shape[1] - 1), -1)
         seq = gather_tokens(torch.cat([y[:, 1:], fill], dim=1), ids_restore)  # back to patch order
-        seq = seq + sincos_2d(self.dim, *grid).to(seq.device, seq.dtype)
+        if pos is None:  # a 2-D grid of patches; other token grids pass their own table
+            pos = sincos_2d(self.dim, *grid)
+        seq = seq + pos.to(seq.device, seq.dtype)
         seq = self.body(torch.cat([y[:, :1], seq], dim=1))[:, 1:]
         return self.pred(seq), seq
