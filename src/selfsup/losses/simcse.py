@@ -31,6 +31,8 @@ def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05) -> Tensor:
         raise ValueError(
             f"z1 and z2 must be (B, D) of one shape, got {tuple(z1.shape)}, {tuple(z2.shape)}"
         )
-    sim = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T / temperature
+    if z1.dtype in (torch.float16, torch.bfloat16):
+        z1, z2 = z1.float(), z2.float()
+    sim = F.normalize(z1, dim=1) @ F.normalize(z2, dim=1).T / temperature
     labels = torch.arange(len(z1), device=z1.device)
     return F.cross_entropy(sim, labels)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 NAME = "points"
 #: steps a default point-cloud run aims at (epochs derive from it and the training split's size)
-TARGET_STEPS = 600
+TARGET_STEPS = 400
 #: D2: pairs of points per cloud, and histogram bins over distances 0 .. 2 (the unit ball's span)
 D2_PAIRS, D2_BINS = 4096, 32
 
@@ -99,7 +99,9 @@ class PointsModality(Modality):
         from ..models.points import build_point_backbone
 
         return build_point_backbone(
-            self.default_backbone(meta) if name == "auto" else name, model_cfg.width
+            self.default_backbone(meta) if name == "auto" else name,
+            model_cfg.width,
+            int(meta.get("points", 1024)),
         )
 
     def to_tensor(self, data: PointsData) -> Tensor:

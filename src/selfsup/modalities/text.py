@@ -5,7 +5,8 @@ The tokenizer travels in the encoder's metadata (``meta["tokenizer"]``: the JSON
 ``tokenizers`` tokenizer), so a saved encoder reads new texts the same way:
 
 - from scratch (the default): WordPiece (BERT's normaliser, lower-cased; at most
-  :data:`VOCAB_SIZE` pieces, a piece seen at least twice) fitted on the training split's texts;
+  :data:`VOCAB_SIZE` entries: the characters, then the words seen at least twice, most frequent
+  first; :func:`fit_tokenizer`) fitted on the training split's texts;
   the ``text_transformer`` backbone;
 - ``--set model.pretrained=DIR``: a local checkpoint folder of a BERT-family model
   (``config.json``, weights, ``tokenizer.json`` or the files ``transformers`` builds a fast
@@ -48,19 +49,43 @@ TFIDF_FEATURES = 8192
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def fit_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE) -> str:
-    """A WordPiece tokenizer fitted on ``texts``, as JSON (``[CLS] text [SEP]``; pad id 0)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
+def fit_tokenizer(texts: list[str], vocab_size: int = VOCAB_SIZE, min_count: int = 2) -> str:
+    """A WordPiece tokenizer fitted on ``texts``, as JSON (``[CLS] text [SEP]``; pad id 0).
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    trainer = WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIALS, show_progress=False
+    Its vocabulary, built here so that the same texts always give the same tokenizer (the
+    ``tokenizers`` trainer breaks ties differently from run to run, and a resumed run refits it):
+    the special tokens, every character of the texts (alone and as a ``##`` continuation, so no
+    word is unknown), then the most frequent words seen at least ``min_count`` times (ties in
+    alphabetical order), up to ``vocab_size`` entries. BERT's normaliser (lower-cased, accents
+    stripped) and pre-tokeniser (words and punctuation) come first."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    norm = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for t in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    vocab = list(SPECIALS) + chars + ["##" + c for c in chars]
+    seen = set(vocab)
+    ranked = sorted((w for w, n in words.items() if n >= min_count), key=lambda w: (-words[w], w))
+    for w in ranked:
+        if len(vocab) >= vocab_size:
+            break
+        if w not in seen:
+            vocab.append(w)
+            seen.add(w)
+    tok = Tokenizer(
+        models.WordPiece(
+            {w: i for i, w in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100
+        )
     )
-    tok.train_from_iterator(texts, trainer)
+    tok.add_special_tokens(list(SPECIALS))  # already in the vocabulary: marked special only
+    tok.normalizer = norm
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.WordPiece()
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )

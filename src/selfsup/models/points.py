@@ -12,8 +12,8 @@ global feature of size ``out_dim``; both are invariant to the order of the point
   point), its centre by an MLP positional embedding; pre-norm transformer blocks; the feature is
   the max and mean of the final tokens. ``forward_visible`` encodes only the visible patches
   (the masked methods ``pointmae``, ``pointcmae``). CPU scale: width 128, 4 blocks, 4 heads, 32
-  patches of 32 points, a tokeniser of half the channels (the authors: 384, 12, 6, 64 x 32 on
-  1024 points).
+  patches of 2P/32 points (8 to 32; 16 for the 256-point ``shapes``), a tokeniser of half the
+  channels (the authors: 384, 12, 6, 64 patches of 32 on 1024 points).
 """
 
 from __future__ import annotations
@@ -124,11 +124,13 @@ class PointTransformer(nn.Module):
 POINT_BACKBONES = ("pointnet", "point_transformer")
 
 
-def build_point_backbone(name: str, width: float) -> nn.Module:
+def build_point_backbone(name: str, width: float, points: int = 1024) -> nn.Module:
+    """A backbone by name; the transformer's patches (32) cover each point about twice: ``2 P / 32``
+    points each, between 8 and 32 (32 for 1024 points, the authors' setting)."""
     if name == "pointnet":
         return PointNet(width)
     if name == "point_transformer":
-        return PointTransformer(width)
+        return PointTransformer(width, group_size=max(8, min(32, 2 * points // 32)))
     from ..errors import ConfigError
 
     raise ConfigError(
