@@ -11,7 +11,7 @@
   fixed sin-cos positions (a 2-D spatial table plus a 1-D temporal one), a class token, the image
   ViT's pre-norm blocks. Declares the ``tokens`` capability and the token-backbone interface the
   masked methods use (``token_grid``, ``mask_tokens`` = tube masking, ``patchify``,
-  ``forward_visible``, ``pos_table``, ``patch_dim``).
+  ``forward_visible``, ``pos_table``, ``patch_dim``) and ``still`` (a frame as a still clip).
 - ``frame_convnet`` (the frame baseline): the image ConvNet applied to every frame on its own, its
   features averaged over time; it sees no motion, only appearance.
 """
@@ -205,6 +205,14 @@ class VideoViT(nn.Module):
         x = x.reshape(n, c, t // k, k, h // p, p, w // p, p)
         x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)
         return x.reshape(n, (t // k) * (h // p) * (w // p), k * p * p * c)
+
+    def still(self, x: Tensor) -> Tensor:
+        """A still clip of each clip: one random frame of it repeated over its time steps (the image
+        branch of CrossVideoMAE's image-video contrast)."""
+        n, t = x.shape[0], x.shape[2]
+        pick = torch.randint(0, t, (n,), device=x.device)
+        frame = x[torch.arange(n, device=x.device), :, pick]  # (N, C, H, W)
+        return frame.unsqueeze(2).expand(-1, -1, t, -1, -1)
 
     def tokens(self, x: Tensor) -> Tensor:
         grid = self.token_grid(x)
