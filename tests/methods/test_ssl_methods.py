@@ -220,8 +220,9 @@ def test_gsimclr_prepare_clusters_with_k_equal_to_the_batch_size():
     assert len(set(m.assign[order[:16]].tolist())) == 16
 
 
-@pytest.mark.parametrize("name", ["moco", "mochi", "mocov3", "nnclr"])
+@pytest.mark.parametrize("name", ["moco", "mochi", "mocov3", "nnclr", "halp", "isogclr"])
 def test_two_view_methods_refuse_multicrop_and_extra_views_in_one_line(name):
+    """``Needs(n_views=2)``: one check, in ``methods.build``, with one message."""
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
     for n_views, local in ((2, 2), (3, 0)):
         ctx = M.Context(
@@ -230,7 +231,7 @@ def test_two_view_methods_refuse_multicrop_and_extra_views_in_one_line(name):
             n_views=n_views,
             extra={"batch_size": 16, "local_crops": local},
         )
-        with pytest.raises(ConfigError, match="exactly 2 views"):
+        with pytest.raises(ConfigError, match=f"'{name}' uses exactly 2 views and no multi-crop"):
             M.build(name, enc, SMALL.get(name, {}), ctx)
 
 
@@ -288,3 +289,4 @@ def test_byol_with_a_trained_linear_predictor():
     x, views = fixed_views()
     losses = run_steps(m, views, x, steps=6)
     assert all(np.isfinite(losses)) and np.mean(losses[-2:]) < losses[0]
+

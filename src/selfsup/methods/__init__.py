@@ -122,7 +122,14 @@ def build(name: str, encoder: Encoder, loss: dict[str, Any], ctx: Context) -> Me
     """Method ``name`` on ``encoder`` (checked against the method's :class:`Needs`)."""
     cls = get(name)
     params = validate_params(name, loss)
-    check_encoder(name, encoder, cls.requirements(params))
+    needs = cls.requirements(params)
+    check_encoder(name, encoder, needs)
+    if needs.n_views is not None and (ctx.n_views != needs.n_views or ctx.local_crops):
+        raise ConfigError(
+            f"method '{name}' uses exactly {needs.n_views} views and no multi-crop, got "
+            f"views.n_views={ctx.n_views}, views.local_crops={ctx.local_crops}; set "
+            f"--set views.n_views={needs.n_views} --set views.local_crops=0"
+        )
     return cls(encoder, params, ctx)
 
 

@@ -90,6 +90,8 @@ class Needs:
     edges : the views are graphs (node features with edges) and the encoder passes messages.
     view_preset : the view preset the method was tuned with; a modality that has a preset of this
         name uses it when ``views.preset`` is ``auto``, else its own default.
+    n_views : the method uses exactly this many views and no multi-crop (a query and a key, a
+        per-step state updated once); others are refused in one line when it is built.
     exact_views : the method works only on ``view_preset``'s views (VIME: view 0 the sample itself,
         the others corrupted copies of the same shape); data whose modality picks other views is
         refused in one line before anything is written.
@@ -104,6 +106,7 @@ class Needs:
     labels: bool = False
     edges: bool = False
     view_preset: str | None = None
+    n_views: int | None = None
     exact_views: bool = False
     encoder: Capability | None = None
     min_length: int | None = None

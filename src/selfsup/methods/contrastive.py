@@ -137,14 +137,10 @@ class ISogCLR(SimCLR):
         "Learning with Automatic Temperature Individualization"
     )
     Params = ISogCLRParams
+    needs = Needs(n_views=2)  # its per-sample state is updated once per step
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        if ctx.n_views != 2:
-            raise ConfigError(
-                f"isogclr uses exactly 2 views (its state is updated once per step), got "
-                f"views.n_views={ctx.n_views}; set --set views.n_views=2"
-            )
         p = params
         # the per-sample state is staged in forward and written in after_step, which the loop runs
         # only after a step it took: a skipped (non-finite) step never writes NaN into the state

@@ -41,6 +41,7 @@ class GRACE(Method):
     Params: ClassVar[type[ParamsModel]] = GRACEParams
     needs = Needs(
         edges=True,
+        n_views=2,
         view_preset="grace",
         defaults={
             "train": {"epochs": 200},
@@ -61,8 +62,6 @@ class GRACE(Method):
         return out
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        if len(views) < 2:
-            raise ValueError("grace needs two views (views.n_views = 2)")
         z1, z2 = self.project(self.encoder(views[0])), self.project(self.encoder(views[1]))
         loss = grace_loss(z1.float(), z2.float(), self.params.tau)
         if self.params.l2 > 0:

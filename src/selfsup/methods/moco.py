@@ -35,25 +35,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..losses import FeatureQueue, gather, info_nce, mochi_negatives
 from ..losses.distributed import world
 from ..models import mlp, projection_head
 from ..models.encoder import Encoder
 from . import register
 from ._common import cosine_momentum, ema_update, frozen_copy
-from .base import Batch, Context, Method, Params
-
-
-def two_views_only(name: str, ctx: Context) -> None:
-    """Refuse, in one line, a view set the method's authors never used (see the module docstring)."""
-    local = ctx.local_crops
-    if ctx.n_views != 2 or local:
-        raise ConfigError(
-            f"{name} uses exactly 2 views (one query, one key) and no multi-crop, got "
-            f"views.n_views={ctx.n_views}, views.local_crops={local}; set "
-            "--set views.n_views=2 --set views.local_crops=0"
-        )
+from .base import Batch, Context, Method, Needs, Params
 
 
 class MoCoParams(Params):
@@ -71,10 +59,10 @@ class MoCo(Method):
     name = "moco"
     paper = "He et al. 2020, Momentum Contrast for Unsupervised Visual Representation Learning (v2: Chen et al. 2020)"
     Params = MoCoParams
+    needs = Needs(n_views=2)  # one query, one key
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        two_views_only(self.name, ctx)
         m = ctx.model
         self.head = projection_head(encoder.out_dim, m.proj_hidden, m.proj_dim)
         self.key_encoder = frozen_copy(encoder)
@@ -184,10 +172,10 @@ class MoCoV3(Method):
     name = "mocov3"
     paper = "Chen, Xie, He 2021, An Empirical Study of Training Self-Supervised Vision Transformers"
     Params = MoCoV3Params
+    needs = Needs(n_views=2)
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        two_views_only(self.name, ctx)
         m = ctx.model
         vit = is_vit(m.backbone)
         self.recipe = "vit" if vit else "resnet"

@@ -23,8 +23,7 @@ from ..losses import FeatureQueue, gather, nearest_neighbour, nt_xent
 from ..models import mlp
 from ..models.encoder import Encoder
 from . import register
-from .base import Batch, Context, Method, Params
-from .moco import two_views_only
+from .base import Batch, Context, Method, Needs, Params
 
 
 class NNCLRParams(Params):
@@ -38,10 +37,10 @@ class NNCLR(Method):
     name = "nnclr"
     paper = "Dwibedi et al. 2021, With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning"
     Params = NNCLRParams
+    needs = Needs(n_views=2)
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        two_views_only(self.name, ctx)
         m = ctx.model
         self.projector = mlp(encoder.out_dim, m.proj_hidden, m.proj_dim, layers=3, last_bn=True)
         self.predictor = mlp(m.proj_dim, m.proj_hidden, m.proj_dim, layers=2)

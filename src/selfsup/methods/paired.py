@@ -117,14 +117,10 @@ class ISogCLRPair(_PairedMethod):
         "Automatic Temperature Individualization (bimodal)"
     )
     Params = ISogCLRPairParams
+    needs = Needs(towers=2, n_views=2)  # one view per modality; its state is updated once a step
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)
-        if ctx.n_views != 2:
-            raise ConfigError(
-                f"isogclr_pair uses one view per modality (its state is updated once per step), got "
-                f"views.n_views={ctx.n_views}; set --set views.n_views=2"
-            )
         p = params
         # staged in forward, written in after_step: a step the loop skips never writes its state
         self.isog = ISogCLRBimodal(
