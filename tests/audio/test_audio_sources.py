@@ -120,3 +120,19 @@ def test_spoken_digits_without_espeak_names_the_package(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(DataError, match="apt-get install espeak-ng"):
         spoken_digits.generate()
+
+
+def test_sound_pairs_with_images_in_a_paired_npz(tmp_path):
+    import selfsup
+    from tests.audio.conftest import tones
+
+    x, y, _ = tones(n=24)
+    img = np.random.default_rng(0).integers(0, 255, (24, 8, 8)).astype(np.uint8)
+    p = tmp_path / "pair.npz"
+    np.savez(p, x_a=x, sr_a=8000, x_b=img, y=y)
+    d = load_source(str(p)).train
+    assert type(d).modality == "paired" and isinstance(d.a, AudioData) and d.a.sr == 16000
+    run = selfsup.train(method="clip", data=str(p), epochs=1, batch_size=8, out=str(tmp_path / "r"),
+                        overrides=["train.progress=none", "model.width=0.125", "eval.report=false",
+                                   "eval.diagnostics=false", "eval.baselines=false"])  # fmt: skip
+    assert {"xmodal_r1", "a_linear_top1", "b_linear_top1"} <= set(run.summary["eval"])

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import DataOption, Source, Splits, register_option, register_source
-from .base import Samples
+from .base import Samples, check_labels
 from .cache import cache_root, fingerprint
 
 #: the rate every clip is resampled to unless ``--sample-rate`` says otherwise
@@ -390,6 +390,51 @@ def load_cached(path: Path) -> Splits | None:
         return None  # a damaged cache entry is rebuilt, never trusted
 
 
+def clips_from_array(
+    x: np.ndarray, rate_in: int, sr: int, max_s: float, where: str, name: str, skip: bool
+) -> tuple[AudioData, list[int]]:
+    """(N, T) or (N, C, T) waveforms at ``rate_in`` (NaN after a shorter clip's end) as an unlabelled
+    :class:`AudioData` at ``sr`` and the indices of the clips kept (all unless ``skip``)."""
+    if x.dtype.kind not in "iuf" or x.ndim not in (2, 3):
+        raise DataError(
+            f"{where} must be float waveforms of shape (N, T) or (N, C, T), got "
+            f"{x.dtype} {tuple(x.shape)}"
+        )
+    if x.ndim == 2:
+        x = x[:, None]
+    if len(x) == 0 or x.shape[2] == 0:
+        raise DataError(f"{where} is empty (shape {tuple(x.shape)})")
+    if rate_in <= 0:
+        raise DataError(f"{where}: sr is {rate_in} Hz; give the waveforms' positive sample rate")
+    clips, keep, skipped = [], [], []
+    limit = int(max_s * sr)
+    for i, c in enumerate(x):
+        valid = ~np.isnan(c).all(0)
+        n = int(len(valid) - np.argmax(valid[::-1])) if valid.any() else 0
+        try:
+            if n and np.isnan(c[:, :n]).any():
+                raise DataError(f"{where} clip {i} holds NaN before its end")
+            clip = to_clip(c[:, :n], rate_in, sr, f"{where} clip {i}")
+        except DataError:
+            if not skip:
+                raise
+            skipped.append(str(i))
+            continue
+        clips.append(clip[:limit])
+        keep.append(i)
+    if not clips:
+        raise DataError(f"{where}: no clip could be used")
+    xs, lengths = pack(clips)
+    info = {"sr": sr, "skipped": len(skipped), "skipped_files": skipped[:20], "cut": 0}
+    return AudioData(xs, None, None, name, info, lengths=lengths), keep
+
+
+def _npz_rate(path: Path, rate: np.ndarray, key: str = "sr") -> int:
+    if rate.size != 1 or rate.dtype.kind not in "iuf" or float(rate) != int(float(rate)):
+        raise DataError(f"'{path}': {key} must be one whole number (the rate in Hz), got {rate!r}")
+    return int(float(rate))
+
+
 # -- .npz --------------------------------------------------------------------------------------
 def claims_npz(spec: str, path: Path) -> bool:
     """An ``.npz`` with an ``sr`` array (other kinds of .npz have none)."""
@@ -411,52 +456,22 @@ def load_npz(spec: str, skip_corrupt: bool = False, options=None, **_) -> Splits
             arrays = {k: f[k] for k in f.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
         raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__})") from None
-    rate = arrays["sr"]
-    if rate.size != 1 or rate.dtype.kind not in "iuf" or float(rate) != int(float(rate)):
-        raise DataError(f"'{path}': sr must be one whole number (the rate in Hz), got {rate!r}")
-    rate_in = int(float(rate))
+    rate_in = _npz_rate(path, arrays["sr"])
     if "x" not in arrays:
         raise DataError(f"'{path}' has sr but no x; save waveforms as x=(N, T) or (N, C, T)")
 
     def split(key: str, ykey: str, name: str) -> AudioData:
-        x = arrays[key]
-        if x.dtype.kind not in "iuf" or x.ndim not in (2, 3):
-            raise DataError(
-                f"'{path}': {key} must be float waveforms of shape (N, T) or (N, C, T), got "
-                f"{x.dtype} {tuple(x.shape)}"
-            )
-        if x.ndim == 2:
-            x = x[:, None]
-        if len(x) == 0 or x.shape[2] == 0:
-            raise DataError(f"'{path}': {key} is empty (shape {tuple(x.shape)})")
         y = arrays.get(ykey)
-        if y is not None and len(y) != len(x):
-            raise DataError(f"'{path}': {len(y)} labels in {ykey} for {len(x)} clips in {key}")
-        clips, keep, skipped = [], [], []
-        limit = int(max_s * sr)
-        for i, c in enumerate(x):
-            valid = ~np.isnan(c).all(0)
-            n = int(len(valid) - np.argmax(valid[::-1])) if valid.any() else 0
-            try:
-                if n and np.isnan(c[:, :n]).any():
-                    raise DataError(f"{name} clip {i} holds NaN before its end")
-                clip = to_clip(c[:, :n], rate_in, sr, f"{name} clip {i}")
-            except DataError:
-                if not skip_corrupt:
-                    raise
-                skipped.append(str(i))
-                continue
-            clips.append(clip[:limit])
-            keep.append(i)
-        if not clips:
-            raise DataError(f"'{path}': no clip of {key} could be used")
-        xs, lengths = pack(clips)
-        info = {"sr": sr, "skipped": len(skipped), "skipped_files": skipped[:20], "cut": 0}
-        yk = None if y is None else np.asarray(y)[keep]
-        return AudioData(xs, yk, None, name, info, lengths=lengths)
+        if y is not None and len(y) != len(arrays[key]):
+            raise DataError(
+                f"'{path}': {len(y)} labels in {ykey} for {len(arrays[key])} clips in {key}"
+            )
+        d, keep = clips_from_array(
+            arrays[key], rate_in, sr, max_s, f"'{path}': {key}", name, skip_corrupt
+        )
+        d.y = None if y is None else check_labels(np.asarray(y)[keep], len(keep), name)
+        return d
 
-    if rate_in <= 0:
-        raise DataError(f"'{path}': sr is {rate_in} Hz; give the waveforms' positive sample rate")
     train = split("x", "y", f"{path.stem}")
     test = split("x_test", "y_test", f"{path.stem}/test") if "x_test" in arrays else None
     classes = None
@@ -471,9 +486,58 @@ def load_npz(spec: str, skip_corrupt: bool = False, options=None, **_) -> Splits
     return out
 
 
+# -- paired: sound as one member of a paired .npz ----------------------------------------------
+def claims_paired_npz(spec: str, path: Path) -> bool:
+    """A paired ``.npz`` (``x_a``, ``x_b``) with ``sr_a`` or ``sr_b``: that member is sound."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return "x_a.npy" in names and bool({"sr_a.npy", "sr_b.npy"} & names)
+
+
+def load_paired_npz(spec: str, options=None, **_) -> Splits:
+    """``x_a``, ``x_b`` (+ ``y``, ``x_a_test``, ``x_b_test``, ``y_test``) where ``sr_a`` / ``sr_b``
+    marks a sound member ((N, T) or (N, C, T) waveforms at that rate); the other member is read as
+    :mod:`selfsup.data.paired` reads it. Clips are never skipped (the members must stay aligned)."""
+    from .paired import PairedData, _member
+
+    options = options or {}
+    path = Path(spec).expanduser()
+    sr, max_s = _rate(options), _max_seconds(options)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__})") from None
+    if "x_b" not in arrays:
+        raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both (x_a, x_b)")
+
+    def member(t: str, suffix: str) -> Samples:
+        key = f"x_{t}{suffix}"
+        if f"sr_{t}" in arrays:
+            rate = _npz_rate(path, arrays[f"sr_{t}"], f"sr_{t}")
+            where = f"'{path}': {key}"
+            return clips_from_array(arrays[key], rate, sr, max_s, where, where, False)[0]
+        return _member(path, key, arrays[key])
+
+    def split(suffix: str) -> PairedData:
+        a, b = member("a", suffix), member("b", suffix)
+        y = arrays.get(f"y{suffix}")
+        return PairedData(a, b, y, None, f"{path.stem}{suffix}")
+
+    train = split("")
+    test = split("_test") if "x_a_test" in arrays and "x_b_test" in arrays else None
+    return Splits(train, test)
+
+
 register_option(DataOption("sample_rate", "sound: the rate clips are resampled to (Hz; 16000)"))
 register_option(
     DataOption("max_seconds", "sound: clips longer than this keep their beginning (30)")
 )
 register_source(Source("audio-npz", claims_npz, load_npz))
+register_source(Source("audio-paired-npz", claims_paired_npz, load_paired_npz))
 register_source(Source("audio-folder", claims_folder, load_folder))
