@@ -225,14 +225,15 @@ def _train_in(
         callback = E.with_diagnostics(monitor, callback)
 
     torch.manual_seed(cfg.train.seed)
-    trainer = Trainer(method, views, x, cfg, run_dir, device, labels, callback, console)
+    loggers = []
     if cfg.train.logger and DIST.is_main():
         from .train.loggers import build_loggers
 
-        trainer.loggers = build_loggers(cfg.train.logger, run_dir, cfg.to_dict())
-    trainer.identity = run_identity(
-        cfg
-    )  # each checkpoint records the config and data it was trained on
+        loggers = build_loggers(cfg.train.logger, run_dir, cfg.to_dict())
+    trainer = Trainer(
+        method, views, x, cfg, run_dir, device, labels, callback, console,
+        loggers=loggers, identity=run_identity(cfg),  # checkpoints record the config and data
+    )  # fmt: skip
     if resuming:
         trainer.load_checkpoint(resuming.checkpoint)
         trainer.log({"step": trainer.state.step, "resume": resuming.record})

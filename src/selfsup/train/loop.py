@@ -127,8 +127,13 @@ class Trainer:
         labels: torch.Tensor | None = None,
         on_epoch_end: Callable[[int, Method], dict | None] | None = None,
         console=None,
+        loggers: list | None = None,
+        identity: dict | None = None,
     ):
+        """``loggers``: each has ``log(record: dict)`` and optionally ``close()`` (metrics.jsonl is
+        always kept); ``identity``: what each checkpoint records of the run (its config and data)."""
         self.method, self.views, self.x, self.labels = method, views, x, labels
+        self.identity = identity
         self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
         self.on_epoch_end = on_epoch_end
         self.console = console
@@ -141,7 +146,8 @@ class Trainer:
         self.precision, self.precision_reason = resolve(tc.precision, device)
         self.amp_dtype = autocast_dtype(self.precision)
         self.bf16 = self.precision == "bf16"
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        # always present: disabled (every call a pass-through) unless fp16 needs loss scaling
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         gradcache.check(method, tc.chunk_size, self.local_batch)
         if self.world_size > 1 and tc.sync_bn and D.has_batchnorm(method):
             method = D.convert_sync_batchnorm(
@@ -154,8 +160,7 @@ class Trainer:
             method.encoder.compile()
         #: what the step calls: the method, or its DistributedDataParallel wrapper
         self.model = D.wrap(method, device) if self.world_size > 1 else method
-        #: each logger has ``log(record: dict)`` and optionally ``close()``; metrics.jsonl is always kept
-        self.loggers: list = []
+        self.loggers: list = list(loggers or [])
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.optimizer = build_optimizer(method, cfg.optim, tc.batch_size)
         self.base_lr = resolved_lr(cfg.optim, tc.batch_size)
@@ -210,8 +215,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "method_extra": self.method.extra_state(),
                 "rng": ckpt.rng_state(),
-                "run": getattr(self, "identity", None)
-                or {},  # config + data fingerprint (selfsup.resume)
+                "run": self.identity or {},  # config + data fingerprint (selfsup.resume)
             },
         )
         for old in ckpt.checkpoints(self.run_dir)[:-KEEP_CHECKPOINTS]:
@@ -358,7 +362,7 @@ class Trainer:
                 tc.chunk_size,
                 self._autocast,
                 self._no_sync,
-                self.scaler.scale if self.scaler is not None else None,
+                self.scaler.scale if self.scaler.is_enabled() else None,
             )
             return loss, logs, self._globally_finite(loss)
         with self._autocast():
@@ -366,7 +370,7 @@ class Trainer:
         loss = loss.float()
         finite = self._globally_finite(loss)
         if finite:
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            self.scaler.scale(loss).backward()
         elif (
             self.world_size > 1
         ):  # DDP expects a backward after its forward; the step is skipped anyway
@@ -448,28 +452,23 @@ class Trainer:
         loss, logs, finite = self.forward_backward(views, batch)
         overflow = False
         if finite:
-            if self.scaler is not None:
-                self.scaler.unscale_(opt)
+            self.scaler.unscale_(opt)
             if self.cfg.optim.clip_grad:
                 gn = torch.nn.utils.clip_grad_norm_(method.parameters(), self.cfg.optim.clip_grad)
             else:  # a finite loss can still give an Inf/NaN gradient: never step on one
                 gn = _grad_norm(method)
             finite = bool(torch.isfinite(gn))  # gradients are averaged: the same on every rank
-            overflow = not finite and self.scaler is not None
+            overflow = not finite and self.scaler.is_enabled()
         t3 = time.perf_counter()
         if finite:
-            if self.scaler is not None:
-                self.scaler.step(opt)
-                self.scaler.update()
-            else:
-                opt.step()
+            self.scaler.step(opt)  # opt.step() when the scaler is disabled
+            self.scaler.update()
             method.after_step(st.step, self.total_steps)
             self._bad_in_a_row = 0
         else:
             opt.zero_grad(set_to_none=True)
             st.skipped_steps += 1
             if overflow:  # fp16 gradients overflowed: the scaler lowers its scale (not a bad step)
-                assert self.scaler is not None
                 self.scaler.update()
             else:
                 self._bad_in_a_row += 1
