@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -26,11 +26,25 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@runtime_checkable
+class InputBatch(Protocol):
+    """What a modality's raw batch is (``Modality.to_tensor``): a Tensor, or a structure with the
+    same small surface (a graph's :class:`~selfsup.models.graph.GraphBatch`, a pair's
+    :class:`~selfsup.models.two_tower.PairTensor`): its number of samples, indexing by sample
+    indices, and ``.to`` a device."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: Any) -> Any: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 @dataclass
 class Batch:
     """A batch of raw samples with their dataset indices; labels only for SupCon-like methods."""
 
-    x: Tensor
+    x: InputBatch
     index: Tensor
     y: Tensor | None = None
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from ..methods.base import Capability, Needs
+    from ..methods.base import Capability, InputBatch, Needs
 
 
 class Modality:
@@ -117,12 +117,12 @@ class Modality:
         mean, std = self.normalisation(meta)
         return Encoder(backbone, mean, std)
 
-    def to_tensor(self, data) -> Tensor:
+    def to_tensor(self, data) -> InputBatch:
         """The samples as one CPU tensor indexed by sample (the trainer moves it to the device)."""
         raise NotImplementedError
 
     # -- evaluation ----------------------------------------------------------------------------
-    def prepare(self, x: Tensor, meta: dict) -> Tensor:
+    def prepare(self, x: Any, meta: dict) -> Any:
         """The deterministic model input for a raw batch (as :meth:`to_tensor` gives it)."""
         raise NotImplementedError
 

@@ -119,14 +119,14 @@ class GraphModality(Modality):
             backbone, meta.get("feature_norm", "standard"), mean, std, int(meta.get("n_classes", 0))
         )
 
-    def to_tensor(self, data: GraphData) -> GraphBatch:  # type: ignore[override]
+    def to_tensor(self, data: GraphData) -> GraphBatch:
         return GraphBatch(
             torch.from_numpy(data.features),
             torch.from_numpy(data.edge_index),
             torch.from_numpy(data.nodes),
         )
 
-    def prepare(self, x: GraphBatch, meta: dict) -> GraphBatch:  # type: ignore[override]
+    def prepare(self, x: GraphBatch, meta: dict) -> GraphBatch:
         return x
 
     def raw_features(self, data: GraphData, meta: dict) -> Tensor:

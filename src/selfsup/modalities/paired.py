@@ -119,13 +119,13 @@ class PairedModality(Modality):
         ]
         return TwoTower(encoders[0], encoders[1], heads[0], heads[1])
 
-    def to_tensor(self, data: PairedData) -> PairTensor:  # type: ignore[override]
+    def to_tensor(self, data: PairedData) -> PairTensor:
         return PairTensor(
             get(data.a.modality).to_tensor(data.a), get(data.b.modality).to_tensor(data.b)
         )
 
     # -- evaluation ----------------------------------------------------------------------------
-    def prepare(self, x: PairTensor, meta: dict) -> PairTensor:  # type: ignore[override]
+    def prepare(self, x: PairTensor, meta: dict) -> PairTensor:
         (_, ma, meta_a), (_, mb, meta_b) = self.members(meta)
         return PairTensor(ma.prepare(x.a, meta_a), mb.prepare(x.b, meta_b))
 
