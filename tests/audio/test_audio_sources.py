@@ -136,3 +136,14 @@ def test_sound_pairs_with_images_in_a_paired_npz(tmp_path):
                         overrides=["train.progress=none", "model.width=0.125", "eval.report=false",
                                    "eval.diagnostics=false", "eval.baselines=false"])  # fmt: skip
     assert {"xmodal_r1", "a_linear_top1", "b_linear_top1"} <= set(run.summary["eval"])
+
+
+def test_sample_rate_and_max_seconds_options(tmp_path):
+    (tmp_path / "d").mkdir()
+    sf.write(tmp_path / "d" / "a.wav", tone(22050, 1.0), 22050)
+    with pytest.warns(UserWarning, match="max-seconds"):
+        d = load_source(str(tmp_path / "d"), options={"sample_rate": "8000", "max_seconds": 0.5})
+    d = d.train
+    assert d.sr == 8000 and d.lengths.tolist() == [4000] and d.info["cut"] == 1
+    with pytest.raises(DataError, match="--sample-rate"):
+        load_source(str(tmp_path / "d"), options={"sample_rate": "fast"})

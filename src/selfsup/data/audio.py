@@ -534,9 +534,13 @@ def load_paired_npz(spec: str, options=None, **_) -> Splits:
     return Splits(train, test)
 
 
-register_option(DataOption("sample_rate", "sound: the rate clips are resampled to (Hz; 16000)"))
 register_option(
-    DataOption("max_seconds", "sound: clips longer than this keep their beginning (30)")
+    DataOption("sample_rate", "sound: the rate clips are resampled to (Hz; 16000)", metavar="HZ")
+)
+register_option(
+    DataOption(
+        "max_seconds", "sound: clips longer than this keep their beginning (30)", metavar="SECONDS"
+    )
 )
 register_source(Source("audio-npz", claims_npz, load_npz))
 register_source(Source("audio-paired-npz", claims_paired_npz, load_paired_npz))
