@@ -34,7 +34,10 @@ def choose_c(x: np.ndarray, y: np.ndarray, max_samples: int = 10000) -> float:
     if n > max_samples:
         x, _, y, _ = train_test_split(x, y, train_size=max_samples, random_state=0, stratify=y)
     grid = GridSearchCV(
-        SVC(kernel="rbf", gamma="scale", max_iter=MAX_ITER), {"C": C_GRID}, cv=StratifiedKFold(5), n_jobs=1
+        SVC(kernel="rbf", gamma="scale", max_iter=MAX_ITER),
+        {"C": C_GRID},
+        cv=StratifiedKFold(5),
+        n_jobs=1,
     )
     grid.fit(x, y)
     return float(grid.best_params_["C"])

@@ -52,7 +52,9 @@ class CMAEParams(MAEParams):
 @register
 class CMAE(MAE):
     name = "cmae"
-    paper = "Ren et al. 2024, Point-CMAE's objective on image patches (not Huang et al.'s image CMAE)"
+    paper = (
+        "Ren et al. 2024, Point-CMAE's objective on image patches (not Huang et al.'s image CMAE)"
+    )
     Params = CMAEParams
     views_used = 1
 
