@@ -289,4 +289,3 @@ def test_byol_with_a_trained_linear_predictor():
     x, views = fixed_views()
     losses = run_steps(m, views, x, steps=6)
     assert all(np.isfinite(losses)) and np.mean(losses[-2:]) < losses[0]
-

@@ -45,4 +45,6 @@ def test_decay_all_decays_biases_and_norms_too():
     every = build_optimizer(net, OptimConfig(weight_decay=0.01, decay_all=True), 8)
     decayed = [sum(p.numel() for p in g["params"]) for g in some.param_groups if g["weight_decay"]]
     assert decayed == [12]  # the weight matrix only
-    assert sum(p.numel() for g in every.param_groups if g["weight_decay"] for p in g["params"]) == 24
+    assert (
+        sum(p.numel() for g in every.param_groups if g["weight_decay"] for p in g["params"]) == 24
+    )
