@@ -83,12 +83,7 @@ def main() -> None:
                     "method": method,
                     "epochs": run.config.train.epochs,
                     "batch_size": run.config.train.batch_size,
-                    **{
-                        f"{r}.{k}": round(v[k], 4)
-                        for r, v in rows.items()
-                        for k in keep
-                        if k in v
-                    },
+                    **{f"{r}.{k}": round(v[k], 4) for r, v in rows.items() for k in keep if k in v},
                     "cpu_s": round(cpu_seconds() - c0),
                     "wall_s": round(time.time() - t0),
                     "overrides": a.set,
