@@ -33,7 +33,7 @@ def clan_reference(z, za, m, alpha, squared, eps=1e-6):
 
 
 @pytest.mark.parametrize("squared", [True, False])
-@pytest.mark.parametrize("alpha,m", [(0.5, 0.6), (0.2, 0.9), (1.0, 0.6)])
+@pytest.mark.parametrize("alpha,m", [(0.5, 0.5), (0.5, 0.6), (0.2, 0.9), (1.0, 0.6)])
 def test_clan_matches_reference_loop(squared, alpha, m):
     g = torch.Generator().manual_seed(0)
     z, za = (
@@ -45,15 +45,32 @@ def test_clan_matches_reference_loop(squared, alpha, m):
     assert abs(float(got) - clan_reference(z, za, m, alpha, squared)) < 1e-9
 
 
+def test_clan_defaults_are_the_authors_current_ones():
+    """jackwilkie/CLAN train_clan.py since b3542f2 ("bug fix"): margin 0.5, unsquared terms; the
+    earlier script (818e6d4) used margin 0.6, squared, which is what the defaults were before."""
+    g = torch.Generator().manual_seed(3)
+    z, za = (
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+    )
+    got = float(clan_loss(z, za))
+    assert abs(got - clan_reference(z, za, 0.5, 0.5, False)) < 1e-9
+    assert abs(got - clan_reference(z, za, 0.6, 0.5, True)) > 1e-3
+
+
 def test_clan_special_cases():
     z = torch.tensor([[1.0, 0.0]] * 4, dtype=torch.float64)
     # benign rows collinear, augmented rows opposite (distance 1 > margin): nothing to pay
     assert float(clan_loss(z, -z)) == 0.0
-    # augmented rows equal to the benign ones: every negative pays m^2, the mean of non-zero terms
-    assert abs(float(clan_loss(z, z, margin=0.6)) - 0.5 * 0.36) < 1e-6  # eps in the denominator
-    # orthogonal benign rows: d = 1/2, squared 1/4 for every off-diagonal pair (the diagonal is 0, left out)
+    # augmented rows equal to the benign ones: every negative pays m (m^2 squared), the mean of the
+    # non-zero terms; the positive term is 0
+    assert abs(float(clan_loss(z, z)) - 0.5 * 0.5) < 1e-6  # eps in the denominator
+    assert abs(float(clan_loss(z, z, margin=0.6, squared=True)) - 0.5 * 0.36) < 1e-6
+    # orthogonal benign rows: d = 1/2 (squared 1/4) for every off-diagonal pair (the diagonal is 0,
+    # left out)
     e = torch.eye(3, dtype=torch.float64)
-    assert abs(float(clan_loss(e, -e, alpha=1.0)) - 0.25) < 1e-6
+    assert abs(float(clan_loss(e, -e, alpha=1.0)) - 0.5) < 1e-6
+    assert abs(float(clan_loss(e, -e, alpha=1.0, squared=True)) - 0.25) < 1e-6
 
 
 def test_clan_gradcheck_and_score():

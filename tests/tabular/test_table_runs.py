@@ -40,10 +40,21 @@ def mixed_csv(path, n=60):
     return path
 
 
-@pytest.mark.parametrize("name", ["clan", "scarf", "vime"])
-def test_table_methods_lower_their_loss(name):
+@pytest.mark.parametrize(
+    "name, backbone, width",
+    [
+        ("clan", "residual_mlp", 0.125),  # CLAN's own network (the default), 128 wide here
+        ("clan", "mlp", 0.5),
+        ("scarf", "auto", 0.5),
+        ("vime", "auto", 0.5),
+    ],
+)
+def test_table_methods_lower_their_loss(name, backbone, width):
     cfg = resolve_config(
-        method=name, data="wine", batch_size=32, overrides=FAST + ["model.width=0.5"]
+        method=name,
+        data="wine",
+        batch_size=32,
+        overrides=FAST + [f"model.width={width}", f"model.backbone={backbone}"],
     )
     tr = load_source("wine").train
     parts = assemble(cfg, tr, torch.device("cpu"))
@@ -59,6 +70,60 @@ def test_table_methods_lower_their_loss(name):
         opt.step()
         losses.append(float(loss.detach()))
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_clan_defaults_are_the_authors_current_script():
+    """jackwilkie/CLAN train_clan.py (680ab61; last changed in b3542f2): residual 4 x 1024 MLP with
+    a 64-d projection, AdamW 1e-4 with weight decay 0, warm-up for a tenth of 200 epochs then
+    cosine to 1e-6, batch 8,192 (here every row of a smaller table), U(-1.7, 1.7) resampling."""
+    from selfsup.parts import with_defaults
+    from selfsup.views.tabular import TABLE_PRESETS
+
+    tr = load_source("wine").train
+    cfg = with_defaults(resolve_config(method="clan", data="wine"), tr)
+    assert cfg.model.backbone == "residual_mlp"
+    o = cfg.optim
+    assert (o.name, o.lr, o.weight_decay, o.schedule) == ("adamw", 1e-4, 0.0, "cosine")
+    assert (o.warmup_epochs, o.min_lr_ratio, cfg.train.epochs) == (20.0, 0.01, 200)
+    assert cfg.train.batch_size == len(tr)
+    p = M.validate_params("clan", {})
+    assert (p.margin, p.squared, p.alpha, p.replacement) == (0.5, False, 0.5, True)
+    assert (TABLE_PRESETS["clan"].p, TABLE_PRESETS["clan"].uniform) == (0.1, 1.7)
+    # what the user sets wins
+    mine = with_defaults(
+        resolve_config(method="clan", data="wine", batch_size=16, overrides=["model.backbone=mlp"]),
+        tr,
+    )
+    assert (mine.model.backbone, mine.train.batch_size) == ("mlp", 16)
+
+
+def test_residual_mlp_is_clans_network():
+    """x -> [skip(h) + ReLU(W h + b)] x 4 (skip linear in the first block, identity after) ->
+    linear projection to 64, the output; written out here in float64."""
+    from selfsup.models.tabular import build_table_backbone
+
+    torch.manual_seed(0)
+    net = build_table_backbone("residual_mlp", [0, 0, 3], width=1 / 64).double()
+    assert net.out_dim == 64
+    x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -1.0]], dtype=torch.float64)
+    h = torch.cat([x[:, :2], torch.tensor([[0, 0, 1.0], [0, 0, 0]], dtype=torch.float64)], 1)
+    for i, blk in enumerate(net.blocks):
+        lin = blk.linear
+        skip = h @ blk.skip.weight.t() + blk.skip.bias if i == 0 else h
+        h = skip + torch.relu(h @ lin.weight.t() + lin.bias)
+    ref = h @ net.proj.weight.t() + net.proj.bias
+    assert len(net.blocks) == 4 and net.blocks[0].linear.out_features == 16
+    assert torch.allclose(net(x), ref, atol=1e-12)
+
+
+def test_clan_draws_rows_with_replacement():
+    cfg = resolve_config(method="clan", data="wine", batch_size=8, overrides=FAST)
+    parts = assemble(cfg, load_source("wine").train, torch.device("cpu"))
+    order = parts.method.batch_order(100, 8, torch.Generator().manual_seed(0))
+    assert order is not None and len(order) == 100 and len(set(order.tolist())) < 100
+    cfg = resolve_config(method="clan", data="wine", overrides=FAST + ["loss.replacement=false"])
+    parts = assemble(cfg, load_source("wine").train, torch.device("cpu"))
+    assert parts.method.batch_order(100, 8, torch.Generator().manual_seed(0)) is None
 
 
 # not here: what a method declares it needs and a table lacks (two modalities, edges, a backbone
@@ -163,6 +228,10 @@ def test_anomaly_job_on_a_table(tmp_path):
     }
     ev = selfsup.evaluate(run.dir, write=False)
     assert ev["eval"]["anomaly_auroc"] == pytest.approx(s["eval"]["anomaly_auroc"], abs=1e-6)
+    # the score goes through the authors' 64-d projection: the saved encoder's output
+    enc = load_encoder(run.dir)
+    assert enc.meta["backbone"] == "residual_mlp"
+    assert enc(torch.from_numpy(load_source("wine").train.x[:3])).shape == (3, 64)
 
 
 def test_anomaly_job_on_images(tmp_path):

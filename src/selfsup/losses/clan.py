@@ -3,17 +3,20 @@
 Wilkie, Hindy, Tachtatzis, Irvine, Atkinson. *Contrastive Self-Supervised Network Intrusion
 Detection Using Augmented Negative Pairs* (CLAN), IEEE 2025. Authors' code: jackwilkie/CLAN,
 ``loss/clan_loss.py`` (``clan``, ``CLANLoss``), ``util/distance.py`` (``cosdist``) and the defaults
-of ``train_clan.py`` (margin 0.6, squared terms, alpha 0.5; ``CLANLoss`` passes eps 1e-6).
+of ``train_clan.py`` at commit 680ab61 (last changed in b3542f2, "bug fix"): margin 0.5,
+unsquared terms, alpha 0.5; ``CLANLoss`` passes eps 1e-6. (The script's previous commit, 818e6d4,
+used margin 0.6 with squared terms: ``margin=0.6, squared=True``.)
 
 With the cosine distance ``d(a, b) = (1 - cos(a, b)) / 2`` in [0, 1], a batch of B embeddings
-``z`` of benign rows and M embeddings ``z'`` of augmented rows::
+``z`` of benign rows and M embeddings ``z'`` of augmented rows, and ``p = 1`` (``p = 2`` with
+``squared=True``)::
 
-    P_ij = d(z_i, z_j)^2                        i, j = 1..B   (every benign pair, positives)
-    N_ij = max(0, m - d(z_i, z'_j))^2           i = 1..B, j = 1..M   (every augmented row, negatives)
+    P_ij = d(z_i, z_j)^p                        i, j = 1..B   (every benign pair, positives)
+    N_ij = max(0, m - d(z_i, z'_j))^p           i = 1..B, j = 1..M   (every augmented row, negatives)
     L = alpha * sum(P) / (#{P_ij > eps} + eps) + (1 - alpha) * sum(N) / (#{N_ij > eps} + eps)
 
 Each term is the mean over its non-zero entries (the diagonal ``d(z_i, z_i) = 0`` drops out, and so
-do negatives already beyond the margin). ``squared=False`` uses the distances themselves.
+do negatives already beyond the margin).
 The authors' anomaly score is ``-cos(z, mu)`` with ``mu`` the mean embedding of the benign training
 rows (``eval_clan.py``); see :func:`centroid_score`.
 """
@@ -33,13 +36,13 @@ def cosine_distance(a: Tensor, b: Tensor) -> Tensor:
 def clan_loss(
     z: Tensor,
     z_aug: Tensor,
-    margin: float = 0.6,
+    margin: float = 0.5,
     alpha: float = 0.5,
-    squared: bool = True,
+    squared: bool = False,
     eps: float = 1e-6,
 ) -> Tensor:
     """CLAN's loss of benign embeddings ``z`` (B, D) and augmented ones ``z_aug`` (M, D) (see the
-    module docstring). Returns a scalar.
+    module docstring); the defaults are the authors' current ones. Returns a scalar.
 
     Examples
     --------

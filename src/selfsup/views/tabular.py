@@ -15,9 +15,10 @@ corrupting presets view 0 is the row itself (the anchor) and the other views are
   with probability 0.3 and imputed from the feature's empirical marginal (the authors shuffle each
   column over the training set, which is the same draw).
 - ``clan`` (Wilkie et al. 2025, CLAN; ``uniform_resample`` in jackwilkie/CLAN
-  ``loss/augmentations.py``, the training script's defaults): each cell with probability 0.1 is
-  replaced by a uniform draw in [-1.5, 1.5] standard deviations around the feature's mean (the
-  authors resample standardised features); a categorical cell by a uniformly drawn category.
+  ``loss/augmentations.py`` with the defaults of ``train_clan.py`` at commit 680ab61): each cell
+  with probability 0.1 is replaced by a uniform draw in [-1.7, 1.7] standard deviations around the
+  feature's mean (the authors resample standardised features; their earlier script used 1.5); a
+  categorical cell by a uniformly drawn category.
 - ``noise``: every view adds Gaussian noise of 0.1 standard deviations to the numeric columns.
 - ``none``: the rows unchanged.
 
@@ -42,8 +43,8 @@ class TableViewSpec:
     """The fraction of features corrupted (scarf: per row exactly round(p F); vime/clan: per cell)."""
     noise: float = 0.1
     """``noise``: standard deviation in units of each feature's standard deviation."""
-    uniform: float = 1.5
-    """``clan``: half-width of the uniform draw, in standard deviations."""
+    uniform: float = 1.7
+    """``clan``: half-width of the uniform draw, in standard deviations (the authors' 1.7)."""
     anchor: bool = True
     """View 0 is the unchanged row (the corrupting presets)."""
 
@@ -51,7 +52,7 @@ class TableViewSpec:
 TABLE_PRESETS = {
     "scarf": TableViewSpec("scarf", 0.6),
     "vime": TableViewSpec("vime", 0.3),
-    "clan": TableViewSpec("clan", 0.1),
+    "clan": TableViewSpec("clan", 0.1, uniform=1.7),
     "noise": TableViewSpec("noise", 0.0, anchor=False),
     "none": TableViewSpec("none", 0.0, anchor=False),
 }
