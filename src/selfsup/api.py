@@ -145,6 +145,11 @@ def train(
         splits, bank, query = load_data(cfg)  # validate data before touching the run directory
         tr = splits.train
         cfg = with_defaults(cfg, tr)  # the modality's and the method's defaults, where unset
+        if len(tr) < 2:
+            raise DataError(
+                f"'{tr.name}' has {len(tr)} training sample(s); pretraining compares samples of a "
+                "batch and needs at least 2 (tens at the least to learn anything): give more data"
+            )
         if cfg.train.batch_size > len(tr):
             raise ConfigError(
                 f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "

@@ -502,3 +502,13 @@ def test_a_damaged_encoder_file_is_refused_by_its_checksum(tmp_path, capsys):
         load_encoder(out)
     assert cli.main(["eval", str(out)]) == 2
     assert "checksum" in capsys.readouterr().err
+
+
+def test_a_single_training_row_is_refused_with_true_advice(tmp_path, capsys):
+    """One row used to get "use --batch-size 2 or less", which cannot work either."""
+    p = tmp_path / "one.csv"
+    p.write_text("a,b\n1,2\n")
+    out = tmp_path / "r"
+    code = cli.main(["train", "--data", str(p), "--out", str(out)])
+    _one_line(code, capsys.readouterr().err, ["1 training sample", "at least 2"])
+    assert not out.exists()
