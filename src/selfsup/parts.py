@@ -97,7 +97,7 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
 
 def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict, needs: M.Needs) -> dict:
     """What ``encoder.safetensors`` records: enough to rebuild the encoder without the run."""
-    backbone = mod.resolve_backbone(cfg.model.backbone, input_meta, needs)
+    backbone = mod.resolve_backbone(cfg.model.backbone, input_meta, needs, cfg.method)
     return {
         "format": "selfsup-encoder-1",
         "modality": mod.name,

@@ -372,6 +372,8 @@ def load_npz(path: Path) -> Splits:
                 f"'{path}': '{yk}' has shape {tuple(y.shape)} but '{xk}' has {len(x)} clouds; "
                 "give one integer label per cloud"
             )
+        if not ok.any():  # one line, without a warning about skipping first
+            raise DataError(f"'{path}': every cloud in '{xk}' is NaN or degenerate")
         if not ok.all():
             warnings.warn(
                 f"{path.stem}/{xk}: skipped {int((~ok).sum())} cloud(s) with NaN/infinite or "
@@ -379,8 +381,6 @@ def load_npz(path: Path) -> Splits:
                 DataWarning,
                 stacklevel=4,
             )
-            if not ok.any():
-                raise DataError(f"'{path}': every cloud in '{xk}' is NaN or degenerate")
             x, y = x[ok], (None if y is None else y[ok])
         xn = np.stack([normalise(p) for p in x]).transpose(0, 2, 1).astype(np.float32)
         return PointsData(xn, y, None, f"{path.stem}/{xk}", {"skipped": int((~ok).sum())})

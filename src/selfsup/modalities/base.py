@@ -85,7 +85,7 @@ class Modality:
         inputs of ``meta``, or None when it has none. Default: none."""
         return None
 
-    def resolve_backbone(self, name: str, meta: dict, needs: Needs) -> str:
+    def resolve_backbone(self, name: str, meta: dict, needs: Needs, method: str = "") -> str:
         """The backbone a run builds: ``name`` unless it is ``auto``; then the backbone with the
         capability the method needs, else :meth:`default_backbone`."""
         from ..errors import ConfigError
@@ -99,7 +99,8 @@ class Modality:
             from ..methods import capability_words
 
             raise ConfigError(
-                f"the method needs a backbone with {capability_words(needs.encoder)}, and no "
+                f"{f'method {method!r}' if method else 'the method'} needs a backbone with "
+                f"{capability_words(needs.encoder)}, and no "
                 f"{self.name} backbone has them; choose another method"
             )
         return found

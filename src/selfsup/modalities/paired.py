@@ -72,7 +72,7 @@ class PairedModality(Modality):
             d = train.member(t)
             mod = get(d.modality)
             preset, im = mod.input_meta(cfg, d, needs)
-            backbone = mod.resolve_backbone(cfg.model.backbone, im, needs)
+            backbone = mod.resolve_backbone(cfg.model.backbone, im, needs, cfg.method)
             towers[t] = {
                 "format": "selfsup-encoder-1",
                 "modality": mod.name,
