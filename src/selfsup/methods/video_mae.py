@@ -75,7 +75,7 @@ class VideoMAE(MAE):
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         x = normalised(self.encoder, views[0])
         rec, mask, z, _ = self.masked_pass(x)
-        logs = {"masked": float(mask.mean()), "reconstruction": float(rec)}
+        logs = {"masked": float(mask.mean()), "reconstruction": float(rec.detach())}
         if self.params.contrast_weight == 0:
             return rec, logs
         vit = self.encoder.backbone
@@ -87,5 +87,5 @@ class VideoMAE(MAE):
         hc, hf = self.head(pooled(z)).float(), self.head(pooled(zf)).float()
         with torch.autocast(hc.device.type, enabled=False):
             contrast = nt_xent(hc, hf, self.params.temperature)
-        logs["contrast"] = float(contrast)
+        logs["contrast"] = float(contrast.detach())
         return rec + self.params.contrast_weight * contrast, logs
