@@ -51,14 +51,17 @@ def test_logmel_equals_the_definition_in_float64():
     np.testing.assert_allclose(got, ref, atol=1e-6, rtol=1e-6)
 
 
-def test_logmel_is_batched_and_counts_padding_as_silence():
+def test_logmel_is_batched_and_marks_the_padding():
     fe = front_end(16000)
     lm = LogMel(**fe)
     x = torch.randn(3, 4000)
     m = lm(x)
     assert m.shape == (3, 1, 64, 4000 // fe["hop"]) and torch.isfinite(m).all()
     padded = torch.cat([x, torch.full((3, 800), float("nan"))], 1)
-    torch.testing.assert_close(lm(padded)[..., : m.shape[-1] - 3], m[..., :-3])
+    out = lm(padded)
+    assert out.shape[-1] == 4800 // fe["hop"] and torch.isnan(out[..., m.shape[-1] :]).all()
+    torch.testing.assert_close(out[..., : m.shape[-1]], m)
+    assert (lm(padded, fill=-3.0)[..., m.shape[-1] :] == -3.0).all()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("librosa") is None, reason="librosa not installed")

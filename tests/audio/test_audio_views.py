@@ -47,13 +47,13 @@ def test_each_view_keeps_shape_and_is_seeded(name):
         assert not torch.equal(a[0], a[1])  # views differ
 
 
-def test_crop_zero_fills_past_the_end_and_shift_moves_later():
+def test_crop_pads_past_the_end_and_shift_moves_later():
     x = torch.arange(1, 11, dtype=torch.float32)[None].repeat(2, 1)
     x[1, 4:] = float("nan")
-    out = crop(x, 6, torch.tensor([2, 0]))
-    assert out[0].tolist() == [3, 4, 5, 6, 7, 8] and out[1].tolist() == [1, 2, 3, 4, 0, 0]
-    out = crop(x, 6, torch.tensor([0, 0]), torch.tensor([2, 1]))
-    assert out[0].tolist() == [0, 0, 1, 2, 3, 4] and out[1].tolist() == [0, 1, 2, 3, 4, 0]
+    out = crop(x, 6, torch.tensor([2, 0])).nan_to_num(nan=-1)
+    assert out[0].tolist() == [3, 4, 5, 6, 7, 8] and out[1].tolist() == [1, 2, 3, 4, -1, -1]
+    out = crop(x, 6, torch.tensor([0, 0]), torch.tensor([2, 1])).nan_to_num(nan=-1)
+    assert out[0].tolist() == [0, 0, 1, 2, 3, 4] and out[1].tolist() == [0, 1, 2, 3, 4, -1]
 
 
 def test_masks_fill_bands_with_the_mean():

@@ -7,9 +7,11 @@ metadata holds (``front_end``); :meth:`AudioModality.prepare` makes them from wa
 
 **Clip-level embeddings and variable lengths.** Evaluation embeds the clip's first ``window``
 samples (``meta["window"]``: the training split's longest clip, rounded up to 16 frames, at most 10
-s), zero-padded when the clip is shorter. Padding after a clip's end (NaN in the containers, or
-zeros) therefore never changes its embedding; the encoders pool over time (BYOL-A's encoder: mean
-+ max over frames; the spectrogram ViT: the mean of its tokens). A clip longer than the window is
+s). Log-mel frames past a clip's end are NaN (padding): BYOL-A's encoder pools (mean + max over
+time) only over the frames inside the clip, reading padding as the input mean in its convolutions;
+the spectrogram ViT reads padding as the input mean and pools over the fixed window. Padding a clip
+with NaN (the containers' convention) therefore never changes its embedding. In training views,
+frames past a short clip's end read as the training mean. A clip longer than the window is
 embedded by its beginning (raise the cap with ``--max-seconds``; the window follows the longest
 training clip).
 
@@ -116,7 +118,8 @@ class AudioModality(Modality):
         longest = min(int(train.lengths.max()), int(MAX_WINDOW_SECONDS * train.sr))
         window = _frames(longest, hop) * hop
         segment = min(_frames(vc.segment or SEGMENT_SECONDS, hop, train.sr) * hop, window)
-        # the log-mel statistics of the evaluation views of (up to) STAT_CLIPS training clips
+        # the log-mel statistics of the evaluation views (their frames inside the clips) of (up
+        # to) STAT_CLIPS training clips
         rng = np.random.default_rng(0)
         pick = np.sort(rng.permutation(len(train))[:STAT_CLIPS])
         logmel = LogMel(**fe)
@@ -127,6 +130,7 @@ class AudioModality(Modality):
                     for i in range(0, len(pick), 256)
                 ]
             )
+        m = m[~torch.isnan(m)]
         mean, std = float(m.mean()), float(m.std())
         return preset, {
             "in_channels": 1,
@@ -185,27 +189,23 @@ class AudioModality(Modality):
     def raw_features(self, data: AudioData, meta: dict) -> Tensor:
         """Mean and standard deviation over time of each mel band of the clip's own frames (its
         first window), in units of the training log-mel's deviation: (N, 2 M)."""
-        fe = meta["front_end"]
         out = []
         for i in range(0, len(data), 256):
             x = torch.from_numpy(data.x[i : i + 256])
             with torch.no_grad():
-                m = _logmel(meta, x.device)(first(x, meta["window"]))[:, 0]  # (B, M, F)
-            n = torch.from_numpy(data.lengths[i : i + 256]).clamp(max=meta["window"])
-            frames = (n + fe["hop"] - 1) // fe["hop"]
-            keep = (torch.arange(m.shape[2])[None] < frames[:, None]).float()[:, None]
-            mu = (m * keep).sum(2) / keep.sum(2)
-            sd = (((m - mu[..., None]) ** 2 * keep).sum(2) / keep.sum(2)).sqrt()
+                m = _logmel(meta, x.device)(first(x, meta["window"]))[:, 0]  # (B, M, F), NaN pad
+            mu = m.nanmean(2)
+            sd = (m - mu[..., None]).pow(2).nanmean(2).sqrt()
             out.append(torch.cat([(mu - meta["mean"][0]) / meta["std"][0], sd / meta["std"][0]], 1))
         return torch.cat(out)
 
 
 def first(x: Tensor, n: int) -> Tensor:
-    """The first ``n`` samples of each NaN-padded clip (B, T), zero-padded past its end."""
-    x = torch.nan_to_num(x.float(), nan=0.0)
+    """The first ``n`` samples of each NaN-padded clip (B, T), NaN-padded past its end."""
+    x = x.float()
     if x.shape[1] >= n:
         return x[:, :n]
-    return torch.nn.functional.pad(x, (0, n - x.shape[1]))
+    return torch.nn.functional.pad(x, (0, n - x.shape[1]), value=float("nan"))
 
 
 _FRONT: dict[tuple, nn.Module] = {}

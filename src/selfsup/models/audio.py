@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .vit import ViT, vit
+from .vit import ViT
 
 #: the front end's defaults (BYOL-A / COLA): see the module docstring
 FRONT_END = {
@@ -98,15 +98,26 @@ class LogMel(nn.Module):
         fb = mel_filters(sr, self.n_fft, n_mels, fmin, fmax)
         self.register_buffer("filters", torch.from_numpy(fb).float(), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = torch.nan_to_num(x.float(), nan=0.0)
+    def forward(self, x: Tensor, fill: float | None = None) -> Tensor:
+        """``x`` (B, T) NaN-padded waveforms; frames whose centre lies past a clip's end are NaN
+        (or ``fill`` when given): the encoders leave them out of their pooling."""
         frames = x.shape[-1] // self.hop
+        n = (~torch.isnan(x)).sum(-1)  # samples before the padding
+        x = torch.nan_to_num(x.float(), nan=0.0)
         half = self.n_fft // 2
         x = F.pad(x, (half, half + self.hop))
         win = x.unfold(-1, self.n_fft, self.hop)[:, :frames] * self.window
         power = torch.fft.rfft(win, dim=-1).abs().pow(2)  # (B, F, n_fft // 2 + 1)
         mel = power @ self.filters.T  # (B, F, M)
-        return torch.log(mel + self.eps).transpose(1, 2).unsqueeze(1)
+        out = torch.log(mel + self.eps).transpose(1, 2).unsqueeze(1)
+        pad = torch.arange(frames, device=x.device)[None] * self.hop >= n[:, None]  # (B, F)
+        value = float("nan") if fill is None else fill
+        return out.masked_fill(pad[:, None, None], value)
+
+
+def valid_frames(m: Tensor) -> Tensor:
+    """(B, F) bool: the frames of log-mels (B, 1, M, F) that are not padding (NaN)."""
+    return ~torch.isnan(m).all(2)[:, 0]
 
 
 class AudioCNN(nn.Module):
@@ -139,12 +150,28 @@ class AudioCNN(nn.Module):
         return self.fc(h)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.frames(x)
-        return h.mean(1) + h.amax(1)
+        """Mean + max over the frames that are not padding (NaN frames: 0, the input mean)."""
+        valid = valid_frames(x).float()[:, None]  # (B, 1, F)
+        h = self.frames(torch.nan_to_num(x, nan=0.0))  # (B, F', d)
+        keep = F.max_pool1d(valid, 8, 8, ceil_mode=True)[:, 0, : h.shape[1], None]  # (B, F', 1)
+        mean = (h * keep).sum(1) / keep.sum(1).clamp(min=1)
+        top = h.masked_fill(keep == 0, float("-inf")).amax(1)
+        return mean + torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+
+
+class AudioViT(ViT):
+    """The ViT of :mod:`selfsup.models.vit` on log-mels: padding frames (NaN) read as the input
+    mean (0 after the encoder's normalisation). Evaluation inputs have one fixed length, so the
+    padding a clip carries never changes its tokens."""
+
+    def tokens(self, x: Tensor) -> Tensor:
+        return super().tokens(torch.nan_to_num(x, nan=0.0))
 
 
 def audio_vit(patch_size: int, width: float) -> ViT:
-    return vit(1, patch_size=patch_size, width=width)
+    """:func:`selfsup.models.vit.vit`'s CPU-sized ViT (width 128 x ``width``, 6 blocks, 4 heads)."""
+    dim = max(16, int(round(128 * width / 16)) * 16)
+    return AudioViT(1, patch_size=patch_size, dim=dim, depth=6, heads=4)
 
 
 AUDIO_BACKBONES = {

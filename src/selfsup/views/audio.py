@@ -4,8 +4,8 @@ log-mel views (B, 1, M, S // hop) out, each of the same shape.
 Random under torch's global generator, which the trainer keys by (seed, step) and checkpoints, so
 views are reproducible under the seed. The ops, in this order, each on when its field is set:
 
-- **segment** (COLA, Saeed et al. 2021): a random ``segment`` seconds of each clip (a clip shorter
-  than it is zero-padded after its end); ``same_segment`` draws one position for all the views of a
+- **segment** (COLA, Saeed et al. 2021): a random ``segment`` seconds of each clip (past a shorter
+  clip's end, the log-mel frames read as the training mean); ``same_segment`` draws one position for all the views of a
   clip (BYOL-A, Niizumi et al. 2021, makes both views from one segment) instead of one per view;
 - **time shift**: the segment moved later by up to ``shift`` of its length (zeros come in);
 - **gain**: times a random gain of +-``gain_db`` dB;
@@ -119,14 +119,16 @@ def crop(
     x: Tensor, length: int, start: Tensor, shift: Tensor | None = None, n: Tensor | None = None
 ) -> Tensor:
     """(B, length) windows of NaN-padded (B, T) clips from ``start`` (B,); samples past a clip's end
-    (and the ``shift`` (B,) samples moved in at the beginning) are 0. ``n``: the clips' lengths
-    when known (then ``x`` may hold zeros instead of the NaN padding)."""
+    are NaN (padding) and the ``shift`` (B,) samples moved in at the beginning are 0. ``n``: the
+    clips' lengths when known (then ``x`` may hold zeros instead of the NaN padding)."""
     n = valid_lengths(x) if n is None else n
     t = torch.arange(length, device=x.device)[None]
     src = start[:, None] + t - (0 if shift is None else shift[:, None])
-    ok = (src >= start[:, None]) & (src < n[:, None]) & (src < x.shape[1])
+    before = src < start[:, None]
+    past = (src >= n[:, None]) | (src >= x.shape[1])
     src = src.clamp(0, x.shape[1] - 1)
-    return torch.where(ok, x.gather(1, src), 0.0).nan_to_num(nan=0.0)
+    out = torch.where(before, 0.0, x.gather(1, src).nan_to_num(nan=0.0))
+    return out.masked_fill(past & ~before, float("nan"))
 
 
 def random_starts(n: Tensor, length: int) -> Tensor:
@@ -198,7 +200,7 @@ class AudioViews(nn.Module):
             w = w * 10 ** (db / 20)
         if s.noise_p > 0:
             snr = s.snr[0] + (s.snr[1] - s.snr[0]) * torch.rand(b, 1, device=dev)
-            rms = w.pow(2).mean(1, keepdim=True).sqrt()
+            rms = w.pow(2).nanmean(1, keepdim=True).sqrt().nan_to_num(nan=0.0)
             on = (torch.rand(b, 1, device=dev) < s.noise_p).float()
             w = w + on * rms * 10 ** (-snr / 20) * torch.randn_like(w)
         return w
@@ -215,7 +217,7 @@ class AudioViews(nn.Module):
         return masks(m, s.freq_masks, s.freq_mask, 2, self.mean)
 
     def one(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
-        m = self.logmel(self.waveform(x, n, start))
+        m = self.logmel(self.waveform(x, n, start), fill=self.mean)  # padding: the training mean
         return m if self.spec.eval_view else self.spectral(m)
 
     def forward(self, x: Tensor) -> list[Tensor]:
