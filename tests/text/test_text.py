@@ -177,6 +177,7 @@ def _tiny_bert(tmp_path: Path, spec: str) -> Path:
     return d
 
 
+@pytest.mark.slow  # transformers' import and a BERT run: about 10 s
 def test_simcse_from_a_local_checkpoint_and_padding_invariance(tmp_path, spec):
     d = _tiny_bert(tmp_path, spec)
     data = _csv(tmp_path / "t.csv", make_topics(40))

@@ -67,6 +67,9 @@ class PretrainedText(nn.Module):
         model_type = cfg.pop("model_type")
         hf_cfg = AutoConfig.for_model(model_type, **cfg)
         if folder is not None:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no progress bar in the run's output
             self.model = AutoModel.from_pretrained(folder, local_files_only=True)
         else:
             self.model = AutoModel.from_config(hf_cfg)
