@@ -113,8 +113,8 @@ def test_a_video_npz_is_rank_5_or_rank_4_with_a_marker_and_steals_nothing(tmp_pa
 
 
 def test_moving_digits_has_two_label_sets_of_the_same_clips_and_frames_hide_the_motion():
-    m = make_moving_digits("motion", n=400)
-    d = make_moving_digits("digit", n=400)
+    m = make_moving_digits("motion", n=320)
+    d = make_moving_digits("digit", n=320)
     np.testing.assert_array_equal(m.train.x, d.train.x)
     assert m.train.classes == ["still", "horizontal", "vertical", "diagonal"]
     assert d.train.classes == [str(i) for i in range(10)]
