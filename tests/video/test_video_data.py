@@ -127,3 +127,18 @@ def test_moving_digits_has_two_label_sets_of_the_same_clips_and_frames_hide_the_
     spreads = [rows[y == k].std() for k in range(4)]
     assert max(spreads) < 1.6 * min(spreads)
     assert "moving_digits:digit" in __import__("selfsup").data.BUILTIN
+
+
+def test_a_folder_of_still_gifs_stays_an_image_folder(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "g" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(
+                tmp_path / "g" / cls / f"{i}.gif"
+            )
+    assert isinstance(load_source(str(tmp_path / "g")).train, ImageData)
+    write_gif(tmp_path / "g" / "a" / "moving.gif")  # one animated GIF among the first: video
+    write_mp4(tmp_path / "g" / "b" / "clip.mp4", frames=4)
+    assert isinstance(load_source(str(tmp_path / "g"), skip_corrupt=True).train, VideoData)

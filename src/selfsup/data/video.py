@@ -192,15 +192,19 @@ def _animated_gif(p: Path) -> bool:
 
 
 def _has_videos(root: Path) -> bool:
-    """Whether a folder holds video files (an animated GIF counts; a still GIF is an image)."""
-    seen = 0
+    """Whether a folder holds video files: any .mp4/.avi/.mkv/.webm/.mov/.m4v, or an animated GIF
+    among the first three GIFs found (a folder of still GIFs is an image folder)."""
+    gifs = 0
     for p in root.rglob("*"):
-        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and not p.name.startswith("."):
-            if p.suffix.lower() != ".gif" or _animated_gif(p):
+        suffix = p.suffix.lower()
+        if suffix not in VIDEO_EXTENSIONS or p.name.startswith(".") or not p.is_file():
+            continue
+        if suffix != ".gif":
+            return True
+        if gifs < 3:
+            gifs += 1
+            if _animated_gif(p):
                 return True
-            seen += 1
-            if seen >= 3:  # still GIFs: an image folder
-                return False
     return False
 
 
