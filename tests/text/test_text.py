@@ -251,6 +251,7 @@ def test_a_text_run_resumes_bit_identically(tmp_path, resume_matches_full):
     }
     full, resumed = resume_matches_full(cfg)
     ev = full.summary["eval"]
+    assert {"retrieval_recall@1", "retrieval_recall@5"} <= set(ev)  # the text default protocols
     assert {"knn_top1", "linear_top1"} <= set(ev) and resumed.summary["eval"] == ev
     assert "knn_top1" in full.summary["baselines"]["raw_input"]  # TF-IDF
     enc = selfsup.load_encoder(full.dir)

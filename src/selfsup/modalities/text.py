@@ -17,7 +17,8 @@ The encoder takes int64 (N, T) token ids (``prepare`` tokenises a byte batch; se
 :mod:`selfsup.views.text`) and returns the mean of its token features over the non-padding
 tokens (mean pooling, [CLS] and [SEP] included). Defaults where unset: AdamW at lr 5e-4 from
 scratch, 3e-5 from a checkpoint (SimCSE's), a batch of at most 64, epochs for about
-:data:`TARGET_STEPS` steps, kNN (k = 5) and linear probes. The raw-input baseline is TF-IDF
+:data:`TARGET_STEPS` steps, kNN (k = 5) and linear probes and label retrieval (recall@1/5/10 of
+test texts among the training texts). The raw-input baseline is TF-IDF
 (scikit-learn, fitted on the evaluation bank, at most :data:`TFIDF_FEATURES` terms, sublinear tf)
 with the same probes.
 """
@@ -144,7 +145,7 @@ class TextModality(Modality):
                 "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs)))),
             },
             "optim": {"lr": 3e-5 if cfg.model.pretrained else 5e-4},
-            "eval": {"protocols": ["knn", "linear"], "knn_k": 5},
+            "eval": {"protocols": ["knn", "linear", "retrieval"], "knn_k": 5},
         }
 
     def input_meta(self, cfg, train: TextData, needs: Needs):
