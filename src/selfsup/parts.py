@@ -87,11 +87,23 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
     needs = M.requirements(cfg.method, cfg.loss)
     M.check_fit(cfg.method, needs, mod.towers, mod.edges)  # before a method's defaults apply
     defaults = mod.config_defaults(cfg, train)
+    for section, fields in needs.defaults.items():
+        defaults.setdefault(section, {}).update(fields)
+    set_by_user = "epochs" in cfg.train.model_fields_set
+    epochs = (
+        cfg.train.epochs
+        if set_by_user
+        else defaults.get("train", {}).get("epochs", cfg.train.epochs)
+    )
     shape = tuple(getattr(train.x, "shape", (len(train),))[1:])
-    sized = M.data_defaults(cfg.method, cfg.loss, len(train), shape)
-    for given in (needs.defaults, sized):
-        for section, fields in given.items():
-            defaults.setdefault(section, {}).update(fields)
+    sized = M.data_defaults(cfg.method, cfg.loss, len(train), shape, int(epochs))
+    for section, fields in sized.items():
+        defaults.setdefault(section, {}).update(fields)
+    # a method's backbone default applies to the modalities that have that backbone (CLAN's
+    # residual MLP is a table backbone: on other data the modality's own default stays)
+    backbone = defaults.get("model", {}).get("backbone")
+    if backbone is not None and backbone not in mod.backbone_names():
+        del defaults["model"]["backbone"]
     return fill_unset(cfg, defaults)
 
 

@@ -63,10 +63,11 @@ def validate_params(name: str, loss: dict[str, Any]) -> Params:
 
 
 def data_defaults(
-    name: str, loss: dict[str, Any], n_samples: int, sample_shape: tuple[int, ...]
+    name: str, loss: dict[str, Any], n_samples: int, sample_shape: tuple[int, ...], epochs: int
 ) -> dict[str, dict[str, Any]]:
-    """Method ``name``'s defaults for training data of this size (:meth:`Method.data_defaults`)."""
-    return get(name).data_defaults(validate_params(name, loss), n_samples, sample_shape)
+    """Method ``name``'s defaults for this training data and run length
+    (:meth:`Method.data_defaults`)."""
+    return get(name).data_defaults(validate_params(name, loss), n_samples, sample_shape, epochs)
 
 
 def requirements(name: str, loss: dict[str, Any]) -> Needs:

@@ -160,10 +160,11 @@ class Method(nn.Module):
 
     @classmethod
     def data_defaults(
-        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...]
+        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...], epochs: int
     ) -> dict[str, dict[str, Any]]:
         """Config defaults that depend on the training data's size (``n_samples`` samples of
-        ``sample_shape``), applied over :attr:`Needs.defaults` where the user left a field unset:
+        ``sample_shape``) or on the run's length (``epochs``: the user's, else the defaults'),
+        applied over :attr:`Needs.defaults` where the user left a field unset:
         a rule of the authors' such as TS2Vec's 200 or 600 iterations by the data's size."""
         return {}
 

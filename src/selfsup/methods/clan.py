@@ -66,7 +66,6 @@ class CLAN(Method):
                 "lr": 1e-4,
                 "weight_decay": 0.0,
                 "schedule": "cosine",
-                "warmup_epochs": 20.0,
                 "min_lr_ratio": 0.01,
             },
             "train": {"epochs": 200},
@@ -75,10 +74,14 @@ class CLAN(Method):
 
     @classmethod
     def data_defaults(
-        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...]
+        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...], epochs: int
     ) -> dict[str, dict[str, Any]]:
-        """The authors' batch of 8,192 rows, or every training row where there are fewer."""
-        return {"train": {"batch_size": max(2, min(8192, n_samples))}}
+        """The authors' batch of 8,192 rows, or every training row where there are fewer, and
+        their warm-up of a tenth of the run (``epochs // 10`` epochs)."""
+        return {
+            "train": {"batch_size": max(2, min(8192, n_samples))},
+            "optim": {"warmup_epochs": float(epochs // 10)},
+        }
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
         super().__init__(encoder, params, ctx)

@@ -106,7 +106,7 @@ class TS2Vec(Method):
 
     @classmethod
     def data_defaults(
-        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...]
+        cls, params: ParamsModel, n_samples: int, sample_shape: tuple[int, ...], epochs: int
     ) -> dict[str, dict[str, Any]]:
         """The authors' training rule (``train.py``, ``ts2vec.py``): batch 8; 200 iterations when
         the training array holds at most 100,000 values, else 600 (as whole epochs of
