@@ -182,3 +182,14 @@ def test_a_wav_folder_with_no_flag_takes_the_sound_defaults(tmp_path, capsys):
     assert cfg["train"]["batch_size"] == 4 and cfg["optim"]["lr"] == 1e-3  # the sound defaults
     assert cfg["eval"]["knn_k"] == 10 and cfg["method"] == "simclr"
     assert selfsup.load_encoder(str(tmp_path / "r")).meta["backbone"] == "audio_cnn"
+
+
+@pytest.mark.parametrize("name", ["cola", "byola"])
+def test_the_recipes_load(name):
+    from pathlib import Path
+
+    from selfsup.resolve import resolve_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = resolve_config(str(root / "configs" / f"{name}-spoken_digits.yaml"))
+    assert cfg.method == name and cfg.views.preset == name and cfg.data.source == "spoken_digits"
