@@ -29,6 +29,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from ..models.points import farthest_point_sample, group, knn_group  # noqa: F401 (re-exported)
+
 
 class PointViewsConfig(BaseModel):
     """``views.points``: the point-cloud view maker's parameters (``--set views.points.jitter=0``)."""
@@ -98,38 +100,3 @@ class PointViews(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return [self.one(x) for _ in range(self.n_views)]
-
-
-def farthest_point_sample(x: Tensor, s: int) -> Tensor:
-    """Indices (B, s) of ``s`` points of the clouds ``x`` (B, P, 3) by farthest-point sampling:
-    the first point of each cloud, then repeatedly the point farthest from those chosen (ties:
-    the lowest index). Deterministic."""
-    b, p, _ = x.shape
-    idx = torch.zeros(b, s, dtype=torch.long, device=x.device)
-    dist = torch.full((b, p), float("inf"), device=x.device, dtype=x.dtype)
-    last = torch.zeros(b, dtype=torch.long, device=x.device)
-    rows = torch.arange(b, device=x.device)
-    for i in range(s):
-        idx[:, i] = last
-        d = ((x - x[rows, last][:, None]) ** 2).sum(-1)
-        dist = torch.minimum(dist, d)
-        last = dist.argmax(1)
-    return idx
-
-
-def knn_group(x: Tensor, centres: Tensor, k: int) -> Tensor:
-    """The ``k`` nearest points of ``x`` (B, P, 3) to each centre (B, S, 3), in the centre's frame:
-    (B, S, k, 3), nearest first."""
-    d = torch.cdist(centres, x)  # (B, S, P)
-    nn_idx = d.topk(k, dim=2, largest=False).indices  # (B, S, k)
-    b = torch.arange(len(x), device=x.device)[:, None, None]
-    return x[b, nn_idx] - centres[:, :, None]
-
-
-def group(x: Tensor, groups: int, k: int) -> tuple[Tensor, Tensor]:
-    """Point-MAE's patches of (B, 3, P) clouds: ``(centres (B, S, 3), patches (B, S, k, 3))``."""
-    pts = x.transpose(1, 2).contiguous()
-    s, k = min(groups, pts.shape[1]), min(k, pts.shape[1])
-    idx = farthest_point_sample(pts, s)
-    centres = pts.gather(1, idx[..., None].expand(-1, -1, 3))
-    return centres, knn_group(pts, centres, k)

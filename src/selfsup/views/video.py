@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from ..models.video import tube_mask  # noqa: F401 (re-exported)
+
 
 class VideoViewsConfig(BaseModel):
     """``views.video``: the clip views' parameters (``--set views.video.clip_frames=16``)."""
@@ -210,30 +212,6 @@ def eval_clip(x: Tensor, clip_frames: int, size: int) -> Tensor:
             antialias=h > size,
         ).view(n, c, k, size, size)
     return v
-
-
-def tube_mask(
-    n: int, grid: tuple[int, int, int], ratio: float, device=None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """VideoMAE's tube masking over a (T', H', W') token grid: one random spatial mask per clip of
-    ``int(H'W' ratio)`` positions, masked at every time step. Returns MAE's ``ids_keep`` (N, K),
-    ``mask`` (N, L) (1 = masked) and ``ids_restore`` (N, L) over the L = T'H'W' tokens (time major)."""
-    from ..errors import ConfigError
-
-    if not 0 < ratio < 1:
-        raise ConfigError(f"mask ratio {ratio} must be in (0, 1)")
-    gt, gh, gw = grid
-    hw = gh * gw
-    keep = max(1, int(hw * (1 - ratio)))
-    order = torch.rand(n, hw, device=device).argsort(1)  # spatial positions, kept first
-    t_off = (torch.arange(gt, device=device) * hw).view(1, gt, 1)
-    kept = (order[:, None, :keep] + t_off).reshape(n, gt * keep)
-    dropped = (order[:, None, keep:] + t_off).reshape(n, gt * (hw - keep))
-    ids_shuffle = torch.cat([kept, dropped], 1)
-    ids_restore = ids_shuffle.argsort(1)
-    mask = torch.ones(n, gt * hw, device=device)
-    mask[:, : gt * keep] = 0
-    return kept, mask.gather(1, ids_restore), ids_restore
 
 
 __all__ = [
