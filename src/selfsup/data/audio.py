@@ -24,7 +24,6 @@ loading with its name in one line; with ``--skip-corrupt`` it is skipped and cou
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import zipfile
@@ -37,7 +36,7 @@ import numpy as np
 from ..errors import DataError
 from . import DataOption, Source, Splits, register_option, register_source
 from .base import Samples, check_labels
-from .cache import cache_root, fingerprint
+from .cache import cache_root, fingerprint, load_cached, store
 
 #: the rate every clip is resampled to unless ``--sample-rate`` says otherwise
 DEFAULT_RATE = 16000
@@ -48,6 +47,8 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga"}
 SILENCE = 1e-6
 #: cache format version (bump when decoding changes)
 VERSION = 1
+#: the arrays of an AudioData that the decode cache keeps
+CACHED = ("x", "lengths")
 
 
 @dataclass
@@ -297,7 +298,7 @@ def load_folder(spec: str, skip_corrupt: bool = False, cache_dir=None, options=N
     opts = {"kind": "audio", "sr": sr, "max_s": max_s, "skip": skip_corrupt, "v": VERSION}
     key = f"audio-{fingerprint(root, opts)}"
     croot = cache_root(cache_dir)
-    hit = load_cached(croot / f"{key}.npz")
+    hit = load_cached(key, croot, AudioData, CACHED)
     if hit is None:
         name = root.name or str(root)
         if (root / "train").is_dir():
@@ -310,7 +311,7 @@ def load_folder(spec: str, skip_corrupt: bool = False, cache_dir=None, options=N
             hit = Splits(train, test)
         else:
             hit = Splits(_decode_split(root, name, sr, max_s, skip_corrupt))
-        store(croot / f"{key}.npz", hit)
+        store(key, croot, hit, CACHED)
     report(hit)
     return hit
 
@@ -339,55 +340,6 @@ def report(splits: Splits) -> None:
                 DataWarning,
                 stacklevel=3,
             )
-
-
-# -- cache -------------------------------------------------------------------------------------
-def store(path: Path, splits: Splits) -> None:
-    from ..io import atomic_path
-
-    arrays: dict = {}
-    for prefix, d in (("train_", splits.train), ("test_", splits.test)):
-        if d is None:
-            continue
-        arrays[prefix + "x"], arrays[prefix + "lengths"] = d.x, d.lengths
-        if d.y is not None:
-            arrays[prefix + "y"] = d.y
-        meta = {"classes": d.classes, "name": d.name, "info": d.info}
-        arrays[prefix + "meta"] = np.array(json.dumps(meta))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-    except OSError:
-        pass  # a cache that cannot be written costs time, not correctness
-
-
-def load_cached(path: Path) -> Splits | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            out = []
-            for prefix in ("train_", "test_"):
-                if prefix + "x" not in f.files:
-                    out.append(None)
-                    continue
-                m = json.loads(str(f[prefix + "meta"]))
-                y = f[prefix + "y"] if prefix + "y" in f.files else None
-                out.append(
-                    AudioData(
-                        f[prefix + "x"],
-                        y,
-                        m["classes"],
-                        m["name"],
-                        m["info"],
-                        lengths=f[prefix + "lengths"],
-                    )  # fmt: skip
-                )
-        return Splits(out[0], out[1]) if out[0] is not None else None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, DataError):
-        return None  # a damaged cache entry is rebuilt, never trusted
 
 
 def clips_from_array(

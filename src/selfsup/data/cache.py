@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from ..io import atomic_path
-from .base import ImageData, Splits
+from .base import ImageData, Samples, Splits
 
 
 def cache_root(cache_dir: str | None) -> Path:
@@ -31,8 +32,9 @@ def fingerprint(path: Path, options: dict) -> str:
     return h.hexdigest()[:24]
 
 
-def _pack(prefix: str, d: ImageData, out: dict) -> None:
-    out[f"{prefix}x"] = d.x
+def _pack(prefix: str, d: Samples, out: dict, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        out[f"{prefix}{name}"] = getattr(d, name)
     if d.y is not None:
         out[f"{prefix}y"] = d.y
     out[f"{prefix}meta"] = np.array(
@@ -40,31 +42,40 @@ def _pack(prefix: str, d: ImageData, out: dict) -> None:
     )
 
 
-def _unpack(prefix: str, f) -> ImageData:
+def _unpack(prefix: str, f, container: type[Samples], fields: tuple[str, ...]) -> Samples:
     meta = json.loads(str(f[f"{prefix}meta"]))
     y = f[f"{prefix}y"] if f"{prefix}y" in f.files else None
-    return ImageData(f[f"{prefix}x"], y, meta["classes"], meta["name"], meta["info"])
+    extra = {name: f[f"{prefix}{name}"] for name in fields if name != "x"}
+    return container(  # type: ignore[call-arg]
+        f[f"{prefix}x"], y, meta["classes"], meta["name"], meta["info"], **extra
+    )
 
 
-def load_cached(key: str, root: Path) -> Splits | None:
+def load_cached(
+    key: str, root: Path, container: type[Samples] = ImageData, fields: tuple[str, ...] = ("x",)
+) -> Splits | None:
+    """The splits cached under ``key``, as ``container``s whose array ``fields`` (``x`` first;
+    audio adds ``lengths``) were stored with :func:`store`; None when absent or damaged."""
     p = root / f"{key}.npz"
     if not p.is_file():
         return None
     try:
         with np.load(p, allow_pickle=False) as f:
-            train = _unpack("train_", f)
-            test = _unpack("test_", f) if "test_x" in f.files else None
+            train = _unpack("train_", f, container, fields)
+            test = _unpack("test_", f, container, fields) if "test_x" in f.files else None
         return Splits(train, test)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, DataError):
         return None  # a damaged cache entry is rebuilt, never trusted
 
 
-def store(key: str, root: Path, splits: Splits) -> None:
+def store(key: str, root: Path, splits: Splits, fields: tuple[str, ...] = ("x",)) -> None:
+    """Cache ``splits`` under ``key`` (their array ``fields``, labels, classes, name and info)."""
     arrays: dict = {}
-    _pack("train_", splits.train, arrays)
+    _pack("train_", splits.train, arrays, fields)
     if splits.test is not None:
-        _pack("test_", splits.test, arrays)
+        _pack("test_", splits.test, arrays, fields)
     try:
+        root.mkdir(parents=True, exist_ok=True)
         with atomic_path(root / f"{key}.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
