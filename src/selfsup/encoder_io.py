@@ -26,11 +26,13 @@ def save_encoder(path: Path, encoder: nn.Module, meta: dict) -> None:
     from .train.checkpoint import CHECKSUM_KEY, checksum
 
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in encoder.state_dict().items()}
-    text = json.dumps(meta)
-    with atomic_path(path) as tmp:  # the checksum lets a load refuse a damaged file
-        save_file(
-            tensors, str(tmp), metadata={"selfsup": text, CHECKSUM_KEY: checksum(tensors, text)}
-        )
+    meta = {k: v for k, v in meta.items() if k != CHECKSUM_KEY}
+    # the checksum (of the weights and of the meta JSON without it) lets a load refuse a damaged
+    # file. It goes inside the one metadata entry: safetensors writes several entries in a
+    # per-process hash order, and the same encoder must give the same bytes every time
+    sealed = {**meta, CHECKSUM_KEY: checksum(tensors, json.dumps(meta))}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"selfsup": json.dumps(sealed)})
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
@@ -47,6 +49,8 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
+    from .train.checkpoint import CHECKSUM_KEY, checksum
+
     p = V.path_arg(path, "load_encoder's path")
     if p.is_dir():
         p = p / ENCODER_FILE
@@ -56,8 +60,9 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         )
     try:
         with safe_open(str(p), framework="pt") as f:
-            header = f.metadata() or {}
-            meta = json.loads(header["selfsup"])
+            meta = json.loads((f.metadata() or {})["selfsup"])
+        # the checksum is the last key: without it, the JSON that was summed (save_encoder)
+        sealed = meta.pop(CHECKSUM_KEY, None) if isinstance(meta, dict) else None
         plugins = meta.get("plugins") or []
         if not isinstance(plugins, list) or not all(isinstance(q, str) for q in plugins):
             raise TypeError("plugins")
@@ -101,9 +106,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(
             f"'{p}' is not a selfsup encoder file (safetensors with valid metadata)"
         ) from None
-    from .train.checkpoint import CHECKSUM_KEY, checksum
-
-    if CHECKSUM_KEY in header and checksum(tensors, header["selfsup"]) != header[CHECKSUM_KEY]:
+    if sealed is not None and checksum(tensors, json.dumps(meta)) != sealed:
         raise CheckpointError(
             f"'{p}' is corrupt: its weights do not match its checksum (a damaged copy or disk); "
             "copy it again, or train again"
