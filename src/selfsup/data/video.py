@@ -31,7 +31,6 @@ Sources
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,7 +292,7 @@ def load_video_folder(
     key_opts = {"kind": "video", "opts": list(opts), "skip_corrupt": skip_corrupt, "v": 1}
     key = f"video-{cache.fingerprint(root, key_opts)}"
     croot = cache.cache_root(cache_dir)
-    splits = _load_cached(croot / f"{key}.npz")
+    splits = cache.load_cached(key, croot, VideoData)
     if splits is None:
         if (root / "train").is_dir() and (root / "test").is_dir():
             train = _load_split(root / "train", opts, skip_corrupt, f"{root.name}/train")
@@ -303,7 +302,7 @@ def load_video_folder(
             splits = Splits(train, test)
         else:
             splits = Splits(_load_split(root, opts, skip_corrupt, root.name))
-        _store(croot / f"{key}.npz", splits)
+        cache.store(key, croot, splits)
     _report(splits)
     return splits
 
@@ -322,49 +321,6 @@ def _report(splits: Splits) -> None:
                 DataWarning,
                 stacklevel=3,
             )
-
-
-def _store(path: Path, splits: Splits) -> None:
-    from ..io import atomic_path
-
-    arrays: dict = {}
-    for prefix, d in (("train_", splits.train), ("test_", splits.test)):
-        if d is None:
-            continue
-        arrays[prefix + "x"] = d.x
-        if d.y is not None:
-            arrays[prefix + "y"] = d.y
-        meta = {"classes": d.classes, "name": d.name, "info": d.info}
-        arrays[prefix + "meta"] = np.array(json.dumps(meta))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-    except OSError:
-        pass  # a cache that cannot be written costs time, not correctness
-
-
-def _load_cached(path: Path) -> Splits | None:
-    import zipfile
-
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            parts = []
-            for prefix in ("train_", "test_"):
-                if prefix + "x" not in f.files:
-                    parts.append(None)
-                    continue
-                meta = json.loads(str(f[prefix + "meta"]))
-                y = f[prefix + "y"] if prefix + "y" in f.files else None
-                parts.append(
-                    VideoData(f[prefix + "x"], y, meta["classes"], meta["name"], meta["info"])
-                )
-        return Splits(parts[0], parts[1])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, DataError):
-        return None  # a damaged cache entry is rebuilt, never trusted
 
 
 # -- a video .npz -----------------------------------------------------------------------------------
