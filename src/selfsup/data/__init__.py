@@ -249,16 +249,10 @@ def _report_skipped(splits: Splits) -> None:
     import warnings
 
     from ..errors import DataWarning
+    from .base import report_skipped
 
+    report_skipped(splits, "unreadable image(s)")
     for d in (splits.train, splits.test):
-        n = 0 if d is None else int(d.info.get("skipped", 0))
-        if n:
-            first = (d.info.get("skipped_files") or ["?"])[0]
-            warnings.warn(
-                f"{d.name}: skipped {n} unreadable image(s) (--skip-corrupt), e.g. '{first}'",
-                DataWarning,
-                stacklevel=3,
-            )
         if d is not None and d.info.get("ignored"):  # image folders beside train/ and test/
             warnings.warn(
                 f"{d.name}: only train/ and test/ are read; ignored {', '.join(d.info['ignored'])}",

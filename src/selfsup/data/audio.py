@@ -321,19 +321,12 @@ def report(splits: Splits) -> None:
     import warnings
 
     from ..errors import DataWarning
+    from .base import report_skipped
 
+    report_skipped(splits, "unreadable, empty or silent clip(s)")
     for d in (splits.train, splits.test):
         if d is None:
             continue
-        n = int(d.info.get("skipped", 0))
-        if n:
-            first = (d.info.get("skipped_files") or ["?"])[0]
-            warnings.warn(
-                f"{d.name}: skipped {n} unreadable, empty or silent clip(s) (--skip-corrupt), "
-                f"e.g. '{first}'",
-                DataWarning,
-                stacklevel=3,
-            )
         if d.info.get("cut"):
             warnings.warn(
                 f"{d.name}: {d.info['cut']} clip(s) longer than --max-seconds keep their beginning",

@@ -222,6 +222,25 @@ class GraphData(Samples):
         return int(len(self.features))  # type: ignore[arg-type]
 
 
+def report_skipped(splits: Splits, what: str) -> None:
+    """``--skip-corrupt``: one warning per split that left ``what`` out (``"unreadable image(s)"``),
+    from its ``info['skipped']`` count and first ``info['skipped_files']`` (the CLI prints a
+    DataWarning as one ``warning:`` line)."""
+    import warnings
+
+    from ..errors import DataWarning
+
+    for d in (splits.train, splits.test):
+        n = 0 if d is None else int(d.info.get("skipped", 0))
+        if d is not None and n:
+            first = (d.info.get("skipped_files") or ["?"])[0]
+            warnings.warn(
+                f"{d.name}: skipped {n} {what} (--skip-corrupt), e.g. '{first}'",
+                DataWarning,
+                stacklevel=4,
+            )
+
+
 def series_lengths(x: np.ndarray) -> np.ndarray:
     """Valid length of each series: one past the last time step where any channel is observed."""
     observed = ~np.isnan(x).all(axis=1)  # (N, T)

@@ -31,7 +31,6 @@ Sources
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -308,19 +307,9 @@ def load_video_folder(
 
 
 def _report(splits: Splits) -> None:
-    from ..errors import DataWarning
+    from .base import report_skipped
 
-    for d in (splits.train, splits.test):
-        if d is None:
-            continue
-        n = int(d.info.get("skipped", 0))
-        if n:
-            first = (d.info.get("skipped_files") or ["?"])[0]
-            warnings.warn(
-                f"{d.name}: skipped {n} undecodable video(s) (--skip-corrupt), e.g. '{first}'",
-                DataWarning,
-                stacklevel=3,
-            )
+    report_skipped(splits, "undecodable video(s)")
 
 
 # -- a video .npz -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ..data import audio as _sources  # noqa: F401  (registers the sources and o
 from ..data import spoken_digits as _builtin  # noqa: F401  (registers spoken_digits)
 from ..data.audio import AudioData
 from ..errors import ConfigError, DataError
-from .base import Modality, register
+from .base import Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
@@ -70,12 +70,9 @@ class AudioModality(Modality):
         return list(AUDIO_BACKBONES)
 
     def config_defaults(self, cfg, train: AudioData) -> dict:
-        n = len(train)
-        bs = max(2, min(64, n // 2))
         return {
             "train": {
-                "batch_size": bs,
-                "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs)))),
+                **step_budget(len(train), 64, TARGET_STEPS),
             },
             "optim": {"lr": 1e-3},
             "eval": {"protocols": ["knn", "linear"], "knn_k": 10},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -202,6 +203,16 @@ class Modality:
             torch.tensor(meta["mean"], dtype=torch.float32).view(shape),
             torch.tensor(meta["std"], dtype=torch.float32).view(shape),
         )
+
+
+def step_budget(n: int, max_batch: int, steps: int, max_epochs: int = 1000) -> dict:
+    """``train`` defaults for ``n`` training samples: a batch of at most ``max_batch`` (half the data
+    on small sets, at least 2) and the epochs that make about ``steps`` optimisation steps."""
+    batch = max(2, min(max_batch, n // 2))
+    return {
+        "batch_size": batch,
+        "epochs": max(1, min(max_epochs, math.ceil(steps / max(1, n // batch)))),
+    }
 
 
 def fill_unset(cfg, defaults: dict):

@@ -15,7 +15,6 @@ distances between random pairs of points of the cloud, invariant to rotation and
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,7 +34,7 @@ from ..data.points import (
 )
 from ..errors import DataError
 from ..views.points import PointViewsConfig
-from .base import Modality, register
+from .base import Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
@@ -63,12 +62,9 @@ class PointsModality(Modality):
             raise DataError(f"{data.name}: a cloud needs at least 2 points, got {data.points}")
 
     def config_defaults(self, cfg, train: PointsData) -> dict:
-        n = len(train)
-        bs = max(2, min(32, n // 2))
         return {
             "train": {
-                "batch_size": bs,
-                "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs)))),
+                **step_budget(len(train), 32, TARGET_STEPS),
             },
             "optim": {"lr": 1e-3},
             "eval": {"protocols": ["knn", "linear", "svm"], "knn_k": 5},

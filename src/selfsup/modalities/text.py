@@ -25,7 +25,6 @@ with the same probes.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +37,7 @@ from ..data import DataOption, Source, register_option, register_source
 from ..data.text import TextData, load_text
 from ..errors import ConfigError, DataError
 from ..views.text import TEXT_PRESETS, TextViewsConfig
-from .base import Modality, register
+from .base import Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
@@ -137,12 +136,9 @@ class TextModality(Modality):
         return list(TEXT_BACKBONES)
 
     def config_defaults(self, cfg, train: TextData) -> dict:
-        n = len(train)
-        bs = max(2, min(64, n // 2))
         return {
             "train": {
-                "batch_size": bs,
-                "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs)))),
+                **step_budget(len(train), 64, TARGET_STEPS),
             },
             "optim": {"lr": 3e-5 if cfg.model.pretrained else 5e-4},
             "eval": {"protocols": ["knn", "linear", "retrieval"], "knn_k": 5},

@@ -14,7 +14,6 @@ k = 5, and the ``svm`` protocol beside kNN and linear.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 
 from ..data.base import SeriesData
 from ..errors import ConfigError, DataError
-from .base import Modality, register
+from .base import Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
@@ -45,12 +44,9 @@ class SeriesModality(Modality):
         return list(SERIES_BACKBONES)
 
     def config_defaults(self, cfg, train: SeriesData) -> dict:
-        n = len(train)
-        bs = max(2, min(16, n // 2))
         return {
             "train": {
-                "batch_size": bs,
-                "epochs": max(1, min(1000, math.ceil(TARGET_STEPS / max(1, n // bs)))),
+                **step_budget(len(train), 16, TARGET_STEPS),
             },
             "optim": {"lr": 1e-3},
             "eval": {"protocols": ["knn", "linear", "svm"], "knn_k": 5},

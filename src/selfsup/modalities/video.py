@@ -15,7 +15,6 @@ linear probe.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +25,7 @@ from ..config import register_views
 from ..data.video import VideoData
 from ..errors import DataError
 from ..views.video import VideoViewsConfig
-from .base import Modality, register
+from .base import Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
@@ -49,12 +48,9 @@ class VideoModality(Modality):
         return list(VIDEO_BACKBONES)
 
     def config_defaults(self, cfg, train: VideoData) -> dict:
-        n = len(train)
-        bs = max(2, min(32, n // 2))
         return {
             "train": {
-                "batch_size": bs,
-                "epochs": max(1, min(100, math.ceil(TARGET_STEPS / max(1, n // bs)))),
+                **step_budget(len(train), 32, TARGET_STEPS, max_epochs=100),
                 # bf16 autocast made a training step ~5x slower on CPU (backward of the factorised
                 # convolutions), measured; fp32 is the default for clips
                 "precision": "fp32",
