@@ -392,15 +392,20 @@ def claims_npz(spec: str, path: Path) -> bool:
         return False
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles), or one line when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__})") from None
+
+
 def load_npz(spec: str, skip_corrupt: bool = False, options=None, **_) -> Splits:
     options = options or {}
     path = Path(spec).expanduser()
     sr, max_s = _rate(options), _max_seconds(options)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__})") from None
+    arrays = _read_npz(path)
     rate_in = _npz_rate(path, arrays["sr"])
     if "x" not in arrays:
         raise DataError(f"'{path}' has sr but no x; save waveforms as x=(N, T) or (N, C, T)")
@@ -453,11 +458,7 @@ def load_paired_npz(spec: str, options=None, **_) -> Splits:
     options = options or {}
     path = Path(spec).expanduser()
     sr, max_s = _rate(options), _max_seconds(options)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"'{path}' is not a readable .npz file ({type(err).__name__})") from None
+    arrays = _read_npz(path)
     if "x_b" not in arrays:
         raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both (x_a, x_b)")
 

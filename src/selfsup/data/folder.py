@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,23 +42,28 @@ def is_image_file(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
 
 
-def list_folder(root: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
-    """Files and labels of one split folder."""
+def list_folder(
+    root: Path, keep: Callable[[Path], bool] = is_image_file, what: str = "image"
+) -> tuple[list[Path], list[int] | None, list[str] | None]:
+    """Files (those ``keep`` accepts) and labels of one split folder: ``ROOT/<class>/...`` or the
+    files of ``ROOT`` itself, never both (one line names ``what`` the stray files are)."""
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    direct = sorted(p for p in root.iterdir() if is_image_file(p))
-    files, labels, classes = [], [], []
+    direct = sorted(p for p in root.iterdir() if keep(p))
+    files: list[Path] = []
+    labels: list[int] = []
+    classes: list[str] = []
     for d in subdirs:
-        imgs = sorted(p for p in d.rglob("*") if is_image_file(p))
-        if not imgs:
+        found = sorted(p for p in d.rglob("*") if keep(p))
+        if not found:
             continue
         classes.append(d.name)
-        files += imgs
-        labels += [len(classes) - 1] * len(imgs)
+        files += found
+        labels += [len(classes) - 1] * len(found)
     if classes and direct:
         raise DataError(
             f"'{root}' holds both class folders ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) "
-            f"and {len(direct)} image(s) of its own (e.g. '{direct[0].name}'); move those images into "
-            "a class folder, or remove them, so that it is clear which images are the dataset"
+            f"and {len(direct)} {what}(s) of its own (e.g. '{direct[0].name}'); move those {what}s into "
+            "a class folder, or remove them, so that it is clear which files are the dataset"
         )
     if classes:
         return files, labels, classes

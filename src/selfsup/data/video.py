@@ -206,27 +206,6 @@ def _has_videos(root: Path) -> bool:
     return False
 
 
-def _list(root: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    direct = sorted(p for p in root.iterdir() if is_video_file(p))
-    files: list[Path] = []
-    labels: list[int] = []
-    classes: list[str] = []
-    for d in subdirs:
-        vids = sorted(p for p in d.rglob("*") if is_video_file(p))
-        if not vids:
-            continue
-        classes.append(d.name)
-        files += vids
-        labels += [len(classes) - 1] * len(vids)
-    if classes and direct:
-        raise DataError(
-            f"'{root}' holds both class folders ({', '.join(classes[:5])}) and {len(direct)} "
-            f"video(s) of its own (e.g. '{direct[0].name}'); move those into a class folder"
-        )
-    return (files, labels, classes) if classes else (direct, None, None)
-
-
 def _load_split(
     root: Path,
     opts: tuple[int, int, float],
@@ -235,7 +214,9 @@ def _load_split(
     classes: list[str] | None = None,
 ) -> VideoData:
     size, frames, fps = opts
-    files, labels, found = _list(root)
+    from .folder import list_folder
+
+    files, labels, found = list_folder(root, is_video_file, "video")
     if not files:
         raise DataError(
             f"folder '{root}' holds no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}); "
