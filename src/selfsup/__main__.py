@@ -1,5 +1,17 @@
+import os
 import sys
 
 from .cli import main
 
-sys.exit(main())
+code = main()
+if "RANK" in os.environ and os.environ.get("SELFSUP_ERROR_DIR"):
+    # a worker of `selfsup train --nproc N` that has finished: every file it wrote is closed; leave
+    # without the interpreter's finalization, where a torch.distributed backend's native threads
+    # can still abort an exit that had succeeded
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+sys.exit(code)
