@@ -132,8 +132,9 @@ def test_padding_never_changes_an_embedding(tmp_path, tones_npz, method):
     enc = selfsup.load_encoder(str(tmp_path / "r")).eval()
     meta = enc.meta
     mod = get("audio")
+    from _audio_data import tones
+
     from selfsup.data.audio import resample
-    from tests.audio.conftest import tones
 
     x, _, lengths = tones(n=3, seed=5)
     clips = [resample(x[i, : lengths[i]], 8000, 16000) for i in range(3)]
@@ -164,9 +165,9 @@ def test_a_sound_run_resumes_bit_identically(tmp_path, tones_npz, resume_matches
 def test_a_wav_folder_with_no_flag_takes_the_sound_defaults(tmp_path, capsys):
     import soundfile as sf
     import yaml
+    from _audio_data import tones
 
     from selfsup.cli import main
-    from tests.audio.conftest import tones
 
     x, y, lengths = tones(n=12)
     for i in range(12):

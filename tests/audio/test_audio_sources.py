@@ -123,8 +123,9 @@ def test_spoken_digits_without_espeak_names_the_package(monkeypatch):
 
 
 def test_sound_pairs_with_images_in_a_paired_npz(tmp_path):
+    from _audio_data import tones
+
     import selfsup
-    from tests.audio.conftest import tones
 
     x, y, _ = tones(n=24)
     img = np.random.default_rng(0).integers(0, 255, (24, 8, 8)).astype(np.uint8)
