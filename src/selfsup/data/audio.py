@@ -438,7 +438,8 @@ def load_npz(spec: str, skip_corrupt: bool = False, options=None, **_) -> Splits
 
 # -- paired: sound as one member of a paired .npz ----------------------------------------------
 def claims_paired_npz(spec: str, path: Path) -> bool:
-    """A paired ``.npz`` (``x_a``, ``x_b``) with ``sr_a`` or ``sr_b``: that member is sound."""
+    """A paired ``.npz`` (``x_a``, ``x_b``) with ``sr_a`` or ``sr_b``: that member is sound (unless
+    the other member is text: :func:`selfsup.data.text.load_paired_npz` reads both)."""
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False
     try:
@@ -446,7 +447,11 @@ def claims_paired_npz(spec: str, path: Path) -> bool:
             names = set(z.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
-    return "x_a.npy" in names and bool({"sr_a.npy", "sr_b.npy"} & names)
+    if "x_a.npy" not in names or not {"sr_a.npy", "sr_b.npy"} & names:
+        return False
+    from .text import claims_paired_npz as has_text  # sound with text: the text source reads it
+
+    return not has_text(spec, path)
 
 
 def load_paired_npz(spec: str, options=None, **_) -> Splits:

@@ -26,6 +26,7 @@ import csv
 import io
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -301,3 +302,286 @@ def make_topics(n: int = 1500, seed: int = 0) -> list[tuple[str, str]]:
                 toks.append(str(rng.choice(FILLER)))
         out.append((" ".join(toks).capitalize() + ".", k))
     return out
+
+
+# -- paired: text as one member (or both) of the same samples ------------------------------------
+def _npy_dtypes(path: Path) -> dict[str, np.dtype]:
+    """``{array name: dtype}`` of an ``.npz``, read from the headers only ({} when unreadable)."""
+    out: dict[str, np.dtype] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for n in z.namelist():
+                if not n.endswith(".npy"):
+                    continue
+                with z.open(n) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    out[n[:-4]] = read(f)[2]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+    return out
+
+
+def claims_paired_npz(spec: str, path: Path) -> bool:
+    """A paired ``.npz`` (``x_a``, ``x_b``) where either member is an array of strings."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    kinds = _npy_dtypes(path)
+    return "x_a" in kinds and any(k in kinds and kinds[k].kind == "U" for k in ("x_a", "x_b"))
+
+
+def _texts_of(x: np.ndarray, where: str) -> list[str]:
+    if x.ndim != 1:
+        raise DataError(
+            f"{where} is a string array of shape {tuple(x.shape)}; a text member is one string "
+            "per sample, shape (N,)"
+        )
+    return [str(t) for t in x]
+
+
+def paired_texts(
+    a: list[str] | Samples,
+    b: list[str] | Samples,
+    y: np.ndarray | None,
+    name: str,
+    where: str,
+):
+    """A :class:`~selfsup.data.paired.PairedData` of two members, either given as a list of texts
+    (a :class:`TextData`) or as a container; a row whose text is empty is dropped from both members
+    and counted (one warning), long texts cut and counted as in :func:`make_texts`."""
+    from .paired import PairedData
+
+    n = len(a)
+    if len(b) != n:
+        raise DataError(
+            f"{where}: the two members have {len(a)} and {len(b)} samples; give the same samples "
+            "in both, in the same order"
+        )
+    texts = [m for m in (a, b) if isinstance(m, list)]
+    keep = np.array(
+        [i for i in range(n) if all(t[i] is not None and str(t[i]).strip() for t in texts)],
+        dtype=np.int64,
+    )
+    if len(keep) == 0:
+        raise DataError(f"{where}: every pair has an empty text; give texts in the text member")
+    cut = 0
+
+    def member(m, tower: str) -> Samples:
+        nonlocal cut
+        if not isinstance(m, list):
+            return m if len(keep) == n else m.subset(keep)
+        x, c = encode_texts([str(m[int(i)]) for i in keep])
+        cut += c
+        return TextData(x, None, None, f"{name}[{tower}]")
+
+    ma, mb = member(a, "a"), member(b, "b")
+    for what, k in (("pair(s) with an empty text skipped", n - len(keep)),
+                    (f"text(s) cut at {MAX_BYTES} bytes", cut)):  # fmt: skip
+        if k:
+            warnings.warn(f"{where}: {k} {what}", DataWarning, stacklevel=3)
+    if y is not None:
+        y = np.asarray(y)[keep]
+    return PairedData(ma, mb, y, None, name, {"skipped": n - len(keep), "truncated": cut})
+
+
+def load_paired_npz(spec: str, options=None, **_) -> Splits:
+    """``x_a``, ``x_b`` (+ ``y``, ``x_a_test``, ``x_b_test``, ``y_test``) where a member is an
+    array of strings (N,) (``numpy.array(list_of_str)``, saved without pickles): that member is
+    text; the other is read as :mod:`selfsup.data.paired` reads it (images, series), as sound
+    where ``sr_a`` / ``sr_b`` is given (:mod:`selfsup.data.audio`), or is text too."""
+    from .audio import _max_seconds, _npz_rate, _rate, _read_npz, clips_from_array
+    from .paired import TOWERS, _member
+
+    options = options or {}
+    path = Path(spec).expanduser()
+    arrays = _read_npz(path)
+    if "x_b" not in arrays:
+        raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both (x_a, x_b)")
+
+    def member(t: str, suffix: str):
+        key = f"x_{t}{suffix}"
+        x, where = arrays[key], f"'{path}': array '{key}'"
+        if x.dtype.kind == "U":
+            return _texts_of(x, where)
+        if f"sr_{t}" in arrays:
+            rate = _npz_rate(path, arrays[f"sr_{t}"], f"sr_{t}")
+            sr, max_s = _rate(options), _max_seconds(options)
+            return clips_from_array(x, rate, sr, max_s, where, where, False)[0]
+        return _member(path, key, x)
+
+    def split(suffix: str):
+        y = arrays.get(f"y{suffix}")
+        if y is not None and (y.ndim != 1 or len(y) != len(arrays[f"x_a{suffix}"])):
+            raise DataError(
+                f"'{path}': 'y{suffix}' has shape {tuple(y.shape)}; give one integer label per "
+                f"sample (y{suffix}=(N,))"
+            )
+        a, b = member("a", suffix), member("b", suffix)
+        return paired_texts(a, b, y, f"{path.stem}{suffix}", f"'{path}'")
+
+    train = split("")
+    test = None
+    if "x_a_test" in arrays or "x_b_test" in arrays:
+        if "x_a_test" not in arrays or "x_b_test" not in arrays:
+            raise DataError(
+                f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither"
+            )
+        test = split("_test")
+        for t in TOWERS:
+            tr, te = train.member(t), test.member(t)
+            if tr.modality != te.modality or tr.channels != te.channels:
+                raise DataError(
+                    f"'{path}': 'x_{t}_test' ({te.modality}) does not match 'x_{t}' ({tr.modality})"
+                )
+    return Splits(train, test)
+
+
+def load_paired_table(
+    path: Path,
+    text_column: str,
+    pair_column: str,
+    label_column: str | None = None,
+    skip_corrupt: bool = False,
+) -> Splits:
+    """Two text columns of a .csv/.tsv/.jsonl/.parquet file as a paired text-text source (a title
+    and its abstract, a question and its answer); a labelled file split 80/20 as :func:`load_text`
+    splits it, an unlabelled one kept whole."""
+    if text_column == pair_column:
+        raise DataError(
+            f"--pair-column '{pair_column}' is also the --text-column; name two different columns"
+        )
+    rows = _read_rows(path, skip_corrupt)
+    a = list(_column(rows, text_column, "--text-column", path))
+    b = list(_column(rows, pair_column, "--pair-column", path))
+    y = None
+    classes = None
+    if label_column is not None:
+        lab = _column(rows, label_column, "--label-column", path)
+        missing = {"", "nan", "none", "null", "na"}
+        values = sorted(
+            {
+                str(v).strip()
+                for v in lab
+                if v is not None and str(v).strip().lower() not in missing
+            },
+            key=_sort_key,
+        )
+        if len(values) < 2:
+            raise DataError(
+                f"'{path}': the label column has {len(values)} distinct value(s); give at least "
+                "two classes, or drop --label-column"
+            )
+        index = {v: k for k, v in enumerate(values)}
+        y = np.array(
+            [
+                -1 if v is None or str(v).strip().lower() in missing else index[str(v).strip()]
+                for v in lab
+            ],
+            dtype=np.int64,
+        )
+        classes = values
+    full = paired_texts(a, b, y, path.stem, f"'{path}'")
+    full.classes = classes
+    if full.y is None:
+        return Splits(full)
+    labelled = np.flatnonzero(full.y >= 0)
+    tr, te = stratified_split(full.y[labelled], TEST_FRACTION, 0)
+    train_idx = np.sort(np.concatenate([labelled[tr], np.flatnonzero(full.y < 0)]))
+    return Splits(
+        full.subset(train_idx, path.stem + "[80%]"),
+        full.subset(np.sort(labelled[te]), path.stem + "[20%]"),
+    )
+
+
+def _read_rows(path: Path, skip_corrupt: bool) -> dict[str, list]:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return _read_parquet(path)
+    if suffix == ".txt":
+        raise DataError(
+            f"'{path}' is a .txt file (one text per line); --pair-column needs a .csv, .tsv, "
+            ".jsonl or .parquet file with two text columns"
+        )
+    text, _ = _decode(path.read_bytes(), path, skip_corrupt)
+    return _read_jsonl(text, path) if suffix == ".jsonl" else _read_csv(text, suffix, path)
+
+
+# -- a generated image-text set: digits and their descriptions ----------------------------------
+NUMBERS = "zero one two three four five six seven eight nine".split()
+
+
+def describe_digits(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[str]:
+    """A short description of each digit image (N, H, W[, 1]) from what can be measured in it:
+    its class (as a word or a numeral), the stroke weight (mean ink), the slant (the sign and size
+    of the ink's row-column covariance), the width (the ink's column spread) and the height (the
+    ink's centre row), each attribute cut at its terciles over ``images``; the wording varies
+    (templates and synonyms, chosen with ``seed``). So two digits of one class mostly get
+    different descriptions, and an image's own description is findable among its class's."""
+    rng = np.random.default_rng(seed)
+    g = images.reshape(len(images), images.shape[1], images.shape[2]).astype(np.float64)
+    mass = g.sum((1, 2)) + 1e-9
+    rows, cols = np.mgrid[0 : g.shape[1], 0 : g.shape[2]].astype(np.float64)
+    r0 = (g * rows).sum((1, 2)) / mass
+    c0 = (g * cols).sum((1, 2)) / mass
+    dr, dc = rows[None] - r0[:, None, None], cols[None] - c0[:, None, None]
+    width = np.sqrt((g * dc**2).sum((1, 2)) / mass)
+    slant = -(g * dr * dc).sum((1, 2)) / mass  # > 0: the top lies to the right
+    ink = g.mean((1, 2))
+
+    def tercile(v: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.quantile(v, [1 / 3, 2 / 3]), v)
+
+    words = {
+        "ink": (["thin", "light", "faint"], ["", "", ""], ["bold", "thick", "heavy"]),
+        "slant": (
+            ["leaning left", "slanted to the left", "tilted left"],
+            ["upright", "straight", "standing straight"],
+            ["leaning right", "slanted to the right", "tilted right"],
+        ),
+        "width": (["narrow", "slim", "thin-bodied"], ["", "", ""], ["wide", "broad", "round"]),
+        "height": (["written high", "near the top", "placed high"], ["", "", ""],
+                   ["written low", "near the bottom", "placed low"]),
+    }  # fmt: skip
+    levels = {
+        "ink": tercile(ink),
+        "slant": tercile(slant),
+        "width": tercile(width),
+        "height": tercile(r0),
+    }
+    out = []
+    for i in range(len(g)):
+        pick = {k: str(rng.choice(words[k][int(levels[k][i])])) for k in words}
+        digit = NUMBERS[int(labels[i])] if rng.random() < 0.5 else f"digit {int(labels[i])}"
+        adjectives = [w for w in (pick["ink"], pick["width"]) if w]
+        extras = [w for w in (pick["slant"], pick["height"]) if w]
+        rng.shuffle(extras)
+        lead = str(rng.choice(["a", "a handwritten", "a sketch of a", "a scan of a"]))
+        text = " ".join([lead, *adjectives, digit])
+        if extras:
+            text += ", " + " and ".join(extras)
+        out.append(" ".join(text.split()))
+    return out
+
+
+def load_digits_captions() -> Splits:
+    """The built-in ``digits_captions``: scikit-learn's digits (member ``a``, images, the split of
+    ``digits``) paired with generated descriptions (member ``b``, text; :func:`describe_digits`),
+    labelled by digit. An image-text set for cross-modal retrieval with ``clip``."""
+    from .digits import load_digits
+    from .paired import PairedData
+
+    s = load_digits()
+    assert s.test is not None
+    x = np.concatenate([s.train.x, s.test.x])
+    y = np.concatenate([s.train.y, s.test.y])
+    texts = describe_digits(x, y)
+    out = []
+    for d, part in ((s.train, texts[: len(s.train)]), (s.test, texts[len(s.train) :])):
+        t, _ = encode_texts(part)
+        name = d.name.replace("digits", "digits_captions")
+        out.append(PairedData(d, TextData(t, None, None, name + "[text]"), d.y, d.classes, name))
+    return Splits(out[0], out[1])

@@ -33,8 +33,15 @@ import torch
 from torch import Tensor, nn
 
 from ..config import register_views
-from ..data import DataOption, Source, register_option, register_source
-from ..data.text import TextData, load_text
+from ..data import DataOption, Source, register_builtin, register_option, register_source
+from ..data.text import (
+    TextData,
+    claims_paired_npz,
+    load_digits_captions,
+    load_paired_npz,
+    load_paired_table,
+    load_text,
+)
 from ..errors import ConfigError, DataError
 from ..views.text import TEXT_PRESETS, TextViewsConfig
 from .base import Modality, register, step_budget
@@ -265,6 +272,13 @@ def _load(spec: str, label_column=None, skip_corrupt=False, options=None, **_):
     if not path.exists():
         raise DataError(f"text file '{spec}' does not exist; give the path of a text file")
     column = options.get("text_column")
+    pair = options.get("pair_column")
+    if pair is not None:
+        if column is None:
+            raise DataError(
+                "--pair-column names a file's second text column; name the first with --text-column"
+            )
+        return load_paired_table(path, str(column), str(pair), label_column, skip_corrupt)
     return load_text(path, None if column is None else str(column), label_column, skip_corrupt)
 
 
@@ -278,5 +292,15 @@ register_option(
         metavar="NAME",
     )
 )
+register_option(
+    DataOption(
+        "pair_column",
+        "text: a second text column of the --text-column file; the two columns are the two "
+        "members of a paired run (clip, isogclr_pair, xhcl)",
+        metavar="NAME",
+    )
+)
+register_source(Source("text-paired-npz", claims_paired_npz, load_paired_npz))
 register_source(Source("text-table", _claims_table, _load, requires=("text_column",)))
+register_builtin("digits_captions", load_digits_captions)
 register_source(Source("text-lines", _claims_lines, _load))
