@@ -251,13 +251,28 @@ def _read_jsonl(text: str, path: Path) -> dict[str, list]:
 
 
 def _read_parquet(path: Path) -> dict[str, list]:
+    """The columns of a Parquet file as lists, read with pyarrow (the ``tabular`` extra), or with
+    pandas and fastparquet where pyarrow is not installed."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(
-            f"reading '{path}' needs pyarrow; install the tabular extra (pip install "
-            "'selfsup[tabular]') or save the texts as CSV or JSON Lines"
-        ) from None
+        pq = None
+    if pq is None:
+        try:
+            import fastparquet  # noqa: F401  (pandas' other Parquet engine)
+            import pandas as pd
+        except ImportError:
+            raise DataError(
+                f"reading '{path}' needs pyarrow; install the tabular extra (pip install "
+                "'selfsup[tabular]') or save the texts as CSV or JSON Lines"
+            ) from None
+        try:
+            df = pd.read_parquet(path, engine="fastparquet")
+        except Exception as err:  # noqa: BLE001  (fastparquet raises many kinds)
+            raise DataError(
+                f"'{path}' is not a readable Parquet file ({type(err).__name__})"
+            ) from None
+        return {str(c): [None if v != v else v for v in df[c].tolist()] for c in df.columns}
     try:
         table = pq.read_table(path)
     except Exception as err:  # noqa: BLE001  (pyarrow raises many kinds)
