@@ -57,7 +57,7 @@ def main():
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a config override applied to every method, e.g. loss.warmup_epochs=0.1",
+        help="a config override applied to every method, e.g. params.warmup_epochs=0.1",
     )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -268,7 +268,31 @@ def test_a_recipe_builds_on_another_with_defaults(tmp_path):
     )
     (tmp_path / "mine.yaml").write_text("defaults: [base.yaml]\ntrain: {epochs: 9}\n")
     cfg = resolve_config(str(tmp_path / "mine.yaml"))
-    assert (cfg.train.epochs, cfg.train.batch_size, cfg.loss["temperature"]) == (9, 32, 0.3)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.params["temperature"]) == (9, 32, 0.3)
     (tmp_path / "loop.yaml").write_text("defaults: [loop.yaml]\n")
     with pytest.raises(ConfigError, match="cycle"):
         resolve_config(str(tmp_path / "loop.yaml"))
+
+
+def test_the_former_loss_section_is_read_as_params_everywhere(tmp_path):
+    """``loss`` was the name of the method hyper-parameters' section: recipes, --set, Python dicts
+    and the config.yaml of older runs keep working, the later setting winning as before."""
+    (tmp_path / "old.yaml").write_text("method: moco\nloss: {temperature: 0.3, queue_size: 64}\n")
+    cfg = resolve_config(str(tmp_path / "old.yaml"), ["params.temperature=0.1"])
+    assert cfg.params == {"temperature": 0.1, "queue_size": 64}
+    assert "loss" not in cfg.to_dict() and "params:" in cfg.to_yaml()
+    (tmp_path / "new.yaml").write_text("method: moco\nparams: {temperature: 0.3}\n")
+    assert resolve_config(str(tmp_path / "new.yaml"), ["loss.temperature=0.05"]).params == {
+        "temperature": 0.05
+    }
+    (tmp_path / "base.yaml").write_text("method: moco\nloss: {temperature: 0.3, queue_size: 64}\n")
+    (tmp_path / "mine.yaml").write_text("defaults: [base.yaml]\nparams: {temperature: 0.2}\n")
+    assert resolve_config(str(tmp_path / "mine.yaml")).params == {
+        "temperature": 0.2,
+        "queue_size": 64,
+    }
+    assert C.Config.model_validate({"loss": {"temperature": 0.4}}).params == {"temperature": 0.4}
+    with pytest.raises(ConfigError, match="former name"):
+        C.validate({"loss": {"temperature": 0.4}, "params": {"temperature": 0.2}})
+    with pytest.raises(ConfigError, match=r"config field 'params\.temperatur'"):
+        resolve_config(None, ["params.temperatur=0.2"])

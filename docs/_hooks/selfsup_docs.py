@@ -210,12 +210,13 @@ def method_reference(name: str) -> str:
     )
     if pick is not None:
         example = (
-            f" (for example `selfsup train --method {name} --set loss.{pick}="
+            f" (for example `selfsup train --method {name} --set params.{pick}="
             f"{fields[pick].default}`)"
         )
     parts.append(
-        "### Parameters\n\nThe `loss` section of the config; set any of them with "
-        f"`--set loss.FIELD=VALUE`{example}.\n\n" + fields_table(params, "loss.")
+        "### Parameters\n\nThe `params` section of the config (formerly `loss`, still accepted); set "
+        f"any of them with `--set params.FIELD=VALUE`{example}.\n\n"
+        + fields_table(params, "params.")
     )
     if cls.optim_defaults:
         items = ", ".join(f"`optim.{k}={v}`" for k, v in cls.optim_defaults.items())
@@ -352,14 +353,15 @@ def config_reference() -> str:
     out = [
         "# Configuration\n\nGenerated from `selfsup.config.Config`. A run is built from these "
         "defaults, then a YAML recipe (`--config`), then the command-line options, then "
-        "`--set section.field=value`. The `loss` section belongs to the method: its fields are on "
+        "`--set section.field=value`. The `params` section (formerly `loss`, still accepted) belongs "
+        "to the method: its fields are on "
         "each [method's page](../methods/index.md).\n"
     ]
     for name, f in C.Config.model_fields.items():
         ann = f.annotation
         if isinstance(ann, type) and hasattr(ann, "model_fields"):
             out.append(f"## `{name}`\n\n" + fields_table(ann, f"{name}."))
-        elif name == "loss":
+        elif name == "params":
             continue
         else:
             out.append(f"## `{name}`\n\n" + f"Type `{_type_name(ann)}`, default {_default(f)}.\n")

@@ -16,7 +16,7 @@ DOCS_URL = "https://selfsup.readthedocs.io/en/latest/"
 EPILOG_TRAIN = """examples:
   selfsup train                                   SimCLR on the built-in digits, then evaluation
   selfsup train --data /tmp/cifar10 --backbone resnet18 --epochs 100
-  selfsup train --method simclr --set loss.temperature=0.2 --set optim.name=lars
+  selfsup train --method simclr --set params.temperature=0.2 --set optim.name=lars
   selfsup train --method ts2vec --data ucr:BasicMotions   series defaults, svm beside kNN/linear
   selfsup train --resume runs/simclr-digits-20261129-120000
 
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set any config field, e.g. loss.temperature=0.2 or optim.name=lars (repeatable)",
+        help="set any config field, e.g. params.temperature=0.2 or optim.name=lars (repeatable)",
     )
     t.add_argument(
         "--label-column", metavar="NAME", help="tables (CSV/Parquet): the column holding the labels"

@@ -4,8 +4,10 @@ A run is described by one :class:`Config`. It is built from defaults, then a YAM
 (``--config``), then command-line options, then ``--set key=value`` overrides, and validated once
 at that boundary: a wrong value raises :class:`~selfsup.errors.ConfigError` naming the field.
 
-Method hyperparameters (temperature, queue size, momentum, ...) live in the free-form ``loss``
-section and are validated by the method itself, which knows its own fields.
+Method hyperparameters (temperature, queue size, momentum, ...) live in the free-form ``params``
+section and are validated by the method itself, which knows its own fields. ``loss`` is that
+section's former name and is still read everywhere a section name is (recipes, ``--set loss.x=..``,
+Python dicts, the config of an older run directory); it is written as ``params``.
 """
 
 from __future__ import annotations
@@ -308,7 +310,10 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     views: ViewsConfig = Field(default_factory=ViewsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    loss: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The method's hyper-parameters (``params.temperature=0.2``), checked by the method; its
+    documentation page lists them (``selfsup methods`` gives the address). Formerly ``loss`` (still
+    accepted)."""
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -317,11 +322,45 @@ class Config(_Section):
     """Plug-ins the run loads first (``--plugin FILE.py`` or a module name; see
     :mod:`selfsup.plugins`): a modality, source, view section or method defined outside selfsup."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, data: Any) -> Any:
+        return upgrade(data) if isinstance(data, dict) else data
+
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+#: former top-level section names -> current ones (recipes and run directories of older versions)
+FORMER_SECTIONS = {"loss": "params"}
+
+
+def upgrade(d: dict) -> dict:
+    """``d`` with former section names renamed (a copy when any is present). A former and a current
+    section both present are merged, the current one's keys winning; a key given in both with
+    different values is refused, since which one the user meant cannot be known."""
+    if not any(k in d for k in FORMER_SECTIONS):
+        return d
+    out = dict(d)
+    for old, new in FORMER_SECTIONS.items():
+        if old not in out:
+            continue
+        former = out.pop(old)
+        current = out.get(new)
+        if not isinstance(former, dict) or not isinstance(current, dict):
+            out[new] = former if current is None else current
+            continue
+        both = [k for k in former if k in current and former[k] != current[k]]
+        if both:
+            raise ConfigError(
+                f"'{old}.{both[0]}' and '{new}.{both[0]}' are both set, to different values; "
+                f"'{old}' is the former name of the '{new}' section: keep only '{new}.{both[0]}'"
+            )
+        out[new] = {**former, **current}
+    return out
 
 
 def _format_validation_error(err: ValidationError) -> str:
@@ -347,6 +386,7 @@ def validate(d: dict) -> Config:
         if isinstance(plugins, str):
             d = {**d, "plugins": [plugins]}
         load_all(d["plugins"] if isinstance(d["plugins"], list) else [])
+    d = upgrade(d) if isinstance(d, dict) else d
     try:
         return Config.model_validate(d)
     except ValidationError as err:
@@ -372,6 +412,7 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(
             f"config file '{p}' must hold a mapping of sections, got {type(d).__name__}"
         )
+    d = upgrade(d)
     bases = d.pop("defaults", None)
     if bases is None:
         return d
@@ -401,8 +442,13 @@ def set_path(d: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     if not key or any(not p for p in parts):
         raise ConfigError(
-            f"--set key '{key}' is malformed; use section.field=value, e.g. loss.temperature=0.2"
+            f"--set key '{key}' is malformed; use section.field=value, e.g. params.temperature=0.2"
         )
+    parts[0] = FORMER_SECTIONS.get(parts[0], parts[0])
+    if any(k in d for k in FORMER_SECTIONS):  # a dict or recipe that still uses a former name
+        up = upgrade(d)
+        d.clear()
+        d.update(up)
     cur = d
     for p in parts[:-1]:
         nxt = cur.get(p)

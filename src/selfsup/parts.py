@@ -84,7 +84,7 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
     with (:attr:`selfsup.methods.Needs.defaults`), each applied only where the user left the field
     unset."""
     mod = modality_of(train)
-    needs = M.requirements(cfg.method, cfg.loss)
+    needs = M.requirements(cfg.method, cfg.params)
     M.check_fit(cfg.method, needs, mod.towers, mod.edges)  # before a method's defaults apply
     defaults = mod.config_defaults(cfg, train)
     for section, fields in needs.defaults.items():
@@ -96,7 +96,7 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
         else defaults.get("train", {}).get("epochs", cfg.train.epochs)
     )
     shape = tuple(getattr(train.x, "shape", (len(train),))[1:])
-    sized = M.data_defaults(cfg.method, cfg.loss, len(train), shape, int(epochs))
+    sized = M.data_defaults(cfg.method, cfg.params, len(train), shape, int(epochs))
     for section, fields in sized.items():
         defaults.setdefault(section, {}).update(fields)
     # a method's backbone default applies to the modalities that have that backbone (CLAN's
@@ -151,7 +151,7 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
     """The training split's modality, views, encoder and method, on ``device``."""
     vc = cfg.views
     mod = modality_of(train)
-    needs = M.requirements(cfg.method, cfg.loss)
+    needs = M.requirements(cfg.method, cfg.params)
     preset, input_meta = mod.input_meta(cfg, train, needs)
     if needs.exact_views and preset != needs.view_preset:
         raise ConfigError(
@@ -177,7 +177,7 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
         **typed,
         extra={**typed, "image_size": view_size},  # the same, for plug-ins that read extra
     )
-    method = M.build(cfg.method, encoder, cfg.loss, ctx).to(device)
+    method = M.build(cfg.method, encoder, cfg.params, ctx).to(device)
     views = mod.build_views(cfg, meta).to(device)
     x = x.to(device)
     if callable(getattr(views, "check", None)):  # a user's plug-in view maker: tried on two samples

@@ -75,7 +75,7 @@ def resolve_config(
             C.set_path(d, OPTIONS[k], os.fspath(v) if isinstance(v, os.PathLike) else v)
     C.apply_overrides(d, overrides or [])
     cfg = C.validate(d)  # loads the plug-ins it names first
-    M.validate_params(cfg.method, cfg.loss)
+    M.validate_params(cfg.method, cfg.params)
     known = known_backbones()
     if cfg.model.backbone.startswith("timm:"):  # timm models: the timm extra (issue 25)
         from .models.timm_backbone import require_timm

@@ -107,7 +107,9 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
         record["passed_over"] = [p.name for p, _ in skipped]
     run = state.get("run") if isinstance(state.get("run"), dict) else None
     if run:
-        before = run.get("config") or {}
+        from .config import upgrade
+
+        before = upgrade(run.get("config") or {})  # a checkpoint of an older version: former names
         epochs_before = (before.get("train") or {}).get("epochs")
         if epochs_before is not None and cfg.train.epochs < epochs_before:
             raise ConfigError(

@@ -75,7 +75,7 @@ def check_data(cfg, train, bank, mod) -> None:
     checks of the data's modality ``mod`` (its input, its views fields, its own run checks)."""
     from . import methods as M
 
-    if M.requirements(cfg.method, cfg.loss).labels and not train.labelled:
+    if M.requirements(cfg.method, cfg.params).labels and not train.labelled:
         raise DataError(
             f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
             "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method"

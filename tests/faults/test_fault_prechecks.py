@@ -259,8 +259,8 @@ def test_compare_refuses_a_bad_option_for_the_last_method_only(tmp_path, capsys)
             "--out",
             str(tmp_path / "cmp"),
             "--set",
-            "loss.momentum=0.9",
+            "params.momentum=0.9",
         ]
     )  # byol's, not simclr's
-    _one_line(code, capsys.readouterr().err, ["loss.momentum"])
+    _one_line(code, capsys.readouterr().err, ["params.momentum"])
     assert not (tmp_path / "cmp").exists() and tree(tmp_path) == before

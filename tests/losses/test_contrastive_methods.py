@@ -86,7 +86,7 @@ def test_isogclr_state_is_not_written_by_a_skipped_step():
 
 
 def test_hyperparameters_validated_from_config():
-    with pytest.raises(ConfigError, match="loss.tau_plus"):
+    with pytest.raises(ConfigError, match="params.tau_plus"):
         M.validate_params("hcl", {"tau_plus": 1.5})
     assert M.validate_params("dclw", {"sigma": 2.0}).sigma == 2.0
     assert M.validate_params("supcon", {"weight": 0.5, "tiled": True}).tiled is True

@@ -69,7 +69,7 @@ def test_random_masking_keeps_the_stated_share_and_unmasking_round_trips(ratio):
 def test_mask_ratio_outside_the_open_interval_is_refused(ratio):
     with pytest.raises(ConfigError, match="mask ratio"):
         random_masking(2, 16, ratio)
-    with pytest.raises(ConfigError, match="loss.mask_ratio"):
+    with pytest.raises(ConfigError, match="params.mask_ratio"):
         M.validate_params("mae", {"mask_ratio": ratio})
 
 
@@ -434,19 +434,19 @@ TINY = [
     [
         (["--method", "mae", "--backbone", "convnet_small"], "needs a backbone with patch tokens"),
         (
-            ["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=1.5"],
-            "loss.mask_ratio",
+            ["--method", "mae", "--backbone", "vit_tiny_p2", "--set", "params.mask_ratio=1.5"],
+            "params.mask_ratio",
         ),
         (
-            ["--method", "cmae", "--backbone", "vit_tiny_p2", "--set", "loss.mask_ratio=0"],
-            "loss.mask_ratio",
+            ["--method", "cmae", "--backbone", "vit_tiny_p2", "--set", "params.mask_ratio=0"],
+            "params.mask_ratio",
         ),
         (
             ["--method", "mae", "--backbone", "vit_tiny", "--set", "views.size=18"],
             "does not divide",
         ),
         (
-            ["--method", "spark", "--backbone", "convnet_small", "--set", "loss.patch_size=3"],
+            ["--method", "spark", "--backbone", "convnet_small", "--set", "params.patch_size=3"],
             "does not divide",
         ),
         (["--method", "spark", "--backbone", "vit_tiny_p2"], "convolutional feature maps"),

@@ -121,7 +121,7 @@ def test_clan_draws_rows_with_replacement():
     parts = assemble(cfg, load_source("wine").train, torch.device("cpu"))
     order = parts.method.batch_order(100, 8, torch.Generator().manual_seed(0))
     assert order is not None and len(order) == 100 and len(set(order.tolist())) < 100
-    cfg = resolve_config(method="clan", data="wine", overrides=FAST + ["loss.replacement=false"])
+    cfg = resolve_config(method="clan", data="wine", overrides=FAST + ["params.replacement=false"])
     parts = assemble(cfg, load_source("wine").train, torch.device("cpu"))
     assert parts.method.batch_order(100, 8, torch.Generator().manual_seed(0)) is None
 

@@ -51,7 +51,7 @@ def test_one_fixed_corruption_per_row_and_minmax_targets(tmp_path):
 
 
 def test_fresh_corruption_and_standard_targets_remain_options(tmp_path):
-    _, p = _parts(tmp_path, "loss.fixed_corruption=false", "loss.scaling=standard")
+    _, p = _parts(tmp_path, "params.fixed_corruption=false", "params.scaling=standard")
     m = p.method
     m.prepare(p.x, p.views)
     assert len(m.corrupted) == 0

@@ -16,7 +16,7 @@ from _ddp_worker import spawn_main, train_weights
 #: moderate rate: a high one amplifies rounding differences step after step (chaotic dynamics).
 JOBS = [
     ("simclr", "simclr", []),
-    ("moco", "moco", ["loss.bn_splits=1", "loss.queue_size=32"]),
+    ("moco", "moco", ["params.bn_splits=1", "params.queue_size=32"]),
     ("byol", "byol", []),
     ("mocov3", "mocov3", []),
     ("isogclr", "isogclr", []),

@@ -44,7 +44,7 @@ def train_weights(out: Path, initial: bool = False) -> dict[str, torch.Tensor]:
             # first step five BatchNorms of the stem and first block give gradients 13% apart
             # between CPUSyncBatchNorm and torch's BatchNorm in ONE process (all-reduce =
             # identity); not investigated further (ill-conditioned channels are a guess).
-            "loss.temperature=0.5",
+            "params.temperature=0.5",
         ],
     )
     rng = np.random.default_rng(0)

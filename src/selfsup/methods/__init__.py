@@ -57,7 +57,7 @@ def validate_params(name: str, loss: dict[str, Any]) -> Params:
     except ValidationError as err:
         msg = _format_validation_error(err)
         raise ConfigError(
-            msg.replace("config field '", "config field 'loss.")
+            msg.replace("config field '", "config field 'params.")
             + f" (method '{name}' accepts: {', '.join(cls.Params.model_fields) or 'no fields'})"
         ) from None
 

@@ -21,7 +21,7 @@ from ..models.encoder import Encoder
 
 
 class Params(BaseModel):
-    """Base of each method's hyperparameter model (the ``loss`` section of the config)."""
+    """Base of each method's hyperparameter model (the ``params`` section of the config)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,6 +1,6 @@
 """The InfoNCE family beyond NT-Xent: SimCLR's pipeline (encoder, projection head, all view pairs)
-with another objective. Hyperparameters come from the config's ``loss`` section
-(``--set loss.temperature=0.2``); each loss, its formula and its paper are in
+with another objective. Hyperparameters come from the config's ``params`` section
+(``--set params.temperature=0.2``); each loss, its formula and its paper are in
 :mod:`selfsup.losses`.
 
 - ``dcl``, ``dclw``: decoupled contrastive learning (Yeh et al. 2022).
@@ -12,7 +12,7 @@ with another objective. Hyperparameters come from the config's ``loss`` section
 - ``groco``: learning by sorting (Shvetsova et al. 2023), every view an anchor in turn; with
   multi-crop only the global crops are positives.
 - ``supcon``: supervised contrastive (Khosla et al. 2020), all views at once, uses the labels
-  (``-1`` = unlabelled); ``loss.weight`` < 1 mixes in NT-Xent (semi-supervised).
+  (``-1`` = unlabelled); ``params.weight`` < 1 mixes in NT-Xent (semi-supervised).
 """
 
 from __future__ import annotations

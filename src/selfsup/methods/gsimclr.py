@@ -154,10 +154,12 @@ class GSimCLR(SimCLR):
         k = self.params.clusters or self.ctx.batch_size
         if k is None:
             raise ConfigError(
-                "gsimclr needs the number of clusters: set loss.clusters (default: the batch size)"
+                "gsimclr needs the number of clusters: set params.clusters (default: the batch size)"
             )
         if k > len(x):
-            raise ConfigError(f"loss.clusters={k} exceeds the {len(x)} training samples; lower it")
+            raise ConfigError(
+                f"params.clusters={k} exceeds the {len(x)} training samples; lower it"
+            )
         from sklearn.cluster import KMeans
 
         feats = train_autoencoder(x, self.params).double().cpu().numpy()

@@ -19,7 +19,7 @@
   projector, a 2-layer predictor *without* BatchNorm on its output, t = 1.0, the ``--moco-t``
   default) and ``MoCo_ViT`` for backbones whose name contains ``vit`` (a 3-layer projector, the
   predictor with a final BatchNorm, t = 0.2 as in the ViT commands). Both projectors end in a
-  BatchNorm without affine parameters; ``loss.temperature`` overrides the recipe's.
+  BatchNorm without affine parameters; ``params.temperature`` overrides the recipe's.
 
 These methods use exactly one query view and one key view (MoCo v3: the two views of the symmetric
 loss); none of their papers uses multi-crop, so more views or local crops are refused when the

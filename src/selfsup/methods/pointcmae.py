@@ -14,7 +14,7 @@ with ``CD`` the Chamfer reconstruction of the hidden patches, ``d_kl`` the decod
 patch ``l`` under mask ``k``, ``z_k`` the encoder's tokens of the visible patches of mask ``k`` and
 ``g`` a projection head. The decoder-feature term is the authors' contrast (weight 1); the global
 NT-Xent between the two masked encodings (weight 0.5, temperature 0.2) is ours, off with
-``loss.contrast_weight=0``. Known differences from the authors' code: one decoder serves both
+``params.contrast_weight=0``. Known differences from the authors' code: one decoder serves both
 masks (theirs: one per mask); the reconstruction terms are averaged (theirs: summed); a patch's
 feature is compared with the same patch's feature under the other mask (their code compares it
 with every patch's feature of the other branch, ``comask`` expanded over the columns of the

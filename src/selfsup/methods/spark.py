@@ -63,7 +63,7 @@ class SparK(Method):
             check_patch(
                 int(size),
                 params.patch_size or self.stride,
-                "loss.patch_size" if params.patch_size else "the backbone's total stride",
+                "params.patch_size" if params.patch_size else "the backbone's total stride",
             )
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:

@@ -65,7 +65,7 @@ class VideoMAE(MAE):
             raise ConfigError(
                 "video_mae contrasts a clip with its frames, which needs a backbone of clips of "
                 "tubelets (video_vit); choose it with --backbone video_vit, or set "
-                "loss.contrast_weight=0"
+                "params.contrast_weight=0"
             )
         super().__init__(encoder, params, ctx)
         self.head: nn.Module = projection_head(

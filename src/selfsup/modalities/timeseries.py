@@ -70,7 +70,7 @@ class SeriesModality(Modality):
             raise DataError(
                 f"{train.name}: the longest series has {longest} step(s) but method '{cfg.method}' "
                 f"crops at least {need}; give longer series or change the method's parameters "
-                "(TS2Vec: lower loss.temporal_unit)"
+                "(TS2Vec: lower params.temporal_unit)"
             )
         x64 = train.x.astype(np.float64)  # float32 sums and squares overflow near 1e38
         mean, std = np.nanmean(x64, axis=(0, 2)), np.nanstd(x64, axis=(0, 2))
