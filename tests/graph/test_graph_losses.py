@@ -145,3 +145,37 @@ def test_soft_assignment_target_and_kl_match_loops():
     )
     assert abs(float(cluster_kl(q, p)) - ref) < 1e-10
     assert float(cluster_kl(q, q)) == pytest.approx(0.0, abs=1e-12)
+
+
+def _grace_authors(h1, h2, tau):
+    """A float64 numpy transcription of the authors' loss (CRIPAC-DIG/GRACE ``model.py`` at commit
+    700be33: ``Model.semi_loss`` and ``Model.loss`` with ``mean=True``), in their form: exponentiated
+    cosine similarities, the anchor's own similarity taken out of the intra-view row sum."""
+    u = h1 / np.linalg.norm(h1, axis=1, keepdims=True)
+    v = h2 / np.linalg.norm(h2, axis=1, keepdims=True)
+
+    def semi(a, b):
+        refl, between = np.exp(a @ a.T / tau), np.exp(a @ b.T / tau)
+        return -np.log(np.diag(between) / (refl.sum(1) + between.sum(1) - np.diag(refl)))
+
+    return float(((semi(u, v) + semi(v, u)) * 0.5).mean())
+
+
+def test_grace_equals_a_transcription_of_the_authors_loss():
+    g = torch.Generator().manual_seed(5)
+    h1, h2 = (torch.randn(9, 6, generator=g, dtype=torch.float64) for _ in range(2))
+    for tau in (0.4, 0.9):
+        ref = _grace_authors(h1.numpy(), h2.numpy(), tau)
+        assert float(grace_loss(h1, h2, tau)) == pytest.approx(ref, abs=1e-10)
+
+
+def test_sce_equals_a_transcription_of_the_authors_loss():
+    """THUDM/GraphMAE ``graphmae/models/loss_func.py`` (``sce_loss``): rows L2-normalised, then
+    the mean of (1 - their dot product) ** alpha."""
+    g = torch.Generator().manual_seed(6)
+    x, z = (torch.randn(8, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    xn = x.numpy() / np.linalg.norm(x.numpy(), axis=1, keepdims=True)
+    zn = z.numpy() / np.linalg.norm(z.numpy(), axis=1, keepdims=True)
+    for alpha in (1.0, 3.0):
+        ref = float(((1 - (xn * zn).sum(-1)) ** alpha).mean())
+        assert float(sce_loss(x, z, alpha)) == pytest.approx(ref, abs=1e-10)

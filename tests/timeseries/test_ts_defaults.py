@@ -8,7 +8,7 @@ import yaml
 
 from selfsup.cli import main
 from selfsup.data import load_source
-from selfsup.eval.svm import choose_c, svm_accuracy
+from selfsup.eval.svm import choose_c, fit_svm, svm_accuracy
 from selfsup.modalities import modality_of
 from selfsup.modalities.base import fill_unset
 from selfsup.resolve import resolve_config
@@ -83,6 +83,19 @@ def test_svm_follows_the_authors_choice_of_c():
     assert c in {1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, float("inf")}
     acc = svm_accuracy(f[:90], y[:90], f[90:], y[90:])["svm_top1"]
     assert 0.8 <= acc <= 1.0
+
+
+def test_above_max_samples_the_svm_is_the_one_fitted_on_the_searched_subset():
+    """The authors' ``fit_svm`` (yuezhihan/ts2vec ``tasks/_eval_protocols.py``) returns the grid
+    search's ``best_estimator_``, fitted on the stratified subset of ``MAX_SAMPLES`` (seed 0): no
+    refit on the whole training set (here 60 of 100 stand for 10,000 of more)."""
+    g = torch.Generator().manual_seed(0)
+    y = (torch.arange(100) % 2).numpy()
+    x = (torch.randn(100, 3, generator=g).double() + torch.from_numpy(y)[:, None]).numpy()
+    clf = fit_svm(x, y, max_samples=60)
+    assert clf.shape_fit_[0] == 60 and clf.C in {1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 1e4}
+    assert fit_svm(x, y).shape_fit_[0] == 100  # under the cap: all of them
+    assert fit_svm(x[:40], y[:40]).C == float("inf")  # under 50 samples: the hard margin
 
 
 def test_the_ts2vec_recipe_loads():

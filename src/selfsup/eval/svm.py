@@ -5,7 +5,8 @@ gamma="scale")`` on the features as they are (no standardisation). ``C`` is chos
 cross-validated accuracy on the training (bank) split over {1e-4, 1e-3, ..., 1e4, inf} when there
 are enough samples (at least 50, and at least 5 per class on average); otherwise ``C = inf`` (a
 hard margin), as the authors do. Above 10,000 bank samples the search runs on a stratified subset of
-10,000 (seed 0) and the chosen SVM is refitted on the whole bank.
+10,000 (seed 0) and, as the authors' ``grid_search.best_estimator_``, the SVM kept is the one fitted
+on that subset (not refitted on the whole bank).
 
 A hard margin never converges on a bank that holds one feature vector under two labels (duplicate
 or constant inputs, a collapsed encoder), so libsvm's iterations are capped (:data:`MAX_ITER`): the
@@ -13,6 +14,8 @@ fit then stops where it is, as any soft-margin solver would, instead of running 
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,14 +26,17 @@ MAX_ITER = 1_000_000
 C_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, np.inf]
 
 
-def choose_c(x: np.ndarray, y: np.ndarray, max_samples: int = 10000) -> float:
-    """``C`` of the SVM: cross-validated on (x, y) when there are enough samples, else inf."""
+def fit_svm(x: np.ndarray, y: np.ndarray, max_samples: int = 10000) -> Any:
+    """The fitted ``SVC`` of TS2Vec's protocol: ``C = inf`` on (x, y) when there are fewer than 50
+    samples or 5 per class, else the best of :data:`C_GRID` by 5-fold cross-validation, refitted on
+    the samples searched: all of them, or a stratified subset of ``max_samples`` (seed 0) when there
+    are more (the authors' ``fit_svm`` returns that subset's ``best_estimator_``)."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
     from sklearn.svm import SVC
 
     n, k = len(y), len(np.unique(y))
     if n // k < 5 or n < 50:
-        return float("inf")
+        return SVC(kernel="rbf", gamma="scale", C=np.inf, max_iter=MAX_ITER).fit(x, y)
     if n > max_samples:
         x, _, y, _ = train_test_split(x, y, train_size=max_samples, random_state=0, stratify=y)
     grid = GridSearchCV(
@@ -40,14 +46,20 @@ def choose_c(x: np.ndarray, y: np.ndarray, max_samples: int = 10000) -> float:
         n_jobs=1,
     )
     grid.fit(x, y)
-    return float(grid.best_params_["C"])
+    return grid.best_estimator_
 
 
-def svm_accuracy(fb: torch.Tensor, yb: torch.Tensor, fq: torch.Tensor, yq: torch.Tensor) -> dict:
-    """``{"svm_top1": accuracy}`` of the RBF SVM fitted on the bank, scored on the query."""
+def choose_c(x: np.ndarray, y: np.ndarray, max_samples: int = 10000) -> float:
+    """``C`` of the SVM that :func:`fit_svm` keeps for (x, y)."""
+    return float(fit_svm(x, y, max_samples).C)
+
+
+def svm_accuracy(
+    fb: torch.Tensor, yb: torch.Tensor, fq: torch.Tensor, yq: torch.Tensor, max_samples: int = 10000
+) -> dict:
+    """``{"svm_top1": accuracy}`` of the RBF SVM fitted on the bank (:func:`fit_svm`), scored on
+    the query."""
     import warnings
-
-    from sklearn.svm import SVC
 
     xb, xq = fb.double().numpy(), fq.double().numpy()
     ybn, yqn = yb.numpy(), yq.numpy()
@@ -55,6 +67,5 @@ def svm_accuracy(fb: torch.Tensor, yb: torch.Tensor, fq: torch.Tensor, yq: torch
         return {"svm_top1": float(np.mean(yqn == ybn[0]))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # classes with fewer members than folds; convergence notes
-        c = choose_c(xb, ybn)
-        clf = SVC(kernel="rbf", gamma="scale", C=c, max_iter=MAX_ITER).fit(xb, ybn)
+        clf = fit_svm(xb, ybn, max_samples)
     return {"svm_top1": float(np.mean(clf.predict(xq) == yqn))}
