@@ -11,6 +11,15 @@ views are reproducible under the seed. The ops, in this order, each on when its 
 - **gain**: times a random gain of +-``gain_db`` dB;
 - **noise**: with probability ``noise_p``, white noise at a random SNR in ``snr`` dB;
 - the log-mel front end (:class:`selfsup.models.audio.LogMel`);
+- **pitch shift**: every frequency times ``2 ** (k / 12)``, ``k`` uniform in +-``pitch`` semitones,
+  done on the log-mel: each mel band reads the band of its centre frequency divided by that factor
+  (linear interpolation on the mel scale; below ``fmin`` or above ``fmax``, the training mean). It
+  moves the whole spectrum, envelope (formants) included, as resampling a recording does, but
+  keeps its duration; on the waveform that takes a phase vocoder, here it is one gather;
+- **tempo change**: the frames played faster or slower by a factor log-uniform in
+  ``[1 / (1 + tempo), 1 + tempo]`` (> 1: faster), anchored at the segment's first frame, pitch
+  unchanged (frame ``j`` reads frame ``j * factor``, linearly interpolated; past the end, the
+  training mean);
 - **mixing** (BYOL-A's log-mixup-exp): ``log((1 - l) exp(x) + l exp(x'))`` with ``x'`` another
   clip of the batch and ``l ~ U(0, mixup)``;
 - **random resize crop** of the log-mel (BYOL-A): a crop of ``rrc_freq`` x ``rrc_time`` times the
@@ -24,8 +33,9 @@ else ``general``); ``views.audio.FIELD=...`` overrides a field of the chosen one
 
 - ``general``: segments (one per view), gain 6 dB, mixing 0.4, resize crop 0.6-1.5, one time and
   one frequency mask of up to 10%: for sound in general;
-- ``speech``: segments, time shift 0.1, gain 6 dB, noise (p 0.5, 10-30 dB), mixing 0.2, resize
-  crop 0.8-1.2 in frequency (pitch) and 0.8-1.25 in time (tempo), two time masks of 5% and two
+- ``speech``: segments, time shift 0.1, gain 6 dB, noise (p 0.5, 10-30 dB), pitch shift of up
+  to 2 semitones and tempo change of up to 15% (voices differ in pitch and speaking rate), mixing
+  0.2, resize crop 0.8-1.2 in frequency and 0.8-1.25 in time, two time masks of 5% and two
   frequency masks of 10%;
 - ``cola``: segments only (COLA uses no other augmentation);
 - ``byola``: one segment per clip, mixing 0.4 and resize crop 0.6-1.5 (BYOL-A's views);
@@ -35,14 +45,16 @@ else ``general``); ``views.audio.FIELD=...`` overrides a field of the chosen one
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ..models.audio import LogMel
+from ..models.audio import LogMel, hz_to_mel, mel_to_hz
 
 
 class AudioViewsConfig(BaseModel):
@@ -57,6 +69,10 @@ class AudioViewsConfig(BaseModel):
     gain_db: float | None = Field(default=None, ge=0)
     noise_p: float | None = Field(default=None, ge=0, le=1)
     snr: tuple[float, float] | None = None
+    pitch: float | None = Field(default=None, ge=0, le=12)
+    """Largest pitch shift, in semitones either way (0: off)."""
+    tempo: float | None = Field(default=None, ge=0, le=1)
+    """Largest tempo change: a factor log-uniform in [1 / (1 + tempo), 1 + tempo] (0: off)."""
     mixup: float | None = Field(default=None, ge=0, le=1)
     rrc_freq: tuple[float, float] | None = None
     rrc_time: tuple[float, float] | None = None
@@ -73,6 +89,8 @@ class AudioViewSpec:
     gain_db: float = 0.0
     noise_p: float = 0.0
     snr: tuple[float, float] = (10.0, 30.0)
+    pitch: float = 0.0
+    tempo: float = 0.0
     mixup: float = 0.0
     rrc_freq: tuple[float, float] = (1.0, 1.0)
     rrc_time: tuple[float, float] = (1.0, 1.0)
@@ -89,7 +107,7 @@ AUDIO_PRESETS = {
         time_masks=1, time_mask=0.1, freq_masks=1, freq_mask=0.1,
     ),
     "speech": AudioViewSpec(
-        shift=0.1, gain_db=6.0, noise_p=0.5, snr=(10.0, 30.0), mixup=0.2,
+        shift=0.1, gain_db=6.0, noise_p=0.5, snr=(10.0, 30.0), pitch=2.0, tempo=0.15, mixup=0.2,
         rrc_freq=(0.8, 1.2), rrc_time=(0.8, 1.25),
         time_masks=2, time_mask=0.05, freq_masks=2, freq_mask=0.1,
     ),
@@ -154,6 +172,48 @@ def resize_crop(m: Tensor, fr: tuple[float, float], tr: tuple[float, float], fil
     return out + fill
 
 
+def resample_axis(m: Tensor, src: Tensor, dim: int, fill: float) -> Tensor:
+    """(B, 1, M, F) with position ``i`` of axis ``dim`` (2: mel, 3: time) read at the fractional
+    position ``src[b, i]`` (B, size) of the same axis, linearly interpolated; positions outside the
+    axis (by more than 1e-5, rounding) read ``fill``."""
+    size = m.shape[dim]
+    inside = (src >= -1e-5) & (src <= size - 1 + 1e-5)
+    src = src.clamp(0, size - 1)
+    lo = src.floor()
+    w = (src - lo).to(m.dtype)
+    lo = lo.long()
+    shape = [len(m), 1, 1, 1]
+    shape[dim] = size
+
+    def at(i: Tensor) -> Tensor:
+        return m.gather(dim, i.clamp(0, size - 1).view(shape).expand_as(m))
+
+    a, b = at(lo), at(lo + 1)
+    out = a + (b - a) * w.view(shape)
+    return torch.where(inside.view(shape), out, torch.full_like(m, fill))
+
+
+def pitch_shift(m: Tensor, semitones: Tensor, fmin: float, fmax: float, fill: float) -> Tensor:
+    """Log-mels (B, 1, M, F) of the front end's HTK mel bands between ``fmin`` and ``fmax`` with
+    every frequency times ``2 ** (semitones / 12)`` (B,): band ``k`` reads the mel position of
+    its centre frequency divided by that factor (> 0 semitones: the energy moves up)."""
+    n_mels = m.shape[2]
+    lo, hi = float(hz_to_mel(fmin)), float(hz_to_mel(fmax))
+    step = (hi - lo) / (n_mels + 1)
+    centre = torch.from_numpy(mel_to_hz(lo + step * np.arange(1, n_mels + 1))).to(m.device)
+    ratio = 2.0 ** (semitones.double()[:, None] / 12.0)
+    mel = 2595.0 * torch.log10(1.0 + centre[None] / ratio / 700.0)
+    return resample_axis(m, ((mel - lo) / step - 1.0).to(m.dtype), 2, fill)
+
+
+def tempo_change(m: Tensor, factor: Tensor, fill: float) -> Tensor:
+    """Log-mels (B, 1, M, F) played ``factor`` (B,) times as fast from their first frame: frame
+    ``j`` reads frame ``j * factor`` (> 1: faster, the sound ends earlier; the frames past the
+    end read ``fill``)."""
+    j = torch.arange(m.shape[3], device=m.device, dtype=m.dtype)
+    return resample_axis(m, j[None] * factor[:, None].to(m.dtype), 3, fill)
+
+
 def masks(m: Tensor, count: int, frac: float, dim: int, fill: float) -> Tensor:
     """``count`` random bands of up to ``frac`` of axis ``dim`` (2: mel, 3: time) set to ``fill``."""
     size = m.shape[dim]
@@ -183,6 +243,7 @@ class AudioViews(nn.Module):
         super().__init__()
         self.spec, self.segment, self.window, self.n_views = spec, segment, window, n_views
         self.mean = float(mean)
+        self.fmin, self.fmax = float(front["fmin"]), float(front["fmax"])
         self.logmel = LogMel(**front)
 
     def waveform(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
@@ -206,7 +267,13 @@ class AudioViews(nn.Module):
         return w
 
     def spectral(self, m: Tensor) -> Tensor:
-        s = self.spec
+        s, b, dev = self.spec, len(m), m.device
+        if s.pitch > 0:
+            k = (2 * torch.rand(b, device=dev) - 1) * s.pitch
+            m = pitch_shift(m, k, self.fmin, self.fmax, self.mean)
+        if s.tempo > 0:
+            r = math.log1p(s.tempo) * (2 * torch.rand(b, device=dev) - 1)
+            m = tempo_change(m, r.exp(), self.mean)
         if s.mixup > 0:
             lam = (torch.rand(len(m), 1, 1, 1, device=m.device) * s.mixup).to(m.dtype)
             other = m[torch.randperm(len(m), device=m.device)]
