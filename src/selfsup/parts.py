@@ -175,6 +175,7 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
         n_samples=len(train),
         n_views=vc.n_views,
         **typed,
+        reconstruction=mod.reconstruction,
         extra={**typed, "image_size": view_size},  # the same, for plug-ins that read extra
     )
     method = M.build(cfg.method, encoder, cfg.params, ctx).to(device)

@@ -276,11 +276,34 @@ def test_gsimclr_defaults_and_fixed_order():
     a = m.batch_order(40, 16, torch.Generator().manual_seed(0))
     b = m.batch_order(40, 16, torch.Generator().manual_seed(5))  # another epoch: the same order
     assert torch.equal(a, b)
-    from selfsup.methods.gsimclr import _autoencoder
 
-    enc, dec = _autoencoder(torch.zeros(2, 1, 16, 16), m.params)
-    assert any(isinstance(x, torch.nn.Conv2d) for x in enc)
-    assert dec(enc(torch.zeros(2, 1, 16, 16))).shape == (2, 1, 16, 16)
+
+def test_the_modality_chooses_gsimclrs_autoencoder():
+    """Images give a ConvNet (on images resized to ``ae_size``), other data a flat MLP; the method
+    itself never asks what its input is."""
+    from selfsup.modalities import get as modality
+    from selfsup.models.autoencoder import flat_reconstruction
+
+    img = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    rec = modality("image").reconstruction(img, 32, 256, 16)
+    assert any(isinstance(x, torch.nn.Conv2d) for x in rec.encoder)
+    assert rec.inputs.shape == (2, 1, 16, 16)
+    assert rec.decoder(rec.encoder(rec.inputs)).shape == (2, 1, 16, 16)
+    series = torch.full((2, 3, 50), float("nan"))
+    rec = modality("timeseries").reconstruction(series, 8, 16, 16)
+    assert not any(isinstance(x, torch.nn.Conv2d) for x in rec.encoder)
+    assert rec.inputs.isfinite().all() and rec.decoder(rec.encoder(rec.inputs)).shape == (2, 3, 50)
+    m = build("gsimclr", {"ae_epochs": 1, "clusters": 4}, n=40)
+    x = torch.from_numpy((np.random.default_rng(0).random((40, 1, 8, 8)) * 255).astype("uint8"))
+    calls = []
+
+    def spy(x, dim, hidden, max_size):
+        calls.append((dim, hidden, max_size))
+        return flat_reconstruction(x, dim, hidden)
+
+    m.ctx.reconstruction = spy
+    m.prepare(x, None)
+    assert calls == [(m.params.ae_dim, m.params.ae_hidden, m.params.ae_size)]
 
 
 def test_byol_with_a_trained_linear_predictor():

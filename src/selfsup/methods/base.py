@@ -8,7 +8,7 @@ buffers) or in ``extra_state()`` (JSON-serialisable values).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -55,7 +55,9 @@ class Context:
 
     ``batch_size``: the global batch; ``local_crops``: multi-crop's small views after the global
     ones; ``input_shape``: one raw training sample's shape; ``view_size``: the training views' side
-    in pixels where the modality has one (images). ``extra``: anything else a modality or plug-in
+    in pixels where the modality has one (images); ``reconstruction``: the modality's small
+    autoencoder for the raw samples, ``(x, dim, hidden, max_size) -> Reconstruction`` (see
+    :meth:`selfsup.modalities.Modality.reconstruction`; None: a flat MLP). ``extra``: anything else a modality or plug-in
     passes (it also repeats the typed fields under their names, for plug-ins written before them).
     """
 
@@ -66,6 +68,7 @@ class Context:
     local_crops: int = 0
     input_shape: tuple[int, ...] = ()
     view_size: int | None = None
+    reconstruction: Callable[..., Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -15,19 +15,22 @@ The defaults follow the paper and the issue that reviewed it against the authors
 (sayakpaul/G-SimCLR: temperature 0.1, k-means with as many clusters as the batch size, a fixed
 cluster-sorted order, a convolutional denoising autoencoder); that repository could not be read
 from this machine, so the autoencoder's exact layers are ours (two stride-2 convolutions down, two
-transposed convolutions up). Inputs that are not images (not N x C x H x W) get an MLP autoencoder.
+transposed convolutions up), the image modality's autoencoder; other modalities give theirs (a flat
+MLP by default, :meth:`selfsup.modalities.Modality.reconstruction`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import ConfigError
+from ..models.autoencoder import Reconstruction, flat_reconstruction
 from ..models.encoder import Encoder
 from ..views import seeded
 from . import register
@@ -48,55 +51,18 @@ class GSimCLRParams(SimCLRParams):
     seed: int = 0
 
 
-def _autoencoder(x: torch.Tensor, p: GSimCLRParams) -> tuple[nn.Module, nn.Module]:
-    if x.ndim == 4:  # images: a small convolutional autoencoder
-        c, h = x.shape[1], x.shape[2]
-        w = max(h // 4, 1)
-        enc = nn.Sequential(
-            nn.Conv2d(c, 32, 3, 2, 1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, 2, 1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(64 * w * w, p.ae_dim),
-        )
-        dec = nn.Sequential(
-            nn.Linear(p.ae_dim, 64 * w * w),
-            nn.ReLU(),
-            nn.Unflatten(1, (64, w, w)),
-            nn.ConvTranspose2d(64, 32, 4, 2, 1),
-            nn.ReLU(),
-            nn.ConvTranspose2d(32, c, 4, 2, 1),
-            nn.Sigmoid(),
-        )
-        return enc, dec
-    d = x[0].numel()
-    enc = nn.Sequential(
-        nn.Flatten(), nn.Linear(d, p.ae_hidden), nn.ReLU(), nn.Linear(p.ae_hidden, p.ae_dim)
-    )
-    dec = nn.Sequential(
-        nn.Linear(p.ae_dim, p.ae_hidden),
-        nn.ReLU(),
-        nn.Linear(p.ae_hidden, d),
-        nn.Sigmoid(),
-        nn.Unflatten(1, tuple(x.shape[1:])),
-    )
-    return enc, dec
-
-
-def train_autoencoder(x: torch.Tensor, p: GSimCLRParams) -> torch.Tensor:
-    """Train a denoising autoencoder on uint8 images (N, C, H, W); return bottleneck features."""
-    # uint8 images in [0, 1]; other inputs (series) as they are, missing or padded steps 0
-    xf = x.float() / 255.0 if x.dtype == torch.uint8 else torch.nan_to_num(x.float())
-    if xf.ndim == 4:
-        size = min(p.ae_size, xf.shape[-1]) // 4 * 4 or 4  # the two stride-2 stages need H % 4 == 0
-        if xf.shape[-1] != size or xf.shape[-2] != size:
-            xf = F.interpolate(
-                xf, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-            )
+def train_autoencoder(
+    x: torch.Tensor, p: GSimCLRParams, reconstruction: Callable[..., Reconstruction] | None = None
+) -> torch.Tensor:
+    """Train the modality's denoising autoencoder (``reconstruction``, see
+    :meth:`selfsup.modalities.Modality.reconstruction`; default a flat MLP) on the raw samples;
+    return the bottleneck features."""
     with seeded(p.seed):
-        enc, dec = _autoencoder(xf, p)
-        enc, dec = enc.to(x.device), dec.to(x.device)
+        if reconstruction is None:
+            rec = flat_reconstruction(x, p.ae_dim, p.ae_hidden)
+        else:
+            rec = reconstruction(x, p.ae_dim, p.ae_hidden, p.ae_size)
+        xf, enc, dec = rec.inputs, rec.encoder.to(x.device), rec.decoder.to(x.device)
         opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
         for _ in range(p.ae_epochs):
             for idx in torch.randperm(len(xf), device=x.device).split(256):
@@ -162,7 +128,7 @@ class GSimCLR(SimCLR):
             )
         from sklearn.cluster import KMeans
 
-        feats = train_autoencoder(x, self.params).double().cpu().numpy()
+        feats = train_autoencoder(x, self.params, self.ctx.reconstruction).double().cpu().numpy()
         labels = KMeans(n_clusters=k, random_state=self.params.seed, n_init=3).fit_predict(feats)
         self.assign = torch.as_tensor(labels, dtype=torch.long, device=x.device)
 

@@ -119,6 +119,16 @@ class Modality:
         mean, std = self.normalisation(meta)
         return Encoder(backbone, mean, std)
 
+    def reconstruction(self, x: Tensor, dim: int, hidden: int, max_size: int):
+        """A small autoencoder for the raw training samples ``x`` (as :meth:`to_tensor` gives
+        them), for methods that pretrain one before their own training (G-SimCLR): a
+        :class:`selfsup.models.autoencoder.Reconstruction`. Default: an MLP on flattened samples
+        (``hidden`` wide, ``dim`` features); a modality with spatial structure overrides it
+        (images: a small ConvNet on images resized to ``max_size`` px at most)."""
+        from ..models.autoencoder import flat_reconstruction
+
+        return flat_reconstruction(x, dim, hidden)
+
     def to_tensor(self, data) -> InputBatch:
         """The samples as one CPU tensor indexed by sample (the trainer moves it to the device)."""
         raise NotImplementedError

@@ -125,6 +125,11 @@ class ImageModality(Modality):
             net.grid(size, size)  # the patch size must divide the training size too
         return net
 
+    def reconstruction(self, x: Tensor, dim: int, hidden: int, max_size: int):
+        from ..models.autoencoder import conv_reconstruction
+
+        return conv_reconstruction(x, dim, max_size)
+
     def to_tensor(self, data: ImageData) -> Tensor:
         return torch.from_numpy(data.x).permute(0, 3, 1, 2).contiguous()
 
