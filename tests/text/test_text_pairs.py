@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import selfsup
 from selfsup.data import load_source
@@ -180,3 +181,35 @@ def test_a_text_pair_from_columns_trains_from_the_cli(tmp_path):
     assert code in (0, None)
     ev = json.loads((tmp_path / "r" / "summary.json").read_text())["eval"]
     assert "xmodal_r1" in ev and "a_linear_top1" in ev
+
+
+@pytest.mark.slow  # transformers' import and a BERT tower: about 10 s
+def test_a_pretrained_text_tower_and_the_refusal_where_no_member_takes_one(tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import BertConfig, BertModel
+
+    from selfsup.errors import ConfigError
+    from selfsup.modalities.text import fit_tokenizer
+    from selfsup.views.text import load_tokenizer
+
+    x, y, t = _images_and_texts(32)
+    spec = fit_tokenizer([str(v) for v in t])
+    d = tmp_path / "bert"
+    cfg = BertConfig(vocab_size=load_tokenizer(spec, 32).get_vocab_size(), hidden_size=32,
+                     num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=64)  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(d)
+    (d / "tokenizer.json").write_text(spec, encoding="utf-8")
+    np.savez(tmp_path / "p.npz", x_a=x, x_b=t, y=y)
+    run = selfsup.train(method="clip", data=str(tmp_path / "p.npz"), epochs=1, batch_size=16,
+                        out=str(tmp_path / "r"), overrides=[*FAST, f"model.pretrained={d}"])  # fmt: skip
+    towers = selfsup.load_encoder(str(tmp_path / "r")).meta["towers"]
+    assert towers["b"]["backbone"] == "pretrained" and "xmodal_r1" in run.summary["eval"]
+    np.savez(tmp_path / "imgs.npz", x_a=x, x_b=x[:, ::-1].copy(), y=y)
+    with pytest.raises(
+        ConfigError, match="members of .* are image and image; drop model.pretrained"
+    ):
+        selfsup.train(method="clip", data=str(tmp_path / "imgs.npz"), out=str(tmp_path / "no"), batch_size=8,
+                      overrides=[*FAST, f"model.pretrained={d}"])  # fmt: skip
+    assert not (tmp_path / "no").exists()

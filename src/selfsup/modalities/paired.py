@@ -45,6 +45,9 @@ class PairedViews(nn.Module):
 class PairedModality(Modality):
     name = "paired"
     towers = 2
+    #: ``model.pretrained`` reaches the members that take it (a text tower); :meth:`check_run`
+    #: refuses it where neither member does
+    loads_pretrained = True
 
     @staticmethod
     def members(meta: dict) -> list[tuple[str, Modality, dict]]:
@@ -54,6 +57,19 @@ class PairedModality(Modality):
     # -- configuration -------------------------------------------------------------------------
     def reads_views(self, data: PairedData) -> frozenset[str]:
         return get(data.a.modality).reads_views(data.a) | get(data.b.modality).reads_views(data.b)
+
+    def check_run(self, cfg, train: PairedData, bank) -> None:
+        if cfg.model.pretrained and not any(
+            get(train.member(t).modality).loads_pretrained for t in TOWERS
+        ):
+            from ..errors import ConfigError
+
+            kinds = " and ".join(train.member(t).modality for t in TOWERS)
+            raise ConfigError(
+                f"model.pretrained applies to members whose backbones start from a checkpoint "
+                f"folder (text), and the members of '{train.name}' are {kinds}; drop "
+                "model.pretrained"
+            )
 
     def check_input(self, data: PairedData) -> None:
         for t in TOWERS:
