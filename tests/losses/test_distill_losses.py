@@ -24,6 +24,7 @@ from selfsup.losses import (
     teacher_temperature,
     word_distances,
 )
+from selfsup.losses.msn import msn_loss, msn_targets, msn_terms
 from selfsup.models.prototypes import spherical_kmeans
 
 D64 = torch.float64
@@ -328,3 +329,105 @@ def test_spherical_kmeans_finds_separated_clusters():
         assert torch.allclose(c[k], F.normalize(x[a == k].mean(0), dim=0), atol=1e-6)
     with pytest.raises(ValueError):
         spherical_kmeans(x[:2], 3)
+
+
+# -- MSN --------------------------------------------------------------------------------------------
+
+
+def ref_msn(anchors, targets, protos, tau, sharpen_t, iters, lam):
+    """MSN's loss by loops in float64, from the formula (normalise, prototype softmax, sharpen,
+    Sinkhorn on the probabilities as in facebookresearch/msn src/losses.py, cross-entropy averaged
+    over every anchor, me-max = sum pbar log pbar + log K)."""
+
+    def unit(r):
+        n = math.sqrt(sum(v * v for v in r))
+        return [v / n for v in r]
+
+    a = [unit(r) for r in anchors.tolist()]
+    t = [unit(r) for r in targets.tolist()]
+    q = [unit(r) for r in protos.tolist()]
+    b, k = len(t), len(q)
+
+    def probs(z, temp):
+        s = [sum(x * y for x, y in zip(z, c, strict=True)) / temp for c in q]
+        m = max(s)
+        e = [math.exp(v - m) for v in s]
+        return [v / sum(e) for v in e]
+
+    pt = []
+    for z in t:
+        p = [v ** (1 / sharpen_t) for v in probs(z, tau)]
+        pt.append([v / sum(p) for v in p])
+    if iters:
+        tot = sum(sum(r) for r in pt)
+        pt = [[v / tot for v in r] for r in pt]
+        for _ in range(iters):
+            for j in range(k):
+                c = sum(pt[i][j] for i in range(b))
+                for i in range(b):
+                    pt[i][j] /= c * k
+            for i in range(b):
+                r = sum(pt[i])
+                pt[i] = [v / (r * b) for v in pt[i]]
+        pt = [[v * b for v in r] for r in pt]
+    pa = [probs(z, tau) for z in a]
+    ce = -sum(
+        sum(pt[i % b][j] * math.log(pa[i][j]) for j in range(k)) for i in range(len(a))
+    ) / len(a)
+    mean = [sum(p[j] for p in pa) / len(pa) for j in range(k)]
+    return ce + lam * (sum(m * math.log(m) for m in mean) + math.log(k))
+
+
+@pytest.mark.parametrize("iters, lam, views", [(3, 1.0, 2), (0, 0.5, 1), (5, 0.0, 3)])
+def test_msn_equals_the_loop(iters, lam, views):
+    gen = _g(7)
+    b, d, k = 4, 5, 6
+    a = torch.randn(views * b, d, generator=gen, dtype=D64)
+    t = torch.randn(b, d, generator=gen, dtype=D64)
+    q = torch.randn(k, d, generator=gen, dtype=D64)
+    got = msn_loss(a, t, q, 0.1, 0.25, iters, lam)
+    assert float(got) == pytest.approx(ref_msn(a, t, q, 0.1, 0.25, iters, lam), rel=1e-6)
+
+
+def test_msn_equals_lightly(lightly_loss):  # noqa: F811
+    MSNLoss = lightly_loss.loss.MSNLoss
+    gen = _g(8)
+    b, d, k = 8, 16, 10
+    a = torch.randn(3 * b, d, generator=gen)
+    t = torch.randn(b, d, generator=gen)
+    q = torch.randn(k, d, generator=gen)
+    for iters, lam in [(3, 1.0), (0, 0.3)]:
+        ref = MSNLoss(temperature=0.1, sinkhorn_iterations=iters, regularization_weight=lam)
+        want = ref(a, t, q, target_sharpen_temperature=0.25)
+        got = msn_loss(a, t, q, 0.1, 0.25, iters, lam)
+        assert float(got) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_msn_special_cases_and_gradcheck():
+    gen = _g(9)
+    k, d = 4, 4
+    q = torch.eye(k, d, dtype=D64)
+    # every target and anchor on its own prototype, each used once: me-max is 0, and at a small
+    # temperature the cross-entropy (and so the loss) goes to 0
+    z = torch.eye(k, d, dtype=D64)
+    ce, reg = msn_terms(z, z, q, 0.01, 0.25, 3)
+    assert float(reg) == pytest.approx(0.0, abs=1e-12) and float(ce) < 1e-6
+    # every anchor on the same prototype: me-max reaches log K
+    _, reg = msn_terms(z[:1].repeat(k, 1), z, q, 1e-3, 0.25, 3)
+    assert float(reg) == pytest.approx(math.log(k), rel=1e-6)
+    # Sinkhorn's marginals: each target sums to 1 (exactly, the last step), each prototype gets
+    # B / K of the mass in the limit, and 3 iterations already move the masses towards it
+    t = torch.randn(8, d, generator=gen, dtype=D64)
+    c = torch.randn(k, d, generator=gen, dtype=D64)
+    even = torch.full((k,), 8 / k, dtype=D64)
+    gap = [(msn_targets(t, c, 0.1, 0.25, n).sum(dim=0) - even).abs().max() for n in (0, 3)]
+    assert torch.allclose(msn_targets(t, c, 0.1, 0.25, 3).sum(dim=1), torch.ones(8, dtype=D64))
+    assert gap[0] > gap[1]
+    soft = msn_targets(t, c, 1.0, 1.0, 200)  # soft targets: Sinkhorn converges in 200 steps
+    assert torch.allclose(soft.sum(dim=0), even) and torch.allclose(
+        soft.sum(dim=1), torch.ones(8, dtype=D64)
+    )
+    # the gradient of the anchors (the targets, built from the prototypes too, carry none: the
+    # authors compute them under no_grad, so a finite difference in the prototypes would differ)
+    a = torch.randn(8, d, generator=gen, dtype=D64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: msn_loss(x, t[:4], c, 0.5, 0.5, 3), (a,))
