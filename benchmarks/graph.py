@@ -79,8 +79,9 @@ def supervised_gcn(source: str, seed: int = 0, epochs: int = 200) -> dict:
 
 def authors_probes(run, source: str, seed: int) -> dict:
     """GraphMAE's Adam probe (best validation epoch) and GRACE's probe (L2-normalised features, C by
-    5-fold cross-validation) on the run's frozen encoder (:mod:`selfsup.eval.graph`)."""
-    from selfsup.eval.graph import adam_probe, grace_probe
+    5-fold cross-validation; on the public split and on GRACE's own random 10 % / 90 % splits) on the
+    run's frozen encoder (:mod:`selfsup.eval.graph`)."""
+    from selfsup.eval.graph import adam_probe, grace_probe, grace_split_probe
     from selfsup.models.graph import GraphBatch
 
     z = np.load(source)
@@ -89,7 +90,11 @@ def authors_probes(run, source: str, seed: int) -> dict:
         f = enc(GraphBatch(torch.from_numpy(z["x"]), torch.from_numpy(z["edge_index"]))).float()
     y = torch.from_numpy(z["y"])
     tr, va, te = (torch.from_numpy(np.flatnonzero(z[k])) for k in MASKS)
-    return {**adam_probe(f, y, tr, va, te, seed=seed), **grace_probe(f, y, tr, te, seed=seed)}
+    return {
+        **adam_probe(f, y, tr, va, te, seed=seed),
+        **grace_probe(f, y, tr, te, seed=seed),
+        **grace_split_probe(f, y, seed=seed),  # GRACE's own random 10 % / 90 % splits
+    }
 
 
 MASKS = ("train_mask", "val_mask", "test_mask")
@@ -184,8 +189,23 @@ def main() -> None:
     ap.add_argument(
         "--step-cost", type=int, default=0, metavar="N", help="time N GraphMAE steps first"
     )
+    ap.add_argument(
+        "--probe-runs",
+        default="",
+        metavar="DIR,DIR",
+        help="only the authors' probes (--probes) on the saved encoders of finished run directories",
+    )
     a = ap.parse_args()
     out = Path(a.out)
+    if a.probe_runs:
+        from types import SimpleNamespace
+
+        import selfsup
+
+        for d in a.probe_runs.split(","):
+            run = SimpleNamespace(encoder=selfsup.load_encoder(d))
+            print(json.dumps({"run": d, **authors_probes(run, a.data, 0)}), flush=True)
+        return
     if a.step_cost:
         print(json.dumps(graphmae_step_cost(a.data, a.step_cost)), flush=True)
     if a.gcn:
