@@ -47,6 +47,10 @@ class IBOTParams(DINOParams):
     """The student's patch tokens use the class head's last layer (the teacher's always do)."""
     mask_ratio: float = Field(default=0.3, gt=0, lt=1)
     mask_ratio_var: float = Field(default=0.0, ge=0, lt=0.5)
+    mask_prob: float = Field(default=1.0, gt=0, le=1)
+    """Fraction of the global crops that are masked; the others enter unmasked (their patch loss is
+    0). The authors' code masks every crop; their recommended ViT recipes (``--pred_ratio 0 0.3
+    --pred_ratio_var 0 0.2``) mask half of them, with a ratio drawn in [0.1, 0.5]."""
     lambda1: float = Field(default=1.0, ge=0)
     lambda2: float = Field(default=1.0, ge=0)
 
@@ -87,7 +91,8 @@ class IBOT(DINO):
         return cast(ViT, self.encoder.backbone)
 
     def patch_logits(self, head: DINOHead, tokens: Tensor, frozen: bool, student: bool) -> Tensor:
-        h = head.bottleneck(tokens)
+        # (N, L, D) -> (N * L, D): a BatchNorm in the head MLP then sees every token of the batch
+        h = head.bottleneck(tokens.reshape(-1, tokens.shape[-1])).unflatten(0, tokens.shape[:-1])
         if student and not self.params.shared_head:
             out: Tensor = self.patch_layer(h, frozen)
         else:
@@ -95,13 +100,16 @@ class IBOT(DINO):
         return out
 
     def masks(self, n: int, length: int, device: torch.device) -> Tensor:
-        """(n, L) boolean masks, a ratio per image drawn around ``mask_ratio``."""
+        """(n, L) boolean masks, a ratio per image drawn around ``mask_ratio``; with ``mask_prob`` < 1
+        the rows of the crops left unmasked are all False."""
         p = self.params
         lo, hi = p.mask_ratio - p.mask_ratio_var, p.mask_ratio + p.mask_ratio_var
         ratio = lo + (hi - lo) * torch.rand(n, 1, device=device)
         k = (ratio * length).round().clamp(1, length - 1)
         rank = torch.rand(n, length, device=device).argsort(dim=1).argsort(dim=1)
         out: Tensor = rank < k
+        if p.mask_prob < 1:
+            out &= torch.rand(n, 1, device=device) < p.mask_prob
         return out
 
     def masked_tokens(self, x: Tensor, mask: Tensor) -> Tensor:
