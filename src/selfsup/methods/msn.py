@@ -114,13 +114,11 @@ class MSN(Method):
         anchors = torch.cat(encode(self.anchor, views[1:]))
         with torch.no_grad():
             target = self.teacher_head(self.teacher_encoder(views[0]))
-        ce, me_max = msn_terms(
-            anchors, target, self.prototypes, p.temperature, p.sharpen, p.sinkhorn_iterations
-        )
-        with torch.no_grad():
-            self._signals = distribution_signals(
-                msn_targets(target, self.prototypes, p.temperature, p.sharpen, 0)
-            )
+        with torch.autocast(anchors.device.type, enabled=False):  # cosines in fp32 under bf16
+            a, t, q = anchors.float(), target.float(), self.prototypes.float()
+            ce, me_max = msn_terms(a, t, q, p.temperature, p.sharpen, p.sinkhorn_iterations)
+            with torch.no_grad():
+                self._signals = distribution_signals(msn_targets(t, q, p.temperature, p.sharpen, 0))
         return ce + p.me_max_weight * me_max, {
             "loss_ce": float(ce.detach()),
             "me_max": float(me_max.detach()),
