@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import selfsup
-from selfsup import methods as M
+from selfsup import methods
 from selfsup.evaluation import evaluate_encoder
 from selfsup.methods import Batch
 from selfsup.parts import build_encoder, load_data
@@ -50,7 +50,9 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
     _, spec = resolve_spec(cfg.views.preset, tr.channels, tr.size)
     mean, std = channel_stats(tr.x)
     enc = build_encoder(cfg, image_meta(tr.channels, spec.size, mean, std), 0)
-    method = M.build(cfg.method, enc, cfg.loss, M.Context(model=cfg.model, n_samples=len(tr)))
+    method = methods.build(
+        cfg.method, enc, cfg.params, methods.Context(model=cfg.model, n_samples=len(tr))
+    )
     views = ImageViews(spec, tr.channels, 2, cfg.views.backend)
     opt = build_optimizer(method, cfg.optim, cfg.train.batch_size)
     x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous()

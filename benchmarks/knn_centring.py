@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import selfsup
-import selfsup.data as D
+from selfsup import data as sources
 from selfsup.eval.knn import knn_accuracy
 from selfsup.views import eval_view
 
@@ -46,8 +46,8 @@ def main():
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    splits = D.load_source("digits", None, False, None)
-    bank, query = D.eval_splits(splits, None, seed=0)
+    splits = sources.load_source("digits", None, False, None)
+    bank, query = sources.eval_splits(splits, None, seed=0)
     yb, yq = torch.from_numpy(bank.y), torch.from_numpy(query.y)
     print(
         "| encoder | k=20 plain | k=20 centred | k=200 plain | k=200 centred | mean cosine (bank) |"

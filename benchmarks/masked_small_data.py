@@ -25,7 +25,7 @@ import torch
 import yaml
 
 import selfsup
-from selfsup import config as C
+from selfsup import config as conf
 from selfsup.data import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +166,7 @@ def main():
     for backbone in (
         sorted({SETUPS[n][0] for n in a.methods.split(",")}) if a.random_init != "no" else []
     ):
-        cfg = C.validate(config("simclr", npz, 1, a, out) | {"model": {"backbone": backbone}})
+        cfg = conf.validate(config("simclr", npz, 1, a, out) | {"model": {"backbone": backbone}})
         splits, bank, query = load_data(cfg)
         from selfsup.eval import channel_stats
 

@@ -35,7 +35,7 @@ def build_trainer(
 ):
     import torch
 
-    from selfsup import methods as M
+    from selfsup import methods
     from selfsup.models import build_backbone
     from selfsup.models.encoder import Encoder
     from selfsup.resolve import resolve_config
@@ -53,7 +53,7 @@ def build_trainer(
     _, spec = resolve_spec("cifar", 3, 32, size=size)
     torch.manual_seed(0)
     enc = Encoder(build_backbone(backbone, 3, 32, True, width), [0.5] * 3, [0.25] * 3)
-    method = M.build("simclr", enc, {}, M.Context(model=cfg.model, n_samples=n))
+    method = methods.build("simclr", enc, {}, methods.Context(model=cfg.model, n_samples=n))
     views = ImageViews(spec, 3, 2)
     return Trainer(method, views, x, cfg, out, torch.device("cpu"))
 

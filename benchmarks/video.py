@@ -62,18 +62,18 @@ def write_data(out: Path, n: int) -> dict[str, Path]:
 
 def baselines(run_dir: Path, source: str) -> dict:
     """Random-init and raw-input baselines of a run's encoder settings on another label set."""
-    import selfsup.config as C
-    from selfsup import evaluation as E
+    from selfsup import config as conf
+    from selfsup import evaluation
     from selfsup.encoder_io import load_encoder
     from selfsup.parts import load_data
 
-    d = C.load_yaml(run_dir / "config.yaml")
-    cfg = C.validate(C.merge(d, {"data": {"source": source, "eval_source": None}}))
+    d = conf.load_yaml(run_dir / "config.yaml")
+    cfg = conf.validate(conf.merge(d, {"data": {"source": source, "eval_source": None}}))
     _, bank, query = load_data(cfg)
     meta = load_encoder(run_dir).meta
     import torch
 
-    return E.baselines(cfg, bank, query, meta, torch.device("cpu"))
+    return evaluation.baselines(cfg, bank, query, meta, torch.device("cpu"))
 
 
 def load_encoder_meta(run_dir) -> dict:

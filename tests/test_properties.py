@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from selfsup import config as C
+from selfsup import config as conf
 from selfsup.data import load_source
 from selfsup.errors import CheckpointError, ConfigError, DataError
 from selfsup.resolve import resolve_config
@@ -86,7 +86,7 @@ def test_config_parsing_raises_only_config_error(d, overrides):
     except ConfigError as e:
         assert "\n" not in str(e)
     else:
-        assert isinstance(cfg, C.Config) and C.validate(cfg.to_dict()) == cfg
+        assert isinstance(cfg, conf.Config) and conf.validate(cfg.to_dict()) == cfg
 
 
 @SETTINGS
@@ -291,8 +291,8 @@ def test_the_former_loss_section_is_read_as_params_everywhere(tmp_path):
         "temperature": 0.2,
         "queue_size": 64,
     }
-    assert C.Config.model_validate({"loss": {"temperature": 0.4}}).params == {"temperature": 0.4}
+    assert conf.Config.model_validate({"loss": {"temperature": 0.4}}).params == {"temperature": 0.4}
     with pytest.raises(ConfigError, match="former name"):
-        C.validate({"loss": {"temperature": 0.4}, "params": {"temperature": 0.2}})
+        conf.validate({"loss": {"temperature": 0.4}, "params": {"temperature": 0.2}})
     with pytest.raises(ConfigError, match=r"config field 'params\.temperatur'"):
         resolve_config(None, ["params.temperatur=0.2"])

@@ -348,7 +348,7 @@ def cli_reference() -> str:
 
 
 def config_reference() -> str:
-    from selfsup import config as C
+    from selfsup import config as conf
 
     out = [
         "# Configuration\n\nGenerated from `selfsup.config.Config`. A run is built from these "
@@ -357,7 +357,7 @@ def config_reference() -> str:
         "to the method: its fields are on "
         "each [method's page](../methods/index.md).\n"
     ]
-    for name, f in C.Config.model_fields.items():
+    for name, f in conf.Config.model_fields.items():
         ann = f.annotation
         if isinstance(ann, type) and hasattr(ann, "model_fields"):
             out.append(f"## `{name}`\n\n" + fields_table(ann, f"{name}."))

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import config as C
-from . import evaluation as E
-from . import validate as V
+from . import config as conf
+from . import evaluation
+from . import validate as validation
 from .encoder_io import ENCODER_FILE, load_encoder, save_encoder
 from .errors import ConfigError, DataError, StorageError
 from .io import write_json, write_text
@@ -41,7 +41,7 @@ class Run:
     """A finished (or loaded) run: its directory, config and summary."""
 
     dir: Path
-    config: C.Config
+    config: conf.Config
     summary: dict = field(default_factory=dict)
 
     @property
@@ -55,7 +55,7 @@ class Run:
 
 
 def train(
-    config: C.Config | dict | str | os.PathLike | None = None,
+    config: conf.Config | dict | str | os.PathLike | None = None,
     *,
     overrides: list[str] | None = None,
     resume: str | os.PathLike | None = None,
@@ -112,8 +112,8 @@ def train(
             "--allow-changes only applies to --resume RUN_DIR (it lets a changed run continue)"
         )
     if resume is not None:
-        run_dir = require_run(V.path_arg(resume, "resume"))
-        stored = C.load_yaml(run_dir / "config.yaml")
+        run_dir = require_run(validation.path_arg(resume, "resume"))
+        stored = conf.load_yaml(run_dir / "config.yaml")
         extra = {k: v for k, v in options.items() if v is not None}
         bad = [k for k in extra if k not in ("epochs", "device", "nproc")]
         if bad or overrides or config is not None:
@@ -140,7 +140,7 @@ def train(
     parts = None
     try:
         rplan = resume_plan(run_dir, cfg, allow_changes) if resume is not None else None
-        device = DIST.local_device(V.device(cfg.train.device))
+        device = DIST.local_device(validation.device(cfg.train.device))
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         splits, bank, query = load_data(cfg)  # validate data before touching the run directory
@@ -156,11 +156,11 @@ def train(
                 f"batch size {cfg.train.batch_size} is larger than the {len(tr)} training samples; "
                 f"use --batch-size {max(2, len(tr) // 4)} or less"
             )
-        V.check_data(cfg, tr, bank, modality_of(tr))
+        validation.check_data(cfg, tr, bank, modality_of(tr))
         parts = assemble(
             cfg, tr, device
         )  # views, encoder and method built before the run directory
-        V.check_training(cfg, parts.method, device)
+        validation.check_training(cfg, parts.method, device)
         if resume is None and DIST.is_main():
             lk = prepare_new(run_dir, overwrite, protected_paths(cfg))
             write_text(run_dir / "config.yaml", cfg.to_yaml())
@@ -191,11 +191,11 @@ def train(
             DIST.shutdown()
 
 
-def _join_processes(cfg: C.Config) -> bool:
+def _join_processes(cfg: conf.Config) -> bool:
     """Under torchrun: join the process group (True). ``train.nproc > 1`` without it is refused:
     the processes are started by ``selfsup train --nproc N`` or by torchrun, not from Python."""
     if DIST.launched():
-        return DIST.init(V.device(cfg.train.device), cfg.train.dist_timeout)
+        return DIST.init(validation.device(cfg.train.device), cfg.train.dist_timeout)
     if cfg.train.nproc > 1:
         raise ConfigError(
             f"train.nproc={cfg.train.nproc} starts processes from the command line "
@@ -224,12 +224,14 @@ def _train_in(
 
         def callback(epoch, m):
             if epoch % cfg.eval.knn_every == 0:
-                return E.evaluate_encoder(m.encoder, bank, query, meta, cfg.eval, device, ["knn"])
+                return evaluation.evaluate_encoder(
+                    m.encoder, bank, query, meta, cfg.eval, device, ["knn"]
+                )
             return None
 
-    monitor = E.diagnostics_monitor(cfg, method, views, tr, query, mod, device)
+    monitor = evaluation.diagnostics_monitor(cfg, method, views, tr, query, mod, device)
     if monitor is not None:
-        callback = E.with_diagnostics(monitor, callback)
+        callback = evaluation.with_diagnostics(monitor, callback)
 
     torch.manual_seed(cfg.train.seed)
     loggers = []
@@ -268,7 +270,9 @@ def _train_in(
         "setup": trainer.setup,
     }
     if bank is not None and cfg.data.normal_label is not None:
-        summary["eval"] = E.evaluate_anomaly(method.encoder, bank, query, meta, cfg.eval, device)
+        summary["eval"] = evaluation.evaluate_anomaly(
+            method.encoder, bank, query, meta, cfg.eval, device
+        )
         summary["anomaly"] = {
             "normal_label": cfg.data.normal_label,
             "train_normal": len(bank),
@@ -277,7 +281,7 @@ def _train_in(
             "score": "method" if "anomaly_method_auroc" in summary["eval"] else "knn",
         }
         if cfg.eval.baselines:
-            summary["baselines"] = E.anomaly_baselines(cfg, bank, query, meta, device)
+            summary["baselines"] = evaluation.anomaly_baselines(cfg, bank, query, meta, device)
         summary["eval_data"] = {
             "bank": bank.name,
             "bank_size": len(bank),
@@ -285,9 +289,11 @@ def _train_in(
             "query_size": len(query),
         }
     elif bank is not None:
-        summary["eval"] = E.evaluate_encoder(method.encoder, bank, query, meta, cfg.eval, device)
+        summary["eval"] = evaluation.evaluate_encoder(
+            method.encoder, bank, query, meta, cfg.eval, device
+        )
         if cfg.eval.baselines:
-            summary["baselines"] = E.baselines(cfg, bank, query, meta, device)
+            summary["baselines"] = evaluation.baselines(cfg, bank, query, meta, device)
         summary["eval_data"] = {
             "bank": bank.name,
             "bank_size": len(bank),
@@ -302,7 +308,7 @@ def _train_in(
         summary["resumes"] = resumes
     write_json(run_dir / "summary.json", summary)
     if cfg.eval.report:
-        E.write_own_report(run_dir, console)
+        evaluation.write_own_report(run_dir, console)
     return Run(run_dir, cfg, summary)
 
 
@@ -337,21 +343,21 @@ def evaluate(
 
     if protocols is not None:  # an empty or unknown list is refused before anything loads
         protocols = parse_protocols(protocols)
-    dev = V.device(device)
+    dev = validation.device(device)
     if isinstance(target, nn.Module):
         if data is None:
             raise ConfigError("evaluating a module needs data=SOURCE with labels")
-        cfg = C.validate({"data": {"source": data}, "eval": eval_options})
+        cfg = conf.validate({"data": {"source": data}, "eval": eval_options})
         enc, run_dir = target, None
     else:
         run_dir = require_run(
-            V.path_arg(target, "evaluate's target (a run directory or an nn.Module)")
+            validation.path_arg(target, "evaluate's target (a run directory or an nn.Module)")
         )
-        d = C.load_yaml(run_dir / "config.yaml")
+        d = conf.load_yaml(run_dir / "config.yaml")
         if data is not None:
-            d = C.merge(d, {"data": {"source": data, "eval_source": None, "limit": None}})
-        d = C.merge(d, {"eval": eval_options})
-        cfg = C.validate(d)
+            d = conf.merge(d, {"data": {"source": data, "eval_source": None, "limit": None}})
+        d = conf.merge(d, {"eval": eval_options})
+        cfg = conf.validate(d)
         enc = load_encoder(run_dir, dev)
     meta = getattr(enc, "meta", None)
     splits, bank, query = load_data(cfg)
@@ -373,9 +379,9 @@ def evaluate(
         "bank_size": len(bank),
         "query_size": len(query),
         "eval": (
-            E.evaluate_anomaly(enc, bank, query, meta, cfg.eval, dev)
+            evaluation.evaluate_anomaly(enc, bank, query, meta, cfg.eval, dev)
             if cfg.data.normal_label is not None
-            else E.evaluate_encoder(enc, bank, query, meta, cfg.eval, dev, protocols)
+            else evaluation.evaluate_encoder(enc, bank, query, meta, cfg.eval, dev, protocols)
         ),
     }
     if write and run_dir is not None:

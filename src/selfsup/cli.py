@@ -355,13 +355,13 @@ def _cmd_train(args) -> int:
 def _planned_launch(args):
     """``(worker argv, nproc, run_dir)`` when the run asks for several processes, after checking
     (in one line, before anything is written) that this machine and batch can serve them."""
-    from . import config as C
+    from . import config as conf
     from . import resolve
     from .rundir import check_new, default_dir, require_run
     from .train.launch import check
 
     if args.resume is not None:
-        stored = C.load_yaml(require_run(Path(args.resume)) / "config.yaml")
+        stored = conf.load_yaml(require_run(Path(args.resume)) / "config.yaml")
         cfg = resolve.resolve_config(
             stored, epochs=args.epochs, device=args.device, nproc=args.nproc
         )

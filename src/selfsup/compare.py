@@ -24,7 +24,7 @@ def compare(
     Returns the report path and the runs. kNN is recorded every epoch so the curves can be overlaid.
     """
     from . import api
-    from . import methods as M
+    from . import methods as method_registry
     from .evaluation import write_run_report
 
     names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
@@ -33,10 +33,10 @@ def compare(
         raise ConfigError("compare needs at least two methods, e.g. --methods simclr,byol")
     if len(set(names)) != len(names):
         raise ConfigError(f"--methods lists a method twice: {','.join(names)}")
-    unknown = [m for m in names if m not in M.REGISTRY]
+    unknown = [m for m in names if m not in method_registry.REGISTRY]
     if unknown:
         raise ConfigError(
-            f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(M.REGISTRY))}"
+            f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(method_registry.REGISTRY))}"
         )
     import time
 
@@ -72,7 +72,7 @@ def _check_all(
 ) -> None:
     """Every method's config, run directory and data checks, before the first method trains: a
     mistake in the last method must not cost the training of the first ones."""
-    from . import validate as V
+    from . import validate as validation
     from .modalities import modality_of
     from .parts import load_data
     from .resolve import protected_paths, resolve_config
@@ -88,4 +88,4 @@ def _check_all(
         check_new(Path(cfg.out), overwrite, protected_paths(cfg))
     splits, bank, _ = load_data(cfgs[0])
     for cfg in cfgs:
-        V.check_data(cfg, splits.train, bank, modality_of(splits.train))
+        validation.check_data(cfg, splits.train, bank, modality_of(splits.train))

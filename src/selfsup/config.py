@@ -327,6 +327,11 @@ class Config(_Section):
     def _former_names(cls, data: Any) -> Any:
         return upgrade(data) if isinstance(data, dict) else data
 
+    @property
+    def loss(self) -> dict[str, Any]:
+        """The former name of :attr:`params` (code written before the rename keeps working)."""
+        return self.params
+
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import data as D
+from . import data as sources
 from .errors import ConfigError, DataError, RunDirError
 from .modalities import get as get_modality
 from .modalities import modality_of
@@ -42,7 +42,7 @@ class Inputs:
     ``parts``: the source's splits (training, then test); ``ids``: one id per row of the parts
     concatenated; ``order``: the rows of that concatenation to keep, in input order."""
 
-    parts: list[D.Samples]
+    parts: list[sources.Samples]
     ids: list[Any]
     order: np.ndarray
     classes: list[str] | None
@@ -108,7 +108,7 @@ def load_splits(
     skip_corrupt: bool = False,
     what: str = "--data",
     pair_channels: str | None = None,
-) -> D.Splits:
+) -> sources.Splits:
     """``source``'s splits for an encoder of ``meta`` (see :func:`load_inputs`), not yet checked."""
     from .data.paired import split_channels
 
@@ -116,7 +116,7 @@ def load_splits(
         raise ConfigError(f"{what} must name a data source (a path or a built-in name)")
     # the source options it was trained with (``--text-column``, ...) apply to any source
     options = meta.get("data_options") or {}
-    splits = D.load_source(
+    splits = sources.load_source(
         source, None, skip_corrupt, None, label_column=label_column, options=options
     )
     if pair_channels and type(splits.train).modality != modality_for(meta).name:
@@ -132,11 +132,11 @@ def source_options(
     ``--label-column`` when ``data`` is the source it was trained on."""
     from pathlib import Path
 
-    from . import config as C
+    from . import config as conf
 
     trained: dict = {}
     if info.get("run_dir") is not None and (info["run_dir"] / "config.yaml").is_file():
-        trained = dict(C.load_yaml(info["run_dir"] / "config.yaml").get("data") or {})
+        trained = dict(conf.load_yaml(info["run_dir"] / "config.yaml").get("data") or {})
         trained["source"] = trained.get("source")
     elif isinstance(info.get("config"), dict) and isinstance(info["config"].get("finetune"), dict):
         trained = {
@@ -157,7 +157,7 @@ def source_options(
     return label_column, pair_channels
 
 
-def check_kind(d: D.Samples, meta: dict, what: str = "--data") -> None:
+def check_kind(d: sources.Samples, meta: dict, what: str = "--data") -> None:
     """One line when ``d`` is not what an encoder of ``meta`` takes."""
     want = modality_for(meta).name
     if type(d).modality != want:
@@ -233,9 +233,9 @@ class _bar:
 def check_out_file(out: str | os.PathLike, overwrite: bool) -> Path:
     """``out`` as a Path, checked before anything is computed: a known suffix, Parquet's package,
     and no existing file unless ``overwrite``."""
-    from . import validate as V
+    from . import validate as validation
 
-    p = V.path_arg(out, "--out")
+    p = validation.path_arg(out, "--out")
     suffix = p.suffix.lower()
     if suffix not in OUT_SUFFIXES:
         raise ConfigError(
@@ -335,10 +335,10 @@ def embed(
     >>> e.features.shape                                                  # doctest: +SKIP
     (1797, 128)
     """
-    from . import validate as V
+    from . import validate as validation
     from .pretrained import load_model
 
-    dev = V.device(device)
+    dev = validation.device(device)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     path = None if out is None else check_out_file(out, overwrite)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import config as C
-from . import validate as V
+from . import config as conf
+from . import validate as validation
 from .errors import CheckpointError, ConfigError, RunDirError
 from .parts import build_encoder
 
@@ -51,7 +51,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
     from .train.checkpoint import CHECKSUM_KEY, checksum
 
-    p = V.path_arg(path, "load_encoder's path")
+    p = validation.path_arg(path, "load_encoder's path")
     if p.is_dir():
         p = p / ENCODER_FILE
     if not p.is_file():
@@ -89,7 +89,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         )
     try:
         tensors = load_file(str(p), device="cpu")
-        mc = C.ModelConfig(
+        mc = conf.ModelConfig(
             backbone=meta["backbone"], cifar_stem=meta["cifar_stem"], width=meta["width"]
         )
         enc = build_encoder(mc, meta, seed=0)

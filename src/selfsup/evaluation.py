@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config as C
-from . import data as D
-from . import methods as M
+from . import config as conf
+from . import data as sources
+from . import methods
 from .encoder_io import ENCODER_FILE, load_encoder
 from .eval import protocols as EP
 from .modalities import modality_of
@@ -22,10 +22,10 @@ from .parts import build_encoder, load_data
 
 def evaluate_encoder(
     encoder: nn.Module,
-    bank: D.Samples,
-    query: D.Samples,
+    bank: sources.Samples,
+    query: sources.Samples,
     meta: dict,
-    ec: C.EvalConfig,
+    ec: conf.EvalConfig,
     device: torch.device,
     protocols: list[str] | None = None,
 ) -> dict:
@@ -36,17 +36,17 @@ def evaluate_encoder(
     )
 
 
-def evaluate_features(fb, yb, fq, yq, ec: C.EvalConfig, protocols: list[str]) -> dict:
+def evaluate_features(fb, yb, fq, yq, ec: conf.EvalConfig, protocols: list[str]) -> dict:
     """Run the feature-only protocols of :mod:`selfsup.eval.protocols` (fine-tuning ones are skipped)."""
     return EP.run(protocols, EP.EvalInputs(fb, yb, fq, yq, ec), skip_unavailable=True)
 
 
 def evaluate_anomaly(
     encoder: nn.Module,
-    bank: D.Samples,
-    query: D.Samples,
+    bank: sources.Samples,
+    query: sources.Samples,
     meta: dict,
-    ec: C.EvalConfig,
+    ec: conf.EvalConfig,
     device: torch.device,
 ) -> dict:
     """The anomaly job (``--normal-label``): ``bank`` holds the normal training samples, ``query`` the
@@ -63,12 +63,16 @@ def evaluate_anomaly(
 
     fb = extract(encoder, mod.to_tensor(bank), prepare, ec.batch_size, device)
     fq = extract(encoder, mod.to_tensor(query), prepare, ec.batch_size, device)
-    own = getattr(M.REGISTRY.get(meta.get("method", "")), "anomaly_score", None)
+    own = getattr(methods.REGISTRY.get(meta.get("method", "")), "anomaly_score", None)
     return one_class_eval(fb, fq, torch.from_numpy(query.y != bank.y[0]), own)
 
 
 def anomaly_baselines(
-    cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, device: torch.device
+    cfg: conf.Config,
+    bank: sources.Samples,
+    query: sources.Samples,
+    meta: dict,
+    device: torch.device,
 ) -> dict:
     """The anomaly job's baselines: a random-init encoder (the same scores), and on the raw
     standardised input the kNN distances (cosine, Euclidean), IsolationForest, LocalOutlierFactor and
@@ -99,7 +103,11 @@ def anomaly_baselines(
 
 
 def baselines(
-    cfg: C.Config, bank: D.Samples, query: D.Samples, meta: dict, device: torch.device
+    cfg: conf.Config,
+    bank: sources.Samples,
+    query: sources.Samples,
+    meta: dict,
+    device: torch.device,
 ) -> dict:
     """The same protocols on a randomly initialised encoder and on the raw input."""
     mod = modality_of(bank)
@@ -153,21 +161,21 @@ def write_run_report(
     Loads what the report draws (each run's files, and for the embedding map its encoder and
     labelled evaluation data) and hands it to :func:`selfsup.report.write_report`.
     """
-    from . import report as R
+    from . import report
 
-    R.require_plotting()
-    runs = R.load_runs(list(run_dirs))
+    report.require_plotting()
+    runs = report.load_runs(list(run_dirs))
     maps = []
     for r in runs if embedding else []:
         if not (r["dir"] / ENCODER_FILE).is_file():
             continue
-        _, _, query = load_data(C.validate(r["config"]))
+        _, _, query = load_data(conf.validate(r["config"]))
         if query is None:
             continue
         enc = load_encoder(r["dir"], "cpu")
         mod, meta = modality_of(query), enc.meta
         maps.append(
-            R.embedding_points(
+            report.embedding_points(
                 r["label"],
                 enc,
                 mod.to_tensor(query),
@@ -175,4 +183,4 @@ def write_run_report(
                 lambda x, mod=mod, meta=meta: mod.prepare(x, meta),
             )
         )
-    return R.write_report(runs, out, maps)
+    return report.write_report(runs, out, maps)

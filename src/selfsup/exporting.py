@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config as C
+from . import config as conf
 from .errors import ConfigError, DataError, RunDirError
 from .modalities import modality_of
 
@@ -61,11 +61,11 @@ def export(
 ) -> Path | OnnxCheck:
     """Export a run's encoder (see the module docstring). ``format``: ``folder`` (returns the
     folder) or ``onnx`` (returns the :class:`OnnxCheck`)."""
-    from . import validate as V
+    from . import validate as validation
 
     if format not in FORMATS:
         raise ConfigError(f"unknown export format '{format}'; choose one of: {', '.join(FORMATS)}")
-    out_path = V.path_arg(out, "--out")
+    out_path = validation.path_arg(out, "--out")
     if format == "folder":
         return export_folder(run_dir, out_path, overwrite)
     return export_onnx(run_dir, out_path, overwrite, check_batch, tolerance)
@@ -133,8 +133,8 @@ def sample_batch(run_dir: Path, meta: dict, n: int) -> Any:
     from .embedding import check_kind
     from .parts import load_data
 
-    cfg = C.load_yaml(run_dir / "config.yaml")
-    splits, _, _ = load_data(C.validate(cfg))
+    cfg = conf.load_yaml(run_dir / "config.yaml")
+    splits, _, _ = load_data(conf.validate(cfg))
     d = splits.train
     check_kind(d, meta)
     mod = modality_of(d)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import data as D
+from . import data as sources
 from .embedding import (
     Inputs,
     check_kind,
@@ -128,12 +128,12 @@ def finetune(
     >>> r = selfsup.finetune("runs/demo", "digits", "models/digits-clf", label_fraction=0.1)  # doctest: +SKIP
     >>> r.summary["test_top1"]                                                              # doctest: +SKIP
     """
-    from . import validate as V
+    from . import validate as validation
     from .io import write_json
     from .rundir import lock
 
-    dev = V.device(device)
-    out_dir = V.path_arg(out, "--out")
+    dev = validation.device(device)
+    out_dir = validation.path_arg(out, "--out")
     given = {
         "model": None if model is None else str(model),
         "data": data,
@@ -310,7 +310,7 @@ def _finetune_data(s: dict, meta: dict):
 
 
 def _scored(
-    ft: FineTuner, d: D.Samples, meta: dict, bs: int, dev: torch.device
+    ft: FineTuner, d: sources.Samples, meta: dict, bs: int, dev: torch.device
 ) -> tuple[float, float]:
     """``(top-1 accuracy, mean cross-entropy)`` on labelled samples ``d``."""
     mod = modality_of(d)
@@ -320,7 +320,7 @@ def _scored(
     return acc, float(torch.nn.functional.cross_entropy(scores.float(), y))
 
 
-def _accuracy(ft: FineTuner, d: D.Samples, meta: dict, bs: int, dev: torch.device) -> float:
+def _accuracy(ft: FineTuner, d: sources.Samples, meta: dict, bs: int, dev: torch.device) -> float:
     return _scored(ft, d, meta, bs, dev)[0]
 
 
@@ -329,9 +329,9 @@ def _fit(
     s: dict,
     enc: nn.Module,
     meta: dict,
-    train_d: D.Samples,
-    val_d: D.Samples | None,
-    test_d: D.Samples | None,
+    train_d: sources.Samples,
+    val_d: sources.Samples | None,
+    test_d: sources.Samples | None,
     classes: list[str],
     n_labelled: int,
     dev: torch.device,
@@ -499,9 +499,9 @@ def predict(
         >>> p = selfsup.predict("models/digits-clf", "digits", out="predictions.csv")  # doctest: +SKIP
         >>> p.labels[:3]                                                               # doctest: +SKIP
     """
-    from . import validate as V
+    from . import validate as validation
 
-    dev = V.device(device)
+    dev = validation.device(device)
     path = None if out is None else check_out_file(out, overwrite)
     info: dict = {}
     if isinstance(classifier, Classifier):

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config as C
-from . import data as D
-from . import methods as M
+from . import config as conf
+from . import data as sources
+from . import methods
 from .data.normal import normal_split
 from .data.paired import split_channels
 from .data.table import align_categories
@@ -22,10 +22,12 @@ from .modalities import Modality, modality_of
 from .modalities.base import fill_unset, modality_for
 
 
-def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | None]:
+def load_data(
+    cfg: conf.Config,
+) -> tuple[sources.Splits, sources.Samples | None, sources.Samples | None]:
     """The training split and the labelled (bank, query) pair for evaluation."""
     dc = cfg.data
-    splits = D.load_source(
+    splits = sources.load_source(
         dc.source,
         dc.image_size,
         dc.skip_corrupt,
@@ -38,7 +40,7 @@ def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | No
     ev = None
     if dc.eval_source:
         size = dc.image_size or getattr(splits.train, "size", None)
-        ev = D.load_source(
+        ev = sources.load_source(
             dc.eval_source,
             size,
             dc.skip_corrupt,
@@ -56,12 +58,14 @@ def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | No
             splits, dc.normal_label, None if ev is None else ev.test or ev.train
         )
     else:
-        bank, query = D.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
+        bank, query = (
+            sources.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
+        )
     if dc.limit is not None and dc.limit < len(splits.train):
         keep = np.sort(
             np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[: dc.limit]
         )
-        splits = D.Splits(splits.train.subset(keep), splits.test)
+        splits = sources.Splits(splits.train.subset(keep), splits.test)
     for d in (bank, query):
         if d is not None and (
             d.modality != splits.train.modality or d.channels != splits.train.channels
@@ -74,18 +78,18 @@ def load_data(cfg: C.Config) -> tuple[D.Splits, D.Samples | None, D.Samples | No
     return splits, bank, query
 
 
-def _evaluable(splits: D.Splits, ev: D.Splits | None) -> bool:
+def _evaluable(splits: sources.Splits, ev: sources.Splits | None) -> bool:
     s = ev or splits
     return s.train.labelled or (s.test is not None and s.test.labelled)
 
 
-def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
+def with_defaults(cfg: conf.Config, train: sources.Samples) -> conf.Config:
     """``cfg`` with the defaults of the data's modality and, over them, those the method was tuned
     with (:attr:`selfsup.methods.Needs.defaults`), each applied only where the user left the field
     unset."""
     mod = modality_of(train)
-    needs = M.requirements(cfg.method, cfg.params)
-    M.check_fit(cfg.method, needs, mod.towers, mod.edges)  # before a method's defaults apply
+    needs = methods.requirements(cfg.method, cfg.params)
+    methods.check_fit(cfg.method, needs, mod.towers, mod.edges)  # before a method's defaults apply
     defaults = mod.config_defaults(cfg, train)
     for section, fields in needs.defaults.items():
         defaults.setdefault(section, {}).update(fields)
@@ -96,7 +100,7 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
         else defaults.get("train", {}).get("epochs", cfg.train.epochs)
     )
     shape = tuple(getattr(train.x, "shape", (len(train),))[1:])
-    sized = M.data_defaults(cfg.method, cfg.params, len(train), shape, int(epochs))
+    sized = methods.data_defaults(cfg.method, cfg.params, len(train), shape, int(epochs))
     for section, fields in sized.items():
         defaults.setdefault(section, {}).update(fields)
     # a method's backbone default applies to the modalities that have that backbone (CLAN's
@@ -107,7 +111,7 @@ def with_defaults(cfg: C.Config, train: D.Samples) -> C.Config:
     return fill_unset(cfg, defaults)
 
 
-def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict, needs: M.Needs) -> dict:
+def encoder_meta(cfg: conf.Config, mod: Modality, input_meta: dict, needs: methods.Needs) -> dict:
     """What ``encoder.safetensors`` records: enough to rebuild the encoder without the run."""
     backbone = mod.resolve_backbone(cfg.model.backbone, input_meta, needs, cfg.method)
     return {
@@ -123,10 +127,10 @@ def encoder_meta(cfg: C.Config, mod: Modality, input_meta: dict, needs: M.Needs)
     }
 
 
-def build_encoder(cfg: C.Config | C.ModelConfig, meta: dict, seed: int = 0) -> nn.Module:
+def build_encoder(cfg: conf.Config | conf.ModelConfig, meta: dict, seed: int = 0) -> nn.Module:
     """The encoder for inputs described by ``meta`` (see :class:`selfsup.modalities.Modality`):
     the modality's backbone behind the input normalisation, initialised under ``seed``."""
-    mc = cfg.model if isinstance(cfg, C.Config) else cfg
+    mc = cfg.model if isinstance(cfg, conf.Config) else cfg
     if meta.get("backbone"):  # the recorded choice (``auto`` resolved for the method's needs)
         mc = mc.model_copy(update={"backbone": meta["backbone"]})
     mod = modality_for(meta)
@@ -141,17 +145,17 @@ class Parts:
     modality: Modality
     preset: str
     meta: dict
-    method: M.Method
+    method: methods.Method
     views: nn.Module
     x: Any
     labels: torch.Tensor | None
 
 
-def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
+def assemble(cfg: conf.Config, train: sources.Samples, device: torch.device) -> Parts:
     """The training split's modality, views, encoder and method, on ``device``."""
     vc = cfg.views
     mod = modality_of(train)
-    needs = M.requirements(cfg.method, cfg.params)
+    needs = methods.requirements(cfg.method, cfg.params)
     preset, input_meta = mod.input_meta(cfg, train, needs)
     if needs.exact_views and preset != needs.view_preset:
         raise ConfigError(
@@ -170,7 +174,7 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
         "input_shape": tuple(getattr(x, "shape", (0,))[1:]),
         "view_size": view_size,
     }
-    ctx = M.Context(
+    ctx = methods.Context(
         model=cfg.model,
         n_samples=len(train),
         n_views=vc.n_views,
@@ -178,7 +182,7 @@ def assemble(cfg: C.Config, train: D.Samples, device: torch.device) -> Parts:
         reconstruction=mod.reconstruction,
         extra={**typed, "image_size": view_size},  # the same, for plug-ins that read extra
     )
-    method = M.build(cfg.method, encoder, cfg.params, ctx).to(device)
+    method = methods.build(cfg.method, encoder, cfg.params, ctx).to(device)
     views = mod.build_views(cfg, meta).to(device)
     x = x.to(device)
     if callable(getattr(views, "check", None)):  # a user's plug-in view maker: tried on two samples

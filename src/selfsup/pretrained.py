@@ -322,9 +322,9 @@ def from_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu")
     :class:`Classifier` for a fine-tuned classifier folder. A folder of a newer format version is
     refused in one line.
     """
-    from . import validate as V
+    from . import validate as validation
 
-    p = V.path_arg(path, "from_pretrained's path")
+    p = validation.path_arg(path, "from_pretrained's path")
     if not p.is_dir():
         raise RunDirError(f"model folder '{path}' does not exist; give a folder with {CONFIG_FILE}")
     cfg = read_config(p)
@@ -364,10 +364,10 @@ def load_model(
     """``(module, info)`` for a run directory, an ``encoder.safetensors`` or a model folder;
     ``want`` is ``encoder`` (refuses a classifier folder) or ``classifier`` (refuses the others).
     ``info``: ``kind``, ``run_dir`` (None for a model folder) and the folder's config."""
-    from . import validate as V
+    from . import validate as validation
     from .encoder_io import ENCODER_FILE, load_encoder
 
-    p = V.path_arg(path, "the model path")
+    p = validation.path_arg(path, "the model path")
     if not p.exists():
         raise RunDirError(
             f"'{path}' does not exist; give a run directory, a model folder or an encoder file"

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import config as C
-from . import data as D
-from . import methods as M
-from . import validate as V
+from . import config as conf
+from . import data as sources
+from . import methods
+from . import validate as validation
 from .errors import ConfigError
 from .eval import protocols as EP
 
@@ -49,18 +49,18 @@ def known_backbones() -> list[str]:
 
 
 def resolve_config(
-    config: C.Config | dict | str | os.PathLike | None = None,
+    config: conf.Config | dict | str | os.PathLike | None = None,
     overrides: list[str] | None = None,
     **options: Any,
-) -> C.Config:
+) -> conf.Config:
     """Defaults <- recipe (a Config, dict or YAML path) <- keyword options <- ``key=value``
     overrides, validated (see :func:`selfsup.validate.check_config`)."""
-    if isinstance(config, C.Config):
+    if isinstance(config, conf.Config):
         d = config.to_dict()
     elif isinstance(config, dict):
         d = dict(config)
     elif isinstance(config, (str, os.PathLike)):
-        d = C.load_yaml(config)
+        d = conf.load_yaml(config)
     elif config is None:
         d = {}
     else:
@@ -72,10 +72,10 @@ def resolve_config(
         if k not in OPTIONS:
             raise ConfigError(f"unknown option '{k}'; valid: {', '.join(OPTIONS)}")
         if v is not None:
-            C.set_path(d, OPTIONS[k], os.fspath(v) if isinstance(v, os.PathLike) else v)
-    C.apply_overrides(d, overrides or [])
-    cfg = C.validate(d)  # loads the plug-ins it names first
-    M.validate_params(cfg.method, cfg.params)
+            conf.set_path(d, OPTIONS[k], os.fspath(v) if isinstance(v, os.PathLike) else v)
+    conf.apply_overrides(d, overrides or [])
+    cfg = conf.validate(d)  # loads the plug-ins it names first
+    methods.validate_params(cfg.method, cfg.params)
     known = known_backbones()
     if cfg.model.backbone.startswith("timm:"):  # timm models: the timm extra (issue 25)
         from .models.timm_backbone import require_timm
@@ -86,11 +86,11 @@ def resolve_config(
             f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}"
         )
     EP.parse(cfg.eval.protocols)
-    V.check_config(cfg)  # the one validation pass: numbers, seeds, device, packages, sizes
+    validation.check_config(cfg)  # the one validation pass: numbers, seeds, device, packages, sizes
     return cfg
 
 
-def absolute_paths(cfg: C.Config) -> C.Config:
+def absolute_paths(cfg: conf.Config) -> conf.Config:
     """The config with its data paths made absolute (built-in names stay as they are)."""
     dc = cfg.data
     fix = {
@@ -100,7 +100,7 @@ def absolute_paths(cfg: C.Config) -> C.Config:
             ("eval_source", dc.eval_source),
             ("cache_dir", dc.cache_dir),
         )
-        if v and v not in D.BUILTIN and os.path.exists(os.path.expanduser(v))
+        if v and v not in sources.BUILTIN and os.path.exists(os.path.expanduser(v))
     }
     plugins = [
         str(Path(p).expanduser().absolute()) if p.endswith(".py") else p for p in cfg.plugins
@@ -111,7 +111,7 @@ def absolute_paths(cfg: C.Config) -> C.Config:
     return cfg.model_copy(update=update) if update else cfg
 
 
-def protected_paths(cfg: C.Config) -> list[str]:
+def protected_paths(cfg: conf.Config) -> list[str]:
     """Paths a run directory may never be, contain or lie inside: the data and its cache."""
     from .data.cache import cache_root
 

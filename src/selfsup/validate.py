@@ -73,9 +73,9 @@ def check_config(cfg) -> None:
 def check_data(cfg, train, bank, mod) -> None:
     """What needs the decoded data, before the run directory is created: the method's labels, the
     checks of the data's modality ``mod`` (its input, its views fields, its own run checks)."""
-    from . import methods as M
+    from . import methods
 
-    if M.requirements(cfg.method, cfg.params).labels and not train.labelled:
+    if methods.requirements(cfg.method, cfg.params).labels and not train.labelled:
         raise DataError(
             f"method '{cfg.method}' needs labels but '{train.name}' has none; give labelled data "
             "(class folders, CIFAR, or an .npz with y) or choose a self-supervised method"
@@ -240,12 +240,12 @@ def path_arg(value, what: str):
 def check_training(cfg, method, device) -> None:
     """The trainer's own refusals (precision for the device, the process count for the batch,
     gradient-caching chunks for the method), made before the run directory is created."""
-    from .train import distributed as D
+    from .train import distributed as ddp
     from .train import gradcache
     from .train.precision import resolve
 
     tc = cfg.train
     resolve(tc.precision, device)
-    _, world = D.world()
-    D.check_batch(tc.batch_size, world)
+    _, world = ddp.world()
+    ddp.check_batch(tc.batch_size, world)
     gradcache.check(method, tc.chunk_size, tc.batch_size // world)

@@ -64,7 +64,7 @@ def test_every_registered_method_has_a_page_in_the_nav():
         else:
             assert cls.paper in text
         for field in cls.Params.model_fields:
-            assert f"`loss.{field}`" in text, (name, field)
+            assert f"`params.{field}`" in text, (name, field)
         assert "### Figures measured" in text and "### Recipes" in text
 
 
@@ -79,7 +79,7 @@ def test_hand_written_method_pages_name_registered_methods():
 
 def test_method_reference_lists_defaults_recipes_and_figures():
     text = H.method_reference("simclr")
-    assert "| `loss.temperature` | `float` | `0.5` | > 0 |" in text
+    assert "| `params.temperature` | `float` | `0.5` | > 0 |" in text
     assert "configs/simclr-digits.yaml" in text
     bench = """## A table\n\n    python bench.py --x\n\n| method | kNN |\n|---|---:|\n| simclr | 46.05 |\n| simclrx | 1 |\n| dcl | 46.16 |\n\n| rank | method | knn |\n|---|---|---|\n| 1 | simclr | 0.9 |\n"""
     figs = H.benchmark_figures("simclr", bench)

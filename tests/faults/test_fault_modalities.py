@@ -454,8 +454,7 @@ def test_svm_ends_on_duplicate_features_with_different_labels():
 
 def test_series_statistics_do_not_overflow_near_float32_max():
     """Per-channel mean and standard deviation of float32 values near 1e38 are taken in float64."""
-    from selfsup import methods as M
-    from selfsup import resolve
+    from selfsup import methods, resolve
     from selfsup.data import SeriesData
     from selfsup.modalities import get
 
@@ -464,7 +463,7 @@ def test_series_statistics_do_not_overflow_near_float32_max():
     x[:, 0] += 1e38
     cfg = resolve.resolve_config(data="s.npz")
     mod = get("timeseries")
-    _, meta = mod.input_meta(cfg, SeriesData(x=x, name="s"), M.requirements("simclr", {}))
+    _, meta = mod.input_meta(cfg, SeriesData(x=x, name="s"), methods.requirements("simclr", {}))
     assert np.all(np.isfinite(meta["std"])) and np.all(np.isfinite(meta["mean"]))
     assert meta["std"][0] == pytest.approx(float(np.std(x[:, 0].astype(np.float64))), rel=1e-6)
 

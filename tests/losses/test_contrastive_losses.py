@@ -201,15 +201,15 @@ def test_dclw_gradient_treats_weights_as_constants():
 
 
 def _tiled(f, tiled):
-    import selfsup.losses.tiled as T
+    import selfsup.losses.tiled as tiled_losses
 
     def g(a, b):
-        old = T.AUTO_ELEMENTS
-        T.AUTO_ELEMENTS = 0 if tiled else 1 << 62
+        old = tiled_losses.AUTO_ELEMENTS
+        tiled_losses.AUTO_ELEMENTS = 0 if tiled else 1 << 62
         try:
             return f(a, b)
         finally:
-            T.AUTO_ELEMENTS = old
+            tiled_losses.AUTO_ELEMENTS = old
 
     return g
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from selfsup import methods as M
+from selfsup import methods
 from selfsup.config import ModelConfig
 from selfsup.errors import ConfigError
 
@@ -29,15 +29,15 @@ def _data(n=24, seed=0):
     y = torch.arange(n) % 3
     x = torch.randn(n, 12, generator=g) * 0.3 + torch.eye(12)[y * 4] * 2
     views = [x + 0.3 * torch.randn(n, 12, generator=g) for _ in range(2)]
-    return views, M.Batch(x, torch.arange(n), y)
+    return views, methods.Batch(x, torch.arange(n), y)
 
 
 @pytest.mark.parametrize("name", NEW)
 def test_few_steps_lower_the_loss(name):
     torch.manual_seed(0)
-    ctx = M.Context(model=ModelConfig(proj_hidden=16, proj_dim=8), n_samples=24, n_views=2)
+    ctx = methods.Context(model=ModelConfig(proj_hidden=16, proj_dim=8), n_samples=24, n_views=2)
     loss_cfg = {"k": 4} if name == "groco" else {}
-    method = M.build(name, _Enc(), loss_cfg, ctx)
+    method = methods.build(name, _Enc(), loss_cfg, ctx)
     assert method.paper and method.name == name
     assert method.uses_labels == (name == "supcon")
     opt = torch.optim.Adam(method.parameters(), lr=1e-2)
@@ -56,7 +56,7 @@ def test_few_steps_lower_the_loss(name):
         final = float(method(views, batch)[0])
     if name == "isogclr":  # its surrogate moves with its state: compare the paper's objective
         z1, z2 = method.project(views)
-        fresh = M.build(name, _Enc(), {}, ctx)
+        fresh = methods.build(name, _Enc(), {}, ctx)
         assert float(method.isog.objective(z1, z2, batch.index)) < float(
             fresh.isog.objective(*fresh.eval().project(views), batch.index)
         )
@@ -68,8 +68,8 @@ def test_few_steps_lower_the_loss(name):
 def test_isogclr_state_is_not_written_by_a_skipped_step():
     """The loop skips a non-finite step without calling after_step: the state stays as it was."""
     torch.manual_seed(0)
-    ctx = M.Context(model=ModelConfig(proj_hidden=16, proj_dim=8), n_samples=24, n_views=2)
-    method = M.build("isogclr", _Enc(), {}, ctx)
+    ctx = methods.Context(model=ModelConfig(proj_hidden=16, proj_dim=8), n_samples=24, n_views=2)
+    method = methods.build("isogclr", _Enc(), {}, ctx)
     views, batch = _data()
     method(views, batch)
     method.after_step(0, 3)
@@ -87,15 +87,15 @@ def test_isogclr_state_is_not_written_by_a_skipped_step():
 
 def test_hyperparameters_validated_from_config():
     with pytest.raises(ConfigError, match="params.tau_plus"):
-        M.validate_params("hcl", {"tau_plus": 1.5})
-    assert M.validate_params("dclw", {"sigma": 2.0}).sigma == 2.0
-    assert M.validate_params("supcon", {"weight": 0.5, "tiled": True}).tiled is True
+        methods.validate_params("hcl", {"tau_plus": 1.5})
+    assert methods.validate_params("dclw", {"sigma": 2.0}).sigma == 2.0
+    assert methods.validate_params("supcon", {"weight": 0.5, "tiled": True}).tiled is True
     with pytest.raises(ConfigError, match="2 views"):
-        M.build(
+        methods.build(
             "isogclr",
             _Enc(),
             {},
-            M.Context(model=ModelConfig(proj_hidden=8, proj_dim=4), n_samples=10, n_views=3),
+            methods.Context(model=ModelConfig(proj_hidden=8, proj_dim=4), n_samples=10, n_views=3),
         )
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import selfsup.losses.tiled as T
+import selfsup.losses.tiled as tiled_losses
 from selfsup.losses import clip_loss, dcl, dclw, hcl, nt_xent, supcon
 
 B = 37  # odd; 2B = 74 rows, tile 8 does not divide it
@@ -26,7 +26,7 @@ def _losses():
 
 @pytest.mark.parametrize("name", list(_losses()))
 def test_tiled_equals_dense(name, monkeypatch):
-    monkeypatch.setattr(T, "TILE_ROWS", 8)
+    monkeypatch.setattr(tiled_losses, "TILE_ROWS", 8)
     f = _losses()[name]
     g = torch.Generator().manual_seed(0)
     a = torch.randn(B, 16, generator=g).requires_grad_(True)
@@ -46,7 +46,7 @@ def test_tiled_equals_dense(name, monkeypatch):
 
 def test_row_lse_nonuniform_upstream_gradient_and_auto_choice(monkeypatch):
     # a weighted sum of lse terms exercises the recomputing backward
-    monkeypatch.setattr(T, "TILE_ROWS", 5)
+    monkeypatch.setattr(tiled_losses, "TILE_ROWS", 5)
     g = torch.Generator().manual_seed(1)
     q = torch.randn(23, 6, generator=g, dtype=torch.float64, requires_grad=True)
     k = torch.randn(19, 6, generator=g, dtype=torch.float64, requires_grad=True)
@@ -54,9 +54,15 @@ def test_row_lse_nonuniform_upstream_gradient_and_auto_choice(monkeypatch):
     ex = torch.randint(-1, 19, (23, 2), generator=g)
     w = torch.rand(23, generator=g, dtype=torch.float64)
     assert torch.autograd.gradcheck(
-        lambda q, k, s: (T.row_lse(q, k, s, ex, tiled=True) * w).sum(), (q, k, s)
+        lambda q, k, s: (tiled_losses.row_lse(q, k, s, ex, tiled=True) * w).sum(), (q, k, s)
     )
-    d = T.row_lse(q, k, s, ex, tiled=False)
-    torch.testing.assert_close(T.row_lse(q, k, s, ex, tiled=True), d)
-    assert T.use_tiled(None, 10, 10) is False and T.use_tiled(None, 1 << 13, 1 << 13) is True
-    assert T.use_tiled(True, 2, 2) is True and T.use_tiled(False, 1 << 20, 1 << 20) is False
+    d = tiled_losses.row_lse(q, k, s, ex, tiled=False)
+    torch.testing.assert_close(tiled_losses.row_lse(q, k, s, ex, tiled=True), d)
+    assert (
+        tiled_losses.use_tiled(None, 10, 10) is False
+        and tiled_losses.use_tiled(None, 1 << 13, 1 << 13) is True
+    )
+    assert (
+        tiled_losses.use_tiled(True, 2, 2) is True
+        and tiled_losses.use_tiled(False, 1 << 20, 1 << 20) is False
+    )

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import selfsup
-import selfsup.methods as M
+from selfsup import methods
 from selfsup.config import ModelConfig
 from selfsup.errors import ConfigError
 from selfsup.losses.halp import halp_loss, halp_positives, max_hardness, slerp, spherical_kmeans
@@ -70,7 +70,7 @@ def test_mask_ratio_outside_the_open_interval_is_refused(ratio):
     with pytest.raises(ConfigError, match="mask ratio"):
         random_masking(2, 16, ratio)
     with pytest.raises(ConfigError, match="params.mask_ratio"):
-        M.validate_params("mae", {"mask_ratio": ratio})
+        methods.validate_params("mae", {"mask_ratio": ratio})
 
 
 def test_sincos_table_matches_the_formula():
@@ -319,10 +319,10 @@ def _method(name):
         [0.5],
         [0.25],
     )
-    ctx = M.Context(
+    ctx = methods.Context(
         model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=16, extra={"batch_size": 16}
     )
-    return M.build(name, enc, SMALL[name], ctx)
+    return methods.build(name, enc, SMALL[name], ctx)
 
 
 @pytest.mark.parametrize("name", ["mae", "spark", "cmae", "halp"])
@@ -330,7 +330,7 @@ def test_masked_methods_lower_their_loss_without_nan(name):
     from selfsup.views import PRESETS, ImageViews, seeded
 
     m = _method(name)
-    assert M.REGISTRY[name].paper
+    assert methods.REGISTRY[name].paper
     x = torch.from_numpy((np.random.default_rng(0).random((16, 1, 8, 8)) * 255).astype("uint8"))
     with seeded(0):
         views = ImageViews(PRESETS["digits"], 1, 2)(x)
@@ -338,7 +338,7 @@ def test_masked_methods_lower_their_loss_without_nan(name):
     losses = []
     for s in range(10):
         torch.manual_seed(s % 2)  # two fixed masks alternate, so the objective is fixed
-        loss, logs = m(views, M.Batch(x, torch.arange(16)))
+        loss, logs = m(views, methods.Batch(x, torch.arange(16)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -355,12 +355,12 @@ def test_masked_methods_lower_their_loss_without_nan(name):
 
 
 def test_mae_refuses_a_cnn_and_spark_refuses_a_vit():
-    ctx = M.Context(model=ModelConfig(proj_hidden=32, proj_dim=16))
+    ctx = methods.Context(model=ModelConfig(proj_hidden=32, proj_dim=16))
     cnn = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
     with pytest.raises(ConfigError, match="needs a backbone with patch tokens"):
-        M.build("mae", cnn, {}, ctx)
+        methods.build("mae", cnn, {}, ctx)
     with pytest.raises(ConfigError, match="needs a backbone with convolutional feature maps"):
-        M.build("spark", _vit_encoder(), {}, ctx)
+        methods.build("spark", _vit_encoder(), {}, ctx)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import selfsup.methods as M
+from selfsup import methods
 from selfsup.config import ModelConfig
 from selfsup.errors import ConfigError
 from selfsup.methods.directpred import directcopy_weight
@@ -35,10 +35,10 @@ SMALL = {"mochi": {"n_hard": 64, "n_mix": 32, "n_mix_query": 8}}
 def build(name, loss=None, n=16):
     torch.manual_seed(0)
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
-    ctx = M.Context(
+    ctx = methods.Context(
         model=ModelConfig(proj_hidden=32, proj_dim=16), n_samples=n, extra={"batch_size": 16}
     )
-    return M.build(name, enc, loss if loss is not None else SMALL.get(name, {}), ctx)
+    return methods.build(name, enc, loss if loss is not None else SMALL.get(name, {}), ctx)
 
 
 def fixed_views(n=16, multicrop=False):
@@ -56,7 +56,7 @@ def run_steps(m, views, x, steps=8, lr=1e-3):
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
     losses = []
     for s in range(steps):
-        loss, logs = m(views, M.Batch(x, torch.arange(len(x))))
+        loss, logs = m(views, methods.Batch(x, torch.arange(len(x))))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -68,7 +68,7 @@ def run_steps(m, views, x, steps=8, lr=1e-3):
 @pytest.mark.parametrize("name", METHODS)
 def test_a_few_steps_lower_the_loss_without_nan(name):
     m = build(name)
-    assert M.REGISTRY[name].paper
+    assert methods.REGISTRY[name].paper
     x, views = fixed_views()
     losses = run_steps(m, views, x)
     assert all(np.isfinite(losses)), losses
@@ -118,7 +118,7 @@ def test_directpred_predictor_is_u_diag_p_ut_of_the_running_correlation(freq):
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     corr = torch.zeros(16, 16, dtype=torch.float64)
     for s in range(5):
-        loss, _ = m(views, M.Batch(x, torch.arange(16)))
+        loss, _ = m(views, methods.Batch(x, torch.arange(16)))
         f = torch.cat(m._online_z).double()
         opt.zero_grad()
         loss.backward()
@@ -169,7 +169,7 @@ def test_mochi_mixes_are_detached_and_never_enqueued(monkeypatch):
     run_steps(m, views, x, steps=1)
     assert not captured  # warm-up: no mixing at the first step
     ptr = int(m.queue.ptr)
-    loss, logs = m(views, M.Batch(x, torch.arange(16)))
+    loss, logs = m(views, methods.Batch(x, torch.arange(16)))
     assert logs["mixing"] == 1.0 and len(captured) == 1
     mixes = captured[0]
     assert mixes.shape == (16, 12, 16) and not mixes.requires_grad
@@ -225,14 +225,14 @@ def test_two_view_methods_refuse_multicrop_and_extra_views_in_one_line(name):
     """``Needs(n_views=2)``: one check, in ``methods.build``, with one message."""
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
     for n_views, local in ((2, 2), (3, 0)):
-        ctx = M.Context(
+        ctx = methods.Context(
             model=ModelConfig(proj_hidden=32, proj_dim=16),
             n_samples=16,
             n_views=n_views,
             extra={"batch_size": 16, "local_crops": local},
         )
         with pytest.raises(ConfigError, match=f"'{name}' uses exactly 2 views and no multi-crop"):
-            M.build(name, enc, SMALL.get(name, {}), ctx)
+            methods.build(name, enc, SMALL.get(name, {}), ctx)
 
 
 def test_mocov3_uses_the_resnet_recipe_for_convnets_and_the_vit_recipe_for_vits():
@@ -244,10 +244,10 @@ def test_mocov3_uses_the_resnet_recipe_for_convnets_and_the_vit_recipe_for_vits(
     assert isinstance(m.head[-1], torch.nn.BatchNorm1d) and not m.head[-1].affine
     assert isinstance(m.predictor[-1], torch.nn.Linear)
     enc = Encoder(build_backbone("convnet_small", 1, 16), [0.5], [0.25])
-    ctx = M.Context(
+    ctx = methods.Context(
         model=ModelConfig(backbone="vit_small", proj_hidden=32, proj_dim=16), n_samples=16
     )
-    v = M.build("mocov3", enc, {}, ctx)
+    v = methods.build("mocov3", enc, {}, ctx)
     assert v.recipe == "vit" and v.temperature == 0.2
     assert len([x for x in v.head if isinstance(x, torch.nn.Linear)]) == 3
     assert isinstance(v.predictor[-1], torch.nn.BatchNorm1d)

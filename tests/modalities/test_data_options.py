@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selfsup import data as D
+from selfsup import data as sources
 from selfsup import resolve
 from selfsup.errors import DataError
 
@@ -19,29 +19,33 @@ def column_source():
         seen.update(kw["options"])
         col = int(kw["options"].get("pick_column", 0))
         x = np.arange(40, dtype=np.float32).reshape(20, 2)[:, col : col + 1]
-        return D.Splits(train=D.TableData(x=x, y=np.arange(20) % 2, name=spec))
+        return sources.Splits(train=sources.TableData(x=x, y=np.arange(20) % 2, name=spec))
 
-    opt = D.register_option(D.DataOption("pick_column", "the column to read", metavar="N"))
-    src = D.register_source(D.Source("cols", lambda spec, path: spec.endswith(".cols"), load))
+    opt = sources.register_option(
+        sources.DataOption("pick_column", "the column to read", metavar="N")
+    )
+    src = sources.register_source(
+        sources.Source("cols", lambda spec, path: spec.endswith(".cols"), load)
+    )
     yield seen
-    D.SOURCES.remove(src)
-    del D.DATA_OPTIONS[opt.key]
+    sources.SOURCES.remove(src)
+    del sources.DATA_OPTIONS[opt.key]
 
 
 def test_options_reach_the_source_that_claims_it(column_source):
-    s = D.load_source("a.cols", options={"pick_column": 1})
+    s = sources.load_source("a.cols", options={"pick_column": 1})
     assert column_source == {"pick_column": 1}
     assert float(s.train.x[0, 0]) == 1.0
 
 
 def test_unknown_option_is_one_line(column_source):
     with pytest.raises(DataError, match="unknown data option 'text_colum'.*pick_column"):
-        D.load_source("a.cols", options={"text_colum": "x"})
+        sources.load_source("a.cols", options={"text_colum": "x"})
 
 
 def test_option_for_a_builtin_kind_is_refused(column_source):
     with pytest.raises(DataError, match="'pick_column' applies to a source a modality added"):
-        D.load_source("digits", options={"pick_column": 1})
+        sources.load_source("digits", options={"pick_column": 1})
 
 
 def test_option_lands_in_the_config_and_the_cli(column_source):

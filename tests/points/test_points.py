@@ -162,7 +162,7 @@ def test_a_points_npz_needs_its_marker_and_never_steals_a_series(tmp_path):
 
 @pytest.mark.parametrize("method", ["pointmae", "pointcmae"])
 def test_masked_point_methods_lower_their_loss(method):
-    from selfsup import methods as M
+    from selfsup import methods
     from selfsup.config import validate
     from selfsup.parts import assemble
 
@@ -183,7 +183,7 @@ def test_masked_point_methods_lower_their_loss(method):
     for step in range(8):
         torch.manual_seed(step % 2)  # the same two masks again and again: the loss must fall
         views = parts.views(parts.x)
-        loss, logs = m(views, M.Batch(parts.x, torch.arange(len(parts.x))))
+        loss, logs = m(views, methods.Batch(parts.x, torch.arange(len(parts.x))))
         opt.zero_grad()
         loss.backward()
         opt.step()

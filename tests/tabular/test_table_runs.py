@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import selfsup
-from selfsup import methods as M
+from selfsup import methods
 from selfsup.api import load_encoder
 from selfsup.cli import main
 from selfsup.data import load_source
@@ -86,7 +86,7 @@ def test_clan_defaults_are_the_authors_current_script():
     assert (o.name, o.lr, o.weight_decay, o.schedule) == ("adamw", 1e-4, 0.0, "cosine")
     assert (o.warmup_epochs, o.min_lr_ratio, cfg.train.epochs) == (20.0, 0.01, 200)
     assert cfg.train.batch_size == len(tr)
-    p = M.validate_params("clan", {})
+    p = methods.validate_params("clan", {})
     assert (p.margin, p.squared, p.alpha, p.replacement) == (0.5, False, 0.5, True)
     assert (TABLE_PRESETS["clan"].p, TABLE_PRESETS["clan"].uniform) == (0.1, 1.7)
     # what the user sets wins
@@ -131,7 +131,7 @@ def test_clan_draws_rows_with_replacement():
 # from local features: a table row has none, refused in one line)
 SINGLE = [
     n
-    for n, cls in M.REGISTRY.items()
+    for n, cls in methods.REGISTRY.items()
     if n not in ("ts2vec", "obow")
     and cls.needs.towers == 1
     and not cls.needs.edges

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from selfsup import methods as M
-from selfsup import resolve
+from selfsup import methods, resolve
 from selfsup.data import load_source
 from selfsup.parts import assemble, with_defaults
 
@@ -41,7 +40,7 @@ def test_one_fixed_corruption_per_row_and_minmax_targets(tmp_path):
     changed = (first != p.x.float()).float().mean()
     assert 0.15 < float(changed) < 0.35  # p_m = 0.3, fewer where the drawn value equals the cell
     idx = torch.arange(8)
-    batch = M.Batch(x=p.x[idx], index=idx)
+    batch = methods.Batch(x=p.x[idx], index=idx)
     views = p.views(p.x[idx])
     loss, _ = m(views, batch)
     assert torch.isfinite(loss)
@@ -56,7 +55,7 @@ def test_fresh_corruption_and_standard_targets_remain_options(tmp_path):
     m.prepare(p.x, p.views)
     assert len(m.corrupted) == 0
     idx = torch.arange(8)
-    loss, _ = m(p.views(p.x[idx]), M.Batch(x=p.x[idx], index=idx))
+    loss, _ = m(p.views(p.x[idx]), methods.Batch(x=p.x[idx], index=idx))
     assert torch.isfinite(loss)
 
 

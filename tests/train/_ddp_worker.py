@@ -22,7 +22,7 @@ def train_weights(
     """Train ``method_name`` on ``n`` digits with global batch ``batch``; the encoder's state."""
     from sklearn.datasets import load_digits
 
-    from selfsup import methods as M
+    from selfsup import methods
     from selfsup.models import build_backbone
     from selfsup.models.encoder import Encoder
     from selfsup.resolve import resolve_config
@@ -49,9 +49,9 @@ def train_weights(
     _, spec = resolve_spec("auto", 1, 8)
     torch.manual_seed(cfg.train.seed)
     enc = Encoder(build_backbone("convnet_small", 1, spec.size), [0.3], [0.3])
-    ctx = M.Context(model=cfg.model, n_samples=n, n_views=2, extra={"batch_size": batch})
+    ctx = methods.Context(model=cfg.model, n_samples=n, n_views=2, extra={"batch_size": batch})
     dev = torch.device(device)
-    method = M.build(method_name, enc, cfg.loss, ctx).to(dev)
+    method = methods.build(method_name, enc, cfg.params, ctx).to(dev)
     views = ImageViews(spec, 1, 2).to(dev)
     x = x.to(dev)
     torch.manual_seed(cfg.train.seed)

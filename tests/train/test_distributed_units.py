@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfsup.train import distributed as D
+from selfsup.train import distributed as ddp
 
 
 def test_view_seed_is_a_function_of_its_key():
-    assert D.view_seed(0, 5) == D.view_seed(0, 5)
-    keys = {D.view_seed(s, t, r) for s in range(3) for t in range(50) for r in (-1, 0, 1)}
+    assert ddp.view_seed(0, 5) == ddp.view_seed(0, 5)
+    keys = {ddp.view_seed(s, t, r) for s in range(3) for t in range(50) for r in (-1, 0, 1)}
     assert len(keys) == 3 * 50 * 3
 
 
@@ -18,19 +18,19 @@ def test_keyed_rng_repeats_and_restores_the_global_stream():
     cpu = torch.device("cpu")
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    with D.keyed_rng(D.view_seed(0, 7), cpu):
+    with ddp.keyed_rng(ddp.view_seed(0, 7), cpu):
         a = torch.rand(4)
-    with D.keyed_rng(D.view_seed(0, 7), cpu):
+    with ddp.keyed_rng(ddp.view_seed(0, 7), cpu):
         b = torch.rand(4)
     assert torch.equal(a, b)
     assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_single_process_defaults():
-    assert D.world() == (0, 1) and D.is_main() and D.slice_of(16) == (0, 16)
-    assert D.broadcast_object("x") == "x"
+    assert ddp.world() == (0, 1) and ddp.is_main() and ddp.slice_of(16) == (0, 16)
+    assert ddp.broadcast_object("x") == "x"
     t = torch.ones(2)
-    assert D.reduce_sum(t) is t
+    assert ddp.reduce_sum(t) is t
 
 
 def test_cpu_sync_batchnorm_keeps_parameters_and_state_keys():
@@ -39,8 +39,8 @@ def test_cpu_sync_batchnorm_keeps_parameters_and_state_keys():
     )
     params = [id(p) for p in m.parameters()]
     keys = list(m.state_dict())
-    c = D.convert_sync_batchnorm(m, torch.device("cpu"))
-    assert isinstance(c[1], D.CPUSyncBatchNorm) and isinstance(c[2][1], D.CPUSyncBatchNorm)
+    c = ddp.convert_sync_batchnorm(m, torch.device("cpu"))
+    assert isinstance(c[1], ddp.CPUSyncBatchNorm) and isinstance(c[2][1], ddp.CPUSyncBatchNorm)
     assert [id(p) for p in c.parameters()] == params and list(c.state_dict()) == keys
     x = torch.randn(8, 1, 5, 5)
     ref = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))

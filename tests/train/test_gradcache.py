@@ -67,7 +67,7 @@ def test_clip_two_towers_cached_equals_full_batch():
 
 
 def _simclr(name: str = "simclr"):
-    from selfsup import methods as M
+    from selfsup import methods
     from selfsup.config import ModelConfig
     from selfsup.models import build_backbone
     from selfsup.models.encoder import Encoder
@@ -75,7 +75,7 @@ def _simclr(name: str = "simclr"):
     torch.manual_seed(0)
     enc = Encoder(build_backbone("convnet_small", 1, 8), [0.5], [0.25])
     mc = ModelConfig(proj_hidden=32, proj_dim=16)
-    return M.build(name, enc, {}, M.Context(model=mc, n_samples=64))
+    return methods.build(name, enc, {}, methods.Context(model=mc, n_samples=64))
 
 
 @pytest.mark.parametrize("name", ["simclr", "dcl"])

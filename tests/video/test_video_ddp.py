@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def train_weights(out: Path, initial: bool = False) -> dict[str, torch.Tensor]:
     """cvrl on 32 random clips (4 steps of batch 16) with the real Trainer; the encoder's state."""
     import selfsup.modalities  # noqa: F401  (registers the video modality)
-    from selfsup import methods as M
+    from selfsup import methods
     from selfsup.modalities.base import get
     from selfsup.models.encoder import Encoder
     from selfsup.models.video import R2Plus1D
@@ -52,8 +52,8 @@ def train_weights(out: Path, initial: bool = False) -> dict[str, torch.Tensor]:
     torch.manual_seed(cfg.train.seed)
     mean, std = get("video").normalisation({"mean": [0.5], "std": [0.3]})
     enc = Encoder(R2Plus1D(1, width=0.25), mean, std)
-    ctx = M.Context(model=cfg.model, n_samples=32, n_views=2, extra={"batch_size": 16})
-    method = M.build(name, enc, cfg.loss, ctx)
+    ctx = methods.Context(model=cfg.model, n_samples=32, n_views=2, extra={"batch_size": 16})
+    method = methods.build(name, enc, cfg.params, ctx)
     views = VideoViews(VideoViewsConfig(clip_frames=4), 16, 2)
     from selfsup.train import Trainer
 

@@ -38,10 +38,10 @@ def check(
     method: str | None = None,
 ) -> None:
     """Refuse, in one line, a process count this machine or batch cannot serve."""
-    from . import distributed as D
+    from . import distributed as ddp
     from . import gradcache
 
-    D.check_batch(batch_size, nproc)
+    ddp.check_batch(batch_size, nproc)
     if nproc > 1:
         import torch
 

@@ -35,7 +35,7 @@ from ..errors import CheckpointError, TrainingError
 from ..io import append_jsonl, remove_stale_temp
 from ..methods import Batch, Method
 from . import checkpoint as ckpt
-from . import distributed as D
+from . import distributed as ddp
 from . import gradcache
 from .monitor import CollapseMonitor
 from .optim import build_optimizer, lr_at, resolved_lr
@@ -138,9 +138,9 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.console = console
         tc = cfg.train
-        self.rank, self.world_size = D.world()
+        self.rank, self.world_size = ddp.world()
         self.main = self.rank == 0
-        D.check_batch(tc.batch_size, self.world_size)
+        ddp.check_batch(tc.batch_size, self.world_size)
         self.local_batch = tc.batch_size // self.world_size
         self.steps_per_epoch = len(x) // tc.batch_size
         self.precision, self.precision_reason = resolve(tc.precision, device)
@@ -149,8 +149,8 @@ class Trainer:
         # always present: disabled (every call a pass-through) unless fp16 needs loss scaling
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         gradcache.check(method, tc.chunk_size, self.local_batch)
-        if self.world_size > 1 and tc.sync_bn and D.has_batchnorm(method):
-            method = D.convert_sync_batchnorm(
+        if self.world_size > 1 and tc.sync_bn and ddp.has_batchnorm(method):
+            method = ddp.convert_sync_batchnorm(
                 method, device
             )  # same parameter objects, same state keys
             self.method = method
@@ -159,7 +159,7 @@ class Trainer:
         if tc.compile:
             method.encoder.compile()
         #: what the step calls: the method, or its DistributedDataParallel wrapper
-        self.model = D.wrap(method, device) if self.world_size > 1 else method
+        self.model = ddp.wrap(method, device) if self.world_size > 1 else method
         self.loggers: list = list(loggers or [])
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.optimizer = build_optimizer(method, cfg.optim, tc.batch_size)
@@ -191,7 +191,7 @@ class Trainer:
         path = self.run_dir / "checkpoints" / f"step-{self.state.step:08d}.safetensors"
         if self.main:
             self._write_checkpoint(path)
-        D.barrier("a checkpoint")
+        ddp.barrier("a checkpoint")
         return path
 
     def _write_checkpoint(self, path: Path) -> None:
@@ -314,21 +314,21 @@ class Trainer:
         """
         tc = self.cfg.train
         gidx = order[step_in_epoch * tc.batch_size : (step_in_epoch + 1) * tc.batch_size]
-        lo, hi = D.slice_of(tc.batch_size)
+        lo, hi = ddp.slice_of(tc.batch_size)
         idx = gidx[lo:hi]
         labels = None if self.labels is None else self.labels[idx]
         t0 = time.perf_counter()
         if self.world_size == 1 or tc.view_sharding == "global":
             xg = self.x[gidx]
             t0 = time.perf_counter()
-            with D.keyed_rng(D.view_seed(tc.seed, step), self.device):
+            with ddp.keyed_rng(ddp.view_seed(tc.seed, step), self.device):
                 views = self.views(xg)
             views = [v[lo:hi] for v in views] if self.world_size > 1 else views
             batch = Batch(xg[lo:hi] if self.world_size > 1 else xg, idx, labels)
         else:
             xl = self.x[idx]
             t0 = time.perf_counter()
-            with D.keyed_rng(D.view_seed(tc.seed, step, self.rank), self.device):
+            with ddp.keyed_rng(ddp.view_seed(tc.seed, step, self.rank), self.device):
                 views = self.views(xl)
             batch = Batch(xl, idx, labels)
         self._views_time = time.perf_counter() - t0
@@ -380,7 +380,7 @@ class Trainer:
     def _globally_finite(self, loss: torch.Tensor) -> bool:
         if self.world_size == 1:
             return bool(torch.isfinite(loss))
-        self._loss_sum = D.reduce_sum(loss.detach().reshape(1), "the step's loss")
+        self._loss_sum = ddp.reduce_sum(loss.detach().reshape(1), "the step's loss")
         return bool(torch.isfinite(self._loss_sum).all())
 
     # -- the loop ------------------------------------------------------------------------------
@@ -390,8 +390,8 @@ class Trainer:
         try:
             return self._fit()
         except RuntimeError as err:
-            if self.world_size > 1 and D.is_comm_error(err):
-                raise D.lost(err, f"step {self.state.step}") from None
+            if self.world_size > 1 and ddp.is_comm_error(err):
+                raise ddp.lost(err, f"step {self.state.step}") from None
             raise
         finally:  # the collapse monitor's hook must not follow the encoder into evaluation (deepcopy)
             self.monitor.close()
@@ -538,7 +538,7 @@ class Trainer:
         if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
             saved = self.save_checkpoint()  # every rank waits for rank 0 (and its evaluation)
         else:
-            D.barrier("the end of an epoch")
+            ddp.barrier("the end of an epoch")
         if self._stop_requested(stop):  # asked during the epoch's end (evaluation, checkpoint)
             raise Interrupted(
                 self.run_dir, st.step, self._stop_signum, saved or self.save_checkpoint()
@@ -554,7 +554,7 @@ class Trainer:
         flags = torch.zeros(2)
         if stop.requested:
             flags[0], flags[1] = 1.0, float(int(stop.signum))
-        flags = D.reduce_sum(flags, "a stop request")
+        flags = ddp.reduce_sum(flags, "a stop request")
         n, total = int(flags[0]), int(flags[1])
         if n == 0:
             return False

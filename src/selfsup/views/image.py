@@ -120,31 +120,31 @@ class ImageViews(nn.Module):
 
 
 def _kornia_pipeline(s: ViewSpec, channels: int) -> nn.Sequential:
-    import kornia.augmentation as K
+    from kornia import augmentation as kaug
 
     ops: list[nn.Module] = [
-        K.RandomResizedCrop(
+        kaug.RandomResizedCrop(
             (s.size, s.size), scale=s.crop_scale, ratio=(3 / 4, 4 / 3), align_corners=False
         )
     ]
     if s.affine_p > 0:
         ops.append(
-            K.RandomAffine(
+            kaug.RandomAffine(
                 s.rotate, translate=(s.translate, s.translate), p=s.affine_p, align_corners=False
             )
         )
     if s.flip > 0:
-        ops.append(K.RandomHorizontalFlip(p=s.flip))
+        ops.append(kaug.RandomHorizontalFlip(p=s.flip))
     b, c, sat, hue = s.jitter
     if channels == 1:
         sat, hue = 0.0, 0.0  # no colour in one channel
     if s.jitter_p > 0 and any(v > 0 for v in (b, c, sat, hue)):
-        ops.append(K.ColorJitter(b, c, sat, hue, p=s.jitter_p))
+        ops.append(kaug.ColorJitter(b, c, sat, hue, p=s.jitter_p))
     if s.grayscale_p > 0 and channels == 3:
-        ops.append(K.RandomGrayscale(p=s.grayscale_p))
+        ops.append(kaug.RandomGrayscale(p=s.grayscale_p))
     if s.blur_p > 0:
         k = blur_kernel_size(s.size)
-        ops.append(K.RandomGaussianBlur((k, k), (0.1, 2.0), p=s.blur_p))
+        ops.append(kaug.RandomGaussianBlur((k, k), (0.1, 2.0), p=s.blur_p))
     return nn.Sequential(*ops)
 
 
