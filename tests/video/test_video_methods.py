@@ -94,7 +94,7 @@ def test_methods_train_on_clips_unchanged(tmp_path, method):
 
 
 def _steps(method_name: str, backbone: str, steps: int = 12) -> list[float]:
-    from selfsup import methods as M
+    from selfsup import methods
     from selfsup.config import ModelConfig
     from selfsup.modalities.base import get
     from selfsup.models.encoder import Encoder
@@ -106,8 +106,8 @@ def _steps(method_name: str, backbone: str, steps: int = 12) -> list[float]:
     mean, std = mod.normalisation({"mean": [0.2], "std": [0.3]})
     enc = Encoder(build_video_backbone(backbone, 1, 16, 0.25), mean, std)
     model = ModelConfig(proj_hidden=32, proj_dim=16)
-    cls = M.REGISTRY[method_name]
-    method = cls(enc, cls.Params(), M.Context(model=model, n_samples=16))
+    cls = methods.REGISTRY[method_name]
+    method = cls(enc, cls.Params(), methods.Context(model=model, n_samples=16))
     opt = torch.optim.AdamW(method.parameters(), 2e-3)
     x = torch.from_numpy(np.load(tiny_clips(_tmp() / "c.npz"))["x"])
     x = x[:16, ..., None]
@@ -115,7 +115,7 @@ def _steps(method_name: str, backbone: str, steps: int = 12) -> list[float]:
     losses = []
     for _ in range(steps):
         torch.manual_seed(1)  # the same views each step: the loss on them must fall
-        loss, logs = method(views(x), M.Batch(x, torch.arange(len(x))))
+        loss, logs = method(views(x), methods.Batch(x, torch.arange(len(x))))
         assert torch.isfinite(loss)
         opt.zero_grad()
         loss.backward()
@@ -138,11 +138,11 @@ def test_cvrl_and_video_mae_lower_their_loss(method, backbone):
 
 
 def test_cvrl_defaults_are_the_papers():
-    from selfsup import methods as M
+    from selfsup import methods
 
-    p = M.REGISTRY["cvrl"].Params()
+    p = methods.REGISTRY["cvrl"].Params()
     assert p.temperature == 0.1 and p.head_layers == 3
-    v = M.REGISTRY["video_mae"].Params()
+    v = methods.REGISTRY["video_mae"].Params()
     assert v.mask_ratio == 0.9
 
 
@@ -171,3 +171,28 @@ def test_a_cvrl_run_resumes_bit_identically(tmp_path, resume_matches_full):
     }
     full, resumed = resume_matches_full(cfg)
     assert resumed.summary["eval"] == full.summary["eval"]
+
+
+def test_cluster_distill_between_clips_and_their_frames(tmp_path):
+    """``moving_digits:frames``: each clip paired with one of its own frames (digit labels); the
+    video and image towers train together by cluster distillation, each evaluated on its own."""
+    from selfsup.data import register_builtin
+    from selfsup.data.video import make_moving_frames
+
+    s = make_moving_frames(n=40)
+    tr = s.train
+    assert (tr.a.modality, tr.b.modality) == ("video", "image") and len(tr) == 30
+    for i in range(len(tr)):  # the frame is one of the clip's own frames
+        assert any(np.array_equal(tr.b.x[i], f) for f in tr.a.x[i])
+    assert set(tr.y) <= set(range(10)) and np.array_equal(tr.a.y, tr.y)
+    register_builtin("moving_digits:frames-40", lambda: make_moving_frames(n=40))
+    run = selfsup.train(
+        method="cluster_distill",
+        data="moving_digits:frames-40",
+        epochs=2,
+        batch_size=10,
+        out=str(tmp_path / "r"),
+        overrides=[*QUIET, "eval.baselines=false", "params.n_prototypes=5"],
+    )
+    ev = run.summary["eval"]
+    assert np.isfinite(ev["a_knn_top1"]) and np.isfinite(ev["b_knn_top1"])

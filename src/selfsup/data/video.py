@@ -455,6 +455,32 @@ register_source(Source("video_npz", _npz_claims, load_video_npz))
 register_builtin("moving_digits", lambda: make_moving_digits("motion"))
 register_builtin("moving_digits:digit", lambda: make_moving_digits("digit"))
 
+
+def make_moving_frames(n: int = 1797, seed: int = 0) -> Splits:
+    """``moving_digits:frames``: each clip of ``moving_digits`` paired with one of its own frames (an
+    image, drawn uniformly from the clip with a fixed seed), labelled by digit: a paired set for
+    distilling between a video branch and an image branch (``cluster_distill``, after the
+    echocardiography paper), where the frame alone tells the digit and not the motion."""
+    from .base import ImageData
+    from .paired import PairedData
+
+    clips = make_moving_digits("digit", n=n, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+
+    def pair(v: VideoData, split: str) -> PairedData:
+        pick = rng.integers(0, v.x.shape[1], len(v))
+        frames = np.ascontiguousarray(v.x[np.arange(len(v)), pick])  # (N, H, W, C)
+        name = f"moving_digits:frames/{split}"
+        return PairedData(
+            v, ImageData(frames, v.y, v.classes, f"{name}[frame]"), v.y, v.classes, name
+        )
+
+    assert clips.test is not None
+    return Splits(pair(clips.train, "train"), pair(clips.test, "test"))
+
+
+register_builtin("moving_digits:frames", lambda: make_moving_frames())
+
 __all__ = [
     "VideoData",
     "decode_video",
