@@ -14,6 +14,10 @@ lambda2 = 1. Deviations: masks are random patches with a ratio drawn per image f
 the 4x4 to 8x8 patch grids of small images blocks and random patches differ little); output
 dimension 4096 for both heads (the authors': 8192); local crops are not masked, as in the authors' code.
 
+On small images (digits) a random ViT's features are so alike that the authors' head (no
+BatchNorm) leaves the centred teacher uniform from the start and the run collapses; BatchNorm in the
+head (``use_bn_in_head=True``, the authors' ``--norm_in_head bn``) prevents it (BENCHMARKS.md).
+
 Needs a backbone with patch tokens (``Needs(encoder="tokens")``: a ViT; with ``--backbone auto``
 the modality picks one); a convolutional one is refused in one line when the method is built.
 """
