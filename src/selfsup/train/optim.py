@@ -90,7 +90,10 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torc
     # the fused kernels update all parameters in one pass: on a 2-core CPU AdamW's step went from
     # tens of milliseconds (per-tensor loops) to about one (BENCHMARKS.md)
     if cfg.name == "sgd":
-        return _fused(torch.optim.SGD, groups, lr=lr, momentum=cfg.momentum)
+        # not fused: torch's fused SGD fails when some momentum buffers exist and others do not yet
+        # (a parameter without a gradient in the first steps: SwAV's and DINO's frozen prototypes
+        # or last layer); the multi-tensor path creates each buffer at its first gradient
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, foreach=True)
     if cfg.name == "rmsprop":  # weight decay, if any, is coupled (L2), as torch's RMSprop has it
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1e-7)
     return _fused(torch.optim.AdamW, groups, lr=lr)
