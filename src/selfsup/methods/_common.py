@@ -23,12 +23,12 @@ def encode(fn: Callable[[Tensor], Tensor], views: list[Tensor]) -> list[Tensor]:
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, v in enumerate(views):
         groups.setdefault(tuple(v.shape), []).append(i)
-    out: list[Tensor | None] = [None] * len(views)
+    out: dict[int, Tensor] = {}
     for idx in groups.values():
         z = fn(torch.cat([views[i] for i in idx]))
         for i, zi in zip(idx, z.chunk(len(idx)), strict=True):
             out[i] = zi
-    return out  # type: ignore[return-value]
+    return [out[i] for i in range(len(views))]
 
 
 def global_count(views: list[Tensor]) -> int:
