@@ -148,5 +148,7 @@ def test_a_tempo_change_moves_an_onset_earlier_when_faster(factor):
 
 
 def test_the_speech_preset_shifts_pitch_and_tempo():
-    assert AUDIO_PRESETS["speech"].pitch > 0 and AUDIO_PRESETS["speech"].tempo > 0
+    speech = AUDIO_PRESETS["speech"]
+    assert speech.pitch > 0 and speech.tempo > 0  # instead of the resize crop
+    assert speech.rrc_freq == (1.0, 1.0) and speech.rrc_time == (1.0, 1.0)
     assert AUDIO_PRESETS["general"].pitch == 0 and AUDIO_PRESETS["cola"].tempo == 0
