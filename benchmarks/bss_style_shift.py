@@ -1,4 +1,5 @@
-"""Batch style standardisation (BSS) under a style shift at test time (issue: masked branch / views).
+"""Batch style standardisation (BSS) under a style shift at test time (issue: masked branch /
+views).
 
 SimCLR is trained on a class-balanced CIFAR-10 subset in colour, with and without ``views.bss``, at
 the same number of epochs; kNN (k=200, T=0.1; bank: the clean training subset) is measured on three

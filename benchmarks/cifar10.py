@@ -149,7 +149,8 @@ def main():
         for p in build_encoder(cfg, image_meta(3, 32, [0.5] * 3, [0.25] * 3), 0).parameters()
     )
     print(
-        f"backbone {cfg.model.backbone}: {enc_params / 1e6:.2f}M parameters; threads {torch.get_num_threads()}"
+        f"backbone {cfg.model.backbone}: {enc_params / 1e6:.2f}M parameters; threads "
+        f"{torch.get_num_threads()}"
     )
     prof = profile_step(cfg, splits)
     print(

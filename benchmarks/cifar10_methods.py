@@ -106,8 +106,8 @@ def main():
         }
         rows.append(row)
         print(
-            f"| {name} | {a.batch_size} | {a.epochs} | {a.limit or 'all'} | {row['knn_top1']:.4f} | {rate:.0f} "
-            f"| {s['train_time_s']:.0f} |",
+            f"| {name} | {a.batch_size} | {a.epochs} | {a.limit or 'all'} | {row['knn_top1']:.4f} "
+            f"| {rate:.0f} | {s['train_time_s']:.0f} |",
             flush=True,
         )
         if a.json:

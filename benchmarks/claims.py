@@ -227,7 +227,8 @@ def main():
                     "report": False,
                     "diagnostics": False,
                 },
-                "out": f"{work}/runs/{r['method']}-b{r['batch']}-s{seed}-{abs(hash(r['claim'])) % 10**6}",
+                "out": f"{work}/runs/{r['method']}-b{r['batch']}-s{seed}-"
+                f"{abs(hash(r['claim'])) % 10**6}",
             }
             t0 = time.perf_counter()
             run = selfsup.train(cfg, overwrite=True)

@@ -6,7 +6,8 @@ Nothing is tuned per data set: both use the defaults (SimCLR, the ``digits`` vie
 automatically for small single-channel images, the default optimiser and evaluation); only the
 data, the number of epochs and the seed are given.
 
-    python benchmarks/default_recipe.py --seeds 0,1,2                  # digits, 50 epochs (the default)
+    # digits, 50 epochs (the default)
+    python benchmarks/default_recipe.py --seeds 0,1,2
     python benchmarks/default_recipe.py --data cifar-gray --epochs 5 --seeds 0,1,2
 
 ``cifar-gray`` is written once from the CIFAR-10 image folder (``--cifar /tmp/cifar10``): 800

@@ -1,5 +1,5 @@
-"""After pretraining (issue 25): ``embed`` throughput against a plain ``torch.no_grad()`` loop over the
-same encoder, and ONNX Runtime against PyTorch latency per batch on the CPU.
+"""After pretraining (issue 25): ``embed`` throughput against a plain ``torch.no_grad()`` loop over
+the same encoder, and ONNX Runtime against PyTorch latency per batch on the CPU.
 
     python benchmarks/deploy.py [--threads 2] [--n 10000] [--repeats 20]
 

@@ -1,4 +1,5 @@
-"""Graph benchmarks: self-supervised methods on a graph beside a supervised GCN and the raw baselines.
+"""Graph benchmarks: self-supervised methods on a graph beside a supervised GCN and the raw
+baselines.
 
     python benchmarks/graph.py --data ../shared/data/cora.npz --methods grace,scgc,graphmae --gcn
     python benchmarks/graph.py --data sbm --methods grace --epochs 20
@@ -79,8 +80,8 @@ def supervised_gcn(source: str, seed: int = 0, epochs: int = 200) -> dict:
 
 def authors_probes(run, source: str, seed: int) -> dict:
     """GraphMAE's Adam probe (best validation epoch) and GRACE's probe (L2-normalised features, C by
-    5-fold cross-validation; on the public split and on GRACE's own random 10 % / 90 % splits) on the
-    run's frozen encoder (:mod:`selfsup.eval.graph`)."""
+    5-fold cross-validation; on the public split and on GRACE's own random 10 % / 90 % splits) on
+    the run's frozen encoder (:mod:`selfsup.eval.graph`)."""
     from selfsup.eval.graph import adam_probe, grace_probe, grace_split_probe
     from selfsup.models.graph import GraphBatch
 
@@ -193,7 +194,8 @@ def main() -> None:
         "--probe-runs",
         default="",
         metavar="DIR,DIR",
-        help="only the authors' probes (--probes) on the saved encoders of finished run directories",
+        help="only the authors' probes (--probes) on the saved encoders of "
+        "finished run directories",
     )
     a = ap.parse_args()
     out = Path(a.out)

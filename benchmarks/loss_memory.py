@@ -1,6 +1,7 @@
 """Peak memory and time of NT-Xent forward + backward, dense vs tiled, for N pairs (2N embeddings).
 
-    python benchmarks/loss_memory.py                 # N = 1,024 ... 65,536, d = 128, float32, 2 threads
+    # N = 1,024 ... 65,536, d = 128, float32, 2 threads
+    python benchmarks/loss_memory.py
     python benchmarks/loss_memory.py --sizes 1024 4096 --threads 2
 
 Each configuration runs in its own child process. Peak memory is the child's maximum resident set
@@ -90,7 +91,8 @@ def main() -> None:
             need_gb = 64 * n * n / 1e9
             if mode == "dense" and need_gb > a.dense_limit_gb:
                 print(
-                    f"{n:>8} {mode:>6}  skipped: would need about {need_gb:.0f} GB (> {a.dense_limit_gb:g} GB)"
+                    f"{n:>8} {mode:>6}  skipped: would need about {need_gb:.0f} GB (> "
+                    f"{a.dense_limit_gb:g} GB)"
                 )
                 continue
             cmd = [
@@ -111,7 +113,8 @@ def main() -> None:
                 continue
             if r.returncode != 0:
                 print(
-                    f"{n:>8} {mode:>6}  failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}"
+                    f"{n:>8} {mode:>6}  failed (exit {r.returncode}): "
+                    f"{r.stderr.strip().splitlines()[-1:]}"
                 )
                 continue
             res = json.loads(r.stdout.strip().splitlines()[-1])

@@ -5,12 +5,14 @@ class-balanced CIFAR-10 subset), which pretraining gives the best few-label accu
 encoder is fine-tuned on 1%, 10% and 100% of those images' labels? Each method gets the same
 training budget in CPU seconds (the machine is shared, so process CPU time is fairer than wall
 time): a probe run of 2 epochs over ``--probe`` images measures the CPU cost of one training sample,
-and the epochs are set so that ``epochs * 5,000 * cost`` is about ``--budget``. Then the `fewshot` protocol
-(encoder + linear head fine-tuned, AdamW, cosine, ``--ft-steps`` steps of 64) on the subset's labels,
-evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test images; kNN (k=200) as well.
-Randomly initialised encoders of both backbones are fine-tuned the same way as the reference.
+and the epochs are set so that ``epochs * 5,000 * cost`` is about ``--budget``. Then the `fewshot`
+protocol (encoder + linear head fine-tuned, AdamW, cosine, ``--ft-steps`` steps of 64) on the
+subset's labels, evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test images; kNN
+(k=200) as well. Randomly initialised encoders of both backbones are fine-tuned the same way as the
+reference.
 
-    python benchmarks/masked_small_data.py --data /tmp/cifar10 --budget 300 --threads 1 --json /tmp/masked.jsonl
+    python benchmarks/masked_small_data.py --data /tmp/cifar10 --budget 300 --threads 1 \\
+        --json /tmp/masked.jsonl
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def make_subset(data: str, n_train: int, n_test: int, out: Path) -> Path:
 
 
 def recorder(store: list, start: float):
-    """An on_epoch_end callback appending the process CPU time (minus ``start``) at each epoch end."""
+    """An on_epoch_end callback appending the process CPU time (minus ``start``) at each epoch
+    end."""
 
     def cb(epoch, method):
         store.append(time.process_time() - start)

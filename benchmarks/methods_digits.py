@@ -74,7 +74,8 @@ def main() -> None:
                 )
             )
             print(
-                f"{m}: knn {rows[-1][1]:.3f} linear {rows[-1][2]:.3f} {sps:.0f} samples/s {wall:.0f}s",
+                f"{m}: knn {rows[-1][1]:.3f} linear {rows[-1][2]:.3f} {sps:.0f} "
+                f"samples/s {wall:.0f}s",
                 flush=True,
             )
     print(

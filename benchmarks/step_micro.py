@@ -62,7 +62,10 @@ def main():
                 y.backward()
 
             row.append(timeit(step, 4, 1))
-        label = f"{name}{' x0.25' if width != 1 else ''} ({sum(p.numel() for p in m.parameters()) / 1e6:.2f} M)"
+        label = (
+            f"{name}{' x0.25' if width != 1 else ''} "
+            f"({sum(p.numel() for p in m.parameters()) / 1e6:.2f} M)"
+        )
         print(f"  {label:26s} fp32 {row[0]:.3f} s   bf16 {row[1]:.3f} s   ({row[0] / row[1]:.2f}x)")
 
     xb = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)

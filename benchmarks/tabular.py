@@ -12,11 +12,12 @@ data, normal label and epochs are set here) unless ``--no-recipe``.
 Sets (nothing is downloaded; both ship inside scikit-learn's wheel):
 
 - ``breast_cancer``: the built-in (569 rows, 30 features), benign rows normal, malignant anomalous.
-- ``optdigits``: scikit-learn's bundled copy of the UCI optical digits table (1797 rows, 64 pixel-count
-  features 0-16), written to a CSV first (so the CSV source is exercised); digit 0 normal, the
-  other nine digits anomalous.
+- ``optdigits``: scikit-learn's bundled copy of the UCI optical digits table (1797 rows, 64
+  pixel-count features 0-16), written to a CSV first (so the CSV source is exercised); digit 0
+  normal, the other nine digits anomalous.
 
-    python benchmarks/tabular.py --sets breast_cancer,optdigits --methods clan,scarf,vime --epochs 30 --seeds 0,1,2
+    python benchmarks/tabular.py --sets breast_cancer,optdigits --methods clan,scarf,vime \\
+        --epochs 30 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def optdigits_csv(folder: Path) -> Path:
 
 
 def centroid_cos(run) -> dict:
-    """Mean cosine to the normal training rows' mean feature: training rows, normal and anomalous test rows."""
+    """Mean cosine to the normal training rows' mean feature: training rows, normal and anomalous
+    test rows."""
     import torch
 
     from selfsup.parts import load_data
@@ -93,7 +95,8 @@ def main() -> None:
         "--centroid-cos",
         action="store_true",
         help="also print each run's mean cosine to the mean "
-        "normal training feature, for the normal training rows, the normal test rows and the anomalies",
+        "normal training feature, for the normal training rows, the normal test "
+        "rows and the anomalies",
     )
     ap.add_argument(
         "--normals", help="comma-separated normal labels, one run each (default: the set's own)"
@@ -207,8 +210,9 @@ def main() -> None:
 
         label = f"{m} ({score})" if score != "baseline" else m
         print(
-            f"| {st} | {label} | {len(rs)} | {cell('auroc')} | {cell('auprc')} | {cell('knn_l2_auroc')} | "
-            f"{cell('knn_l2_auprc')} | {statistics.mean(r['cpu_min'] for r in rs):.2f} |"
+            f"| {st} | {label} | {len(rs)} | {cell('auroc')} | {cell('auprc')} | "
+            f"{cell('knn_l2_auroc')} | {cell('knn_l2_auprc')} | "
+            f"{statistics.mean(r['cpu_min'] for r in rs):.2f} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

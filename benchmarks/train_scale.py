@@ -80,7 +80,8 @@ def timed_steps(tr, steps: int, warmup: int) -> float:
 
 
 def cmd_step(a):
-    """Variants interleaved round by round (the CPU is shared: load drifts), median of the rounds."""
+    """Variants interleaved round by round (the CPU is shared: load drifts), median of the
+    rounds."""
     import statistics
 
     import torch
@@ -117,8 +118,9 @@ def cmd_step(a):
                 rates[name].append(timed_steps(tr, a.steps, 0))
         for name, r in rates.items():
             print(
-                f"{a.backbone} x{a.width:g}  {a.size} px views  batch {a.batch}  {name:22s} median {statistics.median(r):7.1f} "
-                f"samples/s  (rounds: {', '.join(f'{x:.0f}' for x in r)})",
+                f"{a.backbone} x{a.width:g}  {a.size} px views  batch {a.batch}  {name:22s} "
+                f"median {statistics.median(r):7.1f} samples/s  (rounds: "
+                f"{', '.join(f'{x:.0f}' for x in r)})",
                 flush=True,
             )
 

@@ -1,4 +1,5 @@
-"""Video benchmark: what a video method learns of motion that a frame-level one cannot, on moving digits.
+"""Video benchmark: what a video method learns of motion that a frame-level one cannot, on moving
+digits.
 
     python benchmarks/video.py --n 600 --epochs 6 --width 0.5 --runs cvrl,simclr_frames,image_frames
     python benchmarks/video.py --runs cvrl --set views.video.interval=same     # one knob at a time

@@ -1,11 +1,13 @@
-"""Positive views from a generative model: a small VAE trained here on digits, through the plug-in API.
+"""Positive views from a generative model: a small VAE trained here on digits, through the plug-in
+API.
 
 The idea of *Generative Models as a Data Source for Multiview Representation Learning* (Jahanian,
-Puig, Tian, Isola, ICLR 2022), at CPU scale: two views of an image are two decodings of nearby points
-of a generative model's latent space. Here a variational autoencoder (Kingma and Welling 2014) is
-trained for a few seconds on the training split of the built-in digits; the plug-in encodes each
-image, perturbs its latent mean with Gaussian noise of ``sigma`` posterior standard deviations (each
-view draws its own noise, from the seed it is given) and decodes. SimCLR then trains on
+Puig, Tian, Isola, ICLR 2022), at CPU scale: two views of an image are two decodings of nearby
+points of a generative model's latent space. Here a variational autoencoder (Kingma and
+Welling 2014) is trained for a few seconds on the training split of the built-in digits; the plug-in
+encodes each image, perturbs its latent mean with Gaussian noise of ``sigma`` posterior standard
+deviations (each view draws its own noise, from the seed it is given) and decodes. SimCLR then
+trains on
 
 - ``hand``: the hand-made ``digits`` views (crop, small affine, brightness/contrast),
 - ``generated``: the VAE's views only,

@@ -45,7 +45,8 @@ def registry() -> dict[str, Any]:
 
 #: what common parameter names mean, where a model's field has no docstring of its own
 GLOSSARY = {
-    "temperature": "Softmax temperature of the similarity logits (smaller: sharper, harder negatives).",
+    "temperature": "Softmax temperature of the similarity logits (smaller: "
+    "sharper, harder negatives).",
     "tiled": "Exact tiled loss (True), dense (False), or chosen by batch size (None).",
     "momentum": "EMA momentum of the target (key) network.",
     "queue_size": "Number of negatives kept in the queue.",
@@ -53,7 +54,8 @@ GLOSSARY = {
 
 
 def attribute_docs(model: type) -> dict[str, str]:
-    """``field: type = default`` followed by a string literal: that string, for every class in the MRO."""
+    """``field: type = default`` followed by a string literal: that string, for every class in the
+    MRO."""
     docs: dict[str, str] = {}
     for klass in reversed(model.__mro__):
         try:
@@ -97,7 +99,8 @@ def _default(field: Any) -> str:
 
 
 def fields_table(model: type, prefix: str = "") -> str:
-    """A Markdown table of a pydantic model's fields: name, type, default, allowed values, description."""
+    """A Markdown table of a pydantic model's fields: name, type, default, allowed values,
+    description."""
     fields = model.model_fields  # type: ignore[attr-defined]
     if not fields:
         return "No parameters.\n"
@@ -214,8 +217,8 @@ def method_reference(name: str) -> str:
             f"{fields[pick].default}`)"
         )
     parts.append(
-        "### Parameters\n\nThe `params` section of the config (formerly `loss`, still accepted); set "
-        f"any of them with `--set params.FIELD=VALUE`{example}.\n\n"
+        "### Parameters\n\nThe `params` section of the config (formerly `loss`, still accepted); "
+        f"set any of them with `--set params.FIELD=VALUE`{example}.\n\n"
         + fields_table(params, "params.")
     )
     if cls.optim_defaults:
@@ -245,7 +248,8 @@ def method_reference(name: str) -> str:
 
 
 def source_notes(cls: type) -> str:
-    """The method's module docstring (and class docstring), as its author wrote them, in Markdown."""
+    """The method's module docstring (and class docstring), as its author wrote them, in
+    Markdown."""
     import sys
 
     parts = [inspect.getdoc(sys.modules[cls.__module__]) or "", inspect.getdoc(cls) or ""]
@@ -261,17 +265,18 @@ def generated_method_page(name: str) -> str:
     cls = registry()[name]
     notes = source_notes(cls)
     notes = (
-        f"## From the source\n\nThe method's docstring, as written in `{cls.__module__}`:\n\n{notes}\n\n"
+        "## From the source\n\nThe method's docstring, as written in "
+        f"`{cls.__module__}`:\n\n{notes}\n\n"
         if notes
         else ""
     )
     return (
         f"# {name}\n\n**Paper:** {cls.paper}\n\n"
         f'!!! note "To fill: formula and notes"\n'
-        f"    This page is generated from the method's registration. Write `docs/methods/{name}.md` "
-        f"with the paper's link, the objective as a formula and the known deviations from the paper, "
-        f"and keep the line `<!-- selfsup:reference {name} -->` where the generated part goes "
-        f"(see `docs/methods/dcl.md`).\n\n"
+        "    This page is generated from the method's registration. Write "
+        f"`docs/methods/{name}.md` with the paper's link, the objective as a formula and the "
+        f"known deviations from the paper, and keep the line `<!-- selfsup:reference {name} -->` "
+        "where the generated part goes (see `docs/methods/dcl.md`).\n\n"
         f"{notes}## In selfsup\n\n{method_reference(name)}"
     )
 
@@ -353,8 +358,8 @@ def config_reference() -> str:
     out = [
         "# Configuration\n\nGenerated from `selfsup.config.Config`. A run is built from these "
         "defaults, then a YAML recipe (`--config`), then the command-line options, then "
-        "`--set section.field=value`. The `params` section (formerly `loss`, still accepted) belongs "
-        "to the method: its fields are on "
+        "`--set section.field=value`. The `params` section (formerly `loss`, still accepted) "
+        "belongs to the method: its fields are on "
         "each [method's page](../methods/index.md).\n"
     ]
     for name, f in conf.Config.model_fields.items():
