@@ -53,7 +53,8 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def component_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
-    """The same graph between the top-level parts: ``selfsup`` (the root), ``api``, ``report``, ..."""
+    """The same graph between the top-level parts: ``selfsup`` (the root), ``api``,
+    ``report``, ..."""
 
     def comp(m: str) -> str:
         return ".".join(m.split(".")[:2])

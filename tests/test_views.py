@@ -29,7 +29,8 @@ def test_identity_spec_returns_the_image():
     )
     # scale 1 with aspect ratio 1 only: force ratio by drawing until square is the only fit
     out = augment(x.float() / 255, spec)
-    # crop area 1 and any ratio != 1 does not fit, so only ratio ~1 or the fallback whole image remain
+    # crop area 1 and any ratio != 1 does not fit, so only ratio ~1 or the fallback whole image
+    # remain
     assert torch.allclose(out, x.float() / 255, atol=2e-2)
 
 

@@ -81,7 +81,11 @@ def test_method_reference_lists_defaults_recipes_and_figures():
     text = H.method_reference("simclr")
     assert "| `params.temperature` | `float` | `0.5` | > 0 |" in text
     assert "configs/simclr-digits.yaml" in text
-    bench = """## A table\n\n    python bench.py --x\n\n| method | kNN |\n|---|---:|\n| simclr | 46.05 |\n| simclrx | 1 |\n| dcl | 46.16 |\n\n| rank | method | knn |\n|---|---|---|\n| 1 | simclr | 0.9 |\n"""
+    bench = (
+        """## A table\n\n    python bench.py --x\n\n| method | kNN |\n|---|---:|\n"""
+        """| simclr | 46.05 |\n| simclrx | 1 |\n| dcl | 46.16 |\n\n"""
+        """| rank | method | knn |\n|---|---|---|\n| 1 | simclr | 0.9 |\n"""
+    )
     figs = H.benchmark_figures("simclr", bench)
     assert (
         "python bench.py --x" in figs

@@ -1,4 +1,5 @@
-"""Few-label splits, fine-tuning, the training-time diagnostics monitor, and the tracking loggers."""
+"""Few-label splits, fine-tuning, the training-time diagnostics monitor, and the tracking
+loggers."""
 
 import sys
 import types
@@ -122,7 +123,8 @@ def test_logger_config_and_missing_package(tmp_path, monkeypatch):
 
 
 def test_loggers_with_fake_backends(tmp_path, monkeypatch):
-    """The loggers' calls, against stand-ins for SummaryWriter and MlflowClient (no heavy installs)."""
+    """The loggers' calls, against stand-ins for SummaryWriter and MlflowClient (no heavy
+    installs)."""
     from selfsup.train.loggers import build_loggers, close_all
 
     calls = []

@@ -48,7 +48,8 @@ def test_cell_is_the_bank_leave_one_out_best_and_query_is_scored_once():
 
 
 def test_choice_does_not_depend_on_the_query_labels():
-    """The old sweep picked the cell with the best *query* accuracy: relabelling the query moved it."""
+    """The old sweep picked the cell with the best *query* accuracy: relabelling the query moved
+    it."""
     xb, yb = _blobs(15, 0)
     xq, yq = _blobs(8, 1)
     ks, ts = (1, 3, 10, 30), (0.02, 0.1, 0.5)
@@ -57,7 +58,8 @@ def test_choice_does_not_depend_on_the_query_labels():
         perm = torch.randperm(len(yq), generator=torch.Generator().manual_seed(seed))
         r = knn.knn_sweep(xb, yb, xq, yq[perm], ks, ts)
         assert (r["k"], r["t"]) == (first["k"], first["t"])
-    # and the reported figure is not the maximum over the query grid unless that cell won on the bank
+    # and the reported figure is not the maximum over the query grid unless that cell won on the
+    # bank
     assert first["top1"] <= max(c["query_top1"] for c in first["grid"])
 
 

@@ -19,7 +19,8 @@ def circle(n):
 def test_uniformity_of_points_evenly_on_a_circle_matches_closed_form():
     t = 2.0
     for n in (3, 8, 25):
-        # pairs i<j at angle 2*pi*k/n: ||x_i - x_j||^2 = 2 - 2 cos(2*pi*k/n); each k occurs n times / 2
+        # pairs i<j at angle 2*pi*k/n: ||x_i - x_j||^2 = 2 - 2 cos(2*pi*k/n); each k occurs n times
+        # / 2
         d2 = 2 - 2 * np.cos(2 * np.pi * np.arange(1, n) / n)
         expected = math.log(np.mean(np.exp(-t * d2)))
         assert dg.uniformity(circle(n), t) == pytest.approx(expected, abs=1e-9)

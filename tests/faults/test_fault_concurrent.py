@@ -1,4 +1,5 @@
-"""Two processes on one run directory: the second is refused with RunDirError, the first is unharmed.
+"""Two processes on one run directory: the second is refused with RunDirError, the first is
+unharmed.
 
 The reference run (conftest.py) is held inside its second checkpoint save while this process tries
 to start a new run there, to --overwrite it, and to --resume it.

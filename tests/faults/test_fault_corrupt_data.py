@@ -134,7 +134,8 @@ def test_skip_corrupt_skips_counts_and_reports(tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 0, err
         assert [ln for ln in err.splitlines() if ln.startswith("warning:")] == [
-            f"warning: imgs: skipped 4 unreadable image(s) (--skip-corrupt), e.g. '{root / 'empty.png'}'"
+            "warning: imgs: skipped 4 unreadable image(s) (--skip-corrupt), e.g. "
+            f"'{root / 'empty.png'}'"
         ]
 
 

@@ -1,7 +1,8 @@
-"""Whatever escapes reaches the user as one ``error:`` line: exit 2 when the cause is the input or the
-machine (an OSError from a path, a torch RuntimeError from a shape, memory), exit 1 with "internal
-error, please report" otherwise; the traceback only under --debug. The Python API raises the
-project's own error types with the CLI's messages, and takes ``pathlib.Path`` where it takes a path."""
+"""Whatever escapes reaches the user as one ``error:`` line: exit 2 when the cause is the input or
+the machine (an OSError from a path, a torch RuntimeError from a shape, memory), exit 1 with
+"internal error, please report" otherwise; the traceback only under --debug. The Python API raises
+the project's own error types with the CLI's messages, and takes ``pathlib.Path`` where it takes a
+path."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_a_non_utf8_name_in_an_escaping_oserror_prints(monkeypatch, capsys):
     assert "\\udcff.png" in capsys.readouterr().err
 
 
-# -- the Python API -----------------------------------------------------------------------------------
+# -- the Python API --------------------------------------------------------------------------------
 
 
 def _tiny(tmp_path: Path) -> Path:

@@ -486,7 +486,8 @@ def test_api_evaluate_refuses_an_empty_or_unknown_protocol_list(given, tmp_path)
 
 
 def test_a_damaged_encoder_file_is_refused_by_its_checksum(tmp_path, capsys):
-    """A corrupted ``encoder.safetensors`` used to be evaluated (no checksum, unlike checkpoints)."""
+    """A corrupted ``encoder.safetensors`` used to be evaluated (no checksum, unlike
+    checkpoints)."""
     from selfsup import load_encoder
     from selfsup.errors import CheckpointError
 

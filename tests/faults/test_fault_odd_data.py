@@ -116,7 +116,7 @@ def test_an_unreadable_image_with_a_non_utf8_name_is_named_in_one_line(tmp_path,
     assert any("skipped 1" in str(x.message) for x in w)
 
 
-# -- stray files at the root of a class tree ---------------------------------------------------------
+# -- stray files at the root of a class tree -------------------------------------------------------
 
 
 @pytest.mark.parametrize("strays", [1, 30])
@@ -146,7 +146,7 @@ def test_a_folder_of_images_with_an_empty_sub_folder_is_still_unlabelled_images(
     assert len(d) == 10 and d.y is None
 
 
-# -- float images --------------------------------------------------------------------------------------
+# -- float images ----------------------------------------------------------------------------------
 
 
 def test_float_images_in_0_1_are_scaled_not_black(tmp_path):
@@ -178,7 +178,7 @@ def test_float_images_out_of_range_are_refused(values, tmp_path):
         load_source(str(root))
 
 
-# -- labels ----------------------------------------------------------------------------------------------
+# -- labels ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,7 @@ def test_labels_are_class_indices_or_minus_one(label, ok, tmp_path):
             load_source(str(p))
 
 
-# -- special files as --data ------------------------------------------------------------------------------
+# -- special files as --data -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_null", "socket"])
@@ -225,7 +225,7 @@ def test_a_special_file_as_data_is_one_line(kind, tmp_path):
         load_source(str(p))
 
 
-# -- a loaded encoder checks its input ----------------------------------------------------------------------
+# -- a loaded encoder checks its input -------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

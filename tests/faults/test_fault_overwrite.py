@@ -1,5 +1,5 @@
-"""--overwrite replaces only selfsup's own runs: never a plain folder, the data, a parent of the data,
-the current directory or the home directory. Each case lists the files before and after."""
+"""--overwrite replaces only selfsup's own runs: never a plain folder, the data, a parent of the
+data, the current directory or the home directory. Each case lists the files before and after."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ def silent_metadata_edit(path: Path) -> None:
     path.write_bytes(bytes(b))
 
 
-# -- checksums ----------------------------------------------------------------------------------------
+# -- checksums -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_checkpoints_of_earlier_versions_without_a_checksum_still_load(tmp_path)
     assert torch.equal(ckpt.load(p)["model"]["w"], torch.ones(2))
 
 
-# -- changes under a run ---------------------------------------------------------------------------------
+# -- changes under a run ---------------------------------------------------------------------------
 
 
 def test_data_changed_under_a_run_is_refused_then_allowed_and_recorded(tmp_path, capsys):
@@ -219,7 +219,7 @@ def test_an_edited_config_yaml_is_refused_in_one_line(edit, run, capsys):
     assert tree(run) == before
 
 
-# -- epochs -------------------------------------------------------------------------------------------------
+# -- epochs ----------------------------------------------------------------------------------------
 
 
 def test_resume_with_fewer_epochs_than_trained_is_refused(run, capsys):
@@ -265,7 +265,7 @@ def test_summary_never_claims_fewer_epochs_than_trained(run, capsys):
     assert summary(run)["epochs"] == 2
 
 
-# -- messages that tell the truth ------------------------------------------------------------------------------
+# -- messages that tell the truth ------------------------------------------------------------------
 
 
 def test_advice_names_a_good_checkpoint_or_says_start_again(run, tmp_path):
@@ -302,7 +302,7 @@ def test_a_run_stopped_before_its_first_checkpoint_says_start_again(tmp_path, ca
     assert "--resume" not in line and "no good checkpoint" in line and "start again" in line
 
 
-# -- eval from anywhere -----------------------------------------------------------------------------------------
+# -- eval from anywhere ----------------------------------------------------------------------------
 
 
 def test_eval_works_from_another_directory(tmp_path, monkeypatch, capsys):

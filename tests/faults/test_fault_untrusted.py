@@ -113,7 +113,8 @@ def test_encoder_metadata_tricks_are_refused(tmp_path):
 
 def test_resume_skips_a_planted_pickle_checkpoint(tiny_config, tmp_path):
     """A pickle planted as the newest checkpoint is passed over: the run resumes from the last
-    real one and ends like an uninterrupted run; a crafted checkpoint that does not fit is refused."""
+    real one and ends like an uninterrupted run; a crafted checkpoint that does not fit is
+    refused."""
     cfg = tiny_config(eval={"protocols": ["knn"], "diagnostics": False, "report": False})
     ref = selfsup.train(cfg)
     ref_enc = (ref.dir / "encoder.safetensors").read_bytes()

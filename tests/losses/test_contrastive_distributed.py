@@ -1,4 +1,5 @@
-"""Two gloo processes on CPU with B samples each give the loss and gradients of one process with 2B."""
+"""Two gloo processes on CPU with B samples each give the loss and gradients of one process with
+2B."""
 
 import os
 import socket

@@ -1,4 +1,5 @@
-"""The InfoNCE family against slow reference loops (float64, 1e-6), its special cases and gradcheck."""
+"""The InfoNCE family against slow reference loops (float64, 1e-6), its special cases and
+gradcheck."""
 
 import math
 
@@ -46,9 +47,9 @@ def ref_dcl(z1, z2, t, sigma=None):
 
 
 def ref_hcl(z1, z2, t, tau_plus, beta):
-    # the authors' estimator (joshr17/HCL, image/main.py, criterion with estimator='hard'): importance
-    # weights exp(beta s / t), Ng = (-tau_plus N pos + reweighted negatives) / (1 - tau_plus), clamped
-    # below at N exp(-1 / t)
+    # the authors' estimator (joshr17/HCL, image/main.py, criterion with estimator='hard'):
+    # importance weights exp(beta s / t), Ng = (-tau_plus N pos + reweighted negatives) / (1 -
+    # tau_plus), clamped below at N exp(-1 / t)
     z, b, pos = _all(z1, z2)
     n = 2 * b - 2
     out = []

@@ -103,7 +103,8 @@ def test_groco_lower_for_correctly_ordered_group_and_trains():
 
 
 def ref_ws2(logits, label, temperature):
-    """BatsResearch/sycl train.py WS2Loss.forward + calc_dist, with torch.linalg.eigvals as there."""
+    """BatsResearch/sycl train.py WS2Loss.forward + calc_dist, with torch.linalg.eigvals as
+    there."""
     if label.size(1) != logits.size(1):
         label = torch.block_diag(*torch.chunk(label, label.shape[0]))
     x = F.softmax(logits / temperature, dim=1).transpose(0, 1).double()

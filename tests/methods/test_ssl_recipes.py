@@ -1,4 +1,5 @@
-"""Every recipe in configs/ for the methods of this family loads and validates (method params too)."""
+"""Every recipe in configs/ for the methods of this family loads and validates (method params
+too)."""
 
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""views.eval_size: train on small views, evaluate and save the encoder at a larger size (FixRes)."""
+"""views.eval_size: train on small views, evaluate and save the encoder at a larger size
+(FixRes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Table sources: CSV, Parquet, npz, built-ins; label column; bad rows; vocabularies of the training rows."""
+"""Table sources: CSV, Parquet, npz, built-ins; label column; bad rows; vocabularies of the training
+rows."""
 
 import warnings
 

@@ -118,7 +118,8 @@ def test_scarf_special_cases():
 
 
 def vime_reference(logits, mask, rec, target, alpha):
-    """Yoon et al. 2020 (jsyoon0823/VIME vime_self.py): Keras BCE on sigmoid outputs + alpha * MSE."""
+    """Yoon et al. 2020 (jsyoon0823/VIME vime_self.py): Keras BCE on sigmoid outputs + alpha *
+    MSE."""
     n = logits.numel()
     bce = mse = 0.0
     for lv, mv, rv, tv in zip(

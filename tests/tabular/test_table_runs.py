@@ -33,7 +33,8 @@ def mixed_csv(path, n=60):
     for i in range(n):
         k = i % 2
         lines.append(
-            f"{rng.normal(3 * k, 1):.4f},{rng.normal(-k, 1):.4f},{['dark', 'light', 'mid'][(i + k) % 3]},"
+            f"{rng.normal(3 * k, 1):.4f},{rng.normal(-k, 1):.4f},"
+            f"{['dark', 'light', 'mid'][(i + k) % 3]},"
             f"{'cat' if k else 'dog'}"
         )
     path.write_text("\n".join(lines) + "\n")
@@ -168,7 +169,8 @@ def test_categorical_encoding_round_trips_through_a_saved_encoder(tmp_path, back
     splits = load_source(str(csv), label_column="kind")
     assert enc.meta["categories"] == {"shade": ["dark", "light", "mid"]}
     assert enc.meta["columns"] == ["a", "b", "shade"]
-    # the same rows, read again from the file with the saved vocabulary, give the same codes and features
+    # the same rows, read again from the file with the saved vocabulary, give the same codes and
+    # features
     x_file = encode_table(csv, enc.meta)
     full = np.concatenate([splits.train.x, splits.test.x])
     assert sorted(map(tuple, x_file.tolist())) == sorted(map(tuple, full.tolist()))

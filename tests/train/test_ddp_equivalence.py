@@ -56,7 +56,8 @@ def test_two_processes_match_one(ddp_runs, tmp_path, key, name, overrides):
     assert moved > 1e-3  # training changed the weights, so equality below means something
     for k in one:
         if ("running" in k or "num_batches" in k) and "sync_bn=false" in str(overrides):
-            continue  # without SyncBatchNorm each rank keeps its own running statistics (rank 0's are kept)
+            # without SyncBatchNorm each rank keeps its own running statistics (rank 0's are kept)
+            continue
         if one[k].is_floating_point():
             # weights within 1e-4; running statistics (sums over thousands of values, in another
             # order under SyncBatchNorm, values up to ~100) within 1e-4 relative

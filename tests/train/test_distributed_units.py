@@ -1,4 +1,5 @@
-"""Single-process pieces of the distributed path: keyed view randomness, slices, SyncBatchNorm conversion."""
+"""Single-process pieces of the distributed path: keyed view randomness, slices, SyncBatchNorm
+conversion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Gradient caching equals the full-batch gradient (InfoNCE family and CLIP), and refuses what it cannot do."""
+"""Gradient caching equals the full-batch gradient (InfoNCE family and CLIP), and refuses what it
+cannot do."""
 
 from __future__ import annotations
 
@@ -80,8 +81,10 @@ def _simclr(name: str = "simclr"):
 
 @pytest.mark.parametrize("name", ["simclr", "dcl"])
 def test_method_step_equals_full_batch(name):
-    """A whole method (encoder, head, the loss of every view pair); BatchNorm uses running statistics
-    (eval mode) so that the network treats samples independently, the case where caching is exact."""
+    """A whole method (encoder, head, the loss of every view pair); BatchNorm uses running
+    statistics (eval mode) so that the network treats samples independently, the case where caching
+    is
+    exact."""
     method = _simclr(name).eval()
     views = [torch.rand(16, 1, 8, 8), torch.rand(16, 1, 8, 8)]
     batch = None

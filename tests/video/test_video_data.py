@@ -1,5 +1,5 @@
-"""Video sources: files decoded with PyAV (mp4, animated GIF), the cache, video .npz files that do not
-steal image or series files, the built-in moving digits, and one-line errors."""
+"""Video sources: files decoded with PyAV (mp4, animated GIF), the cache, video .npz files that do
+not steal image or series files, the built-in moving digits, and one-line errors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""CVRL's views: one spatial transform for every frame of a clip, the interval sampler's distribution,
-frame-rate jitter inside the video, the evaluation clip, and tube masking."""
+"""CVRL's views: one spatial transform for every frame of a clip, the interval sampler's
+distribution, frame-rate jitter inside the video, the evaluation clip, and tube masking."""
 
 from __future__ import annotations
 

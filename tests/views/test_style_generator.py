@@ -23,7 +23,8 @@ def _spectrum(x):
 
 
 def _cosines(dc, amp, u=5, v=3, n=16):
-    """Images ``dc + amp cos(2 pi (u i + v j) / n)``: spectrum DC = dc n^2, at +-(u, v) = amp n^2 / 2."""
+    """Images ``dc + amp cos(2 pi (u i + v j) / n)``: spectrum DC = dc n^2, at +-(u, v) = amp n^2
+    / 2."""
     i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     wave = torch.cos(2 * math.pi * (u * i + v * j).double() / n)
     return torch.stack([d + a * wave for d, a in zip(dc, amp, strict=True)])[:, None]
