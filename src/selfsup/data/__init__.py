@@ -175,8 +175,8 @@ def load_source(
         or spec.startswith(GRAPH_PREFIX)
     ):
         raise DataError(
-            f"--label-column '{label_column}' applies to CSV or Parquet tables, but the data source "
-            f"'{spec}' is not one; drop --label-column"
+            f"--label-column '{label_column}' applies to CSV or Parquet tables, but the data "
+            f"source '{spec}' is not one; drop --label-column"
         )
     if spec.startswith(GRAPH_PREFIX):  # graph:EDGES.csv,NODES.csv
         return load_edge_list(spec, label_column)
@@ -283,8 +283,8 @@ def eval_splits(
 ) -> tuple[Samples, Samples]:
     """The labelled (bank/train, query/test) pair used by evaluation protocols.
 
-    ``eval_source`` when given, else ``splits``; its test split when present, else a fixed stratified
-    20% of its labelled samples.
+    ``eval_source`` when given, else ``splits``; its test split when present, else a fixed
+    stratified 20% of its labelled samples.
     """
     s = eval_source or splits
     tr, te = s.train, s.test

@@ -16,8 +16,9 @@ raw-input baseline and evaluation inputs of that kind of data.
 relative to its split folder, a table row's index among the file's data rows, a graph node's id);
 :meth:`Samples.subset` keeps it aligned. ``selfsup embed`` and ``predict`` name their rows by it.
 
-Fields listed in ``per_sample`` are sliced by :meth:`Samples.subset`; any other array field is shared
-by every sample (room for graphs, whose samples are the nodes of one graph that every batch shares).
+Fields listed in ``per_sample`` are sliced by :meth:`Samples.subset`; any other array field is
+shared by every sample (room for graphs, whose samples are the nodes of one graph that every batch
+shares).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Samples:
         return self.y is not None and bool((self.y >= 0).any())
 
     def subset(self, idx: np.ndarray, name: str | None = None):
-        """The samples ``idx`` as a new container of the same kind (shared fields kept as they are)."""
+        """The samples ``idx`` as a new container of the same kind (shared fields kept as they
+        are)."""
         changes = {
             f: getattr(self, f)[idx] for f in self.per_sample if getattr(self, f) is not None
         }
@@ -279,9 +281,10 @@ def check_images(x, name: str) -> None:
 def numeric_matrix(
     x, name: str, subject: str, axes: str, empty: str, values: str, at: Callable[[int, int], str]
 ) -> np.ndarray:
-    """``x`` as a finite float32 (N, F) array with N, F >= 1, or a one-line :class:`DataError` worded
-    for the kind of data: ``subject``/``values`` begin the shape and type messages, ``axes`` names
-    the two axes, ``empty`` is formatted with ``shape``, ``at(row, col)`` names a non-finite cell."""
+    """``x`` as a finite float32 (N, F) array with N, F >= 1, or a one-line :class:`DataError`
+    worded for the kind of data: ``subject``/``values`` begin the shape and type messages, ``axes``
+    names the two axes, ``empty`` is formatted with ``shape``, ``at(row, col)`` names a non-finite
+    cell."""
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise DataError(
             f"{name}: {subject} an array of shape (N, F) ({axes}), got "
@@ -320,7 +323,8 @@ def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:
     e = np.asarray(edge_index)
     if e.ndim != 2 or e.shape[0] != 2:
         raise DataError(
-            f"{name}: edge_index must have shape (2, E) (source row, target row), got {tuple(e.shape)}"
+            f"{name}: edge_index must have shape (2, E) (source row, target row), got "
+            f"{tuple(e.shape)}"
         )
     if e.dtype.kind not in "iu":
         if e.dtype.kind == "f" and np.isfinite(e).all() and (e == np.round(e)).all():
@@ -332,8 +336,8 @@ def check_graph(x, edge_index, name: str) -> tuple[np.ndarray, np.ndarray]:
     if e.size and (e.min() < 0 or e.max() >= n):
         j = int(np.flatnonzero((e < 0).any(0) | (e >= n).any(0))[0])
         raise DataError(
-            f"{name}: edge {j} ({int(e[0, j])} -> {int(e[1, j])}) points past the {n} nodes; node ids "
-            f"must be 0 .. {n - 1}"
+            f"{name}: edge {j} ({int(e[0, j])} -> {int(e[1, j])}) points past the {n} nodes; node "
+            f"ids must be 0 .. {n - 1}"
         )
     return x, e
 

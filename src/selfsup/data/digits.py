@@ -1,4 +1,5 @@
-"""scikit-learn's handwritten digits (8x8 grayscale, 1,797 images, 10 classes): the built-in default.
+"""scikit-learn's handwritten digits (8x8 grayscale, 1,797 images, 10 classes): the built-in
+default.
 
 Pixel values 0-16 are mapped to uint8 0-255. The test split is a fixed stratified 25%
 (seed 0), so every run evaluates on the same images.

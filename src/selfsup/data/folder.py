@@ -1,5 +1,6 @@
 """An image folder: ``ROOT/<class>/<image>`` (labels from the sorted folder names), or images
-directly in ``ROOT`` (unlabelled). When ``ROOT`` holds ``train/`` and ``test/`` those are the splits.
+directly in ``ROOT`` (unlabelled). When ``ROOT`` holds ``train/`` and ``test/`` those are the
+splits.
 
 Only files with an image extension are read; other files are ignored. A folder that holds both
 class sub-folders with images and images of its own is refused (which of them is the dataset?).
@@ -61,9 +62,10 @@ def list_folder(
         labels += [len(classes) - 1] * len(found)
     if classes and direct:
         raise DataError(
-            f"'{root}' holds both class folders ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) "
-            f"and {len(direct)} {what}(s) of its own (e.g. '{direct[0].name}'); move those {what}s into "
-            "a class folder, or remove them, so that it is clear which files are the dataset"
+            f"'{root}' holds both class folders "
+            f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}) and {len(direct)} "
+            f"{what}(s) of its own (e.g. '{direct[0].name}'); move those {what}s into a class "
+            "folder, or remove them, so that it is clear which files are the dataset"
         )
     if classes:
         return files, labels, classes

@@ -58,7 +58,8 @@ def graph_splits(
         m = np.asarray(m)
         if m.shape != (n,) or m.dtype.kind not in "bui":
             raise DataError(
-                f"{name}: {k} must be a boolean array of shape ({n},), got {m.dtype} {tuple(m.shape)}"
+                f"{name}: {k} must be a boolean array of shape ({n},), got {m.dtype} "
+                f"{tuple(m.shape)}"
             )
         masks[k] = m.astype(bool)
     if y is None:
@@ -266,7 +267,8 @@ def load_sbm() -> Splits:
 
 
 def from_pyg(data: Any, name: str = "pyg") -> Splits:
-    """Splits of a PyTorch Geometric ``Data`` object (``x``, ``edge_index``, optional ``y`` and masks)."""
+    """Splits of a PyTorch Geometric ``Data`` object (``x``, ``edge_index``, optional ``y`` and
+    masks)."""
 
     def arr(v: Any) -> np.ndarray | None:
         return (
@@ -288,8 +290,9 @@ def from_pyg(data: Any, name: str = "pyg") -> Splits:
 
 
 def save_graph_npz(path: str | Path, x: Any, edge_index: Any, y: Any = None, **masks: Any) -> Path:
-    """Write a graph in the ``.npz`` format :func:`load_graph_npz` reads (``--data PATH``); ``x`` etc. may
-    be numpy arrays or tensors (a PyG ``Data``: ``save_graph_npz(p, d.x, d.edge_index, d.y, train_mask=...)``)."""
+    """Write a graph in the ``.npz`` format :func:`load_graph_npz` reads (``--data PATH``); ``x``
+    etc. may be numpy arrays or tensors (a PyG ``Data``: ``save_graph_npz(p, d.x, d.edge_index, d.y,
+    train_mask=...)``)."""
 
     def arr(v: Any) -> np.ndarray:
         return np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)

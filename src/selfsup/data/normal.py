@@ -14,7 +14,8 @@ from .base import Samples, Splits, stratified_split
 
 
 def class_index(value: str, data: Samples) -> int:
-    """The label index that ``value`` names: a class name, else a label number present in ``data``."""
+    """The label index that ``value`` names: a class name, else a label number present in
+    ``data``."""
     if data.classes and value in data.classes:
         return data.classes.index(value)
     try:

@@ -5,9 +5,9 @@ Pronunciation, West Midlands, Caribbean, New York City) with one of its 12 speak
 (``m1``-``m7``, ``f1``-``f5``); every voice says each digit twice, at a random speed (130-210 words
 a minute), pitch (25-75) and loudness, between 0.05 and 0.3 s of silence before and after the
 word, and background noise (white, pink or brown) at a random signal-to-noise ratio of 5 to 30 dB
-(as a microphone in a room would have it), reproducible under a fixed seed. The split is by voice: the
-variants ``m3``, ``m7`` and ``f2`` are only in the test split (24 voices never heard in training;
-72 training voices), so the test measures unseen speakers. 1,920 clips at 16 kHz.
+(as a microphone in a room would have it), reproducible under a fixed seed. The split is by voice:
+the variants ``m3``, ``m7`` and ``f2`` are only in the test split (24 voices never heard in
+training; 72 training voices), so the test measures unseen speakers. 1,920 clips at 16 kHz.
 
 Synthesis needs the ``espeak-ng`` program (a Debian package: ``apt-get install espeak-ng``); the
 clips are generated once (about half a minute on two cores) into the selfsup cache

@@ -102,8 +102,8 @@ def _read_csv(
                         else f"<extra field {len(header) + 1}>"
                     )
                     msg = (
-                        f"'{path}': row {r} (line {reader.line_num}), column '{col}': the row has {len(row)} "
-                        f"fields but the header has {len(header)}"
+                        f"'{path}': row {r} (line {reader.line_num}), column '{col}': the row has "
+                        f"{len(row)} fields but the header has {len(header)}"
                     )
                     if not skip_corrupt:
                         raise DataError(
@@ -208,8 +208,8 @@ def _build(
     if label_column is not None and label_column not in names:
         raise DataError(
             f"label column '{label_column}' is not a column of {where} (columns: "
-            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}); give --label-column NAME "
-            "with one of them"
+            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}); give --label-column "
+            "NAME with one of them"
         )
     n = len(cols[0].num if cols[0].num is not None else cols[0].text)
     rows = cols[0].rows if cols[0].rows is not None else np.arange(1, n + 1)
@@ -260,15 +260,15 @@ def _build(
         raise DataError(f"{where} has no feature columns besides the label column '{label_column}'")
     if first_bad is not None and not skip_corrupt:
         raise DataError(
-            f"{where}: {row_fmt.format(r=first_bad[0])}, {first_bad[1]}; fix it or pass --skip-corrupt "
-            "to skip bad rows"
+            f"{where}: {row_fmt.format(r=first_bad[0])}, {first_bad[1]}; fix it or pass "
+            "--skip-corrupt to skip bad rows"
         )
     keep = np.flatnonzero(~bad)
     skipped = len(bad_rows) + int(bad.sum())
     if len(keep) == 0:
         raise DataError(
-            f"{where}: every row is bad (e.g. {first_bad[1] if first_bad else 'wrong field count'}); "
-            "nothing is left to train on"
+            f"{where}: every row is bad (e.g. "
+            f"{first_bad[1] if first_bad else 'wrong field count'}); nothing is left to train on"
         )
     y = classes = None
     if y_text is not None:
@@ -281,9 +281,9 @@ def _build(
         tr, te = stratified_split(y, TEST_FRACTION, seed=0)
         if len(te) == 0 or len(tr) == 0:
             raise DataError(
-                f"{where}: {len(keep)} row(s) in {len(classes or [])} label class(es) are too few to "
-                f"hold out a {TEST_FRACTION:.0%} test split (no class has two rows); give more rows "
-                "per class, or another --label-column"
+                f"{where}: {len(keep)} row(s) in {len(classes or [])} label class(es) are too few "
+                f"to hold out a {TEST_FRACTION:.0%} test split (no class has two rows); give more "
+                "rows per class, or another --label-column"
             )
     else:
         tr, te = np.arange(len(keep)), None
@@ -322,7 +322,8 @@ def _label_key(v: str):
 
 
 def _encode(features, keep, tr, te, y, classes, name) -> Splits:
-    """Numeric columns as they are; categorical ones coded by the training rows' sorted vocabulary."""
+    """Numeric columns as they are; categorical ones coded by the training rows' sorted
+    vocabulary."""
     columns = [f[0] for f in features]
     categories: dict[str, list[str]] = {}
     x = np.empty((len(keep), len(features)), dtype=np.float32)
@@ -396,7 +397,8 @@ def encode_table(
 
 
 def table_from_arrays(arrays: dict[str, np.ndarray], path: Path) -> Splits:
-    """An ``.npz`` table: ``x`` (N, F) numbers, optional ``y``, ``x_test``/``y_test`` and ``columns``."""
+    """An ``.npz`` table: ``x`` (N, F) numbers, optional ``y``, ``x_test``/``y_test`` and
+    ``columns``."""
     name = path.stem
     columns = [str(c) for c in arrays["columns"]] if "columns" in arrays else []
 
@@ -462,8 +464,9 @@ def align_categories(splits: Splits | None, ref) -> Splits | None:
             return d
         if list(d.columns) != list(ref.columns):
             raise DataError(
-                f"evaluation table '{d.name}' has columns {', '.join(d.columns[:8])} but the training "
-                f"table has {', '.join(ref.columns[:8])}; give a table with the same columns"
+                f"evaluation table '{d.name}' has columns {', '.join(d.columns[:8])} but the "
+                f"training table has {', '.join(ref.columns[:8])}; give a table "
+                "with the same columns"
             )
         x = d.x.copy()
         for j, col in enumerate(d.columns):

@@ -21,7 +21,8 @@ INSTALL = 'pip install "selfsup[timeseries]"'
 
 
 def data_root() -> Path:
-    """sktime's installed ``datasets/data`` folder; a missing extra is a one-line :class:`DataError`."""
+    """sktime's installed ``datasets/data`` folder; a missing extra is a one-line
+    :class:`DataError`."""
     spec = importlib.util.find_spec("sktime")
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
@@ -31,7 +32,8 @@ def data_root() -> Path:
 
 
 def ucr_names() -> list[str]:
-    """The archive sets whose ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` ship with the installed sktime."""
+    """The archive sets whose ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` ship with the installed
+    sktime."""
     root = data_root()
     if not root.is_dir():
         return []

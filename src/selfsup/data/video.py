@@ -1,19 +1,19 @@
-"""Video clips: uint8 (N, T, H, W, C) containers, a folder of video files, video ``.npz`` files and the
-built-in ``moving_digits``.
+"""Video clips: uint8 (N, T, H, W, C) containers, a folder of video files, video ``.npz`` files and
+the built-in ``moving_digits``.
 
 Sources
 -------
-- **A folder of video files** (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``, animated ``.gif``):
-  ``ROOT/<class>/<video>`` (labels from the sorted folder names), ``ROOT/<video>`` (unlabelled), and
-  ``ROOT/train/...`` + ``ROOT/test/...`` for the splits, as for an image folder. Each file is decoded
-  once with PyAV (the ``video`` extra): frames are converted to RGB, resized (shorter side) and
-  centre-cropped to ``video_size`` x ``video_size`` (default 64, ``--image-size`` also sets it), and
-  ``video_frames`` frames (default 16) are kept at ``video_fps`` frames per second (default 8; a
-  negative or zero value keeps every frame), counted from the start of the video. Decoding stops as
-  soon as the clip is full, so a very long video costs no more than a short one. A video shorter
-  than the clip repeats its last frame (counted in ``info['short']``); a file that cannot be decoded
-  or holds no frame stops loading with its name, or with ``--skip-corrupt`` is skipped and counted
-  (``info['skipped']``, one warning line).
+- **A folder of video files** (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``, animated
+  ``.gif``): ``ROOT/<class>/<video>`` (labels from the sorted folder names), ``ROOT/<video>``
+  (unlabelled), and ``ROOT/train/...`` + ``ROOT/test/...`` for the splits, as for an image folder.
+  Each file is decoded once with PyAV (the ``video`` extra): frames are converted to RGB, resized
+  (shorter side) and centre-cropped to ``video_size`` x ``video_size`` (default 64, ``--image-size``
+  also sets it), and ``video_frames`` frames (default 16) are kept at ``video_fps`` frames per
+  second (default 8; a negative or zero value keeps every frame), counted from the start of the
+  video. Decoding stops as soon as the clip is full, so a very long video costs no more than a short
+  one. A video shorter than the clip repeats its last frame (counted in ``info['short']``); a file
+  that cannot be decoded or holds no frame stops loading with its name, or with ``--skip-corrupt``
+  is skipped and counted (``info['skipped']``, one warning line).
 
   **Cache bound**: the decoded arrays are cached as one ``.npz`` per folder version (keyed by the
   files' names, sizes and modification times and the decode options) in the selfsup cache folder.
@@ -25,8 +25,8 @@ Sources
   ``fps``. Without the marker a rank-4 ``x`` stays what it always was (N, H, W, C images), so video
   files never steal image files. Optional ``y`` (N,), ``x_test``/``y_test``.
 
-- **Built-in** ``moving_digits`` (motion labels) and ``moving_digits:digit`` (digit labels of the same
-  clips): scikit-learn's 8x8 digits moving on a 32x32 canvas (see :func:`make_moving_digits`).
+- **Built-in** ``moving_digits`` (motion labels) and ``moving_digits:digit`` (digit labels of the
+  same clips): scikit-learn's 8x8 digits moving on a 32x32 canvas (see :func:`make_moving_digits`).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class VideoData(Samples):
         x = self.x
         if not isinstance(x, np.ndarray) or x.ndim != 5 or x.shape[-1] not in (1, 3):
             raise DataError(
-                f"{self.name}: clips must be an array of shape (N, T, H, W, C) with C = 1 or 3, got "
-                f"{getattr(x, 'shape', type(x).__name__)}"
+                f"{self.name}: clips must be an array of shape (N, T, H, W, C) with C = 1 or 3, "
+                f"got {getattr(x, 'shape', type(x).__name__)}"
             )
         if 0 in x.shape:
             raise DataError(
@@ -129,7 +129,8 @@ def _decode_opts(options: dict, image_size: int | None) -> tuple[int, int, float
 
 # -- decoding one file ----------------------------------------------------------------------------
 def _resize_frame(img, size: int) -> np.ndarray:
-    """A PIL image resized so its shorter side is ``size``, centre-cropped, as uint8 (size, size, 3)."""
+    """A PIL image resized so its shorter side is ``size``, centre-cropped, as uint8 (size,
+    size, 3)."""
     from PIL import Image
 
     w, h = img.size
@@ -143,7 +144,8 @@ def _resize_frame(img, size: int) -> np.ndarray:
 def decode_video(path: Path, size: int, frames: int, fps: float) -> tuple[np.ndarray, int]:
     """``frames`` frames of ``path`` at ``fps`` (<= 0: every frame) from its start, resized to
     ``size``; returns (frames, size, size, 3) uint8 and the number of frames the video gave (a short
-    video's last frame is repeated). Raises ValueError when the file cannot be decoded or is empty."""
+    video's last frame is repeated). Raises ValueError when the file cannot be decoded or is
+    empty."""
     import av
 
     out: list[np.ndarray] = []
@@ -293,7 +295,7 @@ def _report(splits: Splits) -> None:
     report_skipped(splits, "undecodable video(s)")
 
 
-# -- a video .npz -----------------------------------------------------------------------------------
+# -- a video .npz ----------------------------------------------------------------------------------
 def _npz_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """Shapes and dtypes of the arrays of an ``.npz`` (read from the headers, not the data)."""
     import zipfile
@@ -358,8 +360,8 @@ def load_video_npz(spec: str, options: dict | None = None, **_: object) -> Split
             x = x[..., None]
         if x.ndim != 5:
             raise DataError(
-                f"'{path}': array '{key}' has shape {tuple(x.shape)}; give clips as (N, T, H, W) or "
-                "(N, T, H, W, C) uint8"
+                f"'{path}': array '{key}' has shape {tuple(x.shape)}; give clips as (N, T, H, W) "
+                "or (N, T, H, W, C) uint8"
             )
         return x
 
@@ -388,15 +390,15 @@ def load_video_npz(spec: str, options: dict | None = None, **_: object) -> Split
     return Splits(train, test)
 
 
-# -- the built-in moving digits ----------------------------------------------------------------------
+# -- the built-in moving digits --------------------------------------------------------------------
 MOTIONS = ("still", "horizontal", "vertical", "diagonal")
 
 
 def make_moving_digits(
     labels: str = "motion", n: int = 1797, frames: int = 16, canvas: int = 32, seed: int = 0
 ) -> Splits:
-    """scikit-learn's 8x8 digits (scaled to 12x12) moving on a ``canvas`` x ``canvas`` black frame for
-    ``frames`` frames, bouncing off its edges as in Moving MNIST, one motion a clip: ``still``,
+    """scikit-learn's 8x8 digits (scaled to 12x12) moving on a ``canvas`` x ``canvas`` black frame
+    for ``frames`` frames, bouncing off its edges as in Moving MNIST, one motion a clip: ``still``,
     ``horizontal``, ``vertical`` or ``diagonal`` (speed 1.5-3 px a frame, a random sign per axis).
     Every motion class is closed under mirror images, so a horizontal flip does not turn one class
     into another. The start is uniform on the canvas and a bounce keeps it so, hence every frame's
@@ -457,8 +459,8 @@ register_builtin("moving_digits:digit", lambda: make_moving_digits("digit"))
 
 
 def make_moving_frames(n: int = 1797, seed: int = 0) -> Splits:
-    """``moving_digits:frames``: each clip of ``moving_digits`` paired with one of its own frames (an
-    image, drawn uniformly from the clip with a fixed seed), labelled by digit: a paired set for
+    """``moving_digits:frames``: each clip of ``moving_digits`` paired with one of its own frames
+    (an image, drawn uniformly from the clip with a fixed seed), labelled by digit: a paired set for
     distilling between a video branch and an image branch (``cluster_distill``, after the
     echocardiography paper), where the frame alone tells the digit and not the motion."""
     from .base import ImageData
