@@ -87,8 +87,10 @@ def one_class_eval(
     """The anomaly job's metrics for features of normal training samples (``bank``) and test
     samples (``query``): ``anomaly_knn_*`` from the mean cosine distance to the ``k`` nearest normal
     samples (as the ``anomaly`` protocol), ``anomaly_knn_l2_*`` from the mean Euclidean distance
-    (which keeps how far a sample lies, lost by the cosine), ``anomaly_method_*`` from ``own_score(bank, query)`` when given (a method's own score),
-    and ``anomaly_auroc``/``anomaly_auprc``: the method's score when it has one, else the kNN one."""
+    (which keeps how far a sample lies, lost by the cosine), ``anomaly_method_*`` from
+    ``own_score(bank, query)`` when given (a method's own score), and
+    ``anomaly_auroc``/``anomaly_auprc``: the method's score when it has one, else the kNN
+    one."""
     out: dict[str, float] = {}
     knn = anomaly_scores(knn_distance(bank, query, k), is_anomaly)
     out["anomaly_knn_auroc"], out["anomaly_knn_auprc"] = knn["auroc"], knn["auprc"]

@@ -5,15 +5,18 @@ them on a fixed held-out batch with fixed views at the end of each epoch.
 
 - alignment and uniformity (Wang & Isola 2020, *Understanding Contrastive Representation Learning
   through Alignment and Uniformity on the Hypersphere*), on L2-normalised embeddings:
-  ``align = E ||f(x) - f(x+)||^alpha`` (alpha=2) and ``unif = log E_{i<j} exp(-t ||f_i - f_j||^2)`` (t=2);
-- effective rank RankMe (Garrido et al. 2023): ``exp(-sum_k p_k log p_k)``, ``p_k = s_k / ||s||_1 + eps``
-  with ``s`` the singular values of the embedding matrix; equals k for k equal singular values;
+  ``align = E ||f(x) - f(x+)||^alpha`` (alpha=2) and ``unif = log E_{i<j} exp(-t ||f_i - f_j||^2)``
+  (t=2);
+- effective rank RankMe (Garrido et al. 2023): ``exp(-sum_k p_k log p_k)``,
+  ``p_k = s_k / ||s||_1 + eps`` with ``s`` the singular values of the embedding matrix; equals k for
+  k equal singular values;
 - per-dimension standard deviation of L2-normalised embeddings (SimSiam, Chen & He 2021): 0 under
   complete collapse, about ``1/sqrt(D)`` when spread out;
 - cosine similarities of positive pairs (two views of a sample) and of negatives (other samples);
 - the spectrum of the embeddings' covariance (dimensional collapse, Jing et al. 2022);
-- DirectPred (Tian et al. 2021): how well a linear predictor ``W`` shares the eigenbasis ``U`` of the
-  correlation ``F = E f f^T`` of its input: ``||diag(U^T W U)||^2 / ||U^T W U||_F^2`` (1 when aligned);
+- DirectPred (Tian et al. 2021): how well a linear predictor ``W`` shares the eigenbasis ``U`` of
+  the correlation ``F = E f f^T`` of its input: ``||diag(U^T W U)||^2 / ||U^T W U||_F^2`` (1 when
+  aligned);
 - per-sample temperatures (iSogCLR, Qiu et al. 2023) when the method holds a ``tau`` buffer.
 """
 
@@ -51,7 +54,8 @@ def dim_std(z: Tensor) -> Tensor:
 
 
 def similarities(z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
-    """Cosine similarities of the positives ``(z1_i, z2_i)`` (N,) and negatives ``(z1_i, z2_j)``, i != j."""
+    """Cosine similarities of the positives ``(z1_i, z2_i)`` (N,) and negatives ``(z1_i, z2_j)``,
+    i != j."""
     s = F.normalize(z1.double(), dim=1) @ F.normalize(z2.double(), dim=1).t()
     off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
     return s.diagonal().clone(), s[off]
@@ -67,7 +71,8 @@ def spectrum(z: Tensor) -> Tensor:
 
 
 def directpred_alignment(weight: Tensor, corr: Tensor) -> float:
-    """Share of the (symmetrised) predictor ``weight`` that is diagonal in the eigenbasis of ``corr``."""
+    """Share of the (symmetrised) predictor ``weight`` that is diagonal in the eigenbasis of
+    ``corr``."""
     w = weight.double()
     w = (w + w.t()) / 2
     _, u = torch.linalg.eigh(corr.double())

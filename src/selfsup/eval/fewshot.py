@@ -27,7 +27,8 @@ def few_label_indices(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarr
     """Sorted indices of a class-balanced subset holding ``fraction`` of the labels.
 
     Every class gets the same count, ``max(1, round(fraction * N / C))`` (fewer only if a class is
-    smaller than that), drawn without replacement under ``seed``: the same seed gives the same subset.
+    smaller than that), drawn without replacement under ``seed``: the same seed gives the same
+    subset.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")

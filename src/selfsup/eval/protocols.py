@@ -73,7 +73,8 @@ def parse(names: str | list[str]) -> list[str]:
 
 
 def run(names: list[str], inputs: EvalInputs, skip_unavailable: bool = False) -> dict[str, float]:
-    """Run the named protocols; those needing an encoder are skipped (if asked) when there is none."""
+    """Run the named protocols; those needing an encoder are skipped (if asked) when there is
+    none."""
     out: dict[str, float] = {}
     for name in parse(names):
         p = PROTOCOLS[name]
