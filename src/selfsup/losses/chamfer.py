@@ -4,7 +4,8 @@ Pang, Wang, Tay, Liu, Tian, Yuan, *Masked Autoencoders for Point Cloud Self-supe
 ECCV 2022: each masked patch's points are predicted in its centre's frame and compared with the
 true patch by the L2 Chamfer distance
 
-    CD(P, G) = 1/|P| sum_{p in P} min_{g in G} ||p - g||^2 + 1/|G| sum_{g in G} min_{p in P} ||g - p||^2
+    CD(P, G) = 1/|P| sum_{p in P} min_{g in G} ||p - g||^2
+             + 1/|G| sum_{g in G} min_{p in P} ||g - p||^2
 
 averaged over patches (the authors' ``ChamferDistanceL2``: squared distances, both directions).
 
@@ -23,6 +24,7 @@ from torch import Tensor
 
 
 def chamfer_l2(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of the L2 Chamfer distance of ``pred`` (B, n, 3) and ``target`` (B, m, 3)."""
+    """Mean over the batch of the L2 Chamfer distance of ``pred`` (B, n, 3) and ``target`` (B,
+    m, 3)."""
     d = torch.cdist(pred.float(), target.float()) ** 2  # (B, n, m)
     return d.min(2).values.mean(1).mean() + d.min(1).values.mean(1).mean()

@@ -11,8 +11,8 @@ With the cosine distance ``d(a, b) = (1 - cos(a, b)) / 2`` in [0, 1], a batch of
 ``z`` of benign rows and M embeddings ``z'`` of augmented rows, and ``p = 1`` (``p = 2`` with
 ``squared=True``)::
 
-    P_ij = d(z_i, z_j)^p                        i, j = 1..B   (every benign pair, positives)
-    N_ij = max(0, m - d(z_i, z'_j))^p           i = 1..B, j = 1..M   (every augmented row, negatives)
+    P_ij = d(z_i, z_j)^p                 i, j = 1..B          (every benign pair, positives)
+    N_ij = max(0, m - d(z_i, z'_j))^p    i = 1..B, j = 1..M   (every augmented row, negatives)
     L = alpha * sum(P) / (#{P_ij > eps} + eps) + (1 - alpha) * sum(N) / (#{N_ij > eps} + eps)
 
 Each term is the mean over its non-zero entries (the diagonal ``d(z_i, z_i) = 0`` drops out, and so
@@ -51,7 +51,8 @@ def clan_loss(
     """
     if z.ndim != 2 or z_aug.ndim != 2 or z.shape[1] != z_aug.shape[1]:
         raise ValueError(
-            f"clan_loss needs (B, D) and (M, D) embeddings, got {tuple(z.shape)} and {tuple(z_aug.shape)}"
+            f"clan_loss needs (B, D) and (M, D) embeddings, got {tuple(z.shape)} and "
+            f"{tuple(z_aug.shape)}"
         )
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

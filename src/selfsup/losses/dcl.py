@@ -12,9 +12,9 @@ anchors. DCL has ``w_i = 1``. DCLW weights the positive term by the detached
 
     w_i = 2 - exp(s(z_i, z_i') / sigma) / mean_k exp(s(z_k, z_k') / sigma)  =  2 - B softmax_i
 
-so that easy positives (already very similar) count less. With all embeddings collinear every term is
-``log(2B - 2)``; as ``sigma -> inf`` DCLW tends to DCL. Defaults t = 0.1, sigma = 0.5 (the paper's).
-lightly's ``DCLLoss`` returns the *sum* of the two views' means, twice this value.
+so that easy positives (already very similar) count less. With all embeddings collinear every term
+is ``log(2B - 2)``; as ``sigma -> inf`` DCLW tends to DCL. Defaults t = 0.1, sigma = 0.5 (the
+paper's). lightly's ``DCLLoss`` returns the *sum* of the two views' means, twice this value.
 """
 
 from __future__ import annotations

@@ -13,12 +13,13 @@ Given a unit anchor ``k`` (a key), unit prototypes ``P`` (spherical k-means cent
 
     g(t) = sin((1 - t) w) / sin w * k + sin(t w) / sin w * p
 
-``t_max`` is where ``g`` becomes as similar to ``p`` as to ``p0`` (``g . (p0 - p) = 0``), in closed form::
+``t_max`` is where ``g`` becomes as similar to ``p`` as to ``p0`` (``g . (p0 - p) = 0``), in closed
+form::
 
     K = (1 - p . p0) / (k . (p0 - p)),    t_max = atan(sin w / (K + cos w)) / w
 
-and ``t = (1 - lam) t_max`` with ``lam ~ U(0, hardness)``: ``hardness`` (the paper's lambda, 0.8) sets
-how far below the hardest admissible positive ``t_max`` a draw may fall (``t`` in
+and ``t = (1 - lam) t_max`` with ``lam ~ U(0, hardness)``: ``hardness`` (the paper's lambda, 0.8)
+sets how far below the hardest admissible positive ``t_max`` a draw may fall (``t`` in
 ``[(1 - hardness) t_max, t_max]``). Positives whose nearest prototype is not ``k``'s are dropped
 ("good positives"); the extra loss on the kept ones is, as in the authors' code,
 ``-mean_good (q . g / T)`` (``g`` normalised, ``q`` the query), added with weight ``mu`` to MoCo's.
@@ -34,7 +35,8 @@ EPS = 1e-8
 
 
 def slerp(k: Tensor, p: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation between unit vectors ``k`` and ``p`` (..., D) at fractions ``t`` (...)."""
+    """Spherical interpolation between unit vectors ``k`` and ``p`` (..., D) at fractions ``t``
+    (...)."""
     cos = (k * p).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7)
     w = torch.acos(cos)
     a = torch.sin((1 - t) * w) / (torch.sin(w) + EPS)
@@ -43,8 +45,8 @@ def slerp(k: Tensor, p: Tensor, t: Tensor) -> Tensor:
 
 
 def max_hardness(k: Tensor, p: Tensor, p0: Tensor) -> Tensor:
-    """``t_max``: the fraction of the arc from ``k`` to ``p`` at which the point is equally similar to
-    ``p`` and to ``p0`` (closed form of HaLP's generator)."""
+    """``t_max``: the fraction of the arc from ``k`` to ``p`` at which the point is equally similar
+    to ``p`` and to ``p0`` (closed form of HaLP's generator)."""
     kk = (1 - (p * p0).sum(-1)) / ((k * (p0 - p)).sum(-1) + EPS)
     w = torch.acos((k * p).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))
     return torch.atan(torch.sin(w) / (kk + torch.cos(w) + EPS)) / (w + EPS)

@@ -1,4 +1,5 @@
-"""HCL: contrastive learning with hard negative samples; with beta = 0, debiased contrastive learning.
+"""HCL: contrastive learning with hard negative samples; with beta = 0, debiased contrastive
+learning.
 
 Robinson, Chuang, Sra, Jegelka. *Contrastive Learning with Hard Negative Samples.* ICLR 2021.
 Chuang, Robinson, Lin, Torralba, Jegelka. *Debiased Contrastive Learning.* NeurIPS 2020 (beta = 0).
@@ -11,10 +12,10 @@ negatives' similarities ``s_j`` (the other samples, both views)::
     Ng   = max( (-tau_plus N pos + sum_j w_j n_j) / (1 - tau_plus),  N exp(-1 / t) )
     L_i  = -log( pos / (pos + Ng) )
 
-averaged over the 2B anchors. ``tau_plus`` is the class prior (the chance that a "negative" shares the
-anchor's class), ``beta`` the concentration on hard negatives. As in the authors' code the weights are
-not detached. ``beta = 0, tau_plus = 0`` gives NT-Xent (positive in the denominator); collinear
-embeddings give ``log(2B - 1)``. Defaults t = 0.5, tau_plus = 0.1, beta = 1.
+averaged over the 2B anchors. ``tau_plus`` is the class prior (the chance that a "negative" shares
+the anchor's class), ``beta`` the concentration on hard negatives. As in the authors' code the
+weights are not detached. ``beta = 0, tau_plus = 0`` gives NT-Xent (positive in the denominator);
+collinear embeddings give ``log(2B - 1)``. Defaults t = 0.5, tau_plus = 0.1, beta = 1.
 
 Computed from two row log-sum-exps over the negatives (scales ``beta/t`` and ``(1+beta)/t``), so
 it has the exact tiled path: ``sum_j w_j n_j = N exp(lse_{1+beta} - lse_beta)``. The final step is

@@ -4,11 +4,12 @@ Qiu, Hu, Yuan, Zhou, Wang, Yang. *Not All Semantics are Created Equal: Contrasti
 Learning with Automatic Temperature Individualization.* ICML 2023. The authors' implementation is
 ``GCLoss_v1(enable_isogclr=True)`` (unimodal) and ``GCLoss_v2`` (bimodal) in LibAUC.
 
-The paper minimises ``(1/n) sum_i tau_i log E_j exp((s_ij - s_i+)/tau_i) + tau_i rho`` (the dual of a
-KL-constrained distributionally robust loss) with a per-sample temperature ``tau_i``. Its stochastic
-optimiser keeps, per *dataset* sample (indexed by the sample's index), a temperature ``tau_i``, a
-moving average ``u_i`` and a momentum ``m_i``. For anchor i of view 1 with cosine similarities
-``s_ij`` to its 2B - 2 negatives (the other samples, both views) and ``s_i+`` to its positive:
+The paper minimises ``(1/n) sum_i tau_i log E_j exp((s_ij - s_i+)/tau_i) + tau_i rho`` (the dual of
+a KL-constrained distributionally robust loss) with a per-sample temperature ``tau_i``. Its
+stochastic optimiser keeps, per *dataset* sample (indexed by the sample's index), a temperature
+``tau_i``, a moving average ``u_i`` and a momentum ``m_i``. For anchor i of view 1 with cosine
+similarities ``s_ij`` to its 2B - 2 negatives (the other samples, both views) and ``s_i+`` to its
+positive:
 
 1. ``g_i = mean_j exp(s_ij / tau_i)``;  ``u_i <- (1 - gamma) u_i + gamma g_i``  (``u_i = g_i`` on
    the first visit);
@@ -67,8 +68,8 @@ from .distributed import gather, world
 def isog_side(
     s: Tensor, neg: Tensor, s_pos: Tensor, tau: Tensor, u_old: Tensor, gamma: float, rho: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One anchor side of the rule. ``s`` (M, K) similarities to candidates, ``neg`` (M, K) bool mask
-    of the negatives, ``s_pos`` (M,), ``tau`` and ``u_old`` (M,) float64 state.
+    """One anchor side of the rule. ``s`` (M, K) similarities to candidates, ``neg`` (M, K) bool
+    mask of the negatives, ``s_pos`` (M,), ``tau`` and ``u_old`` (M,) float64 state.
     Returns the per-anchor loss (M,), the new ``u`` and ``d`` (float64, detached)."""
     s64 = s.detach().double()
     n_neg = neg.sum(1).double()

@@ -92,8 +92,8 @@ def listwise_wasserstein_1d(
 
 
 def frechet_distance(x: Tensor, y: Tensor) -> Tensor:
-    """Squared 2-Wasserstein distance between Gaussians fitted to the rows of ``x`` and ``y`` (Q, C),
-    float64, with the authors' trace-of-square-root computation (see the module docstring)."""
+    """Squared 2-Wasserstein distance between Gaussians fitted to the rows of ``x`` and ``y`` (Q,
+    C), float64, with the authors' trace-of-square-root computation (see the module docstring)."""
     x, y = x.double().t(), y.double().t()  # (C, Q): columns are the samples
     q = x.shape[1]
     fact = 1.0 if q < 2 else 1.0 / (q - 1)

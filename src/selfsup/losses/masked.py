@@ -61,8 +61,9 @@ def masked_pixel_loss(
 def masked_token_agreement(z1: Tensor, z2: Tensor, both: Tensor) -> Tensor:
     """Cosine agreement of two views' token features at positions masked in both (Point-CMAE).
 
-    ``z1``, ``z2`` (N, L, D) per-position features; ``both`` (N, L) 1 where the position is masked in
-    both views. Returns ``1 - mean cos(z1_l, z2_l)`` over those positions (the constant 1, without gradient, if there are none).
+    ``z1``, ``z2`` (N, L, D) per-position features; ``both`` (N, L) 1 where the position is masked
+    in both views. Returns ``1 - mean cos(z1_l, z2_l)`` over those positions (the constant 1,
+    without gradient, if there are none).
     """
     cos = torch.nn.functional.cosine_similarity(z1, z2, dim=-1)
     return 1 - (cos * both).sum() / both.sum().clamp_min(1)

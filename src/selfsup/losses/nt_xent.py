@@ -31,8 +31,8 @@ def nt_xent(
     Parameters
     ----------
     z1, z2 : Tensor of shape (B, D)
-        Embeddings of the two views; row ``i`` of ``z1`` and row ``i`` of ``z2`` are a positive pair.
-        They are L2-normalised here.
+        Embeddings of the two views; row ``i`` of ``z1`` and row ``i`` of ``z2`` are a positive
+        pair. They are L2-normalised here.
     temperature : float
         Softmax temperature ``t`` (> 0). lightly's default is 0.5; SimCLR used 0.1 on ImageNet.
     tiled : bool or None

@@ -28,7 +28,8 @@ from torch import Tensor
 def influence_targets(
     edge_index: Tensor, n: int, order: int = 1, cumulative: bool = False
 ) -> Tensor:
-    """Dense (n, n) ``A~^order`` (or the sum of the powers 1..order) of SDCN's normalised adjacency."""
+    """Dense (n, n) ``A~^order`` (or the sum of the powers 1..order) of SDCN's normalised
+    adjacency."""
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
     a = torch.zeros(n, n, dtype=torch.float32, device=edge_index.device)
@@ -69,5 +70,6 @@ def target_distribution(q: Tensor) -> Tensor:
 
 
 def cluster_kl(q: Tensor, p: Tensor) -> Tensor:
-    """KL(P || Q) summed over clusters, averaged over nodes (``F.kl_div(q.log(), p, 'batchmean')``)."""
+    """KL(P || Q) summed over clusters, averaged over nodes
+    (``F.kl_div(q.log(), p, 'batchmean')``)."""
     return F.kl_div(q.log(), p, reduction="batchmean")

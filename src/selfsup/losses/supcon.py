@@ -126,7 +126,8 @@ def supcon_mix(
 
     Examples
     --------
-    >>> supcon_mix(torch.randn(8, 2, 16), torch.tensor([0, 1, 0, 1, -1, -1, 2, 2]), weight=0.5).shape
+    >>> labels = torch.tensor([0, 1, 0, 1, -1, -1, 2, 2])
+    >>> supcon_mix(torch.randn(8, 2, 16), labels, weight=0.5).shape
     torch.Size([])
     """
     if not 0 <= weight <= 1:

@@ -22,8 +22,8 @@ The forward pass of the tiled path also keeps ``A_i = sum_j p_ij k_j`` (M x D), 
 ``dL/dq`` and ``dL/dscale = sum_i g_i q_i . A_i`` for any upstream gradient, and accumulates the
 gradient of k for the common case where every row's upstream gradient is the same number (a mean of
 lse terms, as in NT-Xent, DCL, SupCon and CLIP), so backward only scales it: three matrix products
-and one exp per logit in all. Any other upstream gradient (HCL) recomputes the blocks for ``dL/dk``. ``tiled=None`` picks the tiled path when M x N exceeds
-:data:`AUTO_ELEMENTS`.
+and one exp per logit in all. Any other upstream gradient (HCL) recomputes the blocks for ``dL/dk``.
+``tiled=None`` picks the tiled path when M x N exceeds :data:`AUTO_ELEMENTS`.
 """
 
 from __future__ import annotations
@@ -155,7 +155,9 @@ def row_lse_tiled(
     needs = torch.is_grad_enabled() and (
         q.requires_grad or k.requires_grad or scale_t.requires_grad
     )
-    out = _RowLSETiled.apply(q, k, scale_t, exclude, _tile_rows(k.shape[0], tile), needs)  # type: ignore[no-untyped-call]
+    out = _RowLSETiled.apply(  # type: ignore[no-untyped-call]
+        q, k, scale_t, exclude, _tile_rows(k.shape[0], tile), needs
+    )
     return cast(Tensor, out)
 
 

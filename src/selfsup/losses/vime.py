@@ -28,7 +28,8 @@ def vime_loss(
     Examples
     --------
     >>> import torch
-    >>> vime_loss(torch.zeros(4, 3), torch.ones(4, 3), torch.zeros(4, 3), torch.zeros(4, 3)).item()  # log 2
+    >>> z = torch.zeros(4, 3)
+    >>> vime_loss(z, torch.ones(4, 3), z, z).item()  # log 2
     0.6931471824645996
     """
     if mask_logits.shape != mask.shape or reconstruction.shape != target.shape:
