@@ -2,7 +2,8 @@
 
 - :func:`encode` runs a network on views of possibly different sizes (multi-crop), one batched call
   per size, and returns one embedding per view in the original order.
-- :func:`global_count`, :func:`pairs`, :func:`pair_mean`: the first views that share the first view's size are the
+- :func:`global_count`, :func:`pairs`, :func:`pair_mean`: the first views that share the first
+  view's size are the
   *global* views; losses pair every global view with every other view (SimCLR-style unordered
   pairs, or BYOL-style ordered target/online pairs). With equal sizes every view is global.
 - :func:`frozen_copy`, :func:`ema_update`, :func:`cosine_momentum`: momentum (target) networks.

@@ -57,8 +57,9 @@ class Context:
     ones; ``input_shape``: one raw training sample's shape; ``view_size``: the training views' side
     in pixels where the modality has one (images); ``reconstruction``: the modality's small
     autoencoder for the raw samples, ``(x, dim, hidden, max_size) -> Reconstruction`` (see
-    :meth:`selfsup.modalities.Modality.reconstruction`; None: a flat MLP). ``extra``: anything else a modality or plug-in
-    passes (it also repeats the typed fields under their names, for plug-ins written before them).
+    :meth:`selfsup.modalities.Modality.reconstruction`; None: a flat MLP). ``extra``: anything else
+    a modality or plug-in passes (it also repeats the typed fields under their names, for plug-ins
+    written before them).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -42,7 +42,10 @@ def post_normalise(views: list[Tensor], mean: Any, std: Any) -> list[Tensor]:
 @register
 class BYOLA(BYOL):
     name = "byola"
-    paper = "Niizumi et al. 2021, BYOL for Audio: Self-Supervised Learning for General-Purpose Audio Representation"
+    paper = (
+        "Niizumi et al. 2021, BYOL for Audio: Self-Supervised Learning for General-Purpose "
+        "Audio Representation"
+    )
     Params = BYOLAParams
     needs = Needs(view_preset="byola")
 

@@ -52,7 +52,10 @@ class CLANParams(Params):
 @register
 class CLAN(Method):
     name = "clan"
-    paper = "Wilkie et al. 2025, Contrastive Self-Supervised Network Intrusion Detection Using Augmented Negative Pairs"
+    paper = (
+        "Wilkie et al. 2025, Contrastive Self-Supervised Network Intrusion Detection Using "
+        "Augmented Negative Pairs"
+    )
     Params: ClassVar[type[ParamsModel]] = CLANParams
     needs = Needs(
         view_preset="clan",

@@ -176,7 +176,10 @@ class ISogCLR(SimCLR):
 @register
 class GroCo(SimCLR):
     name = "groco"
-    paper = "Shvetsova et al. 2023, Learning by Sorting: Self-supervised Learning with Group Ordering Constraints"
+    paper = (
+        "Shvetsova et al. 2023, Learning by Sorting: Self-supervised Learning with Group "
+        "Ordering Constraints"
+    )
     Params = GroCoParams
 
     def contrast(self, z1: Tensor, z2: Tensor, batch: Batch) -> Tensor:

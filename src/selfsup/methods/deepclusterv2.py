@@ -83,7 +83,8 @@ class DeepClusterV2(Method):
 
     @torch.no_grad()
     def prepare(self, x: Tensor, views: Any) -> None:
-        """Fill the memory with one pass over the training set (views of each chunk), then cluster."""
+        """Fill the memory with one pass over the training set (views of each chunk), then
+        cluster."""
         bs = self.ctx.batch_size or 256
         for start in range(0, len(x), bs):
             idx = torch.arange(start, min(start + bs, len(x)), device=self.memory.device)

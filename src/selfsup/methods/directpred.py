@@ -47,7 +47,8 @@ class DirectPredParams(Params):
 
 
 def directpred_weight(corr: torch.Tensor, eps: float) -> torch.Tensor:
-    """``U diag(p) U^T`` with ``p_j = sqrt(max(s_j, 0) / max(s)) + eps`` for ``corr = U diag(s) U^T``."""
+    """``U diag(p) U^T`` with ``p_j = sqrt(max(s_j, 0) / max(s)) + eps`` for
+    ``corr = U diag(s) U^T``."""
     s, u = torch.linalg.eigh(corr.double())
     top = s.max().clamp_min(1e-12)
     p = (s.clamp_min(0) / top).sqrt() + eps
@@ -66,7 +67,10 @@ def directcopy_weight(corr: torch.Tensor, eps: float) -> torch.Tensor:
 @register
 class DirectPred(BYOL):
     name = "directpred"
-    paper = "Tian, Chen, Ganguli 2021, Understanding Self-Supervised Learning Dynamics without Contrastive Pairs"
+    paper = (
+        "Tian, Chen, Ganguli 2021, Understanding Self-Supervised Learning Dynamics without "
+        "Contrastive Pairs"
+    )
     Params = DirectPredParams
     set_weight = staticmethod(directpred_weight)
 
@@ -106,5 +110,8 @@ class DirectPred(BYOL):
 @register
 class DirectCopy(DirectPred):
     name = "directcopy"
-    paper = "Wang et al. 2021, Towards Demystifying Representation Learning with Non-contrastive Self-supervision"
+    paper = (
+        "Wang et al. 2021, Towards Demystifying Representation Learning with Non-contrastive "
+        "Self-supervision"
+    )
     set_weight = staticmethod(directcopy_weight)

@@ -108,7 +108,10 @@ def cluster_batch_order(
 @register
 class GSimCLR(SimCLR):
     name = "gsimclr"
-    paper = "Chakraborty et al. 2020, G-SimCLR: Self-Supervised Contrastive Learning with Guided Projection"
+    paper = (
+        "Chakraborty et al. 2020, G-SimCLR: Self-Supervised Contrastive Learning "
+        "with Guided Projection"
+    )
     Params = GSimCLRParams
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:
@@ -120,7 +123,8 @@ class GSimCLR(SimCLR):
         k = self.params.clusters or self.ctx.batch_size
         if k is None:
             raise ConfigError(
-                "gsimclr needs the number of clusters: set params.clusters (default: the batch size)"
+                "gsimclr needs the number of clusters: set params.clusters "
+                "(default: the batch size)"
             )
         if k > len(x):
             raise ConfigError(

@@ -3,12 +3,12 @@
 Shah et al., *HaLP: Hallucinating Latent Positives for Skeleton-based Self-Supervised Learning of
 Actions*, CVPR 2023 (authors' code: ``anshulbshah/HaLP``). Every ``update_every`` steps the newest
 ``proto_keys`` keys of the MoCo queue are clustered (spherical k-means) into ``n_prototypes``
-prototypes; then, for each key, ``n_positives`` points are synthesised in closed form between the key
-and a neighbouring prototype (:func:`~selfsup.losses.halp.halp_positives`, hardness ``hardness``) and
-the query is pulled towards the ones that stay in the key's cluster, with weight ``mu``
-(:func:`~selfsup.losses.halp.halp_loss`). Defaults are the authors' (20 prototypes, 20 candidates,
-skip the closest, lambda 0.8), except ``n_positives`` (16 instead of 100, for CPU batches) and the
-prototype refresh, counted in steps here.
+prototypes; then, for each key, ``n_positives`` points are synthesised in closed form between the
+key and a neighbouring prototype (:func:`~selfsup.losses.halp.halp_positives`, hardness
+``hardness``) and the query is pulled towards the ones that stay in the key's cluster, with weight
+``mu`` (:func:`~selfsup.losses.halp.halp_loss`). Defaults are the authors' (20 prototypes, 20
+candidates, skip the closest, lambda 0.8), except ``n_positives`` (16 instead of 100, for CPU
+batches) and the prototype refresh, counted in steps here.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ class HaLPParams(MoCoParams):
 @register
 class HaLP(MoCo):
     name = "halp"
-    paper = "Shah et al. 2023, HaLP: Hallucinating Latent Positives for Skeleton-based Self-Supervised Learning"
+    paper = (
+        "Shah et al. 2023, HaLP: Hallucinating Latent Positives for Skeleton-based "
+        "Self-Supervised Learning"
+    )
     Params = HaLPParams
     prototypes: Tensor
     has_prototypes: Tensor

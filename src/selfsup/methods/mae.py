@@ -67,8 +67,8 @@ class MAE(Method):
         )
 
     def masked_pass(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One random mask of the normalised images ``x``: (loss, mask, encoded visible tokens, decoder
-        features (N, L, d))."""
+        """One random mask of the normalised images ``x``: (loss, mask, encoded visible tokens,
+        decoder features (N, L, d))."""
         vit = cast(ViT, self.encoder.backbone)  # any backbone with the token interface of ViT
         grid = vit.token_grid(x)
         ids_keep, mask, ids_restore = vit.mask_tokens(

@@ -57,7 +57,10 @@ class MoCoParams(Params):
 @register
 class MoCo(Method):
     name = "moco"
-    paper = "He et al. 2020, Momentum Contrast for Unsupervised Visual Representation Learning (v2: Chen et al. 2020)"
+    paper = (
+        "He et al. 2020, Momentum Contrast for Unsupervised Visual Representation Learning "
+        "(v2: Chen et al. 2020)"
+    )
     Params = MoCoParams
     needs = Needs(n_views=2)  # one query, one key
 

@@ -35,7 +35,10 @@ class NNCLRParams(Params):
 @register
 class NNCLR(Method):
     name = "nnclr"
-    paper = "Dwibedi et al. 2021, With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning"
+    paper = (
+        "Dwibedi et al. 2021, With a Little Help from My Friends: Nearest-Neighbor "
+        "Contrastive Learning"
+    )
     Params = NNCLRParams
     needs = Needs(n_views=2)
 

@@ -1,10 +1,10 @@
 """OBoW: predict the teacher's bag of visual words from a perturbed view.
 
 Gidaris, Bursuc, Puy, Komodakis, Cord, Perez, *OBoW: Online Bag-of-Visual-Words Generation for
-Self-Supervised Learning*, CVPR 2021 (``valeoai/obow``, ``obow/builder_obow.py``). A momentum teacher
-(EMA of the encoder, momentum 0.99 rising to 1 on a cosine) maps a view to local features (the cells
-of its last feature map, :func:`~selfsup.models.local.local_features`); they are softly assigned to
-a vocabulary of K = 8192 visual words, max-pooled and L1-normalised into a bag of words
+Self-Supervised Learning*, CVPR 2021 (``valeoai/obow``, ``obow/builder_obow.py``). A momentum
+teacher (EMA of the encoder, momentum 0.99 rising to 1 on a cosine) maps a view to local features
+(the cells of its last feature map, :func:`~selfsup.models.local.local_features`); they are softly
+assigned to a vocabulary of K = 8192 visual words, max-pooled and L1-normalised into a bag of words
 (:func:`~selfsup.losses.bow_targets`, inverse temperature ``inv_delta / mu`` with ``mu`` the running
 mean of the nearest-word distance). The vocabulary is a queue: after each step, one random local
 feature per teacher feature map enters it (the authors' ``no_averaging`` update; their default
@@ -70,7 +70,10 @@ class WeightGenerator(nn.Module):
 @register
 class OBoW(Method):
     name = "obow"
-    paper = "Gidaris et al. 2021, OBoW: Online Bag-of-Visual-Words Generation for Self-Supervised Learning"
+    paper = (
+        "Gidaris et al. 2021, OBoW: Online Bag-of-Visual-Words Generation for "
+        "Self-Supervised Learning"
+    )
     Params = OBoWParams
 
     min_dist: Tensor
@@ -109,7 +112,8 @@ class OBoW(Method):
         return torch.as_tensor(loss), {"bow_min_dist": float(self.min_dist)}
 
     def collapse_signals(self) -> dict[str, float]:
-        """Entropies of the teacher's BoW targets at the last step (read by the collapse monitor)."""
+        """Entropies of the teacher's BoW targets at the last step (read by the collapse
+        monitor)."""
         return self._signals
 
     @torch.no_grad()

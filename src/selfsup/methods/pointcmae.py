@@ -50,7 +50,10 @@ class PointCMAEParams(PointMAEParams):
 @register
 class PointCMAE(PointMAE):
     name = "pointcmae"
-    paper = "Ren et al. 2024, Bringing Masked Autoencoders Explicit Contrastive Properties for Point Cloud Self-Supervised Learning (Point-CMAE)"
+    paper = (
+        "Ren et al. 2024, Bringing Masked Autoencoders Explicit Contrastive Properties for "
+        "Point Cloud Self-Supervised Learning (Point-CMAE)"
+    )
     Params = PointCMAEParams
 
     def __init__(self, encoder: Encoder, params: Any, ctx: Context) -> None:

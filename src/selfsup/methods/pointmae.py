@@ -1,4 +1,5 @@
-"""Point-MAE: masked autoencoding of point-cloud patches (and ``pointcmae``, its contrastive hybrid).
+"""Point-MAE: masked autoencoding of point-cloud patches (and ``pointcmae``, its contrastive
+hybrid).
 
 Pang, Wang, Tay, Liu, Tian, Yuan, *Masked Autoencoders for Point Cloud Self-supervised Learning*,
 ECCV 2022. The cloud is cut into patches (farthest-point centres, the ``k`` nearest points of each,

@@ -31,7 +31,10 @@ class SCARFParams(Params):
 @register
 class SCARF(Method):
     name = "scarf"
-    paper = "Bahri et al. 2022, SCARF: Self-Supervised Contrastive Learning using Random Feature Corruption"
+    paper = (
+        "Bahri et al. 2022, SCARF: Self-Supervised Contrastive Learning using "
+        "Random Feature Corruption"
+    )
     Params: ClassVar[type[ParamsModel]] = SCARFParams
     needs = Needs(view_preset="scarf")
 

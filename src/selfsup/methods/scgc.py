@@ -159,7 +159,8 @@ class SCGC(Method):
 
 
 def _subgraph(b: GraphBatch, idx: Tensor, n: int) -> GraphBatch:
-    """The subgraph induced by nodes ``idx`` of ``b`` (``n`` nodes), renumbered in ``idx``'s order."""
+    """The subgraph induced by nodes ``idx`` of ``b`` (``n`` nodes), renumbered in ``idx``'s
+    order."""
     new = torch.full((n,), -1, dtype=torch.long, device=idx.device)
     new[idx] = torch.arange(len(idx), device=idx.device)
     src, dst = new[b.edge_index[0]], new[b.edge_index[1]]

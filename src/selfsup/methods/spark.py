@@ -1,13 +1,14 @@
 """SparK: masked image modelling for ordinary CNNs (our ConvNet and ResNets).
 
-Tian, Jiang, Diao, Lin, Wang, Yuan, *Designing BERT for Convolutional Networks: Sparse and Hierarchical
-Masked Modeling*, ICLR 2023 (authors' code: ``keyu-tian/SparK``, ``pretrain/spark.py``). The image is
-cut into patches as large as the backbone's total stride (one cell of its last feature map); a
-random ``mask_ratio`` of them (0.6) is hidden; the CNN runs as a sparse network
-(:func:`~selfsup.models.sparse.sparse_forward`: masked positions stay empty through every layer,
-BatchNorm counts visible positions only); the feature map of every scale is densified with a
-learned mask token and a light hierarchical decoder (:class:`~selfsup.models.sparse.LightDecoder`)
-predicts the pixels; the loss is MAE's normalised-pixel MSE on the hidden patches.
+Tian, Jiang, Diao, Lin, Wang, Yuan, *Designing BERT for Convolutional Networks: Sparse and
+Hierarchical Masked Modeling*, ICLR 2023 (authors' code: ``keyu-tian/SparK``,
+``pretrain/spark.py``). The image is cut into patches as large as the backbone's total stride (one
+cell of its last feature map); a random ``mask_ratio`` of them (0.6) is hidden; the CNN runs as a
+sparse network (:func:`~selfsup.models.sparse.sparse_forward`: masked positions stay empty through
+every layer, BatchNorm counts visible positions only); the feature map of every scale is densified
+with a learned mask token and a light hierarchical decoder
+(:class:`~selfsup.models.sparse.LightDecoder`) predicts the pixels; the loss is MAE's
+normalised-pixel MSE on the hidden patches.
 
 One view is used (the first). Evaluation uses the backbone as usual, on whole images.
 """
@@ -45,7 +46,10 @@ class SparKParams(Params):
 @register
 class SparK(Method):
     name = "spark"
-    paper = "Tian et al. 2023, Designing BERT for Convolutional Networks: Sparse and Hierarchical Masked Modeling"
+    paper = (
+        "Tian et al. 2023, Designing BERT for Convolutional Networks: Sparse and Hierarchical "
+        "Masked Modeling"
+    )
     Params = SparKParams
     needs = Needs(encoder="feature_maps")
     views_used = 1

@@ -10,17 +10,18 @@ the video ViT's, :func:`selfsup.views.video.tube_mask`); the reconstruction loss
 squared error on the masked tubelets, each normalised by its own mean and deviation).
 
 Ahamed, Gunawardhana, David, Sidorov, Harari, Khan, *CrossVideoMAE: Self-Supervised Image-Video
-Representation Learning with Masked Autoencoders*, 2025: beside the video branch, a frame sampled from the clip goes through
-the encoder as a still clip (the backbone's ``still``: that frame repeated over time), and the two
-are pulled together against the other clips of the batch. Here that is one InfoNCE term
-(NT-Xent, temperature ``temperature``) between the projected pooled visible tokens of the masked
-clip and of its masked still frame, weighted by ``contrast_weight``:
+Representation Learning with Masked Autoencoders*, 2025: beside the video branch, a frame sampled
+from the clip goes through the encoder as a still clip (the backbone's ``still``: that frame
+repeated over time), and the two are pulled together against the other clips of the batch. Here that
+is one InfoNCE term (NT-Xent, temperature ``temperature``) between the projected pooled visible
+tokens of the masked clip and of its masked still frame, weighted by ``contrast_weight``:
 
     L = L_rec(masked tubelets) + contrast_weight * NT-Xent(g(clip), g(frame))
 
 Deviations (ours, CPU-sized): one shared encoder for clips and frames (CrossVideoMAE pairs a
 video ViT with a pre-trained image MAE), no reconstruction loss on the frame branch, one contrast
-at the level of the pooled embeddings (the paper also contrasts token-level features); decoder width 64, 2 blocks.
+at the level of the pooled embeddings (the paper also contrasts token-level features); decoder width
+64, 2 blocks.
 """
 
 from __future__ import annotations

@@ -45,7 +45,10 @@ class VIMEParams(Params):
 @register
 class VIME(Method):
     name = "vime"
-    paper = "Yoon et al. 2020, VIME: Extending the Success of Self- and Semi-supervised Learning to Tabular Domain"
+    paper = (
+        "Yoon et al. 2020, VIME: Extending the Success of Self- and Semi-supervised Learning "
+        "to Tabular Domain"
+    )
     Params: ClassVar[type[ParamsModel]] = VIMEParams
     needs = Needs(
         view_preset="vime",
