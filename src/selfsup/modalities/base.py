@@ -37,7 +37,8 @@ class Modality:
     edges: bool = False
     #: the fields of the ``views`` config section it reads besides the shared ``preset`` and
     #: ``n_views`` (a field of another modality given for this data is refused in one line); a
-    #: modality with parameters of its own registers a section (:func:`selfsup.config.register_views`)
+    #: modality with parameters of its own registers a section
+    #: (:func:`selfsup.config.register_views`)
     views_fields: frozenset[str] = frozenset()
     #: whether its backbones can start from a local checkpoint folder (``model.pretrained``; the
     #: others refuse the field in one line)
@@ -216,8 +217,8 @@ class Modality:
 
 
 def step_budget(n: int, max_batch: int, steps: int, max_epochs: int = 1000) -> dict:
-    """``train`` defaults for ``n`` training samples: a batch of at most ``max_batch`` (half the data
-    on small sets, at least 2) and the epochs that make about ``steps`` optimisation steps."""
+    """``train`` defaults for ``n`` training samples: a batch of at most ``max_batch`` (half the
+    data on small sets, at least 2) and the epochs that make about ``steps`` optimisation steps."""
     batch = max(2, min(max_batch, n // 2))
     return {
         "batch_size": batch,
@@ -227,7 +228,8 @@ def step_budget(n: int, max_batch: int, steps: int, max_epochs: int = 1000) -> d
 
 def fill_unset(cfg, defaults: dict):
     """``cfg`` (a Config) with ``defaults`` (:meth:`Modality.config_defaults`) applied to the fields
-    its user did not set (pydantic's ``model_fields_set`` of each section); the result is validated."""
+    its user did not set (pydantic's ``model_fields_set`` of each section); the result is
+    validated."""
     from ..config import validate
 
     d = cfg.to_dict()
@@ -246,9 +248,10 @@ LEGACY_MODALITY = "image"
 
 
 def check_encoder_input(module, args) -> None:
-    """Forward pre-hook of :func:`selfsup.load_encoder`'s module: refuse an input of the wrong layout,
-    channels, dtype or range with a message that says what the encoder expects (the modality's
-    :attr:`Modality.input_layout`, :attr:`Modality.input_ndim` and :attr:`Modality.input_range`)."""
+    """Forward pre-hook of :func:`selfsup.load_encoder`'s module: refuse an input of the wrong
+    layout, channels, dtype or range with a message that says what the encoder expects (the
+    modality's :attr:`Modality.input_layout`, :attr:`Modality.input_ndim` and
+    :attr:`Modality.input_range`)."""
     from ..errors import ConfigError
 
     meta = getattr(module, "meta", None) or {}

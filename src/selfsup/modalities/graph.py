@@ -8,8 +8,8 @@
   subgraphs); encoders: :mod:`selfsup.models.graph` (``gcn``, ``gat``, ``gin``, ``mlp``).
 - evaluation: the features of every node are computed once (one full-graph pass); the feature
   protocols run on (bank = the train-mask nodes, query = the test-mask nodes); ``node`` is the
-  linear probe (``node_top1``); ``cluster`` (k-means, ``cluster_nmi``, ``cluster_ari``) runs on every
-  labelled node of the graph, as graph-clustering papers report it.
+  linear probe (``node_top1``); ``cluster`` (k-means, ``cluster_nmi``, ``cluster_ari``) runs on
+  every labelled node of the graph, as graph-clustering papers report it.
 - baselines: the same protocols on the raw (normalised) node features (the probe and k-means on raw
   features) and spectral clustering of the adjacency (``spectral_nmi``, ``spectral_ari``).
 
@@ -17,9 +17,9 @@ Only methods written for graphs train here (``graphmae``, ``grace``, ``scgc``: t
 ``graph = True``); the image/series/table methods concatenate views as tensors and are refused in
 one line when the run is built (:func:`selfsup.methods.build`), as graph methods are on other data.
 
-Defaults where the user set nothing (:meth:`GraphModality.config_defaults`): the batch is every node,
-fp32, the ``node`` and ``cluster`` protocols, and the method's own ``graph_defaults`` (its paper's Cora
-setting: epochs, learning rate, weight decay, backbone).
+Defaults where the user set nothing (:meth:`GraphModality.config_defaults`): the batch is every
+node, fp32, the ``node`` and ``cluster`` protocols, and the method's own ``graph_defaults`` (its
+paper's Cora setting: epochs, learning rate, weight decay, backbone).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class GraphModality(Modality):
             preset = needs.view_preset if needs.view_preset in GRAPH_PRESETS else "default"
         if preset not in GRAPH_PRESETS:
             raise ConfigError(
-                f"unknown graph view preset '{preset}'; choose one of: auto, {', '.join(GRAPH_PRESETS)}"
+                f"unknown graph view preset '{preset}'; choose one of: auto, "
+                f"{', '.join(GRAPH_PRESETS)}"
             )
         spec = GRAPH_PRESETS[preset]
         if cfg.views.corruption is not None:

@@ -40,7 +40,8 @@ class TableModality(Modality):
             preset = needs.view_preset if needs.view_preset in TABLE_PRESETS else "scarf"
         if preset not in TABLE_PRESETS:
             raise ConfigError(
-                f"unknown table view preset '{preset}'; choose one of: auto, {', '.join(TABLE_PRESETS)}"
+                f"unknown table view preset '{preset}'; choose one of: auto, "
+                f"{', '.join(TABLE_PRESETS)}"
             )
         spec = TABLE_PRESETS[preset]
         if cfg.views.corruption is not None:
@@ -116,7 +117,8 @@ class TableModality(Modality):
         if list(data.columns) != list(meta["columns"]):
             raise DataError(
                 f"evaluation data '{data.name}' has columns {', '.join(data.columns[:8])} but the "
-                f"encoder takes {', '.join(meta['columns'][:8])}; give a table with the same columns"
+                f"encoder takes {', '.join(meta['columns'][:8])}; give a table "
+                "with the same columns"
             )
 
 

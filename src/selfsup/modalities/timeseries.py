@@ -6,10 +6,11 @@ Unequal lengths are padded with NaN, never resampled, and every encoder masks th
 series of its batch are, and no pattern is stretched to a common length. NaN inside a series is a
 missing value, which the encoders mask too; a series with no observed step is refused.
 
-When the user leaves them unset, series runs take their own defaults (:meth:`SeriesModality.config_defaults`):
-the ``dilated`` encoder (TS2Vec's), the method's view preset (else ``default``), AdamW at lr 1e-3,
-a batch of at most 16 (half the training split when smaller), epochs for about 300 steps, kNN with
-k = 5, and the ``svm`` protocol beside kNN and linear.
+When the user leaves them unset, series runs take their own defaults
+(:meth:`SeriesModality.config_defaults`): the ``dilated`` encoder (TS2Vec's), the method's view
+preset (else ``default``), AdamW at lr 1e-3, a batch of at most 16 (half the training split when
+smaller), epochs for about 300 steps, kNN with k = 5, and the ``svm`` protocol beside kNN and
+linear.
 """
 
 from __future__ import annotations

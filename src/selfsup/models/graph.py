@@ -6,12 +6,14 @@
 - Layers: :class:`GCNLayer` (Kipf & Welling 2017: D^-1/2 (A + I) D^-1/2 X W), :class:`GATLayer`
   (Velickovic et al. 2018: multi-head attention, softmax over each node's in-edges and itself),
   :class:`GINLayer` (Xu et al. 2019: MLP((1 + eps) h_i + sum_j h_j)).
-- Backbones by name (:data:`GRAPH_BACKBONES`), widths scaled by ``model.width``: ``gcn`` (256 -> 128,
-  GRACE's Cora encoder), ``gat`` (two layers of 4 heads x 64 = 256, PReLU; ``width 2``: GraphMAE's
+- Backbones by name (:data:`GRAPH_BACKBONES`), widths scaled by ``model.width``: ``gcn`` (256 ->
+  128, GRACE's Cora encoder), ``gat`` (two layers of 4 heads x 64 = 256, PReLU; ``width 2``:
+  GraphMAE's
   512), ``gin`` (two layers, 256), ``mlp`` (SDCN / SCGC's 500-500-2000-10 on node features alone).
-- :class:`GraphEncoder`: the feature normalisation recorded in the meta (``row``: each node's features
-  divided by their sum, as PyG's NormalizeFeatures / DGL's Cora; ``standard``: training statistics)
-  and a backbone; ``encoder(batch)`` gives the (len(batch), D) features of the batch's nodes.
+- :class:`GraphEncoder`: the feature normalisation recorded in the meta (``row``: each node's
+  features divided by their sum, as PyG's NormalizeFeatures / DGL's Cora; ``standard``: training
+  statistics) and a backbone; ``encoder(batch)`` gives the (len(batch), D) features of the batch's
+  nodes.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ class GraphBatch:
         return int(self.x.shape[0])
 
     def __repr__(self) -> str:
-        return f"GraphBatch(x={tuple(self.x.shape)}, edges={self.edge_index.shape[1]}, nodes={len(self.nodes)})"
+        return (
+            f"GraphBatch(x={tuple(self.x.shape)}, edges={self.edge_index.shape[1]}, "
+            f"nodes={len(self.nodes)})"
+        )
 
 
 def add_self_loops(edge_index: Tensor, n: int) -> Tensor:
@@ -172,7 +177,8 @@ def edge_aggregate(feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int
 
 
 class GATLayer(nn.Module):
-    """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with ``concat=False``).
+    """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with
+    ``concat=False``).
 
     ``forward(h, edge_index, dst=None)``: every node's output, or with ``dst`` (node ids) only those
     nodes' rows (the softmax still runs over each one's full in-neighbourhood: the same numbers).

@@ -31,7 +31,8 @@ def require_local_features(encoder: nn.Module, method: str) -> None:
 
 
 def local_features(encoder: nn.Module, x: Tensor) -> Tensor:
-    """(N, L, C): the encoder's local features of the model input ``x`` (its normalisation applied)."""
+    """(N, L, C): the encoder's local features of the model input ``x`` (its normalisation
+    applied)."""
     bb = getattr(encoder, "backbone", encoder)
     mean, std = getattr(encoder, "mean", None), getattr(encoder, "std", None)
     if isinstance(mean, Tensor) and isinstance(std, Tensor):

@@ -1,14 +1,15 @@
 """Masked ("sparse") forward passes of ordinary CNNs and SparK's light hierarchical decoder.
 
 Tian et al., *Designing BERT for Convolutional Networks: Sparse and Hierarchical Masked Modeling*
-(SparK), ICLR 2023; the authors' ``keyu-tian/SparK`` (``pretrain/encoder.py``, ``pretrain/spark.py``,
-``pretrain/decoder.py``) was read for this. A CNN cannot drop masked patches the way a ViT drops
-tokens, so SparK emulates sparse convolution densely: masked positions are zero in the input and are
-set back to zero after every convolution and pooling layer, and BatchNorm computes its statistics
-over the visible positions only. :func:`sparse_forward` does this to any backbone made of
-``Conv2d``/``BatchNorm2d``/pooling layers (our ConvNet and ResNets), without changing its weights,
-for the duration of a ``with`` block, and collects the feature map of every resolution the network
-passes through (the last one computed at each size): the hierarchy the decoder reconstructs from.
+(SparK), ICLR 2023; the authors' ``keyu-tian/SparK`` (``pretrain/encoder.py``,
+``pretrain/spark.py``, ``pretrain/decoder.py``) was read for this. A CNN cannot drop masked patches
+the way a ViT drops tokens, so SparK emulates sparse convolution densely: masked positions are zero
+in the input and are set back to zero after every convolution and pooling layer, and BatchNorm
+computes its statistics over the visible positions only. :func:`sparse_forward` does this to any
+backbone made of ``Conv2d``/``BatchNorm2d``/pooling layers (our ConvNet and ResNets), without
+changing its weights, for the duration of a ``with`` block, and collects the feature map of every
+resolution the network passes through (the last one computed at each size): the hierarchy the
+decoder reconstructs from.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def sparse_forward(net: nn.Module, active: Tensor):
 class LightDecoder(nn.Module):
     """SparK's decoder, lightly: densify each scale (mask token at masked cells, then a projection),
     then from the coarsest scale upwards: upsample to the next scale, a 3x3 conv-BN-ReLU, add that
-    scale's projection; a 1x1 conv to pixels at the finest scale. Widths halve at each finer scale."""
+    scale's projection; a 1x1 conv to pixels at the finest scale. Widths halve at each finer
+    scale."""
 
     def __init__(self, enc_channels: list[int], out_channels: int, width: int = 64):
         super().__init__()

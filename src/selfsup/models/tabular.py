@@ -12,9 +12,10 @@ category the training split never had, encodes as all zeros / a learned "unknown
   ``h + ReLU(W h + b)`` (the first block's skip is a linear map from the input width), then a linear
   projection to 64 dimensions, which is the output (the authors train and score that projection).
   ``width`` scales the 1024; the projection stays 64.
-- ``ft_transformer``: a small feature-tokenising transformer (Gorishniy et al. 2021, FT-Transformer):
-  one token per feature (numeric: ``x_j w_j + b_j``; categorical: an embedding), a [CLS] token,
-  2 pre-norm transformer blocks of width 32 (4 heads); the [CLS] output is the feature vector.
+- ``ft_transformer``: a small feature-tokenising transformer (Gorishniy et al. 2021,
+  FT-Transformer): one token per feature (numeric: ``x_j w_j + b_j``; categorical: an embedding), a
+  [CLS] token, 2 pre-norm transformer blocks of width 32 (4 heads); the [CLS] output is the feature
+  vector.
 """
 
 from __future__ import annotations

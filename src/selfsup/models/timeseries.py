@@ -91,7 +91,8 @@ class FCN(nn.Module):
 
 
 def _masked_bn(bn: nn.BatchNorm1d, h: Tensor, valid: Tensor) -> Tensor:
-    """BatchNorm whose training statistics come from the valid steps only (padding never shifts them)."""
+    """BatchNorm whose training statistics come from the valid steps only (padding never shifts
+    them)."""
     if not bn.training:
         return bn(h)
     c = h.shape[1]

@@ -47,7 +47,8 @@ class TimmBackbone(nn.Module):
 
 
 def build_timm_backbone(name: str, in_channels: int, image_size: int | None = None) -> nn.Module:
-    """The timm model ``timm:NAME`` for ``in_channels``-channel images; unknown names in one line."""
+    """The timm model ``timm:NAME`` for ``in_channels``-channel images; unknown names in one
+    line."""
     timm = require_timm()
     model_name = name[len(PREFIX) :]
     if not model_name:

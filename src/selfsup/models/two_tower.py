@@ -28,7 +28,8 @@ class PairTensor:
     def __init__(self, a: Tensor, b: Tensor):
         if len(a) != len(b):
             raise ValueError(
-                f"a pair needs the same number of samples in both tensors, got {len(a)} and {len(b)}"
+                f"a pair needs the same number of samples in both tensors, got {len(a)} "
+                f"and {len(b)}"
             )
         self.a, self.b = a, b
 

@@ -108,7 +108,8 @@ class R2Plus1D(nn.Module):
 
 
 class FrameEncoder(nn.Module):
-    """An image backbone applied to every frame, features averaged over time (the frame baseline)."""
+    """An image backbone applied to every frame, features averaged over time (the frame
+    baseline)."""
 
     capabilities = frozenset[str]()
 
@@ -262,7 +263,8 @@ def tube_mask(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """VideoMAE's tube masking over a (T', H', W') token grid: one random spatial mask per clip of
     ``int(H'W' ratio)`` positions, masked at every time step. Returns MAE's ``ids_keep`` (N, K),
-    ``mask`` (N, L) (1 = masked) and ``ids_restore`` (N, L) over the L = T'H'W' tokens (time major)."""
+    ``mask`` (N, L) (1 = masked) and ``ids_restore`` (N, L) over the L = T'H'W' tokens (time
+    major)."""
     from ..errors import ConfigError
 
     if not 0 < ratio < 1:

@@ -10,8 +10,8 @@ He et al., *Masked Autoencoders Are Scalable Vision Learners*, CVPR 2022, as in 
   parameter depends on the image size, so one backbone serves 16 px and 32 px inputs).
 - ``forward(x)`` returns the pooled feature (``pool="mean"``: the mean of the patch tokens after the
   final norm, MAE's choice for fine-tuning; ``pool="cls"``: the class token) of size ``out_dim``.
-- ``forward_visible(x, ids_keep)`` encodes only the patches listed in ``ids_keep`` (N, K) and returns
-  every token (class token first): MAE's encoder never sees the masked patches.
+- ``forward_visible(x, ids_keep)`` encodes only the patches listed in ``ids_keep`` (N, K) and
+  returns every token (class token first): MAE's encoder never sees the masked patches.
 
 :func:`patchify`, :func:`unpatchify` and :func:`random_masking` are the patch bookkeeping shared by
 the masked methods (MAE, SparK, CMAE).
@@ -31,7 +31,8 @@ from ..errors import ConfigError
 
 
 def check_patch(size: int, patch_size: int, what: str = "patch size") -> int:
-    """The grid side ``size // patch_size``; a :class:`ConfigError` if the patch does not divide it."""
+    """The grid side ``size // patch_size``; a :class:`ConfigError` if the patch does not divide
+    it."""
     if patch_size < 1 or size % patch_size:
         raise ConfigError(
             f"{what} {patch_size} does not divide the image size {size}; choose a divisor of "
@@ -45,7 +46,8 @@ def _divisors(n: int) -> list[int]:
 
 
 def patchify(x: Tensor, p: int) -> Tensor:
-    """(N, C, H, W) -> (N, L, p*p*C), patches in row-major order, pixels (row, col, channel) within."""
+    """(N, C, H, W) -> (N, L, p*p*C), patches in row-major order, pixels (row, col, channel)
+    within."""
     n, c, h, w = x.shape
     if h % p or w % p:
         raise ConfigError(f"patch size {p} does not divide the image size {h}x{w}")
@@ -54,7 +56,8 @@ def patchify(x: Tensor, p: int) -> Tensor:
 
 
 def unpatchify(t: Tensor, p: int, channels: int, h: int | None = None) -> Tensor:
-    """Inverse of :func:`patchify`: (N, L, p*p*C) -> (N, C, H, W) (square grid unless ``h`` rows)."""
+    """Inverse of :func:`patchify`: (N, L, p*p*C) -> (N, C, H, W) (square grid unless ``h``
+    rows)."""
     n, length, _ = t.shape
     gh = h if h is not None else math.isqrt(length)
     gw = length // gh
@@ -92,7 +95,8 @@ def gather_tokens(t: Tensor, ids: Tensor) -> Tensor:
 
 
 def sincos_1d(dim: int, pos: Tensor) -> Tensor:
-    """(M,) positions -> (M, dim): ``[sin(pos w_k), cos(pos w_k)]``, ``w_k = 1 / 10000^(2k/dim)``."""
+    """(M,) positions -> (M, dim): ``[sin(pos w_k), cos(pos w_k)]``,
+    ``w_k = 1 / 10000^(2k/dim)``."""
     omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
     out = pos.to(torch.float64)[:, None] * omega[None]
     return torch.cat([out.sin(), out.cos()], dim=1)
@@ -251,7 +255,8 @@ class ViT(nn.Module):
         return self.encode_tokens(gather_tokens(self.tokens(x), ids_keep))
 
     def pooled(self, z: Tensor) -> Tensor:
-        """The feature of an encoded token sequence (N, 1 + K, D): class token or mean of the rest."""
+        """The feature of an encoded token sequence (N, 1 + K, D): class token or mean of the
+        rest."""
         return z[:, 0] if self.pool == "cls" else z[:, 1:].mean(dim=1)
 
     def forward(self, x: Tensor) -> Tensor:
