@@ -8,7 +8,8 @@ ranking them and overlaid curves.
 The report draws what it is given: run directories (read as files) and, for the embedding map,
 points computed by :func:`embedding_points` from an encoder and labelled images that the caller
 loaded. It never reaches back into :mod:`selfsup.api`; ``selfsup report`` goes through
-:func:`selfsup.evaluation.write_run_report`, which loads each run's encoder and data and hands them over.
+:func:`selfsup.evaluation.write_run_report`, which loads each run's encoder and data and hands them
+over.
 
 >>> from selfsup.report import write_report
 >>> write_report(["runs/simclr-digits-..."], "report.html")   # doctest: +SKIP
@@ -94,7 +95,8 @@ def embedding_points(
 
     ``images`` are raw samples (uint8 (N, H, W, C) images, or any modality's ``to_tensor`` output),
     ``image_size`` the image size or a callable mapping a raw batch to the encoder's input (the
-    modality's ``prepare``), ``labels`` (N,) integers; the result is what :func:`write_report` draws as one panel of the embedding map.
+    modality's ``prepare``), ``labels`` (N,) integers; the result is what :func:`write_report` draws
+    as one panel of the embedding map.
     """
     import torch
 
@@ -145,11 +147,16 @@ def _project_2d(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
 
 # -- HTML ------------------------------------------------------------------------------------------
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;
-color:#222;padding:0 16px} h1{font-size:1.5em} h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:4px;
-margin-top:32px} table{border-collapse:collapse;margin:8px 0;font-size:0.9em} th,td{border:1px solid #ccc;
-padding:4px 8px;text-align:right} th:first-child,td:first-child{text-align:left} th{background:#f3f3f3}
-img{max-width:100%;height:auto} .note{color:#666;font-size:0.9em} code{background:#f3f3f3;padding:1px 4px}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;\
+max-width:1200px;
+color:#222;padding:0 16px} h1{font-size:1.5em} h2{font-size:1.2em;border-bottom:1px solid #ddd;\
+padding-bottom:4px;
+margin-top:32px} table{border-collapse:collapse;margin:8px 0;font-size:0.9em} th,td{border:1px \
+solid #ccc;
+padding:4px 8px;text-align:right} th:first-child,td:first-child{text-align:left} \
+th{background:#f3f3f3}
+img{max-width:100%;height:auto} .note{color:#666;font-size:0.9em} code{background:#f3f3f3;\
+padding:1px 4px}
 tr.best td{font-weight:bold}
 """
 
@@ -195,10 +202,11 @@ def results_table(run: dict) -> str:
         rows.append([name.replace("_", " ")] + [res.get(k) for k in keys])
     info = s.get("eval_data", {})
     note = (
-        f'<p class="note">{html.escape(str(s.get("method")))} on {html.escape(str(s.get("data")))}, '
+        f'<p class="note">{html.escape(str(s.get("method")))} on '
+        f"{html.escape(str(s.get('data')))}, "
         f"{s.get('epochs')} epochs, {s.get('steps')} steps, training {s.get('train_time_s')} s; "
-        f"evaluated on {info.get('bank_size', '?')} bank / {info.get('query_size', '?')} query samples"
-        f"{' (extra metrics from eval.json)' if extra else ''}.</p>"
+        f"evaluated on {info.get('bank_size', '?')} bank / {info.get('query_size', '?')} query "
+        f"samples{' (extra metrics from eval.json)' if extra else ''}.</p>"
     )
     return note + _table(["encoder"] + keys, rows)
 
@@ -348,8 +356,10 @@ def build_html(runs: list[dict], maps: list[dict]) -> str:
             )
     body = "\n".join(parts)
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<link rel="icon" href="data:,"><style>{CSS}</style></head><body>\n{body}\n</body></html>\n'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        f'<link rel="icon" href="data:,"><style>{CSS}</style></head>'
+        f"<body>\n{body}\n</body></html>\n"
     )
 
 

@@ -97,7 +97,8 @@ def embedding_map(maps: list[dict]) -> str:
 
 
 def similarity_hist(runs: list[dict]) -> str:
-    """Positive vs negative cosine similarity histograms of the held-out batch, one panel per run."""
+    """Positive vs negative cosine similarity histograms of the held-out batch, one panel per
+    run."""
     n = len(runs)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols

@@ -150,8 +150,8 @@ def _lost(what: str, err: BaseException) -> str:
     first = (str(err).splitlines() or [""])[0][:160]
     at = f" at {what}" if what else ""
     return (
-        f"rank {world()[0]} lost contact with the other ranks{at} ({first}); a rank died or stopped "
-        "answering: the job was stopped. Continue with: selfsup train --resume RUN_DIR"
+        f"rank {world()[0]} lost contact with the other ranks{at} ({first}); a rank died or "
+        "stopped answering: the job was stopped. Continue with: selfsup train --resume RUN_DIR"
     )
 
 
@@ -180,7 +180,8 @@ def broadcast_object(obj):
 
 
 def reduce_sum(t: torch.Tensor, what: str = "") -> torch.Tensor:
-    """Sum of a detached tensor over ranks (a copy); raises :class:`TrainingError` on a lost rank."""
+    """Sum of a detached tensor over ranks (a copy); raises :class:`TrainingError` on a lost
+    rank."""
     if world()[1] == 1:
         return t
     t = t.detach().clone()
@@ -246,7 +247,7 @@ def keyed_rng(seed: int, device: torch.device):
         yield
 
 
-# -- SyncBatchNorm -----------------------------------------------------------------------------------
+# -- SyncBatchNorm ---------------------------------------------------------------------------------
 class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks, differentiable: the gradient of each rank's input is the sum of the output
     gradients of all ranks (every rank's output depends on every rank's input)."""

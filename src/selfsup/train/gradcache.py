@@ -40,7 +40,8 @@ def chunks(n: int, chunk_size: int) -> list[tuple[int, int]]:
 
 @contextmanager
 def _frozen_bn_stats(module: nn.Module):
-    """BatchNorm keeps using batch statistics but leaves its running statistics alone (momentum 0)."""
+    """BatchNorm keeps using batch statistics but leaves its running statistics alone
+    (momentum 0)."""
     saved = []
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
@@ -61,7 +62,8 @@ def cached_backward(
     chunk_size: int,
     module: nn.Module | None = None,
 ) -> Tensor:
-    """Back-propagate ``loss_fn(embed(inputs))`` into the parameters, ``chunk_size`` samples at a time.
+    """Back-propagate ``loss_fn(embed(inputs))`` into the parameters, ``chunk_size`` samples at a
+    time.
 
     Parameters
     ----------
@@ -99,7 +101,7 @@ def cached_backward(
     return loss.detach()
 
 
-# -- methods -----------------------------------------------------------------------------------------
+# -- methods ---------------------------------------------------------------------------------------
 _REFUSED = (
     "momentum encoders, queues and predictors keep state or targets outside one batch of embeddings"
 )
@@ -112,9 +114,9 @@ def unsupported_reason(method) -> str | None:
     cls = method if isinstance(method, type) else type(method)
     if not issubclass(cls, SimCLR):
         return (
-            f"train.chunk_size (gradient caching) is exact only for methods whose loss is a function "
-            f"of one batch of embeddings (simclr and the InfoNCE family); '{cls.name}' is not "
-            f"({_REFUSED}). Use a smaller batch or leave train.chunk_size unset"
+            "train.chunk_size (gradient caching) is exact only for methods whose loss is a "
+            f"function of one batch of embeddings (simclr and the InfoNCE family); '{cls.name}' "
+            f"is not ({_REFUSED}). Use a smaller batch or leave train.chunk_size unset"
         )
     return None
 

@@ -117,7 +117,8 @@ def launch(argv: list[str], nproc: int, run_dir: str | None = None) -> int:
         ) as sig:  # the workers were given the signal, checkpointed and stopped
             name = signal.Signals(sig.sigval).name
             print(
-                f"interrupted: stopped by {name}; rank 0 wrote a checkpoint. Continue with: {resume}",
+                f"interrupted: stopped by {name}; rank 0 wrote a checkpoint. "
+                f"Continue with: {resume}",
                 file=sys.stderr,
             )
             return 128 + int(sig.sigval)

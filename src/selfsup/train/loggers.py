@@ -65,7 +65,8 @@ class TensorBoardLogger:
 
 
 class MLflowLogger:
-    """Params and metrics to a local MLflow file store ``RUN_DIR/mlruns`` (``mlflow ui`` reads it)."""
+    """Params and metrics to a local MLflow file store ``RUN_DIR/mlruns`` (``mlflow ui`` reads
+    it)."""
 
     def __init__(self, run_dir: Path, config: dict | None = None, experiment: str = "selfsup"):
         try:

@@ -5,7 +5,8 @@ device, the method's loss, backward, optional clipping, an optimiser step with t
 learning rate, then the method's ``after_step``. Checkpoints after every ``checkpoint_every``
 epochs, at the end, and when SIGINT/SIGTERM asks the run to stop. A non-finite loss skips the step;
 too many in a row stop the run with the last good checkpoint intact, or, with ``train.rollback``,
-reload the last checkpoint and go on at a lower learning rate (at most ``train.max_rollbacks`` times).
+reload the last checkpoint and go on at a lower learning rate (at most ``train.max_rollbacks``
+times).
 
 Under torchrun (several processes, :mod:`.distributed`) the same loop runs on every rank: each rank
 takes its slice of the global batch, the method runs inside DistributedDataParallel (BatchNorm
@@ -77,7 +78,8 @@ class Progress:
 def epoch_order(
     n: int, seed: int, epoch: int, device, method: Method | None = None, batch_size: int = 1
 ) -> torch.Tensor:
-    """The epoch's sample order: derived from (seed, epoch) alone, so a resumed run sees the same."""
+    """The epoch's sample order: derived from (seed, epoch) alone, so a resumed run sees the
+    same."""
     g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # any seed 0 .. 2**63-1
     order = method.batch_order(n, batch_size, g) if method is not None else None
     if order is None:
@@ -86,7 +88,8 @@ def epoch_order(
 
 
 class StopFlag:
-    """SIGINT/SIGTERM set the flag (the step finishes and a checkpoint is written); a second exits."""
+    """SIGINT/SIGTERM set the flag (the step finishes and a checkpoint is written); a second
+    exits."""
 
     def __init__(self):
         self.requested = False
@@ -131,7 +134,8 @@ class Trainer:
         identity: dict | None = None,
     ):
         """``loggers``: each has ``log(record: dict)`` and optionally ``close()`` (metrics.jsonl is
-        always kept); ``identity``: what each checkpoint records of the run (its config and data)."""
+        always kept); ``identity``: what each checkpoint records of the run (its config and
+        data)."""
         self.method, self.views, self.x, self.labels = method, views, x, labels
         self.identity = identity
         self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
@@ -393,7 +397,8 @@ class Trainer:
             if self.world_size > 1 and ddp.is_comm_error(err):
                 raise ddp.lost(err, f"step {self.state.step}") from None
             raise
-        finally:  # the collapse monitor's hook must not follow the encoder into evaluation (deepcopy)
+        finally:
+            # the collapse monitor's hook must not follow the encoder into evaluation (deepcopy)
             self.monitor.close()
 
     def _fit(self) -> Progress:
@@ -547,7 +552,8 @@ class Trainer:
     _stop_signum = signal.SIGTERM
 
     def _stop_requested(self, stop: StopFlag) -> bool:
-        """Whether any rank was asked to stop (one small all-reduce per step under several processes)."""
+        """Whether any rank was asked to stop (one small all-reduce per step under several
+        processes)."""
         if self.world_size == 1:
             self._stop_signum = stop.signum
             return stop.requested

@@ -11,8 +11,9 @@ Every ``every`` steps it measures, on the encoder features of the current batch:
   (N, D) feature matrix; 1 under complete collapse, at most ``min(N, D)``.
 
 The features are the ones the step already computed: a forward hook on ``method.encoder`` keeps
-detached references to its outputs in the step (all views, all chunks), so the monitor costs no extra forward pass (only a small
-SVD every ``every`` steps). If the encoder was not called in the step, ``method.embed`` is used.
+detached references to its outputs in the step (all views, all chunks), so the monitor costs no
+extra forward pass (only a small SVD every ``every`` steps). If the encoder was not called in the
+step, ``method.embed`` is used.
 
 When both checks in a row find ``emb_std < std_ratio / sqrt(D)`` or ``emb_rank <
 max(rank_floor, rank_fraction * min(N, D))`` it prints one warning line to stderr, once per run.
@@ -91,7 +92,8 @@ class CollapseMonitor:
         )
 
     def __call__(self, views: list[Tensor], step: int) -> dict[str, float]:
-        """Call after every step: statistics for this step's log record ({} between measurements)."""
+        """Call after every step: statistics for this step's log record ({} between
+        measurements)."""
         outs, self._outs = self._outs, []
         if self.every <= 0 or step % self.every != 0:
             return {}
@@ -111,8 +113,9 @@ class CollapseMonitor:
             todo = hint("rank") if callable(hint) else _HINTS["rank"]
             (self.stream or sys.stderr).write(
                 f"warning: the representation is collapsing at step {step} (feature std "
-                f"{stats['emb_std']:.2g} vs {stats['emb_std_ideal']:.2g} when spread out, effective rank "
-                f"{stats['emb_rank']:.1f} of {min(len(z), z.flatten(1).shape[1])}); {todo}\n"
+                f"{stats['emb_std']:.2g} vs {stats['emb_std_ideal']:.2g} when spread out, "
+                f"effective rank {stats['emb_rank']:.1f} of "
+                f"{min(len(z), z.flatten(1).shape[1])}); {todo}\n"
             )
         return stats
 
@@ -134,8 +137,8 @@ class CollapseMonitor:
             if self._bad_teacher[kind] >= self.patience and not self.warned:
                 self.warned = True
                 what = (
-                    f"every sample's output is nearly uniform (entropy {got['teacher_entropy']:.2f} "
-                    f"of at most {top:.2f} nats): the loss is stuck"
+                    "every sample's output is nearly uniform (entropy "
+                    f"{got['teacher_entropy']:.2f} of at most {top:.2f} nats): the loss is stuck"
                     if kind == "uniform"
                     else f"one output takes the whole batch (batch entropy "
                     f"{got['teacher_batch_entropy']:.2f} of at most {top:.2f} nats)"

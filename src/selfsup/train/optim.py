@@ -1,4 +1,5 @@
-"""Optimisers (SGD, LARS, AdamW, RMSprop) and the learning-rate schedule (linear warm-up, then cosine)."""
+"""Optimisers (SGD, LARS, AdamW, RMSprop) and the learning-rate schedule (linear warm-up, then
+cosine)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def resolved_lr(cfg: OptimConfig, batch_size: int) -> float:
 
 class LARS(torch.optim.Optimizer):
     """LARS (You et al. 2017): SGD with momentum whose step per weight tensor is scaled by the trust
-    ratio ``eta * ||w|| / (||g|| + wd ||w||)``. Groups with ``lars=False`` (biases, norms) take plain
-    SGD steps, as in SimCLR."""
+    ratio ``eta * ||w|| / (||g|| + wd ||w||)``. Groups with ``lars=False`` (biases, norms) take
+    plain SGD steps, as in SimCLR."""
 
     def __init__(
         self,

@@ -69,7 +69,8 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
             mod = importlib.import_module(where)
     except ConfigError:
         raise
-    except Exception as err:  # noqa: BLE001 - any failure to import the user's module is a config error
+    # any failure to import the user's module is a config error
+    except Exception as err:  # noqa: BLE001
         raise ConfigError(
             f"views.generator '{spec}' could not be imported ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''})"
@@ -81,8 +82,9 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
 
 
 class GeneratedViews(nn.Module):
-    """``n_views`` views of each batch from ``fn(x, seed)``, checked (and, for images, resized to the
-    view size ``size``). Any modality: a view must have the batch's shape, or (N, C, size, size)."""
+    """``n_views`` views of each batch from ``fn(x, seed)``, checked (and, for images, resized to
+    the view size ``size``). Any modality: a view must have the batch's shape, or (N, C, size,
+    size)."""
 
     def __init__(
         self,
@@ -115,7 +117,8 @@ class GeneratedViews(nn.Module):
         for v in views[: self.n_views]:
             if not v.is_floating_point():
                 raise ConfigError(
-                    f"{what} returned a view of dtype {v.dtype}; it must return float images in [0, 1]"
+                    f"{what} returned a view of dtype {v.dtype}; it must return "
+                    "float images in [0, 1]"
                 )
             if v.device != x.device:
                 raise ConfigError(
@@ -142,7 +145,8 @@ class GeneratedViews(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> list[Tensor]:
-        """``x``: a raw batch (uint8 images or float series). The seed comes from torch's global generator."""
+        """``x``: a raw batch (uint8 images or float series). The seed comes from torch's global
+        generator."""
         seed = int(torch.randint(0, 2**31 - 1, ()))
         return self._check(self.fn(_as_float(x), seed), x)
 

@@ -39,7 +39,8 @@ class ViewSpec:
     grayscale_p: float = 0.2
     blur_p: float = 0.0
     affine_p: float = 0.0
-    """Probability of a small random affine (rotation up to ``rotate`` degrees, shift ``translate``)."""
+    """Probability of a small random affine (rotation up to ``rotate`` degrees, shift
+    ``translate``)."""
     rotate: float = 0.0
     translate: float = 0.0
 
@@ -64,7 +65,8 @@ PRESETS = {
 
 
 def choose_preset(channels: int, size: int) -> str:
-    """``digits`` for small single-channel images, ``cifar`` for colour up to 64 px, else ``imagenet``."""
+    """``digits`` for small single-channel images, ``cifar`` for colour up to 64 px, else
+    ``imagenet``."""
     if channels == 1 and size <= 32:
         return "digits"
     return "cifar" if size <= 64 else "imagenet"
@@ -112,7 +114,8 @@ class ImageViews(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> list[Tensor]:
-        """``x``: uint8 (N, C, H, W). Returns ``n_views`` float tensors (N, C, size, size) in [0, 1]."""
+        """``x``: uint8 (N, C, H, W). Returns ``n_views`` float tensors (N, C, size, size) in [0,
+        1]."""
         xf = x.float().div_(255.0)
         if self.backend == "kornia":
             return [self.ops(xf).clamp_(0, 1) for _ in range(self.n_views)]
@@ -189,7 +192,8 @@ def crop_params(
 
 
 def geometry(n: int, spec: ViewSpec, device) -> Tensor:
-    """Affine matrices (N, 2, 3) for ``affine_grid``: crop, then flip, then a small rotation/shift."""
+    """Affine matrices (N, 2, 3) for ``affine_grid``: crop, then flip, then a small
+    rotation/shift."""
     w, h, cx, cy = crop_params(n, spec.crop_scale, (3 / 4, 4 / 3), device)
     sx = torch.where(torch.rand(n, device=device) < spec.flip, -w, w)
     theta = torch.zeros(n, 2, 3, device=device)

@@ -33,7 +33,8 @@ from ..models.points import farthest_point_sample, group, knn_group  # noqa: F40
 
 
 class PointViewsConfig(BaseModel):
-    """``views.points``: the point-cloud view maker's parameters (``--set views.points.jitter=0``)."""
+    """``views.points``: the point-cloud view maker's parameters
+    (``--set views.points.jitter=0``)."""
 
     model_config = ConfigDict(extra="forbid")
     rotate: Literal["up", "so3", "none"] = "up"

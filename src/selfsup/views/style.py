@@ -24,11 +24,14 @@ from torch import Tensor, nn
 
 
 def low_frequency_mask(shape: tuple[int, ...], r: float, device=None) -> Tensor:
-    """0/1 mask of the centred box of volume fraction about ``r`` in a *shifted* spectrum of ``shape``.
+    """0/1 mask of the centred box of volume fraction about ``r`` in a *shifted* spectrum of
+    ``shape``.
 
     Along each of the ``d`` axes of size ``n`` the box spans ``2a + 1`` entries around the zero
-    frequency (index ``n // 2``), ``a = round((r^(1/d) n - 1) / 2)``; ``r >= 1`` is the whole spectrum,
-    and a box that reaches the border covers that axis entirely (so it stays symmetric for even sizes)."""
+    frequency (index ``n // 2``), ``a = round((r^(1/d) n - 1) / 2)``; ``r >= 1`` is the whole
+    spectrum, and a box that reaches the border covers that axis entirely (so it stays symmetric for
+    even
+    sizes)."""
     m = torch.zeros(shape, device=device)
     if r <= 0:
         return m
@@ -51,8 +54,8 @@ def low_frequency_box(h: int, w: int, r: float, device=None) -> Tensor:
 def standardize_styles(x: Tensor, r: float, ref: int) -> Tensor:
     """Give every sample of ``x`` (N, C, *dims) float the low-frequency amplitude of sample ``ref``.
 
-    Images (N, C, H, W) use the 2-D transform; series (N, C, T) the 1-D one. Returns a float tensor of
-    the same shape (not clamped)."""
+    Images (N, C, H, W) use the 2-D transform; series (N, C, T) the 1-D one. Returns a float tensor
+    of the same shape (not clamped)."""
     dims = tuple(range(2, x.ndim))
     f = torch.fft.fftshift(torch.fft.fftn(x.double(), dim=dims), dim=dims)
     amp, phase = f.abs(), f.angle()

@@ -40,7 +40,8 @@ class TableViewSpec:
     """``scarf`` (fixed-size subset from the marginals), ``vime`` (Bernoulli mask, marginals),
     ``clan`` (Bernoulli mask, uniform in the standardised range), ``noise`` or ``none``."""
     p: float = 0.6
-    """The fraction of features corrupted (scarf: per row exactly round(p F); vime/clan: per cell)."""
+    """The fraction of features corrupted (scarf: per row exactly round(p F); vime/clan: per
+    cell)."""
     noise: float = 0.1
     """``noise``: standard deviation in units of each feature's standard deviation."""
     uniform: float = 1.7

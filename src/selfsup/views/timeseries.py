@@ -1,9 +1,9 @@
 """Batched series views made on the training device: float (N, C, T) in, ``n_views`` views out.
 
-Every op works on the whole batch at once, in the data's own units (noise is scaled by each channel's
-standard deviation in the training split), and keeps shape and dtype. NaN marks missing or padded
-steps and stays NaN: the padded tail is never filled, ops that move values in time (slicing, time
-warping, segment permutation) move each series' NaN with it and stay inside its valid length.
+Every op works on the whole batch at once, in the data's own units (noise is scaled by each
+channel's standard deviation in the training split), and keeps shape and dtype. NaN marks missing or
+padded steps and stays NaN: the padded tail is never filled, ops that move values in time (slicing,
+time warping, segment permutation) move each series' NaN with it and stay inside its valid length.
 Random under torch's global generator, which the trainer keys by (seed, step) and checkpoints, so
 views are reproducible under the seed.
 
@@ -15,7 +15,8 @@ The ops, applied in this order when enabled in a :class:`SeriesViewSpec`:
   speed at ``knots`` knots, interpolated), the warped series resampled on the original steps;
 - segment permutation (TS-TCC's strong view, Eldele et al., IJCAI 2021): the valid part cut at
   random points into 1 to ``permute`` segments, put back in a random order;
-- magnitude warping (Um et al. 2017): multiplied by a smooth random curve around 1 (``magnitude_warp``
+- magnitude warping (Um et al. 2017): multiplied by a smooth random curve around 1
+  (``magnitude_warp``
   = its spread at the knots, interpolated between them), per channel;
 - scaling (TS-TCC's weak view): each channel times a factor ~ N(1, ``scale``^2);
 - jitter: Gaussian noise of ``jitter`` standard deviations;
@@ -25,7 +26,8 @@ The ops, applied in this order when enabled in a :class:`SeriesViewSpec`:
 TS2Vec's own augmentations (random overlapping crops and the timestamp mask) are part of its method
 (``methods/ts2vec.py``) and encoder (``models/timeseries.py``), as in the paper.
 
-Presets (``--set views.preset=NAME``; ``auto`` picks the method's preset for series, else ``default``):
+Presets (``--set views.preset=NAME``; ``auto`` picks the method's preset for series, else
+``default``):
 
 - ``default``: window slicing (0.9) + magnitude warping (0.2) + scaling (0.1) + jitter (0.03) +
   channel dropout (0.1): moderate, and kind to short univariate series;
@@ -133,7 +135,7 @@ class SeriesViews(nn.Module):
         return [self.one(x) for _ in range(self.n_views)]
 
 
-# -- the ops (each: (N, C, T) float -> same shape and dtype; NaN kept) --------------------------------
+# -- the ops (each: (N, C, T) float -> same shape and dtype; NaN kept) -----------------------------
 
 
 def valid_lengths(x: Tensor) -> Tensor:
@@ -145,7 +147,8 @@ def valid_lengths(x: Tensor) -> Tensor:
 
 def resample(x: Tensor, pos: Tensor, n: Tensor) -> Tensor:
     """``x`` read at fractional positions ``pos`` (N, T) by linear interpolation; steps at or beyond
-    each series' length ``n`` stay NaN. A step next to a missing value takes the nearer neighbour."""
+    each series' length ``n`` stay NaN. A step next to a missing value takes the nearer
+    neighbour."""
     t = x.shape[-1]
     lo = pos.floor().clamp(0, t - 1).long()
     hi = (lo + 1).clamp(max=t - 1)
@@ -177,7 +180,8 @@ def _smooth(noise: Tensor, t: int) -> Tensor:
 
 
 def time_warp(x: Tensor, n: Tensor, sigma: float, knots: int = 4) -> Tensor:
-    """Time runs at a smooth random speed ~ 1 + N(0, sigma^2) (clamped positive) over each series."""
+    """Time runs at a smooth random speed ~ 1 + N(0, sigma^2) (clamped positive) over each
+    series."""
     t = x.shape[-1]
     speed = (1 + sigma * torch.randn(x.shape[0], 1, knots + 2, device=x.device)).clamp_min(0.1)
     cum = torch.cumsum(_smooth(speed, t).squeeze(1), dim=1)  # (N, T)

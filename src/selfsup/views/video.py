@@ -7,15 +7,16 @@ Qian et al., *Spatiotemporal Contrastive Video Representation Learning*, CVPR 20
   gap ``t`` between their starts is drawn with a probability that decreases linearly with ``t``,
   ``P(t) ∝ D + 1 - t`` for ``t = 0..D``, where ``D`` is the largest gap the video allows (its
   length minus the clip's span): nearby clips are likelier, clips far apart still occur (CVRL's
-  ``P(t) ∝ -t + c`` with ``c`` the video's length). The first clip starts uniformly where both fit;
-  which of the two comes first is random. With ``interval="uniform"`` the starts are independent
-  and uniform; with ``"same"`` both views share one clip (only the spatial augmentation differs).
+  ``P(t) ∝ -t + c`` with ``c`` the video's length). The first clip starts uniformly where both
+  fit; which of the two comes first is random. With ``interval="uniform"`` the starts are
+  independent and uniform; with ``"same"`` both views share one clip (only the spatial augmentation
+  differs).
 - **Frame-rate jitter.** Each clip reads every ``s``-th frame, ``s`` drawn uniformly in ``stride``
   (clamped so that ``clip_frames`` frames fit in the video).
 - **Temporally consistent spatial augmentation.** One random resized crop (area ``crop_scale``,
   aspect 3/4-4/3), one horizontal flip, one colour jitter (brightness, contrast, saturation, hue,
-  applied with probability ``jitter_p``) and one grayscale draw per *clip*, the same for every frame,
-  so the motion inside a clip is not corrupted by frame-to-frame jitter (CVRL, section 3.2).
+  applied with probability ``jitter_p``) and one grayscale draw per *clip*, the same for every
+  frame, so the motion inside a clip is not corrupted by frame-to-frame jitter (CVRL, section 3.2).
 
 Evaluation (:func:`eval_clip`) takes ``clip_frames`` frames evenly spread over the whole video at
 full size: deterministic, and covering the video.
@@ -53,12 +54,13 @@ class VideoViewsConfig(BaseModel):
     """Area fraction of the random resized crop (CVRL: 0.3-1)."""
     flip: float = Field(default=0.5, ge=0, le=1)
     jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
-    """Brightness, contrast, saturation, hue strengths (SimCLR's/CVRL's, strength 0.5 of 0.8/0.2)."""
+    """Brightness, contrast, saturation, hue strengths (SimCLR's/CVRL's, strength 0.5
+    of 0.8/0.2)."""
     jitter_p: float = Field(default=0.8, ge=0, le=1)
     grayscale_p: float = Field(default=0.2, ge=0, le=1)
 
 
-# -- temporal sampling ------------------------------------------------------------------------------
+# -- temporal sampling -----------------------------------------------------------------------------
 def interval_probs(max_gap: int) -> Tensor:
     """CVRL's gap distribution on ``0..max_gap``: ``P(t) ∝ max_gap + 1 - t`` (float64)."""
     t = torch.arange(max_gap + 1, dtype=torch.float64)
@@ -67,7 +69,8 @@ def interval_probs(max_gap: int) -> Tensor:
 
 
 def sample_gaps(max_gap: Tensor) -> Tensor:
-    """One gap per clip pair, ``P(t) ∝ D + 1 - t`` on ``0..D`` with ``D = max_gap[i]`` (long, >= 0).
+    """One gap per clip pair, ``P(t) ∝ D + 1 - t`` on ``0..D`` with ``D = max_gap[i]``
+    (long, >= 0).
 
     Inverse CDF of the discrete triangle: ``F(t) = (t + 1)(2D + 2 - t) / ((D + 1)(D + 2))``."""
     d = max_gap.to(torch.float64).clamp_min(0)
@@ -103,7 +106,9 @@ def clip_indices(
         return idx, idx
     if interval == "uniform":
         st = (torch.rand(2, n, device=device) * (frames - span + 1)).floor().long()
-        return tuple(st[k][:, None] + ar[None] * s[k][:, None] for k in range(2))  # type: ignore[return-value]
+        return tuple(  # type: ignore[return-value]
+            st[k][:, None] + ar[None] * s[k][:, None] for k in range(2)
+        )
     room = frames - span.amax(0)  # (n,) the largest gap with both clips inside
     gap = sample_gaps(room)
     first = (torch.rand(n, device=device) * (room - gap + 1)).floor().long()
@@ -119,7 +124,7 @@ def take_frames(x: Tensor, idx: Tensor) -> Tensor:
     return g.permute(0, 4, 1, 2, 3).float().div_(255.0)
 
 
-# -- spatial augmentation, one draw a clip ------------------------------------------------------------
+# -- spatial augmentation, one draw a clip ---------------------------------------------------------
 def _gray(x: Tensor) -> Tensor:
     """(N, C, T, H, W) -> (N, 1, T, H, W) luma (C = 1: itself)."""
     if x.shape[1] == 1:
@@ -198,7 +203,8 @@ class VideoViews(nn.Module):
 
 def eval_clip(x: Tensor, clip_frames: int, size: int) -> Tensor:
     """The deterministic clip for evaluation: ``clip_frames`` frames evenly spread over each video
-    (uint8 (N, T, H, W, C)), resized to ``size`` -> float (N, C, clip_frames, size, size) in [0, 1]."""
+    (uint8 (N, T, H, W, C)), resized to ``size`` -> float (N, C, clip_frames, size, size) in [0,
+    1]."""
     n, frames, h, w, c = x.shape
     k = min(clip_frames, frames)
     pos = torch.linspace(0, frames - 1, k, device=x.device).round().long()
