@@ -87,8 +87,8 @@ def train(
 
     The keyword options are the CLI's (each a config field, see :data:`selfsup.resolve.OPTIONS`);
     ``config`` is a recipe (a Config, a dict or a YAML path) and ``overrides`` its ``key=value``
-    changes. ``resume``: continue that run from its newest good checkpoint; it is refused when its data or
-    ``config.yaml`` changed since that checkpoint, unless ``allow_changes`` (recorded in
+    changes. ``resume``: continue that run from its newest good checkpoint; it is refused when its
+    data or ``config.yaml`` changed since that checkpoint, unless ``allow_changes`` (recorded in
     ``summary.json``). ``epochs`` may then raise (or keep) the run's total number of epochs.
 
     Examples
@@ -313,7 +313,8 @@ def _train_in(
 
 
 def _resume_records(metrics: Path) -> list[dict]:
-    """What each ``--resume`` of the run recorded in metrics.jsonl (checkpoint, epochs, allowed changes)."""
+    """What each ``--resume`` of the run recorded in metrics.jsonl (checkpoint, epochs, allowed
+    changes)."""
     out = []
     if metrics.is_file():
         for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():

@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         help="training data: 'digits' (built in), an image folder, a CIFAR batch "
         "folder, or an .npz file; tables: a .csv/.parquet file or 'breast_cancer', 'wine'; series: "
-        "ucr:NAME (a UCR/UEA set shipped with sktime), a .ts file or NAME_TRAIN.ts/NAME_TEST.ts folder, "
-        "an .npz with x (N, C, T); default digits",
+        "ucr:NAME (a UCR/UEA set shipped with sktime), a .ts file or NAME_TRAIN.ts/NAME_TEST.ts "
+        "folder, an .npz with x (N, C, T); default digits",
     )
     t.add_argument(
         "--eval-data", help="labelled data for evaluation; default: the test split of --data"
@@ -415,7 +415,8 @@ def print_summary(summary: dict, run_dir) -> None:
     metrics = list(summary["eval"])
     table = Table(
         title=f"{summary['method']} on {summary['data']}, {summary['epochs']} epochs "
-        f"(eval: {summary['eval_data']['bank_size']} bank / {summary['eval_data']['query_size']} query)"
+        f"(eval: {summary['eval_data']['bank_size']} bank / {summary['eval_data']['query_size']} "
+        "query)"
     )
     rows = {f"pretrained ({summary['method']})": summary["eval"]}
     rows.update({name.replace("_", " "): res for name, res in summary.get("baselines", {}).items()})
@@ -487,7 +488,8 @@ def _cmd_export(args) -> int:
     if args.format == "onnx":
         print(
             f"onnx: {r.path} (dynamic batch; checked against PyTorch on {r.batch} samples of "
-            f"the run's data, input {tuple(r.input_shape)}: max abs difference {r.max_abs_diff:.3g})"
+            f"the run's data, input {tuple(r.input_shape)}: max abs difference "
+            f"{r.max_abs_diff:.3g})"
         )
     else:
         print(f"model folder: {r}")
@@ -615,7 +617,8 @@ def _cmd_methods(args) -> int:
 
 
 def docs_url() -> str:
-    """Where the documentation site lives (``$SELFSUP_DOCS_URL`` overrides it, e.g. a local build)."""
+    """Where the documentation site lives (``$SELFSUP_DOCS_URL`` overrides it, e.g. a local
+    build)."""
     import os
 
     return os.environ.get("SELFSUP_DOCS_URL", DOCS_URL).rstrip("/") + "/"
@@ -722,14 +725,15 @@ def _last_resort(err: Exception, debug: bool) -> int:
             else first
         )
         print(
-            f"error: {type(err).__name__}: {what or type(err).__name__} (run with --debug for the traceback)",
+            f"error: {type(err).__name__}: {what or type(err).__name__} (run with "
+            "--debug for the traceback)",
             file=sys.stderr,
         )
         code = 2
     else:
         print(
-            f"error: internal error, please report it with the output of --debug: {type(err).__name__}: "
-            f"{first}",
+            "error: internal error, please report it with the output of --debug: "
+            f"{type(err).__name__}: {first}",
             file=sys.stderr,
         )
         code = 1

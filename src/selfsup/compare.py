@@ -36,7 +36,8 @@ def compare(
     unknown = [m for m in names if m not in method_registry.REGISTRY]
     if unknown:
         raise ConfigError(
-            f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(method_registry.REGISTRY))}"
+            f"unknown method(s) {', '.join(unknown)}; available: "
+            f"{', '.join(sorted(method_registry.REGISTRY))}"
         )
     import time
 

@@ -36,7 +36,8 @@ class DataConfig(_Section):
     source: str = "digits"
     """A built-in name (``digits``) or a path: image folder, CIFAR python batches, or ``.npz``."""
     eval_source: str | None = None
-    """Labelled data for evaluation; default: the test split of ``source`` (or ``source`` itself)."""
+    """Labelled data for evaluation; default: the test split of ``source`` (or ``source``
+    itself)."""
     image_size: int | None = Field(default=None, ge=4, le=1024)
     """Resize decoded images to this size; default: keep (mixed sizes go to the most common)."""
     skip_corrupt: bool = False
@@ -66,7 +67,8 @@ class DataConfig(_Section):
 
 
 class SeriesViewsConfig(_Section):
-    """Series views: a field set here replaces the chosen preset's (see :mod:`selfsup.views.timeseries`)."""
+    """Series views: a field set here replaces the chosen preset's (see
+    :mod:`selfsup.views.timeseries`)."""
 
     slice: float | None = Field(default=None, gt=0, le=1)
     """Window slicing: fraction of the valid length kept and stretched back (1: off)."""
@@ -113,11 +115,12 @@ class ViewsConfig(_Section):
     """Images: ``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones
     (``cifar``, ``digits``, ``imagenet``, ``none``); each modality has its own presets (series:
     see :mod:`selfsup.views.timeseries`; tables: ``scarf``, ``vime``, ``clan``, ``noise``, ``none``,
-    see :mod:`selfsup.views.tabular`, ``auto`` being the method's own) and refuses an unknown name in
-    one line."""
+    see :mod:`selfsup.views.tabular`, ``auto`` being the method's own) and refuses an unknown name
+    in one line."""
     n_views: int = Field(default=2, ge=2, le=16)
     backend: Literal["torch", "kornia"] = "torch"
-    """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation modules."""
+    """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation
+    modules."""
     size: int | None = Field(default=None, ge=4, le=1024)
     crop_scale: tuple[float, float] | None = None
     flip: float | None = Field(default=None, ge=0, le=1)
@@ -136,10 +139,10 @@ class ViewsConfig(_Section):
     eval_size: int | None = Field(default=None, ge=4, le=1024)
     """Images: the size the encoder takes at evaluation and once saved (default: the view size).
     Training on views smaller than this is a cheap speed-up that also suits the crops: a random
-    resized crop enlarges what it keeps, so a net trained on ``size`` px crops meets objects at about
-    the same scale in whole images at a larger size (Touvron et al. 2019, FixRes); e.g. CIFAR-10 with
-    ``views.size=24 views.eval_size=32``. Needs a backbone that takes any size (ConvNet, ResNet; ViT
-    when the patch size divides both)."""
+    resized crop enlarges what it keeps, so a net trained on ``size`` px crops meets objects at
+    about the same scale in whole images at a larger size (Touvron et al. 2019, FixRes); e.g.
+    CIFAR-10 with ``views.size=24 views.eval_size=32``. Needs a backbone that takes any size
+    (ConvNet, ResNet; ViT when the patch size divides both)."""
     local_crops: int = Field(default=0, ge=0, le=16)
     """Multi-crop: this many extra small crops besides the ``n_views`` global ones (0: off)."""
     local_size: int | None = Field(default=None, ge=4, le=1024)
@@ -150,10 +153,12 @@ class ViewsConfig(_Section):
     """Batch style standardisation (Scalbert et al. 2023): before the views are made, every image of
     the batch takes the low-frequency Fourier amplitude of one random image of the batch."""
     bss_ratio: tuple[float, float] = (0.01, 0.5)
-    """(r_min, r_max): the area fraction of the replaced low-frequency box is drawn in this range."""
+    """(r_min, r_max): the area fraction of the replaced low-frequency box is drawn in this
+    range."""
     generator: str | None = None
-    """A view-generator plug-in (``selfsup.views.generator``): a registered name, ``module:function``
-    or ``file.py:function``, called as ``fn(images, seed)``; it replaces the hand-made views."""
+    """A view-generator plug-in (``selfsup.views.generator``): a registered name,
+    ``module:function`` or ``file.py:function``, called as ``fn(images, seed)``; it replaces the
+    hand-made views."""
 
     @model_validator(mode="before")
     @classmethod
@@ -190,7 +195,8 @@ class ViewsConfig(_Section):
 
 class ModelConfig(_Section):
     backbone: str = "auto"
-    """``auto`` (a small ConvNet on CPU-sized data), ``convnet``, ``resnet18``, ``resnet34``, ``resnet50``."""
+    """``auto`` (a small ConvNet on CPU-sized data), ``convnet``, ``resnet18``, ``resnet34``,
+    ``resnet50``."""
     cifar_stem: bool | None = None
     """3x3 stride-1 stem without max-pool; default on for images of 64 px or less."""
     width: float = Field(default=1.0, gt=0, le=8)

@@ -313,16 +313,16 @@ def embed(
     Parameters
     ----------
     model
-        A run directory, an ``encoder.safetensors``, a model folder (:func:`selfsup.save_pretrained`)
-        or an encoder module from :func:`selfsup.load_encoder`. A fine-tuned classifier folder is
-        refused (use ``selfsup predict``).
+        A run directory, an ``encoder.safetensors``, a model folder
+        (:func:`selfsup.save_pretrained`) or an encoder module from :func:`selfsup.load_encoder`.
+        A fine-tuned classifier folder is refused (use ``selfsup predict``).
     data
         Any source ``selfsup train`` accepts, of the kind the encoder was trained on.
         ``label_column`` and ``pair_channels`` default to the run's own when ``model`` is a run
         directory (the label column only for the run's own source).
     out
-        Optional file: ``.npy``, ``.csv`` or ``.parquet`` (see :mod:`selfsup.embedding`); an existing
-        file is replaced only with ``overwrite``.
+        Optional file: ``.npy``, ``.csv`` or ``.parquet`` (see :mod:`selfsup.embedding`); an
+        existing file is replaced only with ``overwrite``.
 
     Returns
     -------

@@ -44,7 +44,8 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     (``meta["modality"]``, channels, input statistics, ...). Paired runs: a
     :class:`~selfsup.models.two_tower.TwoTower` whose towers ``.a`` and ``.b`` are such encoders
     (each with its own ``meta``, also under ``meta["towers"]``); ``embed_a`` / ``embed_b`` map into
-    the shared space and calling it on a pair ``(x_a, x_b)`` returns both towers' features side by side.
+    the shared space and calling it on a pair ``(x_a, x_b)`` returns both towers' features side by
+    side.
     """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file

@@ -16,8 +16,8 @@ class SelfSupError(Exception):
 
 
 def printable(text: str) -> str:
-    """``text`` with the surrogate escapes of non-UTF-8 file names shown as ``\\udcXX`` (any stream can
-    print it; XX is the byte that was not UTF-8)."""
+    """``text`` with the surrogate escapes of non-UTF-8 file names shown as ``\\udcXX`` (any stream
+    can print it; XX is the byte that was not UTF-8)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 

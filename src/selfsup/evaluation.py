@@ -37,7 +37,8 @@ def evaluate_encoder(
 
 
 def evaluate_features(fb, yb, fq, yq, ec: conf.EvalConfig, protocols: list[str]) -> dict:
-    """Run the feature-only protocols of :mod:`selfsup.eval.protocols` (fine-tuning ones are skipped)."""
+    """Run the feature-only protocols of :mod:`selfsup.eval.protocols` (fine-tuning ones are
+    skipped)."""
     return EP.run(protocols, EP.EvalInputs(fb, yb, fq, yq, ec), skip_unavailable=True)
 
 
@@ -49,8 +50,8 @@ def evaluate_anomaly(
     ec: conf.EvalConfig,
     device: torch.device,
 ) -> dict:
-    """The anomaly job (``--normal-label``): ``bank`` holds the normal training samples, ``query`` the
-    test split; every query sample of another class is an anomaly. Scores from the encoder's
+    """The anomaly job (``--normal-label``): ``bank`` holds the normal training samples, ``query``
+    the test split; every query sample of another class is an anomaly. Scores from the encoder's
     features: the recorded method's own ``anomaly_score(bank, query)`` when it has one, and the kNN
     distance (see :func:`selfsup.eval.anomaly.one_class_eval`)."""
     from .eval import extract
@@ -75,8 +76,8 @@ def anomaly_baselines(
     device: torch.device,
 ) -> dict:
     """The anomaly job's baselines: a random-init encoder (the same scores), and on the raw
-    standardised input the kNN distances (cosine, Euclidean), IsolationForest, LocalOutlierFactor and
-    the distance to the mean."""
+    standardised input the kNN distances (cosine, Euclidean), IsolationForest, LocalOutlierFactor
+    and the distance to the mean."""
     from .eval.anomaly import anomaly_scores, classical_scores, one_class_eval
 
     mod = modality_of(bank)
@@ -118,7 +119,8 @@ def baselines(
 
 
 def diagnostics_monitor(cfg, method, views, tr, query, mod, device):
-    """The end-of-epoch diagnostics on a fixed held-out batch (eval query set, else training data)."""
+    """The end-of-epoch diagnostics on a fixed held-out batch (eval query set, else training
+    data)."""
     if not cfg.eval.diagnostics:
         return None
     from .eval.diagnostics import Monitor
@@ -141,7 +143,8 @@ def with_diagnostics(monitor, callback):
 
 
 def write_own_report(run_dir: Path, console) -> None:
-    """report.html for a finished run; a missing matplotlib (a core dependency) only skips it, with a note."""
+    """report.html for a finished run; a missing matplotlib (a core dependency) only skips it, with
+    a note."""
     from .report import ReportError
 
     try:

@@ -1,7 +1,8 @@
 """Exporting a run's encoder: a portable model folder, or an ONNX file.
 
-``selfsup export RUN_DIR --format folder --out DIR`` writes a model folder (:mod:`selfsup.pretrained`)
-whose card carries the run's method, data, recipe (``config.yaml``) and evaluation table.
+``selfsup export RUN_DIR --format folder --out DIR`` writes a model folder
+(:mod:`selfsup.pretrained`) whose card carries the run's method, data, recipe (``config.yaml``) and
+evaluation table.
 
 ``selfsup export RUN_DIR --format onnx --out model.onnx`` (the ``onnx`` extra: onnx and
 onnxruntime) exports the encoder with a dynamic batch dimension (and a dynamic length for series);

@@ -6,8 +6,8 @@ AdamW, the encoder at a tenth of the head's learning rate, a cosine schedule, de
 inputs). What differs from the protocol: whole epochs over the labelled training samples (a
 class-balanced ``label_fraction`` of them, chosen as the protocol chooses them), and early stopping
 on a held-out, stratified ``val_fraction`` of those samples: after ``patience`` epochs without a
-lower validation loss (cross-entropy) training stops and the best epoch's weights are kept. The test split of
-the source, when labelled, is scored once at the end.
+lower validation loss (cross-entropy) training stops and the best epoch's weights are kept. The test
+split of the source, when labelled, is scored once at the end.
 
 The classifier folder is a model folder (:mod:`selfsup.pretrained`) of kind ``classifier`` plus,
 while training, ``finetune.json`` (the settings) and ``checkpoints/epoch-*.safetensors`` (everything
@@ -118,15 +118,17 @@ def finetune(
     on the labelled training split of ``data``; write the classifier folder ``out``.
 
     ``resume=True`` continues the fine-tuning in ``out`` (``model`` and ``data`` may be None: they
-    come from its ``finetune.json``); only ``epochs`` and ``device`` may differ. ``on_epoch_end(epoch,
-    record)`` is called after each epoch's checkpoint; returning True stops there (as an
-    interruption would). Returns the folder, the classifier and a summary (validation and test
-    accuracy, the epoch kept).
+    come from its ``finetune.json``); only ``epochs`` and ``device`` may differ.
+    ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint; returning True stops
+    there (as an interruption would). Returns the folder, the classifier and a summary (validation
+    and test accuracy, the epoch kept).
 
     Examples
     --------
-    >>> r = selfsup.finetune("runs/demo", "digits", "models/digits-clf", label_fraction=0.1)  # doctest: +SKIP
-    >>> r.summary["test_top1"]                                                              # doctest: +SKIP
+    >>> r = selfsup.finetune(  # doctest: +SKIP
+    ...     "runs/demo", "digits", "models/digits-clf", label_fraction=0.1
+    ... )
+    >>> r.summary["test_top1"]  # doctest: +SKIP
     """
     from . import validate as validation
     from .io import write_json
@@ -302,7 +304,8 @@ def _finetune_data(s: dict, meta: dict):
     if test is not None:
         check_kind(test, meta)
         test = test.subset(np.flatnonzero(test.y >= 0))  # type: ignore[operator]
-    k = int(max(int(tr.y.max()), -1 if test is None else int(test.y.max()))) + 1  # type: ignore[union-attr]
+    top_test = -1 if test is None else int(test.y.max())
+    k = int(max(int(tr.y.max()), top_test)) + 1  # type: ignore[union-attr]
     classes = (
         list(tr.classes) if tr.classes and len(tr.classes) >= k else [str(i) for i in range(k)]
     )
@@ -491,13 +494,16 @@ def predict(
 ) -> Predictions:
     """Class probabilities of a fine-tuned classifier (its folder, or the module) for every sample
         of ``data``, in input order (``label_column`` and ``pair_channels`` default to those it was
-    fine-tuned with, the label column only for that source). ``out``: ``.csv`` / ``.parquet`` (``id``, ``class``, then one
+    fine-tuned with, the label column only for that source). ``out``: ``.csv`` / ``.parquet``
+    (``id``, ``class``, then one
         probability column ``p_<class>`` per class) or ``.npy`` (the probabilities, N x K).
 
         Examples
         --------
-        >>> p = selfsup.predict("models/digits-clf", "digits", out="predictions.csv")  # doctest: +SKIP
-        >>> p.labels[:3]                                                               # doctest: +SKIP
+        >>> p = selfsup.predict(  # doctest: +SKIP
+        ...     "models/digits-clf", "digits", out="predictions.csv"
+        ... )
+        >>> p.labels[:3]  # doctest: +SKIP
     """
     from . import validate as validation
 

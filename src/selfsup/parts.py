@@ -71,9 +71,9 @@ def load_data(
             d.modality != splits.train.modality or d.channels != splits.train.channels
         ):
             raise DataError(
-                f"evaluation data '{d.name}' ({d.modality}, {d.channels} channel(s)) does not match "
-                f"the training data ({splits.train.modality}, {splits.train.channels} channel(s)); "
-                "give --eval-data of the same kind"
+                f"evaluation data '{d.name}' ({d.modality}, {d.channels} channel(s)) does not "
+                f"match the training data ({splits.train.modality}, {splits.train.channels} "
+                "channel(s)); give --eval-data of the same kind"
             )
     return splits, bank, query
 

@@ -63,7 +63,7 @@ def _version() -> str:
     return str(getattr(sys.modules.get(__package__ or "selfsup"), "__version__", "unknown"))
 
 
-# -- writing -----------------------------------------------------------------------------------------
+# -- writing ---------------------------------------------------------------------------------------
 def save_pretrained(
     model: nn.Module,
     path: str | os.PathLike,
@@ -164,8 +164,9 @@ def model_card(config: dict, card: dict) -> str:
         "",
         f"# {method} {config['modality']} {kind}",
         "",
-        f"{'An' if str(config['modality'])[:1] in 'aeiou' else 'A'} {config['modality']} {kind} pretrained with **{method}** by "
-        f"[selfsup](https://selfsup.readthedocs.io/) {config['selfsup_version']}.",
+        f"{'An' if str(config['modality'])[:1] in 'aeiou' else 'A'} {config['modality']} {kind} "
+        f"pretrained with **{method}** by [selfsup](https://selfsup.readthedocs.io/) "
+        f"{config['selfsup_version']}.",
         "",
         "| | |",
         "|---|---|",
@@ -285,7 +286,7 @@ def is_model_dir(path: Path) -> bool:
     return isinstance(cfg, dict) and cfg.get("format") == FORMAT
 
 
-# -- reading -----------------------------------------------------------------------------------------
+# -- reading ---------------------------------------------------------------------------------------
 def read_config(path: Path) -> dict:
     """A model folder's ``config.json``, checked: a selfsup model folder of a version this selfsup
     reads. Anything else is a one-line error."""

@@ -5,7 +5,8 @@ data, see :func:`selfsup.data.cache.fingerprint`). :func:`plan` picks the newest
 (a damaged newer one is named and passed over), then compares: a data source that changed, or a
 ``config.yaml`` edited in any field that shapes training, is refused in one line unless
 ``allow_changes`` is given (the change is then recorded); ``train.epochs`` may be raised or kept,
-never lowered (the cosine schedule is then stretched to the new total from the current step on). Nothing is written before these checks pass.
+never lowered (the cosine schedule is then stretched to the new total from the current step on).
+Nothing is written before these checks pass.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ FREE = {
 
 
 def data_fingerprint(cfg) -> dict[str, str]:
-    """A fingerprint of each data source (path, names, sizes and modification times of its files)."""
+    """A fingerprint of each data source (path, names, sizes and modification times of its
+    files)."""
     from .data import BUILTIN
     from .data.cache import fingerprint
     from .data.graph import PREFIX as GRAPH_PREFIX
@@ -98,9 +100,10 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
     least = epoch + (1 if in_epoch else 0)
     if cfg.train.epochs < least:
         raise ConfigError(
-            f"'{run_dir}' has already trained {epoch} epoch(s){' and part of the next' if in_epoch else ''} "
-            f"(checkpoint {last.name}), so it cannot stop at {cfg.train.epochs}; --epochs sets the "
-            f"total number of epochs: give at least {least}"
+            f"'{run_dir}' has already trained {epoch} "
+            f"epoch(s){' and part of the next' if in_epoch else ''} (checkpoint {last.name}), so "
+            f"it cannot stop at {cfg.train.epochs}; --epochs sets the total number of epochs: "
+            f"give at least {least}"
         )
     record: dict[str, Any] = {"from": last.name, "step": step, "epoch": epoch}
     if skipped:
@@ -113,9 +116,9 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
         epochs_before = (before.get("train") or {}).get("epochs")
         if epochs_before is not None and cfg.train.epochs < epochs_before:
             raise ConfigError(
-                f"'{run_dir}' was scheduled for {epochs_before} epochs; --resume can keep or extend "
-                f"that schedule, not shorten it to {cfg.train.epochs} (its learning-rate schedule "
-                "was already following the longer one): give --epochs "
+                f"'{run_dir}' was scheduled for {epochs_before} epochs; --resume can keep or "
+                f"extend that schedule, not shorten it to {cfg.train.epochs} (its learning-rate "
+                "schedule was already following the longer one): give --epochs "
                 f"{epochs_before} or more, or start a new run"
             )
         if epochs_before is not None and epochs_before != cfg.train.epochs:

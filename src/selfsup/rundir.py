@@ -1,4 +1,5 @@
-"""Run directories: created without clobbering, locked while in use, replaced only when they are runs.
+"""Run directories: created without clobbering, locked while in use, replaced only when they are
+runs.
 
 Layout: ``.selfsup-run`` (the marker that makes a folder a run), ``config.yaml``, ``metrics.jsonl``,
 ``checkpoints/``, ``encoder.safetensors``, ``summary.json`` (and ``eval.json``, ``report.html``).
@@ -135,7 +136,8 @@ def prepare_new(
 
 
 def check_new(run_dir: Path, overwrite: bool, protected: Iterable[str | os.PathLike] = ()) -> bool:
-    """Every check :func:`prepare_new` makes, writing nothing. True when an old run will be replaced."""
+    """Every check :func:`prepare_new` makes, writing nothing. True when an old run will be
+    replaced."""
     run_dir = Path(run_dir)
     if run_dir.is_symlink():
         raise RunDirError(f"--out '{run_dir}' is a symbolic link; give a real directory path")

@@ -25,7 +25,8 @@ from .errors import ConfigError, DataError
 MAX_SEED = 2**63 - 1
 #: optional packages named by options: option value -> (import name, extra)
 LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
-#: channels of the first (largest) feature map of a ResNet (its stem), and of backbones not known here
+#: channels of the first (largest) feature map of a ResNet (its stem), and of backbones not known
+#: here
 _FIRST_CHANNELS = 64
 #: how many maps of that size are live at once in an evaluation forward pass (no gradients kept)
 _LIVE_MAPS = 1
@@ -115,7 +116,8 @@ def given_views(views) -> list[str]:
 
 
 def device(name: str):
-    """The torch device ``name`` stands for, refused in one line when this build or machine lacks it."""
+    """The torch device ``name`` stands for, refused in one line when this build or machine lacks
+    it."""
     import torch
 
     if not isinstance(name, str):
@@ -153,7 +155,8 @@ def device(name: str):
 
 def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu", model=None) -> None:
     """Refuse an image/view size whose evaluation batch (``eval.batch_size`` images) would not fit:
-    a rough bound (the input and the backbone's first feature map per image) against the free memory."""
+    a rough bound (the input and the backbone's first feature map per image) against the free
+    memory."""
     width, stride = _first_map(size, model)
     need = batch * (channels * size * size + width * _LIVE_MAPS * (size // stride) ** 2) * 4
     free = _free_memory(device_name)
@@ -229,7 +232,8 @@ def _finite(obj: Any, where: str) -> None:
 
 
 def path_arg(value, what: str):
-    """``value`` as a :class:`~pathlib.Path`, or a one-line :class:`ConfigError` saying what was expected."""
+    """``value`` as a :class:`~pathlib.Path`, or a one-line :class:`ConfigError` saying what was
+    expected."""
     from pathlib import Path
 
     if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
