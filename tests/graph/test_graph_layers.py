@@ -132,7 +132,7 @@ def test_the_node_grace_protocol_runs_on_a_graph(tmp_path):
 
 
 def test_the_authors_optimiser_settings_are_the_graph_methods_defaults():
-    """GraphMAE: Adam with coupled weight decay 2e-4 (``loss.l2``, AdamW's decay 0; THUDM/GraphMAE
+    """GraphMAE: Adam with coupled weight decay 2e-4 (``params.l2``, AdamW's decay 0; THUDM/GraphMAE
     ``configs.yml``); GRACE: a constant rate (CRIPAC-DIG/GRACE ``train.py`` has no scheduler)."""
     from selfsup.data import load_source
     from selfsup.methods.graphmae import GraphMAEParams

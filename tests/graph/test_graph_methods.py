@@ -20,7 +20,7 @@ FAST = ["eval.report=false", "eval.diagnostics=false", "train.progress=none", "m
         ("graphmae", []),
         ("grace", []),
         ("scgc", []),
-        ("scgc", ["loss.variant=scgc_star", "loss.order=2"]),
+        ("scgc", ["params.variant=scgc_star", "params.order=2"]),
     ],
 )
 def test_graph_methods_lower_their_loss(name, extra):

@@ -25,7 +25,7 @@ def _rec_error(pretrain_epochs, tmp_path):
         method="scgc",
         data="sbm",
         out=str(tmp_path / "r"),
-        overrides=[f"loss.pretrain_epochs={pretrain_epochs}"],
+        overrides=[f"params.pretrain_epochs={pretrain_epochs}"],
     )
     splits = load_source("sbm")
     cfg = with_defaults(cfg, splits.train)

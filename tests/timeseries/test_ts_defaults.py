@@ -29,10 +29,20 @@ def test_defaults_fill_only_what_the_user_left_unset(ts_folder):
     assert fill_unset(mine, {}) is mine
 
 
-def test_image_runs_are_unchanged():
+def test_image_defaults_only_size_the_batch_of_a_small_set():
+    """The series defaults never reach images; images choose only a batch with about 20 steps an
+    epoch on a small set (digits: 64) and keep the configured one on a large set."""
+    import numpy as np
+
+    from selfsup.data.base import ImageData
+
     cfg = resolve_config(data="digits")
     digits = load_source("digits").train
-    assert fill_unset(cfg, modality_of(digits).config_defaults(cfg, digits)) is cfg
+    assert modality_of(digits).config_defaults(cfg, digits) == {"train": {"batch_size": 64}}
+    big = ImageData(np.zeros((50_000, 8, 8, 1), np.uint8), None, None, "big")
+    assert fill_unset(cfg, modality_of(big).config_defaults(cfg, big)) is cfg
+    mine = resolve_config(data="digits", batch_size=256)
+    assert fill_unset(mine, modality_of(digits).config_defaults(mine, digits)) is mine
 
 
 @pytest.mark.skipif(
@@ -102,4 +112,4 @@ def test_the_ts2vec_recipe_loads():
     from pathlib import Path
 
     cfg = resolve_config(Path(__file__).resolve().parents[2] / "configs" / "ts2vec-ucr.yaml")
-    assert cfg.method == "ts2vec" and cfg.train.batch_size == 8 and cfg.loss["temporal_unit"] == 0
+    assert cfg.method == "ts2vec" and cfg.train.batch_size == 8 and cfg.params["temporal_unit"] == 0

@@ -131,7 +131,7 @@ def test_a_series_shorter_than_the_crop_is_refused(capsys, tmp_path):
         "--data",
         str(tmp_path / "s.npz"),
         "--set",
-        "loss.temporal_unit=3",
+        "params.temporal_unit=3",
         "--out",
         str(tmp_path / "r"),
     )

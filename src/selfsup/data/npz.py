@@ -136,3 +136,33 @@ def pad_splits(splits: Splits) -> Splits:
         return dataclasses.replace(d, x=x)
 
     return Splits(pad(splits.train), pad(splits.test))
+
+
+def npy_dtypes(path: Path) -> dict[str, np.dtype]:
+    """``{array name: dtype}`` of an ``.npz``, read from the headers only ({} when unreadable)."""
+    out: dict[str, np.dtype] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for n in z.namelist():
+                if not n.endswith(".npy"):
+                    continue
+                with z.open(n) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    out[n[:-4]] = read(f)[2]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+    return out
+
+
+def has_string_member(path: Path) -> bool:
+    """A paired ``.npz`` (``x_a``, ``x_b``) where either member is an array of strings (a text
+    member; the text source reads it, whatever the other member is)."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    kinds = npy_dtypes(path)
+    return "x_a" in kinds and any(k in kinds and kinds[k].kind == "U" for k in ("x_a", "x_b"))

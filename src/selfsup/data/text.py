@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -320,33 +319,11 @@ def make_topics(n: int = 1500, seed: int = 0) -> list[tuple[str, str]]:
 
 
 # -- paired: text as one member (or both) of the same samples ------------------------------------
-def _npy_dtypes(path: Path) -> dict[str, np.dtype]:
-    """``{array name: dtype}`` of an ``.npz``, read from the headers only ({} when unreadable)."""
-    out: dict[str, np.dtype] = {}
-    try:
-        with zipfile.ZipFile(path) as z:
-            for n in z.namelist():
-                if not n.endswith(".npy"):
-                    continue
-                with z.open(n) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    out[n[:-4]] = read(f)[2]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return {}
-    return out
-
-
 def claims_paired_npz(spec: str, path: Path) -> bool:
     """A paired ``.npz`` (``x_a``, ``x_b``) where either member is an array of strings."""
-    if path.suffix.lower() != ".npz" or not path.is_file():
-        return False
-    kinds = _npy_dtypes(path)
-    return "x_a" in kinds and any(k in kinds and kinds[k].kind == "U" for k in ("x_a", "x_b"))
+    from .npz import has_string_member
+
+    return has_string_member(path)
 
 
 def _texts_of(x: np.ndarray, where: str) -> list[str]:

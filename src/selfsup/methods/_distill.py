@@ -49,7 +49,7 @@ def default_prototypes(ctx: Context, cap: int = 3000) -> int:
     return max(2, min(cap, ctx.n_samples // 10)) if ctx.n_samples > 0 else cap
 
 
-def check_prototypes(name: str, k: int, ctx: Context, field: str = "loss.n_prototypes") -> None:
+def check_prototypes(name: str, k: int, ctx: Context, field: str = "params.n_prototypes") -> None:
     if ctx.n_samples and k > ctx.n_samples:
         raise ConfigError(
             f"method '{name}' has {k} prototypes but the training data has only {ctx.n_samples} "

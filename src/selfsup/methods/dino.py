@@ -134,13 +134,13 @@ class DINO(Method):
     def collapse_hint(self, kind: str) -> str:
         """What to try when the collapse monitor sees ``kind`` (uniform, dominant, rank)."""
         return {
-            "uniform": "lower loss.teacher_temp and loss.warmup_teacher_temp (0.04) or the "
+            "uniform": "lower params.teacher_temp and params.warmup_teacher_temp (0.04) or the "
             "learning rate",
-            "dominant": "lower loss.center_momentum (faster centring), warm the teacher temperature "
-            "up (loss.warmup_teacher_temp_epochs) or lower the learning rate",
+            "dominant": "lower params.center_momentum (faster centring), warm the teacher temperature "
+            "up (params.warmup_teacher_temp_epochs) or lower the learning rate",
         }.get(
             kind,
-            "lower the learning rate, raise loss.momentum or add local crops (views.local_crops)",
+            "lower the learning rate, raise params.momentum or add local crops (views.local_crops)",
         )
 
     def momentum_at(self, step: int, total_steps: int) -> float:

@@ -51,7 +51,7 @@ class GraphMAE(Method):
         #: the paper's Cora setting (configs.yml), applied where the user set nothing
         defaults={
             "train": {"epochs": 1500},
-            # the authors' Adam weight decay 2e-4 is coupled: ``loss.l2``, not AdamW's decay
+            # the authors' Adam weight decay 2e-4 is coupled: ``params.l2``, not AdamW's decay
             "optim": {"lr": 1e-3, "weight_decay": 0.0},
             "model": {"backbone": "gat", "width": 2.0},
         },

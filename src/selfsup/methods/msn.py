@@ -130,9 +130,9 @@ class MSN(Method):
 
     def collapse_hint(self, kind: str) -> str:
         return {
-            "uniform": "lower loss.sharpen (sharper targets) or the learning rate",
-            "dominant": "raise loss.me_max_weight or keep loss.sinkhorn_iterations at 3",
-        }.get(kind, "lower the learning rate, raise loss.momentum or add local crops")
+            "uniform": "lower params.sharpen (sharper targets) or the learning rate",
+            "dominant": "raise params.me_max_weight or keep params.sinkhorn_iterations at 3",
+        }.get(kind, "lower the learning rate, raise params.momentum or add local crops")
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         """The authors' schedule: linear from ``momentum`` to 1 over 1.25 x the run."""

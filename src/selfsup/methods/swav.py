@@ -146,10 +146,10 @@ class SwAV(Method):
     def collapse_hint(self, kind: str) -> str:
         """What to try when the collapse monitor sees ``kind`` (uniform, dominant, rank)."""
         return {
-            "uniform": "lower loss.temperature or loss.epsilon, or the learning rate",
-            "dominant": "give Sinkhorn more samples than prototypes (loss.queue_size, a larger "
-            "batch) or fewer prototypes (loss.n_prototypes)",
-        }.get(kind, "use a queue (loss.queue_size) at small batches or lower the learning rate")
+            "uniform": "lower params.temperature or params.epsilon, or the learning rate",
+            "dominant": "give Sinkhorn more samples than prototypes (params.queue_size, a larger "
+            "batch) or fewer prototypes (params.n_prototypes)",
+        }.get(kind, "use a queue (params.queue_size) at small batches or lower the learning rate")
 
     def after_step(self, step: int, total_steps: int) -> None:
         self.prototypes.normalise_()

@@ -19,7 +19,7 @@ representation is its max over time. The authors' defaults: representation 320, 
 3000, 200 iterations for a small data set. Like the authors (``torch.optim.swa_utils.AveragedModel``
 over the encoder, updated once at construction and after every optimiser step), the encoder that is
 evaluated and saved is the equal-weight average of the initial weights and of every iterate's
-(``loss.swa=true``); the trained weights are ``online``. ``loss.swa=false`` evaluates the encoder as trained.
+(``params.swa=true``); the trained weights are ``online``. ``params.swa=false`` evaluates the encoder as trained.
 """
 
 from __future__ import annotations
