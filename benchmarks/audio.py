@@ -61,7 +61,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for m, e, _, cpu, wall in rows:
         print(
-            f"| {m} | {e['knn_top1']:.3f} | {e['linear_top1']:.3f} | {cpu / 60:.1f} min ({wall / 60:.1f} min wall) |"
+            f"| {m} | {e['knn_top1']:.3f} | {e['linear_top1']:.3f} | {cpu / 60:.1f} min "
+            f"({wall / 60:.1f} min wall) |"
         )
     if rows:
         for name, key in (

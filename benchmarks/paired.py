@@ -91,8 +91,8 @@ def main() -> None:
                     )
                     record({"kind": kind, "method": m, "seed": seed, "summary": s, "wall_s": wall})
                     print(
-                        f"{m} seed {seed}: xmodal_r1 {ev['xmodal_r1']:.3f} (random init {rnd['xmodal_r1']:.3f}) "
-                        f"train {s['train_time_s']:.0f}s",
+                        f"{m} seed {seed}: xmodal_r1 {ev['xmodal_r1']:.3f} (random init "
+                        f"{rnd['xmodal_r1']:.3f}) train {s['train_time_s']:.0f}s",
                         flush=True,
                     )
                 else:
@@ -127,14 +127,15 @@ def main() -> None:
             print(f"| {tw} | {m} (this tower alone) | {seed} | {ev} | {t:.0f}s |")
         return
     print(
-        "\n| method | seed | xmodal_r1 | r5 | r10 | medr | a->b r1 | b->a r1 | random-init r1 | train s |"
+        "\n| method | seed | xmodal_r1 | r5 | r10 | medr | a->b r1 | b->a r1 | "
+        "random-init r1 | train s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for m, seed, ev, rnd, _, t, _ in paired_rows:
         print(
-            f"| {m} | {seed} | {ev['xmodal_r1']:.3f} | {ev['xmodal_r5']:.3f} | {ev['xmodal_r10']:.3f} | "
-            f"{ev['xmodal_medr']:.1f} | {ev['xmodal_a2b_r1']:.3f} | {ev['xmodal_b2a_r1']:.3f} | "
-            f"{rnd['xmodal_r1']:.3f} | {t:.0f} |"
+            f"| {m} | {seed} | {ev['xmodal_r1']:.3f} | {ev['xmodal_r5']:.3f} | "
+            f"{ev['xmodal_r10']:.3f} | {ev['xmodal_medr']:.1f} | {ev['xmodal_a2b_r1']:.3f} | "
+            f"{ev['xmodal_b2a_r1']:.3f} | {rnd['xmodal_r1']:.3f} | {t:.0f} |"
         )
     protos = [p for p in ("knn_top1", "linear_top1", "svm_top1") if f"a_{p}" in paired_rows[0][2]]
     print("\n| tower | encoder | seed | " + " | ".join(protos) + " |")

@@ -149,8 +149,9 @@ def test_soft_assignment_target_and_kl_match_loops():
 
 def _grace_authors(h1, h2, tau):
     """A float64 numpy transcription of the authors' loss (CRIPAC-DIG/GRACE ``model.py`` at commit
-    700be33: ``Model.semi_loss`` and ``Model.loss`` with ``mean=True``), in their form: exponentiated
-    cosine similarities, the anchor's own similarity taken out of the intra-view row sum."""
+    700be33: ``Model.semi_loss`` and ``Model.loss`` with ``mean=True``), in their form:
+    exponentiated cosine similarities, the anchor's own similarity taken out of the intra-view row
+    sum."""
     u = h1 / np.linalg.norm(h1, axis=1, keepdims=True)
     v = h2 / np.linalg.norm(h2, axis=1, keepdims=True)
 

@@ -34,7 +34,7 @@ def _g(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-# -- reference loops (float64, one number at a time) ------------------------------------------------
+# -- reference loops (float64, one number at a time) -----------------------------------------------
 
 
 def ref_sinkhorn(s, eps, iters):
@@ -72,7 +72,7 @@ def softmax_rows(x, t):
     return torch.tensor(out, dtype=D64)
 
 
-# -- Sinkhorn ---------------------------------------------------------------------------------------
+# -- Sinkhorn --------------------------------------------------------------------------------------
 
 
 def test_sinkhorn_equals_the_loop_and_has_the_marginals():
@@ -100,7 +100,7 @@ def test_sinkhorn_of_equal_scores_is_uniform():
     assert torch.allclose(q, torch.full((6, 3), 1 / 3))
 
 
-# -- SwAV -------------------------------------------------------------------------------------------
+# -- SwAV ------------------------------------------------------------------------------------------
 
 
 def _swav_inputs(seed=0, v=4, b=6, k=5, queue=0):
@@ -144,7 +144,7 @@ def test_swav_gradcheck_and_identical_views():
     assert float(swav_loss(same, 2)) == pytest.approx(math.log(3))
 
 
-# -- DINO -------------------------------------------------------------------------------------------
+# -- DINO ------------------------------------------------------------------------------------------
 
 
 def _dino_inputs(seed=0, v=4, g=2, b=5, k=6):
@@ -213,7 +213,7 @@ def test_centre_and_temperature_schedule():
     assert teacher_temperature(0, 0, 0.04, 0.07) == 0.07
 
 
-# -- iBOT -------------------------------------------------------------------------------------------
+# -- iBOT ------------------------------------------------------------------------------------------
 
 
 def test_ibot_patch_equals_the_loop_and_lightly(lightly_loss):  # noqa: F811
@@ -243,7 +243,7 @@ def test_ibot_patch_equals_the_loop_and_lightly(lightly_loss):  # noqa: F811
     assert torch.autograd.gradcheck(lambda a: ibot_patch_loss(a, t, mask, centre, 0.5, 0.2), (x,))
 
 
-# -- KoLeo ------------------------------------------------------------------------------------------
+# -- KoLeo -----------------------------------------------------------------------------------------
 
 
 def test_koleo_equals_the_loop_lightly_and_its_special_case(lightly_loss):  # noqa: F811
@@ -268,7 +268,7 @@ def test_koleo_equals_the_loop_lightly_and_its_special_case(lightly_loss):  # no
     assert torch.autograd.gradcheck(koleo, (x,))
 
 
-# -- OBoW -------------------------------------------------------------------------------------------
+# -- OBoW ------------------------------------------------------------------------------------------
 
 
 def test_bow_targets_equal_the_loop_and_harden():
@@ -308,7 +308,7 @@ def test_bow_loss_is_the_kl_divergence():
     assert torch.autograd.gradcheck(lambda a: bow_loss(a, t), (logits,))
 
 
-# -- k-means ----------------------------------------------------------------------------------------
+# -- k-means ---------------------------------------------------------------------------------------
 
 
 def test_spherical_kmeans_finds_separated_clusters():
@@ -331,7 +331,7 @@ def test_spherical_kmeans_finds_separated_clusters():
         spherical_kmeans(x[:2], 3)
 
 
-# -- MSN --------------------------------------------------------------------------------------------
+# -- MSN -------------------------------------------------------------------------------------------
 
 
 def ref_msn(anchors, targets, protos, tau, sharpen_t, iters, lam):

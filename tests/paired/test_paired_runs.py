@@ -1,4 +1,5 @@
-"""Paired runs end to end: summary metrics, bit-identical resume, load_encoder, and bad input at the CLI."""
+"""Paired runs end to end: summary metrics, bit-identical resume, load_encoder, and bad input at the
+CLI."""
 
 from __future__ import annotations
 

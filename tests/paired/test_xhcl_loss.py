@@ -1,4 +1,5 @@
-"""The cross-modal hard-negative loss against a slow float64 loop, its special cases, and gradients."""
+"""The cross-modal hard-negative loss against a slow float64 loop, its special cases, and
+gradients."""
 
 from __future__ import annotations
 

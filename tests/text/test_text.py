@@ -1,4 +1,5 @@
-"""Text: tokeniser round trip, padding invariance, SimCSE's loss, sources, views, pretrained, resume."""
+"""Text: tokeniser round trip, padding invariance, SimCSE's loss, sources, views, pretrained,
+resume."""
 
 from __future__ import annotations
 

@@ -202,14 +202,25 @@ def test_a_pretrained_text_tower_and_the_refusal_where_no_member_takes_one(tmp_p
     BertModel(cfg).save_pretrained(d)
     (d / "tokenizer.json").write_text(spec, encoding="utf-8")
     np.savez(tmp_path / "p.npz", x_a=x, x_b=t, y=y)
-    run = selfsup.train(method="clip", data=str(tmp_path / "p.npz"), epochs=1, batch_size=16,
-                        out=str(tmp_path / "r"), overrides=[*FAST, f"model.pretrained={d}"])  # fmt: skip
+    run = selfsup.train(
+        method="clip",
+        data=str(tmp_path / "p.npz"),
+        epochs=1,
+        batch_size=16,
+        out=str(tmp_path / "r"),
+        overrides=[*FAST, f"model.pretrained={d}"],
+    )
     towers = selfsup.load_encoder(str(tmp_path / "r")).meta["towers"]
     assert towers["b"]["backbone"] == "pretrained" and "xmodal_r1" in run.summary["eval"]
     np.savez(tmp_path / "imgs.npz", x_a=x, x_b=x[:, ::-1].copy(), y=y)
     with pytest.raises(
         ConfigError, match="members of .* are image and image; drop model.pretrained"
     ):
-        selfsup.train(method="clip", data=str(tmp_path / "imgs.npz"), out=str(tmp_path / "no"), batch_size=8,
-                      overrides=[*FAST, f"model.pretrained={d}"])  # fmt: skip
+        selfsup.train(
+            method="clip",
+            data=str(tmp_path / "imgs.npz"),
+            out=str(tmp_path / "no"),
+            batch_size=8,
+            overrides=[*FAST, f"model.pretrained={d}"],
+        )
     assert not (tmp_path / "no").exists()

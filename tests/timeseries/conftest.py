@@ -3,7 +3,8 @@ import pytest
 
 
 def write_ts(path, cases, labels=None, classes=None, header_extra=""):
-    """A .ts file: ``cases`` a list of cases, each a list of dimensions (lists of numbers or '?')."""
+    """A .ts file: ``cases`` a list of cases, each a list of dimensions (lists of numbers or
+    '?')."""
     lines = [
         "# a test file",
         "@problemName Test",

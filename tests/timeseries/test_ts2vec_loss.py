@@ -13,7 +13,8 @@ from selfsup.losses.ts2vec import instance_contrastive_loss, temporal_contrastiv
 
 def slow_term(z1, z2, over: str) -> float:
     """Mean over anchors (both views) of -log exp(s(anchor, positive)) / sum over the other
-    candidates; instance: candidates = all series at the same step; temporal: all steps of the series."""
+    candidates; instance: candidates = all series at the same step; temporal: all steps of the
+    series."""
     b, t, _ = z1.shape
     total, count = 0.0, 0
     for i in range(b):

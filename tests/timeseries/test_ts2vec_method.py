@@ -140,8 +140,8 @@ def test_existing_methods_train_on_series_unchanged(tmp_path, method):
 
 def test_swa_keeps_the_equal_weight_average_of_every_iterate():
     """As the authors' AveragedModel (yuezhihan/ts2vec ``ts2vec.py``: updated once with the initial
-    weights, then after every step): the evaluated encoder is the mean of the initial weights and the
-    weights after each step."""
+    weights, then after every step): the evaluated encoder is the mean of the initial weights and
+    the weights after each step."""
     from selfsup import methods as M
     from selfsup.config import ModelConfig
     from selfsup.models.encoder import Encoder

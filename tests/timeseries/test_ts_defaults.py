@@ -1,4 +1,5 @@
-"""Series runs pick their own defaults where the user set nothing, and svm sits beside kNN/linear."""
+"""Series runs pick their own defaults where the user set nothing, and svm sits beside
+kNN/linear."""
 
 import importlib.util
 

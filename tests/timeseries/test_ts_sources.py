@@ -1,4 +1,5 @@
-"""Series sources: the archive's .ts format, ucr:NAME, and their refusals (one line, exit 2, nothing written)."""
+"""Series sources: the archive's .ts format, ucr:NAME, and their refusals (one line, exit 2, nothing
+written)."""
 
 import importlib.util
 

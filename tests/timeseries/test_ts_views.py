@@ -1,4 +1,5 @@
-"""Series views: shape and dtype kept, reproducible under a seed, NaN (padding, missing) preserved."""
+"""Series views: shape and dtype kept, reproducible under a seed, NaN (padding, missing)
+preserved."""
 
 import pytest
 import torch

@@ -53,7 +53,8 @@ CACHED = ("x", "lengths")
 
 @dataclass
 class AudioData(Samples):
-    """Mono waveforms, float32 (N, T), NaN-padded after ``lengths[i]`` samples; rate ``info["sr"]``."""
+    """Mono waveforms, float32 (N, T), NaN-padded after ``lengths[i]`` samples; rate
+    ``info["sr"]``."""
 
     lengths: np.ndarray | None = None
     modality: ClassVar[str] = "audio"
@@ -68,7 +69,8 @@ class AudioData(Samples):
             )
         if len(x) == 0 or x.shape[1] == 0:
             raise DataError(
-                f"{self.name}: the dataset is empty (shape {tuple(x.shape)}); give at least one clip"
+                f"{self.name}: the dataset is empty (shape {tuple(x.shape)}); "
+                "give at least one clip"
             )
         self.x = x = np.ascontiguousarray(x, dtype=np.float32)
         if self.lengths is None:
@@ -138,7 +140,8 @@ def soundfile_module():
 
 
 def decode(path: Path, sr: int) -> np.ndarray:
-    """One file as a float32 mono waveform at ``sr`` Hz (a :class:`DataError` says what is wrong)."""
+    """One file as a float32 mono waveform at ``sr`` Hz (a :class:`DataError` says what is
+    wrong)."""
     sf = soundfile_module()
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -338,8 +341,9 @@ def report(splits: Splits) -> None:
 def clips_from_array(
     x: np.ndarray, rate_in: int, sr: int, max_s: float, where: str, name: str, skip: bool
 ) -> tuple[AudioData, list[int]]:
-    """(N, T) or (N, C, T) waveforms at ``rate_in`` (NaN after a shorter clip's end) as an unlabelled
-    :class:`AudioData` at ``sr`` and the indices of the clips kept (all unless ``skip``)."""
+    """(N, T) or (N, C, T) waveforms at ``rate_in`` (NaN after a shorter clip's end) as an
+    unlabelled :class:`AudioData` at ``sr`` and the indices of the clips kept (all unless
+    ``skip``)."""
     if x.dtype.kind not in "iuf" or x.ndim not in (2, 3):
         raise DataError(
             f"{where} must be float waveforms of shape (N, T) or (N, C, T), got "

@@ -55,7 +55,8 @@ class PairedData(Samples):
         if len(a) != len(b):
             raise DataError(
                 f"{name}: the two modalities have different numbers of samples ({len(a)} in "
-                f"'{a.name}', {len(b)} in '{b.name}'); give the same samples in both, in the same order"
+                f"'{a.name}', {len(b)} in '{b.name}'); give the same samples in "
+                "both, in the same order"
             )
         if y is None:
             y = a.y if a.y is not None else b.y
@@ -70,7 +71,10 @@ class PairedData(Samples):
         return len(self.a)
 
     def __repr__(self) -> str:
-        return f"PairedData(name='{self.name}', n={len(self)}, a={self.a.modality}, b={self.b.modality})"
+        return (
+            f"PairedData(name='{self.name}', n={len(self)}, a={self.a.modality}, "
+            f"b={self.b.modality})"
+        )
 
     @property
     def channels(self) -> int:
@@ -86,9 +90,10 @@ class PairedData(Samples):
         )
 
 
-# -- --pair-channels ---------------------------------------------------------------------------------
+# -- --pair-channels -------------------------------------------------------------------------------
 def parse_pair_channels(spec: str) -> tuple[list[int], list[int]]:
-    """``"0,1,2:3,4,5"`` -> ``([0, 1, 2], [3, 4, 5])``; a malformed split is a one-line DataError."""
+    """``"0,1,2:3,4,5"`` -> ``([0, 1, 2], [3, 4, 5])``; a malformed split is a one-line
+    DataError."""
     hint = (
         "give two comma-separated channel lists separated by ':', e.g. --pair-channels 0,1,2:3,4,5"
     )
@@ -153,7 +158,7 @@ def _split(d: Samples, ga: list[int], gb: list[int], spec: str) -> PairedData:
     return PairedData(member(ga), member(gb), d.y, d.classes, d.name, d.info)
 
 
-# -- .npz with x_a, x_b --------------------------------------------------------------------------------
+# -- .npz with x_a, x_b ----------------------------------------------------------------------------
 def is_paired_npz(path: Path) -> bool:
     """Whether ``path`` is an .npz with ``x_a`` (a paired source); False when it cannot be read."""
     try:
@@ -210,8 +215,8 @@ def load_paired_npz(path: Path) -> Splits:
         if y is not None:
             if y.ndim != 1 or len(y) != len(xa):
                 raise DataError(
-                    f"'{path}': '{ky}' has shape {tuple(y.shape)} but '{ka}' has {len(xa)} samples; "
-                    f"give one integer label per sample ({ky}=(N,))"
+                    f"'{path}': '{ky}' has shape {tuple(y.shape)} but '{ka}' has {len(xa)} "
+                    f"samples; give one integer label per sample ({ky}=(N,))"
                 )
             if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
                 raise DataError(f"'{path}': '{ky}' contains NaN or Inf; labels must be integers")
@@ -229,8 +234,8 @@ def load_paired_npz(path: Path) -> Splits:
             tr, te = train.member(t), test.member(t)
             if tr.modality != te.modality or tr.channels != te.channels:
                 raise DataError(
-                    f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not match "
-                    f"'x_{t}' ({tr.modality}, {tr.channels} channel(s))"
+                    f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not "
+                    f"match 'x_{t}' ({tr.modality}, {tr.channels} channel(s))"
                 )
     elif "y_test" in arrays:
         raise DataError(f"'{path}' has 'y_test' but no 'x_a_test'/'x_b_test'")

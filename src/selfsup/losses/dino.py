@@ -10,9 +10,9 @@ teacher ``g_t`` (the global crops only). With the teacher's outputs *centred* by
     c <- m c + (1 - m) mean_b g_t(x)   (over the teacher's outputs of every global crop and rank)
 
 Centring stops one dimension from dominating, sharpening stops the uniform collapse that centring
-alone would cause. The authors' defaults (``facebookresearch/dino``, ``main_dino.py``): ``t_s = 0.1``,
-``t_t`` rising linearly from 0.04 over the first 30 epochs to its final value (0.04, 0.07 for long
-runs), centre momentum ``m = 0.9``.
+alone would cause. The authors' defaults (``facebookresearch/dino``, ``main_dino.py``):
+``t_s = 0.1``, ``t_t`` rising linearly from 0.04 over the first 30 epochs to its final value
+(0.04, 0.07 for long runs), centre momentum ``m = 0.9``.
 
 :func:`dino_loss` is a pure function; :class:`Centre` holds ``c`` (a buffer, so it is saved and
 restored exactly) and updates it with global sums under ``torch.distributed``.
@@ -78,7 +78,8 @@ class Centre(nn.Module):
 
     @torch.no_grad()
     def update(self, teacher: Tensor) -> None:
-        """``c <- m c + (1 - m) mean(teacher)``; ``teacher`` is (..., K), every leading row counts."""
+        """``c <- m c + (1 - m) mean(teacher)``; ``teacher`` is (..., K), every leading row
+        counts."""
         t = teacher.detach().to(self.centre.dtype).reshape(-1, self.centre.shape[1])
         mean = all_sum(t.sum(dim=0, keepdim=True)) / (len(t) * world()[1])
         self.centre.mul_(self.momentum).add_(mean, alpha=1 - self.momentum)

@@ -6,7 +6,8 @@ prototypes; the codes ``q_i`` of each *assigned* view i (the global crops) come 
 :func:`~selfsup.losses.sinkhorn.sinkhorn` (no gradient, optionally on the batch preceded by a
 queue of past embeddings whose codes are dropped), and every other view predicts them:
 
-    L = 1 / |A| sum_{i in A} 1 / (V - 1) sum_{v != i} mean_b [ - sum_k q_ibk log softmax(s_vb / t)_k ]
+    L = 1 / |A| sum_{i in A} 1 / (V - 1) sum_{v != i}
+            mean_b [ - sum_k q_ibk log softmax(s_vb / t)_k ]
 
 Defaults of the authors' ``main_swav.py``: ``t = 0.1``, ``eps = 0.05``, 3 Sinkhorn iterations,
 assignments from the two global crops.

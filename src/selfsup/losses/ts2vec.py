@@ -12,12 +12,14 @@ temperature).
 Instance-wise contrast (the other series at the same time stamp are the negatives), for sample
 ``i`` at step ``t``, over the 2B representations of step ``t`` in both views::
 
-    l_inst(i, t) = -log exp(s(z1[i,t], z2[i,t])) / sum_{j in 1..B, v in {1,2}, (v,j) != (1,i)} exp(s(z1[i,t], zv[j,t]))
+    l_inst(i, t) = -log exp(s(z1[i,t], z2[i,t]))
+                   / sum_{j in 1..B, v in {1,2}, (v,j) != (1,i)} exp(s(z1[i,t], zv[j,t]))
 
 Temporal contrast (the other time stamps of the same series are the negatives), for sample ``i``
 at step ``t``, over the 2T representations of series ``i`` in both views::
 
-    l_temp(i, t) = -log exp(s(z1[i,t], z2[i,t])) / sum_{u in 1..T, v in {1,2}, (v,u) != (1,t)} exp(s(z1[i,t], zv[i,u]))
+    l_temp(i, t) = -log exp(s(z1[i,t], z2[i,t]))
+                   / sum_{u in 1..T, v in {1,2}, (v,u) != (1,t)} exp(s(z1[i,t], zv[i,u]))
 
 Each is averaged over every anchor of both views (the symmetric terms with ``z2`` as anchor
 included). The hierarchical loss sums ``alpha * l_inst + (1 - alpha) * l_temp`` at every level of a
@@ -43,8 +45,9 @@ from torch import Tensor
 
 
 def _contrast(z1: Tensor, z2: Tensor) -> Tensor:
-    """Mean over anchors of ``-log softmax`` of the positive, contrasting along dim -2 of (..., N, D):
-    the 2N candidates of each leading index are both views' N rows; the anchor itself excluded."""
+    """Mean over anchors of ``-log softmax`` of the positive, contrasting along dim -2 of (..., N,
+    D): the 2N candidates of each leading index are both views' N rows; the anchor itself
+    excluded."""
     n = z1.shape[-2]
     z = torch.cat([z1, z2], dim=-2)  # (..., 2N, D)
     sim = z @ z.transpose(-1, -2)  # (..., 2N, 2N)
@@ -82,7 +85,8 @@ def hierarchical_contrastive_loss(
     """
     if z1.shape != z2.shape or z1.dim() != 3:
         raise ValueError(
-            f"z1 and z2 must be (B, T, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+            f"z1 and z2 must be (B, T, D) of the same shape, got {tuple(z1.shape)} and "
+            f"{tuple(z2.shape)}"
         )
     loss = z1.new_zeros(())
     levels = 0

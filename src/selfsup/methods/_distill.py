@@ -7,8 +7,8 @@
 - :func:`default_prototypes`: the number of clusters when the user gives none.
 - :func:`check_prototypes`: refuses more clusters than training samples, in one line;
   :func:`below_student`: a teacher temperature above the student's.
-- :func:`distribution_signals`: the teacher's (or the codes') entropies, for the logs and the collapse
-  monitor (:mod:`selfsup.train.monitor`).
+- :func:`distribution_signals`: the teacher's (or the codes') entropies, for the logs and the
+  collapse monitor (:mod:`selfsup.train.monitor`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 After the echocardiography paper's online cluster distillation: one branch's cluster assignments,
 computed online by Sinkhorn-Knopp over learned prototypes, are the targets that the other branch
-predicts, so that one modality (there: a video of the heart) learns the clusters that another (there:
-its frames, by an image encoder) forms. The paper's code is not public; this is a generic version
-built from SwAV's parts (:mod:`~selfsup.methods.swav`), with these choices:
+predicts, so that one modality (there: a video of the heart) learns the clusters that another
+(there: its frames, by an image encoder) forms. The paper's code is not public; this is a generic
+version built from SwAV's parts (:mod:`~selfsup.methods.swav`), with these choices:
 
 - The data is paired (two modalities of the same samples, a two-tower encoder); each tower projects
   into a shared space (the tower heads of :class:`~selfsup.models.two_tower.TwoTower`), L2
@@ -19,8 +19,8 @@ built from SwAV's parts (:mod:`~selfsup.methods.swav`), with these choices:
   epoch and renormalised after each step, an optional queue of past source embeddings, predictions
   at ``t = 0.1``: SwAV's defaults, as the paper builds on SwAV.
 
-With ``views.n_views = 2`` each tower gets one view per sample (``[a, b]``); ``n_views = 4`` gives two
-(``[a1, b1, a2, b2]``).
+With ``views.n_views = 2`` each tower gets one view per sample (``[a, b]``); ``n_views = 4`` gives
+two (``[a1, b1, a2, b2]``).
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ class DINOParams(Params):
     """Output dimension K of the head (the authors': 65536 on ImageNet)."""
     student_temp: float = Field(default=0.1, gt=0)
     teacher_temp: float = Field(default=0.04, gt=0)
-    """Final teacher temperature (0.04; up to 0.07 for long runs; it must stay below the student's)."""
+    """Final teacher temperature (0.04; up to 0.07 for long runs; it must stay below the
+    student's)."""
     warmup_teacher_temp: float = Field(default=0.04, gt=0)
     warmup_teacher_temp_epochs: float = Field(default=0.0, ge=0)
     """Linear warm-up of the teacher temperature from ``warmup_teacher_temp`` (the authors' code: 0
@@ -136,8 +137,8 @@ class DINO(Method):
         return {
             "uniform": "lower params.teacher_temp and params.warmup_teacher_temp (0.04) or the "
             "learning rate",
-            "dominant": "lower params.center_momentum (faster centring), warm the teacher temperature "
-            "up (params.warmup_teacher_temp_epochs) or lower the learning rate",
+            "dominant": "lower params.center_momentum (faster centring), warm the teacher "
+            "temperature up (params.warmup_teacher_temp_epochs) or lower the learning rate",
         }.get(
             kind,
             "lower the learning rate, raise params.momentum or add local crops (views.local_crops)",

@@ -1,4 +1,5 @@
-"""GRACE: two corrupted views of the graph, node-level contrast with intra- and inter-view negatives.
+"""GRACE: two corrupted views of the graph, node-level contrast with intra- and inter-view
+negatives.
 
 Zhu, Xu, Yu, Liu, Wu, Wang. *Deep Graph Contrastive Representation Learning.* ICML 2020 GRL+
 workshop (arXiv 2006.04131); authors' code CRIPAC-DIG/GRACE (``model.py``, ``train.py``; Cora
@@ -30,8 +31,10 @@ class GRACEParams(Params):
     proj_hidden: int = Field(default=128, ge=1)
     """Width of the projection head's hidden layer (Cora: 128)."""
     l2: float = Field(default=0.0, ge=0)
-    """Coupled L2 weight decay on every parameter as a loss term (:func:`selfsup.losses.l2.l2_penalty`):
-    with ``optim.weight_decay: 0``, the authors' ``torch.optim.Adam(weight_decay=l2)`` (Cora: 1e-5)."""
+    """Coupled L2 weight decay on every parameter as a loss term
+    (:func:`selfsup.losses.l2.l2_penalty`): with ``optim.weight_decay: 0``, the authors'
+    ``torch.optim.Adam(weight_decay=l2)`` (Cora:
+    1e-5)."""
 
 
 @register

@@ -30,7 +30,8 @@ class GraphMAEParams(Params):
     mask_rate: float = Field(default=0.5, gt=0, lt=1)
     """Fraction of the batch nodes masked each step (Cora: 0.5)."""
     replace_rate: float = Field(default=0.05, ge=0, lt=1)
-    """Of the masked nodes, the fraction given a random node's features instead of the token (Cora: 0.05)."""
+    """Of the masked nodes, the fraction given a random node's features instead of the token
+    (Cora: 0.05)."""
     gamma: float = Field(default=3.0, ge=1)
     """The scaled cosine error's exponent (``alpha_l``; Cora: 3)."""
     l2: float = Field(default=2e-4, ge=0)

@@ -12,7 +12,8 @@ Defaults from ``bytedance/ibot`` ``main_ibot.py``: both teacher temperatures war
 lambda2 = 1. Deviations: masks are random patches with a ratio drawn per image from
 ``[mask_ratio - mask_ratio_var, mask_ratio + mask_ratio_var]`` rather than the authors' blocks (on
 the 4x4 to 8x8 patch grids of small images blocks and random patches differ little); output
-dimension 4096 for both heads (the authors': 8192); local crops are not masked, as in the authors' code.
+dimension 4096 for both heads (the authors': 8192); local crops are not masked, as in the authors'
+code.
 
 On small images (digits) a random ViT's features are so alike that the authors' head (no
 BatchNorm) leaves the centred teacher uniform from the start and the run collapses; BatchNorm in the
@@ -104,8 +105,8 @@ class IBOT(DINO):
         return out
 
     def masks(self, n: int, length: int, device: torch.device) -> Tensor:
-        """(n, L) boolean masks, a ratio per image drawn around ``mask_ratio``; with ``mask_prob`` < 1
-        the rows of the crops left unmasked are all False."""
+        """(n, L) boolean masks, a ratio per image drawn around ``mask_ratio``; with ``mask_prob`` <
+        1 the rows of the crops left unmasked are all False."""
         p = self.params
         lo, hi = p.mask_ratio - p.mask_ratio_var, p.mask_ratio + p.mask_ratio_var
         ratio = lo + (hi - lo) * torch.rand(n, 1, device=device)
@@ -117,7 +118,8 @@ class IBOT(DINO):
         return out
 
     def masked_tokens(self, x: Tensor, mask: Tensor) -> Tensor:
-        """The student's encoded tokens (N, 1 + L, D) of ``x`` with the ``mask`` patches replaced."""
+        """The student's encoded tokens (N, 1 + L, D) of ``x`` with the ``mask`` patches
+        replaced."""
         vit = self.vit
         gh, gw = vit.grid(x.shape[-2], x.shape[-1])
         t = vit.patch_embed(normalised(self.encoder, x)).flatten(2).transpose(1, 2)

@@ -31,7 +31,8 @@ from .base import Batch, Context, Method, Needs, Params
 
 
 class _PairedMethod(Method):
-    """Embeds view ``2k`` with tower a and view ``2k + 1`` with tower b; averages ``pair_loss`` over k."""
+    """Embeds view ``2k`` with tower a and view ``2k + 1`` with tower b; averages ``pair_loss`` over
+    k."""
 
     needs = Needs(towers=2)
 
@@ -113,8 +114,8 @@ class ISogCLRPairParams(Params):
 class ISogCLRPair(_PairedMethod):
     name = "isogclr_pair"
     paper = (
-        "Qiu et al. 2023, Not All Semantics are Created Equal: Contrastive Self-supervised Learning with "
-        "Automatic Temperature Individualization (bimodal)"
+        "Qiu et al. 2023, Not All Semantics are Created Equal: Contrastive Self-supervised "
+        "Learning with Automatic Temperature Individualization (bimodal)"
     )
     Params = ISogCLRPairParams
     needs = Needs(towers=2, n_views=2)  # one view per modality; its state is updated once a step
@@ -153,7 +154,8 @@ class ISogCLRPair(_PairedMethod):
 
 class XHCLParams(Params):
     temperature: float = Field(default=0.1, gt=0)
-    """CMC's temperature for cross-modal pairs (razzu/cmc-cmkm); HCL used 0.5 for two image views."""
+    """CMC's temperature for cross-modal pairs (razzu/cmc-cmkm); HCL used 0.5 for two image
+    views."""
     tau_plus: float = Field(default=0.1, ge=0, lt=1)
     beta: float = Field(default=1.0, ge=0)
     negatives: Literal["cross", "all"] = "cross"
@@ -165,7 +167,10 @@ class XHCLParams(Params):
 @register
 class XHCL(_PairedMethod):
     name = "xhcl"
-    paper = "Choi et al. 2023, Multimodal Contrastive Learning with Hard Negative Sampling for Human Activity Recognition"
+    paper = (
+        "Choi et al. 2023, Multimodal Contrastive Learning with Hard Negative Sampling for "
+        "Human Activity Recognition"
+    )
     Params = XHCLParams
 
     def pair_loss(self, za: Tensor, zb: Tensor, batch: Batch) -> Tensor:

@@ -6,9 +6,9 @@ L2 normalisation -> scores against K normalised prototypes. The codes of each gl
 from Sinkhorn-Knopp (:func:`~selfsup.losses.sinkhorn`, ``eps = 0.05``, 3 iterations, global sums
 under DDP) and every other crop (global and local) predicts them (:func:`~selfsup.losses.swav_loss`,
 ``t = 0.1``). As in the authors' ``main_swav.py``: the prototypes are renormalised after every step
-and get no gradient during the first epoch (``freeze_prototypes_niters``); with small batches a queue
-of the global crops' past embeddings (one per global crop, ``queue_length`` 3840, from epoch 15 in
-the authors' batch-256 recipe) joins the batch in Sinkhorn once it is full, so that the
+and get no gradient during the first epoch (``freeze_prototypes_niters``); with small batches a
+queue of the global crops' past embeddings (one per global crop, ``queue_length`` 3840, from epoch
+15 in the authors' batch-256 recipe) joins the batch in Sinkhorn once it is full, so that the
 equipartition is over more samples than there are prototypes.
 
 Works on every modality (it only needs pooled features); multi-crop (``views.local_crops``) adds
@@ -54,7 +54,8 @@ class SwAVParams(Params):
     """Past embeddings per global crop that join Sinkhorn; default 3840 (the authors' batch-256
     recipe) capped at the training set, when the batch is below 256, else 0 (no queue)."""
     queue_start_epochs: float = Field(default=15.0, ge=0)
-    """The queue is filled from this epoch on and used once full (the authors' epoch_queue_starts)."""
+    """The queue is filled from this epoch on and used once full (the authors'
+    epoch_queue_starts)."""
 
 
 @register

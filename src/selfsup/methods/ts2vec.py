@@ -3,15 +3,16 @@
 Yue, Wang, Duan, Yang, Huang, Tong, Xu. *TS2Vec: Towards Universal Representation of Time Series.*
 AAAI 2022; the authors' code ``yuezhihan/ts2vec`` (``ts2vec.py``: ``fit``).
 
-Each step draws, for the whole batch, a crop length ``l`` in [2^(temporal_unit+1), L] (L: the batch's
-longest valid length, at most ``max_train_length`` after a random window), an overlap ``[a, b)`` of
-that length, and two crops ``[a1, b)`` and ``[a, b2)`` with ``a1 <= a`` and ``b2 >= b``, shifted
-by a random offset per series. The encoder (TS2Vec's dilated encoder by default, with its random
-timestamp mask in training) gives per-step representations of both crops; their overlap (the last
-``l`` steps of the first, the first ``l`` of the second: the same time stamps seen in different
-contexts) enters :func:`~selfsup.losses.ts2vec.hierarchical_contrastive_loss`. The two crops are
-cut from the first two views, which are the series unchanged under the method's own view preset
-(``none``); another ``views.preset`` adds its augmentations.
+Each step draws, for the whole batch, a crop length ``l`` in [2^(temporal_unit+1), L] (L: the
+batch's longest valid length, at most ``max_train_length`` after a random window), an overlap
+``[a, b)`` of that length, and two crops ``[a1, b)`` and ``[a, b2)`` with ``a1 <= a`` and
+``b2 >= b``, shifted by a random offset per series. The encoder (TS2Vec's dilated encoder by
+default, with its random timestamp mask in training) gives per-step representations of both crops;
+their overlap (the last ``l`` steps of the first, the first ``l`` of the second: the same time
+stamps seen in different contexts) enters
+:func:`~selfsup.losses.ts2vec.hierarchical_contrastive_loss`. The two crops are cut from the first
+two views, which are the series unchanged under the method's own view preset (``none``); another
+``views.preset`` adds its augmentations.
 
 No projection head: the loss works on the encoder's own per-step output; the instance
 representation is its max over time. The authors' defaults: representation 320, hidden 64, depth 10
@@ -19,7 +20,8 @@ representation is its max over time. The authors' defaults: representation 320, 
 3000, 200 iterations for a small data set. Like the authors (``torch.optim.swa_utils.AveragedModel``
 over the encoder, updated once at construction and after every optimiser step), the encoder that is
 evaluated and saved is the equal-weight average of the initial weights and of every iterate's
-(``params.swa=true``); the trained weights are ``online``. ``params.swa=false`` evaluates the encoder as trained.
+(``params.swa=true``); the trained weights are ``online``. ``params.swa=false`` evaluates the
+encoder as trained.
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ class TS2VecParams(Params):
     alpha: float = Field(default=0.5, ge=0, le=1)
     """Weight of the instance-wise contrast (1 - alpha: temporal); the paper's 0.5."""
     temporal_unit: int = Field(default=0, ge=0, le=16)
-    """The first pyramid level with temporal contrast; crops are at least 2^(temporal_unit+1) steps."""
+    """The first pyramid level with temporal contrast; crops are at least 2^(temporal_unit+1)
+    steps."""
     max_train_length: int | None = Field(default=3000, ge=2)
     """Longer series are trained on a random window of this many steps (the authors' 3000)."""
     swa: bool = True
-    """Evaluate (and save) the running equal-weight average of the encoder's weights over every step,
-    as the authors do; ``false``: the last iterate."""
+    """Evaluate (and save) the running equal-weight average of the encoder's weights over every
+    step, as the authors do; ``false``: the last iterate."""
 
 
 def per_step(encoder: nn.Module, method: str) -> nn.Module:
@@ -134,9 +137,11 @@ class TS2Vec(Method):
         return cls.needs.with_(min_length=int(2 ** (unit + 1)))
 
     def steps(self, x: Tensor) -> Tensor:
-        """Per-step representations (B, T, D) of raw-unit series (the encoder's normalisation first)."""
+        """Per-step representations (B, T, D) of raw-unit series (the encoder's normalisation
+        first)."""
         enc = self.online if self.params.swa else self.encoder
-        forward_steps: Callable[[Tensor], tuple[Tensor, Tensor]] = enc.backbone.forward_steps  # type: ignore[assignment]
+        forward_steps: Callable[[Tensor], tuple[Tensor, Tensor]]
+        forward_steps = enc.backbone.forward_steps  # type: ignore[assignment]
         h, _ = forward_steps((x - cast(Tensor, enc.mean)) / cast(Tensor, enc.std))
         return h.transpose(1, 2)
 

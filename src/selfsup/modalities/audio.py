@@ -16,9 +16,9 @@ embedded by its beginning (raise the cap with ``--max-seconds``; the window foll
 training clip).
 
 Defaults where the user left them unset (:meth:`AudioModality.config_defaults`): the ``audio_cnn``
-encoder (BYOL-A's), the method's view preset (``general`` otherwise, ``masked`` for methods that mask
-patches), 0.96 s training segments, a batch of at most 64, epochs for about 600 steps, AdamW at lr
-1e-3, kNN with k = 10 beside the linear probe.
+encoder (BYOL-A's), the method's view preset (``general`` otherwise, ``masked`` for methods that
+mask patches), 0.96 s training segments, a batch of at most 64, epochs for about 600 steps, AdamW at
+lr 1e-3, kNN with k = 10 beside the linear probe.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class AudioModality(Modality):
         if data.sr != meta["front_end"]["sr"]:
             raise DataError(
                 f"evaluation data '{data.name}' is at {data.sr} Hz but the encoder takes "
-                f"{meta['front_end']['sr']} Hz; load it with --sample-rate {meta['front_end']['sr']}"
+                f"{meta['front_end']['sr']} Hz; load it with --sample-rate "
+                f"{meta['front_end']['sr']}"
             )
 
     def input_meta(self, cfg, train: AudioData, needs: Needs):

@@ -170,8 +170,8 @@ class PairedModality(Modality):
         device: torch.device,
         protocols: list[str],
     ) -> dict:
-        """Cross-modal retrieval on the query split (``xmodal_*``), then each tower's protocols on its
-        own features (``a_*``, ``b_*``)."""
+        """Cross-modal retrieval on the query split (``xmodal_*``), then each tower's protocols on
+        its own features (``a_*``, ``b_*``)."""
         from ..eval.xmodal import xmodal_eval
 
         out: dict[str, Any] = xmodal_eval(

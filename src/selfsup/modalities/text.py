@@ -157,7 +157,8 @@ class TextModality(Modality):
             preset = needs.view_preset if needs.view_preset in TEXT_PRESETS else "default"
         if preset not in TEXT_PRESETS:
             raise ConfigError(
-                f"unknown text view preset '{preset}'; choose one of: auto, {', '.join(TEXT_PRESETS)}"
+                f"unknown text view preset '{preset}'; choose one of: auto, "
+                f"{', '.join(TEXT_PRESETS)}"
             )
         vc = getattr(cfg.views, NAME)
         ops = {

@@ -69,7 +69,8 @@ def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> n
 
 
 def front_end(sr: int, **over) -> dict:
-    """The front end's parameters for rate ``sr`` (window and hop in samples, fmax below Nyquist)."""
+    """The front end's parameters for rate ``sr`` (window and hop in samples, fmax below
+    Nyquist)."""
     p = {**FRONT_END, **over, "sr": int(sr)}
     p["n_fft"] = int(round(p["win_ms"] * sr / 1000))
     p["hop"] = int(round(p["hop_ms"] * sr / 1000))

@@ -5,8 +5,9 @@ Random under torch's global generator, which the trainer keys by (seed, step) an
 views are reproducible under the seed. The ops, in this order, each on when its field is set:
 
 - **segment** (COLA, Saeed et al. 2021): a random ``segment`` seconds of each clip (past a shorter
-  clip's end, the log-mel frames read as the training mean); ``same_segment`` draws one position for all the views of a
-  clip (BYOL-A, Niizumi et al. 2021, makes both views from one segment) instead of one per view;
+  clip's end, the log-mel frames read as the training mean); ``same_segment`` draws one position for
+  all the views of a clip (BYOL-A, Niizumi et al. 2021, makes both views from one segment) instead
+  of one per view;
 - **time shift**: the segment moved later by up to ``shift`` of its length (zeros come in);
 - **gain**: times a random gain of +-``gain_db`` dB;
 - **noise**: with probability ``noise_p``, white noise at a random SNR in ``snr`` dB;
@@ -118,7 +119,8 @@ AUDIO_PRESETS = {
 
 
 def spec_with(spec: AudioViewSpec, overrides: dict) -> AudioViewSpec:
-    """``spec`` with the fields the user set in ``views.audio`` (``segment`` is not a spec field)."""
+    """``spec`` with the fields the user set in ``views.audio`` (``segment`` is not a spec
+    field)."""
     changes = {
         k: tuple(v) if isinstance(v, list) else v
         for k, v in overrides.items()
@@ -214,7 +216,8 @@ def tempo_change(m: Tensor, factor: Tensor, fill: float) -> Tensor:
 
 
 def masks(m: Tensor, count: int, frac: float, dim: int, fill: float) -> Tensor:
-    """``count`` random bands of up to ``frac`` of axis ``dim`` (2: mel, 3: time) set to ``fill``."""
+    """``count`` random bands of up to ``frac`` of axis ``dim`` (2: mel, 3: time) set to
+    ``fill``."""
     size = m.shape[dim]
     width_max = int(frac * size)
     if count == 0 or width_max == 0:
