@@ -223,21 +223,8 @@ def load_paired_npz(path: Path) -> Splits:
         return PairedData(a, b, y, None, f"{name}{suffix}")
 
     train = split("")
-    test = None
-    if "x_a_test" in arrays or "x_b_test" in arrays:
-        if "x_a_test" not in arrays or "x_b_test" not in arrays:
-            raise DataError(
-                f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither"
-            )
-        test = split("_test")
-        for t in TOWERS:
-            tr, te = train.member(t), test.member(t)
-            if tr.modality != te.modality or tr.channels != te.channels:
-                raise DataError(
-                    f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not "
-                    f"match 'x_{t}' ({tr.modality}, {tr.channels} channel(s))"
-                )
-    elif "y_test" in arrays:
+    test = test_split(path, arrays, split, train)
+    if test is None and "y_test" in arrays:
         raise DataError(f"'{path}' has 'y_test' but no 'x_a_test'/'x_b_test'")
     if test is not None:  # series members: one common length per modality across the splits
         for t in TOWERS:
@@ -248,6 +235,25 @@ def load_paired_npz(path: Path) -> Splits:
         for d in (train, test):
             d.x = (d.a.x, d.b.x)  # type: ignore[assignment]
     return Splits(train, test)
+
+
+def test_split(path: Path, arrays: dict, split, train: PairedData) -> PairedData | None:
+    """The test split of a paired ``.npz`` (``split("_test")``) when it has ``x_a_test`` and
+    ``x_b_test`` (both or neither), each member of the same modality and channels as in ``train``;
+    None without one."""
+    if "x_a_test" not in arrays and "x_b_test" not in arrays:
+        return None
+    if "x_a_test" not in arrays or "x_b_test" not in arrays:
+        raise DataError(f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither")
+    test = split("_test")
+    for t in TOWERS:
+        tr, te = train.member(t), test.member(t)
+        if tr.modality != te.modality or tr.channels != te.channels:
+            raise DataError(
+                f"'{path}': 'x_{t}_test' ({te.modality}, {te.channels} channel(s)) does not "
+                f"match 'x_{t}' ({tr.modality}, {tr.channels} channel(s))"
+            )
+    return test
 
 
 def _member(path: Path, key: str, x: np.ndarray) -> Samples:

@@ -386,7 +386,7 @@ def load_paired_npz(spec: str, options=None, **_) -> Splits:
     text; the other is read as :mod:`selfsup.data.paired` reads it (images, series), as sound
     where ``sr_a`` / ``sr_b`` is given (:mod:`selfsup.data.audio`), or is text too."""
     from .audio import _max_seconds, _npz_rate, _rate, _read_npz, clips_from_array
-    from .paired import TOWERS, _member
+    from .paired import _member, test_split
 
     options = options or {}
     path = Path(spec).expanduser()
@@ -416,20 +416,7 @@ def load_paired_npz(spec: str, options=None, **_) -> Splits:
         return paired_texts(a, b, y, f"{path.stem}{suffix}", f"'{path}'")
 
     train = split("")
-    test = None
-    if "x_a_test" in arrays or "x_b_test" in arrays:
-        if "x_a_test" not in arrays or "x_b_test" not in arrays:
-            raise DataError(
-                f"'{path}' has only one of 'x_a_test' and 'x_b_test'; give both or neither"
-            )
-        test = split("_test")
-        for t in TOWERS:
-            tr, te = train.member(t), test.member(t)
-            if tr.modality != te.modality or tr.channels != te.channels:
-                raise DataError(
-                    f"'{path}': 'x_{t}_test' ({te.modality}) does not match 'x_{t}' ({tr.modality})"
-                )
-    return Splits(train, test)
+    return Splits(train, test_split(path, arrays, split, train))
 
 
 def load_paired_table(
