@@ -145,7 +145,7 @@ def main():
             "data": {"source": "digits"},
             "views": {"generator": gen},
             "model": {"backbone": "convnet"},
-            "loss": {"temperature": 0.2},
+            "params": {"temperature": 0.2},
             "optim": {"name": "adamw", "lr": 0.002, "warmup_epochs": 2},
             "train": {"epochs": a.epochs, "batch_size": 128, "seed": a.seed, "progress": "none"},
             "eval": {
