@@ -4,10 +4,10 @@ import sys
 from .cli import main
 
 code = main()
-if "RANK" in os.environ and os.environ.get("SELFSUP_ERROR_DIR"):
-    # a worker of `selfsup train --nproc N` that has finished: every file it wrote is closed; leave
-    # without the interpreter's finalization, where a torch.distributed backend's native threads
-    # can still abort an exit that had succeeded
+if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+    # a distributed worker (`selfsup train --nproc N`, torchrun) that has finished: every file it
+    # wrote is closed; leave without the interpreter's finalization, where a torch.distributed
+    # backend's native threads can still abort an exit that had succeeded
     import logging
 
     logging.shutdown()

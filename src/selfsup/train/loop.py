@@ -400,6 +400,14 @@ class Trainer:
         finally:
             # the collapse monitor's hook must not follow the encoder into evaluation (deepcopy)
             self.monitor.close()
+            if self.model is not self.method:
+                # free the DDP wrapper (and its reducer) now, while the process group is alive: one
+                # left to the interpreter's exit, after destroy_process_group, can abort the
+                # process ("terminate called without an active exception") after a good run
+                import gc
+
+                self.model = self.method
+                gc.collect()
 
     def _fit(self) -> Progress:
         tc = self.cfg.train
