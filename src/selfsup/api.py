@@ -137,7 +137,6 @@ def train(
                 run_dir, overwrite, protected_paths(cfg)
             )  # before any data is decoded or model built
         lk = None
-    parts = None
     try:
         rplan = resume_plan(run_dir, cfg, allow_changes) if resume is not None else None
         device = DIST.local_device(validation.device(cfg.train.device))
@@ -187,7 +186,6 @@ def train(
         if lk is not None:
             lk.release()
         if distributed:
-            parts = None  # the DDP wrapper holds the process group: let shutdown free both now
             DIST.shutdown()
 
 

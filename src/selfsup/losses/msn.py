@@ -28,12 +28,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._precision import wide
-from .distributed import world
+from .distributed import all_sum, world
 from .sinkhorn import sinkhorn
 
 
@@ -65,9 +64,7 @@ def _mean_over_ranks(x: Tensor) -> Tensor:
     _, size = world()
     if size == 1:
         return x
-    total = x.detach().clone()
-    dist.all_reduce(total)
-    return x + (total / size - x).detach()
+    return x + (all_sum(x) / size - x).detach()
 
 
 def msn_terms(

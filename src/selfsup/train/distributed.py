@@ -125,15 +125,10 @@ def _native_stderr_held():
 
 
 def shutdown() -> None:
-    """Leave the process group and free it now. A process group still alive when the interpreter
-    exits (held by a DDP wrapper caught in a reference cycle) is destroyed during finalization,
-    where gloo's threads can abort the process (SIGABRT, "terminate called without an active
-    exception") after the run succeeded."""
-    import gc
-
+    """Leave the process group (the trainer has already freed its DDP wrapper, see
+    :meth:`selfsup.train.Trainer.fit`)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    gc.collect()
 
 
 def barrier(what: str = "") -> None:
