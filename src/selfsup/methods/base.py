@@ -177,7 +177,10 @@ class Method(nn.Module):
         """Whether the trainer hands this method the labels of each batch."""
         return self.needs.labels
 
-    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
+    def forward(self, views: list[Any], batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        """The loss of one batch and the values to log. ``views`` holds the views the view maker
+        made, each an :class:`InputBatch` of the modality (a Tensor for most; a method over
+        another kind declares it in its own signature, e.g. ``list[GraphBatch]``)."""
         raise NotImplementedError
 
     def after_step(self, step: int, total_steps: int) -> None:

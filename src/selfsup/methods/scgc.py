@@ -141,8 +141,8 @@ class SCGC(Method):
                 opt.step()
         self.train(was)
 
-    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        v: GraphBatch = views[0]  # type: ignore[assignment]
+    def forward(self, views: list[GraphBatch], batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        v = views[0]
         p = self.params
         z = self.encoder(v).float()
         q = soft_assign(z, self.centers.float())
