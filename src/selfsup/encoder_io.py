@@ -79,7 +79,7 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(
             f"'{p}' is not a selfsup encoder file (safetensors with valid metadata)"
         ) from None
-    from .modalities.base import LEGACY_MODALITY, REGISTRY, check_encoder_input
+    from .modalities.base import LEGACY_MODALITY, REGISTRY, check_encoder_input, get
     from .plugins import load_all
 
     load_all(plugins)  # the modality may be a plug-in's (recorded by the run that trained it)
@@ -88,6 +88,11 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             f"'{p}' holds an encoder of modality '{meta.get('modality')}', which no loaded "
             "plug-in defines; load the plug-in that defines it first (selfsup.plugins.load)"
         )
+    modality = get(meta.get("modality", LEGACY_MODALITY))
+    try:
+        modality.check_meta(meta)
+    except ValueError as err:
+        raise CheckpointError(f"'{p}' is not a selfsup encoder file: {err}") from None
     try:
         tensors = load_file(str(p), device="cpu")
         mc = conf.ModelConfig(

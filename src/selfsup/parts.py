@@ -114,7 +114,7 @@ def with_defaults(cfg: conf.Config, train: sources.Samples) -> conf.Config:
 def encoder_meta(cfg: conf.Config, mod: Modality, input_meta: dict, needs: methods.Needs) -> dict:
     """What ``encoder.safetensors`` records: enough to rebuild the encoder without the run."""
     backbone = mod.resolve_backbone(cfg.model.backbone, input_meta, needs, cfg.method)
-    return {
+    meta = {
         "format": "selfsup-encoder-1",
         "modality": mod.name,
         "backbone": backbone,
@@ -125,6 +125,11 @@ def encoder_meta(cfg: conf.Config, mod: Modality, input_meta: dict, needs: metho
         **({"plugins": list(cfg.plugins)} if cfg.plugins else {}),
         **({"data_options": dict(cfg.data.options)} if cfg.data.options else {}),
     }
+    try:  # a plug-in modality whose input_meta does not fit its own declared meta_type
+        mod.check_meta(meta)
+    except ValueError as err:
+        raise ConfigError(f"modality '{mod.name}' describes its encoder wrongly: {err}") from None
+    return meta
 
 
 def build_encoder(cfg: conf.Config | conf.ModelConfig, meta: dict, seed: int = 0) -> nn.Module:

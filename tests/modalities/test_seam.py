@@ -119,3 +119,39 @@ def test_image_evaluation_refuses_series_data(tmp_path, tiny_npz):
     )
     with pytest.raises(DataError, match="timeseries data but the encoder takes image"):
         selfsup.evaluate(run, data=str(series_npz(tmp_path / "s.npz")), write=False)
+
+
+def test_every_modality_declares_the_fields_of_its_encoder_meta():
+    from selfsup.modalities.base import EncoderMeta, meta_problem
+
+    shared = set(EncoderMeta.__annotations__)
+    for name, mod in modalities.REGISTRY.items():
+        own = set(mod.meta_type.__annotations__)
+        assert mod.meta_type is EncoderMeta or own > shared, name
+        assert "Field required" in (meta_problem(mod.meta_type, {}) or ""), name
+
+
+def test_an_encoder_file_with_a_wrong_meta_field_is_refused_naming_the_field(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from selfsup.errors import CheckpointError
+
+    src = "tests/fixtures/encoders/image-7142eaa.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(src, framework="pt") as f:
+        meta = json.loads(f.metadata()["selfsup"])
+    selfsup.load_encoder(src)  # the file as written loads
+    for field, value in [("image_size", "big"), ("mean", None), ("backbone", 3)]:
+        bad = tmp_path / f"bad-{field}.safetensors"
+        save_file(
+            load_file(src), str(bad), metadata={"selfsup": json.dumps({**meta, field: value})}
+        )
+        with pytest.raises(CheckpointError, match=f"field '{field}'") as err:
+            selfsup.load_encoder(bad)
+        assert "\n" not in str(err.value)
+    missing = {k: v for k, v in meta.items() if k != "image_size"}
+    bad = tmp_path / "missing.safetensors"
+    save_file(load_file(src), str(bad), metadata={"selfsup": json.dumps(missing)})
+    with pytest.raises(CheckpointError, match="field 'image_size': Field required"):
+        selfsup.load_encoder(bad)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Required
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from ..data import audio as _sources  # noqa: F401  (registers the sources and o
 from ..data import spoken_digits as _builtin  # noqa: F401  (registers spoken_digits)
 from ..data.audio import AudioData
 from ..errors import ConfigError, DataError
-from .base import Modality, register, step_budget
+from .base import EncoderMeta, Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
@@ -58,8 +58,19 @@ def _frames(seconds_or_samples: float, hop: int, sr: int | None = None) -> int:
     return max(FRAME_MULTIPLE, math.ceil(samples / hop / FRAME_MULTIPLE) * FRAME_MULTIPLE)
 
 
+class AudioMeta(EncoderMeta, total=False):
+    """A sound encoder's ``meta``: the log-mel front end's parameters and the clip windows."""
+
+    front_end: Required[dict[str, Any]]
+    segment: int
+    window: int
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class AudioModality(Modality):
     name = NAME
+    meta_type = AudioMeta
     input_ndim = 4
     input_layout = "(N, 1, M, F) log-mel spectrograms (make them with the encoder's front_end)"
     views_fields = frozenset({NAME})

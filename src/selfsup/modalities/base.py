@@ -3,13 +3,54 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Required
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 from torch import Tensor, nn
+from typing_extensions import TypedDict
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, InputBatch, Needs
+
+
+class EncoderMeta(TypedDict, total=False):
+    """The fields every saved encoder's ``meta`` may hold (see :class:`Modality`); each modality
+    extends it with its own (:attr:`Modality.meta_type`). Fields a version added later are not
+    required, so files written before them keep loading."""
+
+    format: str
+    #: absent from image encoders written before modalities existed (they load as images)
+    modality: str
+    backbone: Required[str]
+    cifar_stem: Required[bool | None]
+    width: Required[float]
+    method: str
+    plugins: list[str]
+    data_options: dict[str, Any]
+    in_channels: int
+    mean: list[float]
+    std: list[float]
+    preset: str
+    view_spec: dict[str, Any]
+
+
+@cache
+def _adapter(meta_type: type) -> TypeAdapter[Any]:
+    return TypeAdapter(meta_type)
+
+
+def meta_problem(meta_type: type, meta: Any) -> str | None:
+    """What is wrong with ``meta`` as a ``meta_type`` (one line naming the first bad field), or
+    None when it fits."""
+    try:
+        _adapter(meta_type).validate_python(meta, strict=False)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(k) for k in first["loc"]) or "meta"
+        return f"field '{where}': {first['msg']}"
+    return None
 
 
 class Modality:
@@ -19,8 +60,12 @@ class Modality:
     encoder weights (``encoder.safetensors``): it holds at least ``modality``, ``backbone``,
     ``in_channels`` and the input statistics (``mean``, ``std``), plus what the modality needs
     (``image_size`` for images, ``length`` for series); :meth:`build_encoder` rebuilds the
-    encoder from it alone.
+    encoder from it alone. Its fields are declared by :attr:`meta_type`, a :class:`EncoderMeta`
+    subclass, and checked when a run records it and when a file is loaded.
     """
+
+    #: the TypedDict of this modality's ``meta`` (:class:`EncoderMeta` and its own fields)
+    meta_type: ClassVar[type] = EncoderMeta
 
     name: str = ""
     #: the number of dimensions of a batch of model inputs (images: N, C, H, W -> 4)
@@ -43,6 +88,13 @@ class Modality:
     #: whether its backbones can start from a local checkpoint folder (``model.pretrained``; the
     #: others refuse the field in one line)
     loads_pretrained: bool = False
+
+    def check_meta(self, meta: Any) -> None:
+        """Raise ValueError (one line: the first field that does not fit :attr:`meta_type`) when
+        ``meta`` cannot describe an encoder of this modality."""
+        problem = meta_problem(self.meta_type, meta)
+        if problem is not None:
+            raise ValueError(f"not the metadata of a '{self.name}' encoder: {problem}")
 
     # -- configuration -------------------------------------------------------------------------
     def backbone_names(self) -> list[str]:

@@ -24,7 +24,7 @@ paper's Cora setting: epochs, learning rate, weight decay, backbone).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required
 
 import numpy as np
 import torch
@@ -33,14 +33,26 @@ from torch import Tensor, nn
 from ..data.base import GraphData
 from ..errors import ConfigError
 from ..models.graph import GraphBatch, GraphEncoder
-from .base import Modality, register
+from .base import EncoderMeta, Modality, register
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
 
 
+class GraphMeta(EncoderMeta, total=False):
+    """A graph encoder's ``meta``: node features, their normalisation, the training graph's size."""
+
+    in_channels: Required[int]
+    feature_norm: str
+    n_nodes: int
+    n_classes: int
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class GraphModality(Modality):
     name = "graph"
+    meta_type = GraphMeta
     views_fields = frozenset({"corruption"})
     edges = True
     input_ndim = 2

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Required
 
 import torch
 from torch import Tensor, nn
 
 from ..data.base import ImageData
-from .base import Modality, register
+from .base import EncoderMeta, Modality, register
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
 
 
+class ImageMeta(EncoderMeta, total=False):
+    """An image encoder's ``meta``: its input channels and the side it takes at evaluation
+    (``image_size``; the training views' side is ``view_spec["size"]``)."""
+
+    in_channels: Required[int]
+    image_size: Required[int]
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class ImageModality(Modality):
     name = "image"
+    meta_type = ImageMeta
     input_ndim = 4
     input_layout = "(N, C, H, W) float images in [0, 1]"
     input_range = (0.0, 1.0)

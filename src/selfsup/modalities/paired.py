@@ -17,14 +17,14 @@ single-modality method is refused when it is built, and the other way round.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required
 
 import torch
 from torch import Tensor, nn
 
 from ..data.paired import TOWERS, PairedData
 from ..models.two_tower import PairTensor, TwoTower
-from .base import Modality, get, register
+from .base import REGISTRY, EncoderMeta, Modality, get, register
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
@@ -42,8 +42,18 @@ class PairedViews(nn.Module):
         return [v for pair in zip(va, vb, strict=True) for v in pair]
 
 
+class PairedMeta(EncoderMeta, total=False):
+    """A two-tower encoder's ``meta``: each tower's own ``meta`` (under ``towers["a"]`` and
+    ``towers["b"]``) and the projection heads' sizes."""
+
+    towers: Required[dict[str, dict[str, Any]]]
+    proj_hidden: Required[int]
+    proj_dim: Required[int]
+
+
 class PairedModality(Modality):
     name = "paired"
+    meta_type = PairedMeta
     towers = 2
     #: ``model.pretrained`` reaches the members that take it (a text tower); :meth:`check_run`
     #: refuses it where neither member does
@@ -53,6 +63,17 @@ class PairedModality(Modality):
     def members(meta: dict) -> list[tuple[str, Modality, dict]]:
         """``(tower, member modality, member meta)`` for both towers."""
         return [(t, get(meta["towers"][t]["modality"]), meta["towers"][t]) for t in TOWERS]
+
+    def check_meta(self, meta: Any) -> None:
+        super().check_meta(meta)
+        for t in TOWERS:
+            tower = meta["towers"].get(t)
+            if not isinstance(tower, dict) or tower.get("modality") not in REGISTRY:
+                raise ValueError(f"not the metadata of a '{self.name}' encoder: no tower '{t}'")
+            try:
+                get(tower["modality"]).check_meta(tower)
+            except ValueError as err:
+                raise ValueError(f"tower '{t}': {err}") from None
 
     # -- configuration -------------------------------------------------------------------------
     def reads_views(self, data: PairedData) -> frozenset[str]:

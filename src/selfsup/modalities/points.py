@@ -15,7 +15,7 @@ distances between random pairs of points of the cloud, invariant to rotation and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Required
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from ..data.points import (
 )
 from ..errors import DataError
 from ..views.points import PointViewsConfig
-from .base import Modality, register, step_budget
+from .base import EncoderMeta, Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
@@ -46,8 +46,17 @@ TARGET_STEPS = 400
 D2_PAIRS, D2_BINS = 4096, 32
 
 
+class PointsMeta(EncoderMeta, total=False):
+    """A point-cloud encoder's ``meta``: the points per cloud."""
+
+    points: Required[int]
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class PointsModality(Modality):
     name = NAME
+    meta_type = PointsMeta
     input_ndim = 3
     input_layout = "(N, 3, P) float point clouds"
     views_fields = frozenset({NAME})

@@ -9,7 +9,7 @@ and category vocabularies, so a saved encoder encodes new rows the same way
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Required
 
 import numpy as np
 import torch
@@ -17,14 +17,27 @@ from torch import Tensor, nn
 
 from ..data.base import TableData
 from ..errors import ConfigError
-from .base import Modality, register
+from .base import EncoderMeta, Modality, register
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
 
 
+class TableMeta(EncoderMeta, total=False):
+    """A table encoder's ``meta``: the training columns, the categories of each categorical
+    column and their counts (0 for a numeric column)."""
+
+    in_channels: Required[int]
+    columns: Required[list[str]]
+    categories: dict[str, list[Any]]
+    cardinality: list[int]
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class TableModality(Modality):
     name = "table"
+    meta_type = TableMeta
     views_fields = frozenset({"corruption"})
     input_layout = "(N, F) float rows"
     input_channels_dim = False

@@ -26,7 +26,7 @@ with the same probes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Required
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from ..data.text import (
 )
 from ..errors import ConfigError, DataError
 from ..views.text import TEXT_PRESETS, TextViewsConfig
-from .base import Modality, register, step_budget
+from .base import EncoderMeta, Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
@@ -131,8 +131,23 @@ def pretrained_parts(folder: str) -> tuple[str, dict]:
     return spec, cfg
 
 
+class TextMeta(EncoderMeta, total=False):
+    """A text encoder's ``meta``: the tokenizer (its JSON), its special ids, the token limit, the
+    view ops, and for a pretrained checkpoint its folder and configuration."""
+
+    tokenizer: Required[str]
+    vocab_size: Required[int]
+    pad_id: Required[int]
+    mask_id: int
+    max_tokens: Required[int]
+    ops: dict[str, Any]
+    pretrained: str
+    hf_config: dict[str, Any]
+
+
 class TextModality(Modality):
     name = NAME
+    meta_type = TextMeta
     input_ndim = 2
     views_fields = frozenset({NAME})
     loads_pretrained = True

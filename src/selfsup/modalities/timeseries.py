@@ -16,7 +16,7 @@ linear.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Required
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..data.base import SeriesData
 from ..errors import ConfigError, DataError
-from .base import Modality, register, step_budget
+from .base import EncoderMeta, Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Needs
@@ -33,8 +33,18 @@ if TYPE_CHECKING:
 TARGET_STEPS = 300
 
 
+class SeriesMeta(EncoderMeta, total=False):
+    """A series encoder's ``meta``: its channels and the training length."""
+
+    in_channels: Required[int]
+    length: Required[int]
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class SeriesModality(Modality):
     name = "timeseries"
+    meta_type = SeriesMeta
     views_fields = frozenset({"series"})
     input_layout = "(N, C, T) float series"
     input_ndim = 3

@@ -15,7 +15,7 @@ linear probe.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Required
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from ..config import register_views
 from ..data.video import VideoData
 from ..errors import DataError
 from ..views.video import VideoViewsConfig
-from .base import Modality, register, step_budget
+from .base import EncoderMeta, Modality, register, step_budget
 
 if TYPE_CHECKING:
     from ..methods.base import Capability, Needs
@@ -35,8 +35,20 @@ NAME = "video"
 TARGET_STEPS = 300
 
 
+class VideoMeta(EncoderMeta, total=False):
+    """A video encoder's ``meta``: channels, frame side, the clip's frame count."""
+
+    in_channels: Required[int]
+    image_size: Required[int]
+    frames: int
+    clip_frames: Required[int]
+    mean: Required[list[float]]
+    std: Required[list[float]]
+
+
 class VideoModality(Modality):
     name = NAME
+    meta_type = VideoMeta
     input_ndim = 5
     input_layout = "(N, C, T, H, W) float clips in [0, 1]"
     input_range = (0.0, 1.0)
