@@ -174,3 +174,29 @@ def test_graces_split_probe_trains_on_a_tenth_of_the_nodes():
     assert r["node_grace_split_std"] >= 0
     with pytest.raises(ValueError, match="ratio"):
         grace_split_probe(x, y, ratio=1.0)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_a_row_patch_gives_the_dense_inputs_output_dropout_mask_and_gradients(train):
+    """GraphMAE's masked input: data rows (sparse, no gradient) and [MASK] token rows apart; the GAT
+    layer draws the same input-dropout mask and computes the same numbers as on the plain matrix."""
+    from selfsup.models.graph import RowPatch
+
+    torch.manual_seed(2)
+    layer = GATLayer(7, 3, 2, feat_drop=0.3, attn_drop=0.0).double().train(train)
+    e = _graph()
+    base = torch.rand(12, 7, dtype=torch.float64) * (torch.rand(12, 7) < 0.3)  # sparse-ish data
+    rows = torch.tensor([5, 0, 9, 3])
+    token = torch.randn(1, 7, dtype=torch.float64, requires_grad=True)
+    gw = torch.randn(12, 6, dtype=torch.float64)
+    outs, grads = [], []
+    for patched in (False, True):
+        values = base[rows] * 0 + token
+        h = RowPatch(base, rows, values)
+        torch.manual_seed(3)
+        out = layer(h if patched else h.dense(), e)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * gw).sum(), [token, *layer.parameters()]))
+    assert torch.allclose(outs[0], outs[1], atol=1e-12)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)

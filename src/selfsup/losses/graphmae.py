@@ -34,5 +34,8 @@ def sce_loss(x: Tensor, z: Tensor, gamma: float = 3.0) -> Tensor:
         )
     if not gamma >= 1:
         raise ValueError(f"the scaling exponent gamma must be >= 1, got {gamma}")
-    cos = (F.normalize(x, dim=-1) * F.normalize(z, dim=-1)).sum(-1)
+    # the dot product over the norms (as F.normalize, each norm at least 1e-12): two fewer
+    # (M, F)-sized passes than normalising z first, forward and backward
+    x = F.normalize(x, dim=-1)
+    cos: Tensor = (x * z).sum(-1) / z.norm(dim=-1).clamp(min=1e-12)
     return (1 - cos).pow(gamma).mean()

@@ -21,7 +21,14 @@ from torch import Tensor, nn
 from ..losses.graphmae import sce_loss
 from ..losses.l2 import l2_penalty
 from ..models.encoder import Encoder
-from ..models.graph import GATLayer, GraphBatch, encode_normalised, input_dim, normalised_features
+from ..models.graph import (
+    GATLayer,
+    GraphBatch,
+    RowPatch,
+    encode_normalised,
+    input_dim,
+    normalised_features,
+)
 from . import register
 from .base import Batch, Context, Method, Needs, Params, ParamsModel
 
@@ -85,11 +92,18 @@ class GraphMAE(Method):
         else:
             token = masked
             h[token] = 0.0
-        h[token] = h[token] + self.mask_token
-        rep = self.encoder_to_decoder(encode_normalised(self.encoder, h, v.edge_index))
-        rep = rep.index_fill(0, masked, 0.0)  # re-mask before the decoder
+        # the token rows apart from the data (a GAT multiplies the data rows as a sparse matrix)
+        h_in = RowPatch(h, token, h[token] + self.mask_token)
+        z = encode_normalised(self.encoder, h_in, v.edge_index)
+        # re-mask before the decoder: only the other rows go through the linear map
+        rest = torch.ones(len(z), dtype=torch.bool, device=z.device)
+        rest[masked] = False
+        rest = rest.nonzero().flatten()
+        rep = z.new_zeros(len(z), self.encoder_to_decoder.out_features).index_copy(
+            0, rest, self.encoder_to_decoder(z.index_select(0, rest))
+        )
         recon = self.decoder(rep, v.edge_index, masked)  # only the masked rows are scored
-        loss = sce_loss(x[masked].float(), recon.float(), p.gamma)
+        loss = sce_loss(x.index_select(0, masked).float(), recon.float(), p.gamma)
         if p.l2 > 0:
             return loss + l2_penalty(self, p.l2), {"sce": float(loss.detach())}
         return loss, {}

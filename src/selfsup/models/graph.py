@@ -123,7 +123,8 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 class _EdgeSpMM(torch.autograd.Function):
     """``out[i, h] = sum over edges (j -> i) of a[e, h] * feat[j, h]`` as one CSR matrix product per
-    head (forward and the features' gradient), the attention gradient gathered per edge. The same
+    head (forward and the features' gradient), the attention gradient ``<g[i, h], feat[j, h]>``
+    sampled at the edges (``torch.sparse.sampled_addmm`` on the forward's CSR pattern). The same
     sums as gather-multiply-``index_add_``, without an (E, H, D) message tensor in memory."""
 
     @staticmethod
@@ -142,13 +143,13 @@ class _EdgeSpMM(torch.autograd.Function):
                 crow, src[fwd], a[fwd, h], (n_out, n), check_invariants=False
             )
             out[:, h] = m @ feat[:, h]
-        ctx.save_for_backward(feat, a, src, row)
+        ctx.save_for_backward(feat, a, src, row, fwd, crow)
         ctx.n_out = n_out
         return out
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
-        feat, a, src, row = ctx.saved_tensors
+        feat, a, src, row, fwd, fcrow = ctx.saved_tensors
         n, n_out = feat.shape[0], ctx.n_out
         g_feat = g_a = None
         if ctx.needs_input_grad[0]:
@@ -161,8 +162,15 @@ class _EdgeSpMM(torch.autograd.Function):
                     crow, row[bwd], a[bwd, h], (n, n_out), check_invariants=False
                 )
                 g_feat[:, h] = m @ g[:, h].contiguous()
-        if ctx.needs_input_grad[1]:
-            g_a = (g[row] * feat[src]).sum(-1)
+        if ctx.needs_input_grad[1]:  # the dot products at the forward's (row, src) positions
+            g_a = torch.empty_like(a)
+            zero = a.new_zeros(len(fwd))
+            for h in range(feat.shape[1]):
+                m = torch.sparse_csr_tensor(
+                    fcrow, src[fwd], zero, (n_out, n), check_invariants=False
+                )
+                dots = torch.sparse.sampled_addmm(m, g[:, h], feat[:, h].t(), beta=0.0)
+                g_a[fwd, h] = dots.values()
         return g_feat, g_a, None, None, None
 
 
@@ -174,6 +182,58 @@ def edge_aggregate(feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int
         out = feat.new_zeros((n_out, *feat.shape[1:]))
         return out.index_add_(0, row, msg)
     return _EdgeSpMM.apply(feat, a, src, row, n_out)  # type: ignore[no-any-return]
+
+
+class RowPatch:
+    """Node features ``base`` (N, F) whose rows ``rows`` are replaced by ``values`` (len(rows), F),
+    kept apart: ``base`` is data (no gradient), only ``values`` may carry one (GraphMAE's [MASK]
+    token rows). :class:`GATLayer` multiplies the base's other rows as a sparse matrix, the patched
+    rows densely, and computes the input gradient of the patched rows only; every other layer gets
+    :meth:`dense`, the plain (N, F) matrix. The same numbers either way."""
+
+    __slots__ = ("base", "rows", "values")
+
+    def __init__(self, base: Tensor, rows: Tensor, values: Tensor):
+        self.base, self.rows, self.values = base, rows, values
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.base.shape
+
+    def dense(self) -> Tensor:
+        return self.base.index_put((self.rows,), self.values)
+
+
+class _CsrLinear(torch.autograd.Function):
+    """``x @ weight.t()`` for a constant sparse CSR ``x``; the gradient goes to ``weight`` only."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.x = x
+        return x @ weight.t()
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[None, Tensor]:
+        return None, (ctx.x.t() @ g).t()
+
+
+def patched_linear(h: RowPatch, weight: Tensor, drop: nn.Dropout) -> Tensor:
+    """``F.linear(drop(h.dense()), weight)`` (no bias) with the same dropout mask, the base's rows
+    as a sparse product (Cora's bag-of-words rows are about 1 % non-zero)."""
+    n, p = h.base.shape[0], drop.p if drop.training else 0.0
+    if 0 < p < 1 and h.base.device.type == "cpu":  # as torch's CPU dropout draws its mask
+        keep = torch.empty_like(h.base).bernoulli_(1 - p).div_(1 - p)
+    else:  # the mask drop(h.dense()) would draw (scaled), whatever the device
+        keep = drop(torch.ones_like(h.base))
+    other = torch.ones(n, dtype=torch.bool, device=h.base.device)
+    other[h.rows] = False
+    other = other.nonzero().flatten()
+    sp = (h.base.index_select(0, other) * keep.index_select(0, other)).to_sparse_csr()
+    top = (h.values * keep.index_select(0, h.rows)) @ weight.t()
+    out = torch.cat([top, _CsrLinear.apply(sp, weight)])
+    inv = torch.empty(n, dtype=torch.long, device=out.device)
+    inv[torch.cat([h.rows, other])] = torch.arange(n, device=out.device)
+    return out.index_select(0, inv)
 
 
 class GATLayer(nn.Module):
@@ -208,26 +268,33 @@ class GATLayer(nn.Module):
         for p in (self.fc.weight, self.attn_l, self.attn_r):
             nn.init.xavier_normal_(p, gain=gain)
 
-    def forward(self, h: Tensor, edge_index: Tensor, dst: Tensor | None = None) -> Tensor:
+    def forward(
+        self, h: Tensor | RowPatch, edge_index: Tensor, dst: Tensor | None = None
+    ) -> Tensor:
         n, d_in = h.shape
         e = add_self_loops(edge_index, n)
         row, n_out = e[1], n
         if dst is not None:  # keep the edges into dst; row = position of the edge's target in dst
-            pos = torch.full((n,), -1, dtype=torch.long, device=h.device)
-            pos[dst] = torch.arange(len(dst), device=h.device)
+            pos = torch.full((n,), -1, dtype=torch.long, device=e.device)
+            pos[dst] = torch.arange(len(dst), device=e.device)
             keep = pos[e[1]] >= 0
             e, row, n_out = e[:, keep], pos[e[1][keep]], len(dst)
-        h = self.feat_drop(h)
         H, D = self.heads, self.d_out
         late = D > d_in  # project after aggregating (fewer numbers per edge)
-        if late:
+        if isinstance(h, RowPatch) and not late and h.base.dtype in (torch.float32, torch.float64):
+            # sparse data rows, dense patched rows
+            feat = patched_linear(h, self.fc.weight, self.feat_drop).view(n, H, D)
+            el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
+        elif late:
+            hd: Tensor = self.feat_drop(h.dense() if isinstance(h, RowPatch) else h)
             w = self.fc.weight.view(H, D, d_in)
             wl = (w * self.attn_l.view(H, D, 1)).sum(1)  # (H, d_in): W^T a_l per head
             wr = (w * self.attn_r.view(H, D, 1)).sum(1)
-            el, er = h @ wl.t(), h @ wr.t()  # (N, H)
-            feat = h.unsqueeze(1).expand(n, H, d_in)
+            el, er = hd @ wl.t(), hd @ wr.t()  # (N, H)
+            feat = hd.unsqueeze(1).expand(n, H, d_in)
         else:
-            feat = self.fc(h).view(n, H, D)
+            hd = self.feat_drop(h.dense() if isinstance(h, RowPatch) else h)
+            feat = self.fc(hd).view(n, H, D)
             el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
         score = F.leaky_relu(el[e[0]] + er[e[1]], self.negative_slope)
         a = self.attn_drop(edge_softmax(score, row, n_out))  # (E, H)
@@ -284,14 +351,17 @@ class GNN(nn.Module):
         )
         self.out_dim: int = d
 
-    def forward(self, h: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, h: Tensor | RowPatch, edge_index: Tensor) -> Tensor:
+        if isinstance(h, RowPatch) and self.kind != "gat":  # only the GAT layer takes it apart
+            h = h.dense()
+        out: Any = h  # a RowPatch goes into the first GAT layer as it is
         for i, (layer, act) in enumerate(zip(self.layers, self.acts)):
             if self.kind == "mlp":
-                h = layer(h)
-                h = act(h) if i < len(self.layers) - 1 else h  # SDCN's z layer is linear
+                out = layer(out)
+                out = act(out) if i < len(self.layers) - 1 else out  # SDCN's z layer is linear
             else:
-                h = act(layer(self.drop(h), edge_index))
-        return h
+                out = act(layer(self.drop(out), edge_index))
+        return out  # type: ignore[no-any-return]
 
 
 def _w(width: float, d: int) -> int:
@@ -362,8 +432,11 @@ def normalised_features(encoder: Any, batch: GraphBatch) -> Tensor:
     return encoder.normalise(batch.x)  # type: ignore[no-any-return]
 
 
-def encode_normalised(encoder: Any, h: Tensor, edge_index: Tensor) -> Tensor:
-    """The encoder's backbone on already-normalised node features (GraphMAE's masked input)."""
+def encode_normalised(encoder: Any, h: Tensor | RowPatch, edge_index: Tensor) -> Tensor:
+    """The encoder's backbone on already-normalised node features (GraphMAE's masked input; a
+    :class:`RowPatch` for a GAT backbone, the plain matrix for the others)."""
+    if isinstance(h, RowPatch) and not isinstance(encoder.backbone, GNN):
+        h = h.dense()
     return encoder.backbone(h, edge_index)  # type: ignore[no-any-return]
 
 
