@@ -37,6 +37,7 @@ from selfsup.data import Splits, register_builtin
 from selfsup.data.base import Samples
 from selfsup.errors import DataError
 from selfsup.modalities import Modality, register
+from selfsup.modalities.base import EncoderMeta
 
 NAME = "pointset"
 #: a short run: this example is a proof of the seam (it runs in the test suite), not a benchmark
@@ -161,8 +162,18 @@ class PointNet(nn.Module):
 
 
 # -- the modality ----------------------------------------------------------------------------
+class PointSetMeta(EncoderMeta, total=False):
+    """What the saved encoder records (``input_meta`` below); checked on save and on load."""
+
+    points: int
+    in_channels: int
+    mean: list[float]
+    std: list[float]
+
+
 class PointSetModality(Modality):
     name = NAME
+    meta_type = PointSetMeta
     input_ndim = 3  # (N, 2, P)
     views_fields = frozenset({NAME})
 

@@ -296,3 +296,59 @@ def test_the_former_loss_section_is_read_as_params_everywhere(tmp_path):
         conf.validate({"loss": {"temperature": 0.4}, "params": {"temperature": 0.2}})
     with pytest.raises(ConfigError, match=r"config field 'params\.temperatur'"):
         resolve_config(None, ["params.temperatur=0.2"])
+
+
+def test_former_flat_views_fields_are_read_as_their_sections(tmp_path):
+    """``views.size`` and the other image, table and graph fields sat directly under ``views``
+    before each modality had its section: recipes, --set, Python dicts and attribute reads keep
+    working, and a field given both ways with different values is refused."""
+    (tmp_path / "old.yaml").write_text(
+        "views: {size: 12, crop_scale: [0.5, 1.0], corruption: 0.2}\n"
+    )
+    cfg = resolve_config(str(tmp_path / "old.yaml"), ["views.flip=0.25"])
+    assert (cfg.views.image.size, cfg.views.image.crop_scale) == (12, (0.5, 1.0))
+    assert cfg.views.image.flip == 0.25 and cfg.views.size == 12
+    assert cfg.views.table.corruption == 0.2 and cfg.views.graph.corruption == 0.2
+    written = cfg.to_dict()["views"]
+    assert "size" not in written and written["image"]["size"] == 12
+    assert resolve_config(None, ["views.image.size=12"]).views.image == cfg.views.image.model_copy(
+        update={"crop_scale": None, "flip": None}
+    )
+    assert (
+        conf.Config.model_validate({"views": {"size": 12, "image": {"size": 12}}}).views.size == 12
+    )
+    with pytest.raises(ConfigError, match="former name of views.image.size"):
+        conf.validate({"views": {"size": 12, "image": {"size": 16}}})
+    with pytest.raises(AttributeError):
+        _ = cfg.views.no_such_field
+
+
+def test_a_run_whose_config_has_the_former_flat_views_fields_resumes_bit_identically(
+    tiny_config, tmp_path
+):
+    import yaml
+    from safetensors.torch import load_file
+
+    import selfsup
+
+    class Kill(Exception):
+        pass
+
+    cfg = tiny_config(views={"image": {"size": 8, "flip": 0.0}}, train={"epochs": 3})
+    straight = selfsup.train({**cfg, "out": str(tmp_path / "a")})
+
+    def die(epoch, method):
+        if epoch == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        selfsup.train({**cfg, "out": str(tmp_path / "b")}, on_epoch_end=die)
+    written = tmp_path / "b" / "config.yaml"
+    old = yaml.safe_load(written.read_text())  # as an earlier version wrote it: flat fields
+    image = old["views"].pop("image")
+    old["views"].update({k: v for k, v in image.items() if v is not None})
+    written.write_text(yaml.safe_dump(old))
+    resumed = selfsup.train(resume=tmp_path / "b")
+    a = load_file(str(straight.dir / "encoder.safetensors"))
+    b = load_file(str(resumed.dir / "encoder.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

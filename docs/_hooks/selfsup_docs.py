@@ -181,7 +181,7 @@ def method_reference(name: str) -> str:
         first = rec[0].relative_to(ROOT)
         run_it = (
             f"```bash\nselfsup train --config {first}\n"
-            f"selfsup train --config {first} --set loss.FIELD=VALUE   # change a parameter\n```\n\n"
+            f"selfsup train --config {first} --set params.FIELD=VALUE   # change a parameter\n```\n\n"
             f'```python\nrun = selfsup.train("{first}")\n```\n'
         )
     else:
@@ -366,6 +366,19 @@ def config_reference() -> str:
         ann = f.annotation
         if isinstance(ann, type) and hasattr(ann, "model_fields"):
             out.append(f"## `{name}`\n\n" + fields_table(ann, f"{name}."))
+            if name == "views":  # each modality's own section (config.register_views)
+                for section, model in conf.VIEWS_SECTIONS.items():
+                    former = [k for k, v in conf.FORMER_VIEWS_FIELDS.items() if section in v]
+                    note = (
+                        f" Formerly given directly under `views` (still read): "
+                        f"{', '.join(f'`views.{k}`' for k in former)}."
+                        if former
+                        else ""
+                    )
+                    out.append(
+                        f"### `views.{section}`\n\n{(model.__doc__ or '').strip()}{note}\n\n"
+                        + fields_table(model, f"views.{section}.")
+                    )
         elif name == "params":
             continue
         else:

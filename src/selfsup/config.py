@@ -66,107 +66,84 @@ class DataConfig(_Section):
         return None if v is None else str(v)
 
 
-class SeriesViewsConfig(_Section):
-    """Series views: a field set here replaces the chosen preset's (see
-    :mod:`selfsup.views.timeseries`)."""
-
-    slice: float | None = Field(default=None, gt=0, le=1)
-    """Window slicing: fraction of the valid length kept and stretched back (1: off)."""
-    time_warp: float | None = Field(default=None, ge=0, le=2)
-    """Time warping: spread of the random speed at the knots (0: off)."""
-    permute: int | None = Field(default=None, ge=0, le=64)
-    """Segment permutation: at most this many segments (0 or 1: off)."""
-    magnitude_warp: float | None = Field(default=None, ge=0, le=2)
-    """Magnitude warping: spread of the random multiplicative curve at the knots (0: off)."""
-    knots: int | None = Field(default=None, ge=1, le=64)
-    """Knots of the time and magnitude warping curves."""
-    scale: float | None = Field(default=None, ge=0, le=2)
-    """Per-sample, per-channel scaling factor ~ N(1, scale^2) (0: off)."""
-    jitter: float | None = Field(default=None, ge=0, le=10)
-    """Gaussian noise in units of each channel's standard deviation."""
-    channel_dropout: float | None = Field(default=None, ge=0, lt=1)
-    """Probability that a channel is replaced by its training mean (never all channels)."""
-
-
 #: views sections that modalities add (``views.<name>``, a pydantic model of their own fields):
 #: a modality defined outside this module registers its view parameters here with
 #: :func:`register_views` instead of adding fields to :class:`ViewsConfig`
 VIEWS_SECTIONS: dict[str, type[BaseModel]] = {}
 
+#: fields that sat directly under ``views`` before their modality had a section (``views.size``
+#: is now ``views.image.size``): each former name and the sections that read it
+FORMER_VIEWS_FIELDS: dict[str, list[str]] = {}
 
-def register_views(name: str, model: type[BaseModel]) -> None:
+
+def register_views(name: str, model: type[BaseModel], former: tuple[str, ...] = ()) -> None:
     """Add ``views.<name>``, validated by ``model`` (its defaults apply when the section is
-    absent); ``cfg.views.<name>`` is then an instance of ``model``."""
+    absent); ``cfg.views.<name>`` is then an instance of ``model``. ``former``: fields of
+    ``model`` that were once given directly under ``views`` (``views.FIELD``): such a key is
+    still read, as ``views.<name>.FIELD`` of every section that names it."""
     if name in ViewsConfig.model_fields:
         raise ValueError(
             f"views.{name} is a built-in field; register the section under another name"
         )
     VIEWS_SECTIONS[name] = model
+    for field in former:
+        if field not in model.model_fields:
+            raise ValueError(f"former field '{field}' is not a field of views.{name}")
+        claims = FORMER_VIEWS_FIELDS.setdefault(field, [])
+        if name not in claims:
+            claims.append(name)
+
+
+def _move_former_views(data: dict) -> dict:
+    """``data`` (the ``views`` section as given) with former flat fields moved into the sections
+    that now hold them; the same field given both ways with different values is refused."""
+    out = dict(data)
+    for field, sections in FORMER_VIEWS_FIELDS.items():
+        if field not in out or field in ViewsConfig.model_fields:
+            continue
+        value = out.pop(field)
+        for name in sections:
+            section = out.get(name)
+            if isinstance(section, BaseModel):
+                section = section.model_dump(exclude_unset=True)
+            section = dict(section or {})
+            if field in section and section[field] != value:
+                raise ValueError(
+                    f"views.{field} and views.{name}.{field} are both set, to different values; "
+                    f"views.{field} is the former name of views.{name}.{field}: keep only that"
+                )
+            section[field] = value
+            out[name] = section
+    return out
 
 
 class ViewsConfig(_Section):
-    """The views section. Shared by every modality: ``preset``, ``n_views`` and multi-crop; each
-    modality reads its own fields (:attr:`selfsup.modalities.Modality.views_fields`, checked against
-    the data once it is decoded) and may register a section of its own (:func:`register_views`)."""
+    """The views section. Shared by every modality: ``preset``, ``n_views`` and the number of
+    multi-crop's local crops; each modality reads its own section (``views.image``,
+    ``views.series``, ..., registered with :func:`register_views`; the fields of one that the data
+    does not read are refused in one line). Fields that once sat directly here (``views.size``)
+    are still read as their section's (``views.image.size``)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     preset: str = "auto"
-    """Images: ``auto`` picks ``digits`` for small grayscale images, ``cifar`` for colour ones
-    (``cifar``, ``digits``, ``imagenet``, ``none``); each modality has its own presets (series:
-    see :mod:`selfsup.views.timeseries`; tables: ``scarf``, ``vime``, ``clan``, ``noise``, ``none``,
-    see :mod:`selfsup.views.tabular`, ``auto`` being the method's own) and refuses an unknown name
-    in one line."""
+    """The view preset: each modality has its own and ``auto`` picks the method's or the data's
+    (images: ``digits`` for small grayscale images, ``cifar`` for colour ones; see each
+    modality's tutorial); an unknown name is refused in one line."""
     n_views: int = Field(default=2, ge=2, le=16)
-    backend: Literal["torch", "kornia"] = "torch"
-    """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation
-    modules."""
-    size: int | None = Field(default=None, ge=4, le=1024)
-    crop_scale: tuple[float, float] | None = None
-    flip: float | None = Field(default=None, ge=0, le=1)
-    jitter: tuple[float, float, float, float] | None = None
-    jitter_p: float | None = Field(default=None, ge=0, le=1)
-    grayscale_p: float | None = Field(default=None, ge=0, le=1)
-    blur_p: float | None = Field(default=None, ge=0, le=1)
-    affine_p: float | None = Field(default=None, ge=0, le=1)
-    rotate: float | None = Field(default=None, ge=0, le=180)
-    translate: float | None = Field(default=None, ge=0, le=1)
-    corruption: float | None = Field(default=None, ge=0, le=1)
-    """Tables: the fraction of features a view corrupts (default: the preset's; SCARF 0.6, VIME 0.3,
-    CLAN 0.1; see :mod:`selfsup.views.tabular`)."""
-    series: SeriesViewsConfig = Field(default_factory=SeriesViewsConfig)
-    """Series: per-op magnitudes replacing the preset's (``views.series.jitter=0.05``, ...)."""
-    eval_size: int | None = Field(default=None, ge=4, le=1024)
-    """Images: the size the encoder takes at evaluation and once saved (default: the view size).
-    Training on views smaller than this is a cheap speed-up that also suits the crops: a random
-    resized crop enlarges what it keeps, so a net trained on ``size`` px crops meets objects at
-    about the same scale in whole images at a larger size (Touvron et al. 2019, FixRes); e.g.
-    CIFAR-10 with ``views.size=24 views.eval_size=32``. Needs a backbone that takes any size
-    (ConvNet, ResNet; ViT when the patch size divides both)."""
     local_crops: int = Field(default=0, ge=0, le=16)
-    """Multi-crop: this many extra small crops besides the ``n_views`` global ones (0: off)."""
-    local_size: int | None = Field(default=None, ge=4, le=1024)
-    """Size of the local crops; default half the view size."""
-    local_scale: tuple[float, float] = (0.05, 0.4)
-    """Area fraction of the image each local crop covers."""
-    bss: bool = False
-    """Batch style standardisation (Scalbert et al. 2023): before the views are made, every image of
-    the batch takes the low-frequency Fourier amplitude of one random image of the batch."""
-    bss_ratio: tuple[float, float] = (0.01, 0.5)
-    """(r_min, r_max): the area fraction of the replaced low-frequency box is drawn in this
-    range."""
-    generator: str | None = None
-    """A view-generator plug-in (``selfsup.views.generator``): a registered name,
-    ``module:function`` or ``file.py:function``, called as ``fn(images, seed)``; it replaces the
-    hand-made views."""
+    """Multi-crop: this many extra small views besides the ``n_views`` global ones (0: off); the
+    modality makes them (images: ``views.image.local_size``, ``views.image.local_scale``)."""
 
     @model_validator(mode="before")
     @classmethod
     def _sections(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        out = dict(data)
-        for k, v in data.items():
+        if not VIEWS_SECTIONS:  # a Config made before any modality was imported
+            from . import modalities  # noqa: F401  (each registers its section)
+        out = _move_former_views(data)
+        for k, v in list(out.items()):
             if k in cls.model_fields:
                 continue
             model = VIEWS_SECTIONS.get(k)
@@ -178,19 +155,12 @@ class ViewsConfig(_Section):
             out.setdefault(k, model())
         return out
 
-    @field_validator("bss_ratio")
-    @classmethod
-    def _bss_ratio(cls, v):
-        if not 0 <= v[0] <= v[1] <= 1:
-            raise ValueError("bss_ratio must be two numbers 0 <= r_min <= r_max <= 1")
-        return v
-
-    @field_validator("crop_scale", "local_scale")
-    @classmethod
-    def _scale(cls, v):
-        if v is not None and not (0 < v[0] <= v[1] <= 1):
-            raise ValueError("crop_scale must be two numbers 0 < low <= high <= 1")
-        return v
+    def __getattr__(self, name: str) -> Any:
+        # a former flat field (``cfg.views.size``) reads its section's value
+        sections = FORMER_VIEWS_FIELDS.get(name)
+        if sections and not name.startswith("_"):
+            return getattr(getattr(self, sections[0]), name)
+        return super().__getattr__(name)  # type: ignore[misc]
 
 
 class ModelConfig(_Section):

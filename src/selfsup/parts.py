@@ -171,7 +171,7 @@ def assemble(cfg: conf.Config, train: sources.Samples, device: torch.device) -> 
     meta = encoder_meta(cfg, mod, input_meta, needs)
     encoder = build_encoder(cfg, meta, cfg.train.seed)
     x = mod.to_tensor(train)
-    # images: the training view size (image_size is the evaluation size, views.eval_size)
+    # images: the training view size (image_size is the evaluation size, views.image.eval_size)
     view_size = (meta.get("view_spec") or {}).get("size") or meta.get("image_size")
     typed = {
         "batch_size": cfg.train.batch_size,

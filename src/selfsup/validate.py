@@ -66,7 +66,7 @@ def check_config(cfg) -> None:
                 f"--logger {name} needs the {module} package, which is not installed; "
                 f"pip install selfsup[{extra}] (or drop --logger {name})"
             )
-    size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size
+    size = cfg.views.image.eval_size or cfg.views.image.size or cfg.data.image_size
     if size is not None:
         eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
@@ -86,7 +86,7 @@ def check_data(cfg, train, bank, mod) -> None:
             mod.check_input(d)
     reads = mod.reads_views(train) | {"preset", "n_views"}
     for name in given_views(cfg.views):
-        if name not in reads:
+        if name.split(".")[0] not in reads:
             raise ConfigError(
                 f"views.{name} does not apply to {mod.name} data ('{train.name}'); drop "
                 f"--set views.{name} (this data reads views.{', views.'.join(sorted(reads))})"
@@ -100,17 +100,16 @@ def check_data(cfg, train, bank, mod) -> None:
 
 
 def given_views(views) -> list[str]:
-    """The fields of a ``views`` section whose values differ from their defaults."""
+    """The fields of a ``views`` section whose values differ from their defaults (a section's as
+    ``section.field``)."""
     from .config import VIEWS_SECTIONS
 
     out = []
     for name, value in views:
-        default = (
-            VIEWS_SECTIONS[name]()
-            if name in VIEWS_SECTIONS
-            else type(views).model_fields[name].get_default(call_default_factory=True)
-        )
-        if value != default:
+        if name in VIEWS_SECTIONS:
+            default = VIEWS_SECTIONS[name]()
+            out += [f"{name}.{k}" for k, v in value if v != getattr(default, k)]
+        elif value != type(views).model_fields[name].get_default(call_default_factory=True):
             out.append(name)
     return out
 
@@ -166,7 +165,7 @@ def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu", 
     raise ConfigError(
         f"images of {size}x{size} px with eval.batch_size={batch} need about {_gb(need)} per "
         f"evaluation batch, more than the {_gb(free)} free; lower --set eval.batch_size "
-        f"(at most {fit}) or the image/view size (data.image_size, views.size)"
+        f"(at most {fit}) or the image/view size (data.image_size, views.image.size)"
     )
 
 

@@ -105,7 +105,7 @@ CASES = {
     "knn_sweep_k_0": (labelled, ["--set", "eval.knn_sweep_k=[0]"], ["eval.knn_sweep_k"]),
     "knn_sweep_t_negative": (labelled, ["--set", "eval.knn_sweep_t=[-0.1]"], ["eval.knn_sweep_t"]),
     "clip_grad_inf": (labelled, ["--set", "optim.clip_grad=.inf"], ["optim.clip_grad"]),
-    "jitter_nan": (labelled, ["--set", "views.jitter=[.nan,0,0,0]"], ["views.jitter[0]"]),
+    "jitter_nan": (labelled, ["--set", "views.jitter=[.nan,0,0,0]"], ["views.image.jitter[0]"]),
     "chunk_not_dividing_batch": (labelled, ["--set", "train.chunk_size=5"], ["train.chunk_size 5"]),
     "chunk_for_byol": (
         labelled,

@@ -75,7 +75,7 @@ def test_eval_size_on_series_is_refused_in_one_line(tmp_path):
         y=np.arange(24) % 2,
     )
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match="views.eval_size does not apply to timeseries data") as e:
+    with pytest.raises(ConfigError, match="views.image.eval_size does not apply to time") as e:
         selfsup.train(
             data=str(tmp_path / "s.npz"),
             epochs=1,

@@ -173,7 +173,7 @@ def test_bad_plugins_are_refused_with_one_line(bad, needle):
     gv = GeneratedViews(bad, size=8, n_views=2, name="bad")
     with pytest.raises(ConfigError, match=needle) as err:
         gv.check((torch.rand(4, 1, 8, 8) * 255).to(torch.uint8))
-    assert "\n" not in str(err.value) and "views.generator 'bad'" in str(err.value)
+    assert "\n" not in str(err.value) and "views.image.generator 'bad'" in str(err.value)
 
 
 def test_generators_resolve_by_name_module_and_file(tmp_path):

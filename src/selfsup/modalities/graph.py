@@ -30,9 +30,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..config import register_views
 from ..data.base import GraphData
 from ..errors import ConfigError
 from ..models.graph import GraphBatch, GraphEncoder
+from ..views.graph import GraphViewsConfig
 from .base import EncoderMeta, Modality, register
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class GraphMeta(EncoderMeta, total=False):
 class GraphModality(Modality):
     name = "graph"
     meta_type = GraphMeta
-    views_fields = frozenset({"corruption"})
+    views_fields = frozenset({"graph"})
     edges = True
     input_ndim = 2
 
@@ -86,8 +88,8 @@ class GraphModality(Modality):
                 f"{', '.join(GRAPH_PRESETS)}"
             )
         spec = GRAPH_PRESETS[preset]
-        if cfg.views.corruption is not None:
-            spec = replace(spec, p_feature=[cfg.views.corruption])
+        if cfg.views.graph.corruption is not None:
+            spec = replace(spec, p_feature=[cfg.views.graph.corruption])
         x = train.features.astype(np.float64)  # type: ignore[union-attr]
         norm = "row" if (x >= 0).all() else "standard"
         mean, std = x.mean(0), x.std(0)
@@ -256,3 +258,5 @@ class GraphModality(Modality):
 
 
 register(GraphModality())
+
+register_views("graph", GraphViewsConfig, former=("corruption",))

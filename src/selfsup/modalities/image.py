@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Required
 import torch
 from torch import Tensor, nn
 
+from ..config import register_views
 from ..data.base import ImageData
+from ..views.image import FORMER_FIELDS, ImageViewsConfig
 from .base import EncoderMeta, Modality, register
 
 if TYPE_CHECKING:
@@ -30,13 +32,7 @@ class ImageModality(Modality):
     input_ndim = 4
     input_layout = "(N, C, H, W) float images in [0, 1]"
     input_range = (0.0, 1.0)
-    views_fields = frozenset(
-        {
-            "backend", "size", "crop_scale", "flip", "jitter", "jitter_p", "grayscale_p", "blur_p",
-            "affine_p", "rotate", "translate", "eval_size", "local_crops", "local_size",
-            "local_scale", "bss", "bss_ratio", "generator",
-        }
-    )  # fmt: skip
+    views_fields = frozenset({"image", "local_crops"})
 
     def config_defaults(self, cfg, train: ImageData) -> dict:
         """A batch that gives at least about 20 optimisation steps an epoch on a small image set:
@@ -53,7 +49,8 @@ class ImageModality(Modality):
     def check_run(self, cfg, train: ImageData, bank) -> None:
         from ..validate import eval_memory
 
-        size = cfg.views.eval_size or cfg.views.size or cfg.data.image_size or train.size
+        vc = cfg.views.image
+        size = vc.eval_size or vc.size or cfg.data.image_size or train.size
         if bank is not None and size:
             eval_memory(size, train.channels, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
@@ -61,9 +58,9 @@ class ImageModality(Modality):
         from ..eval.features import channel_stats
         from ..views import resolve_spec
 
-        vc = cfg.views
+        vc = cfg.views.image
         preset, spec = resolve_spec(
-            vc.preset,
+            cfg.views.preset,
             train.channels,
             train.size,
             size=vc.size,
@@ -89,11 +86,11 @@ class ImageModality(Modality):
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
         views = self._hand_made_views(cfg, meta)
-        vc = cfg.views
+        vc = cfg.views.image
         if vc.generator:  # a user's plug-in makes the views instead (the builder tries it first)
             from ..views.generator import GeneratedViews
 
-            views = GeneratedViews(vc.generator, train_size(meta), vc.n_views)
+            views = GeneratedViews(vc.generator, train_size(meta), cfg.views.n_views)
         if vc.bss:  # one style per batch, applied to the raw batch before any view maker
             from ..views.style import BatchStyle
 
@@ -103,15 +100,21 @@ class ImageModality(Modality):
     def _hand_made_views(self, cfg, meta: dict) -> nn.Module:
         from ..views import ImageViews, MultiCropViews, ViewSpec
 
-        vc, c = cfg.views, meta["in_channels"]
+        shared, vc, c = cfg.views, cfg.views.image, meta["in_channels"]
         spec = ViewSpec(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["view_spec"].items()}
         )
-        if vc.local_crops:
+        if shared.local_crops:
             return MultiCropViews(
-                spec, c, vc.n_views, vc.local_crops, vc.local_size, vc.local_scale, vc.backend
+                spec,
+                c,
+                shared.n_views,
+                shared.local_crops,
+                vc.local_size,
+                vc.local_scale,
+                vc.backend,
             )
-        return ImageViews(spec, c, vc.n_views, vc.backend)
+        return ImageViews(spec, c, shared.n_views, vc.backend)
 
     def backbone_names(self) -> list[str]:
         from ..models import BACKBONES
@@ -169,7 +172,8 @@ class ImageModality(Modality):
 
 def train_size(meta: dict) -> int:
     """The size of the training views (``image_size`` is the evaluation size; they differ with
-    ``views.eval_size``). Encoders saved before eval_size existed have no view_spec: one size."""
+    ``views.image.eval_size``). Encoders saved before eval_size existed have no view_spec: one
+    size."""
     spec = meta.get("view_spec") or {}
     return int(spec.get("size") or meta["image_size"])
 
@@ -181,3 +185,5 @@ def _spec_dict(spec) -> dict:
 
 
 register(ImageModality())
+
+register_views("image", ImageViewsConfig, former=FORMER_FIELDS)

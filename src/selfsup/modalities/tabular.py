@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..config import register_views
 from ..data.base import TableData
 from ..errors import ConfigError
+from ..views.tabular import TableViewsConfig
 from .base import EncoderMeta, Modality, register
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ class TableMeta(EncoderMeta, total=False):
 class TableModality(Modality):
     name = "table"
     meta_type = TableMeta
-    views_fields = frozenset({"corruption"})
+    views_fields = frozenset({"table"})
     input_layout = "(N, F) float rows"
     input_channels_dim = False
     input_ndim = 2
@@ -57,8 +59,8 @@ class TableModality(Modality):
                 f"{', '.join(TABLE_PRESETS)}"
             )
         spec = TABLE_PRESETS[preset]
-        if cfg.views.corruption is not None:
-            spec = replace(spec, p=cfg.views.corruption)
+        if cfg.views.table.corruption is not None:
+            spec = replace(spec, p=cfg.views.table.corruption)
         cats = train.categories
         card = [len(cats[c]) if c in cats else 0 for c in train.columns]
         x = train.x.astype(np.float64)
@@ -136,3 +138,5 @@ class TableModality(Modality):
 
 
 register(TableModality())
+
+register_views("table", TableViewsConfig, former=("corruption",))

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..config import register_views
 from ..data.base import SeriesData
 from ..errors import ConfigError, DataError
+from ..views.timeseries import SeriesViewsConfig
 from .base import EncoderMeta, Modality, register, step_budget
 
 if TYPE_CHECKING:
@@ -130,3 +132,5 @@ class SeriesModality(Modality):
 
 
 register(SeriesModality())
+
+register_views("series", SeriesViewsConfig)

@@ -8,7 +8,7 @@ The plug-in contract::
         view size), floating point, on the same device (images: values in [0, 1]). The same
         (x, seed) must give the same views.'''
 
-Register it by name with :func:`register_generator` (``views.generator=NAME``), or name it as
+Register it by name with :func:`register_generator` (``views.image.generator=NAME``), or name it as
 ``package.module:function`` or ``path/to/file.py:function`` in the config. The seed of each batch is
 drawn from torch's global generator, which the trainer seeds from ``train.seed`` and stores in every
 checkpoint, so a run with generated views is reproducible and resumes bit-identically as long as the
@@ -37,7 +37,7 @@ GENERATORS: dict[str, GeneratorFn] = {}
 
 
 def register_generator(name: str, fn: GeneratorFn) -> GeneratorFn:
-    """Make ``fn`` available as ``views.generator=name`` (in this process)."""
+    """Make ``fn`` available as ``views.image.generator=name`` (in this process)."""
     if not callable(fn):
         raise ConfigError(f"view generator '{name}' is not callable")
     GENERATORS[name] = fn
@@ -53,7 +53,7 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
     if ":" not in spec:
         known = ", ".join(sorted(GENERATORS)) or "none registered"
         raise ConfigError(
-            f"views.generator '{spec}' is not a registered generator ({known}); give NAME, "
+            f"views.image.generator '{spec}' is not a registered generator ({known}); give NAME, "
             "package.module:function or path/to/file.py:function"
         )
     where, attr = spec.rsplit(":", 1)
@@ -61,7 +61,7 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
         if where.endswith(".py"):
             path = Path(where)
             if not path.is_file():
-                raise ConfigError(f"views.generator file '{where}' does not exist")
+                raise ConfigError(f"views.image.generator file '{where}' does not exist")
             s = importlib.util.spec_from_file_location(f"selfsup_generator_{path.stem}", path)
             mod = importlib.util.module_from_spec(s)
             s.loader.exec_module(mod)  # type: ignore[union-attr]
@@ -72,12 +72,14 @@ def resolve_generator(spec: str | GeneratorFn) -> GeneratorFn:
     # any failure to import the user's module is a config error
     except Exception as err:  # noqa: BLE001
         raise ConfigError(
-            f"views.generator '{spec}' could not be imported ({type(err).__name__}: "
+            f"views.image.generator '{spec}' could not be imported ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''})"
         ) from None
     fn = getattr(mod, attr, None)
     if not callable(fn):
-        raise ConfigError(f"views.generator '{spec}': '{attr}' is not a callable of '{where}'")
+        raise ConfigError(
+            f"views.image.generator '{spec}': '{attr}' is not a callable of '{where}'"
+        )
     return fn
 
 
@@ -99,7 +101,7 @@ class GeneratedViews(nn.Module):
         self.size, self.n_views = size, n_views
 
     def _check(self, out: object, x: Tensor) -> list[Tensor]:
-        what = f"views.generator '{self.name}'"
+        what = f"views.image.generator '{self.name}'"
         shapes = [tuple(x.shape)]
         if self.size is not None and x.ndim == 4:
             shapes.append((*x.shape[:2], self.size, self.size))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from ..models.graph import GraphBatch
@@ -107,3 +108,13 @@ class GraphViews(nn.Module):
 
     def forward(self, b: GraphBatch) -> list[GraphBatch]:
         return [self.view(b, k) for k in range(self.n_views)]
+
+
+class GraphViewsConfig(BaseModel):
+    """``views.graph``: a field set here replaces the preset's."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    corruption: float | None = Field(default=None, ge=0, le=1)
+    """The probability that feature masking zeroes a feature column, for both views (default: the
+    preset's; GRACE's 0.3 and 0.4). Formerly ``views.corruption``, still read."""

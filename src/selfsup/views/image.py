@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 
@@ -327,3 +329,68 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+#: fields of ``views.image`` that sat directly under ``views`` before (``views.size``)
+FORMER_FIELDS = (
+    "backend", "size", "crop_scale", "flip", "jitter", "jitter_p", "grayscale_p", "blur_p",
+    "affine_p", "rotate", "translate", "eval_size", "local_size", "local_scale", "bss", "bss_ratio",
+    "generator",
+)  # fmt: skip
+
+
+class ImageViewsConfig(BaseModel):
+    """``views.image``: image view parameters; a field set here replaces the preset's
+    (``digits``, ``cifar``, ``imagenet``, ``none``). ``views.size`` and the other former flat
+    names are still read as these."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    backend: Literal["torch", "kornia"] = "torch"
+    """``torch``: batched plain-torch ops (fast on CPU); ``kornia``: kornia's augmentation
+    modules."""
+    size: int | None = Field(default=None, ge=4, le=1024)
+    crop_scale: tuple[float, float] | None = None
+    flip: float | None = Field(default=None, ge=0, le=1)
+    jitter: tuple[float, float, float, float] | None = None
+    jitter_p: float | None = Field(default=None, ge=0, le=1)
+    grayscale_p: float | None = Field(default=None, ge=0, le=1)
+    blur_p: float | None = Field(default=None, ge=0, le=1)
+    affine_p: float | None = Field(default=None, ge=0, le=1)
+    rotate: float | None = Field(default=None, ge=0, le=180)
+    translate: float | None = Field(default=None, ge=0, le=1)
+    eval_size: int | None = Field(default=None, ge=4, le=1024)
+    """The size the encoder takes at evaluation and once saved (default: the view size).
+    Training on views smaller than this is a cheap speed-up that also suits the crops: a random
+    resized crop enlarges what it keeps, so a net trained on ``size`` px crops meets objects at
+    about the same scale in whole images at a larger size (Touvron et al. 2019, FixRes); e.g.
+    CIFAR-10 with ``views.image.size=24 views.image.eval_size=32``. Needs a backbone that takes
+    any size (ConvNet, ResNet; ViT when the patch size divides both)."""
+    local_size: int | None = Field(default=None, ge=4, le=1024)
+    """Size of the local crops; default half the view size."""
+    local_scale: tuple[float, float] = (0.05, 0.4)
+    """Area fraction of the image each local crop covers."""
+    bss: bool = False
+    """Batch style standardisation (Scalbert et al. 2023): before the views are made, every image of
+    the batch takes the low-frequency Fourier amplitude of one random image of the batch."""
+    bss_ratio: tuple[float, float] = (0.01, 0.5)
+    """(r_min, r_max): the area fraction of the replaced low-frequency box is drawn in this
+    range."""
+    generator: str | None = None
+    """A view-generator plug-in (``selfsup.views.generator``): a registered name,
+    ``module:function`` or ``file.py:function``, called as ``fn(images, seed)``; it replaces the
+    hand-made views."""
+
+    @field_validator("bss_ratio")
+    @classmethod
+    def _bss_ratio(cls, v):
+        if not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError("bss_ratio must be two numbers 0 <= r_min <= r_max <= 1")
+        return v
+
+    @field_validator("crop_scale", "local_scale")
+    @classmethod
+    def _scale(cls, v):
+        if v is not None and not (0 < v[0] <= v[1] <= 1):
+            raise ValueError("crop_scale must be two numbers 0 < low <= high <= 1")
+        return v

@@ -5,7 +5,7 @@ Rows are in the data's own units with categorical columns as integer codes (see
 ever holds a valid code. Random under torch's global generator, which the trainer seeds and
 checkpoints.
 
-Presets (``--set views.preset=NAME``; the fraction by ``--set views.corruption=P``). In the
+Presets (``--set views.preset=NAME``; the fraction by ``--set views.table.corruption=P``). In the
 corrupting presets view 0 is the row itself (the anchor) and the other views are corrupted copies:
 
 - ``scarf`` (Bahri et al. 2022, SCARF): in each row a random subset of ``round(0.6 F)`` features
@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 
@@ -148,3 +149,13 @@ class TableViews(nn.Module):
         x = x.float()
         first = [x] if self.spec.anchor else []
         return first + [self.one(x) for _ in range(self.n_views - len(first))]
+
+
+class TableViewsConfig(BaseModel):
+    """``views.table``: a field set here replaces the preset's."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    corruption: float | None = Field(default=None, ge=0, le=1)
+    """The fraction of features a view corrupts (default: the preset's; SCARF 0.6, VIME 0.3,
+    CLAN 0.1). Formerly ``views.corruption``, still read."""

@@ -47,6 +47,7 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 
@@ -230,3 +231,27 @@ def channel_dropout(x: Tensor, p: float, mean: Tensor) -> Tensor:
     drop[torch.arange(b, device=x.device), keep_one] = False
     filled = torch.where(torch.isnan(x), x, mean.to(x.dtype).expand_as(x))
     return torch.where(drop.unsqueeze(-1), filled, x)
+
+
+class SeriesViewsConfig(BaseModel):
+    """Series views: a field set here replaces the chosen preset's (see
+    :mod:`selfsup.views.timeseries`)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    slice: float | None = Field(default=None, gt=0, le=1)
+    """Window slicing: fraction of the valid length kept and stretched back (1: off)."""
+    time_warp: float | None = Field(default=None, ge=0, le=2)
+    """Time warping: spread of the random speed at the knots (0: off)."""
+    permute: int | None = Field(default=None, ge=0, le=64)
+    """Segment permutation: at most this many segments (0 or 1: off)."""
+    magnitude_warp: float | None = Field(default=None, ge=0, le=2)
+    """Magnitude warping: spread of the random multiplicative curve at the knots (0: off)."""
+    knots: int | None = Field(default=None, ge=1, le=64)
+    """Knots of the time and magnitude warping curves."""
+    scale: float | None = Field(default=None, ge=0, le=2)
+    """Per-sample, per-channel scaling factor ~ N(1, scale^2) (0: off)."""
+    jitter: float | None = Field(default=None, ge=0, le=10)
+    """Gaussian noise in units of each channel's standard deviation."""
+    channel_dropout: float | None = Field(default=None, ge=0, lt=1)
+    """Probability that a channel is replaced by its training mean (never all channels)."""
