@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -256,22 +257,41 @@ def test_split(path: Path, arrays: dict, split, train: PairedData) -> PairedData
     return test
 
 
+#: readers of a paired ``.npz`` member array that modalities add (:func:`register_member`),
+#: tried before the built-in series and image readers, the latest first
+MEMBER_READERS: list[tuple[str, Callable[[np.ndarray, str], Samples | None]]] = []
+
+
+def register_member(what: str, read: Callable[[np.ndarray, str], Samples | None]) -> None:
+    """Let a paired ``.npz`` hold a member of another kind: ``read(x, where)`` returns the
+    container for the array ``x`` when it is of that kind (``where`` names it in errors), else
+    None. ``what`` is how the refusal of an unknown array names the kind, e.g.
+    ``"(N, T, H, W, C) uint8 clips"``."""
+    MEMBER_READERS.insert(0, (what, read))
+
+
 def _member(path: Path, key: str, x: np.ndarray) -> Samples:
     where = f"'{path}': array '{key}'"
+    for _, read in MEMBER_READERS:
+        found = read(x, where)
+        if found is not None:
+            return found
     if x.dtype.kind == "f" and x.ndim == 3:
         return SeriesData(x, None, None, where)
     if x.dtype == np.uint8 and x.ndim in (3, 4):
         x = x[..., None] if x.ndim == 3 else x
         check_images(x, where)
         return ImageData(x, None, None, where)
+    kinds = ", ".join(what for what, _ in MEMBER_READERS)
     raise DataError(
         f"{where} has shape {tuple(x.shape)} and dtype {x.dtype}; give (N, C, T) float series "
-        "or (N, H, W[, C]) uint8 images"
+        f"or (N, H, W[, C]) uint8 images{f', or {kinds}' if kinds else ''}"
     )
 
 
 __all__ = [
     "PairedData",
+    "register_member",
     "TOWERS",
     "parse_pair_channels",
     "split_channels",

@@ -40,6 +40,7 @@ import numpy as np
 from ..errors import DataError
 from . import DataOption, Source, Splits, register_builtin, register_option, register_source
 from .base import Samples
+from .paired import register_member
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".gif"}
 #: defaults of the decode options (``data.options.video_*``)
@@ -492,3 +493,15 @@ __all__ = [
     "make_moving_digits",
     "MOTIONS",
 ]
+
+
+def _paired_member(x: np.ndarray, where: str) -> VideoData | None:
+    """A member of a paired ``.npz`` that is rank 5: (N, T, H, W, C) clips."""
+    if x.ndim != 5:
+        return None
+    clips = VideoData(x, None, None, where)
+    clips.check()
+    return clips
+
+
+register_member("(N, T, H, W, C) uint8 clips", _paired_member)
