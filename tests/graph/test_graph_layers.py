@@ -176,8 +176,8 @@ def test_graces_split_probe_trains_on_a_tenth_of_the_nodes():
         grace_split_probe(x, y, ratio=1.0)
 
 
-@pytest.mark.parametrize("train", [True, False])
-def test_a_row_patch_gives_the_dense_inputs_output_dropout_mask_and_gradients(train):
+@pytest.mark.parametrize("train,one_row", [(True, False), (True, True), (False, True)])
+def test_a_row_patch_gives_the_dense_inputs_output_dropout_mask_and_gradients(train, one_row):
     """GraphMAE's masked input: data rows (sparse, no gradient) and [MASK] token rows apart; the GAT
     layer draws the same input-dropout mask and computes the same numbers as on the plain matrix."""
     from selfsup.models.graph import RowPatch
@@ -191,7 +191,7 @@ def test_a_row_patch_gives_the_dense_inputs_output_dropout_mask_and_gradients(tr
     gw = torch.randn(12, 6, dtype=torch.float64)
     outs, grads = [], []
     for patched in (False, True):
-        values = base[rows] * 0 + token
+        values = token if one_row else base[rows] * 0 + token
         h = RowPatch(base, rows, values)
         torch.manual_seed(3)
         out = layer(h if patched else h.dense(), e)

@@ -93,7 +93,7 @@ class GraphMAE(Method):
             token = masked
             h[token] = 0.0
         # the token rows apart from the data (a GAT multiplies the data rows as a sparse matrix)
-        h_in = RowPatch(h, token, h[token] + self.mask_token)
+        h_in = RowPatch(h, token, self.mask_token)  # the token rows: 0 + mask_token
         z = encode_normalised(self.encoder, h_in, v.edge_index)
         # re-mask before the decoder: only the other rows go through the linear map
         rest = torch.ones(len(z), dtype=torch.bool, device=z.device)

@@ -185,11 +185,12 @@ def edge_aggregate(feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int
 
 
 class RowPatch:
-    """Node features ``base`` (N, F) whose rows ``rows`` are replaced by ``values`` (len(rows), F),
-    kept apart: ``base`` is data (no gradient), only ``values`` may carry one (GraphMAE's [MASK]
-    token rows). :class:`GATLayer` multiplies the base's other rows as a sparse matrix, the patched
-    rows densely, and computes the input gradient of the patched rows only; every other layer gets
-    :meth:`dense`, the plain (N, F) matrix. The same numbers either way."""
+    """Node features ``base`` (N, F) whose (distinct) rows ``rows`` are replaced by ``values``
+    (len(rows), F), or all by one row (1, F), kept apart: ``base`` is data (no gradient), only
+    ``values`` may carry one (GraphMAE's [MASK] token). :class:`GATLayer` multiplies the base's
+    other rows as a sparse matrix, the patched rows densely, and computes the input gradient of
+    the patched rows only; every other layer gets :meth:`dense`, the plain (N, F) matrix. The same
+    numbers either way."""
 
     __slots__ = ("base", "rows", "values")
 
@@ -201,7 +202,7 @@ class RowPatch:
         return self.base.shape
 
     def dense(self) -> Tensor:
-        return self.base.index_put((self.rows,), self.values)
+        return self.base.index_put((self.rows,), self.values.expand(len(self.rows), -1))
 
 
 class _CsrLinear(torch.autograd.Function):
@@ -217,6 +218,23 @@ class _CsrLinear(torch.autograd.Function):
         return None, (ctx.x.t() @ g).t()
 
 
+class _TokenLinear(torch.autograd.Function):
+    """``(keep * t) @ weight.t()`` for one row ``t`` (1, F) under a constant dropout mask ``keep``
+    (R, F): both gradients from the one product ``P = g.t() @ keep``: ``dW = P * t``,
+    ``dt = sum_o P[o] * W[o]`` (the input gradient of the R rows costs no second product)."""
+
+    @staticmethod
+    def forward(ctx: Any, keep: Tensor, t: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(keep, t, weight)
+        return (keep * t) @ weight.t()
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[None, Tensor, Tensor]:
+        keep, t, weight = ctx.saved_tensors
+        p = g.t() @ keep  # (O, F)
+        return None, (p * weight).sum(0, keepdim=True), p * t
+
+
 def patched_linear(h: RowPatch, weight: Tensor, drop: nn.Dropout) -> Tensor:
     """``F.linear(drop(h.dense()), weight)`` (no bias) with the same dropout mask, the base's rows
     as a sparse product (Cora's bag-of-words rows are about 1 % non-zero)."""
@@ -229,7 +247,10 @@ def patched_linear(h: RowPatch, weight: Tensor, drop: nn.Dropout) -> Tensor:
     other[h.rows] = False
     other = other.nonzero().flatten()
     sp = (h.base.index_select(0, other) * keep.index_select(0, other)).to_sparse_csr()
-    top = (h.values * keep.index_select(0, h.rows)) @ weight.t()
+    if len(h.values) == 1 and len(h.rows) != 1:  # one token row for all: one product less
+        top = _TokenLinear.apply(keep.index_select(0, h.rows), h.values, weight)
+    else:
+        top = (h.values * keep.index_select(0, h.rows)) @ weight.t()
     out = torch.cat([top, _CsrLinear.apply(sp, weight)])
     inv = torch.empty(n, dtype=torch.long, device=out.device)
     inv[torch.cat([h.rows, other])] = torch.arange(n, device=out.device)
