@@ -173,7 +173,7 @@ def write_run_report(
         if not (r["dir"] / ENCODER_FILE).is_file():
             continue
         _, _, query = load_data(conf.validate(r["config"]))
-        if query is None:
+        if query is None or not query.labelled:  # the map is coloured by class
             continue
         enc = load_encoder(r["dir"], "cpu")
         mod, meta = modality_of(query), enc.meta

@@ -57,10 +57,12 @@ def load_data(
         splits, bank, query = normal_split(
             splits, dc.normal_label, None if ev is None else ev.test or ev.train
         )
+    elif _labelled(ev or splits):
+        bank, query = sources.eval_splits(splits, ev, seed=0)
+    elif modality_of((ev or splits).train).evaluates_unlabelled:  # retrieval needs no labels
+        bank, query = sources.unlabelled_eval_splits(ev or splits, seed=0)
     else:
-        bank, query = (
-            sources.eval_splits(splits, ev, seed=0) if _evaluable(splits, ev) else (None, None)
-        )
+        bank, query = None, None
     if dc.limit is not None and dc.limit < len(splits.train):
         keep = np.sort(
             np.random.default_rng(cfg.train.seed).permutation(len(splits.train))[: dc.limit]
@@ -78,8 +80,7 @@ def load_data(
     return splits, bank, query
 
 
-def _evaluable(splits: sources.Splits, ev: sources.Splits | None) -> bool:
-    s = ev or splits
+def _labelled(s: sources.Splits) -> bool:
     return s.train.labelled or (s.test is not None and s.test.labelled)
 
 

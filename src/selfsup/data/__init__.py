@@ -305,6 +305,26 @@ def eval_splits(
     return pool.subset(a, pool.name + "[80%]"), pool.subset(b, pool.name + "[20%]")
 
 
+def unlabelled_eval_splits(splits: Splits, seed: int = 0) -> tuple[Samples, Samples]:
+    """The (bank, query) pair of unlabelled data whose modality is evaluated without labels
+    (paired data: cross-modal retrieval): the training and test splits, or without a test split a
+    fixed random 80/20 of the training samples."""
+    tr, te = splits.train, splits.test
+    if te is not None:
+        return tr, te
+    if len(tr) < 2:
+        raise DataError(
+            f"'{tr.name}' has {len(tr)} sample(s), too few to hold out a 20% evaluation split; "
+            "give more samples, or --eval-data"
+        )
+    order = np.random.default_rng(seed).permutation(len(tr))
+    cut = len(tr) - max(1, len(tr) // 5)
+    return (
+        tr.subset(np.sort(order[:cut]), tr.name + "[80%]"),
+        tr.subset(np.sort(order[cut:]), tr.name + "[20%]"),
+    )
+
+
 def _labelled(d: Samples) -> Samples | None:
     if d.y is None:
         return None

@@ -85,6 +85,9 @@ class Modality:
     #: modality with parameters of its own registers a section
     #: (:func:`selfsup.config.register_views`)
     views_fields: frozenset[str] = frozenset()
+    #: whether a run on unlabelled data of this kind is still evaluated (paired data: cross-modal
+    #: retrieval needs only the pairing); its ``evaluate`` then gets unlabelled (bank, query)
+    evaluates_unlabelled: bool = False
     #: whether its backbones can start from a local checkpoint folder (``model.pretrained``; the
     #: others refuse the field in one line)
     loads_pretrained: bool = False

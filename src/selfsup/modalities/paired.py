@@ -55,6 +55,7 @@ class PairedModality(Modality):
     name = "paired"
     meta_type = PairedMeta
     towers = 2
+    evaluates_unlabelled = True
     #: ``model.pretrained`` reaches the members that take it (a text tower); :meth:`check_run`
     #: refuses it where neither member does
     loads_pretrained = True
@@ -176,6 +177,8 @@ class PairedModality(Modality):
         self, bank: PairedData, query: PairedData, meta: dict, ec, protocols: list[str]
     ) -> dict:
         out: dict[str, float] = {}
+        if not (bank.labelled and query.labelled):  # no raw-input retrieval across modalities
+            return out
         for t, mod, m in self.members(meta):
             res = mod.raw_baseline(bank.member(t), query.member(t), m, ec, protocols)
             out.update({f"{t}_{k}": v for k, v in res.items()})
@@ -191,13 +194,15 @@ class PairedModality(Modality):
         device: torch.device,
         protocols: list[str],
     ) -> dict:
-        """Cross-modal retrieval on the query split (``xmodal_*``), then each tower's protocols on
-        its own features (``a_*``, ``b_*``)."""
+        """Cross-modal retrieval on the query split (``xmodal_*``), then, on labelled pairs, each
+        tower's protocols on its own features (``a_*``, ``b_*``)."""
         from ..eval.xmodal import xmodal_eval
 
         out: dict[str, Any] = xmodal_eval(
             encoder, self.to_tensor(query), lambda x: self.prepare(x, meta), ec.batch_size, device
         )
+        if not (bank.labelled and query.labelled):
+            return out
         for t, mod, m in self.members(meta):
             res = mod.evaluate(
                 encoder.tower(t), bank.member(t), query.member(t), m, ec, device, protocols
