@@ -217,3 +217,36 @@ def test_a_points_run_resumes_bit_identically_and_evaluates(tmp_path, resume_mat
     assert enc.meta["data_options"] == {"points": 64}
     with torch.no_grad():
         assert enc(torch.zeros(2, 3, 64) + 0.1).shape == (2, enc.out_dim)
+
+
+def test_the_point_transformer_adds_the_centre_embedding_before_every_block():
+    from selfsup.models.points import PointTransformer, group
+
+    torch.manual_seed(0)
+    pt = PointTransformer(width=0.25, depth=3, groups=8, group_size=8).eval()
+    x = torch.from_numpy(make_shapes(8, 8, points=64).train.x[:4])
+    centres, patches = group(x, 8, 8)
+    ins, outs = [], []
+    for blk in pt.blocks:
+        blk.register_forward_pre_hook(lambda m, a: ins.append(a[0].detach()))
+        blk.register_forward_hook(lambda m, a, o: outs.append(o.detach()))
+    with torch.no_grad():
+        pt.encode(centres, patches)
+        pos = pt.pos(centres)
+        tokens = pt.tokens(patches.reshape(-1, 8, 3)).view(4, 8, -1)
+    assert torch.allclose(ins[0], tokens + pos, atol=1e-5)
+    for i in (1, 2):  # the authors' encoder: block(x + pos) at every block, not only the first
+        assert torch.allclose(ins[i], outs[i - 1] + pos, atol=1e-5)
+
+
+def test_point_transformer_features_pool_every_patch_unmasked_in_eval():
+    from selfsup.models.points import PointTransformer, group
+
+    torch.manual_seed(0)
+    pt = PointTransformer(width=0.25, depth=2, groups=8, group_size=8).eval()
+    x = torch.from_numpy(make_shapes(8, 8, points=64).train.x[:4])
+    with torch.no_grad():
+        tokens = pt.encode(*group(x, 8, 8))  # all 8 patches, no mask
+        f = pt(x)
+    assert tokens.shape[1] == 8 and f.shape == (4, pt.out_dim)
+    assert torch.equal(f, torch.cat([tokens.amax(1), tokens.mean(1)], 1))

@@ -9,8 +9,9 @@ global feature of size ``out_dim``; both are invariant to the order of the point
   Learning*, ECCV 2022): the cloud is cut into ``groups`` patches of ``group_size`` points
   (farthest-point centres, kNN patches; :func:`group`), each patch embedded by
   a mini-PointNet (two shared MLPs with max pooling, the first pool concatenated back to each
-  point), its centre by an MLP positional embedding; pre-norm transformer blocks; the feature is
-  the max and mean of the final tokens. ``forward_visible`` encodes only the visible patches
+  point), its centre by an MLP positional embedding added to the tokens before every pre-norm
+  transformer block (as in the authors' encoder); the feature is the max and mean of the final
+  tokens of every patch (none masked). ``forward_visible`` encodes only the visible patches
   (the masked methods ``pointmae``, ``pointcmae``). CPU scale: width 128, 4 blocks, 4 heads, 32
   patches of 2P/32 points (8 to 32; 16 for the 256-point ``shapes``), a tokeniser of half the
   channels (the authors: 384, 12, 6, 64 patches of 32 on 1024 points).
@@ -135,9 +136,10 @@ class PointTransformer(nn.Module):
     def encode(self, centres: Tensor, patches: Tensor) -> Tensor:
         """Tokens (B, S, dim) of the given patches (any subset of a cloud's patches)."""
         b, s, k, _ = patches.shape
-        t = self.tokens(patches.reshape(b * s, k, 3)).view(b, s, -1) + self.pos(centres)
-        for blk in self.blocks:
-            t = blk(t)
+        t = self.tokens(patches.reshape(b * s, k, 3)).view(b, s, -1)
+        pos = self.pos(centres)
+        for blk in self.blocks:  # the centres' embedding enters every block (the authors' code)
+            t = blk(t + pos)
         return self.norm(t)
 
     def forward_visible(self, centres: Tensor, patches: Tensor, ids_keep: Tensor) -> Tensor:
