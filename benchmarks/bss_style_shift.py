@@ -57,6 +57,12 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--ratio", type=float, nargs=2, default=(0.01, 0.5), metavar=("R_MIN", "R_MAX"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--placement",
+        default="views",
+        choices=["views", "batch"],
+        help="BSS on each view batch (the paper's) or on the raw batch once",
+    )
     ap.add_argument("--out", default="/tmp/selfsup-bench/bss")
     ap.add_argument("--json", default=None)
     ap.add_argument(
@@ -79,9 +85,12 @@ def main():
         cfg = {
             "method": "simclr",
             "data": {"source": str(out / "train.npz")},
-            "views": {"preset": "cifar", "bss": bss, "bss_ratio": list(a.ratio)},
+            "views": {
+                "preset": "cifar",
+                "image": {"bss": bss, "bss_ratio": list(a.ratio), "bss_placement": a.placement},
+            },
             "model": {"backbone": "convnet"},
-            "loss": {"temperature": 0.2},
+            "params": {"temperature": 0.2},
             "optim": {"name": "adamw", "lr": 0.001, "warmup_epochs": 1},
             "train": {
                 "epochs": a.epochs,
@@ -96,12 +105,13 @@ def main():
                 "report": False,
                 "diagnostics": False,
             },
-            "out": str(out / ("bss" if bss else "plain")),
+            "out": str(out / (f"bss-{a.placement}" if bss else "plain")),
         }
         run = selfsup.train(cfg, overwrite=True)
         row = {
             "bss": bss,
             "ratio": list(a.ratio) if bss else None,
+            "placement": a.placement if bss else None,
             "epochs": a.epochs,
             "train_s": run.summary["train_time_s"],
         }

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from selfsup.errors import ConfigError
 from selfsup.views import PRESETS, ImageViews
@@ -95,6 +96,33 @@ def test_batch_style_wraps_any_view_maker_and_is_seeded():
     assert float(means.std(0).max()) < float(x.float().mean((2, 3)).std(0).max())  # one brightness
     with pytest.raises(ValueError, match="r_min"):
         BatchStyle(inner, (0.5, 0.1))
+
+
+class _Brightness(nn.Module):
+    """A view maker that shifts each image's brightness, as colour jitter does."""
+
+    n_views = 2
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(1)
+        xf = x.float() / 255
+        return [xf + (torch.rand(len(x), 1, 1, 1, generator=g) - 0.5) * 0.2 for _ in range(2)]
+
+
+def test_bss_standardises_each_view_batch_after_its_augmentations():
+    """The paper's placement: every view batch shares one style after the colour augmentation
+    (here a per-image brightness shift); standardising the raw batch before it does not."""
+    x = ((0.4 + 0.2 * torch.rand(8, 3, 8, 8)) * 255).to(torch.uint8)
+    torch.manual_seed(0)
+    views = BatchStyle(_Brightness(), (0.01, 0.05))(x)
+    for v in views:
+        means = v.double().mean((2, 3))  # the DC amplitude: one per channel for the whole batch
+        assert float(means.std(0).max()) < 1e-4
+    torch.manual_seed(0)
+    before = BatchStyle(_Brightness(), (0.01, 0.05), placement="batch")(x)
+    assert float(before[0].double().mean((2, 3)).std(0).max()) > 0.02
+    with pytest.raises(ValueError, match="placement"):
+        BatchStyle(_Brightness(), placement="raw")
 
 
 def test_bss_on_series_uses_the_1d_spectrum():

@@ -91,10 +91,10 @@ class ImageModality(Modality):
             from ..views.generator import GeneratedViews
 
             views = GeneratedViews(vc.generator, train_size(meta), cfg.views.n_views)
-        if vc.bss:  # one style per batch, applied to the raw batch before any view maker
+        if vc.bss:  # one style per view batch (or per raw batch: bss_placement=batch)
             from ..views.style import BatchStyle
 
-            views = BatchStyle(views, vc.bss_ratio)
+            views = BatchStyle(views, vc.bss_ratio, vc.bss_placement)
         return views
 
     def _hand_made_views(self, cfg, meta: dict) -> nn.Module:

@@ -373,6 +373,9 @@ class ImageViewsConfig(BaseModel):
     bss: bool = False
     """Batch style standardisation (Scalbert et al. 2023): before the views are made, every image of
     the batch takes the low-frequency Fourier amplitude of one random image of the batch."""
+    bss_placement: Literal["views", "batch"] = "views"
+    """Where BSS applies: ``views``, each view batch after its augmentations with its own ratio and
+    reference (the paper's); ``batch``, the raw batch once before them (before 2026-12)."""
     bss_ratio: tuple[float, float] = (0.01, 0.5)
     """(r_min, r_max): the area fraction of the replaced low-frequency box is drawn in this
     range."""

@@ -13,8 +13,10 @@ style, so a contrastive loss cannot tell negatives apart by style and must use c
 symmetric about the zero frequency, so the result is real (up to rounding).
 
 :func:`standardize_styles` is the transform (float images, no clamping); :class:`BatchStyle` wraps
-any view maker: ``views = BatchStyle(views, (r_min, r_max))`` standardises the raw uint8 batch and
-hands it to the wrapped maker, so it works with every method and every view recipe.
+any view maker: ``views = BatchStyle(views, (r_min, r_max))`` standardises each view batch the
+wrapped maker makes (the paper's placement, after the colour augmentations, with a reference per
+view; ``placement="batch"``: the raw batch once, before them), so it works with every method and
+every view recipe.
 """
 
 from __future__ import annotations
@@ -66,18 +68,29 @@ def standardize_styles(x: Tensor, r: float, ref: int) -> Tensor:
 
 
 class BatchStyle(nn.Module):
-    """A view maker that standardises the batch's style, then calls the wrapped view maker.
+    """A view maker that gives each view batch one style.
 
+    ``placement="views"`` (the paper's): the wrapped maker makes the views, then each view batch
+    is standardised with its own ratio and reference image (after colour jitter, which would
+    otherwise give the batch its styles back). ``"batch"``: the raw batch is standardised once,
+    with one reference, before the wrapped maker (this module's behaviour before 2026-12).
     ``ratio``: (r_min, r_max), the range of the area fraction of the replaced low-frequency box.
     Random draws come from torch's global generator (seeded and checkpointed by the trainer).
     """
 
-    def __init__(self, views: nn.Module, ratio: tuple[float, float] = (0.01, 0.5)):
+    def __init__(
+        self,
+        views: nn.Module,
+        ratio: tuple[float, float] = (0.01, 0.5),
+        placement: str = "views",
+    ):
         super().__init__()
         lo, hi = ratio
         if not 0 <= lo <= hi <= 1:
             raise ValueError(f"BSS ratio must be 0 <= r_min <= r_max <= 1, got {ratio}")
-        self.views, self.ratio = views, (float(lo), float(hi))
+        if placement not in ("views", "batch"):
+            raise ValueError(f"BSS placement must be 'views' or 'batch', got {placement!r}")
+        self.views, self.ratio, self.placement = views, (float(lo), float(hi)), placement
 
     def __getattr__(self, name):  # n_views, spec, ... of the wrapped maker
         try:
@@ -87,12 +100,17 @@ class BatchStyle(nn.Module):
 
     @torch.no_grad()
     def standardize(self, x: Tensor) -> Tensor:
-        """The batch with one style (uint8 images come back as uint8, rounded and clipped)."""
+        """The batch with one style: uint8 images come back as uint8 (rounded, clipped to 0-255),
+        float views in [0, 1] clipped to [0, 1]."""
         lo, hi = self.ratio
         r = lo + (hi - lo) * float(torch.rand(()))
         ref = int(torch.randint(len(x), ()))
         y = standardize_styles(x.float(), r, ref)
-        return y.round_().clamp_(0, 255).to(x.dtype) if not x.is_floating_point() else y
+        if not x.is_floating_point():
+            return y.round_().clamp_(0, 255).to(x.dtype)
+        return y.clamp_(0, 1).to(x.dtype)
 
     def forward(self, x: Tensor):
-        return self.views(self.standardize(x))
+        if self.placement == "batch":
+            return self.views(self.standardize(x))
+        return [self.standardize(v) for v in self.views(x)]
