@@ -2,10 +2,12 @@
 
 :func:`check_config` runs on a resolved :class:`~selfsup.config.Config` before the run directory is
 looked at, data decoded or a model built: every number finite, seeds in range, the device present
-in this build, the optional packages the options name installed, sizes the evaluation batch can
-hold. :func:`check_data` runs once the data is decoded and before the run directory is created:
-labels the method needs, and the evaluation batch at the real image size; :func:`check_training`
-once the method is built: the trainer's own refusals (precision, processes, gradient caching).
+in this build, the optional packages the options name installed, and each modality's own
+:meth:`~selfsup.modalities.Modality.check_config` (images: the evaluation batch at the configured
+size fits). :func:`check_data` runs once the data is decoded and before the run directory is
+created: labels the method needs and the checks of the data's modality (``check_input``,
+``check_run``); :func:`check_training` once the method is built: the trainer's own refusals
+(precision, processes, gradient caching).
 Each failure is one :class:`~selfsup.errors.ConfigError` (or :class:`~selfsup.errors.DataError`)
 line naming the field and what to do; nothing has been written when it is raised.
 
@@ -25,11 +27,6 @@ from .errors import ConfigError, DataError
 MAX_SEED = 2**63 - 1
 #: optional packages named by options: option value -> (import name, extra)
 LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
-#: channels of the first (largest) feature map of a ResNet (its stem), and of backbones not known
-#: here
-_FIRST_CHANNELS = 64
-#: how many maps of that size are live at once in an evaluation forward pass (no gradients kept)
-_LIVE_MAPS = 1
 
 
 def check_config(cfg) -> None:
@@ -66,9 +63,10 @@ def check_config(cfg) -> None:
                 f"--logger {name} needs the {module} package, which is not installed; "
                 f"pip install selfsup[{extra}] (or drop --logger {name})"
             )
-    size = cfg.views.image.eval_size or cfg.views.image.size or cfg.data.image_size
-    if size is not None:
-        eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
+    from .modalities import REGISTRY
+
+    for modality in REGISTRY.values():  # each modality's own fields (image sizes, ...)
+        modality.check_config(cfg)
 
 
 def check_data(cfg, train, bank, mod) -> None:
@@ -152,41 +150,11 @@ def device(name: str):
     raise ConfigError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
 
 
-def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu", model=None) -> None:
-    """Refuse an image/view size whose evaluation batch (``eval.batch_size`` images) would not fit:
-    a rough bound (the input and the backbone's first feature map per image) against the free
-    memory."""
-    width, stride = _first_map(size, model)
-    need = batch * (channels * size * size + width * _LIVE_MAPS * (size // stride) ** 2) * 4
-    free = _free_memory(device_name)
-    if free is None or need <= free:
-        return
-    fit = max(1, int(batch * free / need))
-    raise ConfigError(
-        f"images of {size}x{size} px with eval.batch_size={batch} need about {_gb(need)} per "
-        f"evaluation batch, more than the {_gb(free)} free; lower --set eval.batch_size "
-        f"(at most {fit}) or the image/view size (data.image_size, views.image.size)"
-    )
-
-
-def _first_map(size: int, model) -> tuple[int, int]:
-    """Channels and stride of an image backbone's first feature map (the largest one)."""
-    name = getattr(model, "backbone", "auto") if model is not None else "auto"
-    width = float(getattr(model, "width", 1.0)) if model is not None else 1.0
-    if name in ("auto", "convnet", "convnet_small", "convnet_deep"):
-        return max(1, int(round(32 * width))), 1
-    if name.startswith("resnet"):
-        stem = getattr(model, "cifar_stem", None)
-        stem = size <= 64 if stem is None else stem
-        return max(1, int(round(_FIRST_CHANNELS * width))), 1 if stem else 2
-    return _FIRST_CHANNELS, 1
-
-
-def _gb(n: float) -> str:
+def gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB"
 
 
-def _free_memory(device_name: str) -> int | None:
+def free_memory(device_name: str) -> int | None:
     import torch
 
     if device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available()):

@@ -115,6 +115,11 @@ class Modality:
         """The ``views`` fields a run on ``data`` reads (default :attr:`views_fields`)."""
         return self.views_fields
 
+    def check_config(self, cfg) -> None:
+        """Checks of this modality's own config fields before any data is read (images: the
+        evaluation batch at the configured size fits in memory); called for every registered
+        modality, so it must look only at fields that are set. Default: none."""
+
     def check_run(self, cfg, train, bank) -> None:
         """Checks of a run on this modality's decoded data, before the run directory is created
         (images: the evaluation batch fits in memory at the real size). Default: none."""

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from ..config import register_views
 from ..data.base import ImageData
+from ..errors import ConfigError
+from ..validate import free_memory, gb
 from ..views.image import FORMER_FIELDS, ImageViewsConfig
 from .base import EncoderMeta, Modality, register
 
@@ -46,9 +48,13 @@ class ImageModality(Modality):
             batch //= 2
         return {"train": {"batch_size": batch}} if batch != cfg.train.batch_size else {}
 
-    def check_run(self, cfg, train: ImageData, bank) -> None:
-        from ..validate import eval_memory
+    def check_config(self, cfg) -> None:
+        vc = cfg.views.image
+        size = vc.eval_size or vc.size or cfg.data.image_size
+        if size is not None:  # before the data is decoded: the configured size, 3 channels
+            eval_memory(size, 3, cfg.eval.batch_size, cfg.train.device, cfg.model)
 
+    def check_run(self, cfg, train: ImageData, bank) -> None:
         vc = cfg.views.image
         size = vc.eval_size or vc.size or cfg.data.image_size or train.size
         if bank is not None and size:
@@ -182,6 +188,47 @@ def _spec_dict(spec) -> dict:
     from dataclasses import asdict
 
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+
+
+
+
+#: channels of the first (largest) feature map of a ResNet (its stem), and of backbones not known
+#: here
+_FIRST_CHANNELS = 64
+#: how many maps of that size are live at once in an evaluation forward pass (no gradients kept)
+_LIVE_MAPS = 1
+
+
+def eval_memory(
+    size: int, channels: int, batch: int, device_name: str = "cpu", model=None
+) -> None:
+    """Refuse an image/view size whose evaluation batch (``eval.batch_size`` images) would not fit:
+    a rough bound (the input and the backbone's first feature map per image) against the free
+    memory."""
+    width, stride = _first_map(size, model)
+    need = batch * (channels * size * size + width * _LIVE_MAPS * (size // stride) ** 2) * 4
+    free = free_memory(device_name)
+    if free is None or need <= free:
+        return
+    fit = max(1, int(batch * free / need))
+    raise ConfigError(
+        f"images of {size}x{size} px with eval.batch_size={batch} need about {gb(need)} per "
+        f"evaluation batch, more than the {gb(free)} free; lower --set eval.batch_size "
+        f"(at most {fit}) or the image/view size (data.image_size, views.image.size)"
+    )
+
+
+def _first_map(size: int, model) -> tuple[int, int]:
+    """Channels and stride of an image backbone's first feature map (the largest one)."""
+    name = getattr(model, "backbone", "auto") if model is not None else "auto"
+    width = float(getattr(model, "width", 1.0)) if model is not None else 1.0
+    if name in ("auto", "convnet", "convnet_small", "convnet_deep"):
+        return max(1, int(round(32 * width))), 1
+    if name.startswith("resnet"):
+        stem = getattr(model, "cifar_stem", None)
+        stem = size <= 64 if stem is None else stem
+        return max(1, int(round(_FIRST_CHANNELS * width))), 1 if stem else 2
+    return _FIRST_CHANNELS, 1
 
 
 register(ImageModality())
