@@ -376,7 +376,7 @@ def config_reference() -> str:
                         else ""
                     )
                     out.append(
-                        f"### `views.{section}`\n\n{(model.__doc__ or '').strip()}{note}\n\n"
+                        f"### `views.{section}`\n\n{inspect.cleandoc(model.__doc__ or '')}{note}\n\n"
                         + fields_table(model, f"views.{section}.")
                     )
         elif name == "params":
