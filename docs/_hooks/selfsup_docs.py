@@ -181,7 +181,8 @@ def method_reference(name: str) -> str:
         first = rec[0].relative_to(ROOT)
         run_it = (
             f"```bash\nselfsup train --config {first}\n"
-            f"selfsup train --config {first} --set params.FIELD=VALUE   # change a parameter\n```\n\n"
+            f"selfsup train --config {first} --set params.FIELD=VALUE"
+            "   # change a parameter\n```\n\n"
             f'```python\nrun = selfsup.train("{first}")\n```\n'
         )
     else:
@@ -375,8 +376,9 @@ def config_reference() -> str:
                         if former
                         else ""
                     )
+                    about = inspect.cleandoc(model.__doc__ or "")
                     out.append(
-                        f"### `views.{section}`\n\n{inspect.cleandoc(model.__doc__ or '')}{note}\n\n"
+                        f"### `views.{section}`\n\n{about}{note}\n\n"
                         + fields_table(model, f"views.{section}.")
                     )
         elif name == "params":
