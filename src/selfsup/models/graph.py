@@ -122,56 +122,64 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 
 class _EdgeSpMM(torch.autograd.Function):
-    """``out[i, h] = sum over edges (j -> i) of a[e, h] * feat[j, h]`` as one CSR matrix product per
-    head (forward and the features' gradient), the attention gradient ``<g[i, h], feat[j, h]>``
-    sampled at the edges (``torch.sparse.sampled_addmm`` on the forward's CSR pattern). The same
-    sums as gather-multiply-``index_add_``, without an (E, H, D) message tensor in memory."""
+    """``out[i, h] = sum over edges (j -> i) of a[e, h] * feat[j, h]`` as one CSR matrix product
+    (forward and the features' gradient): the heads' attention matrices as the blocks of one
+    block-diagonal (H n_out, H N) matrix, the features head-major (H N, D); the attention gradient
+    ``<g[i, h], feat[j, h]>`` sampled at the edges (``torch.sparse.sampled_addmm`` on the same
+    pattern). The same sums as gather-multiply-``index_add_``, without an (E, H, D) message
+    tensor in memory."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int
     ) -> Tensor:
-        # edges sorted by (row, src): CSR of the (n_out, N) attention matrix; its transpose for the
-        # backward sorted by (src, row)
-        n = feat.shape[0]
+        # edges sorted by (row, src): CSR of the (n_out, N) attention matrix, block h offset by
+        # (h n_out, h N); its transpose for the backward sorted by (src, row)
+        n, heads, d = feat.shape
         fwd = torch.argsort(row * n + src)
-        crow = torch.zeros(n_out + 1, dtype=torch.long, device=feat.device)
-        crow[1:] = torch.bincount(row, minlength=n_out).cumsum(0)
-        out = feat.new_empty((n_out, *feat.shape[1:]))
-        for h in range(feat.shape[1]):
-            m = torch.sparse_csr_tensor(
-                crow, src[fwd], a[fwd, h], (n_out, n), check_invariants=False
-            )
-            out[:, h] = m @ feat[:, h]
-        ctx.save_for_backward(feat, a, src, row, fwd, crow)
+        crow, col = _block_csr(row, src[fwd], n_out, n, heads)
+        m = torch.sparse_csr_tensor(
+            crow, col, a[fwd].t().reshape(-1), (heads * n_out, heads * n), check_invariants=False
+        )
+        out = m @ feat.transpose(0, 1).reshape(heads * n, d)
+        ctx.save_for_backward(feat, a, src, row, fwd, crow, col)
         ctx.n_out = n_out
-        return out
+        return out.view(heads, n_out, d).transpose(0, 1)
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
-        feat, a, src, row, fwd, fcrow = ctx.saved_tensors
-        n, n_out = feat.shape[0], ctx.n_out
+        feat, a, src, row, fwd, crow, col = ctx.saved_tensors
+        (n, heads, d), n_out = feat.shape, ctx.n_out
+        gt = g.transpose(0, 1).reshape(heads * n_out, d)
         g_feat = g_a = None
         if ctx.needs_input_grad[0]:
             bwd = torch.argsort(src * n_out + row)
-            crow = torch.zeros(n + 1, dtype=torch.long, device=feat.device)
-            crow[1:] = torch.bincount(src, minlength=n).cumsum(0)
-            g_feat = torch.empty_like(feat)
-            for h in range(feat.shape[1]):
-                m = torch.sparse_csr_tensor(
-                    crow, row[bwd], a[bwd, h], (n, n_out), check_invariants=False
-                )
-                g_feat[:, h] = m @ g[:, h].contiguous()
+            tcrow, tcol = _block_csr(src, row[bwd], n, n_out, heads)
+            vals, shape = a[bwd].t().reshape(-1), (heads * n, heads * n_out)
+            m = torch.sparse_csr_tensor(tcrow, tcol, vals, shape, check_invariants=False)
+            g_feat = (m @ gt).view(heads, n, d).transpose(0, 1)
         if ctx.needs_input_grad[1]:  # the dot products at the forward's (row, src) positions
+            m = torch.sparse_csr_tensor(
+                crow, col, a.new_zeros(len(col)), (heads * n_out, heads * n), check_invariants=False
+            )
+            ft = feat.transpose(0, 1).reshape(heads * n, d)
+            dots = torch.sparse.sampled_addmm(m, gt, ft.t(), beta=0.0).values()
             g_a = torch.empty_like(a)
-            zero = a.new_zeros(len(fwd))
-            for h in range(feat.shape[1]):
-                m = torch.sparse_csr_tensor(
-                    fcrow, src[fwd], zero, (n_out, n), check_invariants=False
-                )
-                dots = torch.sparse.sampled_addmm(m, g[:, h], feat[:, h].t(), beta=0.0)
-                g_a[fwd, h] = dots.values()
+            g_a[fwd] = dots.view(heads, -1).t()
         return g_feat, g_a, None, None, None
+
+
+def _block_csr(
+    row: Tensor, col: Tensor, n_rows: int, n_cols: int, blocks: int
+) -> tuple[Tensor, Tensor]:
+    """``(crow, col)`` of ``blocks`` copies of one CSR pattern (``row`` the entries' rows in any
+    order, ``col`` their columns sorted by row) on the diagonal of a (blocks n_rows, blocks n_cols)
+    matrix."""
+    counts = torch.bincount(row, minlength=n_rows)
+    crow = torch.zeros(blocks * n_rows + 1, dtype=torch.long, device=row.device)
+    crow[1:] = counts.repeat(blocks).cumsum(0)
+    off = torch.arange(blocks, device=row.device).repeat_interleave(len(col)) * n_cols
+    return crow, col.repeat(blocks) + off
 
 
 def edge_aggregate(feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int) -> Tensor:
