@@ -15,9 +15,18 @@ Sets (nothing is downloaded; both ship inside scikit-learn's wheel):
 - ``optdigits``: scikit-learn's bundled copy of the UCI optical digits table (1797 rows, 64
   pixel-count features 0-16), written to a CSV first (so the CSV source is exercised); digit 0
   normal, the other nine digits anomalous.
+- ``shuttle`` (with ``--shuttle PATH``): the ODDS version of the UCI Statlog (Shuttle) table as
+  river's wheel ships it (``river/datasets/shuttle.csv.gz``: 49,097 rows, 9 integer sensor
+  features, 3,511 anomalies); PATH is the wheel itself or the extracted ``.csv.gz``. ``--rows N``
+  keeps a stratified random sample of N rows (drawn once with seed 0, the same for every run).
+  Written to a CSV with a ``class`` column (``normal`` / ``anomaly``); its batch is each method's
+  own default (CLAN: the authors' 8,192, or every training row of a smaller table).
 
     python benchmarks/tabular.py --sets breast_cancer,optdigits --methods clan,scarf,vime \\
         --epochs 30 --seeds 0,1,2
+    pip download --no-deps river==0.26.1 -d /tmp/pkgs   # only to get the file; not installed
+    python benchmarks/tabular.py --sets shuttle --shuttle /tmp/pkgs/river-0.26.1-*.whl \\
+        --rows 4000 --methods clan --epochs 200 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -51,6 +60,40 @@ def optdigits_csv(folder: Path) -> Path:
     return path
 
 
+def shuttle_csv(src: Path, folder: Path, rows: int | None) -> Path:
+    """The ODDS shuttle table (river's ``shuttle.csv.gz``, from the wheel or extracted) as a CSV
+    whose ``class`` column is ``normal`` or ``anomaly``; ``rows``: a stratified sample, seed 0."""
+    import gzip
+    import io
+    import zipfile
+
+    import numpy as np
+
+    if zipfile.is_zipfile(src):
+        with zipfile.ZipFile(src) as z:
+            raw = z.read("river/datasets/shuttle.csv.gz")
+    else:
+        raw = Path(src).read_bytes()
+    lines = list(csv.reader(io.StringIO(gzip.decompress(raw).decode())))
+    head, body = lines[0], lines[1:]
+    assert head[-1] == "anomaly", head
+    if rows and rows < len(body):
+        y = np.array([r[-1] == "1" for r in body])
+        rng = np.random.default_rng(0)
+        keep = []
+        for cls in (False, True):
+            idx = np.flatnonzero(y == cls)
+            keep += list(rng.choice(idx, round(rows * len(idx) / len(body)), replace=False))
+        body = [body[i] for i in sorted(keep)]
+    path = folder / "shuttle.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head[:-1] + ["class"])
+        for r in body:
+            w.writerow(r[:-1] + ["anomaly" if r[-1] == "1" else "normal"])
+    return path
+
+
 def centroid_cos(run) -> dict:
     """Mean cosine to the normal training rows' mean feature: training rows, normal and anomalous
     test rows."""
@@ -76,10 +119,11 @@ def centroid_cos(run) -> dict:
     }
 
 
-SETS = {  # name -> (source, label column, normal label, batch size)
+SETS = {  # name -> (source, label column, normal label, batch size; None: the method's own)
     "breast_cancer": ("breast_cancer", None, "benign", 64),
     "wine": ("wine", None, "class_0", 32),
     "optdigits": ("optdigits", "digit", "0", 64),
+    "shuttle": ("shuttle", "class", "normal", None),
 }
 
 
@@ -107,6 +151,8 @@ def main() -> None:
         help="the project's defaults instead of the recipes "
         "configs/<method>-breast_cancer.yaml (their optimiser settings)",
     )
+    ap.add_argument("--shuttle", help="river's wheel, or its shuttle.csv.gz (set 'shuttle')")
+    ap.add_argument("--rows", type=int, help="shuttle: a stratified sample of this many rows")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="selfsup-tab-"))
     rows = []
@@ -114,6 +160,10 @@ def main() -> None:
         source, label_col, default_normal, bs = SETS[name]
         if source == "optdigits":
             source = str(optdigits_csv(tmp))
+        if source == "shuttle":
+            if not args.shuttle:
+                ap.error("--sets shuttle needs --shuttle PATH (river's wheel or shuttle.csv.gz)")
+            source = str(shuttle_csv(Path(args.shuttle), tmp, args.rows))
         for normal in args.normals.split(",") if args.normals else [default_normal]:
             key = name if not args.normals else f"{name} (normal {normal})"
             bases = []
