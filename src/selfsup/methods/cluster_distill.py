@@ -16,8 +16,17 @@ version built from SwAV's parts (:mod:`~selfsup.methods.swav`), with these choic
   branch's own other views (which keep the source's clusters meaningful; with one view per tower
   and one direction, the source tower learns only through the shared prototypes).
 - Codes: Sinkhorn (``eps = 0.05``, 3 iterations, global sums), prototypes frozen for the first
-  epoch and renormalised after each step, an optional queue of past source embeddings, predictions
-  at ``t = 0.1``: SwAV's defaults, as the paper builds on SwAV.
+  epoch and renormalised after each step, an optional queue of past source embeddings: SwAV's
+  defaults, as the paper builds on SwAV.
+- Predictions at ``t = 0.25``, not SwAV's 0.1. In SwAV a view predicts the codes of another view
+  of the same sample through the same network, so its first predictions already lean the right
+  way. Here the predicting branch starts unrelated to the source branch: at 0.1 its first
+  predictions (cosines of about 1/sqrt(D) over 0.1) are worse than uniform, the loss starts
+  about 1 / (2 D t^2) = 0.4 nats above log K (D = 128), and the quickest way down is to flatten
+  every prediction, which flattens the codes as well: the run collapses to uniform codes (the loss
+  at log K, BENCHMARKS.md, issue 22). At 0.25 the start is 0.06 nats above log K and the branches
+  learn to predict each other instead.
+- The collapse monitor reads the entropies of the codes (the targets), not of the predictions.
 
 With ``views.n_views = 2`` each tower gets one view per sample (``[a, b]``); ``n_views = 4`` gives
 two (``[a1, b1, a2, b2]``).
@@ -27,16 +36,24 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
+import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
+from ..losses import sinkhorn
 from ..models.two_tower import TwoTower
 from . import register
-from .base import Needs
+from ._distill import distribution_signals
+from .base import Batch, Needs
 from .swav import SwAV, SwAVParams
 
 
 class ClusterDistillParams(SwAVParams):
+    temperature: float = Field(default=0.25, gt=0)
+    """The student's softmax temperature (SwAV: 0.1). Higher than SwAV's because a branch starts
+    unrelated to the branch whose codes it predicts: at 0.1 its first predictions are worse than
+    uniform, and the quickest way down the loss is to flatten every prediction (the collapse)."""
     direction: Literal["a_to_b", "b_to_a", "both"] = "both"
     """Whose cluster codes are the targets: tower a's, tower b's or both."""
 
@@ -63,10 +80,37 @@ class ClusterDistill(SwAV):
 
     def embed_views(self, views: list[Tensor]) -> list[Tensor]:
         tt = self.two_tower
-        return [
+        zs = [
             F.normalize(tt.embed_a(v) if i % 2 == 0 else tt.embed_b(v), dim=1)
             for i, v in enumerate(views)
         ]
+        self._source = zs[self.assigned(views)[0]].detach()
+        return zs
+
+    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        loss, logs = super().forward(views, batch)
+        p = self.params
+        with torch.no_grad():  # the targets (the first source view's codes), not the predictions
+            codes = sinkhorn(
+                self.prototypes(self._source.float(), True), p.epsilon, p.sinkhorn_iterations
+            )
+        self._signals = distribution_signals(codes)
+        return loss, logs
+
+    def collapse_signals(self) -> dict[str, float]:
+        """Entropies of the first source view's Sinkhorn codes, last step (the targets the other
+        branch predicts; read by the collapse monitor): a row entropy stuck at log K means the
+        codes went uniform and nothing is distilled. The predictions themselves are read at
+        ``temperature`` 0.25, flatter than SwAV's, so their entropy would warn too early."""
+        return self._signals
+
+    def collapse_hint(self, kind: str) -> str:
+        if kind == "uniform":
+            return (
+                "raise params.temperature (the student's) or lower the learning rate; give each "
+                "branch two views (views.n_views=4) so that it also learns from itself"
+            )
+        return super().collapse_hint(kind)
 
     def assigned(self, views: list[Tensor]) -> list[int]:
         d = self.params.direction
