@@ -330,6 +330,7 @@ def test_a_run_whose_config_has_the_former_flat_views_fields_resumes_bit_identic
     from safetensors.torch import load_file
 
     import selfsup
+    from selfsup.views.image import FORMER_FIELDS
 
     class Kill(Exception):
         pass
@@ -345,10 +346,30 @@ def test_a_run_whose_config_has_the_former_flat_views_fields_resumes_bit_identic
         selfsup.train({**cfg, "out": str(tmp_path / "b")}, on_epoch_end=die)
     written = tmp_path / "b" / "config.yaml"
     old = yaml.safe_load(written.read_text())  # as an earlier version wrote it: flat fields
-    image = old["views"].pop("image")
-    old["views"].update({k: v for k, v in image.items() if v is not None})
+    image = old["views"].pop("image")  # (fields added since, such as bss_placement, dropped)
+    old["views"].update({k: v for k, v in image.items() if k in FORMER_FIELDS})
     written.write_text(yaml.safe_dump(old))
     resumed = selfsup.train(resume=tmp_path / "b")
     a = load_file(str(straight.dir / "encoder.safetensors"))
     b = load_file(str(resumed.dir / "encoder.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_of_an_earlier_version_is_not_a_changed_config():
+    """An older checkpoint records views fields flat and lacks fields added since: neither is a
+    change of the run's config; a field added since but set away from its default is."""
+    from selfsup import resume
+    from selfsup.views.image import FORMER_FIELDS
+
+    now = conf.Config().to_dict()
+    old = conf.Config().to_dict()
+    image = old["views"].pop("image")
+    old["views"].update({k: v for k, v in image.items() if k in FORMER_FIELDS})
+    old["views"]["corruption"] = old["views"].pop("table")["corruption"]
+    del old["views"]["graph"], old["optim"]["lr_factors"]
+    old["views"] = conf.former_views(old["views"])
+    assert resume._changes(old, now) == []
+    moved = conf.Config(optim={"lr_factors": {"encoder.b.": 0.5}}).to_dict()
+    assert resume._changes(old, moved) == [
+        "config.yaml field 'optim.lr_factors.encoder.b.' is 0.5 (was None)"
+    ]

@@ -94,9 +94,16 @@ def register_views(name: str, model: type[BaseModel], former: tuple[str, ...] = 
             claims.append(name)
 
 
-def _move_former_views(data: dict) -> dict:
+def former_views(data: dict) -> dict:
     """``data`` (the ``views`` section as given) with former flat fields moved into the sections
     that now hold them; the same field given both ways with different values is refused."""
+    if not VIEWS_SECTIONS:  # before any modality was imported
+        from . import modalities  # noqa: F401  (each registers its section)
+    return _move_former_views(data)
+
+
+def _move_former_views(data: dict) -> dict:
+    """:func:`former_views` once the sections are registered."""
     out = dict(data)
     for field, sections in FORMER_VIEWS_FIELDS.items():
         if field not in out or field in ViewsConfig.model_fields:
@@ -140,9 +147,7 @@ class ViewsConfig(_Section):
     def _sections(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        if not VIEWS_SECTIONS:  # a Config made before any modality was imported
-            from . import modalities  # noqa: F401  (each registers its section)
-        out = _move_former_views(data)
+        out = former_views(data)
         for k, v in list(out.items()):
             if k in cls.model_fields:
                 continue
@@ -188,6 +193,11 @@ class OptimConfig(_Section):
     decay_all: bool = False
     """Weight decay on every parameter, biases and normalisation parameters included (torch's
     optimisers' own behaviour; TS2Vec's authors); default: on weights of rank >= 2 only."""
+    lr_factors: dict[str, float] = Field(default_factory=dict)
+    """Learning-rate factors by parameter-name prefix of the method (``encoder.b.``: a paired
+    run's tower b): those parameters train at the scheduled rate times the factor (the longest
+    matching prefix wins). The paired modality sets one when its members' default rates differ
+    (a pretrained text tower beside an image tower: ``3e-5 / 2e-3``); ``{}`` turns it off."""
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
     clip_grad: float | None = Field(default=None, gt=0)

@@ -110,9 +110,12 @@ def plan(run_dir: Path, cfg, allow_changes: bool = False) -> Plan:
         record["passed_over"] = [p.name for p, _ in skipped]
     run = state.get("run") if isinstance(state.get("run"), dict) else None
     if run:
-        from .config import upgrade
+        from .config import former_views, upgrade
 
-        before = upgrade(run.get("config") or {})  # a checkpoint of an older version: former names
+        # a checkpoint of an older version: former section and views field names
+        before = upgrade(run.get("config") or {})
+        if isinstance(before.get("views"), dict):
+            before = {**before, "views": former_views(before["views"])}
         epochs_before = (before.get("train") or {}).get("epochs")
         if epochs_before is not None and cfg.train.epochs < epochs_before:
             raise ConfigError(
@@ -159,10 +162,16 @@ def _get(d: dict, key: str) -> Any:
 
 
 def _changes(before: dict, now: dict) -> list[str]:
-    a, b = _flat(before), _flat(now)
+    """The fields that differ; a field the checkpoint's version did not have is a change only when
+    it is not at its default now."""
+    from .config import Config
+
+    a, b, default = _flat(before), _flat(now), _flat(Config().to_dict())
     out = []
     for k in sorted(set(a) | set(b)):
         if k in FREE or a.get(k) == b.get(k):
+            continue
+        if k not in a and k in default and b.get(k) == default[k]:
             continue
         out.append(f"config.yaml field '{k}' is {b.get(k)!r} (was {a.get(k)!r})")
     return out

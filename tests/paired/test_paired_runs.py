@@ -170,3 +170,52 @@ def test_unlabelled_pairs_are_evaluated_by_cross_modal_retrieval(tmp_path):
     assert run.summary["baselines"]["raw_input"] == {}
     # a trained pair ranks its partner higher than an untrained one does
     assert ev["xmodal_medr"] < run.summary["baselines"]["random_init"]["xmodal_medr"]
+
+
+def test_param_groups_take_a_learning_rate_factor_by_name_prefix():
+    from torch import nn
+
+    from selfsup.train.optim import param_groups
+
+    m = nn.ModuleDict({"a": nn.Linear(3, 3), "b": nn.Linear(3, 3)})
+    plain = param_groups(m, 0.1)
+    assert [len(g["params"]) for g in plain] == [2, 2] and "lr_factor" not in plain[0]
+    groups = param_groups(m, 0.1, lr_factors={"b.": 0.25, "b.bias": 0.5})
+    by = {(g["weight_decay"], g.get("lr_factor", 1.0)): len(g["params"]) for g in groups}
+    # the longest matching prefix wins: b.weight 0.25 (decayed), b.bias 0.5 (no decay)
+    assert by == {(0.1, 1.0): 1, (0.0, 1.0): 1, (0.1, 0.25): 1, (0.0, 0.5): 1}
+
+
+def test_a_pair_trains_each_tower_at_its_modality_rate(tmp_path):
+    """Member a is series (lr 1e-3), member b images (AdamW's 2e-3): tower b gets factor 2; a
+    factor of 0 leaves tower b where it started while tower a trains."""
+    from safetensors.torch import load_file
+
+    rng = np.random.default_rng(0)
+    n = 48
+    y = np.arange(n) % 3
+    img = (rng.random((n, 8, 8)) * 60).astype(np.uint8)
+    for c in range(3):
+        img[y == c, 2 * c : 2 * c + 2] += 150
+    np.savez(
+        tmp_path / "p.npz",
+        x_a=(rng.normal(size=(n, 2, 16)) + y[:, None, None]).astype(np.float32),
+        x_b=img,
+        y=y,
+    )
+    quiet = ["eval.report=false", "eval.diagnostics=false", "train.progress=none"]
+    common = dict(method="clip", data=str(tmp_path / "p.npz"), batch_size=16)
+    run = selfsup.train(**common, epochs=1, out=str(tmp_path / "r"), overrides=quiet)
+    assert run.config.optim.lr_factors == {"encoder.b.": pytest.approx(2.0)}
+    frozen = [*quiet, "eval.baselines=false", "optim.lr_factors={encoder.b.: 0.0}"]
+    one = selfsup.train(**common, epochs=1, out=str(tmp_path / "f1"), overrides=frozen)
+    two = selfsup.train(**common, epochs=2, out=str(tmp_path / "f2"), overrides=frozen)
+    w1 = load_file(str(one.dir / "encoder.safetensors"))
+    w2 = load_file(str(two.dir / "encoder.safetensors"))
+    stats = ("running_mean", "running_var", "num_batches_tracked")  # buffers, not trained
+
+    def weights(w, tower):
+        return {k: v for k, v in w.items() if k.startswith(tower) and not k.endswith(stats)}
+
+    assert all(torch.equal(v, weights(w2, "b.")[k]) for k, v in weights(w1, "b.").items())
+    assert not all(torch.equal(v, weights(w2, "a.")[k]) for k, v in weights(w1, "a.").items())

@@ -99,9 +99,25 @@ class PairedModality(Modality):
             get(member.modality).check_input(member)
 
     def config_defaults(self, cfg, train: PairedData) -> dict:
-        """Member a's defaults (series: batch size, epochs, lr, the svm protocol), where unset."""
-        mod = get(train.a.modality)
-        return mod.config_defaults(cfg, train.a)
+        """Member a's defaults (series: batch size, epochs, lr, the svm protocol), where unset.
+        One run has one optimiser; when member b's default learning rate (its modality's, else the
+        optimiser's) differs from member a's (a pretrained text tower: 3e-5 beside images' 2e-3),
+        tower b's encoder trains at b's rate relative to a's through ``optim.lr_factors``
+        (``{"encoder.b.": rate_b / rate_a}``; a learning rate the user sets scales both)."""
+        from ..train.optim import resolved_lr
+
+        da = get(train.a.modality).config_defaults(cfg, train.a)
+        db = get(train.b.modality).config_defaults(cfg, train.b)
+        batch = da.get("train", {}).get("batch_size", cfg.train.batch_size)
+        rate_a, rate_b = (
+            d.get("optim", {}).get("lr")
+            or resolved_lr(cfg.optim.model_copy(update={"lr": None}), batch)
+            for d in (da, db)
+        )
+        if rate_b != rate_a:
+            factors = {"encoder.b.": float(rate_b) / float(rate_a)}
+            da = {**da, "optim": {**da.get("optim", {}), "lr_factors": factors}}
+        return da
 
     # -- training ------------------------------------------------------------------------------
     def input_meta(self, cfg, train: PairedData, needs: Needs):

@@ -460,7 +460,7 @@ class Trainer:
         t1 = t2 - self._views_time
         lr = self._lr_at(st)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_factor", 1.0)
         opt.zero_grad(set_to_none=True)
         loss, logs, finite = self.forward_backward(views, batch)
         overflow = False

@@ -66,24 +66,40 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
+def param_groups(
+    model: nn.Module,
+    weight_decay: float,
+    decay_all: bool = False,
+    lr_factors: dict[str, float] | None = None,
+) -> list[dict]:
     """Weight decay on weights of rank >= 2 only; biases and norm parameters are exempt (unless
-    ``decay_all``: then every parameter decays, as torch's optimisers do by themselves)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+    ``decay_all``: then every parameter decays, as torch's optimisers do by themselves). With
+    ``lr_factors`` (parameter-name prefix -> factor), parameters under a prefix go to groups of
+    their own whose ``lr_factor`` the trainer multiplies the scheduled rate by."""
+    factors = sorted((lr_factors or {}).items(), key=lambda kv: -len(kv[0]))
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 or decay_all else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0, "lars": False},
-    ]
+        factor = next((f for k, f in factors if name.startswith(k)), 1.0)
+        groups.setdefault((p.ndim >= 2 or decay_all, float(factor)), []).append(p)
+    out = []
+    for (decay, factor), params in groups.items():
+        if factor != 1.0 and not params:
+            continue
+        group: dict = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        if not decay:
+            group["lars"] = False
+        if factor != 1.0:
+            group["lr_factor"] = factor
+        out.append(group)
+    return out
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torch.optim.Optimizer:
     lr = resolved_lr(cfg, batch_size)
     wd = DEFAULT_WD[cfg.name] if cfg.weight_decay is None else cfg.weight_decay
-    groups = param_groups(model, wd, cfg.decay_all)
+    groups = param_groups(model, wd, cfg.decay_all, cfg.lr_factors)
     if cfg.name == "lars":
         return LARS(groups, lr=lr, momentum=cfg.momentum)
     for g in groups:
