@@ -3,8 +3,10 @@
 After the echocardiography paper's online cluster distillation: one branch's cluster assignments,
 computed online by Sinkhorn-Knopp over learned prototypes, are the targets that the other branch
 predicts, so that one modality (there: a video of the heart) learns the clusters that another
-(there: its frames, by an image encoder) forms. The paper's code is not public; this is a generic
-version built from SwAV's parts (:mod:`~selfsup.methods.swav`), with these choices:
+(there: its frames, by an image encoder) forms (Mishra et al. 2025, DISCOVR; its code, read for
+facts only, adds the term to each branch's own DINO and masked-video losses and predicts hard
+argmax codes at t = 0.1). This is a generic version built from SwAV's parts
+(:mod:`~selfsup.methods.swav`), with these choices:
 
 - The data is paired (two modalities of the same samples, a two-tower encoder); each tower projects
   into a shared space (the tower heads of :class:`~selfsup.models.two_tower.TwoTower`), L2
@@ -62,8 +64,8 @@ class ClusterDistillParams(SwAVParams):
 class ClusterDistill(SwAV):
     name = "cluster_distill"
     paper = (
-        "Online cluster distillation across branches (echocardiography video and image branches); "
-        "built on Caron et al. 2020, SwAV"
+        "Mishra et al. 2025, Self-supervised Learning of Echocardiographic Video Representations "
+        "via Online Cluster Distillation (DISCOVR); built on Caron et al. 2020, SwAV"
     )
     Params = ClusterDistillParams
     needs = Needs(towers=2)
