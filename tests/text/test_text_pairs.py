@@ -70,7 +70,7 @@ def test_bad_text_members_are_one_line(tmp_path):
     with pytest.raises(DataError, match=r"'x_b' is a string array of shape \(8, 5\).*\(N,\)"):
         load_source(str(tmp_path / "a.npz"))
     np.savez(tmp_path / "b.npz", x_a=x, x_b=t[:-1])
-    with pytest.raises(DataError, match="40 and 39 samples"):
+    with pytest.raises(DataError, match="'x_a' has 40 samples but 'x_b' has 39"):
         load_source(str(tmp_path / "b.npz"))
     np.savez(tmp_path / "c.npz", x_a=x, x_b=np.array([""] * len(x)))
     with pytest.raises(DataError, match="every pair has an empty text"):
@@ -155,8 +155,8 @@ def test_clip_trains_images_with_texts_and_retrieves_across(tmp_path):
     p = tmp_path / "pair.npz"
     np.savez(p, x_a=x, x_b=t, y=y)
     run = selfsup.train(
-        method="clip", data=str(p), epochs=2, batch_size=16, out=str(tmp_path / "r"), overrides=FAST
-    )
+        method="clip", data=str(p), epochs=4, batch_size=16, out=str(tmp_path / "r"), overrides=FAST
+    )  # 4 epochs: the text tower trains at its own (lower) rate, 2 are inside the noise
     ev = run.summary["eval"]
     assert {"xmodal_r1", "xmodal_medr", "a_linear_top1", "b_linear_top1", "b_knn_top1"} <= set(ev)
     losses = [

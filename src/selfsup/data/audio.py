@@ -461,32 +461,30 @@ def claims_paired_npz(spec: str, path: Path) -> bool:
 def load_paired_npz(spec: str, options=None, **_) -> Splits:
     """``x_a``, ``x_b`` (+ ``y``, ``x_a_test``, ``x_b_test``, ``y_test``) where ``sr_a`` / ``sr_b``
     marks a sound member ((N, T) or (N, C, T) waveforms at that rate); the other member is read as
-    :mod:`selfsup.data.paired` reads it. Clips are never skipped (the members must stay aligned)."""
-    from .paired import PairedData, _member
+    :mod:`selfsup.data.paired` reads it, with its checks. Clips are never skipped (the members
+    must stay aligned)."""
+    from .paired import load_paired_npz as load_pairs
 
     options = options or {}
     path = Path(spec).expanduser()
     sr, max_s = _rate(options), _max_seconds(options)
-    arrays = _read_npz(path)
-    if "x_b" not in arrays:
-        raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both (x_a, x_b)")
 
-    def member(t: str, suffix: str) -> Samples:
-        key = f"x_{t}{suffix}"
-        if f"sr_{t}" in arrays:
-            rate = _npz_rate(path, arrays[f"sr_{t}"], f"sr_{t}")
-            where = f"'{path}': {key}"
-            return clips_from_array(arrays[key], rate, sr, max_s, where, where, False)[0]
-        return _member(path, key, arrays[key])
+    def member(tower: str, key: str, arrays: dict) -> Samples | None:
+        return sound_member(path, tower, key, arrays, sr, max_s)
 
-    def split(suffix: str) -> PairedData:
-        a, b = member("a", suffix), member("b", suffix)
-        y = arrays.get(f"y{suffix}")
-        return PairedData(a, b, y, None, f"{path.stem}{suffix}")
+    return load_pairs(path, member=member)
 
-    train = split("")
-    test = split("_test") if "x_a_test" in arrays and "x_b_test" in arrays else None
-    return Splits(train, test)
+
+def sound_member(
+    path: Path, tower: str, key: str, arrays: dict, sr: int, max_s: float
+) -> Samples | None:
+    """The sound member ``arrays[key]`` of a paired ``.npz`` when ``sr_<tower>`` marks it, else
+    None."""
+    if f"sr_{tower}" not in arrays:
+        return None
+    rate = _npz_rate(path, arrays[f"sr_{tower}"], f"sr_{tower}")
+    where = f"'{path}': {key}"
+    return clips_from_array(arrays[key], rate, sr, max_s, where, where, False)[0]
 
 
 register_option(

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -178,8 +178,18 @@ def is_paired_npz(path: Path) -> bool:
         return False
 
 
-def load_paired_npz(path: Path) -> Splits:
-    """``x_a``, ``x_b`` (+ ``y``) and optionally ``x_a_test``, ``x_b_test`` (+ ``y_test``)."""
+def load_paired_npz(
+    path: Path,
+    member: Callable[[str, str, dict[str, np.ndarray]], Any] | None = None,
+    assemble: Callable[[Any, Any, np.ndarray | None, str], PairedData] | None = None,
+) -> Splits:
+    """``x_a``, ``x_b`` (+ ``y``) and optionally ``x_a_test``, ``x_b_test`` (+ ``y_test``).
+
+    Sources of members this module does not read itself (sound, text) pass ``member(tower, key,
+    arrays)``, which returns the member for ``arrays[key]`` or None to leave it to
+    :func:`register_member`'s readers and the built-in ones, and ``assemble(a, b, y, name)``,
+    which makes the pair (text drops pairs with an empty text); the checks of lengths, labels and
+    the test split are the same for every member kind."""
     from .npz import pad_splits
 
     try:
@@ -203,10 +213,14 @@ def load_paired_npz(path: Path) -> Splits:
         )
     name = path.stem
 
+    def read(tower: str, key: str) -> Any:
+        own = member(tower, key, arrays) if member is not None else None
+        return own if own is not None else _member(path, key, arrays[key])
+
     def split(suffix: str) -> PairedData:
         ka, kb, ky = f"x_a{suffix}", f"x_b{suffix}", f"y{suffix}"
         xa, xb = arrays[ka], arrays[kb]
-        a, b = _member(path, ka, xa), _member(path, kb, xb)  # shapes first (a 0-d array has no len)
+        a, b = read("a", ka), read("b", kb)  # shapes first (a 0-d array has no len)
         if len(xa) != len(xb):
             raise DataError(
                 f"'{path}': '{ka}' has {len(xa)} samples but '{kb}' has {len(xb)}; give the same "
@@ -221,6 +235,8 @@ def load_paired_npz(path: Path) -> Splits:
                 )
             if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
                 raise DataError(f"'{path}': '{ky}' contains NaN or Inf; labels must be integers")
+        if assemble is not None:
+            return assemble(a, b, y, f"{name}{suffix}")
         return PairedData(a, b, y, None, f"{name}{suffix}")
 
     train = split("")

@@ -384,39 +384,25 @@ def load_paired_npz(spec: str, options=None, **_) -> Splits:
     """``x_a``, ``x_b`` (+ ``y``, ``x_a_test``, ``x_b_test``, ``y_test``) where a member is an
     array of strings (N,) (``numpy.array(list_of_str)``, saved without pickles): that member is
     text; the other is read as :mod:`selfsup.data.paired` reads it (images, series), as sound
-    where ``sr_a`` / ``sr_b`` is given (:mod:`selfsup.data.audio`), or is text too."""
-    from .audio import _max_seconds, _npz_rate, _rate, _read_npz, clips_from_array
-    from .paired import _member, test_split
+    where ``sr_a`` / ``sr_b`` is given (:mod:`selfsup.data.audio`), or is text too. A pair whose
+    text is empty is dropped and counted."""
+    from .audio import _max_seconds, _rate, sound_member
+    from .paired import load_paired_npz as load_pairs
 
     options = options or {}
     path = Path(spec).expanduser()
-    arrays = _read_npz(path)
-    if "x_b" not in arrays:
-        raise DataError(f"'{path}' has 'x_a' but no 'x_b'; a paired .npz needs both (x_a, x_b)")
+    sr, max_s = _rate(options), _max_seconds(options)
 
-    def member(t: str, suffix: str):
-        key = f"x_{t}{suffix}"
-        x, where = arrays[key], f"'{path}': array '{key}'"
+    def member(tower: str, key: str, arrays: dict):
+        x = arrays[key]
         if x.dtype.kind == "U":
-            return _texts_of(x, where)
-        if f"sr_{t}" in arrays:
-            rate = _npz_rate(path, arrays[f"sr_{t}"], f"sr_{t}")
-            sr, max_s = _rate(options), _max_seconds(options)
-            return clips_from_array(x, rate, sr, max_s, where, where, False)[0]
-        return _member(path, key, x)
+            return _texts_of(x, f"'{path}': array '{key}'")
+        return sound_member(path, tower, key, arrays, sr, max_s)
 
-    def split(suffix: str):
-        y = arrays.get(f"y{suffix}")
-        if y is not None and (y.ndim != 1 or len(y) != len(arrays[f"x_a{suffix}"])):
-            raise DataError(
-                f"'{path}': 'y{suffix}' has shape {tuple(y.shape)}; give one integer label per "
-                f"sample (y{suffix}=(N,))"
-            )
-        a, b = member("a", suffix), member("b", suffix)
-        return paired_texts(a, b, y, f"{path.stem}{suffix}", f"'{path}'")
+    def assemble(a, b, y, name: str):
+        return paired_texts(a, b, y, name, f"'{path}'")
 
-    train = split("")
-    return Splits(train, test_split(path, arrays, split, train))
+    return load_pairs(path, member=member, assemble=assemble)
 
 
 def load_paired_table(
