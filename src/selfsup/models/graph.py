@@ -310,8 +310,12 @@ class GATLayer(nn.Module):
             e, row, n_out = e[:, keep], pos[e[1][keep]], len(dst)
         H, D = self.heads, self.d_out
         late = D > d_in  # project after aggregating (fewer numbers per edge)
-        if isinstance(h, RowPatch) and not late and h.base.dtype in (torch.float32, torch.float64):
-            # sparse data rows, dense patched rows
+        if (
+            isinstance(h, RowPatch)
+            and not late
+            and h.base.device.type == "cpu"  # measured on CPU only; elsewhere the plain path
+            and h.base.dtype in (torch.float32, torch.float64)
+        ):  # sparse data rows, dense patched rows
             feat = patched_linear(h, self.fc.weight, self.feat_drop).view(n, H, D)
             el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
         elif late:
