@@ -8,9 +8,11 @@ backbone sees.
 Defaults where the user left them unset (:meth:`PointsModality.config_defaults`): the ``pointnet``
 encoder (``point_transformer`` for the masked methods), the ``views.points`` augmentations,
 AdamW at lr 1e-3, a batch of at most 32, epochs for about :data:`TARGET_STEPS` steps, and the
-ModelNet protocol (a linear SVM on the frozen global features, ``svm``) beside kNN (k = 5) and
-linear. The raw-input baseline is the D2 shape distribution (Osada et al. 2002): the histogram of
-distances between random pairs of points of the cloud, invariant to rotation and order.
+ModelNet-style SVM protocol on the frozen global features (``svm``: an RBF SVM with C
+cross-validated, :mod:`selfsup.eval.svm`; the Point-MAE authors' LinearSVC is
+``benchmarks/points_text.py --linear-svm``) beside kNN (k = 5) and linear. The raw-input
+baseline is the D2 shape distribution (Osada et al. 2002): the histogram of distances between
+random pairs of points of the cloud, invariant to rotation and order.
 """
 
 from __future__ import annotations
