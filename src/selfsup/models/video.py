@@ -78,7 +78,12 @@ class Block2Plus1D(nn.Module):
 
 
 class R2Plus1D(nn.Module):
-    """A small (2+1)-D ResNet (see the module docstring)."""
+    """A small (2+1)-D ResNet (see the module docstring).
+
+    ``small_stem=True`` makes the stem's spatial stride 1 (as the image ResNets' ``cifar_stem``
+    does for images of 64 px or less). It is not the default: on 32 px moving digits it did not
+    keep the digit at random initialisation (BENCHMARKS.md, issue 22) and a training step cost
+    about 4x as much; ``benchmarks/video_random_init.py`` measures it."""
 
     capabilities = frozenset[str]()
 
@@ -88,10 +93,15 @@ class R2Plus1D(nn.Module):
         widths: tuple[int, ...] = (16, 32, 64, 128),
         width: float = 1.0,
         strides: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (2, 2)),
+        small_stem: bool = False,
     ):
         super().__init__()
         ws = [max(4, int(round(w * width))) for w in widths]
-        self.stem = nn.Sequential(Conv2Plus1D(in_channels, ws[0], (1, 2)), nn.BatchNorm3d(ws[0]))
+        #: the stem's spatial stride: 1 for small frames (``small_stem``), else 2
+        self.stem_stride = 1 if small_stem else 2
+        self.stem = nn.Sequential(
+            Conv2Plus1D(in_channels, ws[0], (1, self.stem_stride)), nn.BatchNorm3d(ws[0])
+        )
         self.relu = nn.ReLU(inplace=True)
         layers, c = [], ws[0]
         for w, st in zip(ws[1:], strides, strict=True):
