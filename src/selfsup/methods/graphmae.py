@@ -72,8 +72,8 @@ class GraphMAE(Method):
         self.encoder_to_decoder = nn.Linear(d, d, bias=False)
         self.decoder = GATLayer(d, d_in, heads=1, feat_drop=0.2, attn_drop=0.1)
 
-    def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
-        v: GraphBatch = views[0]  # type: ignore[assignment]
+    def forward(self, views: list[GraphBatch], batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        v = views[0]
         p = self.params
         x = normalised_features(self.encoder, v)
         nodes = v.nodes
