@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selfsup.data.points import merge_meshes
+
 CLASSES = ("star", "cross", "ell", "frame", "pipe", "dumbbell", "table", "mushroom")
 FORMATS = (".off", ".ply", ".obj", ".stl")
 
@@ -73,15 +75,6 @@ def box(c, s):
     return np.asarray(m.vertices) + np.asarray(c), np.asarray(m.faces)
 
 
-def merge(*parts):
-    vs, fs, off = [], [], 0
-    for v, f in parts:
-        vs.append(v)
-        fs.append(f + off)
-        off += len(v)
-    return np.concatenate(vs), np.concatenate(fs)
-
-
 def ring(r, n, phase=0.0):
     a = phase + 2 * math.pi * np.arange(n) / n
     return np.c_[r * np.cos(a), r * np.sin(a)]
@@ -119,7 +112,7 @@ def solid(kind: str, rng: np.random.Generator):
         s1 = trimesh.creation.icosphere(2, rs)
         rod = trimesh.creation.cylinder(rr, gap, sections=16)
         v1 = np.asarray(s1.vertices)
-        return merge(
+        return merge_meshes(
             (v1 + [0, 0, gap / 2], np.asarray(s1.faces)),
             (v1 - [0, 0, gap / 2], np.asarray(s1.faces)),
             (np.asarray(rod.vertices), np.asarray(rod.faces)),
@@ -131,12 +124,12 @@ def solid(kind: str, rng: np.random.Generator):
             for sy in (-1, 1):
                 c = [sx * (w - leg), sy * (d - leg), h / 2]
                 parts.append(box(c, [2 * leg, 2 * leg, h]))
-        return merge(*parts)
+        return merge_meshes(*parts)
     if kind == "mushroom":
         rc, hc, rs, hs = u(0.7, 1.1), u(0.3, 0.7), u(0.12, 0.3), u(0.6, 1.3)
         cap = trimesh.creation.cone(rc, hc, sections=32)
         stem = trimesh.creation.cylinder(rs, hs, sections=16)
-        return merge(
+        return merge_meshes(
             (np.asarray(cap.vertices) + [0, 0, hs / 2], np.asarray(cap.faces)),
             (np.asarray(stem.vertices), np.asarray(stem.faces)),
         )

@@ -110,7 +110,8 @@ def _grid(fn, nu: int, nv: int, wrap_u: bool, wrap_v: bool) -> tuple[np.ndarray,
     return verts, faces
 
 
-def _merge(*meshes: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def merge_meshes(*meshes: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One mesh (vertices, faces) of several, the faces' vertex indices offset."""
     vs, fs, off = [], [], 0
     for v, f in meshes:
         vs.append(v)
@@ -153,11 +154,11 @@ def shape_mesh(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     if kind == "cylinder":
         r, h = u(0.4, 1.0), u(0.8, 2.0)
         side = _revolve(lambda v: (np.full_like(v, r), h * (v - 0.5)), close=False)
-        return _merge(side, _disk(r, -h / 2), _disk(r, h / 2))
+        return merge_meshes(side, _disk(r, -h / 2), _disk(r, h / 2))
     if kind == "cone":
         r, h = u(0.5, 1.0), u(0.8, 2.0)
         side = _revolve(lambda v: (r * (1 - v), h * v), close=False)
-        return _merge(side, _disk(r, 0.0))
+        return merge_meshes(side, _disk(r, 0.0))
     if kind == "torus":
         big, small = 1.0, u(0.2, 0.45)
 
