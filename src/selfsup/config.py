@@ -97,8 +97,6 @@ def register_views(name: str, model: type[BaseModel], former: tuple[str, ...] = 
 def former_views(data: dict) -> dict:
     """``data`` (the ``views`` section as given) with former flat fields moved into the sections
     that now hold them; the same field given both ways with different values is refused."""
-    if not VIEWS_SECTIONS:  # before any modality was imported
-        from . import modalities  # noqa: F401  (each registers its section)
     return _move_former_views(data)
 
 
@@ -208,6 +206,20 @@ class OptimConfig(_Section):
         if v is not None and not v > 0:
             raise ValueError("learning rate must be > 0")
         return v
+
+
+#: base learning rate per 256 samples (SGD/LARS scale linearly with the batch; AdamW and RMSprop
+#: do not). RMSprop: Keras's defaults (lr 1e-3, rho 0.9, epsilon 1e-7), as VIME's authors train.
+DEFAULT_LR = {"sgd": 0.06, "lars": 0.3, "adamw": 2e-3, "rmsprop": 1e-3}
+UNSCALED = ("adamw", "rmsprop")
+
+
+def resolved_lr(cfg: OptimConfig, batch_size: int) -> float:
+    """``cfg.lr``, else the optimiser's default for a batch of ``batch_size``."""
+    if cfg.lr is not None:
+        return cfg.lr
+    base = DEFAULT_LR[cfg.name]
+    return base if cfg.name in UNSCALED else base * batch_size / 256
 
 
 class TrainConfig(_Section):

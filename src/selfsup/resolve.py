@@ -14,6 +14,7 @@ from . import methods
 from . import validate as validation
 from .errors import ConfigError
 from .eval import protocols as EP
+from .modalities import REGISTRY
 
 #: shortcut keyword (and CLI option) -> config path
 OPTIONS = {
@@ -86,7 +87,9 @@ def resolve_config(
             f"unknown backbone '{cfg.model.backbone}'; choose one of: auto, {', '.join(known)}"
         )
     EP.parse(cfg.eval.protocols)
-    validation.check_config(cfg)  # the one validation pass: numbers, seeds, device, packages, sizes
+    validation.check_config(cfg)  # the one validation pass: numbers, seeds, device, packages
+    for modality in REGISTRY.values():  # and each modality's own fields (image sizes, ...)
+        modality.check_config(cfg)
     return cfg
 
 

@@ -2,8 +2,9 @@
 
 :func:`check_config` runs on a resolved :class:`~selfsup.config.Config` before the run directory is
 looked at, data decoded or a model built: every number finite, seeds in range, the device present
-in this build, the optional packages the options name installed, and each modality's own
-:meth:`~selfsup.modalities.Modality.check_config` (images: the evaluation batch at the configured
+in this build, the optional packages the options name installed (the caller,
+:func:`selfsup.resolve.resolve_config`, then runs each modality's own
+:meth:`~selfsup.modalities.Modality.check_config`: images, the evaluation batch at the configured
 size fits). :func:`check_data` runs once the data is decoded and before the run directory is
 created: labels the method needs and the checks of the data's modality (``check_input``,
 ``check_run``); :func:`check_training` once the method is built: the trainer's own refusals
@@ -63,10 +64,6 @@ def check_config(cfg) -> None:
                 f"--logger {name} needs the {module} package, which is not installed; "
                 f"pip install selfsup[{extra}] (or drop --logger {name})"
             )
-    from .modalities import REGISTRY
-
-    for modality in REGISTRY.values():  # each modality's own fields (image sizes, ...)
-        modality.check_config(cfg)
 
 
 def check_data(cfg, train, bank, mod) -> None:

@@ -104,7 +104,7 @@ class PairedModality(Modality):
         optimiser's) differs from member a's (a pretrained text tower: 3e-5 beside images' 2e-3),
         tower b's encoder trains at b's rate relative to a's through ``optim.lr_factors``
         (``{"encoder.b.": rate_b / rate_a}``; a learning rate the user sets scales both)."""
-        from ..train.optim import resolved_lr
+        from ..config import resolved_lr
 
         da = get(train.a.modality).config_defaults(cfg, train.a)
         db = get(train.b.modality).config_defaults(cfg, train.b)

@@ -8,20 +8,11 @@ import math
 import torch
 from torch import nn
 
-from ..config import OptimConfig
+from ..config import DEFAULT_LR, UNSCALED, OptimConfig, resolved_lr
 
-#: base learning rate per 256 samples (SGD/LARS scale linearly with the batch; AdamW and RMSprop
-#: do not). RMSprop: Keras's defaults (lr 1e-3, rho 0.9, epsilon 1e-7), as VIME's authors train.
-DEFAULT_LR = {"sgd": 0.06, "lars": 0.3, "adamw": 2e-3, "rmsprop": 1e-3}
+#: the default learning rates (per 256 samples for SGD/LARS) live with the config:
+#: :data:`selfsup.config.DEFAULT_LR`, :func:`selfsup.config.resolved_lr`
 DEFAULT_WD = {"sgd": 5e-4, "lars": 1e-6, "adamw": 1e-4, "rmsprop": 0.0}
-UNSCALED = ("adamw", "rmsprop")
-
-
-def resolved_lr(cfg: OptimConfig, batch_size: int) -> float:
-    if cfg.lr is not None:
-        return cfg.lr
-    base = DEFAULT_LR[cfg.name]
-    return base if cfg.name in UNSCALED else base * batch_size / 256
 
 
 class LARS(torch.optim.Optimizer):
@@ -138,3 +129,14 @@ def lr_at(
         return base_lr
     t = (step - warmup) / max(1, total - warmup)
     return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+__all__ = [
+    "DEFAULT_LR",
+    "DEFAULT_WD",
+    "UNSCALED",
+    "build_optimizer",
+    "lr_at",
+    "param_groups",
+    "resolved_lr",
+]
