@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_ddp_equivalence import ATOL, RTOL
 
 INJECT = str(Path(__file__).parent / "_inject")
 pytestmark = pytest.mark.skipif(
@@ -125,8 +126,8 @@ def test_the_cli_with_two_processes_ends_where_one_ends(tiny_npz, tmp_path):
     assert start_moved > 0
     for k in w1:
         if w1[k].is_floating_point():
-            rtol = 1e-4 if "running" in k else 0.0
-            torch.testing.assert_close(w2[k], w1[k], atol=1e-4, rtol=rtol, msg=k)
+            rtol = RTOL if "running" in k else 0.0
+            torch.testing.assert_close(w2[k], w1[k], atol=ATOL, rtol=rtol, msg=k)
         else:
             assert torch.equal(w2[k], w1[k]), k
     assert "reducer.cpp" not in r2.stderr and "Warning:" not in r2.stderr, r2.stderr[-2000:]

@@ -29,6 +29,12 @@ JOBS = [
     ("dino", "dino", ["params.out_dim=64", "optim.lr=0.01"]),
     ("swav", "swav", ["params.n_prototypes=16", "params.queue_size=0"]),
 ]
+#: how far 1 and 2 processes may end apart. The batch split changes the matrix products' shapes,
+#: so the CPU's kernels round differently, and training amplifies it: within 1e-4 on the Intel
+#: CPUs these were first measured on; on an AMD EPYC, MoCo v3's weights end 3.7e-4 apart and Barlow
+#: Twins' running variances 2.6e-4 relative (measured). A wrong reduction (per-rank negatives or
+#: statistics) moves them by the order of the training itself (> 1e-2).
+ATOL, RTOL = 1e-3, 1e-3
 #: views drawn per rank slice: cheaper, but they depend on the process count (so: trains, not equal)
 LOCAL = ("simclr-local", "simclr", ["train.view_sharding=local"])
 
@@ -59,10 +65,10 @@ def test_two_processes_match_one(ddp_runs, tmp_path, key, name, overrides):
             # without SyncBatchNorm each rank keeps its own running statistics (rank 0's are kept)
             continue
         if one[k].is_floating_point():
-            # weights within 1e-4; running statistics (sums over thousands of values, in another
-            # order under SyncBatchNorm, values up to ~100) within 1e-4 relative
-            rtol = 1e-4 if "running" in k else 0.0
-            torch.testing.assert_close(two[k], one[k], atol=1e-4, rtol=rtol, msg=k)
+            # weights within ATOL; running statistics (sums over thousands of values, in another
+            # order under SyncBatchNorm, values up to ~100) within RTOL relative
+            rtol = RTOL if "running" in k else 0.0
+            torch.testing.assert_close(two[k], one[k], atol=ATOL, rtol=rtol, msg=k)
         else:
             assert torch.equal(two[k], one[k]), k
 
