@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfsup.data.points import merge_meshes
+from selfsup.data.points import merge_meshes, random_rotation
 
 CLASSES = ("star", "cross", "ell", "frame", "pipe", "dumbbell", "table", "mushroom")
 FORMATS = (".off", ".ply", ".obj", ".stl")
@@ -136,14 +136,6 @@ def solid(kind: str, rng: np.random.Generator):
     raise ValueError(kind)
 
 
-def rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
 def write_folder(root: Path, n_train: int, n_test: int, seed: int) -> int:
     """Write the generated folder; returns the number of files."""
     import trimesh
@@ -156,7 +148,7 @@ def write_folder(root: Path, n_train: int, n_test: int, seed: int) -> int:
             d.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 v, f = solid(kind, rng)
-                v = (v * rng.uniform(0.8, 1.25, 3)) @ rotation(rng).T
+                v = (v * rng.uniform(0.8, 1.25, 3)) @ random_rotation(rng).T
                 ext = FORMATS[i % len(FORMATS)]
                 trimesh.Trimesh(v, f, process=False).export(d / f"{kind}_{i:03d}{ext}")
                 count += 1
