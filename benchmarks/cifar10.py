@@ -40,9 +40,11 @@ def image_meta(channels: int, size: int, mean, std) -> dict:
     }
 
 
-def profile_step(cfg, splits, steps: int = 8) -> dict:
+def profile_step(cfg, splits, steps: int = 8) -> dict | None:
     """Mean seconds per step of each phase: data (index + gather), views, forward, loss, backward,
-    optimizer, measured on the configured backbone and batch size."""
+    optimizer, measured on the configured backbone and batch size. Only for the methods of two views
+    contrasted by ``contrast`` (the InfoNCE family); ``None`` for the others (the run's own
+    ``timing_s`` has their phases)."""
     from selfsup.eval import channel_stats
     from selfsup.train.optim import build_optimizer
 
@@ -53,6 +55,8 @@ def profile_step(cfg, splits, steps: int = 8) -> dict:
     method = methods.build(
         cfg.method, enc, cfg.params, methods.Context(model=cfg.model, n_samples=len(tr))
     )
+    if not hasattr(method, "contrast"):
+        return None
     views = ImageViews(spec, tr.channels, 2, cfg.views.backend)
     opt = build_optimizer(method, cfg.optim, cfg.train.batch_size)
     x = torch.from_numpy(tr.x).permute(0, 3, 1, 2).contiguous()
@@ -153,12 +157,13 @@ def main():
         f"{torch.get_num_threads()}"
     )
     prof = profile_step(cfg, splits)
-    print(
-        "step breakdown (s/step): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "samples_per_s")
-        + f"; {prof['samples_per_s']:.0f} samples/s",
-        flush=True,
-    )
+    if prof is not None:
+        print(
+            "step breakdown (s/step): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "samples_per_s")
+            + f"; {prof['samples_per_s']:.0f} samples/s",
+            flush=True,
+        )
     if a.profile_only:
         return
     start = time.perf_counter()
