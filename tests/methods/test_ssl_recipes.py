@@ -75,3 +75,25 @@ def test_the_cpu_hour_recipe_runs_end_to_end(tmp_path):
     assert enc.image_size == 32 and enc.meta["view_spec"]["size"] == 24
     s = json.loads((run.dir / "summary.json").read_text())
     assert 0 <= s["eval"]["knn_top1"] <= 1
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_recipe_in_configs_validates(path):
+    """Every recipe shipped in configs/ resolves (its method's params too); its data source is
+    not read."""
+    cfg = resolve_config(path)
+    assert cfg.method == path.name.split("-")[0]
+
+
+@pytest.mark.parametrize("name", ["dino", "swav", "ibot"])
+def test_the_distillation_cifar_recipes_share_the_simclr_hour_budget(name):
+    """BENCHMARKS.md compares these with the one-hour SimCLR recipe at equal cost: everything but
+    the method's own fields (and ibot's ViT and its optimiser) is the SimCLR recipe's."""
+    ref = resolve_config(ROOT / "simclr-cifar10-cpu-hour.yaml")
+    cfg = resolve_config(ROOT / f"{name}-cifar10-cpu-hour.yaml")
+    assert cfg.views == ref.views and cfg.data == ref.data
+    assert cfg.train == ref.train and cfg.eval == ref.eval
+    if name != "ibot":
+        assert cfg.model == ref.model and cfg.optim == ref.optim
+    else:
+        assert cfg.model.backbone == "vit_tiny"
