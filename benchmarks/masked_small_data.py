@@ -13,6 +13,17 @@ reference.
 
     python benchmarks/masked_small_data.py --data /tmp/cifar10 --budget 300 --threads 1 \\
         --json /tmp/masked.jsonl
+
+Several unlabelled-set sizes and seeds in one run (``--sizes 1000,5000 --seeds 0,1,2``): for each
+seed the subset of each size is drawn class-balanced under that seed (seed 0 gives the subset of
+earlier runs), the pretraining uses ``train.seed`` = seed and the protocols ``eval.seed`` = seed
+(which labels, the head's initialisation). The CPU cost of a training sample is measured once per
+method (it does not depend on the size). Every row goes to ``--json``; ``--summary FILE`` prints
+the mean +- std over seeds of such a file as a markdown table, without training:
+
+    python benchmarks/masked_small_data.py --data /tmp/cifar10 --sizes 1000,5000 --seeds 0,1,2 \\
+        --methods simclr,spark,mae --budget 180 --precision fp32 --json /tmp/masked-grid.jsonl
+    python benchmarks/masked_small_data.py --summary /tmp/masked-grid.jsonl
 """
 
 from __future__ import annotations
@@ -49,9 +60,10 @@ def balanced(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     )
 
 
-def make_subset(data: str, n_train: int, n_test: int, out: Path) -> Path:
-    s = load_source(data, None, False, None)
-    tr, te = balanced(s.train.y, n_train, 0), balanced(s.test.y, n_test, 1)
+def make_subset(s, n_train: int, n_test: int, out: Path, seed: int = 0) -> Path:
+    """A class-balanced subset of ``n_train`` training images (drawn under ``seed``) and a fixed
+    one of ``n_test`` test images of the loaded source ``s``, saved to ``out``."""
+    tr, te = balanced(s.train.y, n_train, seed), balanced(s.test.y, n_test, 1)
     np.savez(out, x=s.train.x[tr], y=s.train.y[tr], x_test=s.test.x[te], y_test=s.test.y[te])
     return out
 
@@ -71,7 +83,7 @@ def loss_of(name: str) -> dict:
     return dict((yaml.safe_load(p.read_text()) or {}).get("loss") or {}) if p.is_file() else {}
 
 
-def config(name: str, npz: Path, epochs: int, a, out: Path) -> dict:
+def config(name: str, npz: Path, epochs: int, a, out: Path, seed: int = 0) -> dict:
     backbone, views = SETUPS[name]
     return {
         "method": name,
@@ -83,7 +95,7 @@ def config(name: str, npz: Path, epochs: int, a, out: Path) -> dict:
         "train": {
             "epochs": epochs,
             "batch_size": a.batch_size,
-            "seed": 0,
+            "seed": seed,
             "precision": a.precision,
             "progress": "none",
             "checkpoint_every": 1000,
@@ -92,6 +104,7 @@ def config(name: str, npz: Path, epochs: int, a, out: Path) -> dict:
             "protocols": ["knn", "fewshot"],
             "fewshot_fractions": [0.01, 0.1, 1.0],
             "fewshot_steps": a.ft_steps,
+            "seed": seed,
             "baselines": False,
             "report": False,
             "diagnostics": False,
@@ -100,23 +113,134 @@ def config(name: str, npz: Path, epochs: int, a, out: Path) -> dict:
     }
 
 
+def sample_cost(name: str, npz: Path, n: int, a, out: Path) -> float:
+    """CPU seconds per training sample of ``name``: the second epoch of a 2-epoch run over
+    ``min(--probe, n)`` images."""
+    probe = min(a.probe, n)
+    marks: list[float] = []
+    selfsup.train(
+        config(name, npz, 2, a, out / "probe"),
+        overwrite=True,
+        overrides=["eval.protocols=[knn]", f"data.limit={probe}"],
+        on_epoch_end=recorder(marks, 0.0),
+    )
+    return (marks[1] - marks[0]) / (probe // a.batch_size * a.batch_size)
+
+
+def emit(row: dict, a) -> None:
+    print(json.dumps(row), flush=True)
+    if a.json:
+        with open(a.json, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def scores(e: dict) -> dict:
+    return {"knn": e["knn_top1"], **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")}}
+
+
+def pretrain(name: str, npz: Path, n: int, seed: int, cost: float, a, out: Path) -> dict:
+    epochs = max(1, int(round(a.budget / (cost * n))))
+    c0 = time.process_time()
+    cpu: list[float] = []
+    run = selfsup.train(
+        config(name, npz, epochs, a, out, seed), overwrite=True, on_epoch_end=recorder(cpu, c0)
+    )
+    s = run.summary
+    return {
+        "method": name,
+        "backbone": SETUPS[name][0],
+        "size": n,
+        "seed": seed,
+        "budget": a.budget,
+        "cost_ms": round(cost * 1e3, 4),
+        "epochs": epochs,
+        "train_s": s["train_time_s"],
+        "train_cpu_s": round(cpu[-1], 1),
+        "eval_cpu_s": round(time.process_time() - c0 - cpu[-1], 1),
+        **scores(s["eval"]),
+    }
+
+
+def random_init(backbone: str, npz: Path, n: int, seed: int, a, out: Path) -> dict:
+    """A randomly initialised encoder (under ``seed``), fine-tuned the same way (no
+    pretraining)."""
+    from selfsup.eval import channel_stats
+    from selfsup.evaluation import evaluate_encoder
+    from selfsup.parts import build_encoder, load_data
+    from selfsup.validate import device as pick_device
+
+    c0 = time.process_time()
+    cfg = config("simclr", npz, 1, a, out, seed) | {"model": {"backbone": backbone}}
+    cfg = conf.validate(cfg)
+    splits, bank, query = load_data(cfg)
+    mean, std = channel_stats(splits.train.x)
+    meta = {"modality": "image", "in_channels": 3, "image_size": 32}
+    meta.update(mean=list(mean), std=list(std))
+    enc = build_encoder(cfg, meta, seed)
+    e = evaluate_encoder(enc, bank, query, meta, cfg.eval, pick_device("cpu"))
+    return {
+        "method": f"random init ({backbone})",
+        "backbone": backbone,
+        "size": n,
+        "seed": seed,
+        "budget": 0,
+        "epochs": 0,
+        "train_s": 0,
+        "train_cpu_s": 0,
+        "eval_cpu_s": round(time.process_time() - c0, 1),
+        **scores(e),
+    }
+
+
+def summary(paths: list[str]) -> str:
+    """A markdown table of mean +- std (over seeds) per size, budget and method."""
+    rows = [json.loads(x) for p in paths for x in Path(p).read_text().splitlines() if x.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r.get("size", 5000), r["method"].startswith("random"), r.get("budget", 0))
+        groups.setdefault(key + (r["method"],), []).append(r)
+
+    def ms(vals: list[float]) -> str:
+        v = 100 * np.asarray(vals, dtype=float)  # accuracies in percent
+        return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+    out = [
+        "| unlabelled images | method | budget (CPU-s) | epochs | seeds | kNN "
+        "| 1% labels | 10% labels | 100% labels |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in sorted(groups):
+        g = groups[key]
+        n, _, budget, method = key
+        ep = sorted({r["epochs"] for r in g})
+        out.append(
+            f"| {n:,} | {method} | {budget:g} | {'/'.join(map(str, ep))} | {len(g)} | "
+            + " | ".join(ms([r[k] for r in g]) for k in ("knn", "1", "10", "100"))
+            + " |"
+        )
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", default="/tmp/cifar10")
     ap.add_argument("--methods", default="simclr,mae,spark,cmae")
-    ap.add_argument("--train", type=int, default=5000)
+    ap.add_argument("--train", type=int, default=5000, help="unlabelled images (one size)")
+    ap.add_argument("--sizes", default=None, help="unlabelled-set sizes, e.g. 1000,5000")
+    ap.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--budget", type=float, default=300, help="training CPU seconds per method")
     ap.add_argument("--probe", type=int, default=1024, help="images of the timing run")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ft-steps", type=int, default=100)
-    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--precision", default="auto", help="auto picks bf16 only where native")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/selfsup-bench/masked")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--summary", nargs="+", default=None, help="print the table of JSONL files")
     ap.add_argument(
         "--random-init",
         choices=["yes", "no", "only"],
@@ -124,73 +248,28 @@ def main():
         help="also fine-tune randomly initialised encoders (only: nothing else)",
     )
     a = ap.parse_args()
+    if a.summary:
+        print(summary(a.summary))
+        return
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    npz = make_subset(a.data, a.train, a.test, out / "cifar_subset.npz")
-    rows = []
-    for name in a.methods.split(",") if a.random_init != "only" else []:
-        marks: list[float] = []
-        selfsup.train(
-            config(name, npz, 2, a, out / "probe"),
-            overwrite=True,
-            overrides=["eval.protocols=[knn]", f"data.limit={a.probe}"],
-            on_epoch_end=recorder(marks, 0.0),
-        )
-        cost = (marks[1] - marks[0]) / (
-            a.probe // a.batch_size * a.batch_size
-        )  # CPU s per training sample
-        epochs = max(1, int(round(a.budget / (cost * a.train))))
-        c0 = time.process_time()
-        cpu: list[float] = []
-        run = selfsup.train(
-            config(name, npz, epochs, a, out), overwrite=True, on_epoch_end=recorder(cpu, c0)
-        )
-        s, e = run.summary, run.summary["eval"]
-        row = {
-            "method": name,
-            "backbone": SETUPS[name][0],
-            "epochs": epochs,
-            "train_s": s["train_time_s"],
-            "train_cpu_s": round(cpu[-1], 1),
-            "knn": e["knn_top1"],
-            **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")},
-        }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        if a.json:
-            with open(a.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
-    # randomly initialised encoders, fine-tuned the same way (no pretraining)
-    from selfsup.evaluation import evaluate_encoder
-    from selfsup.parts import build_encoder, load_data
-    from selfsup.validate import device as pick_device
-
-    for backbone in (
-        sorted({SETUPS[n][0] for n in a.methods.split(",")}) if a.random_init != "no" else []
-    ):
-        cfg = conf.validate(config("simclr", npz, 1, a, out) | {"model": {"backbone": backbone}})
-        splits, bank, query = load_data(cfg)
-        from selfsup.eval import channel_stats
-
-        mean, std = channel_stats(splits.train.x)
-        meta = {"modality": "image", "in_channels": 3, "image_size": 32}
-        meta.update(mean=list(mean), std=list(std))
-        enc = build_encoder(cfg, meta, 0)
-        e = evaluate_encoder(enc, bank, query, meta, cfg.eval, pick_device("cpu"))
-        row = {
-            "method": f"random init ({backbone})",
-            "backbone": backbone,
-            "epochs": 0,
-            "train_s": 0,
-            "train_cpu_s": 0,
-            "knn": e["knn_top1"],
-            **{k: e[f"fewshot_{k}pct_top1"] for k in ("1", "10", "100")},
-        }
-        print(json.dumps(row), flush=True)
-        if a.json:
-            with open(a.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
+    sizes = [int(v) for v in a.sizes.split(",")] if a.sizes else [a.train]
+    seeds = [int(v) for v in a.seeds.split(",")]
+    methods = a.methods.split(",") if a.random_init != "only" else []
+    backbones = sorted({SETUPS[n][0] for n in a.methods.split(",")})
+    s = load_source(a.data, None, False, None)
+    costs: dict[str, float] = {}
+    for seed in seeds:
+        for n in sizes:
+            npz = make_subset(s, n, a.test, out / f"cifar_subset_{n}_{seed}.npz", seed)
+            for name in methods:
+                if name not in costs:  # measured once, on the largest set
+                    big = make_subset(s, max(sizes), a.test, out / "probe_subset.npz", 0)
+                    costs[name] = sample_cost(name, big, max(sizes), a, out)
+                emit(pretrain(name, npz, n, seed, costs[name], a, out), a)
+            for backbone in backbones if a.random_init != "no" else []:
+                emit(random_init(backbone, npz, n, seed, a, out), a)
 
 
 if __name__ == "__main__":
