@@ -123,6 +123,20 @@ def test_swav_equals_the_loop(queue):
 
 
 @pytest.mark.parametrize("queue", [0, 9])
+def test_swav_hands_out_the_codes_it_used(queue):
+    """``codes_out`` receives each assigned view's targets (the queue's rows dropped), equal to the
+    loop's Sinkhorn: cluster_distill's collapse monitor reads them instead of running it again."""
+    scores, qs = _swav_inputs(queue=queue)
+    codes: list[torch.Tensor] = []
+    swav_loss(scores, 2, 0.1, 0.05, 3, qs, codes_out=codes)
+    assert len(codes) == 2
+    for i in range(2):
+        s = scores[i] if qs is None else torch.cat([qs[i], scores[i]])
+        want = ref_sinkhorn(s.tolist(), 0.05, 3)[-len(scores[i]) :]
+        assert torch.allclose(codes[i], torch.tensor(want, dtype=D64), atol=1e-9)
+
+
+@pytest.mark.parametrize("queue", [0, 9])
 def test_swav_equals_lightly(queue, lightly_loss):  # noqa: F811
     SwaVLoss = lightly_loss.loss.SwaVLoss
 

@@ -35,6 +35,7 @@ def swav_loss(
     iterations: int = 3,
     queue_scores: list[Tensor | None] | None = None,
     distributed: bool = True,
+    codes_out: list[Tensor] | None = None,
 ) -> Tensor:
     """SwAV loss of per-view prototype scores.
 
@@ -45,6 +46,8 @@ def swav_loss(
     queue_scores : per assigned view, scores (Q, K) of queued past embeddings of that view, or None;
         they enter Sinkhorn ahead of the batch, and their codes are dropped.
     distributed : Sinkhorn's sums over every rank's samples under ``torch.distributed``.
+    codes_out : when given, the codes of each assigned view (B, K) are appended to it, in order
+        (the targets, for a caller that monitors them without running Sinkhorn again).
     """
     v = len(scores)
     if v < 2 or not 1 <= n_assign <= v:
@@ -58,6 +61,8 @@ def swav_loss(
         if qs is not None:
             s = torch.cat([qs.detach().to(s.dtype), s])
         q = sinkhorn(s, epsilon, iterations, distributed)[-len(scores[i]) :]
+        if codes_out is not None:
+            codes_out.append(q)
         sub = sum(swapped_prediction(scores[j], q, temperature) for j in range(v) if j != i)
         total = total + sub / (v - 1)
     return total / n_assign

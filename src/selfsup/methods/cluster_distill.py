@@ -38,12 +38,10 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..losses import sinkhorn
 from ..models.two_tower import TwoTower
 from . import register
 from ._distill import distribution_signals
@@ -82,21 +80,15 @@ class ClusterDistill(SwAV):
 
     def embed_views(self, views: list[Tensor]) -> list[Tensor]:
         tt = self.two_tower
-        zs = [
+        return [
             F.normalize(tt.embed_a(v) if i % 2 == 0 else tt.embed_b(v), dim=1)
             for i, v in enumerate(views)
         ]
-        self._source = zs[self.assigned(views)[0]].detach()
-        return zs
 
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         loss, logs = super().forward(views, batch)
-        p = self.params
-        with torch.no_grad():  # the targets (the first source view's codes), not the predictions
-            codes = sinkhorn(
-                self.prototypes(self._source.float(), True), p.epsilon, p.sinkhorn_iterations
-            )
-        self._signals = distribution_signals(codes)
+        # the targets (the first source view's codes, as Sinkhorn gave them), not the predictions
+        self._signals = distribution_signals(self._codes[0])
         return loss, logs
 
     def collapse_signals(self) -> dict[str, float]:

@@ -132,9 +132,17 @@ class SwAV(Method):
                     else None
                     for j in range(len(a))
                 ]
+        codes: list[Tensor] = []
         loss = swav_loss(
-            scores, len(a), p.temperature, p.epsilon, p.sinkhorn_iterations, queue_scores
+            scores,
+            len(a),
+            p.temperature,
+            p.epsilon,
+            p.sinkhorn_iterations,
+            queue_scores,
+            codes_out=codes,
         )
+        self._codes = codes  # the assigned views' codes, in order (read by cluster_distill)
         self._pending = [zs[i].detach() for i in a[: len(self.queue_list)]]
         self._signals = distribution_signals(F.softmax(scores[0].detach() / p.temperature, dim=1))
         return loss, {"prototypes_frozen": float(self.frozen)}
