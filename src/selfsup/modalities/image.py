@@ -190,8 +190,6 @@ def _spec_dict(spec) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
 
 
-
-
 #: channels of the first (largest) feature map of a ResNet (its stem), and of backbones not known
 #: here
 _FIRST_CHANNELS = 64
@@ -199,9 +197,7 @@ _FIRST_CHANNELS = 64
 _LIVE_MAPS = 1
 
 
-def eval_memory(
-    size: int, channels: int, batch: int, device_name: str = "cpu", model=None
-) -> None:
+def eval_memory(size: int, channels: int, batch: int, device_name: str = "cpu", model=None) -> None:
     """Refuse an image/view size whose evaluation batch (``eval.batch_size`` images) would not fit:
     a rough bound (the input and the backbone's first feature map per image) against the free
     memory."""
