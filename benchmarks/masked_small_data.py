@@ -218,6 +218,46 @@ def summary(paths: list[str]) -> str:
             + " | ".join(ms([r[k] for r in g]) for k in ("knn", "1", "10", "100"))
             + " |"
         )
+    out += ["", paired(rows)]
+    return "\n".join(out)
+
+
+def paired(rows: list[dict]) -> str:
+    """Each pretrained method minus random init of its backbone and minus ``simclr``, paired by
+    size and seed (same subset, same labels, same fine-tuning seed): mean +- std over seeds."""
+    ref = {
+        (r.get("size", 5000), r.get("seed", 0), r["method"], r.get("budget", 0)): r for r in rows
+    }
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if not r["method"].startswith("random"):
+            key = (r.get("size", 5000), r.get("budget", 0), r["method"])
+            groups.setdefault(key, []).append(r)
+    keys = ("1", "10", "100")
+
+    def diff(g: list[dict], other) -> list[str]:
+        pairs = [(r, ref.get((r.get("size", 5000), r.get("seed", 0)) + other(r))) for r in g]
+        pairs = [(r, o) for r, o in pairs if o is not None]
+        if not pairs:
+            return ["-"] * len(keys)
+        cells = []
+        for k in keys:
+            d = 100 * np.array([r[k] - o[k] for r, o in pairs])
+            sd = f" ± {d.std(ddof=1):.1f}" if len(d) > 1 else ""
+            cells.append(f"{d.mean():+.1f}{sd} ({len(d)})")
+        return cells
+
+    out = [
+        "| unlabelled images | method | budget (CPU-s) | vs random init: 1% | 10% | 100% "
+        "| vs simclr (same budget): 1% | 10% | 100% |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (n, budget, method), g in sorted(groups.items()):
+        vs_rand = diff(g, lambda r: (f"random init ({r['backbone']})", 0))
+        vs_simclr = diff(g, lambda r: ("simclr", r.get("budget", 0)))
+        if method == "simclr":
+            vs_simclr = ["-"] * len(keys)
+        out.append(f"| {n:,} | {method} | {budget:g} | " + " | ".join(vs_rand + vs_simclr) + " |")
     return "\n".join(out)
 
 
