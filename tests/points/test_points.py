@@ -86,6 +86,22 @@ def test_d2_baseline_is_invariant_to_rotation_and_point_order():
     assert torch.allclose(a.sum(1), torch.full((8,), 32.0))
 
 
+def test_shapes_aligned_are_the_same_shapes_unrotated():
+    """``shapes:aligned`` shares every draw of ``shapes`` but the pose: same labels, same distances
+    between a cloud's points up to the (unrotated) surface noise, and each cloud's extent along the
+    axes is not the rotated one's; an unknown pose is refused."""
+    from selfsup.data import load_source
+
+    a, r = make_shapes(24, 8, points=64, pose="aligned"), make_shapes(24, 8, points=64)
+    assert (a.train.y == r.train.y).all() and a.train.name == "shapes:aligned/train"
+    da = np.linalg.norm(a.train.x[:, :, :, None] - a.train.x[:, :, None, :], axis=1)
+    dr = np.linalg.norm(r.train.x[:, :, :, None] - r.train.x[:, :, None, :], axis=1)
+    assert np.abs(da - dr).max() < 0.15 and not np.allclose(a.train.x, r.train.x, atol=0.1)
+    assert load_source("shapes:aligned").train.name == "shapes:aligned/train"
+    with pytest.raises(ValueError, match="pose"):
+        make_shapes(8, 8, pose="up")
+
+
 def test_surface_sampling_is_area_weighted():
     # two triangles, one with 3x the area of the other
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [10, 0, 0], [13, 0, 0], [10, 1, 0]], float)

@@ -197,9 +197,15 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def make_shapes(n_train: int = 1200, n_test: int = 400, points: int = 256, seed: int = 0) -> Splits:
+def make_shapes(
+    n_train: int = 1200, n_test: int = 400, points: int = 256, seed: int = 0, pose: str = "so3"
+) -> Splits:
     """The built-in ``shapes``: the primitives of :data:`SHAPES`, balanced, each with random
-    proportions, a random pose in SO(3) and surface noise (sigma 0.01), ``points`` points each."""
+    proportions, a random pose in SO(3) and surface noise (sigma 0.01), ``points`` points each.
+    ``pose="aligned"`` (``shapes:aligned``) leaves every shape in its canonical pose, as ShapeNet
+    and ModelNet are; the same seed gives the same shapes, proportions and noise, not rotated."""
+    if pose not in ("so3", "aligned"):
+        raise ValueError(f"pose must be 'so3' or 'aligned', got {pose!r}")
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     y = np.arange(n) % len(SHAPES)
@@ -207,12 +213,15 @@ def make_shapes(n_train: int = 1200, n_test: int = 400, points: int = 256, seed:
     x = np.empty((n, 3, points), np.float32)
     for i, k in enumerate(y):
         v, f = shape_mesh(SHAPES[k], rng)
-        p = sample_surface(v, f, points, rng) @ random_rotation(rng).T
+        p = sample_surface(v, f, points, rng)
+        rot = random_rotation(rng)  # drawn in both poses, so that they share every other draw
+        p = p @ rot.T if pose == "so3" else p
         x[i] = normalise(p + rng.normal(0, 0.01, p.shape)).T
     classes = list(SHAPES)
+    name = "shapes" if pose == "so3" else "shapes:aligned"
     return Splits(
-        PointsData(x[:n_train], y[:n_train], classes, "shapes/train"),
-        PointsData(x[n_train:], y[n_train:], classes, "shapes/test"),
+        PointsData(x[:n_train], y[:n_train], classes, f"{name}/train"),
+        PointsData(x[n_train:], y[n_train:], classes, f"{name}/test"),
     )
 
 

@@ -138,11 +138,11 @@ def d2_histogram(x: np.ndarray, pairs: int = D2_PAIRS, bins: int = D2_BINS) -> T
 _SHAPES: dict[str, object] = {}
 
 
-def _shapes():
-    """The built-in ``shapes`` (made once per process)."""
-    if "splits" not in _SHAPES:
-        _SHAPES["splits"] = make_shapes()
-    return _SHAPES["splits"]
+def _shapes(pose: str = "so3"):
+    """The built-in ``shapes`` or ``shapes:aligned`` (each made once per process)."""
+    if pose not in _SHAPES:
+        _SHAPES[pose] = make_shapes(pose=pose)
+    return _SHAPES[pose]
 
 
 def _points_option(options: dict) -> int:
@@ -171,6 +171,7 @@ def _load_npz(spec: str, options: dict | None = None, **_) -> object:
 register(PointsModality())
 register_views(NAME, PointViewsConfig)
 register_builtin("shapes", _shapes)
+register_builtin("shapes:aligned", lambda: _shapes("aligned"))
 register_option(
     DataOption(
         "points",
