@@ -55,7 +55,12 @@ def resolve_config(
     **options: Any,
 ) -> conf.Config:
     """Defaults <- recipe (a Config, dict or YAML path) <- keyword options <- ``key=value``
-    overrides, validated (see :func:`selfsup.validate.check_config`)."""
+    overrides, validated (see :func:`selfsup.validate.check_config`).
+
+    The modality's and the method's defaults are not applied here: they depend on the data, which
+    this does not read. :func:`selfsup.train` applies them after loading it
+    (:func:`selfsup.parts.with_defaults`); a script that builds its parts from this config itself
+    must call that too, or it trains with the generic defaults (e.g. point clouds at batch 256)."""
     if isinstance(config, conf.Config):
         d = config.to_dict()
     elif isinstance(config, dict):
