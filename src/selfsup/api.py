@@ -229,7 +229,8 @@ def _train_in(
 
     monitor = evaluation.diagnostics_monitor(cfg, method, views, tr, query, mod, device)
     if monitor is not None:
-        callback = evaluation.with_diagnostics(monitor, callback)
+        every = conf.every_epochs(cfg.eval.diagnostics_every, cfg.train.epochs)
+        callback = evaluation.with_diagnostics(monitor, callback, every, cfg.train.epochs)
 
     torch.manual_seed(cfg.train.seed)
     loggers = []

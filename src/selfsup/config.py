@@ -12,8 +12,9 @@ Python dicts, the config of an older run directory); it is written as ``params``
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -222,6 +223,16 @@ def resolved_lr(cfg: OptimConfig, batch_size: int) -> float:
     return base if cfg.name in UNSCALED else base * batch_size / 256
 
 
+#: a number of epochs between two records (checkpoints, diagnostics), or ``auto``
+EveryEpochs = Annotated[int, Field(ge=1)] | Literal["auto"]
+
+
+def every_epochs(setting: int | str, epochs: int) -> int:
+    """The epochs between two records for ``setting`` in a run of ``epochs``: ``auto`` is every
+    epoch up to 100 epochs, else ``ceil(epochs / 100)`` (about 100 records a run)."""
+    return max(1, math.ceil(epochs / 100)) if setting == "auto" else int(setting)
+
+
 class TrainConfig(_Section):
     epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=256, ge=2)
@@ -252,8 +263,11 @@ class TrainConfig(_Section):
     depend on the process count."""
     dist_timeout: float = Field(default=900.0, gt=0)
     """Seconds a rank waits for the others in a collective before the job stops with an error."""
-    checkpoint_every: int = Field(default=1, ge=1)
-    """Write a checkpoint every this many epochs (and always at the end)."""
+    checkpoint_every: EveryEpochs = "auto"
+    """Write a checkpoint every this many epochs (and always at the end, and on SIGINT/SIGTERM).
+    ``auto``: every epoch in runs of up to 100 epochs, else every ``ceil(epochs / 100)`` (at most
+    about 100 checkpoints: a 1,500-epoch full-graph run spent a tenth of its time writing one per
+    epoch)."""
     max_bad_steps: int = Field(default=5, ge=1)
     """Stop after this many non-finite losses in a row (each is skipped and counted)."""
     rollback: bool = False
@@ -297,7 +311,11 @@ class EvalConfig(_Section):
     seed: int = 0
     """Seed of the evaluation protocols (few-label subsets, probe initialisation, k-means)."""
     diagnostics: bool = True
-    """Compute diagnostics (alignment, uniformity, RankMe, ...) on a held-out batch every epoch."""
+    """Compute diagnostics (alignment, uniformity, RankMe, ...) on a held-out batch at the end of
+    epochs (see ``diagnostics_every``)."""
+    diagnostics_every: EveryEpochs = "auto"
+    """Epochs between two diagnostics records (the last epoch always has one). ``auto``: every
+    epoch in runs of up to 100 epochs, else every ``ceil(epochs / 100)``."""
     diagnostics_batch: int = Field(default=256, ge=4)
     report: bool = True
     """Write report.html at the end of training (needs matplotlib)."""

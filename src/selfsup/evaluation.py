@@ -132,9 +132,12 @@ def diagnostics_monitor(cfg, method, views, tr, query, mod, device):
     return Monitor(method, views, xh, seed=cfg.train.seed)
 
 
-def with_diagnostics(monitor, callback):
+def with_diagnostics(monitor, callback, every: int = 1, epochs: int = 0):
+    """``callback`` with the diagnostics ``monitor``'s record added every ``every`` epochs and at
+    epoch ``epochs`` (the last)."""
+
     def both(epoch, m):
-        rec = monitor(m)
+        rec = monitor(m) if epoch % every == 0 or epoch == epochs else {}
         extra = callback(epoch, m) if callback is not None else None
         rec.update(extra or {})
         return rec

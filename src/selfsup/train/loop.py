@@ -3,10 +3,10 @@
 Reads top to bottom: for each epoch, a seeded permutation of the data; for each batch, views on the
 device, the method's loss, backward, optional clipping, an optimiser step with the scheduled
 learning rate, then the method's ``after_step``. Checkpoints after every ``checkpoint_every``
-epochs, at the end, and when SIGINT/SIGTERM asks the run to stop. A non-finite loss skips the step;
-too many in a row stop the run with the last good checkpoint intact, or, with ``train.rollback``,
-reload the last checkpoint and go on at a lower learning rate (at most ``train.max_rollbacks``
-times).
+epochs (``auto``: about 100 a run at most), at the end, and when SIGINT/SIGTERM asks the run to
+stop. A non-finite loss skips the step; too many in a row stop the run with the last good
+checkpoint intact, or, with ``train.rollback``, reload the last checkpoint and go on at a lower
+learning rate (at most ``train.max_rollbacks`` times).
 
 Under torchrun (several processes, :mod:`.distributed`) the same loop runs on every rank: each rank
 takes its slice of the global batch, the method runs inside DistributedDataParallel (BatchNorm
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config
+from ..config import Config, every_epochs
 from ..errors import CheckpointError, TrainingError
 from ..io import append_jsonl, remove_stale_temp
 from ..methods import Batch, Method
@@ -548,7 +548,7 @@ class Trainer:
         self.log(rec)
         bar.epoch_done(st, rec)
         saved = None
-        if st.epoch % tc.checkpoint_every == 0 or st.epoch == tc.epochs:
+        if st.epoch % every_epochs(tc.checkpoint_every, tc.epochs) == 0 or st.epoch == tc.epochs:
             saved = self.save_checkpoint()  # every rank waits for rank 0 (and its evaluation)
         else:
             ddp.barrier("the end of an epoch")
