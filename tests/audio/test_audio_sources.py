@@ -122,6 +122,56 @@ def test_spoken_digits_without_espeak_names_the_package(monkeypatch):
         spoken_digits.generate()
 
 
+def _fake_espeak(monkeypatch, spoken_digits):
+    """espeak-ng replaced by a tone per word, so generation runs anywhere in a second or two."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/espeak-ng")
+
+    def say(exe, text, voice, speed, pitch):
+        f = 200 + 40 * spoken_digits.DIGITS.index(text) + pitch
+        t = np.arange(int(8000 * 60 / speed)) / 8000
+        return np.sin(2 * np.pi * f * t).astype(np.float32), 8000
+
+    monkeypatch.setattr(spoken_digits, "say", say)
+    monkeypatch.setattr(spoken_digits, "ACCENTS", ("en-us", "en-gb"))  # 2 x 2 voices, 80 clips
+    monkeypatch.setattr(spoken_digits, "VARIANTS", ("m1", "m3"))
+
+
+def test_spoken_digits_rooms_shares_every_draw_but_the_room(monkeypatch):
+    """``spoken_digits:rooms`` adds a room and a microphone to each clip and nothing else: with the
+    room taken away it is ``spoken_digits`` exactly (the room has its own random stream)."""
+    from selfsup.data import spoken_digits as sd
+
+    _fake_espeak(monkeypatch, sd)
+    plain = sd.generate(rooms=False)
+    rooms = sd.generate(rooms=True)
+    monkeypatch.setattr(sd, "in_room", lambda rng, x: x)
+    no_room = sd.generate(rooms=True)
+    for k in plain:
+        assert np.array_equal(plain[k], no_room[k], equal_nan=plain[k].dtype.kind == "f"), k
+    for k in ("train_y", "train_voice", "test_y", "test_voice"):
+        assert np.array_equal(plain[k], rooms[k]), k
+    tail = rooms["train_lengths"] - plain["train_lengths"]  # the reverberation, 0.2-0.8 s
+    assert (tail >= 0.2 * sd.RATE - 1).all() and (tail <= 0.8 * sd.RATE).all()
+    assert not np.allclose(plain["train_x"][0, :1000], rooms["train_x"][0, :1000])
+
+
+def test_in_room_reverberates_and_colours():
+    """A click in a room: the direct sound first, then a tail that decays by about 60 dB over the
+    reverberation time; the microphone's response is smooth and within +-9 dB."""
+    from selfsup.data import spoken_digits as sd
+
+    x = np.zeros(16000)
+    x[0] = 1.0
+    y = sd.in_room(np.random.default_rng(0), x)
+    assert len(y) > len(x)
+    e = np.convolve(y**2, np.ones(400), "valid")  # 25 ms energy windows
+    assert e[800] < e[0] and e[4000] < e[800]
+    spec_db = 20 * np.log10(np.abs(np.fft.rfft(y, 1 << 16)) + 1e-12)
+    assert np.isfinite(spec_db).all()
+
+
 def test_sound_pairs_with_images_in_a_paired_npz(tmp_path):
     from _audio_data import tones
 

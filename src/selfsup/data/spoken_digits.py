@@ -9,6 +9,14 @@ word, and background noise (white, pink or brown) at a random signal-to-noise ra
 the variants ``m3``, ``m7`` and ``f2`` are only in the test split (24 voices never heard in
 training; 72 training voices), so the test measures unseen speakers. 1,920 clips at 16 kHz.
 
+``spoken_digits:rooms`` is the same set (the same words, voices, silences and noise) with every
+clip also played in a room and recorded through a microphone of its own: convolved with a random
+room impulse response (exponentially decaying noise, reverberation time 0.2-0.8 s, direct to
+reverberant ratio 0-10 dB) and filtered by a random smooth frequency response (up to +-9 dB at
+eight octave bands), as recordings from different rooms and devices are. The room and microphone
+change the average spectrum of a clip, which the raw log-mel baseline (each band's mean and
+deviation over time) reads; the words are unchanged. It is generated and cached apart.
+
 Synthesis needs the ``espeak-ng`` program (a Debian package: ``apt-get install espeak-ng``); the
 clips are generated once (about half a minute on two cores) into the selfsup cache
 (``SELFSUP_CACHE``, else ``~/.cache/selfsup``) and read from there afterwards.
@@ -37,6 +45,7 @@ REPEATS = 2
 RATE = 16000
 SEED = 0
 VERSION = 2
+ROOMS_VERSION = 1
 
 
 def espeak() -> str:
@@ -78,12 +87,32 @@ def noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
 
-def generate() -> dict[str, np.ndarray]:
-    """Synthesise every clip: arrays for the train and test splits (see the module docstring)."""
+def in_room(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """``x`` played in a random room and recorded by a random microphone (``spoken_digits:rooms``):
+    convolved with a decaying-noise impulse response, then a smooth random frequency response."""
+    rt60 = rng.uniform(0.2, 0.8)
+    t = np.arange(int(rt60 * RATE)) / RATE
+    h = rng.standard_normal(len(t)) * np.exp(-np.log(1000.0) * t / rt60)  # -60 dB at rt60
+    h[0] = 0.0
+    drr = 10 ** (rng.uniform(0.0, 10.0) / 10)  # direct / reverberant energy
+    h = h / np.sqrt(np.sum(h**2) * drr)
+    h[0] = 1.0
+    n = len(x) + len(h) - 1
+    spec = np.fft.rfft(x, n) * np.fft.rfft(h, n)
+    f = np.fft.rfftfreq(n, 1.0 / RATE)
+    bands = 62.5 * 2.0 ** np.arange(8)  # 62.5 Hz .. 8 kHz
+    gain_db = np.interp(np.log2(np.maximum(f, 1.0)), np.log2(bands), rng.uniform(-9, 9, 8))
+    return np.fft.irfft(spec * 10 ** (gain_db / 20), n)
+
+
+def generate(rooms: bool = False) -> dict[str, np.ndarray]:
+    """Synthesise every clip: arrays for the train and test splits (see the module docstring);
+    ``rooms``: ``spoken_digits:rooms`` (the same draws, each clip also in its room)."""
     from .audio import pack, resample
 
     exe = espeak()
     rng = np.random.default_rng(SEED)
+    room_rng = np.random.default_rng([SEED, 1])  # its own stream: spoken_digits stays as it was
     jobs = []
     for accent in ACCENTS:
         for variant in VARIANTS:
@@ -106,7 +135,11 @@ def generate() -> dict[str, np.ndarray]:
         word = word / (np.sqrt(np.mean(word**2)) + 1e-12)
         before, after = (int(rng.uniform(0.05, 0.3) * RATE) for _ in range(2))
         clip = np.concatenate([np.zeros(before), word, np.zeros(after)])
-        clip = clip + 10 ** (-rng.uniform(5, 30) / 20) * noise(rng, len(clip))
+        hiss = 10 ** (-rng.uniform(5, 30) / 20) * noise(rng, len(clip))
+        if rooms:  # the reverberation tail's noise continues the clip's (the same draws)
+            clip = in_room(room_rng, clip)
+            hiss = np.resize(hiss, len(clip))
+        clip = clip + hiss
         clip = clip / np.abs(clip).max() * 0.9 * gain
         split = "test" if variant in TEST_VARIANTS else "train"
         out[split].append(clip.astype(np.float32))
@@ -121,13 +154,17 @@ def generate() -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_spoken_digits() -> Splits:
-    """The built-in set (generated into the cache on first use)."""
+def load_spoken_digits(rooms: bool = False) -> Splits:
+    """The built-in set (generated into the cache on first use); ``rooms``:
+    ``spoken_digits:rooms``."""
     from ..io import atomic_path
     from .audio import AudioData
     from .cache import cache_root
 
-    path = cache_root(None) / f"spoken_digits-v{VERSION}.npz"
+    name = "spoken_digits:rooms" if rooms else "spoken_digits"
+    path = cache_root(None) / (
+        f"spoken_digits-rooms-v{ROOMS_VERSION}.npz" if rooms else f"spoken_digits-v{VERSION}.npz"
+    )
     arrays = None
     if path.is_file():
         try:
@@ -136,7 +173,7 @@ def load_spoken_digits() -> Splits:
         except (OSError, ValueError, EOFError):
             arrays = None
     if arrays is None:
-        arrays = generate()
+        arrays = generate(rooms)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
@@ -152,7 +189,7 @@ def load_spoken_digits() -> Splits:
                 arrays[f"{split}_x"],
                 arrays[f"{split}_y"],
                 list(DIGITS),
-                f"spoken_digits/{split}",
+                f"{name}/{split}",
                 {"sr": RATE, "ids": ids, "voices": sorted(set(arrays[f"{split}_voice"].tolist()))},
                 lengths=arrays[f"{split}_lengths"],
             )
@@ -161,3 +198,4 @@ def load_spoken_digits() -> Splits:
 
 
 register_builtin("spoken_digits", load_spoken_digits)
+register_builtin("spoken_digits:rooms", lambda: load_spoken_digits(rooms=True))
