@@ -266,3 +266,106 @@ def test_point_transformer_features_pool_every_patch_unmasked_in_eval():
         f = pt(x)
     assert tokens.shape[1] == 8 and f.shape == (4, pt.out_dim)
     assert torch.equal(f, torch.cat([tokens.amax(1), tokens.mean(1)], 1))
+
+
+def test_the_authors_initialisation_of_the_point_transformer_and_decoder():
+    """Point-MAE's ``_init_weights`` (``init="authors"``, ``params.init=authors``): linear and
+    conv weights truncated normal of std 0.02 (the attention's qkv projection included), biases 0,
+    layer norms 1 and 0; the decoder's blocks Xavier uniform. torch's defaults (the default, the
+    measured better here) give a linear(128, 128) weight std 1/sqrt(3 * 128) = 0.051 and non-zero
+    biases."""
+    from selfsup.config import validate
+    from selfsup.models.points import PointTransformer
+    from selfsup.parts import assemble
+
+    torch.manual_seed(0)
+    pt = PointTransformer(init="authors")
+    lin = [m for m in pt.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv1d)]
+    mha = [m for m in pt.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    ln = [m for m in pt.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(lin) == 4 + 2 + 3 * 4 and len(mha) == 4 and len(ln) == 2 * 4 + 1
+    weights = [m.weight for m in lin if m.weight.numel() >= 4096] + [m.in_proj_weight for m in mha]
+    for w in [w.detach() for w in weights]:
+        assert 0.018 < float(w.std()) < 0.022 and float(w.abs().max()) <= 2.0
+    for b in [m.bias for m in lin] + [m.in_proj_bias for m in mha]:
+        assert torch.count_nonzero(b) == 0
+    for m in ln:
+        assert torch.all(m.weight == 1) and torch.count_nonzero(m.bias) == 0
+    old = PointTransformer()  # torch's defaults stay the default
+    assert float(old.blocks[0].mlp[0].weight.detach().std()) > 0.04
+    assert torch.count_nonzero(old.pos[0].bias) > 0
+
+    s = make_shapes(16, 8, points=64)
+    for init in ("authors", "torch"):
+        cfg = validate(
+            {"method": "pointmae", "data": {"source": "shapes"}, "params": {"init": init}}
+        )
+        m = assemble(cfg, s.train, torch.device("cpu")).method
+        enc_w = m.transformer.blocks[0].mlp[0].weight.detach()
+        dec_w = m.decoder.blocks[0].mlp[0].weight.detach()  # (512, 128): Xavier std 0.0559
+        if init == "authors":
+            assert 0.018 < float(enc_w.std()) < 0.022
+            assert float(dec_w.std()) == pytest.approx(math.sqrt(2 / (512 + 128)), rel=0.05)
+            assert torch.count_nonzero(m.decoder.blocks[0].mlp[0].bias) == 0
+        else:
+            assert float(enc_w.std()) == pytest.approx(1 / math.sqrt(3 * 128), rel=0.05)
+            assert torch.count_nonzero(m.decoder.blocks[0].mlp[0].bias) > 0
+
+
+def test_drop_path_drops_whole_residual_branches_in_training_only():
+    from selfsup.models.points import Block, drop_path, set_drop_path
+
+    torch.manual_seed(0)
+    x = torch.ones(2000, 4, 8)
+    y = drop_path(x, 0.25, True)
+    kept = y[:, 0, 0] > 0
+    assert torch.all(y[kept] == 1 / 0.75) and torch.all(y[~kept] == 0)
+    assert 0.70 < float(kept.float().mean()) < 0.80
+    assert torch.equal(drop_path(x, 0.25, False), x) and torch.equal(drop_path(x, 0.0, True), x)
+    blocks = torch.nn.ModuleList(Block(16, 2) for _ in range(3))
+    set_drop_path(blocks, 0.1)  # the authors' schedule: linear from 0 at the first block
+    assert [b.drop_path for b in blocks] == pytest.approx([0.0, 0.05, 0.1])
+
+
+def test_pointmae_params_set_drop_path_and_the_decoders_centre_embedding():
+    from selfsup.config import validate
+    from selfsup.parts import assemble
+
+    s = make_shapes(16, 8, points=64)
+    cfg = validate(
+        {
+            "method": "pointmae",
+            "data": {"source": "shapes"},
+            "model": {"width": 0.25},
+            "params": {"drop_path": 0.1, "decoder_depth": 3, "decoder_pos": "every"},
+        }
+    )
+    torch.manual_seed(0)
+    m = assemble(cfg, s.train, torch.device("cpu")).method
+    assert [b.drop_path for b in m.transformer.blocks][-1] == pytest.approx(0.1)
+    assert [b.drop_path for b in m.decoder.blocks] == pytest.approx([0.0, 0.05, 0.1])
+    dec = m.decoder.eval()
+    ins, outs = [], []
+    for blk in dec.blocks:
+        blk.register_forward_pre_hook(lambda mod, a: ins.append(a[0].detach()))
+        blk.register_forward_hook(lambda mod, a, o: outs.append(o.detach()))
+    g = torch.Generator().manual_seed(1)
+    centres = torch.randn(2, 8, 3, generator=g)
+    z = torch.randn(2, 3, m.transformer.dim, generator=g)
+    ids_restore = torch.stack([torch.randperm(8, generator=g) for _ in range(2)])
+    with torch.no_grad():
+        dec(z, centres, ids_restore)
+        pos = dec.pos(centres)
+    for i in (1, 2):  # the authors' decoder: block(x + pos) at every block
+        assert torch.allclose(ins[i], outs[i - 1] + pos, atol=1e-5)
+
+
+def test_the_translate_view_shifts_each_cloud_by_one_bounded_offset():
+    x = torch.from_numpy(make_shapes(16, 8, points=64).train.x)
+    spec = PointViewsConfig(
+        rotate="none", scale=(1.0, 1.0), jitter=0, dropout=0, crop_p=0, translate=0.2
+    )
+    torch.manual_seed(0)
+    d = PointViews(spec, 1)(x)[0] - x
+    assert torch.allclose(d, d[:, :, :1].expand_as(d), atol=1e-6)
+    assert float(d.abs().max()) <= 0.2 and float(d[:, :, 0].std()) > 0.05

@@ -17,7 +17,7 @@ max and mean of the encoder's tokens over all patches. One view is used (the fir
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..losses.chamfer import chamfer_l2
 from ..models.encoder import Encoder
-from ..models.points import Block, PointTransformer
+from ..models.points import Block, PointTransformer, init_authors, set_drop_path
 from ..models.vit import gather_tokens, random_masking
 from . import register
 from .base import Batch, Context, Method, Needs, Params
@@ -38,15 +38,38 @@ class PointMAEParams(Params):
     decoder_dim: int = Field(default=128, ge=8)
     decoder_depth: int = Field(default=2, ge=1)
     decoder_heads: int = Field(default=4, ge=1)
+    decoder_pos: Literal["every", "first"] = "first"
+    """Where the decoder adds the centres' embedding: before ``every`` block (the authors') or
+    before the ``first`` only."""
+    init: Literal["torch", "authors"] = "torch"
+    """``authors``: the encoder's transformer and the decoder start from the authors'
+    initialisation (:func:`~selfsup.models.points.init_authors`: truncated normal 0.02 in the
+    encoder, Xavier uniform in the decoder's blocks, zero biases); ``torch``: torch's defaults.
+    The random-init baseline keeps torch's either way."""
+    drop_path: float = Field(default=0.0, ge=0, lt=1)
+    """Stochastic depth of the encoder's and the decoder's blocks, rising linearly from 0 at the
+    first block to this at the last (the authors: 0.1)."""
 
 
 class PointDecoder(nn.Module):
-    """Point-MAE's decoder: visible tokens and mask tokens, each plus its centre's embedding,
-    through transformer blocks; a linear layer predicts ``k`` points per patch."""
+    """Point-MAE's decoder: visible tokens and mask tokens, each plus its centre's embedding
+    (before every block with ``pos="every"``, as the authors; before the first with ``"first"``),
+    through transformer blocks; a linear layer predicts ``k`` points per patch. ``init="authors"``:
+    the authors' decoder initialisation (Xavier uniform linear weights in the blocks, biases 0,
+    layer norms 1 and 0; the mask token normal of std 0.02 either way)."""
 
-    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, k: int) -> None:
+    def __init__(
+        self,
+        enc_dim: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        k: int,
+        pos: str = "first",
+        init: str = "torch",
+    ) -> None:
         super().__init__()
-        self.k = k
+        self.k, self.pos_every = k, pos == "every"
         self.embed = nn.Linear(enc_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.normal_(self.mask_token, std=0.02)
@@ -54,15 +77,17 @@ class PointDecoder(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 3 * k)
+        if init == "authors":
+            init_authors(self.blocks, linear="xavier")
 
     def forward(self, z: Tensor, centres: Tensor, ids_restore: Tensor) -> tuple[Tensor, Tensor]:
         """``(points (B, S, k, 3), decoder features (B, S, dim))`` for every patch position."""
         b, s = ids_restore.shape
         h = self.embed(z)
         h = torch.cat([h, self.mask_token.expand(b, s - h.shape[1], -1)], 1)
-        h = gather_tokens(h, ids_restore) + self.pos(centres)
-        for blk in self.blocks:
-            h = blk(h)
+        h, pos = gather_tokens(h, ids_restore), self.pos(centres)
+        for i, blk in enumerate(self.blocks):
+            h = blk(h + pos if i == 0 or self.pos_every else h)
         h = self.norm(h)
         return self.head(h).view(b, s, self.k, 3), h
 
@@ -85,9 +110,19 @@ class PointMAE(Method):
         super().__init__(encoder, params, ctx)
         pt = self.transformer
         p = params
+        if p.init == "authors":
+            init_authors(pt)
         self.decoder = PointDecoder(
-            pt.dim, p.decoder_dim, p.decoder_depth, p.decoder_heads, pt.group_size
+            pt.dim,
+            p.decoder_dim,
+            p.decoder_depth,
+            p.decoder_heads,
+            pt.group_size,
+            pos=p.decoder_pos,
+            init="authors" if p.init == "authors" or pt.init == "authors" else "torch",
         )
+        set_drop_path(pt.blocks, p.drop_path)
+        set_drop_path(self.decoder.blocks, p.drop_path)
 
     @property
     def transformer(self) -> PointTransformer:

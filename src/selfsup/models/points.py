@@ -14,7 +14,10 @@ global feature of size ``out_dim``; both are invariant to the order of the point
   tokens of every patch (none masked). ``forward_visible`` encodes only the visible patches
   (the masked methods ``pointmae``, ``pointcmae``). CPU scale: width 128, 4 blocks, 4 heads, 32
   patches of 2P/32 points (8 to 32; 16 for the 256-point ``shapes``), a tokeniser of half the
-  channels (the authors: 384, 12, 6, 64 patches of 32 on 1024 points).
+  channels (the authors: 384, 12, 6, 64 patches of 32 on 1024 points). Constructor options:
+  ``drop_path`` (stochastic depth, rising linearly over the blocks; the authors' 0.1; default 0)
+  and ``init`` (``"authors"``: their truncated normal of std 0.02, :func:`init_authors`; default
+  ``"torch"``, torch's own, which did better on ``shapes``).
 """
 
 from __future__ import annotations
@@ -93,20 +96,73 @@ class MiniPointNet(nn.Module):
         return self.second(torch.cat([g, h], 1)).amax(2)
 
 
-class Block(nn.Module):
-    """A pre-norm transformer block (attention, then a 4x MLP; residual around each)."""
+def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
+    """Stochastic depth (Huang et al. 2016) on a residual branch ``x`` (B, ...): in training, each
+    sample's branch is dropped with probability ``rate`` and kept ones are scaled by
+    ``1 / (1 - rate)``; the identity in evaluation or at rate 0."""
+    if rate <= 0 or not training:
+        return x
+    keep = 1.0 - rate
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return x * x.new_empty(shape).bernoulli_(keep).div_(keep)
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+
+class Block(nn.Module):
+    """A pre-norm transformer block (attention, then a 4x MLP; residual around each), with drop
+    path ``drop_path`` on both branches (the authors': rates rising linearly over the blocks)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, drop_path: float = 0.0) -> None:
         super().__init__()
         self.n1, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
+        self.drop_path = drop_path
 
     def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
         h = self.n1(x)
-        x = x + self.drop(self.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0])
-        return x + self.drop(self.mlp(self.n2(x)))
+        a = self.drop(self.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0])
+        x = x + drop_path(a, self.drop_path, self.training)
+        return x + drop_path(self.drop(self.mlp(self.n2(x))), self.drop_path, self.training)
+
+
+def set_drop_path(blocks: nn.ModuleList, rate: float) -> None:
+    """The authors' stochastic-depth schedule: block ``i`` of ``n`` drops at ``rate * i / (n -
+    1)`` (0 at the first block, ``rate`` at the last)."""
+    n = len(blocks)
+    for i, blk in enumerate(blocks):
+        blk.drop_path = rate * i / (n - 1) if n > 1 else rate
+
+
+POINT_INITS = ("authors", "torch")
+
+
+def init_authors(module: nn.Module, linear: str = "trunc_normal") -> None:
+    """Point-MAE's initialisation of ``module``: every linear (attention projections included) and
+    1-D convolution weight truncated normal of std 0.02 (``linear="xavier"``: Xavier uniform, the
+    authors' decoder blocks), their biases 0; layer-norm weights 1, biases 0. Batch norm keeps
+    torch's (weight 1, bias 0)."""
+
+    def weight(w: Tensor) -> None:
+        if linear == "xavier":
+            nn.init.xavier_uniform_(w)
+        else:
+            nn.init.trunc_normal_(w, std=0.02)
+
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv1d):
+            weight(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.MultiheadAttention):
+            # one (3 dim, dim) projection, as the authors' qkv linear (out_proj is an nn.Linear)
+            if m.in_proj_weight is not None:
+                weight(m.in_proj_weight)
+            if m.in_proj_bias is not None:
+                nn.init.zeros_(m.in_proj_bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class PointTransformer(nn.Module):
@@ -119,15 +175,23 @@ class PointTransformer(nn.Module):
         heads: int = 4,
         groups: int = 32,
         group_size: int = 32,
+        drop_path: float = 0.0,
+        init: str = "torch",
     ) -> None:
         super().__init__()
+        if init not in POINT_INITS:
+            raise ValueError(f"init must be one of {POINT_INITS}, got {init!r}")
         self.dim = dim = max(heads * 8, int(128 * width) // heads * heads)
         self.groups, self.group_size = groups, group_size
         self.tokens = MiniPointNet(dim)
         self.pos = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, dim))
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        set_drop_path(self.blocks, drop_path)
         self.norm = nn.LayerNorm(dim)
         self.out_dim = 2 * dim
+        self.init = init
+        if init == "authors":
+            init_authors(self)
 
     def patches(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(centres (B, S, 3), patches (B, S, k, 3))`` of clouds (B, 3, P)."""

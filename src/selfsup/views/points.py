@@ -10,7 +10,10 @@ global generator, which the trainer keys by (seed, step)):
 3. rotation: ``up`` about the up axis (``up_axis``: 0 x, 1 y, 2 z), ``so3`` uniformly in SO(3),
    ``none``;
 4. anisotropic scaling: each axis times a factor uniform in ``scale``;
-5. jitter: Gaussian noise of ``jitter`` (clipped at 5 sigma) on every coordinate.
+5. translation (``translate``): the cloud shifted along each axis by an offset uniform in
+   [-``translate``, ``translate``] (0, off, by default; Point-MAE's pretraining: 0.2, with scaling
+   2/3-3/2 and nothing else);
+6. jitter: Gaussian noise of ``jitter`` (clipped at 5 sigma) on every coordinate.
 
 Defaults: the augmentations of point-cloud contrastive work (rotation about the up axis, scaling
 0.8-1.25, jitter 0.01, dropout up to 20%, crops of 60-100% in half of the views).
@@ -40,6 +43,7 @@ class PointViewsConfig(BaseModel):
     rotate: Literal["up", "so3", "none"] = "up"
     up_axis: int = Field(default=2, ge=0, le=2)
     scale: tuple[float, float] = (0.8, 1.25)
+    translate: float = Field(default=0.0, ge=0)
     jitter: float = Field(default=0.01, ge=0)
     dropout: float = Field(default=0.2, ge=0, lt=1)
     crop: float = Field(default=0.6, gt=0, le=1)
@@ -95,6 +99,8 @@ class PointViews(nn.Module):
         x = rotation_matrices(b, s.rotate, s.up_axis, dev) @ x
         lo, hi = s.scale
         x = x * (lo + (hi - lo) * torch.rand(b, 3, 1, device=dev))
+        if s.translate > 0:
+            x = x + s.translate * (2 * torch.rand(b, 3, 1, device=dev) - 1)
         if s.jitter > 0:
             x = x + (s.jitter * torch.randn_like(x)).clamp(-5 * s.jitter, 5 * s.jitter)
         return x
