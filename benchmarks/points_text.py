@@ -97,7 +97,7 @@ def main() -> None:
             **kw,
         )
         s = run.summary
-        rows = {"pretrained": s["eval"], **s["baselines"]}
+        rows = {"pretrained": s["eval"], **s.get("baselines", {})}  # eval.baselines=false: none
         keep = ("knn_top1", "linear_top1", "svm_top1")
         extra = {}
         if a.linear_svm:
