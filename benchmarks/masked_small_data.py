@@ -5,7 +5,13 @@ class-balanced CIFAR-10 subset), which pretraining gives the best few-label accu
 encoder is fine-tuned on 1%, 10% and 100% of those images' labels? Each method gets the same
 training budget in CPU seconds (the machine is shared, so process CPU time is fairer than wall
 time): a probe run of 2 epochs over ``--probe`` images measures the CPU cost of one training sample,
-and the epochs are set so that ``epochs * 5,000 * cost`` is about ``--budget``. Then the `fewshot`
+and the epochs are set so that ``epochs * samples per epoch * cost`` is about ``--budget`` (an epoch
+trains ``n // batch * batch`` samples: 896 of 1,000 at batch 128). The cost per sample rises with
+the machine's load, so a run can use more or less than the budget: every row records the training
+CPU seconds it actually used (``train_cpu_s``: process CPU from the start of ``selfsup.train`` to
+the last epoch's end, setup included, evaluation not), its epochs and steps, and the cost per sample
+it met (``run_cost_ms``, epochs 2 on), and ``--summary`` shows the CPU used beside the budget. Then
+the `fewshot`
 protocol (encoder + linear head fine-tuned, AdamW, cosine, ``--ft-steps`` steps of 64) on the
 subset's labels, evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test images; kNN
 (k=200) as well. Randomly initialised encoders of both backbones are fine-tuned the same way as the
@@ -18,8 +24,10 @@ Several unlabelled-set sizes and seeds in one run (``--sizes 1000,5000 --seeds 0
 seed the subset of each size is drawn class-balanced under that seed (seed 0 gives the subset of
 earlier runs), the pretraining uses ``train.seed`` = seed and the protocols ``eval.seed`` = seed
 (which labels, the head's initialisation). The CPU cost of a training sample is measured once per
-method (it does not depend on the size). Every row goes to ``--json``; ``--summary FILE`` prints
-the mean +- std over seeds of such a file as a markdown table, without training:
+method (it does not depend on the size), so every seed of a (method, size) trains the same epochs:
+the seeds are replicates of one configuration, and the CPU they actually used is reported, not
+forced. Every row goes to ``--json``; ``--summary FILE`` prints the mean +- std over seeds of such
+a file as a markdown table, without training:
 
     python benchmarks/masked_small_data.py --data /tmp/cifar10 --sizes 1000,5000 --seeds 0,1,2 \\
         --methods simclr,spark,mae --budget 180 --precision fp32 --json /tmp/masked-grid.jsonl
@@ -124,7 +132,29 @@ def sample_cost(name: str, npz: Path, n: int, a, out: Path) -> float:
         overrides=["eval.protocols=[knn]", f"data.limit={probe}"],
         on_epoch_end=recorder(marks, 0.0),
     )
-    return (marks[1] - marks[0]) / (probe // a.batch_size * a.batch_size)
+    return (marks[1] - marks[0]) / epoch_samples(probe, a.batch_size)
+
+
+def epoch_samples(n: int, batch_size: int) -> int:
+    """The samples one epoch over ``n`` images trains: whole batches only (the trainer runs
+    ``n // batch_size`` steps)."""
+    if n < batch_size:
+        raise ValueError(f"{n} images give no whole batch of {batch_size}")
+    return n // batch_size * batch_size
+
+
+def epochs_for(budget: float, cost: float, n: int, batch_size: int) -> int:
+    """The epochs over ``n`` images that spend about ``budget`` CPU seconds at ``cost`` CPU
+    seconds per trained sample (at least one)."""
+    return max(1, int(round(budget / (cost * epoch_samples(n, batch_size)))))
+
+
+def run_cost(marks: list[float], n: int, batch_size: int) -> float | None:
+    """CPU seconds per trained sample met by a run, from its epoch-end CPU ``marks``: epochs 2 on
+    (the first carries the setup); None for a 1-epoch run."""
+    if len(marks) < 2:
+        return None
+    return (marks[-1] - marks[0]) / ((len(marks) - 1) * epoch_samples(n, batch_size))
 
 
 def emit(row: dict, a) -> None:
@@ -139,23 +169,26 @@ def scores(e: dict) -> dict:
 
 
 def pretrain(name: str, npz: Path, n: int, seed: int, cost: float, a, out: Path) -> dict:
-    epochs = max(1, int(round(a.budget / (cost * n))))
+    epochs = epochs_for(a.budget, cost, n, a.batch_size)
     c0 = time.process_time()
     cpu: list[float] = []
     run = selfsup.train(
         config(name, npz, epochs, a, out, seed), overwrite=True, on_epoch_end=recorder(cpu, c0)
     )
     s = run.summary
+    met = run_cost(cpu, n, a.batch_size)
     return {
         "method": name,
         "backbone": SETUPS[name][0],
         "size": n,
         "seed": seed,
         "budget": a.budget,
-        "cost_ms": round(cost * 1e3, 4),
-        "epochs": epochs,
+        "cost_ms": round(cost * 1e3, 4),  # the probe's, which set the epochs
+        "run_cost_ms": None if met is None else round(met * 1e3, 4),  # met in this run
+        "epochs": s["epochs"],
+        "steps": s["steps"],
         "train_s": s["train_time_s"],
-        "train_cpu_s": round(cpu[-1], 1),
+        "train_cpu_s": round(cpu[-1], 1),  # actually used: setup and every epoch
         "eval_cpu_s": round(time.process_time() - c0 - cpu[-1], 1),
         **scores(s["eval"]),
     }
@@ -185,6 +218,7 @@ def random_init(backbone: str, npz: Path, n: int, seed: int, a, out: Path) -> di
         "seed": seed,
         "budget": 0,
         "epochs": 0,
+        "steps": 0,
         "train_s": 0,
         "train_cpu_s": 0,
         "eval_cpu_s": round(time.process_time() - c0, 1),
@@ -205,21 +239,38 @@ def summary(paths: list[str]) -> str:
         return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
 
     out = [
-        "| unlabelled images | method | budget (CPU-s) | epochs | seeds | kNN "
-        "| 1% labels | 10% labels | 100% labels |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| unlabelled images | method | budget (CPU-s) | training CPU-s used | epochs | steps "
+        "| seeds | kNN | 1% labels | 10% labels | 100% labels |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key in sorted(groups):
         g = groups[key]
         n, _, budget, method = key
-        ep = sorted({r["epochs"] for r in g})
         out.append(
-            f"| {n:,} | {method} | {budget:g} | {'/'.join(map(str, ep))} | {len(g)} | "
+            f"| {n:,} | {method} | {budget:g} | {cpu_used(g)} | {distinct(g, 'epochs')} "
+            f"| {distinct(g, 'steps')} | {len(g)} | "
             + " | ".join(ms([r[k] for r in g]) for k in ("knn", "1", "10", "100"))
             + " |"
         )
     out += ["", paired(rows)]
     return "\n".join(out)
+
+
+def distinct(g: list[dict], key: str) -> str:
+    """The distinct values of ``key`` among rows ``g`` (``?`` for rows without it)."""
+    vals = {r.get(key) for r in g}
+    return "/".join(map(str, sorted(v for v in vals if v is not None))) + (
+        "/?" if None in vals else ""
+    )
+
+
+def cpu_used(g: list[dict]) -> str:
+    """The training CPU seconds the rows ``g`` actually used: the mean, and the range over the
+    rows when they differ; ``-`` for no training."""
+    v = np.asarray([r.get("train_cpu_s", 0) for r in g], dtype=float)
+    if not v.any():
+        return "-"
+    return f"{v.mean():.0f}" + (f" ({v.min():.0f}-{v.max():.0f})" if len(v) > 1 else "")
 
 
 def paired(rows: list[dict]) -> str:
