@@ -269,17 +269,18 @@ def test_point_transformer_features_pool_every_patch_unmasked_in_eval():
 
 
 def test_the_authors_initialisation_of_the_point_transformer_and_decoder():
-    """Point-MAE's ``_init_weights`` (``init="authors"``, ``params.init=authors``): linear and
+    """Point-MAE's ``_init_weights`` (``init_authors``, ``params.init=authors``): linear and
     conv weights truncated normal of std 0.02 (the attention's qkv projection included), biases 0,
     layer norms 1 and 0; the decoder's blocks Xavier uniform. torch's defaults (the default, the
     measured better here) give a linear(128, 128) weight std 1/sqrt(3 * 128) = 0.051 and non-zero
     biases."""
     from selfsup.config import validate
-    from selfsup.models.points import PointTransformer
+    from selfsup.models.points import PointTransformer, init_authors
     from selfsup.parts import assemble
 
     torch.manual_seed(0)
-    pt = PointTransformer(init="authors")
+    pt = PointTransformer()
+    init_authors(pt)
     lin = [m for m in pt.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv1d)]
     mha = [m for m in pt.modules() if isinstance(m, torch.nn.MultiheadAttention)]
     ln = [m for m in pt.modules() if isinstance(m, torch.nn.LayerNorm)]

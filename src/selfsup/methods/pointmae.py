@@ -119,7 +119,7 @@ class PointMAE(Method):
             p.decoder_heads,
             pt.group_size,
             pos=p.decoder_pos,
-            init="authors" if p.init == "authors" or pt.init == "authors" else "torch",
+            init=p.init,
         )
         set_drop_path(pt.blocks, p.drop_path)
         set_drop_path(self.decoder.blocks, p.drop_path)

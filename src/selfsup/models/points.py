@@ -14,10 +14,9 @@ global feature of size ``out_dim``; both are invariant to the order of the point
   tokens of every patch (none masked). ``forward_visible`` encodes only the visible patches
   (the masked methods ``pointmae``, ``pointcmae``). CPU scale: width 128, 4 blocks, 4 heads, 32
   patches of 2P/32 points (8 to 32; 16 for the 256-point ``shapes``), a tokeniser of half the
-  channels (the authors: 384, 12, 6, 64 patches of 32 on 1024 points). Constructor options:
-  ``drop_path`` (stochastic depth, rising linearly over the blocks; the authors' 0.1; default 0)
-  and ``init`` (``"authors"``: their truncated normal of std 0.02, :func:`init_authors`; default
-  ``"torch"``, torch's own, which did better on ``shapes``).
+  channels (the authors: 384, 12, 6, 64 patches of 32 on 1024 points). The masked methods can set
+  the authors' stochastic depth (:func:`set_drop_path`) and initialisation (:func:`init_authors`;
+  torch's own, the default, did better on ``shapes``).
 """
 
 from __future__ import annotations
@@ -134,9 +133,6 @@ def set_drop_path(blocks: nn.ModuleList, rate: float) -> None:
         blk.drop_path = rate * i / (n - 1) if n > 1 else rate
 
 
-POINT_INITS = ("authors", "torch")
-
-
 def init_authors(module: nn.Module, linear: str = "trunc_normal") -> None:
     """Point-MAE's initialisation of ``module``: every linear (attention projections included) and
     1-D convolution weight truncated normal of std 0.02 (``linear="xavier"``: Xavier uniform, the
@@ -175,23 +171,15 @@ class PointTransformer(nn.Module):
         heads: int = 4,
         groups: int = 32,
         group_size: int = 32,
-        drop_path: float = 0.0,
-        init: str = "torch",
     ) -> None:
         super().__init__()
-        if init not in POINT_INITS:
-            raise ValueError(f"init must be one of {POINT_INITS}, got {init!r}")
         self.dim = dim = max(heads * 8, int(128 * width) // heads * heads)
         self.groups, self.group_size = groups, group_size
         self.tokens = MiniPointNet(dim)
         self.pos = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, dim))
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
-        set_drop_path(self.blocks, drop_path)
         self.norm = nn.LayerNorm(dim)
         self.out_dim = 2 * dim
-        self.init = init
-        if init == "authors":
-            init_authors(self)
 
     def patches(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(centres (B, S, 3), patches (B, S, k, 3))`` of clouds (B, 3, P)."""
