@@ -11,9 +11,8 @@ the machine's load, so a run can use more or less than the budget: every row rec
 CPU seconds it actually used (``train_cpu_s``: process CPU from the start of ``selfsup.train`` to
 the last epoch's end, setup included, evaluation not), its epochs and steps, and the cost per sample
 it met (``run_cost_ms``, epochs 2 on), and ``--summary`` shows the CPU used beside the budget. Then
-the `fewshot`
-protocol (encoder + linear head fine-tuned, AdamW, cosine, ``--ft-steps`` steps of 64) on the
-subset's labels, evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test images; kNN
+the `fewshot` protocol (encoder + linear head fine-tuned, AdamW, cosine, ``--ft-steps`` steps of
+64) on the subset's labels, evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test images; kNN
 (k=200) as well. Randomly initialised encoders of both backbones are fine-tuned the same way as the
 reference.
 
