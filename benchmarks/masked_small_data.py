@@ -12,9 +12,9 @@ CPU seconds it actually used (``train_cpu_s``: process CPU from the start of ``s
 the last epoch's end, setup included, evaluation not), its epochs and steps, and the cost per sample
 it met (``run_cost_ms``, epochs 2 on), and ``--summary`` shows the CPU used beside the budget. Then
 the `fewshot` protocol (encoder + linear head fine-tuned, AdamW, cosine, ``--ft-steps`` steps of
-64) on the subset's labels, evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test images; kNN
-(k=200) as well. Randomly initialised encoders of both backbones are fine-tuned the same way as the
-reference.
+64) on the subset's labels, evaluated on a fixed class-balanced set of ``--test`` CIFAR-10 test
+images; kNN (k=200) as well. Randomly initialised encoders of both backbones are fine-tuned the same
+way as the reference.
 
     python benchmarks/masked_small_data.py --data /tmp/cifar10 --budget 300 --threads 1 \\
         --json /tmp/masked.jsonl
