@@ -9,9 +9,18 @@ views are reproducible under the seed. The ops, in this order, each on when its 
   all the views of a clip (BYOL-A, Niizumi et al. 2021, makes both views from one segment) instead
   of one per view;
 - **time shift**: the segment moved later by up to ``shift`` of its length (zeros come in);
+- **reverberation**: with probability ``reverb_p``, the segment convolved (FFT) with a synthetic
+  room impulse response (:func:`room_impulse`: a direct path, then Gaussian noise whose energy
+  decays exponentially, Polack's statistical model of a diffuse tail) of reverberation time
+  log-uniform in ``rt60`` seconds and direct-to-reverberant ratio uniform in ``drr`` dB, cut at
+  the clip's end and scaled back to the dry segment's RMS (a room does not make a voice louder);
 - **gain**: times a random gain of +-``gain_db`` dB;
 - **noise**: with probability ``noise_p``, white noise at a random SNR in ``snr`` dB;
 - the log-mel front end (:class:`selfsup.models.audio.LogMel`);
+- **equalisation** (a microphone's or channel's response): with probability ``eq_p``, a smooth
+  random gain curve added to the log-mel's valid frames: ``eq_bands`` gains uniform in
+  +-``eq_db`` dB at points evenly spaced on the mel axis (first and last band included), linearly
+  interpolated between them (:func:`random_eq`);
 - **pitch shift**: every frequency times ``2 ** (k / 12)``, ``k`` uniform in +-``pitch`` semitones,
   done on the log-mel: each mel band reads the band of its centre frequency divided by that factor
   (linear interpolation on the mel scale; below ``fmin`` or above ``fmax``, the training mean). It
@@ -52,7 +61,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from ..models.audio import LogMel, hz_to_mel, mel_to_hz
@@ -81,6 +90,29 @@ class AudioViewsConfig(BaseModel):
     time_mask: float | None = Field(default=None, ge=0, le=1)
     freq_masks: int | None = Field(default=None, ge=0)
     freq_mask: float | None = Field(default=None, ge=0, le=1)
+    reverb_p: float | None = Field(default=None, ge=0, le=1)
+    """Probability of reverberating a view in a synthetic room (0: off)."""
+    rt60: tuple[float, float] | None = None
+    """Range of the room's reverberation time in seconds (log-uniform), within (0, 2]."""
+    drr: tuple[float, float] | None = None
+    """Range of the direct-to-reverberant energy ratio in dB (uniform)."""
+    eq_p: float | None = Field(default=None, ge=0, le=1)
+    """Probability of colouring a view with a random smooth gain curve (0: off)."""
+    eq_db: float | None = Field(default=None, ge=0, le=40)
+    """Largest gain of the curve's points, in dB either way."""
+    eq_bands: int | None = Field(default=None, ge=2, le=64)
+    """Points of the gain curve, evenly spaced on the mel axis."""
+
+    @field_validator("rt60", "drr")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None, info) -> tuple[float, float] | None:
+        if v is not None:
+            if v[0] > v[1]:
+                name = info.field_name
+                raise ValueError(f"views.audio.{name}: expected [low, high], low <= high")
+            if info.field_name == "rt60" and not (0 < v[0] and v[1] <= 2):
+                raise ValueError("views.audio.rt60: expected seconds within (0, 2]")
+        return v
 
 
 @dataclass(frozen=True)
@@ -99,6 +131,12 @@ class AudioViewSpec:
     time_mask: float = 0.0
     freq_masks: int = 0
     freq_mask: float = 0.0
+    reverb_p: float = 0.0
+    rt60: tuple[float, float] = (0.1, 1.0)
+    drr: tuple[float, float] = (-5.0, 15.0)
+    eq_p: float = 0.0
+    eq_db: float = 6.0
+    eq_bands: int = 6
     eval_view: bool = False
 
 
@@ -215,6 +253,45 @@ def tempo_change(m: Tensor, factor: Tensor, fill: float) -> Tensor:
     return resample_axis(m, j[None] * factor[:, None].to(m.dtype), 3, fill)
 
 
+def room_impulse(rt60: Tensor, drr_db: Tensor, length: int, sr: int) -> Tensor:
+    """(B, ``length``) room impulse responses: a unit direct path at sample 0, then Gaussian noise
+    whose energy falls 60 dB in ``rt60`` (B,) seconds (amplitude ``exp(-3 ln(10) t / rt60)``), its
+    energy ``drr_db`` (B,) dB below the direct path's. Random under torch's generator."""
+    b, dev = len(rt60), rt60.device
+    t = torch.arange(1, length, device=dev, dtype=torch.float32) / sr
+    tail = torch.randn(b, length - 1, device=dev) * torch.exp(
+        -3.0 * math.log(10.0) * t[None] / rt60.float()[:, None]
+    )
+    energy = tail.pow(2).sum(1, keepdim=True).clamp(min=1e-20)
+    tail = tail * torch.sqrt(10 ** (-drr_db.float()[:, None] / 10) / energy)
+    return torch.cat([torch.ones(b, 1, device=dev), tail], 1)
+
+
+def reverberate(w: Tensor, h: Tensor) -> Tensor:
+    """NaN-padded waveforms (B, L) convolved (FFT) with impulse responses ``h`` (B, K), cut to
+    ``L`` samples; samples past a clip's end stay NaN (the tail past its end is dropped) and each
+    clip keeps the RMS it had over its valid samples."""
+    pad = torch.isnan(w)
+    dry = w.nan_to_num(nan=0.0)
+    n = 1 << (w.shape[1] + h.shape[1] - 2).bit_length()  # a power of 2, >= L + K - 1
+    wet = torch.fft.irfft(torch.fft.rfft(dry, n) * torch.fft.rfft(h.to(dry.dtype), n), n)
+    wet = wet[:, : w.shape[1]].masked_fill(pad, 0.0)
+    count = (~pad).sum(1, keepdim=True).clamp(min=1)
+    rms = lambda a: (a.pow(2).sum(1, keepdim=True) / count).sqrt()  # noqa: E731
+    wet = wet * (rms(dry) / rms(wet).clamp(min=1e-12))
+    return wet.masked_fill(pad, float("nan"))
+
+
+def random_eq(m: Tensor, db: float, bands: int) -> tuple[Tensor, Tensor]:
+    """Log-mels (B, 1, M, F) (natural log of power) plus a random gain curve over the mel axis:
+    ``bands`` gains uniform in +-``db`` dB at evenly spaced mel positions, linearly
+    interpolated; NaN (padding) stays NaN. Returns the curves too (B, M), in dB."""
+    b, n_mels = len(m), m.shape[2]
+    points = (2 * torch.rand(b, 1, bands, device=m.device) - 1) * db
+    curve = F.interpolate(points, size=n_mels, mode="linear", align_corners=True)[:, 0]
+    return m + (curve * (math.log(10.0) / 10)).to(m.dtype)[:, None, :, None], curve
+
+
 def masks(m: Tensor, count: int, frac: float, dim: int, fill: float) -> Tensor:
     """``count`` random bands of up to ``frac`` of axis ``dim`` (2: mel, 3: time) set to
     ``fill``."""
@@ -246,6 +323,7 @@ class AudioViews(nn.Module):
         self.spec, self.segment, self.window, self.n_views = spec, segment, window, n_views
         self.mean = float(mean)
         self.fmin, self.fmax = float(front["fmin"]), float(front["fmax"])
+        self.sr = int(front["sr"])
         self.logmel = LogMel(**front)
 
     def waveform(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
@@ -258,6 +336,13 @@ class AudioViews(nn.Module):
         if s.shift > 0:
             shift = (torch.rand(b, device=dev) * s.shift * self.segment).long()
         w = crop(x, self.segment, start, shift, n)
+        if s.reverb_p > 0:
+            lo, hi = math.log(s.rt60[0]), math.log(s.rt60[1])
+            rt60 = torch.exp(lo + (hi - lo) * torch.rand(b, device=dev))
+            drr = s.drr[0] + (s.drr[1] - s.drr[0]) * torch.rand(b, device=dev)
+            h = room_impulse(rt60, drr, max(2, int(s.rt60[1] * self.sr)), self.sr)
+            on = torch.rand(b, 1, device=dev) < s.reverb_p
+            w = torch.where(on, reverberate(w, h), w)
         if s.gain_db > 0:
             db = (2 * torch.rand(b, 1, device=dev) - 1) * s.gain_db
             w = w * 10 ** (db / 20)
@@ -286,8 +371,14 @@ class AudioViews(nn.Module):
         return masks(m, s.freq_masks, s.freq_mask, 2, self.mean)
 
     def one(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
-        m = self.logmel(self.waveform(x, n, start), fill=self.mean)  # padding: the training mean
-        return m if self.spec.eval_view else self.spectral(m)
+        s = self.spec
+        if s.eval_view:
+            return self.logmel(self.waveform(x, n, start), fill=self.mean)
+        m = self.logmel(self.waveform(x, n, start))  # padding: NaN
+        if s.eq_p > 0:
+            on = torch.rand(len(m), 1, 1, 1, device=m.device) < s.eq_p
+            m = torch.where(on, random_eq(m, s.eq_db, s.eq_bands)[0], m)
+        return self.spectral(m.nan_to_num(nan=self.mean))  # padding: the training mean
 
     def forward(self, x: Tensor) -> list[Tensor]:
         n = valid_lengths(x)
