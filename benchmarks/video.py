@@ -10,7 +10,8 @@ one with the motion labels, one with the digit labels. Each run pretrains on the
 unused) with ``selfsup.train`` and is evaluated with kNN and the linear probe on both label sets.
 Runs (``--runs``):
 
-- ``cvrl``: ``cvrl`` with the video defaults (``r2plus1d``, CVRL's views);
+- ``cvrl``: ``cvrl`` with the video defaults (``r2plus1d_pool``, CVRL's views; ``--set
+  model.backbone=r2plus1d`` for the strided network, the default before issue 22's second round);
 - ``simclr_video``: ``simclr`` on the same clips and encoder (only the temperature/head differ);
 - ``simclr_frames``: ``simclr`` with ``--backbone frame_convnet`` on the same clip views (the image
   ConvNet on every frame, mean-pooled over time: the frame-level baseline);

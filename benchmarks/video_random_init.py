@@ -10,6 +10,10 @@ defaults' protocols (kNN k = 20, linear probe) through :func:`selfsup.evaluation
 - ``r2plus1d stem=S upto=K``: ``r2plus1d`` with the stem's spatial stride ``S`` (2 = the default,
   1 = a small-frame stem), its features average-pooled after stage ``K`` (-1 = the stem; 2 = the
   whole network);
+- ``r2plus1d down=max`` (``r2plus1d_pool``, the default since issue 22's second round): space
+  halved by max-pools instead of strided convolutions; ``pool=P`` on either: the whole network's
+  features pooled by ``max`` over time and space, or ``tmax``: the mean over time of the maximum
+  over space;
 - ``r2plus1d stem=S no-temporal-mix``: the whole network with every temporal kernel reduced to
   its centre tap (each frame on its own, as far as the factorised convolutions go);
 - ``frame_convnet`` (``pool=sub``: its max-pools replaced by taking every other pixel, as a strided
@@ -29,13 +33,14 @@ from video import write_data
 
 
 class Upto(nn.Module):
-    """``r2plus1d``'s features average-pooled after stage ``k`` (-1: after the stem)."""
+    """``r2plus1d``'s features pooled after stage ``k`` (-1: after the stem): ``avg`` over time and
+    space, ``max`` over both, ``tmax`` the mean over time of the maximum over space."""
 
     capabilities = frozenset[str]()
 
-    def __init__(self, net, k: int):
+    def __init__(self, net, k: int, pool: str = "avg"):
         super().__init__()
-        self.net, self.k = net, k
+        self.net, self.k, self.pool = net, k, pool
         last = net.stem[1] if k < 0 else net.layers[k].bn2
         self.out_dim = last.num_features
 
@@ -43,6 +48,10 @@ class Upto(nn.Module):
         h = self.net.relu(self.net.stem(x))
         for i in range(self.k + 1):
             h = self.net.layers[i](h)
+        if self.pool == "max":
+            return h.amax(dim=(2, 3, 4))
+        if self.pool == "tmax":
+            return h.amax(dim=(3, 4)).mean(2)
         return h.mean(dim=(2, 3, 4))
 
 
@@ -80,6 +89,13 @@ def encoders(width: float) -> dict:
                 mv.R2Plus1D(c, width=width, small_stem=s == 1), k
             )
         out[f"r2plus1d stem={s} no-temporal-mix"] = lambda c, s=s: no_time(c, s == 1)
+    for down in ("stride", "max"):
+        tag = "r2plus1d" + (" down=max" if down == "max" else "")
+        for pool in ("avg", "max", "tmax"):
+            name = tag if pool == "avg" else f"{tag} pool={pool}"
+            out[name] = lambda c, d=down, p=pool: Upto(
+                mv.R2Plus1D(c, width=width, downsample=d), 2, p
+            )
     out["frame_convnet"] = lambda c: convnet(c, False)
     out["frame_convnet pool=sub"] = lambda c: convnet(c, True)
     for cs in (False, True):

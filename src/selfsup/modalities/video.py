@@ -7,7 +7,7 @@ pixels of each video's middle frame (what an image method could see of it), stan
 channel.
 
 When the user leaves them unset, video runs take their own defaults
-(:meth:`VideoModality.config_defaults`): the ``r2plus1d`` encoder, a batch of at most 32 clips
+(:meth:`VideoModality.config_defaults`): the ``r2plus1d_pool`` encoder, a batch of at most 32 clips
 (half the training split when smaller), epochs for about 300 steps (at most 100), fp32 (bf16
 autocast was several times slower per step on CPU), AdamW at lr 1e-3, kNN with k = 20, and the
 linear probe.
@@ -100,7 +100,9 @@ class VideoModality(Modality):
         return VideoViews(spec, meta["image_size"], cfg.views.n_views)
 
     def default_backbone(self, meta: dict) -> str:
-        return "r2plus1d"
+        # the (2+1)-D ResNet halving space by max-pooling: a small object keeps its features as
+        # it moves (strided convolutions alias it); ``r2plus1d`` (strided) by name
+        return "r2plus1d_pool"
 
     def backbone_for(self, capability: Capability, meta: dict) -> str | None:
         return "video_vit" if capability == "tokens" else None

@@ -1,11 +1,15 @@
 """Video backbones: float clips (N, C, T, H, W) -> (N, out_dim).
 
-- ``r2plus1d`` (default): a small (2+1)-D ResNet (Tran et al., *A Closer Look at Spatiotemporal
+- ``r2plus1d``: a small (2+1)-D ResNet (Tran et al., *A Closer Look at Spatiotemporal
   Convolutions for Action Recognition*, CVPR 2018): every 3x3x3 convolution is factorised into a
   1x3x3 spatial one and a 3x1x1 temporal one with a ReLU between, the middle width chosen so the
   parameters match the full 3-D kernel (the paper's ``M_i``). A stride-2 spatial stem, four stages
   of one basic residual block (16, 32, 64, 128 channels x ``width``), space halved at stages 2-4
-  and time at stages 3-4, global average pooling over time and space. CPU-sized.
+  and time at stages 3-4, global average pooling over time and space. CPU-sized. Space is halved
+  by strided convolutions, as in the paper.
+- ``r2plus1d_pool`` (default): the same network and parameters with space halved by 2x2
+  max-pools before stride-1 convolutions (the stem's convolution at full size), which keeps a
+  small moving object's features from depending on its sampling phase (see :class:`R2Plus1D`).
 - ``video_vit``: a ViT over tubelet patches (ViViT's tubelet embedding, Arnab et al. 2021;
   VideoMAE's 2 x p x p cubes, Tong et al. 2022): a strided 3-D convolution embeds each tubelet,
   fixed sin-cos positions (a 2-D spatial table plus a 1-D temporal one), a class token, the image
@@ -55,23 +59,32 @@ class Conv2Plus1D(nn.Module):
 
 
 class Block2Plus1D(nn.Module):
-    """A basic residual block of two (2+1)-D convolutions."""
+    """A basic residual block of two (2+1)-D convolutions.
 
-    def __init__(self, cin: int, cout: int, stride: tuple[int, int]):
+    ``downsample="stride"`` halves space with the first convolution's stride (and the shortcut's
+    1x1 stride, which keeps every other pixel); ``"max"`` max-pools space first (a 2x2 window, so
+    every pixel is seen) and runs both paths at stride 1 in space. Time is strided either way."""
+
+    def __init__(self, cin: int, cout: int, stride: tuple[int, int], downsample: str = "stride"):
         super().__init__()
-        self.conv1 = Conv2Plus1D(cin, cout, stride)
+        st, ss = stride
+        self.pool: nn.Module = nn.Identity()
+        if downsample == "max" and ss > 1:
+            self.pool = nn.MaxPool3d((1, ss, ss), ceil_mode=True)
+            ss = 1
+        self.conv1 = Conv2Plus1D(cin, cout, (st, ss))
         self.bn1 = nn.BatchNorm3d(cout)
         self.conv2 = Conv2Plus1D(cout, cout)
         self.bn2 = nn.BatchNorm3d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.down: nn.Module = nn.Identity()
         if stride != (1, 1) or cin != cout:
-            st, ss = stride
             self.down = nn.Sequential(
                 nn.Conv3d(cin, cout, 1, (st, ss, ss), bias=False), nn.BatchNorm3d(cout)
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(x)
         h = self.relu(self.bn1(self.conv1(x)))
         h = self.bn2(self.conv2(h))
         return self.relu(h + self.down(x))
@@ -79,6 +92,15 @@ class Block2Plus1D(nn.Module):
 
 class R2Plus1D(nn.Module):
     """A small (2+1)-D ResNet (see the module docstring).
+
+    ``downsample`` is how space is halved (the stem and stages 2-4): ``"stride"`` (``r2plus1d``)
+    by strided convolutions, as the paper's ResNets do; ``"max"`` (``r2plus1d_pool``) by a 2x2
+    max-pool before stride-1 convolutions, the stem's convolution then running at full size.
+    A strided convolution (and the shortcut's strided 1x1, which keeps one pixel in four) sees a
+    small object at a different sampling phase at each position, so its features change as the
+    object moves; a max-pool sees every pixel first (Zhang, *Making Convolutional Networks
+    Shift-Invariant Again*, ICML 2019). On 32 px moving digits the strided network learned no digit
+    even from single frames (BENCHMARKS.md, issue 22); the parameters are the same either way.
 
     ``small_stem=True`` makes the stem's spatial stride 1 (as the image ResNets' ``cifar_stem``
     does for images of 64 px or less). It is not the default: on 32 px moving digits it did not
@@ -94,18 +116,27 @@ class R2Plus1D(nn.Module):
         width: float = 1.0,
         strides: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (2, 2)),
         small_stem: bool = False,
+        downsample: str = "stride",
     ):
         super().__init__()
+        if downsample not in ("stride", "max"):
+            raise ValueError(f"downsample must be 'stride' or 'max', not {downsample!r}")
+        self.downsample = downsample
         ws = [max(4, int(round(w * width))) for w in widths]
         #: the stem's spatial stride: 1 for small frames (``small_stem``), else 2
         self.stem_stride = 1 if small_stem else 2
-        self.stem = nn.Sequential(
-            Conv2Plus1D(in_channels, ws[0], (1, self.stem_stride)), nn.BatchNorm3d(ws[0])
-        )
+        pool = downsample == "max" and self.stem_stride > 1
+        stem: list[nn.Module] = [
+            Conv2Plus1D(in_channels, ws[0], (1, 1 if pool else self.stem_stride)),
+            nn.BatchNorm3d(ws[0]),
+        ]
+        if pool:  # after BN, before the forward's ReLU (the two commute: ReLU is monotone)
+            stem.append(nn.MaxPool3d((1, 2, 2), ceil_mode=True))
+        self.stem = nn.Sequential(*stem)
         self.relu = nn.ReLU(inplace=True)
         layers, c = [], ws[0]
         for w, st in zip(ws[1:], strides, strict=True):
-            layers.append(Block2Plus1D(c, w, st))
+            layers.append(Block2Plus1D(c, w, st, downsample))
             c = w
         self.layers = nn.Sequential(*layers)
         self.out_dim = c
@@ -247,12 +278,14 @@ def video_vit_patch(size: int) -> int:
     return 4 if size <= 16 else 8 if size <= 64 else 16
 
 
-VIDEO_BACKBONES = ("r2plus1d", "r2plus1d_wide", "video_vit", "frame_convnet")
+VIDEO_BACKBONES = ("r2plus1d", "r2plus1d_pool", "r2plus1d_wide", "video_vit", "frame_convnet")
 
 
 def build_video_backbone(name: str, in_channels: int, size: int, width: float = 1.0) -> nn.Module:
     if name == "r2plus1d":
         return R2Plus1D(in_channels, width=width)
+    if name == "r2plus1d_pool":
+        return R2Plus1D(in_channels, width=width, downsample="max")
     if name == "r2plus1d_wide":
         return R2Plus1D(in_channels, widths=(32, 64, 128, 256), width=width)
     if name == "video_vit":
