@@ -54,3 +54,31 @@ def test_max_pool_network_trains_a_step():
     x = torch.rand(4, 3, 4, 16, 16)
     net(x).pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_late_temporal_kernels_leave_the_early_stages_frame_by_frame():
+    """r2plus1d_late: before stage 3 each frame is seen on its own (SlowOnly's layout); after it
+    the frames are mixed."""
+    torch.manual_seed(0)
+    net = build_video_backbone("r2plus1d_late", 1, 32, 0.25).eval()
+    assert isinstance(net, R2Plus1D) and net.temporal_from == 2 and net.downsample == "max"
+    x = torch.rand(1, 1, 8, 32, 32)
+    y = x.clone()
+    y[:, :, 0] = torch.rand(1, 1, 32, 32)  # change frame 0 only
+    with torch.no_grad():
+        hx, hy = net.relu(net.stem(x)), net.relu(net.stem(y))
+        hx, hy = net.layers[0](hx), net.layers[0](hy)  # stage 2: still frame by frame
+        assert torch.equal(hx[:, :, 1:], hy[:, :, 1:]) and not torch.equal(hx, hy)
+        hx, hy = net.layers[1](hx), net.layers[1](hy)  # stage 3: temporal kernels
+        assert not torch.equal(hx[:, :, 1:], hy[:, :, 1:])
+        assert net(x).shape == (1, net.out_dim)
+
+
+def test_default_r2plus1d_has_temporal_kernels_in_every_stage():
+    torch.manual_seed(0)
+    net = build_video_backbone("r2plus1d_pool", 1, 32, 0.25).eval()
+    x = torch.rand(1, 1, 8, 32, 32)
+    y = x.clone()
+    y[:, :, 0] = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert not torch.equal(net.stem(x)[:, :, 1], net.stem(y)[:, :, 1])

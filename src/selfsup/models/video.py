@@ -10,6 +10,8 @@
 - ``r2plus1d_pool`` (default): the same network and parameters with space halved by 2x2
   max-pools before stride-1 convolutions (the stem's convolution at full size), which keeps a
   small moving object's features from depending on its sampling phase (see :class:`R2Plus1D`).
+- ``r2plus1d_late``: ``r2plus1d_pool`` with temporal kernels only in stages 3-4 (SlowOnly's
+  layout; 1x3x3 kernels before): cheaper, keeps more appearance, sees less motion.
 - ``video_vit``: a ViT over tubelet patches (ViViT's tubelet embedding, Arnab et al. 2021;
   VideoMAE's 2 x p x p cubes, Tong et al. 2022): a strided 3-D convolution embeds each tubelet,
   fixed sin-cos positions (a 2-D spatial table plus a 1-D temporal one), a class token, the image
@@ -58,6 +60,11 @@ class Conv2Plus1D(nn.Module):
         return y.view(n, y.shape[1], y.shape[2], h2, w2)
 
 
+def _spatial(cin: int, cout: int, stride: int = 1) -> nn.Conv3d:
+    """A 1x3x3 convolution: each frame on its own (a stage without temporal kernels)."""
+    return nn.Conv3d(cin, cout, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
+
+
 class Block2Plus1D(nn.Module):
     """A basic residual block of two (2+1)-D convolutions.
 
@@ -65,16 +72,25 @@ class Block2Plus1D(nn.Module):
     1x1 stride, which keeps every other pixel); ``"max"`` max-pools space first (a 2x2 window, so
     every pixel is seen) and runs both paths at stride 1 in space. Time is strided either way."""
 
-    def __init__(self, cin: int, cout: int, stride: tuple[int, int], downsample: str = "stride"):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: tuple[int, int],
+        downsample: str = "stride",
+        temporal: bool = True,
+    ):
         super().__init__()
         st, ss = stride
+        if not temporal and st != 1:
+            raise ValueError("a block without temporal kernels cannot stride time")
         self.pool: nn.Module = nn.Identity()
         if downsample == "max" and ss > 1:
             self.pool = nn.MaxPool3d((1, ss, ss), ceil_mode=True)
             ss = 1
-        self.conv1 = Conv2Plus1D(cin, cout, (st, ss))
+        self.conv1 = Conv2Plus1D(cin, cout, (st, ss)) if temporal else _spatial(cin, cout, ss)
         self.bn1 = nn.BatchNorm3d(cout)
-        self.conv2 = Conv2Plus1D(cout, cout)
+        self.conv2 = Conv2Plus1D(cout, cout) if temporal else _spatial(cout, cout, 1)
         self.bn2 = nn.BatchNorm3d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.down: nn.Module = nn.Identity()
@@ -102,6 +118,12 @@ class R2Plus1D(nn.Module):
     Shift-Invariant Again*, ICML 2019). On 32 px moving digits the strided network learned no digit
     even from single frames (BENCHMARKS.md, issue 22); the parameters are the same either way.
 
+    ``temporal_from`` is the first stage with temporal kernels (0: the stem, every stage, the
+    paper's R(2+1)D; 2: stages 3-4 only, SlowOnly's layout, Feichtenhofer et al., *SlowFast
+    Networks*, ICCV 2019): earlier stages see each frame on its own (1x3x3 kernels), so frames are
+    mixed only after space has been summarised, where an object that moved a few pixels still
+    falls in one receptive field. ``r2plus1d_late`` is ``downsample="max", temporal_from=2``.
+
     ``small_stem=True`` makes the stem's spatial stride 1 (as the image ResNets' ``cifar_stem``
     does for images of 64 px or less). It is not the default: on 32 px moving digits it did not
     keep the digit at random initialisation (BENCHMARKS.md, issue 22) and a training step cost
@@ -117,17 +139,21 @@ class R2Plus1D(nn.Module):
         strides: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (2, 2)),
         small_stem: bool = False,
         downsample: str = "stride",
+        temporal_from: int = 0,
     ):
         super().__init__()
         if downsample not in ("stride", "max"):
             raise ValueError(f"downsample must be 'stride' or 'max', not {downsample!r}")
-        self.downsample = downsample
+        self.downsample, self.temporal_from = downsample, temporal_from
         ws = [max(4, int(round(w * width))) for w in widths]
         #: the stem's spatial stride: 1 for small frames (``small_stem``), else 2
         self.stem_stride = 1 if small_stem else 2
         pool = downsample == "max" and self.stem_stride > 1
+        s0 = 1 if pool else self.stem_stride
         stem: list[nn.Module] = [
-            Conv2Plus1D(in_channels, ws[0], (1, 1 if pool else self.stem_stride)),
+            Conv2Plus1D(in_channels, ws[0], (1, s0))
+            if temporal_from <= 0
+            else _spatial(in_channels, ws[0], s0),
             nn.BatchNorm3d(ws[0]),
         ]
         if pool:  # after BN, before the forward's ReLU (the two commute: ReLU is monotone)
@@ -135,8 +161,10 @@ class R2Plus1D(nn.Module):
         self.stem = nn.Sequential(*stem)
         self.relu = nn.ReLU(inplace=True)
         layers, c = [], ws[0]
-        for w, st in zip(ws[1:], strides, strict=True):
-            layers.append(Block2Plus1D(c, w, st, downsample))
+        for i, (w, st) in enumerate(zip(ws[1:], strides, strict=True), start=1):
+            temporal = i >= temporal_from
+            st = st if temporal else (1, st[1])  # no temporal kernel: time kept
+            layers.append(Block2Plus1D(c, w, st, downsample, temporal))
             c = w
         self.layers = nn.Sequential(*layers)
         self.out_dim = c
@@ -278,7 +306,14 @@ def video_vit_patch(size: int) -> int:
     return 4 if size <= 16 else 8 if size <= 64 else 16
 
 
-VIDEO_BACKBONES = ("r2plus1d", "r2plus1d_pool", "r2plus1d_wide", "video_vit", "frame_convnet")
+VIDEO_BACKBONES = (
+    "r2plus1d",
+    "r2plus1d_pool",
+    "r2plus1d_late",
+    "r2plus1d_wide",
+    "video_vit",
+    "frame_convnet",
+)
 
 
 def build_video_backbone(name: str, in_channels: int, size: int, width: float = 1.0) -> nn.Module:
@@ -286,6 +321,8 @@ def build_video_backbone(name: str, in_channels: int, size: int, width: float = 
         return R2Plus1D(in_channels, width=width)
     if name == "r2plus1d_pool":
         return R2Plus1D(in_channels, width=width, downsample="max")
+    if name == "r2plus1d_late":
+        return R2Plus1D(in_channels, width=width, downsample="max", temporal_from=2)
     if name == "r2plus1d_wide":
         return R2Plus1D(in_channels, widths=(32, 64, 128, 256), width=width)
     if name == "video_vit":

@@ -58,6 +58,10 @@ class VideoViewsConfig(BaseModel):
     of 0.8/0.2)."""
     jitter_p: float = Field(default=0.8, ge=0, le=1)
     grayscale_p: float = Field(default=0.2, ge=0, le=1)
+    still_p: float = Field(default=0.0, ge=0, le=1)
+    """Probability that a view is a still clip: one of its frames (drawn uniformly) repeated over
+    time, so that matching it to the other view takes the appearance, not the motion (off by
+    default; measured on moving digits in BENCHMARKS.md, issue 22)."""
 
 
 # -- temporal sampling -----------------------------------------------------------------------------
@@ -181,6 +185,17 @@ def consistent_augment(x: Tensor, spec: VideoViewsConfig, size: int) -> Tensor:
     return v.clamp_(0, 1)
 
 
+def still_clips(v: Tensor, p: float) -> Tensor:
+    """Clips (N, C, T, H, W) of which each, with probability ``p``, is replaced by one of its own
+    frames (uniform) repeated over its T time steps."""
+    n, t = v.shape[0], v.shape[2]
+    on = torch.rand(n, device=v.device) < p
+    pick = torch.randint(0, t, (n,), device=v.device)
+    frame = v[torch.arange(n, device=v.device), :, pick]  # (N, C, H, W)
+    still = frame.unsqueeze(2).expand_as(v)
+    return torch.where(on.view(n, 1, 1, 1, 1), still, v)
+
+
 class VideoViews(nn.Module):
     """``n_views`` clips of each video (CVRL's temporal sampling and consistent augmentation).
 
@@ -197,7 +212,8 @@ class VideoViews(nn.Module):
         while len(out) < self.n_views:
             a, b = clip_indices(n, frames, s.clip_frames, s.stride, s.interval, x.device)
             for idx in (a, b)[: self.n_views - len(out)]:
-                out.append(consistent_augment(take_frames(x, idx), s, self.size))
+                v = consistent_augment(take_frames(x, idx), s, self.size)
+                out.append(still_clips(v, s.still_p) if s.still_p > 0 else v)
         return out
 
 
@@ -228,6 +244,7 @@ __all__ = [
     "eval_clip",
     "interval_probs",
     "sample_gaps",
+    "still_clips",
     "take_frames",
     "tube_mask",
 ]
