@@ -341,8 +341,10 @@ class AudioViews(nn.Module):
             rt60 = torch.exp(lo + (hi - lo) * torch.rand(b, device=dev))
             drr = s.drr[0] + (s.drr[1] - s.drr[0]) * torch.rand(b, device=dev)
             h = room_impulse(rt60, drr, max(2, int(s.rt60[1] * self.sr)), self.sr)
-            on = torch.rand(b, 1, device=dev) < s.reverb_p
-            w = torch.where(on, reverberate(w, h), w)
+            on = torch.rand(b, device=dev) < s.reverb_p
+            if bool(on.any()):  # only the clips drawn (the draws are the same either way)
+                w = w.clone()
+                w[on] = reverberate(w[on], h[on])
         if s.gain_db > 0:
             db = (2 * torch.rand(b, 1, device=dev) - 1) * s.gain_db
             w = w * 10 ** (db / 20)
