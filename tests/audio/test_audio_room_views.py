@@ -155,3 +155,10 @@ def test_the_fields_override_and_are_checked():
                 {"reverb_p": 1.5}, {"eq_bands": 1}):  # fmt: skip
         with pytest.raises(ValidationError):
             AudioViewsConfig(**bad)
+
+
+def test_the_speech_preset_reverberates_and_equalises_and_general_does_not():
+    speech, general = AUDIO_PRESETS["speech"], AUDIO_PRESETS["general"]
+    assert (speech.reverb_p, speech.eq_p) == (0.5, 0.5)
+    assert general.reverb_p == 0 and general.eq_p == 0  # not measured on sound other than speech
+    assert all(AUDIO_PRESETS[p].reverb_p == 0 for p in ("cola", "byola", "masked", "none"))

@@ -43,7 +43,8 @@ else ``general``); ``views.audio.FIELD=...`` overrides a field of the chosen one
 
 - ``general``: segments (one per view), gain 6 dB, mixing 0.4, resize crop 0.6-1.5, one time and
   one frequency mask of up to 10%: for sound in general;
-- ``speech``: segments, time shift 0.1, gain 6 dB, noise (p 0.5, 10-30 dB), pitch shift of up
+- ``speech``: segments, time shift 0.1, reverberation (p 0.5, RT60 0.1-1 s, DRR -5 to 15 dB),
+  gain 6 dB, noise (p 0.5, 10-30 dB), equalisation (p 0.5, +-6 dB at 6 points), pitch shift of up
   to 2 semitones and tempo change of up to 15% (voices differ in pitch and speaking rate; they
   replace the resize crop 0.8-1.2 x 0.8-1.25 this preset had before, which BENCHMARKS.md compares),
   mixing 0.2, two time masks of 5% and two frequency masks of 10%;
@@ -147,7 +148,7 @@ AUDIO_PRESETS = {
     ),
     "speech": AudioViewSpec(
         shift=0.1, gain_db=6.0, noise_p=0.5, snr=(10.0, 30.0), pitch=2.0, tempo=0.15, mixup=0.2,
-        time_masks=2, time_mask=0.05, freq_masks=2, freq_mask=0.1,
+        time_masks=2, time_mask=0.05, freq_masks=2, freq_mask=0.1, reverb_p=0.5, eq_p=0.5,
     ),
     "cola": AudioViewSpec(),
     "byola": AudioViewSpec(same_segment=True, mixup=0.4, rrc_freq=(0.6, 1.5), rrc_time=(0.6, 1.5)),
