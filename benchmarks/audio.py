@@ -53,9 +53,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/selfsup-audio-bench")
-    ap.add_argument("--set", nargs="*", default=[], help="extra config overrides (KEY=VALUE)")
+    ap.add_argument(
+        "--set", nargs="*", action="extend", default=[], help="extra config overrides (KEY=VALUE)"
+    )
+    ap.add_argument("overrides", nargs="*", help="more KEY=VALUE overrides, after any option")
     ap.add_argument("--time-views", action="store_true", help="time the speech views alone")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
+    a.set = [*a.set, *a.overrides]
     if a.time_views:
         return time_views(a.threads, a.batch_size)
     rows = []
