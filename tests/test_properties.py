@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -321,6 +322,20 @@ def test_former_flat_views_fields_are_read_as_their_sections(tmp_path):
         conf.validate({"views": {"size": 12, "image": {"size": 16}}})
     with pytest.raises(AttributeError):
         _ = cfg.views.no_such_field
+
+
+def test_an_invalid_field_of_a_views_section_is_named_with_its_section():
+    """The error names ``views.<section>.<field>``, the key a user can set (not ``views.<field>``,
+    which for most fields is no key at all)."""
+    for override, where in [
+        ("views.image.crop_scale=[0.9,0.1]", "views.image.crop_scale"),
+        ("views.audio.gain_db=-1", "views.audio.gain_db"),
+        ("views.audio.rt60=[1,0.5]", "views.audio.rt60"),
+        ("views.video.still_p=2", "views.video.still_p"),
+        ("views.table.no_such_field=1", "views.table.no_such_field"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"^config field '{re.escape(where)}': "):
+            resolve_config(None, [override])
 
 
 def test_a_run_whose_config_has_the_former_flat_views_fields_resumes_bit_identically(

@@ -123,6 +123,20 @@ def _move_former_views(data: dict) -> dict:
     return out
 
 
+def _validate_section(name: str, model: type[BaseModel], value: Any) -> BaseModel:
+    """``views.<name>`` validated by ``model``; its errors keep the section in their location
+    (``views.audio.gain_db``, not ``views.gain_db``)."""
+    try:
+        return model.model_validate(value or {})
+    except ValidationError as err:
+        details: list[Any] = [
+            {"type": e["type"], "loc": (name, *e["loc"]), "input": e["input"]}
+            | ({"ctx": e["ctx"]} if "ctx" in e else {})
+            for e in err.errors()
+        ]
+        raise ValidationError.from_exception_data(err.title, details) from None
+
+
 class ViewsConfig(_Section):
     """The views section. Shared by every modality: ``preset``, ``n_views`` and the number of
     multi-crop's local crops; each modality reads its own section (``views.image``,
@@ -154,7 +168,7 @@ class ViewsConfig(_Section):
             if model is None:
                 known = ", ".join([*cls.model_fields, *VIEWS_SECTIONS])
                 raise ValueError(f"unknown field views.{k} (known: {known})")
-            out[k] = v if isinstance(v, model) else model.model_validate(v or {})
+            out[k] = v if isinstance(v, model) else _validate_section(k, model, v)
         for k, model in VIEWS_SECTIONS.items():
             out.setdefault(k, model())
         return out

@@ -109,10 +109,9 @@ class AudioViewsConfig(BaseModel):
     def _ordered(cls, v: tuple[float, float] | None, info) -> tuple[float, float] | None:
         if v is not None:
             if v[0] > v[1]:
-                name = info.field_name
-                raise ValueError(f"views.audio.{name}: expected [low, high], low <= high")
+                raise ValueError("expected [low, high] with low <= high")
             if info.field_name == "rt60" and not (0 < v[0] and v[1] <= 2):
-                raise ValueError("views.audio.rt60: expected seconds within (0, 2]")
+                raise ValueError("expected seconds within (0, 2]")
         return v
 
 
