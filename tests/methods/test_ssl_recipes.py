@@ -36,7 +36,7 @@ def test_multicrop_fields_validate():
     assert cfg.views.local_crops == 4
     from selfsup.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="views.local_scale"):
+    with pytest.raises(ConfigError, match=r"views\.image\.local_scale"):
         resolve_config({"views": {"local_scale": [0.5, 0.1]}})
 
 
