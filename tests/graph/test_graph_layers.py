@@ -176,10 +176,12 @@ def test_graces_split_probe_trains_on_a_tenth_of_the_nodes():
         grace_split_probe(x, y, ratio=1.0)
 
 
-@pytest.mark.parametrize("train,one_row", [(True, False), (True, True), (False, True)])
-def test_a_row_patch_gives_the_dense_inputs_output_dropout_mask_and_gradients(train, one_row):
+@pytest.mark.parametrize("train,one_row", [(False, False), (False, True)])
+def test_a_row_patch_gives_the_dense_inputs_output_and_gradients(train, one_row):
     """GraphMAE's masked input: data rows (sparse, no gradient) and [MASK] token rows apart; the GAT
-    layer draws the same input-dropout mask and computes the same numbers as on the plain matrix."""
+    layer computes the same numbers as on the plain matrix. (Since issue 24 the sparse rows draw
+    their dropout for their non-zeros only, another draw of the same distribution: the masked
+    path under a given mask is checked in ``test_graphmae_fast_paths.py``.)"""
     from selfsup.models.graph import RowPatch
 
     torch.manual_seed(2)

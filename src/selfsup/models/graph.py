@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -243,23 +244,80 @@ class _TokenLinear(torch.autograd.Function):
         return None, (p * weight).sum(0, keepdim=True), p * t
 
 
-def patched_linear(h: RowPatch, weight: Tensor, drop: nn.Dropout) -> Tensor:
-    """``F.linear(drop(h.dense()), weight)`` (no bias) with the same dropout mask, the base's rows
-    as a sparse product (Cora's bag-of-words rows are about 1 % non-zero)."""
+def keep_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
+    """Inverted-dropout multipliers of ``shape`` (``like``'s dtype and device): each entry
+    independently ``1 / (1 - p)`` with probability ``1 - p`` (to within 2^-31), else 0.
+
+    On CPU torch's ``bernoulli_`` draws one double per entry from its Mersenne Twister (on this
+    AMD CPU there is no vectorised path: about 9 % of a GraphMAE step on Cora); here one 63-bit
+    word gives two entries (its two 32-bit halves, 31 bits each), about 3x cheaper. Elsewhere, and
+    for ``p`` outside (0, 1), what ``nn.Dropout`` would draw."""
+    if not 0 < p < 1 or like.device.type != "cpu":
+        return F.dropout(torch.ones(shape, dtype=like.dtype, device=like.device), p)
+    n = math.prod(shape)
+    words = torch.empty((n + 1) // 2, dtype=torch.int64, device=like.device).random_()  # [0, 2^63)
+    u = words.view(torch.int32)[:n].bitwise_and_(0x7FFFFFFF)  # two uniform 31-bit numbers a word
+    keep = u < int(round((1 - p) * 2**31))
+    return keep.view(shape).to(like.dtype).mul_(1 / (1 - p))
+
+
+def dropout(x: Tensor, drop: nn.Dropout) -> Tensor:
+    """``drop(x)`` with its mask from :func:`keep_mask` (the same distribution, drawn faster)."""
+    if not drop.training or drop.p == 0:
+        return x
+    if x.device.type != "cpu" or not 0 < drop.p < 1:
+        return drop(x)  # type: ignore[no-any-return]
+    return x * keep_mask(tuple(x.shape), drop.p, x)
+
+
+#: below this fraction of non-zeros the first GAT layer multiplies the data rows as a sparse matrix
+SPARSE_DENSITY = 0.1
+
+
+def patched_linear(
+    h: RowPatch, weight: Tensor, drop: nn.Dropout, keep: Tensor | None = None
+) -> Tensor:
+    """``F.linear(drop(h.dense()), weight)`` (no bias). When the base's data rows are sparse
+    (under :data:`SPARSE_DENSITY` non-zeros; Cora's bag-of-words rows are about 1 % after the row
+    normalisation) they are one CSR product and the dropout is drawn for their non-zeros only (a
+    zero stays zero whatever its draw: the same distribution); otherwise a dense product. Given
+    ``keep`` ((N, F) multipliers; tests), that exact mask instead of fresh draws."""
     n, p = h.base.shape[0], drop.p if drop.training else 0.0
-    if 0 < p < 1 and h.base.device.type == "cpu":  # as torch's CPU dropout draws its mask
-        keep = torch.empty_like(h.base).bernoulli_(1 - p).div_(1 - p)
-    else:  # the mask drop(h.dense()) would draw (scaled), whatever the device
-        keep = drop(torch.ones_like(h.base))
     other = torch.ones(n, dtype=torch.bool, device=h.base.device)
     other[h.rows] = False
     other = other.nonzero().flatten()
-    sp = (h.base.index_select(0, other) * keep.index_select(0, other)).to_sparse_csr()
-    if len(h.values) == 1 and len(h.rows) != 1:  # one token row for all: one product less
-        top = _TokenLinear.apply(keep.index_select(0, h.rows), h.values, weight)
+    data = h.base.index_select(0, other)
+    if keep is None and 0 < p:
+        tok_keep = keep_mask((len(h.rows), h.base.shape[1]), p, h.base)
+    elif keep is None:
+        tok_keep = h.base.new_ones((len(h.rows), h.base.shape[1]))
     else:
-        top = (h.values * keep.index_select(0, h.rows)) @ weight.t()
-    out = torch.cat([top, _CsrLinear.apply(sp, weight)])
+        tok_keep = keep.index_select(0, h.rows)
+    if len(h.values) == 1 and len(h.rows) != 1:  # one token row for all: one product less
+        top = _TokenLinear.apply(tok_keep, h.values, weight)
+    else:
+        top = (h.values * tok_keep) @ weight.t()
+    nnz = int(torch.count_nonzero(data))
+    if nnz <= SPARSE_DENSITY * data.numel():
+        sp = data.to_sparse_csr()
+        vals = sp.values()
+        if keep is not None:  # the given mask at the non-zeros' positions
+            rows = torch.repeat_interleave(
+                torch.arange(len(other), device=data.device), sp.crow_indices().diff()
+            )
+            vals = vals * keep.index_select(0, other)[rows, sp.col_indices()]
+        elif p > 0:
+            vals = vals * keep_mask((len(vals),), p, vals)
+        sp = torch.sparse_csr_tensor(
+            sp.crow_indices(), sp.col_indices(), vals, sp.shape, check_invariants=False
+        )
+        rest = _CsrLinear.apply(sp, weight)
+    else:
+        k = keep.index_select(0, other) if keep is not None else None
+        if k is None and p > 0:
+            k = keep_mask(tuple(data.shape), p, data)
+        rest = (data if k is None else data * k) @ weight.t()
+    out = torch.cat([top, rest])
     inv = torch.empty(n, dtype=torch.long, device=out.device)
     inv[torch.cat([h.rows, other])] = torch.arange(n, device=out.device)
     return out.index_select(0, inv)
@@ -273,7 +331,12 @@ class GATLayer(nn.Module):
     nodes' rows (the softmax still runs over each one's full in-neighbourhood: the same numbers).
     When a head's output is wider than the input (GraphMAE's decoder: 512 -> 1,433), the layer
     aggregates the inputs and projects afterwards (A (h W) = (A h) W, the attention logits through
-    ``W^T a``): the same function with fewer numbers on the edges."""
+    ``W^T a``): the same function with fewer numbers on the edges; there ``project=False`` returns
+    the aggregates (n_out, H, d_in) before the projection and the bias (``out = agg W_h^T + b``;
+    GraphMAE's loss reads them without forming the 1,433-wide rows).
+
+    Dropout (features and attention) draws its masks by :func:`keep_mask` (``nn.Dropout``'s
+    distribution, fewer random words on CPU)."""
 
     def __init__(
         self,
@@ -298,7 +361,11 @@ class GATLayer(nn.Module):
             nn.init.xavier_normal_(p, gain=gain)
 
     def forward(
-        self, h: Tensor | RowPatch, edge_index: Tensor, dst: Tensor | None = None
+        self,
+        h: Tensor | RowPatch,
+        edge_index: Tensor,
+        dst: Tensor | None = None,
+        project: bool = True,
     ) -> Tensor:
         n, d_in = h.shape
         e = add_self_loops(edge_index, n)
@@ -310,6 +377,8 @@ class GATLayer(nn.Module):
             e, row, n_out = e[:, keep], pos[e[1][keep]], len(dst)
         H, D = self.heads, self.d_out
         late = D > d_in  # project after aggregating (fewer numbers per edge)
+        if not project and not late:
+            raise ValueError("project=False needs a layer wider than its input (d_out > d_in)")
         if (
             isinstance(h, RowPatch)
             and not late
@@ -319,19 +388,21 @@ class GATLayer(nn.Module):
             feat = patched_linear(h, self.fc.weight, self.feat_drop).view(n, H, D)
             el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
         elif late:
-            hd: Tensor = self.feat_drop(h.dense() if isinstance(h, RowPatch) else h)
+            hd: Tensor = dropout(h.dense() if isinstance(h, RowPatch) else h, self.feat_drop)
             w = self.fc.weight.view(H, D, d_in)
             wl = (w * self.attn_l.view(H, D, 1)).sum(1)  # (H, d_in): W^T a_l per head
             wr = (w * self.attn_r.view(H, D, 1)).sum(1)
             el, er = hd @ wl.t(), hd @ wr.t()  # (N, H)
             feat = hd.unsqueeze(1).expand(n, H, d_in)
         else:
-            hd = self.feat_drop(h.dense() if isinstance(h, RowPatch) else h)
+            hd = dropout(h.dense() if isinstance(h, RowPatch) else h, self.feat_drop)
             feat = self.fc(hd).view(n, H, D)
             el, er = (feat * self.attn_l).sum(-1), (feat * self.attn_r).sum(-1)  # (N, H)
         score = F.leaky_relu(el[e[0]] + er[e[1]], self.negative_slope)
-        a = self.attn_drop(edge_softmax(score, row, n_out))  # (E, H)
+        a = dropout(edge_softmax(score, row, n_out), self.attn_drop)  # (E, H)
         out = edge_aggregate(feat, a, e[0], row, n_out)
+        if late and not project:  # (n_out, H, d_in): the aggregates before W and the bias
+            return out
         if late:
             out = torch.einsum("nhi,hoi->nho", out, w)
         out = out.flatten(1) if self.concat else out.mean(1)
