@@ -1,16 +1,18 @@
 """CPU seconds per GraphMAE training step on Cora (issue 24), for the step as it is and with its
-cheaper parts switched back one at a time; old trees by ``--old-src`` (a ``git archive`` of src).
+cheaper parts switched back one at a time, and for older trees (a ``git archive`` of their src).
 
     # one variant, N steps (after 3 warm-up steps), one thread; prints the per-step CPU seconds
     OMP_NUM_THREADS=1 python benchmarks/graphmae_step.py --variant new --steps 20
-    # the variants interleaved in R rounds (each a fresh process), medians over all their steps
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/graphmae_step.py --interleave 3 --steps 20 \\
-        --old-src /tmp/gmh/old/src
+    # variants interleaved in R rounds (each a fresh process), medians over all their steps;
+    # NAME@PATH runs the tree at PATH as it is
+    git archive ed14eb6 src | tar -x -C /tmp/gmh/old
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/graphmae_step.py --interleave 3 --steps 20 \
+        --variants old@/tmp/gmh/old/src,sparse_drop,keep_mask,new
 
-Variants (cumulative): ``old`` = the tree at --old-src; ``sparse_drop`` = the first layer's data
-rows drop their non-zeros only (torch's ``bernoulli_`` for every mask, the decoder projecting
-to 1,433 features); ``keep_mask`` = and the masks from :func:`selfsup.models.graph.keep_mask`;
-``new`` = and the loss from the decoder's aggregates (:func:`sce_loss_linear`): the step as it is.
+Variants of this tree (cumulative): ``sparse_drop`` = the first layer's data rows drop their
+non-zeros only (torch's ``bernoulli_`` for every mask, the decoder projecting to 1,433
+features); ``keep_mask`` = and the masks from :func:`selfsup.models.graph.keep_mask`; ``new`` =
+and the loss from the decoder's aggregates (:func:`sce_loss_linear`): the step as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VARIANTS = ("old", "sparse_drop", "keep_mask", "new")
+VARIANTS = ("as_is", "sparse_drop", "keep_mask", "new")
 
 
 def _switch_back(variant: str) -> None:
@@ -55,7 +57,7 @@ def step_times(source: str, steps: int, variant: str, seed: int = 0) -> list[flo
     from selfsup.methods.graphmae import GraphMAE, GraphMAEParams
     from selfsup.models.graph import GraphBatch, GraphEncoder, build_graph_backbone
 
-    if variant != "old":
+    if variant not in ("as_is", "new"):
         _switch_back(variant)
     torch.set_num_threads(1)
     z = np.load(source)
@@ -84,8 +86,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--variant", choices=VARIANTS, default="new")
     ap.add_argument("--interleave", type=int, default=0, metavar="R")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--old-src", default="", help="the old tree's src (for the variant 'old')")
+    ap.add_argument("--variants", default="sparse_drop,keep_mask,new", help="NAME or NAME@SRC")
     a = ap.parse_args()
     if not a.interleave:
         print(json.dumps({"variant": a.variant, "cpu_s": step_times(a.data, a.steps, a.variant)}))
@@ -94,10 +95,11 @@ def main() -> None:
     loads = []
     for r in range(a.interleave):
         for v in times:
-            env = dict(os.environ, OMP_NUM_THREADS="1")
-            if v == "old":
-                env["PYTHONPATH"] = str(Path(a.old_src).resolve())
-            cmd = [sys.executable, __file__, "--variant", v, "--steps", str(a.steps)]
+            env, variant = dict(os.environ, OMP_NUM_THREADS="1"), v
+            if "@" in v:
+                variant, src = "as_is", v.split("@", 1)[1]
+                env["PYTHONPATH"] = str(Path(src).resolve())
+            cmd = [sys.executable, __file__, "--variant", variant, "--steps", str(a.steps)]
             res = subprocess.run(
                 [*cmd, "--data", a.data], env=env, capture_output=True, text=True, check=True
             )

@@ -20,6 +20,7 @@ from selfsup.models.graph import (
     RowPatch,
     add_self_loops,
     build_graph_backbone,
+    csr_rows,
     keep_mask,
     patched_linear,
 )
@@ -154,14 +155,18 @@ def _reference_graphmae_loss(m: GraphMAE, x: torch.Tensor, e: torch.Tensor, seed
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.25])
-def test_graphmae_step_equals_the_old_formula_in_float64(noise):
+@pytest.mark.parametrize("sparse", [True, False])
+def test_graphmae_step_equals_the_old_formula_in_float64(noise, sparse):
     """Dropout off (its masks are checked above): the method's loss and every parameter's gradient
-    equal the dense per-edge computation."""
+    equal the dense per-edge computation, on sparse features (the CSR paths) and dense ones."""
     torch.manual_seed(4)
     n, f = 30, 40
-    x = (torch.rand(n, f) < 0.06).double()  # bag of words, sparse (the CSR paths)
-    x[0] = 0
-    x[1, :3] = 1
+    if sparse:
+        x = (torch.rand(n, f) < 0.06).double()  # bag of words
+        x[0] = 0
+        x[1, :3] = 1
+    else:
+        x = torch.rand(n, f, dtype=torch.float64) + 0.1
     e = _graph(n, 45, 5)
     enc = GraphEncoder(build_graph_backbone("gat", f, 0.05), "row", torch.zeros(f), torch.ones(f))
     enc.normalise = lambda t: t / t.sum(1, keepdim=True).clamp(min=1e-12)  # type: ignore[method-assign]
@@ -173,9 +178,20 @@ def test_graphmae_step_equals_the_old_formula_in_float64(noise):
     params = [q for q in m.parameters() if q.requires_grad]
     torch.manual_seed(7)
     got, _ = m([GraphBatch(x, e)], None)
+    assert (m._feature_cache[2] is not None) == sparse  # the path under test
     ref = _reference_graphmae_loss(m, x, e, 7)  # (the L2 penalty is the same term both ways)
     assert abs(float(got.detach()) - float(ref.detach())) < 1e-12
     g1 = torch.autograd.grad(got, params)
     g2 = torch.autograd.grad(ref, params)
     for a, b in zip(g1, g2):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_csr_rows_selects_rows_with_repeats():
+    torch.manual_seed(8)
+    x = torch.rand(7, 5, dtype=torch.float64) * (torch.rand(7, 5) < 0.4)
+    x[2] = 0
+    idx = torch.tensor([4, 2, 4, 0, 6, 1])
+    got = csr_rows(x.to_sparse_csr(), idx)
+    assert got.layout == torch.sparse_csr and torch.equal(got.to_dense(), x[idx])
+    assert csr_rows(x.to_sparse_csr(), idx[:0]).shape == (0, 5)

@@ -26,6 +26,7 @@ from ..models.graph import (
     GATLayer,
     GraphBatch,
     RowPatch,
+    csr_rows,
     encode_normalised,
     input_dim,
     normalised_features,
@@ -73,28 +74,50 @@ class GraphMAE(Method):
         self.encoder_to_decoder = nn.Linear(d, d, bias=False)
         self.decoder = GATLayer(d, d_in, heads=1, feat_drop=0.2, attn_drop=0.1)
 
+    def _features(self, v: GraphBatch) -> tuple[Tensor, Tensor | None]:
+        """The normalised node features and, when sparse, their CSR form, computed once per
+        feature tensor (the graph's data does not change between steps; a new or modified tensor
+        is normalised again)."""
+        key = (v.x, v.x._version, v.x.device)
+        cached = getattr(self, "_feature_cache", None)
+        if cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
+            return cached[1], cached[2]
+        x = normalised_features(self.encoder, v).detach()
+        sparse = int(torch.count_nonzero(x)) <= SPARSE_DENSITY * x.numel()
+        csr = x.to_sparse_csr() if sparse and x.dtype in (torch.float32, torch.float64) else None
+        self._feature_cache = (key, x, csr)
+        return x, csr
+
     def forward(self, views: list[GraphBatch], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         v = views[0]
         p = self.params
-        x = normalised_features(self.encoder, v)
-        nodes = v.nodes
+        x, csr = self._features(v)
+        nodes, n = v.nodes, len(x)
         perm = nodes[torch.randperm(len(nodes), device=x.device)]
         masked = perm[: int(p.mask_rate * len(nodes))]
         n_noise = int(p.replace_rate * len(masked))
-        h = x.clone()
+        copy = None
         if n_noise > 0:
             order = torch.randperm(len(masked), device=x.device)
             token, noise = (
                 masked[order[: len(masked) - n_noise]],
                 masked[order[len(masked) - n_noise :]],
             )
-            h[token] = 0.0
-            h[noise] = x[torch.randint(0, len(x), (n_noise,), device=x.device)]
+            copy = (noise, torch.randint(0, n, (n_noise,), device=x.device))
         else:
             token = masked
-            h[token] = 0.0
-        # the token rows apart from the data (a GAT multiplies the data rows as a sparse matrix)
-        h_in = RowPatch(h, token, self.mask_token)  # the token rows: 0 + mask_token
+        # the token rows apart from the data (a GAT multiplies the data rows as a sparse matrix):
+        # the token rows are 0 + mask_token, the noise rows copies of random nodes' features
+        data = None
+        if csr is not None:
+            other = torch.ones(n, dtype=torch.bool, device=x.device)
+            other[token] = False
+            other = other.nonzero().flatten()
+            src = torch.arange(n, device=x.device)
+            if copy is not None:
+                src[copy[0]] = copy[1]
+            data = (other, csr_rows(csr, src.index_select(0, other)))
+        h_in = RowPatch(x, token, self.mask_token, copy=copy, sparse=data)
         z = encode_normalised(self.encoder, h_in, v.edge_index)
         # re-mask before the decoder: only the other rows go through the linear map
         rest = torch.ones(len(z), dtype=torch.bool, device=z.device)
@@ -103,18 +126,17 @@ class GraphMAE(Method):
         rep = z.new_zeros(len(z), self.encoder_to_decoder.out_features).index_copy(
             0, rest, self.encoder_to_decoder(z.index_select(0, rest))
         )
-        target, dec = _fp32(x.index_select(0, masked)), self.decoder
+        dec = self.decoder
         if dec.heads == 1 and dec.d_out > dec.fc.in_features:  # 512 -> 1,433 on Cora
             # the loss from the aggregates (the decoder's output is agg W^T + b): the 1,433-wide
             # reconstructions are never formed
             agg = _fp32(dec(rep, v.edge_index, masked, project=False)[:, 0])
-            if int(torch.count_nonzero(target)) <= SPARSE_DENSITY * target.numel():
-                target = target.to_sparse_csr()
+            target = _fp32(x.index_select(0, masked) if csr is None else csr_rows(csr, masked))
             w, b = _fp32(dec.fc.weight), _fp32(dec.bias)
             loss = sce_loss_linear(target, agg, w, b, p.gamma)
         else:
             recon = dec(rep, v.edge_index, masked)  # only the masked rows are scored
-            loss = sce_loss(target, _fp32(recon), p.gamma)
+            loss = sce_loss(_fp32(x.index_select(0, masked)), _fp32(recon), p.gamma)
         if p.l2 > 0:
             return loss + l2_penalty(self, p.l2), {"sce": float(loss.detach())}
         return loss, {}
