@@ -373,6 +373,39 @@ def patched_linear(
     return out.index_select(0, inv)
 
 
+class _AttnLogits(torch.autograd.Function):
+    """``el[n, h] = sum_d flat[n, h D + d] attn_l[0, h, d]`` and ``er`` with ``attn_r``: forward
+    one product with the (H D, 2 H) block matrix of the attention vectors (no (N, H, D) products
+    in memory); backward without the thin products MKL is slow at on this CPU (measured: an
+    (N, 8) x (8, 512) product took 3x the element-wise form): the features' gradient element-wise,
+    the vectors' as ``g^T flat`` (2 H, H D) and its diagonal blocks."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, flat: Tensor, attn_l: Tensor, attn_r: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        _, H, D = attn_l.shape
+        eye = torch.eye(H, dtype=flat.dtype, device=flat.device).view(1, H, 1, H)
+        att = torch.cat([attn_l, attn_r]).view(2, H, D, 1) * eye  # [k, h, d, h']
+        lr = flat @ att.permute(1, 2, 0, 3).reshape(H * D, 2 * H)
+        ctx.save_for_backward(flat, attn_l, attn_r)
+        return lr[:, :H].contiguous(), lr[:, H:].contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, gl: Tensor, gr: Tensor) -> tuple[Tensor | None, ...]:
+        flat, attn_l, attn_r = ctx.saved_tensors
+        n, (_, H, D) = len(flat), attn_l.shape
+        g_flat = g_l = g_r = None
+        if ctx.needs_input_grad[0]:
+            g_flat = (gl.unsqueeze(-1) * attn_l).add_(gr.unsqueeze(-1) * attn_r).view(n, H * D)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            p = (torch.cat([gl, gr], 1).t() @ flat).view(2, H, H, D)  # [k, h', h, d]
+            heads = torch.arange(H, device=flat.device)
+            diag = p[:, heads, heads]  # (2, H, D)
+            g_l, g_r = diag[0].unsqueeze(0), diag[1].unsqueeze(0)
+        return g_flat, g_l, g_r
+
+
 class GATLayer(nn.Module):
     """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with
     ``concat=False``).
@@ -412,13 +445,9 @@ class GATLayer(nn.Module):
 
     def _logits(self, flat: Tensor) -> tuple[Tensor, Tensor]:
         """``(feat * attn_l).sum(-1)`` and the same with ``attn_r`` (each (N, H)) for the projected
-        features ``flat`` (N, H D), as one product with the (H D, 2 H) block matrix of the
-        attention vectors (no (N, H, D) products in memory, forward or backward)."""
-        H, D = self.heads, self.d_out
-        eye = torch.eye(H, dtype=flat.dtype, device=flat.device).view(1, H, 1, H)
-        att = torch.cat([self.attn_l, self.attn_r]).view(2, H, D, 1) * eye  # [k, h, d, h']
-        lr = flat @ att.permute(1, 2, 0, 3).reshape(H * D, 2 * H)
-        return lr[:, :H], lr[:, H:]
+        features ``flat`` (N, H D): :class:`_AttnLogits`."""
+        el, er = _AttnLogits.apply(flat, self.attn_l, self.attn_r)
+        return el, er
 
     def forward(
         self,
@@ -453,7 +482,10 @@ class GATLayer(nn.Module):
             w = self.fc.weight.view(H, D, d_in)
             wl = (w * self.attn_l.view(H, D, 1)).sum(1)  # (H, d_in): W^T a_l per head
             wr = (w * self.attn_r.view(H, D, 1)).sum(1)
-            el, er = hd @ wl.t(), hd @ wr.t()  # (N, H)
+            if H == 1:  # the same numbers without the thin products' backward
+                el, er = _AttnLogits.apply(hd, wl.view(1, 1, d_in), wr.view(1, 1, d_in))
+            else:
+                el, er = hd @ wl.t(), hd @ wr.t()  # (N, H)
             feat = hd.unsqueeze(1).expand(n, H, d_in)
         else:
             hd = dropout(h.dense() if isinstance(h, RowPatch) else h, self.feat_drop)
