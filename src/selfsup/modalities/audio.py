@@ -165,6 +165,7 @@ class AudioModality(Modality):
             meta["window"],
             meta["mean"][0],
             cfg.views.n_views,
+            std=meta["std"][0],
         )
 
     def default_backbone(self, meta: dict) -> str:

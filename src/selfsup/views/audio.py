@@ -31,10 +31,16 @@ views are reproducible under the seed. The ops, in this order, each on when its 
   unchanged (frame ``j`` reads frame ``j * factor``, linearly interpolated; past the end, the
   training mean);
 - **mixing** (BYOL-A's log-mixup-exp): ``log((1 - l) exp(x) + l exp(x'))`` with ``x'`` another
-  clip of the batch and ``l ~ U(0, mixup)``;
+  clip of the batch (or, with ``mixup_memory``, of the past batches) and ``l ~ U(0, mixup)``; with
+  ``mixup_units="normalised"`` in units of the training log-mel's deviation ``s`` (``s log((1 - l)
+  exp(x / s) + l exp(x' / s))``: BYOL-A mixes pre-normalised log-mels, where the background weighs
+  far less than in the powers' mixing);
 - **random resize crop** of the log-mel (BYOL-A): a crop of ``rrc_freq`` x ``rrc_time`` times the
   spectrogram's size (each factor uniform in its range; above 1 the crop reaches past the edges,
-  which read as the training mean) resized back bilinearly, a random position;
+  which read as the training mean) resized back bilinearly, a random position; with
+  ``rrc_canvas`` BYOL-A's virtual crop area: the crop sizes are clipped to a canvas that many
+  times the log-mel's size (the log-mel at its centre) and the crop lies anywhere inside it
+  (:func:`crop_boxes`);
 - **masking** (SpecAugment, Park et al. 2019): ``time_masks`` bands of up to ``time_mask`` of the
   frames and ``freq_masks`` of up to ``freq_mask`` of the mel bands set to the training mean.
 
@@ -49,7 +55,8 @@ else ``general``); ``views.audio.FIELD=...`` overrides a field of the chosen one
   replace the resize crop 0.8-1.2 x 0.8-1.25 this preset had before, which BENCHMARKS.md compares),
   mixing 0.2, two time masks of 5% and two frequency masks of 10%;
 - ``cola``: segments only (COLA uses no other augmentation);
-- ``byola``: one segment per clip, mixing 0.4 and resize crop 0.6-1.5 (BYOL-A's views);
+- ``byola``: one segment per clip, mixing 0.4 in normalised units, resize crop 0.6-1.5 on a
+  canvas of 1 x 1.5 (no zoom-out in frequency) (BYOL-A's views, as its authors' code makes them);
 - ``masked``: one segment per clip, nothing else (MAE's masking is its augmentation);
 - ``none``: the eval view (the clip's first seconds) in every view.
 """
@@ -58,6 +65,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -85,6 +93,16 @@ class AudioViewsConfig(BaseModel):
     tempo: float | None = Field(default=None, ge=0, le=1)
     """Largest tempo change: a factor log-uniform in [1 / (1 + tempo), 1 + tempo] (0: off)."""
     mixup: float | None = Field(default=None, ge=0, le=1)
+    mixup_units: Literal["power", "normalised"] | None = None
+    """``power``: mix the log-mels' powers (``log((1 - l) e^x + l e^x')``); ``normalised``: mix
+    them in units of the training log-mel's deviation ``s`` (``s log((1 - l) e^(x / s) + l
+    e^(x' / s))``), as BYOL-A mixes its pre-normalised log-mels."""
+    mixup_memory: int | None = Field(default=None, ge=0)
+    """Mix with clips of past batches, a FIFO of this many (0: with the batch's own clips)."""
+    rrc_canvas: tuple[float, float] | None = None
+    """BYOL-A's virtual crop area (mel, time) in ratio to the log-mel: crops are at most this
+    large and lie inside it, the log-mel at its centre (unset: crops of any size in the ranges,
+    centred anywhere the crop stays inside the log-mel or covers it)."""
     rrc_freq: tuple[float, float] | None = None
     rrc_time: tuple[float, float] | None = None
     time_masks: int | None = Field(default=None, ge=0)
@@ -103,6 +121,13 @@ class AudioViewsConfig(BaseModel):
     """Largest gain of the curve's points, in dB either way."""
     eq_bands: int | None = Field(default=None, ge=2, le=64)
     """Points of the gain curve, evenly spaced on the mel axis."""
+
+    @field_validator("rrc_canvas")
+    @classmethod
+    def _canvas(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (1 <= v[0] <= 4 and 1 <= v[1] <= 4):
+            raise ValueError("expected [mel, time] ratios within [1, 4]")
+        return v
 
     @field_validator("rt60", "drr")
     @classmethod
@@ -125,6 +150,9 @@ class AudioViewSpec:
     pitch: float = 0.0
     tempo: float = 0.0
     mixup: float = 0.0
+    mixup_units: str = "power"
+    mixup_memory: int = 0
+    rrc_canvas: tuple[float, float] | None = None
     rrc_freq: tuple[float, float] = (1.0, 1.0)
     rrc_time: tuple[float, float] = (1.0, 1.0)
     time_masks: int = 0
@@ -150,7 +178,10 @@ AUDIO_PRESETS = {
         time_masks=2, time_mask=0.05, freq_masks=2, freq_mask=0.1, reverb_p=0.5, eq_p=0.5,
     ),
     "cola": AudioViewSpec(),
-    "byola": AudioViewSpec(same_segment=True, mixup=0.4, rrc_freq=(0.6, 1.5), rrc_time=(0.6, 1.5)),
+    "byola": AudioViewSpec(
+        same_segment=True, mixup=0.4, mixup_units="normalised",
+        rrc_freq=(0.6, 1.5), rrc_time=(0.6, 1.5), rrc_canvas=(1.0, 1.5),
+    ),
     "masked": AudioViewSpec(same_segment=True),
     "none": AudioViewSpec(same_segment=True, eval_view=True),
 }  # fmt: skip
@@ -194,16 +225,42 @@ def random_starts(n: Tensor, length: int) -> Tensor:
     return (torch.rand(len(n), device=n.device) * (room + 1).float()).floor().long().clamp(max=room)
 
 
-def resize_crop(m: Tensor, fr: tuple[float, float], tr: tuple[float, float], fill: float) -> Tensor:
-    """BYOL-A's random resize crop of (B, 1, M, F) log-mels, batched with one affine grid."""
-    b = len(m)
-    dev = m.device
-    sf = fr[0] + (fr[1] - fr[0]) * torch.rand(b, device=dev)
-    st = tr[0] + (tr[1] - tr[0]) * torch.rand(b, device=dev)
-    # centre anywhere the crop keeps inside the canvas (or, when larger, covers it)
-    cf = (1 - sf).abs() * (2 * torch.rand(b, device=dev) - 1)
-    ct = (1 - st).abs() * (2 * torch.rand(b, device=dev) - 1)
-    theta = torch.zeros(b, 2, 3, device=dev)
+def crop_boxes(
+    b: int,
+    fr: tuple[float, float],
+    tr: tuple[float, float],
+    canvas: tuple[float, float] | None = None,
+    device=None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Random crop boxes for :func:`resize_crop`, in units of the log-mel's height and width:
+    sizes ``sf``, ``st`` (B,) and centres ``cf``, ``ct`` (B,) as offsets from the log-mel's
+    centre (the affine grid's units: 2 per side, so a box spans ``c - s`` to ``c + s``).
+
+    ``canvas`` unset: sizes uniform in ``fr`` x ``tr``, centred anywhere the crop keeps inside the
+    log-mel (or, when larger, covers it). ``canvas`` (mel, time ratios): BYOL-A's virtual crop
+    area, the log-mel at the centre of a canvas that large: sizes uniform in the ranges clipped
+    to the canvas, the crop anywhere inside the canvas (its start uniform in ``[0, canvas -
+    size]``)."""
+    sf = fr[0] + (fr[1] - fr[0]) * torch.rand(b, device=device)
+    st = tr[0] + (tr[1] - tr[0]) * torch.rand(b, device=device)
+    uf, ut = 2 * torch.rand(b, device=device) - 1, 2 * torch.rand(b, device=device) - 1
+    if canvas is None:
+        return sf, st, (1 - sf).abs() * uf, (1 - st).abs() * ut
+    sf, st = sf.clamp(max=canvas[0]), st.clamp(max=canvas[1])
+    return sf, st, (canvas[0] - sf) * uf, (canvas[1] - st) * ut
+
+
+def resize_crop(
+    m: Tensor,
+    fr: tuple[float, float],
+    tr: tuple[float, float],
+    fill: float,
+    canvas: tuple[float, float] | None = None,
+) -> Tensor:
+    """A random resize crop of (B, 1, M, F) log-mels (boxes from :func:`crop_boxes`; outside the
+    log-mel reads ``fill``), resized back bilinearly, batched with one affine grid."""
+    sf, st, cf, ct = crop_boxes(len(m), fr, tr, canvas, m.device)
+    theta = torch.zeros(len(m), 2, 3, device=m.device)
     theta[:, 0, 0], theta[:, 0, 2] = st, ct  # x: time (width)
     theta[:, 1, 1], theta[:, 1, 2] = sf, cf  # y: frequency (height)
     grid = F.affine_grid(theta, list(m.shape), align_corners=False)
@@ -292,6 +349,18 @@ def random_eq(m: Tensor, db: float, bands: int) -> tuple[Tensor, Tensor]:
     return m + (curve * (math.log(10.0) / 10)).to(m.dtype)[:, None, :, None], curve
 
 
+def log_mixup_exp(x: Tensor, other: Tensor, lam: Tensor, scale: float = 1.0) -> Tensor:
+    """BYOL-A's log-mixup-exp of log-mels ``x`` with ``other`` at ratios ``lam`` (broadcast):
+    ``scale * log((1 - lam) exp(x / scale) + lam exp(other / scale))``. ``scale`` 1: the powers
+    are mixed; the training log-mel's deviation: the mixing of the authors' pre-normalised log-mels
+    (``(x - mean) / scale``; the mean cancels), in the log-mels' units."""
+    lam = lam.to(x.dtype)
+    mixed = torch.logaddexp(
+        torch.log1p(-lam) + x / scale, torch.log(lam.clamp(min=1e-12)) + other / scale
+    )
+    return mixed * scale
+
+
 def masks(m: Tensor, count: int, frac: float, dim: int, fill: float) -> Tensor:
     """``count`` random bands of up to ``frac`` of axis ``dim`` (2: mel, 3: time) set to
     ``fill``."""
@@ -317,11 +386,20 @@ class AudioViews(nn.Module):
     ``mean``: the training log-mel mean (what crops and masks fill with)."""
 
     def __init__(
-        self, spec: AudioViewSpec, front: dict, segment: int, window: int, mean: float, n_views: int
+        self,
+        spec: AudioViewSpec,
+        front: dict,
+        segment: int,
+        window: int,
+        mean: float,
+        n_views: int,
+        std: float = 1.0,
     ) -> None:
         super().__init__()
         self.spec, self.segment, self.window, self.n_views = spec, segment, window, n_views
         self.mean = float(mean)
+        self.std = float(std)
+        self.memory: list[Tensor] = []  # past batches' log-mels (``mixup_memory``)
         self.fmin, self.fmax = float(front["fmin"]), float(front["fmax"])
         self.sr = int(front["sr"])
         self.logmel = LogMel(**front)
@@ -365,12 +443,31 @@ class AudioViews(nn.Module):
             m = tempo_change(m, r.exp(), self.mean)
         if s.mixup > 0:
             lam = (torch.rand(len(m), 1, 1, 1, device=m.device) * s.mixup).to(m.dtype)
-            other = m[torch.randperm(len(m), device=m.device)]
-            m = torch.logaddexp(torch.log1p(-lam) + m, torch.log(lam.clamp(min=1e-12)) + other)
+            other = self.partners(m)
+            if s.mixup_memory > 0:
+                self.remember(m)
+            if other is not None:
+                m = log_mixup_exp(m, other, lam, self.std if s.mixup_units == "normalised" else 1.0)
         if s.rrc_freq != (1.0, 1.0) or s.rrc_time != (1.0, 1.0):
-            m = resize_crop(m, s.rrc_freq, s.rrc_time, self.mean)
+            m = resize_crop(m, s.rrc_freq, s.rrc_time, self.mean, s.rrc_canvas)
         m = masks(m, s.time_masks, s.time_mask, 3, self.mean)
         return masks(m, s.freq_masks, s.freq_mask, 2, self.mean)
+
+    def partners(self, m: Tensor) -> Tensor | None:
+        """The log-mels (B, 1, M, F) each clip is mixed with: another clip of the batch, or with
+        ``mixup_memory``, a clip of the past batches (None while the memory is empty)."""
+        if self.spec.mixup_memory == 0:
+            return m[torch.randperm(len(m), device=m.device)]
+        if not self.memory:
+            return None
+        bank = torch.cat(self.memory)
+        return bank[torch.randint(len(bank), (len(m),), device=m.device)]
+
+    def remember(self, m: Tensor) -> None:
+        """Push the log-mels (B, 1, M, F) into the FIFO of ``mixup_memory`` clips."""
+        self.memory.append(m.detach())
+        while sum(len(t) for t in self.memory) - len(self.memory[0]) >= self.spec.mixup_memory:
+            self.memory.pop(0)
 
     def one(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
         s = self.spec
