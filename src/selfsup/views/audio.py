@@ -31,10 +31,10 @@ views are reproducible under the seed. The ops, in this order, each on when its 
   unchanged (frame ``j`` reads frame ``j * factor``, linearly interpolated; past the end, the
   training mean);
 - **mixing** (BYOL-A's log-mixup-exp): ``log((1 - l) exp(x) + l exp(x'))`` with ``x'`` another
-  clip of the batch (or, with ``mixup_memory``, of the past batches) and ``l ~ U(0, mixup)``; with
-  ``mixup_units="normalised"`` in units of the training log-mel's deviation ``s`` (``s log((1 - l)
-  exp(x / s) + l exp(x' / s))``: BYOL-A mixes pre-normalised log-mels, where the background weighs
-  far less than in the powers' mixing);
+  clip of the batch and ``l ~ U(0, mixup)``; with ``mixup_units="normalised"`` in units of the
+  training log-mel's deviation ``s``, ``s log((1 - l) exp(x / s) + l exp(x' / s))`` (BYOL-A mixes
+  pre-normalised log-mels, where the other clip weighs far less than in the powers' mixing; the
+  batch's clips stand for its FIFO of 2,048 past clips);
 - **random resize crop** of the log-mel (BYOL-A): a crop of ``rrc_freq`` x ``rrc_time`` times the
   spectrogram's size (each factor uniform in its range; above 1 the crop reaches past the edges,
   which read as the training mean) resized back bilinearly, a random position; with
@@ -97,8 +97,6 @@ class AudioViewsConfig(BaseModel):
     """``power``: mix the log-mels' powers (``log((1 - l) e^x + l e^x')``); ``normalised``: mix
     them in units of the training log-mel's deviation ``s`` (``s log((1 - l) e^(x / s) + l
     e^(x' / s))``), as BYOL-A mixes its pre-normalised log-mels."""
-    mixup_memory: int | None = Field(default=None, ge=0)
-    """Mix with clips of past batches, a FIFO of this many (0: with the batch's own clips)."""
     rrc_canvas: tuple[float, float] | None = None
     """BYOL-A's virtual crop area (mel, time) in ratio to the log-mel: crops are at most this
     large and lie inside it, the log-mel at its centre (unset: crops of any size in the ranges,
@@ -151,7 +149,6 @@ class AudioViewSpec:
     tempo: float = 0.0
     mixup: float = 0.0
     mixup_units: str = "power"
-    mixup_memory: int = 0
     rrc_canvas: tuple[float, float] | None = None
     rrc_freq: tuple[float, float] = (1.0, 1.0)
     rrc_time: tuple[float, float] = (1.0, 1.0)
@@ -399,7 +396,6 @@ class AudioViews(nn.Module):
         self.spec, self.segment, self.window, self.n_views = spec, segment, window, n_views
         self.mean = float(mean)
         self.std = float(std)
-        self.memory: list[Tensor] = []  # past batches' log-mels (``mixup_memory``)
         self.fmin, self.fmax = float(front["fmin"]), float(front["fmax"])
         self.sr = int(front["sr"])
         self.logmel = LogMel(**front)
@@ -443,31 +439,12 @@ class AudioViews(nn.Module):
             m = tempo_change(m, r.exp(), self.mean)
         if s.mixup > 0:
             lam = (torch.rand(len(m), 1, 1, 1, device=m.device) * s.mixup).to(m.dtype)
-            other = self.partners(m)
-            if s.mixup_memory > 0:
-                self.remember(m)
-            if other is not None:
-                m = log_mixup_exp(m, other, lam, self.std if s.mixup_units == "normalised" else 1.0)
+            other = m[torch.randperm(len(m), device=m.device)]
+            m = log_mixup_exp(m, other, lam, self.std if s.mixup_units == "normalised" else 1.0)
         if s.rrc_freq != (1.0, 1.0) or s.rrc_time != (1.0, 1.0):
             m = resize_crop(m, s.rrc_freq, s.rrc_time, self.mean, s.rrc_canvas)
         m = masks(m, s.time_masks, s.time_mask, 3, self.mean)
         return masks(m, s.freq_masks, s.freq_mask, 2, self.mean)
-
-    def partners(self, m: Tensor) -> Tensor | None:
-        """The log-mels (B, 1, M, F) each clip is mixed with: another clip of the batch, or with
-        ``mixup_memory``, a clip of the past batches (None while the memory is empty)."""
-        if self.spec.mixup_memory == 0:
-            return m[torch.randperm(len(m), device=m.device)]
-        if not self.memory:
-            return None
-        bank = torch.cat(self.memory)
-        return bank[torch.randint(len(bank), (len(m),), device=m.device)]
-
-    def remember(self, m: Tensor) -> None:
-        """Push the log-mels (B, 1, M, F) into the FIFO of ``mixup_memory`` clips."""
-        self.memory.append(m.detach())
-        while sum(len(t) for t in self.memory) - len(self.memory[0]) >= self.spec.mixup_memory:
-            self.memory.pop(0)
 
     def one(self, x: Tensor, n: Tensor, start: Tensor | None) -> Tensor:
         s = self.spec
