@@ -225,3 +225,16 @@ def test_the_loss_is_the_symmetrised_byol_loss_of_post_normalised_views(tmp_path
     assert all(p.grad is None for p in m.target_encoder.parameters())
     assert m.predictor[0].weight.grad is not None
     assert math.isfinite(float(loss))
+
+
+def test_the_canvas_can_be_turned_off_and_is_validated():
+    from pydantic import ValidationError
+
+    from selfsup.views.audio import AudioViewsConfig, spec_with
+
+    off = AudioViewsConfig(rrc_canvas=False).model_dump()
+    assert spec_with(AUDIO_PRESETS["byola"], off).rrc_canvas is None
+    on = AudioViewsConfig(rrc_canvas=[1.0, 1.5]).model_dump()
+    assert spec_with(AUDIO_PRESETS["general"], on).rrc_canvas == (1.0, 1.5)
+    with pytest.raises(ValidationError, match="within"):
+        AudioViewsConfig(rrc_canvas=[0.5, 1.0])

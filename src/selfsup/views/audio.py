@@ -97,10 +97,10 @@ class AudioViewsConfig(BaseModel):
     """``power``: mix the log-mels' powers (``log((1 - l) e^x + l e^x')``); ``normalised``: mix
     them in units of the training log-mel's deviation ``s`` (``s log((1 - l) e^(x / s) + l
     e^(x' / s))``), as BYOL-A mixes its pre-normalised log-mels."""
-    rrc_canvas: tuple[float, float] | None = None
+    rrc_canvas: tuple[float, float] | Literal[False] | None = None
     """BYOL-A's virtual crop area (mel, time) in ratio to the log-mel: crops are at most this
-    large and lie inside it, the log-mel at its centre (unset: crops of any size in the ranges,
-    centred anywhere the crop stays inside the log-mel or covers it)."""
+    large and lie inside it, the log-mel at its centre (``false``: no canvas, crops of any size
+    in the ranges, centred anywhere the crop stays inside the log-mel or covers it)."""
     rrc_freq: tuple[float, float] | None = None
     rrc_time: tuple[float, float] | None = None
     time_masks: int | None = Field(default=None, ge=0)
@@ -122,8 +122,8 @@ class AudioViewsConfig(BaseModel):
 
     @field_validator("rrc_canvas")
     @classmethod
-    def _canvas(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and not (1 <= v[0] <= 4 and 1 <= v[1] <= 4):
+    def _canvas(cls, v: tuple[float, float] | bool | None) -> tuple[float, float] | bool | None:
+        if isinstance(v, tuple) and not (1 <= v[0] <= 4 and 1 <= v[1] <= 4):
             raise ValueError("expected [mel, time] ratios within [1, 4]")
         return v
 
@@ -186,12 +186,14 @@ AUDIO_PRESETS = {
 
 def spec_with(spec: AudioViewSpec, overrides: dict) -> AudioViewSpec:
     """``spec`` with the fields the user set in ``views.audio`` (``segment`` is not a spec
-    field)."""
+    field; ``rrc_canvas`` false: none)."""
     changes = {
         k: tuple(v) if isinstance(v, list) else v
         for k, v in overrides.items()
         if v is not None and k != "segment"
     }
+    if changes.get("rrc_canvas") is False:
+        changes["rrc_canvas"] = None
     return replace(spec, **changes)
 
 
