@@ -9,10 +9,12 @@ cheaper parts switched back one at a time, and for older trees (a ``git archive`
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/graphmae_step.py --interleave 3 --steps 20 \
         --variants old@/tmp/gmh/old/src,sparse_drop,keep_mask,new
 
-Variants of this tree (cumulative): ``sparse_drop`` = the first layer's data rows drop their
-non-zeros only (torch's ``bernoulli_`` for every mask, the decoder projecting to 1,433
-features); ``keep_mask`` = and the masks from :func:`selfsup.models.graph.keep_mask`; ``new`` =
-and the loss from the decoder's aggregates (:func:`sce_loss_linear`): the step as it is.
+Variants of this tree, its parts switched back: ``sparse_drop`` = torch's ``bernoulli_`` for
+every dropout mask and the decoder projecting to all 1,433 features before the loss (only the
+first layer's dropout on the non-zeros kept); ``keep_mask`` = only the projecting decoder back
+(masks from :func:`selfsup.models.graph.keep_mask`); ``new`` = the step as it is (the loss from
+the decoder's aggregates, :func:`sce_loss_linear`). Run on d48ba52's tree these three were the
+cumulative steps of that commit.
 """
 
 from __future__ import annotations
