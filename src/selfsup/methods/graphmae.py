@@ -84,7 +84,9 @@ class GraphMAE(Method):
             return cached[1], cached[2]
         x = normalised_features(self.encoder, v).detach()
         sparse = int(torch.count_nonzero(x)) <= SPARSE_DENSITY * x.numel()
-        csr = x.to_sparse_csr() if sparse and x.dtype in (torch.float32, torch.float64) else None
+        # CSR on CPU only (measured there; elsewhere the dense matrix, as before)
+        cpu_float = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+        csr = x.to_sparse_csr() if sparse and cpu_float else None
         self._feature_cache = (key, x, csr)
         return x, csr
 
