@@ -20,6 +20,9 @@
   ``forward_visible``, ``pos_table``, ``patch_dim``) and ``still`` (a frame as a still clip).
 - ``frame_convnet`` (the frame baseline): the image ConvNet applied to every frame on its own, its
   features averaged over time; it sees no motion, only appearance.
+- ``two_pathway``: an appearance pathway (``frame_convnet`` on every fourth frame) beside a
+  motion pathway (``r2plus1d_pool`` on every frame), their features concatenated (late fusion; see
+  :class:`TwoPathway`).
 """
 
 from __future__ import annotations
@@ -193,6 +196,41 @@ class FrameEncoder(nn.Module):
         return f.view(n, t, -1).mean(1)
 
 
+class TwoPathway(nn.Module):
+    """Two pathways over one clip, their pooled features concatenated: ``appearance`` sees each
+    frame on its own (an image backbone, features averaged over time) and ``motion`` sees the
+    clip as a whole (a (2+1)-D network).
+
+    The design is the two-stream networks' (Simonyan and Zisserman, *Two-Stream Convolutional
+    Networks for Action Recognition in Videos*, NeurIPS 2014: a spatial stream on frames beside a
+    temporal one, fused late) and SlowFast's division of labour (Feichtenhofer et al., ICCV 2019:
+    one pathway for spatial semantics, one for motion), without optical flow and without lateral
+    connections. Why: a clip-level objective such as CVRL's InfoNCE can tell the clips of a batch
+    apart by their motion alone, and a single (2+1)-D network then drops what the objects are
+    (BENCHMARKS.md, issue 22); the appearance pathway cannot see motion (beyond the mean frame), so
+    its share of the embedding can only be learned from appearance.
+
+    ``frame_stride`` is SlowFast's ratio: the appearance pathway sees every ``frame_stride``-th
+    frame (the first, then every k-th), the motion pathway every frame; what things look like
+    changes more slowly than where they move, and the per-frame image backbone costs in
+    proportion to the frames it sees."""
+
+    capabilities = frozenset[str]()
+
+    def __init__(self, appearance: nn.Module, motion: nn.Module, frame_stride: int = 1):
+        super().__init__()
+        if frame_stride < 1:
+            raise ValueError(f"frame_stride must be >= 1, not {frame_stride}")
+        self.appearance = appearance
+        self.motion = motion
+        self.frame_stride = frame_stride
+        self.out_dim = appearance.out_dim + motion.out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        slow = x[:, :, :: self.frame_stride]
+        return torch.cat([self.appearance(slow), self.motion(x)], dim=1)
+
+
 def _table(dim: int, grid: tuple[int, ...]) -> Tensor:
     """Fixed positions (T'H'W', dim), time major: a 2-D sin-cos table over space plus a 1-D one
     over time."""
@@ -313,7 +351,14 @@ VIDEO_BACKBONES = (
     "r2plus1d_wide",
     "video_vit",
     "frame_convnet",
+    "two_pathway",
 )
+
+
+def _frame_convnet(in_channels: int, width: float) -> nn.Module:
+    from .convnet import ConvNet
+
+    return ConvNet(in_channels, widths=(16, 32, 64, 128), width=width)
 
 
 def build_video_backbone(name: str, in_channels: int, size: int, width: float = 1.0) -> nn.Module:
@@ -330,9 +375,10 @@ def build_video_backbone(name: str, in_channels: int, size: int, width: float = 
         d = max(step, int(round(128 * width / step)) * step)
         return VideoViT(in_channels, patch_size=video_vit_patch(size), dim=d)
     if name == "frame_convnet":
-        from .convnet import ConvNet
-
-        return FrameEncoder(ConvNet(in_channels, widths=(16, 32, 64, 128), width=width))
+        return FrameEncoder(_frame_convnet(in_channels, width))
+    if name == "two_pathway":
+        motion = R2Plus1D(in_channels, width=width, downsample="max")
+        return TwoPathway(FrameEncoder(_frame_convnet(in_channels, width)), motion, frame_stride=4)
     raise ConfigError(
         f"unknown video backbone '{name}'; choose one of: auto, {', '.join(VIDEO_BACKBONES)}"
     )
