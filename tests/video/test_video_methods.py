@@ -47,7 +47,7 @@ def test_train_with_no_other_flag_prints_the_usual_table(tmp_path, capsys):
     assert code == 0, out
     assert "random init" in out and "raw input" in out and "knn_top1" in out
     meta = selfsup.load_encoder(tmp_path / "r").meta
-    assert meta["modality"] == "video" and meta["backbone"] == "r2plus1d_pool"
+    assert meta["modality"] == "video" and meta["backbone"] == "two_pathway"
     enc = selfsup.load_encoder(tmp_path / "r")
     assert enc(torch.rand(2, 1, 8, 16, 16)).shape == (2, enc.out_dim)
     with pytest.raises(ConfigError, match=r"\(N, C, T, H, W\) float clips"):

@@ -1,18 +1,20 @@
-"""r2plus1d_pool, the default video encoder: space halved by max-pooling, not strided convolutions
-(issue 22: the strided network learned no digit on moving digits, even from single frames)."""
+"""r2plus1d_pool, the default video encoder's motion pathway: space halved by max-pooling, not
+strided convolutions (issue 22: the strided network learned no digit on moving digits, even from
+single frames)."""
 
 import torch
 
 from selfsup.modalities import get as get_modality
-from selfsup.models.video import R2Plus1D, build_video_backbone
+from selfsup.models.video import R2Plus1D, TwoPathway, build_video_backbone
 
 
-def test_default_video_backbone_is_the_max_pool_network():
+def test_default_video_backbone_has_the_max_pool_network_as_its_motion_pathway():
     mod = get_modality("video")
-    assert mod.default_backbone({}) == "r2plus1d_pool"
+    assert mod.default_backbone({}) == "two_pathway"
     meta = {"in_channels": 1, "image_size": 32}
     net = mod.build_backbone("auto", meta, type("M", (), {"width": 0.25})())
-    assert isinstance(net, R2Plus1D) and net.downsample == "max"
+    assert isinstance(net, TwoPathway)
+    assert isinstance(net.motion, R2Plus1D) and net.motion.downsample == "max"
 
 
 def test_old_strided_network_stays_reachable_by_name():

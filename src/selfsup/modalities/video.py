@@ -7,7 +7,7 @@ pixels of each video's middle frame (what an image method could see of it), stan
 channel.
 
 When the user leaves them unset, video runs take their own defaults
-(:meth:`VideoModality.config_defaults`): the ``r2plus1d_pool`` encoder, a batch of at most 32 clips
+(:meth:`VideoModality.config_defaults`): the ``two_pathway`` encoder, a batch of at most 32 clips
 (half the training split when smaller), epochs for about 300 steps (at most 100), fp32 (bf16
 autocast was several times slower per step on CPU), AdamW at lr 1e-3, kNN with k = 20, and the
 linear probe.
@@ -100,9 +100,11 @@ class VideoModality(Modality):
         return VideoViews(spec, meta["image_size"], cfg.views.n_views)
 
     def default_backbone(self, meta: dict) -> str:
-        # the (2+1)-D ResNet halving space by max-pooling: a small object keeps its features as
-        # it moves (strided convolutions alias it); ``r2plus1d`` (strided) by name
-        return "r2plus1d_pool"
+        # an appearance pathway (an image ConvNet on every fourth frame) beside a motion one (the
+        # (2+1)-D ResNet halving space by max-pooling, every frame): a clip-level objective can
+        # tell clips apart by motion alone, and a single (2+1)-D network then drops what the
+        # objects are (BENCHMARKS.md, issue 22); ``r2plus1d_pool`` alone by name
+        return "two_pathway"
 
     def backbone_for(self, capability: Capability, meta: dict) -> str | None:
         return "video_vit" if capability == "tokens" else None
