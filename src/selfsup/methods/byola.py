@@ -13,12 +13,13 @@ encoder, since mixing and cropping move its statistics.
 
 Defaults: the authors' projector and predictor widths (``model.proj_hidden`` 4096,
 ``model.proj_dim`` 256, config.yaml's ``proj_dim`` and ``proj_size``, applied where the user left
-them unset: the generic 512/128 left byola below its random initialisation on ``spoken_digits``,
-BENCHMARKS.md), momentum 0.99. Not the authors': the momentum rises to 1 on BYOL's cosine
-(``params.momentum_schedule=constant`` for the authors' fixed EMA), AdamW at the sound modality's
-lr 1e-3 (the authors: Adam, 3e-4, batch 256), mixing partners from the batch (the authors: a FIFO
-of 2,048 past clips).
+them unset; of the authors' pieces the one that moved byola most on ``spoken_digits``, where it
+stays below its random initialisation all the same: BENCHMARKS.md), momentum 0.99. Not the
+authors': the momentum rises to 1 on BYOL's cosine (``params.momentum_schedule=constant`` for the
+authors' fixed EMA), AdamW at the sound modality's lr 1e-3 (the authors: Adam, 3e-4, batch 256),
+mixing partners from the batch (the authors: a FIFO of 2,048 past clips).
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
