@@ -3,6 +3,13 @@ digits.
 
     python benchmarks/video.py --n 600 --epochs 6 --width 0.5 --runs cvrl,simclr_frames,image_frames
     python benchmarks/video.py --runs cvrl --set views.video.interval=same     # one knob at a time
+    python benchmarks/video.py --data cifar_pan --cifar /tmp/cifar10 --runs cvrl   # natural images
+
+``--data cifar_pan`` checks a default on clips it was not chosen on: CIFAR-10 photographs seen
+through a 32 px window that pans over the (reflect-padded) image, 1 px a frame, still, horizontally,
+vertically or diagonally (bouncing at the edges), 16 frames; the appearance labels are the ten
+classes (reported under ``digit``, the second label set), the motion labels the four motions. It
+reads an unpacked CIFAR-10 image folder (``../shared/data/README.md``).
 
 The clips are ``make_moving_digits`` (scikit-learn digits bouncing on a 32x32 canvas, 16 frames;
 the first ``--n`` clips, 75/25 split), written once as two video ``.npz`` files of the same clips:
@@ -62,6 +69,52 @@ def write_data(out: Path, n: int) -> dict[str, Path]:
     return paths
 
 
+def pan_clips(cifar: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` clips (N, 16, 32, 32, 3) uint8 of CIFAR-10 training images seen through a panning
+    window, their class and motion labels (0 still, 1 horizontal, 2 vertical, 3 diagonal)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    classes = sorted(d.name for d in (cifar / "train").iterdir() if d.is_dir())
+    files = [
+        (f, c) for c, name in enumerate(classes) for f in sorted((cifar / "train" / name).iterdir())
+    ]
+    pick = rng.choice(len(files), size=n, replace=False)
+    frames, pad, x = 16, 8, np.zeros((n, 16, 32, 32, 3), np.uint8)
+    cls, motion = np.zeros(n, np.int64), rng.integers(0, 4, size=n)
+    for i, j in enumerate(pick):
+        path, cls[i] = files[j]
+        img = np.asarray(Image.open(path).convert("RGB"))
+        img = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        pos = rng.integers(0, 2 * pad + 1, size=2)
+        step = {0: (0, 0), 1: (0, 1), 2: (1, 0), 3: (1, 1)}[int(motion[i])]
+        sign = rng.choice([-1, 1], size=2)
+        for t in range(frames):
+            r, c = int(pos[0]), int(pos[1])
+            x[i, t] = img[r : r + 32, c : c + 32]
+            for k in (0, 1):
+                if step[k]:
+                    if not 0 <= pos[k] + sign[k] <= 2 * pad:
+                        sign[k] = -sign[k]
+                    pos[k] += sign[k]
+    return x, cls, motion
+
+
+def write_pan_data(out: Path, n: int, cifar: Path) -> dict[str, Path]:
+    x, cls, motion = pan_clips(cifar, n)
+    cut = n * 3 // 4
+    paths = {}
+    for kind, y in (("motion", motion), ("digit", cls)):
+        paths[f"video_{kind}"] = out / f"pan_{kind}.npz"
+        np.savez(paths[f"video_{kind}"], x=x[:cut], y=y[:cut], x_test=x[cut:], y_test=y[cut:])
+        mid = x.shape[1] // 2
+        paths[f"image_{kind}"] = out / f"pan_{kind}_frames.npz"
+        np.savez(
+            paths[f"image_{kind}"], x=x[:cut, mid], y=y[:cut], x_test=x[cut:, mid], y_test=y[cut:]
+        )
+    return paths
+
+
 def baselines(run_dir: Path, source: str) -> dict:
     """Random-init and raw-input baselines of a run's encoder settings on another label set."""
     from selfsup import config as conf
@@ -93,13 +146,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="/tmp/selfsup-video-bench")
+    ap.add_argument("--data", choices=("moving_digits", "cifar_pan"), default="moving_digits")
+    ap.add_argument("--cifar", default="/tmp/cifar10", help="an unpacked CIFAR-10 image folder")
     a = ap.parse_args()
 
     import selfsup
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = write_data(out, a.n)
+    if a.data == "cifar_pan":
+        if not (Path(a.cifar) / "train").is_dir():
+            raise SystemExit(
+                f"no CIFAR-10 image folder at {a.cifar}: unpack ../shared/data/cifar10-jpg.tar.gz "
+                "there (see ../shared/data/README.md) or pass --cifar DIR"
+            )
+        paths = write_pan_data(out, a.n, Path(a.cifar))
+    else:
+        paths = write_data(out, a.n)
     for name in [r for r in a.runs.split(",") if r]:
         method, kind, over = RUNS[name]
         over = [*over, "train.progress=none", "eval.report=false", "eval.diagnostics=false"]
