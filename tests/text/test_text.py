@@ -85,6 +85,34 @@ def test_the_encoder_ignores_padding(spec):
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a[:1], one, atol=1e-5)
 
 
+def test_the_encoder_embeds_without_needless_padding(spec):
+    """Padding after a batch's longest text is cut, and an eval batch is embedded in chunks of
+    similar length: each backbone call sees no column of padding only, and every text's features
+    are those of the text alone (to float rounding)."""
+    from selfsup.models.text import EVAL_CHUNK, TextEncoder
+
+    meta = _meta(spec, 64)
+    texts = [" ".join(["moon"] * (1 + (7 * i) % 40)) for i in range(2 * EVAL_CHUNK + 5)]
+    ids = tokenize(torch.from_numpy(encode_texts(texts)[0]), meta)
+    ids = torch.cat([ids, torch.zeros(len(ids), 6, dtype=torch.long)], 1)  # wider than needed
+    torch.manual_seed(0)
+    bb = TextTransformer(load_tokenizer(spec, 64).get_vocab_size(), 0, 0.25, max_len=128)
+    seen: list[tuple[int, int]] = []
+    bb.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)) and None)
+    enc = TextEncoder(bb).eval()
+    with torch.no_grad():
+        z = enc(ids)
+        alone = torch.cat([bb(ids[i : i + 1, : int((ids[i] != 0).sum())]) for i in (0, 5, 40)])
+    calls = seen[:-3]
+    assert len(calls) == 3 and all(b <= EVAL_CHUNK for b, _ in calls)
+    assert sum(b * t for b, t in calls) < 0.75 * ids[:, :-6].numel()  # vs one padded batch
+    assert torch.allclose(z[[0, 5, 40]], alone, atol=1e-5)
+    enc.train()
+    seen.clear()
+    enc(ids[:8])
+    assert seen == [(8, int((ids[:8] != 0).sum(1).max()))]  # training: one call, padding cut
+
+
 def _simcse_reference(z1, z2, t):
     """A float64 loop over anchors: -log softmax of cos(h_i, h_j+)/t at j = i."""
     z1, z2 = z1.double(), z2.double()

@@ -7,7 +7,12 @@ sentence embeddings by mean pooling over the non-padding tokens (special tokens 
   with ``transformers`` (``local_files_only``: nothing is downloaded); its architecture is kept in
   the encoder's metadata, so a saved encoder loads without the folder.
 
-Padding never changes a text's embedding: attention ignores it and pooling leaves it out.
+Padding never changes a text's embedding: attention ignores it and pooling leaves it out. So
+:class:`TextEncoder` cuts the columns of padding after a batch's longest text (token views shorten
+texts; a resumed or hand-made batch may be padded wider), and in eval mode embeds a large batch
+in chunks of :data:`EVAL_CHUNK` texts of similar length, each cut to its own longest text: an
+evaluation batch of 512 sentences is otherwise padded to its longest (on Rotten Tomatoes about 65
+tokens, 2.4 times the mean of 27), and every padding token costs as much as a real one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,18 @@ import torch
 from torch import Tensor, nn
 
 from .points import Block
+
+EVAL_CHUNK = 64
+"""Texts a backbone call embeds at once in eval mode (sorted by length first)."""
+
+
+def trim_padding(ids: Tensor, pad_id: int) -> Tensor:
+    """``ids`` (B, T) without the columns after the last non-padding token of every row."""
+    if ids.shape[1] == 0:
+        return ids
+    keep = (ids != pad_id).any(0)
+    t = int(torch.arange(1, ids.shape[1] + 1, device=ids.device)[keep].max()) if keep.any() else 1
+    return ids[:, :t] if t < ids.shape[1] else ids
 
 
 def mean_pool(h: Tensor, keep: Tensor) -> Tensor:
@@ -91,7 +108,20 @@ class TextEncoder(nn.Module):
         self.out_dim: int = backbone.out_dim
 
     def forward(self, ids: Tensor) -> Tensor:
-        return self.backbone(ids)
+        pad = int(getattr(self.backbone, "pad_id", 0))
+        ids = trim_padding(ids, pad)
+        if self.training or len(ids) <= EVAL_CHUNK:
+            return self.backbone(ids)
+        # eval: no dropout, so chunks of similar length give the same features, with less padding
+        pos = torch.arange(1, ids.shape[1] + 1, device=ids.device)
+        length = ((ids != pad) * pos).amax(1)
+        order = length.argsort(stable=True)
+        parts = [
+            self.backbone(trim_padding(ids[order[i : i + EVAL_CHUNK]], pad))
+            for i in range(0, len(ids), EVAL_CHUNK)
+        ]
+        out = torch.cat(parts)
+        return out[order.argsort()]
 
 
 TEXT_BACKBONES = ("text_transformer", "pretrained")
