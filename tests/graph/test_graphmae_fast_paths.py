@@ -21,6 +21,7 @@ from selfsup.models.graph import (
     add_self_loops,
     build_graph_backbone,
     csr_rows,
+    edge_plan,
     keep_mask,
     patched_linear,
 )
@@ -195,3 +196,94 @@ def test_csr_rows_selects_rows_with_repeats():
     got = csr_rows(x.to_sparse_csr(), idx)
     assert got.layout == torch.sparse_csr and torch.equal(got.to_dense(), x[idx])
     assert csr_rows(x.to_sparse_csr(), idx[:0]).shape == (0, 5)
+
+
+def _dropout_reference_gat(layer: GATLayer, h: torch.Tensor, e: torch.Tensor, dst) -> torch.Tensor:
+    """The layer as it was before its edge plans, with dropout: the feature mask drawn over every
+    input row, then the edges into ``dst`` selected in their given order (self-loops appended),
+    their attention-dropout mask drawn in that order, each node's softmax by a loop."""
+    n = len(h)
+    hd = h * keep_mask(tuple(h.shape), layer.feat_drop.p, h)
+    e = add_self_loops(e, n)
+    e = e[:, torch.isin(e[1], dst)]
+    feat = layer.fc(hd).view(n, layer.heads, layer.d_out)
+    el, er = (feat * layer.attn_l).sum(-1), (feat * layer.attn_r).sum(-1)
+    score = F.leaky_relu(el[e[0]] + er[e[1]], layer.negative_slope)
+    a = torch.empty_like(score)
+    for i in dst.tolist():
+        into = torch.nonzero(e[1] == i).flatten()
+        a[into] = torch.softmax(score[into], dim=0)
+    a = a * keep_mask(tuple(a.shape), layer.attn_drop.p, a)
+    out = torch.stack(
+        [(a[e[1] == i].unsqueeze(-1) * feat[e[0, e[1] == i]]).sum(0) for i in dst.tolist()]
+    )
+    return out.flatten(1) + layer.bias
+
+
+@pytest.mark.parametrize("dst", [None, [7, 2, 11, 0, 5], [0, 3, 4, 9]])
+def test_gat_layer_with_dropout_draws_the_masks_it_drew_before_its_edge_plans(dst):
+    """The edges in CSR order (planned once per graph, subsets selected from the plan, per-head
+    products on strided columns): the same output and gradients, and each edge keeps the dropout
+    draw it had in the given edge order (float64, dropout on)."""
+    torch.manual_seed(9)
+    n = 12
+    layer = GATLayer(5, 3, heads=2, feat_drop=0.3, attn_drop=0.4).double().train()
+    with torch.no_grad():
+        layer.bias.normal_()
+    e = _graph(n, 20, 10)
+    h = torch.randn(n, 5, dtype=torch.float64, requires_grad=True)
+    d = None if dst is None else torch.tensor(dst)
+    torch.manual_seed(11)
+    got = layer(h, e, d)
+    torch.manual_seed(11)
+    ref = _dropout_reference_gat(layer, h, e, torch.arange(n) if d is None else d)
+    assert torch.allclose(got, ref, atol=1e-12)
+    gw = torch.randn_like(ref)
+    params = [h, *layer.parameters()]
+    for a, b in zip(
+        torch.autograd.grad((got * gw).sum(), params), torch.autograd.grad((ref * gw).sum(), params)
+    ):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_gnn_rows_are_the_whole_stacks_rows_with_the_same_draws():
+    """``GNN(h, e, rows)`` (GraphMAE: only the rows its decoder reads) computes only those rows in
+    its last GAT layer, with that layer's dropout draws for the whole graph: the same rows and
+    gradients as the whole output, and the random stream left where the whole stack leaves it."""
+    torch.manual_seed(12)
+    n, f = 16, 9
+    gnn = build_graph_backbone("gat", f, 0.05).double().train()
+    e = _graph(n, 30, 13)
+    h = torch.randn(n, f, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor([9, 1, 4, 15, 0])
+    torch.manual_seed(14)
+    got = gnn(h, e, rows)
+    after = torch.rand(3)
+    torch.manual_seed(14)
+    ref = gnn(h, e)[rows]
+    assert torch.equal(torch.rand(3), after)
+    assert torch.allclose(got, ref, atol=1e-12)
+    gw = torch.randn_like(ref)
+    params = [h, *gnn.parameters()]
+    for a, b in zip(
+        torch.autograd.grad((got * gw).sum(), params), torch.autograd.grad((ref * gw).sum(), params)
+    ):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_edge_plan_subset_is_the_full_plans_edges_into_the_rows():
+    n = 15
+    e = torch.unique(_graph(n, 25, 16), dim=1)  # no repeated edges: a CSR pattern by torch's rules
+    full = edge_plan(e, n)
+    assert edge_plan(e, n) is full  # planned once per graph
+    dst = torch.tensor([3, 14, 0, 8])
+    sub = edge_plan(e, n, dst)
+    want = sorted((int(s), int(t)) for s, t in zip(full.src, full.tgt) if int(t) in dst.tolist())
+    assert sorted(zip(sub.src.tolist(), sub.tgt.tolist())) == want
+    assert torch.equal(dst.sort().values[sub.row], sub.tgt)
+    crow, col, tcrow, tcol = sub.csr()
+    ones = torch.ones(len(col), dtype=torch.float64)
+    m = torch.sparse_csr_tensor(crow, col, ones, (len(dst), n), check_invariants=True).to_dense()
+    mt = torch.sparse_csr_tensor(tcrow, tcol, ones, (n, len(dst)), check_invariants=True)
+    assert torch.equal(m.t(), mt.to_dense())
+    assert sub.unsort is not None and torch.equal(dst.sort().values[sub.unsort], dst)

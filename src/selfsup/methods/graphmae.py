@@ -120,13 +120,18 @@ class GraphMAE(Method):
                 src[copy[0]] = copy[1]
             data = (other, csr_rows(csr, src.index_select(0, other)))
         h_in = RowPatch(x, token, self.mask_token, copy=copy, sparse=data)
-        z = encode_normalised(self.encoder, h_in, v.edge_index)
-        # re-mask before the decoder: only the other rows go through the linear map
-        rest = torch.ones(len(z), dtype=torch.bool, device=z.device)
-        rest[masked] = False
-        rest = rest.nonzero().flatten()
-        rep = z.new_zeros(len(z), self.encoder_to_decoder.out_features).index_copy(
-            0, rest, self.encoder_to_decoder(z.index_select(0, rest))
+        # re-mask before the decoder (the masked rows' codes are zero), which scores the masked
+        # nodes only: of the encoder's output only the unmasked in-neighbours of masked nodes
+        # are read, and only their rows are computed (the encoder's last layer) and mapped
+        is_masked = torch.zeros(n, dtype=torch.bool, device=x.device)
+        is_masked[masked] = True
+        src, dst = v.edge_index
+        read = torch.zeros(n, dtype=torch.bool, device=x.device)
+        read[src[is_masked[dst] & ~is_masked[src]]] = True
+        read = read.nonzero().flatten()
+        z = encode_normalised(self.encoder, h_in, v.edge_index, read)
+        rep = z.new_zeros(n, self.encoder_to_decoder.out_features).index_copy(
+            0, read, self.encoder_to_decoder(z)
         )
         dec = self.decoder
         if dec.heads == 1 and dec.d_out > dec.fc.in_features:  # 512 -> 1,433 on Cora

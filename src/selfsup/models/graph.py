@@ -122,84 +122,194 @@ class GCNLayer(nn.Module):
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
+class EdgePlan:
+    """A graph's self-looped edges into its output rows, in CSR order (sorted by output row, then
+    source), with what the CSR products of :class:`_EdgeSpMM` need: ``src`` and ``tgt`` (node ids)
+    and ``row`` (output row) per edge, the in-degree of each output row, the edges' order sorted by
+    (source, row) for the transposed product and the source counts, and where each edge's
+    attention-dropout draw lies (``draw`` into ``n_draws`` draws: the edges' order before sorting,
+    so the masks are the ones the unsorted layer drew). Built once per graph for all rows
+    (:func:`edge_plan` caches it); a subset of output rows is selected from that without sorting.
+    ``unsort``: the output rows' order when the caller's ``dst`` was not ascending."""
+
+    __slots__ = (
+        "src", "tgt", "row", "n", "n_out", "counts", "tperm", "tcounts", "draw", "n_draws",
+        "unsort", "_csr",
+    )  # fmt: skip
+
+    def __init__(self, **kw: Any) -> None:
+        self.unsort: Tensor | None = None
+        self._csr: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    def csr(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(crow, col, tcrow, tcol)``: the CSR pattern of the (n_out, n) attention matrix and of
+        its transpose (cached)."""
+        if self._csr is None:
+            dev = self.src.device
+            crow = torch.zeros(self.n_out + 1, dtype=torch.long, device=dev)
+            crow[1:] = self.counts.cumsum(0)
+            tcrow = torch.zeros(self.n + 1, dtype=torch.long, device=dev)
+            tcrow[1:] = self.tcounts.cumsum(0)
+            self._csr = (crow, self.src, tcrow, self.row.index_select(0, self.tperm))
+        return self._csr
+
+
+#: full-graph plans by (id(edge_index), n): (edge_index, its version, plan); a few graphs at most
+_PLANS: dict[tuple[int, int], tuple[Tensor, int, EdgePlan]] = {}
+
+
+def _full_plan(edge_index: Tensor, n: int) -> EdgePlan:
+    key = (id(edge_index), n)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is edge_index and hit[1] == edge_index._version:
+        return hit[2]
+    e = add_self_loops(edge_index, n)
+    order = torch.argsort(e[1] * n + e[0])
+    src, row = e[0].index_select(0, order), e[1].index_select(0, order)
+    plan = EdgePlan(
+        src=src, tgt=row, row=row, n=n, n_out=n,
+        counts=torch.bincount(row, minlength=n),
+        tperm=torch.argsort(src * n + row),
+        tcounts=torch.bincount(src, minlength=n),
+        draw=order, n_draws=len(order),
+    )  # fmt: skip
+    while len(_PLANS) >= 4:
+        _PLANS.pop(next(iter(_PLANS)))
+    _PLANS[key] = (edge_index, edge_index._version, plan)
+    return plan
+
+
+def edge_plan(
+    edge_index: Tensor, n: int, dst: Tensor | None = None, full_draws: bool = False
+) -> EdgePlan:
+    """The :class:`EdgePlan` of ``edge_index`` (plus one self-loop per node) into every node, or
+    into the (distinct) nodes ``dst``, output row ``k`` for ``dst[k]``. The attention-dropout
+    draws of a subset are one per selected edge (as a layer that selects its edges first), or
+    with ``full_draws`` one per edge of the graph (as the whole layer, of which the rows are
+    kept)."""
+    full = _full_plan(edge_index, n)
+    if dst is None:
+        return full
+    unsort = None
+    if len(dst) > 1 and not bool((dst[1:] > dst[:-1]).all()):
+        dst, order = dst.sort()
+        unsort = torch.empty_like(order)
+        unsort[order] = torch.arange(len(order), device=order.device)
+    crow = full.csr()[0]
+    start, cnt = crow.index_select(0, dst), full.counts.index_select(0, dst)
+    total = int(cnt.sum())
+    first = torch.zeros_like(cnt)
+    first[1:] = cnt.cumsum(0)[:-1]
+    idx = torch.arange(total, device=dst.device) + torch.repeat_interleave(
+        start - first, cnt, output_size=total
+    )  # positions in the full plan's edge list, ascending
+    src = full.src.index_select(0, idx)
+    row = torch.repeat_interleave(torch.arange(len(dst), device=dst.device), cnt, output_size=total)
+    sel = torch.zeros(len(full.src), dtype=torch.bool, device=dst.device)
+    sel[idx] = True
+    rank = sel.cumsum(0) - 1
+    tperm = rank.index_select(0, full.tperm[sel.index_select(0, full.tperm)])
+    orig = full.draw.index_select(0, idx)
+    if full_draws:
+        draw, n_draws = orig, full.n_draws
+    else:  # the selected edges' ranks in the unsorted order
+        in_orig = torch.zeros(full.n_draws, dtype=torch.bool, device=dst.device)
+        in_orig[orig] = True
+        draw, n_draws = (in_orig.cumsum(0) - 1).index_select(0, orig), total
+    return EdgePlan(
+        src=src, tgt=full.tgt.index_select(0, idx), row=row, n=n, n_out=len(dst), counts=cnt,
+        tperm=tperm, tcounts=torch.bincount(src, minlength=n), draw=draw, n_draws=n_draws,
+        unsort=unsort,
+    )  # fmt: skip
+
+
 class _EdgeSpMM(torch.autograd.Function):
-    """``out[i, h] = sum over edges (j -> i) of a[e, h] * feat[j, h]`` as one CSR matrix product
-    (forward and the features' gradient): the heads' attention matrices as the blocks of one
-    block-diagonal (H n_out, H N) matrix, the features head-major (H N, D); the attention gradient
-    ``<g[i, h], feat[j, h]>`` sampled at the edges (``torch.sparse.sampled_addmm`` on the same
-    pattern). The same sums as gather-multiply-``index_add_``, without an (E, H, D) message
-    tensor in memory."""
+    """``out[i, h] = sum over edges (j -> i) of a[e, h] * feat[j, h]`` for the edges of an
+    :class:`EdgePlan` (``a`` (E, H) in its CSR order), as one CSR matrix product per head
+    (forward and the features' gradient) on the head's columns of the node-major features and
+    output (strided: no head-major copies; one product per head on strided columns measured 4x
+    faster on Cora than one block-diagonal product of the head-major copies); the attention
+    gradient ``<g[i, h], feat[j, h]>`` sampled at the edges (``torch.sparse.sampled_addmm`` on the
+    same pattern, its values in the plan's order). The same sums as gather-multiply-``index_add_``,
+    without an (E, H, D) message tensor in memory."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int
+        ctx: Any, feat: Tensor, a: Tensor, plan: EdgePlan
     ) -> Tensor:
-        # edges sorted by (row, src): CSR of the (n_out, N) attention matrix, block h offset by
-        # (h n_out, h N); its transpose for the backward sorted by (src, row)
         n, heads, d = feat.shape
-        fwd = torch.argsort(row * n + src)
-        crow, col = _block_csr(row, src[fwd], n_out, n, heads)
-        m = torch.sparse_csr_tensor(
-            crow, col, a[fwd].t().reshape(-1), (heads * n_out, heads * n), check_invariants=False
-        )
-        out = _spmm(m, feat.transpose(0, 1).reshape(heads * n, d))
-        ctx.save_for_backward(feat, a, src, row, fwd, crow, col)
-        ctx.n_out = n_out
-        return out.view(heads, n_out, d).transpose(0, 1)
+        crow, col, _, _ = plan.csr()
+        at = a.t().contiguous()
+        out = feat.new_empty((plan.n_out, heads, d))
+        for h in range(heads):
+            m = torch.sparse_csr_tensor(crow, col, at[h], (plan.n_out, n), check_invariants=False)
+            _spmm(m, feat[:, h], out[:, h])
+        ctx.save_for_backward(feat, at)
+        ctx.plan = plan
+        return out
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
-        feat, a, src, row, fwd, crow, col = ctx.saved_tensors
-        (n, heads, d), n_out = feat.shape, ctx.n_out
-        gt = g.transpose(0, 1).reshape(heads * n_out, d)
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        feat, at = ctx.saved_tensors
+        plan = ctx.plan
+        (n, heads, d), n_out = feat.shape, plan.n_out
+        crow, col, tcrow, tcol = plan.csr()
         g_feat = g_a = None
         if ctx.needs_input_grad[0]:
-            bwd = torch.argsort(src * n_out + row)
-            tcrow, tcol = _block_csr(src, row[bwd], n, n_out, heads)
-            vals, shape = a[bwd].t().reshape(-1), (heads * n, heads * n_out)
-            m = torch.sparse_csr_tensor(tcrow, tcol, vals, shape, check_invariants=False)
-            g_feat = _spmm(m, gt).view(heads, n, d).transpose(0, 1)
-        if ctx.needs_input_grad[1]:  # the dot products at the forward's (row, src) positions
+            g_feat = feat.new_empty((n, heads, d))
+            tvals = at.index_select(1, plan.tperm)
+            for h in range(heads):
+                m = torch.sparse_csr_tensor(
+                    tcrow, tcol, tvals[h], (n, n_out), check_invariants=False
+                )
+                _spmm(m, g[:, h], g_feat[:, h])
+        if ctx.needs_input_grad[1]:  # the dot products at the (row, src) positions, in order
             m = torch.sparse_csr_tensor(
-                crow, col, a.new_zeros(len(col)), (heads * n_out, heads * n), check_invariants=False
+                crow, col, at.new_zeros(len(col)), (n_out, n), check_invariants=False
             )
-            ft = feat.transpose(0, 1).reshape(heads * n, d)
-            dots = torch.sparse.sampled_addmm(m, gt, ft.t(), beta=0.0).values()
-            g_a = torch.empty_like(a)
-            g_a[fwd] = dots.view(heads, -1).t()
-        return g_feat, g_a, None, None, None
+            g_a = at.new_empty(at.shape)
+            for h in range(heads):
+                g_a[h] = torch.sparse.sampled_addmm(m, g[:, h], feat[:, h].t(), beta=0.0).values()
+            g_a = g_a.t()
+        return g_feat, g_a, None
 
 
-def _spmm(m: Tensor, b: Tensor) -> Tensor:
-    """``m @ b`` for a sparse CSR ``m`` and a dense ``b``, through ``torch.addmm(..., out=)``: the
-    same numbers, about 3x faster on CPU than ``m @ b`` (torch 2.13, measured on the attention
-    matrices of Cora: ``m @ b`` spends most of its time filling and copying its result)."""
-    b = b.contiguous()
-    out = torch.empty((m.shape[0], b.shape[1]), dtype=b.dtype, device=b.device)
+def _spmm(m: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """``m @ b`` for a sparse CSR ``m`` and a dense ``b`` (row-major, its rows may be strided:
+    a head's columns), through ``torch.addmm(..., out=)`` (into ``out``, which may be strided the
+    same way): the same numbers, about 3x faster on CPU than ``m @ b`` (torch 2.13, measured on
+    the attention matrices of Cora: ``m @ b`` spends most of its time filling and copying its
+    result)."""
+    if b.stride(-1) != 1 or b.stride(0) < b.shape[1]:
+        b = b.contiguous()
+    if out is None:
+        out = torch.empty((m.shape[0], b.shape[1]), dtype=b.dtype, device=b.device)
     return torch.addmm(out, m, b, beta=0, out=out)
 
 
-def _block_csr(
-    row: Tensor, col: Tensor, n_rows: int, n_cols: int, blocks: int
-) -> tuple[Tensor, Tensor]:
-    """``(crow, col)`` of ``blocks`` copies of one CSR pattern (``row`` the entries' rows in any
-    order, ``col`` their columns sorted by row) on the diagonal of a (blocks n_rows, blocks n_cols)
-    matrix."""
-    counts = torch.bincount(row, minlength=n_rows)
-    crow = torch.zeros(blocks * n_rows + 1, dtype=torch.long, device=row.device)
-    crow[1:] = counts.repeat(blocks).cumsum(0)
-    off = torch.arange(blocks, device=row.device).repeat_interleave(len(col)) * n_cols
-    return crow, col.repeat(blocks) + off
-
-
-def edge_aggregate(feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int) -> Tensor:
+def edge_aggregate(
+    feat: Tensor, a: Tensor, src: Tensor, row: Tensor, n_out: int, plan: EdgePlan | None = None
+) -> Tensor:
     """``out[i, h] = sum over edges e (src[e] -> row[e]) of a[e, h] * feat[src[e], h]``: ``feat``
-    (N, H, D), ``a`` (E, H), ``row`` in ``[0, n_out)``; returns (n_out, H, D)."""
+    (N, H, D), ``a`` (E, H), ``row`` in ``[0, n_out)``; returns (n_out, H, D). ``plan``: the
+    edges' :class:`EdgePlan` (``src``, ``row`` and ``a`` in its order)."""
     if feat.is_sparse or feat.dtype not in (torch.float32, torch.float64):
         msg = feat[src] * a.unsqueeze(-1)
         out = feat.new_zeros((n_out, *feat.shape[1:]))
         return out.index_add_(0, row, msg)
-    return _EdgeSpMM.apply(feat, a, src, row, n_out)  # type: ignore[no-any-return]
+    if plan is None:  # any edge order: sorted here
+        n = len(feat)
+        order = torch.argsort(row * n + src)
+        s, r = src.index_select(0, order), row.index_select(0, order)
+        plan = EdgePlan(
+            src=s, tgt=r, row=r, n=n, n_out=n_out, counts=torch.bincount(r, minlength=n_out),
+            tperm=torch.argsort(s * n_out + r), tcounts=torch.bincount(s, minlength=n),
+            draw=order, n_draws=len(order),
+        )  # fmt: skip
+        a = a.index_select(0, order)
+    return _EdgeSpMM.apply(feat, a, plan)  # type: ignore[no-any-return]
 
 
 class RowPatch:
@@ -455,15 +565,14 @@ class GATLayer(nn.Module):
         edge_index: Tensor,
         dst: Tensor | None = None,
         project: bool = True,
+        full_draws: bool = False,
     ) -> Tensor:
         n, d_in = h.shape
-        e = add_self_loops(edge_index, n)
-        row, n_out = e[1], n
-        if dst is not None:  # keep the edges into dst; row = position of the edge's target in dst
-            pos = torch.full((n,), -1, dtype=torch.long, device=e.device)
-            pos[dst] = torch.arange(len(dst), device=e.device)
-            keep = pos[e[1]] >= 0
-            e, row, n_out = e[:, keep], pos[e[1][keep]], len(dst)
+        # the edges in CSR order (built once per graph; a subset selected from it): each edge's
+        # attention-dropout draw where the unsorted layer drew it (``full_draws``: as for every
+        # row of the layer, of which only ``dst``'s are returned)
+        plan = edge_plan(edge_index, n, dst, full_draws)
+        n_out = plan.n_out
         H, D = self.heads, self.d_out
         late = D > d_in  # project after aggregating (fewer numbers per edge)
         if not project and not late:
@@ -492,9 +601,15 @@ class GATLayer(nn.Module):
             flat = self.fc(hd)
             el, er = self._logits(flat)
             feat = flat.view(n, H, D)
-        score = F.leaky_relu(el[e[0]] + er[e[1]], self.negative_slope)
-        a = dropout(edge_softmax(score, row, n_out), self.attn_drop)  # (E, H)
-        out = edge_aggregate(feat, a, e[0], row, n_out)
+        score = F.leaky_relu(
+            el.index_select(0, plan.src) + er.index_select(0, plan.tgt), self.negative_slope
+        )
+        a = edge_softmax(score, plan.row, n_out)  # (E, H)
+        if self.attn_drop.training and self.attn_drop.p > 0:  # as dropout(a, self.attn_drop)
+            a = a * keep_mask((plan.n_draws, H), self.attn_drop.p, a).index_select(0, plan.draw)
+        out = edge_aggregate(feat, a, plan.src, plan.row, n_out, plan)
+        if plan.unsort is not None:
+            out = out.index_select(0, plan.unsort)
         if late and not project:  # (n_out, H, d_in): the aggregates before W and the bias
             return out
         if late:
@@ -549,17 +664,26 @@ class GNN(nn.Module):
         )
         self.out_dim: int = d
 
-    def forward(self, h: Tensor | RowPatch, edge_index: Tensor) -> Tensor:
+    def forward(
+        self, h: Tensor | RowPatch, edge_index: Tensor, rows: Tensor | None = None
+    ) -> Tensor:
+        """Every node's output, or with ``rows`` (node ids) those rows only: a GAT stack's last
+        layer computes only them (the same numbers and dropout draws as the whole layer), the
+        others select them."""
         if isinstance(h, RowPatch) and self.kind != "gat":  # only the GAT layer takes it apart
             h = h.dense()
         out: Any = h  # a RowPatch goes into the first GAT layer as it is
+        last = len(self.layers) - 1
         for i, (layer, act) in enumerate(zip(self.layers, self.acts)):
             if self.kind == "mlp":
                 out = layer(out)
-                out = act(out) if i < len(self.layers) - 1 else out  # SDCN's z layer is linear
+                out = act(out) if i < last else out  # SDCN's z layer is linear
+            elif self.kind == "gat" and i == last and rows is not None:
+                out = act(layer(self.drop(out), edge_index, rows, full_draws=True))
+                rows = None
             else:
                 out = act(layer(self.drop(out), edge_index))
-        return out  # type: ignore[no-any-return]
+        return out if rows is None else out.index_select(0, rows)  # type: ignore[no-any-return]
 
 
 def _w(width: float, d: int) -> int:
@@ -630,12 +754,18 @@ def normalised_features(encoder: Any, batch: GraphBatch) -> Tensor:
     return encoder.normalise(batch.x)  # type: ignore[no-any-return]
 
 
-def encode_normalised(encoder: Any, h: Tensor | RowPatch, edge_index: Tensor) -> Tensor:
+def encode_normalised(
+    encoder: Any, h: Tensor | RowPatch, edge_index: Tensor, rows: Tensor | None = None
+) -> Tensor:
     """The encoder's backbone on already-normalised node features (GraphMAE's masked input; a
-    :class:`RowPatch` for a GAT backbone, the plain matrix for the others)."""
-    if isinstance(h, RowPatch) and not isinstance(encoder.backbone, GNN):
+    :class:`RowPatch` for a GAT backbone, the plain matrix for the others); with ``rows`` (node
+    ids) those nodes' outputs only (a :class:`GNN` computes no others in its last layer)."""
+    if isinstance(encoder.backbone, GNN):
+        return encoder.backbone(h, edge_index, rows)  # type: ignore[no-any-return]
+    if isinstance(h, RowPatch):
         h = h.dense()
-    return encoder.backbone(h, edge_index)  # type: ignore[no-any-return]
+    out = encoder.backbone(h, edge_index)
+    return out if rows is None else out.index_select(0, rows)  # type: ignore[no-any-return]
 
 
 def input_dim(encoder: Any) -> int:
