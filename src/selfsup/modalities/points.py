@@ -3,7 +3,10 @@
 Each cloud is centred and scaled into the unit ball when it is loaded
 (:mod:`selfsup.data.points`); the encoder carries one scale for the three coordinates (the
 training split's coordinate deviation), so a rotation of the input is a rotation of what the
-backbone sees.
+backbone sees, and by default the backbone first turns each cloud into its principal-axis frame
+(``views.points.align=pca``, kept in the encoder's metadata;
+:func:`selfsup.models.points.canonical_pose`), so its features forget the pose; ``none`` keeps
+the frame as given (encoders saved before the option existed).
 
 Defaults where the user left them unset (:meth:`PointsModality.config_defaults`): the ``pointnet``
 encoder (``point_transformer`` for the masked methods), the ``views.points`` augmentations,
@@ -54,6 +57,7 @@ class PointsMeta(EncoderMeta, total=False):
     points: Required[int]
     mean: Required[list[float]]
     std: Required[list[float]]
+    align: str
 
 
 class PointsModality(Modality):
@@ -89,6 +93,7 @@ class PointsModality(Modality):
             "preset": NAME,
             "mean": [0.0, 0.0, 0.0],
             "std": [std, std, std],
+            "align": getattr(cfg.views, NAME).align,
         }
 
     def build_views(self, cfg, meta: dict) -> nn.Module:
@@ -109,6 +114,8 @@ class PointsModality(Modality):
             self.default_backbone(meta) if name == "auto" else name,
             model_cfg.width,
             int(meta.get("points", 1024)),
+            # encoders saved before the option existed saw their clouds as given
+            str(meta.get("align", "none")),
         )
 
     def to_tensor(self, data: PointsData) -> Tensor:

@@ -1,7 +1,9 @@
 """Point-cloud encoders: PointNet, and a Point-MAE transformer over patch tokens.
 
 Both take float (B, 3, P) clouds (normalised by the encoder's input statistics) and return a
-global feature of size ``out_dim``; both are invariant to the order of the points.
+global feature of size ``out_dim``; both are invariant to the order of the points. With
+``align="pca"`` each first turns every cloud into its principal-axis frame (:func:`canonical_pose`),
+which makes the feature invariant to rotations and reflections of the input as well.
 
 - ``pointnet`` (Qi et al., *PointNet*, CVPR 2017, without its input transforms): a shared per-point
   MLP (3 -> 64 -> 128 -> 256 x width, batch norm), max- and mean-pooled over the points.
@@ -42,6 +44,57 @@ def farthest_point_sample(x: Tensor, s: int) -> Tensor:
     return idx
 
 
+def symmetric_eig3(a: Tensor, sweeps: int = 6) -> tuple[Tensor, Tensor]:
+    """Eigenvalues (B, 3) and eigenvectors (B, 3, 3; column ``i`` for value ``i``) of symmetric
+    3 x 3 matrices ``a`` (B, 3, 3), largest value first, by cyclic Jacobi rotations.
+
+    Plain tensor arithmetic (no LAPACK call), so an encoder that uses it exports to ONNX.
+    Jacobi converges quadratically; ``sweeps`` of the three off-diagonal pairs reach float64
+    rounding in 4 on random symmetric matrices (checked)."""
+    eye = torch.eye(3, dtype=a.dtype, device=a.device)
+    v = eye.expand_as(a)
+    for _ in range(sweeps):
+        for p, q in ((0, 1), (0, 2), (1, 2)):
+            apq, app, aqq = a[:, p, q], a[:, p, p], a[:, q, q]
+            zero = apq.abs() <= 1e-300
+            theta = (aqq - app) / (2 * torch.where(zero, torch.ones_like(apq), apq))
+            sgn = torch.where(theta >= 0, 1.0, -1.0).to(a.dtype)
+            t = sgn / (theta.abs() + (theta**2 + 1).sqrt())
+            t = torch.where(zero, torch.zeros_like(apq), t)
+            c = 1 / (t**2 + 1).sqrt()
+            sn = t * c
+            # the rotation in the (p, q) plane: J[p,p] = J[q,q] = c, J[p,q] = -J[q,p] = s
+            e_pp_qq = eye[:, p, None] * eye[None, p] + eye[:, q, None] * eye[None, q]
+            e_pq = eye[:, p, None] * eye[None, q] - eye[:, q, None] * eye[None, p]
+            j = eye + (c - 1)[:, None, None] * e_pp_qq + sn[:, None, None] * e_pq
+            a = j.transpose(1, 2) @ a @ j
+            v = v @ j
+    values = torch.diagonal(a, dim1=1, dim2=2)
+    order = values.argsort(1, descending=True)
+    return values.gather(1, order), v.gather(2, order[:, None].expand(-1, 3, -1))
+
+
+def canonical_pose(x: Tensor) -> Tensor:
+    """Clouds (B, 3, P) in their principal-axis frame: centred on their mean, then expressed in the
+    eigenvectors of their 3 x 3 covariance, largest variance first, each axis's sign chosen so
+    that the third moment of the coordinates along it is positive (kept if it is zero).
+
+    The result is the same for any rotation or reflection of a cloud, and any order of its points,
+    up to rounding, when the three variances differ and no third moment is zero; where they are
+    not (a sphere, a symmetric box), the axes the frame cannot tell apart are ones the shape is
+    (nearly) symmetric about. The decomposition (:func:`symmetric_eig3`) runs in float64, without
+    gradient (a pose is data, not a parameter)."""
+    with torch.no_grad():
+        cd = (x - x.mean(2, keepdim=True)).double()
+        axes = symmetric_eig3(cd @ cd.transpose(1, 2) / x.shape[2])[1]
+        p = axes.transpose(1, 2) @ cd
+        sign = torch.where((p**3).sum(2) < 0, -1.0, 1.0).to(p.dtype)
+        return (p * sign[:, :, None]).to(x.dtype)
+
+
+ALIGNS = ("pca", "none")
+
+
 def knn_group(x: Tensor, centres: Tensor, k: int) -> Tensor:
     """The ``k`` nearest points of ``x`` (B, P, 3) to each centre (B, S, 3), in the centre's frame:
     (B, S, k, 3), nearest first."""
@@ -61,8 +114,9 @@ def group(x: Tensor, groups: int, k: int) -> tuple[Tensor, Tensor]:
 
 
 class PointNet(nn.Module):
-    def __init__(self, width: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, align: str = "none") -> None:
         super().__init__()
+        self.align = align
         w = max(8, int(64 * width))
         self.point = nn.Sequential(
             nn.Conv1d(3, w, 1), nn.BatchNorm1d(w), nn.ReLU(),
@@ -72,7 +126,7 @@ class PointNet(nn.Module):
         self.out_dim = 8 * w
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.point(x)
+        h = self.point(canonical_pose(x) if self.align == "pca" else x)
         return torch.cat([h.amax(2), h.mean(2)], 1)
 
 
@@ -171,8 +225,10 @@ class PointTransformer(nn.Module):
         heads: int = 4,
         groups: int = 32,
         group_size: int = 32,
+        align: str = "none",
     ) -> None:
         super().__init__()
+        self.align = align
         self.dim = dim = max(heads * 8, int(128 * width) // heads * heads)
         self.groups, self.group_size = groups, group_size
         self.tokens = MiniPointNet(dim)
@@ -182,8 +238,9 @@ class PointTransformer(nn.Module):
         self.out_dim = 2 * dim
 
     def patches(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(centres (B, S, 3), patches (B, S, k, 3))`` of clouds (B, 3, P)."""
-        return group(x, self.groups, self.group_size)
+        """``(centres (B, S, 3), patches (B, S, k, 3))`` of clouds (B, 3, P) (in their
+        principal-axis frame with ``align="pca"``)."""
+        return group(canonical_pose(x) if self.align == "pca" else x, self.groups, self.group_size)
 
     def encode(self, centres: Tensor, patches: Tensor) -> Tensor:
         """Tokens (B, S, dim) of the given patches (any subset of a cloud's patches)."""
@@ -211,14 +268,20 @@ class PointTransformer(nn.Module):
 POINT_BACKBONES = ("pointnet", "point_transformer")
 
 
-def build_point_backbone(name: str, width: float, points: int = 1024) -> nn.Module:
+def build_point_backbone(
+    name: str, width: float, points: int = 1024, align: str = "none"
+) -> nn.Module:
     """A backbone by name; the transformer's patches (32) cover each point about twice: ``2 P / 32``
-    points each, between 8 and 32 (32 for 1024 points, the authors' setting)."""
-    if name == "pointnet":
-        return PointNet(width)
-    if name == "point_transformer":
-        return PointTransformer(width, group_size=max(8, min(32, 2 * points // 32)))
+    points each, between 8 and 32 (32 for 1024 points, the authors' setting). ``align``: the
+    input frame, ``pca`` (:func:`canonical_pose`) or ``none`` (as given)."""
     from ..errors import ConfigError
+
+    if align not in ALIGNS:
+        raise ConfigError(f"unknown point-cloud alignment '{align}'; choose one of: pca, none")
+    if name == "pointnet":
+        return PointNet(width, align)
+    if name == "point_transformer":
+        return PointTransformer(width, group_size=max(8, min(32, 2 * points // 32)), align=align)
 
     raise ConfigError(
         f"unknown point-cloud backbone '{name}'; choose one of: {', '.join(POINT_BACKBONES)}"

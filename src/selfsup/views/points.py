@@ -48,6 +48,9 @@ class PointViewsConfig(BaseModel):
     dropout: float = Field(default=0.2, ge=0, lt=1)
     crop: float = Field(default=0.6, gt=0, le=1)
     crop_p: float = Field(default=0.5, ge=0, le=1)
+    #: the encoder's input frame, kept with the saved encoder: each cloud turned into its
+    #: principal axes (``pca``; :func:`selfsup.models.points.canonical_pose`) or as given
+    align: Literal["pca", "none"] = "pca"
 
 
 def rotation_matrices(b: int, mode: str, up_axis: int, device: torch.device) -> Tensor:
