@@ -18,6 +18,10 @@ global generator, which the trainer keys by (seed, step)):
 Defaults: the augmentations of point-cloud contrastive work (rotation about the up axis, scaling
 0.8-1.25, jitter 0.01, dropout up to 20%, crops of 60-100% in half of the views).
 
+``align`` is not a view: it is the encoder's input frame (``pca``, the default: every cloud turned
+into its principal axes before the backbone, in training and evaluation alike; ``none``: as given),
+set here because this section is the points modality's own.
+
 :func:`farthest_point_sample` and :func:`knn_group` cut a cloud into patches (Point-MAE's
 grouping: centres by farthest-point sampling, each patch the ``k`` nearest points of its centre,
 in the centre's frame); both are plain batched torch and run on the device.
