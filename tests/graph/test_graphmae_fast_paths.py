@@ -18,6 +18,7 @@ from selfsup.models.graph import (
     GraphBatch,
     GraphEncoder,
     RowPatch,
+    SparseRows,
     add_self_loops,
     build_graph_backbone,
     csr_rows,
@@ -287,3 +288,46 @@ def test_edge_plan_subset_is_the_full_plans_edges_into_the_rows():
     mt = torch.sparse_csr_tensor(tcrow, tcol, ones, (n, len(dst)), check_invariants=True)
     assert torch.equal(m.t(), mt.to_dense())
     assert sub.unsort is not None and torch.equal(dst.sort().values[sub.unsort], dst)
+
+
+def test_keep_mask_rows_are_the_whole_masks_rows_from_the_same_stream():
+    for p in (0.2, 0.0):
+        torch.manual_seed(17)
+        whole = keep_mask((9, 7), p, torch.empty(0))  # odd size: the last word half used
+        after = torch.rand(2)
+        torch.manual_seed(17)
+        rows = torch.tensor([0, 4, 8])
+        assert torch.equal(keep_mask((9, 7), p, torch.empty(0), rows), whole[rows])
+        assert torch.equal(torch.rand(2), after)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_gat_decoder_on_sparse_rows_is_the_dense_zero_padded_input(heads):
+    """GraphMAE's re-masked codes as :class:`SparseRows` (zero but at the rows the decoder reads):
+    the aggregate-then-project layer computes with those rows only (mask drawn whole, zero rows'
+    logits zero, their edges left out of the aggregation): the same output, gradients and random
+    stream as on the zero-padded matrix (float64, dropout on)."""
+    torch.manual_seed(18)
+    n, d = 14, 4
+    layer = GATLayer(d, 9, heads=heads, feat_drop=0.3, attn_drop=0.2).double().train()
+    e = _graph(n, 25, 19)
+    rows = torch.tensor([1, 2, 6, 7, 11])
+    vals = torch.randn(len(rows), d, dtype=torch.float64, requires_grad=True)
+    dst = torch.tensor([13, 0, 5, 9, 3])
+    sparse = SparseRows(vals, rows, n)
+    dense = sparse.dense()
+    assert torch.equal(dense[rows], vals) and int(torch.count_nonzero(dense.sum(1))) == len(rows)
+    for project in (True, False):
+        torch.manual_seed(20)
+        got = layer(sparse, e, dst, project=project)
+        after = torch.rand(2)
+        torch.manual_seed(20)
+        ref = layer(sparse.dense(), e, dst, project=project)
+        assert torch.equal(torch.rand(2), after)
+        assert torch.allclose(got, ref, atol=1e-12)
+        gw = torch.randn_like(ref)
+        params = [vals, *layer.parameters()]
+        g1 = torch.autograd.grad((got * gw).sum(), params, allow_unused=True)
+        g2 = torch.autograd.grad((ref * gw).sum(), params, allow_unused=True)
+        for a, b in zip(g1, g2):
+            assert (a is None and b is None) or torch.allclose(a, b, atol=1e-12)

@@ -26,6 +26,7 @@ from ..models.graph import (
     GATLayer,
     GraphBatch,
     RowPatch,
+    SparseRows,
     csr_rows,
     encode_normalised,
     input_dim,
@@ -130,9 +131,7 @@ class GraphMAE(Method):
         read[src[is_masked[dst] & ~is_masked[src]]] = True
         read = read.nonzero().flatten()
         z = encode_normalised(self.encoder, h_in, v.edge_index, read)
-        rep = z.new_zeros(n, self.encoder_to_decoder.out_features).index_copy(
-            0, read, self.encoder_to_decoder(z)
-        )
+        rep = SparseRows(self.encoder_to_decoder(z), read, n)  # zero but at the rows read
         dec = self.decoder
         if dec.heads == 1 and dec.d_out > dec.fc.in_features:  # 512 -> 1,433 on Cora
             # the loss from the aggregates (the decoder's output is agg W^T + b): the 1,433-wide
@@ -142,7 +141,7 @@ class GraphMAE(Method):
             w, b = _fp32(dec.fc.weight), _fp32(dec.bias)
             loss = sce_loss_linear(target, agg, w, b, p.gamma)
         else:
-            recon = dec(rep, v.edge_index, masked)  # only the masked rows are scored
+            recon = dec(rep.dense(), v.edge_index, masked)  # only the masked rows are scored
             loss = sce_loss(_fp32(x.index_select(0, masked)), _fp32(recon), p.gamma)
         if p.l2 > 0:
             return loss + l2_penalty(self, p.l2), {"sce": float(loss.detach())}
