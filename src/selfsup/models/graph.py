@@ -660,15 +660,20 @@ class GATLayer(nn.Module):
                 el, er = _AttnLogits.apply(hd, wl.view(1, 1, d_in), wr.view(1, 1, d_in))
             else:
                 el, er = hd @ wl.t(), hd @ wr.t()  # (N, H)
-            if isinstance(h, SparseRows):  # a zero row's logits are zero
-                el = el.new_zeros((n, H)).index_copy(0, h.rows, el)
-                er = er.new_zeros((n, H)).index_copy(0, h.rows, er)
             feat = hd.unsqueeze(1).expand(len(hd), H, d_in)
         else:
-            hd = dropout(h.dense() if isinstance(h, (RowPatch, SparseRows)) else h, self.feat_drop)
+            if isinstance(h, SparseRows):  # the non-zero rows only; the mask drawn whole
+                hd = h.values
+                if self.feat_drop.training and self.feat_drop.p > 0:
+                    hd = hd * keep_mask((n, d_in), self.feat_drop.p, hd, h.rows)
+            else:
+                hd = dropout(h.dense() if isinstance(h, RowPatch) else h, self.feat_drop)
             flat = self.fc(hd)
             el, er = self._logits(flat)
-            feat = flat.view(n, H, D)
+            feat = flat.view(len(flat), H, D)
+        if isinstance(h, SparseRows):  # a zero row's logits are zero
+            el = el.new_zeros((n, H)).index_copy(0, h.rows, el)
+            er = er.new_zeros((n, H)).index_copy(0, h.rows, er)
         score = F.leaky_relu(
             el.index_select(0, plan.src) + er.index_select(0, plan.tgt), self.negative_slope
         )
@@ -676,7 +681,7 @@ class GATLayer(nn.Module):
         if self.attn_drop.training and self.attn_drop.p > 0:  # as dropout(a, self.attn_drop)
             a = a * keep_mask((plan.n_draws, H), self.attn_drop.p, a).index_select(0, plan.draw)
         unsort = plan.unsort
-        if isinstance(h, SparseRows) and late:  # the zero rows' edges add nothing
+        if isinstance(h, SparseRows):  # the zero rows' edges add nothing
             plan, kept = plan_sources(plan, h.rows)
             a = a.index_select(0, kept)
         out = edge_aggregate(feat, a, plan.src, plan.row, n_out, plan)
@@ -739,20 +744,27 @@ class GNN(nn.Module):
     def forward(
         self, h: Tensor | RowPatch, edge_index: Tensor, rows: Tensor | None = None
     ) -> Tensor:
-        """Every node's output, or with ``rows`` (node ids) those rows only: a GAT stack's last
-        layer computes only them (the same numbers and dropout draws as the whole layer), the
-        others select them."""
+        """Every node's output, or with ``rows`` (node ids) those rows only: a GAT stack computes
+        in each layer only the rows the next reads (the last: ``rows``; an earlier one: the
+        sources of the next one's rows), with the whole layers' dropout draws (the same numbers
+        and random stream); the others select them."""
         if isinstance(h, RowPatch) and self.kind != "gat":  # only the GAT layer takes it apart
             h = h.dense()
         out: Any = h  # a RowPatch goes into the first GAT layer as it is
-        last = len(self.layers) - 1
+        if self.kind == "gat" and rows is not None:
+            # each layer's rows: the last's given, an earlier one's the sources of the next's
+            n = int(h.shape[0])
+            need = [rows]
+            for _ in self.layers[1:]:
+                need.insert(0, torch.unique(edge_plan(edge_index, n, need[0]).src))
+            for i, (layer, act) in enumerate(zip(self.layers, self.acts)):
+                inp = out if i == 0 else SparseRows(out, need[i - 1], n)  # the rows read only
+                out = act(layer(inp, edge_index, need[i], full_draws=True))
+            return out  # type: ignore[no-any-return]
         for i, (layer, act) in enumerate(zip(self.layers, self.acts)):
             if self.kind == "mlp":
                 out = layer(out)
-                out = act(out) if i < last else out  # SDCN's z layer is linear
-            elif self.kind == "gat" and i == last and rows is not None:
-                out = act(layer(self.drop(out), edge_index, rows, full_draws=True))
-                rows = None
+                out = act(out) if i < len(self.layers) - 1 else out  # SDCN's z layer is linear
             else:
                 out = act(layer(self.drop(out), edge_index))
         return out if rows is None else out.index_select(0, rows)  # type: ignore[no-any-return]
