@@ -332,3 +332,36 @@ def test_gat_layer_on_sparse_rows_is_the_dense_zero_padded_input(heads, d_out):
         g2 = torch.autograd.grad((ref * gw).sum(), params, allow_unused=True)
         for a, b in zip(g1, g2):
             assert (a is None and b is None) or torch.allclose(a, b, atol=1e-12)
+
+
+def test_keep_mask_unscaled_and_the_token_rows_scaled_on_the_row():
+    """The one-token rows' mask in 0 and 1 with ``1 / (1 - p)`` on the token row (one pass less
+    over the (R, F) mask): the same output and gradients as the scaled mask (float64, fresh
+    draws from the same stream)."""
+    torch.manual_seed(21)
+    p = 0.3
+    whole = keep_mask((5, 7), p, torch.empty(0, dtype=torch.float64))
+    torch.manual_seed(21)
+    unscaled = keep_mask((5, 7), p, torch.empty(0, dtype=torch.float64), scaled=False)
+    assert set(unscaled.unique().tolist()) <= {0.0, 1.0} and torch.equal(unscaled / (1 - p), whole)
+    n, f, o = 20, 12, 6
+    base = torch.rand(n, f, dtype=torch.float64) + 0.1  # dense data rows
+    rows = torch.tensor([2, 5, 11, 17])
+    base[rows] = 0
+    token = torch.randn(1, f, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(o, f, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(22)
+    got = patched_linear(RowPatch(base, rows, token), w, nn.Dropout(p))
+    torch.manual_seed(22)
+    tk = keep_mask((len(rows), f), p, base)
+    other = torch.tensor([i for i in range(n) if i not in rows.tolist()])
+    dk = keep_mask((len(other), f), p, base)
+    keep = torch.empty(n, f, dtype=torch.float64)
+    keep[rows], keep[other] = tk, dk
+    ref = (RowPatch(base, rows, token).dense() * keep) @ w.t()
+    assert torch.allclose(got, ref, atol=1e-12)
+    gw = torch.randn_like(ref)
+    g1 = torch.autograd.grad((got * gw).sum(), [token, w])
+    g2 = torch.autograd.grad((ref * gw).sum(), [token, w])
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-12)

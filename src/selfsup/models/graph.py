@@ -427,13 +427,14 @@ class _CsrLinear(torch.autograd.Function):
 
 class _TokenLinear(torch.autograd.Function):
     """``(keep * t) @ weight.t()`` for one row ``t`` (1, F) under a constant dropout mask ``keep``
-    (R, F): both gradients from the one product ``P = g.t() @ keep``: ``dW = P * t``,
+    (R, F), as ``keep @ (weight * t).t()`` (the row scaled into the (O, F) weight, not into the
+    (R, F) mask): both gradients from the one product ``P = g.t() @ keep``: ``dW = P * t``,
     ``dt = sum_o P[o] * W[o]`` (the input gradient of the R rows costs no second product)."""
 
     @staticmethod
     def forward(ctx: Any, keep: Tensor, t: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(keep, t, weight)
-        return (keep * t) @ weight.t()
+        return keep @ (weight * t).t()
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[None, Tensor, Tensor]:
@@ -442,7 +443,13 @@ class _TokenLinear(torch.autograd.Function):
         return None, (p * weight).sum(0, keepdim=True), p * t
 
 
-def keep_mask(shape: tuple[int, ...], p: float, like: Tensor, rows: Tensor | None = None) -> Tensor:
+def keep_mask(
+    shape: tuple[int, ...],
+    p: float,
+    like: Tensor,
+    rows: Tensor | None = None,
+    scaled: bool = True,
+) -> Tensor:
     """Inverted-dropout multipliers of ``shape`` (``like``'s dtype and device): each entry
     independently ``1 / (1 - p)`` with probability ``1 - p`` (to within 2^-31), else 0.
 
@@ -450,17 +457,24 @@ def keep_mask(shape: tuple[int, ...], p: float, like: Tensor, rows: Tensor | Non
     AMD CPU there is no vectorised path: about 9 % of a GraphMAE step on Cora); here one 63-bit
     word gives two entries (its two 32-bit halves, 31 bits each), about 3x cheaper. Elsewhere, and
     for ``p`` outside (0, 1), what ``nn.Dropout`` would draw. ``rows``: the rows ``rows`` of the
-    mask only, drawn as the whole mask (the same random stream)."""
+    mask only, drawn as the whole mask (the same random stream). ``scaled=False``: the mask in
+    0 and 1 (the caller scales elsewhere by ``1 / (1 - p)``; ``p`` in (0, 1))."""
     if not 0 < p < 1 or like.device.type != "cpu":
         k = F.dropout(torch.ones(shape, dtype=like.dtype, device=like.device), p)
+        k = k if scaled or not 0 < p < 1 else (k != 0).to(like.dtype)
         return k if rows is None else k.index_select(0, rows)
     n = math.prod(shape)
     words = torch.empty((n + 1) // 2, dtype=torch.int64, device=like.device).random_()  # [0, 2^63)
     u = words.view(torch.int32)[:n].view(shape)  # two uniform 32-bit numbers a word
     if rows is not None:
         u, shape = u.index_select(0, rows), (len(rows), *shape[1:])
-    keep = u.bitwise_and_(0x7FFFFFFF) < int(round((1 - p) * 2**31))  # 31 bits each
-    return keep.to(like.dtype).mul_(1 / (1 - p))
+    # 31 bits each; the comparison written as floats (no boolean mask converted)
+    keep = torch.lt(
+        u.bitwise_and_(0x7FFFFFFF),
+        int(round((1 - p) * 2**31)),
+        out=torch.empty(u.shape, dtype=like.dtype, device=like.device),
+    )
+    return keep.mul_(1 / (1 - p)) if scaled else keep
 
 
 def dropout(x: Tensor, drop: nn.Dropout) -> Tensor:
@@ -493,14 +507,18 @@ def patched_linear(
         other[h.rows] = False
         other = other.nonzero().flatten()
         data = (h.base if h.copy is None else h.dense()).index_select(0, other)
+    one_row = len(h.values) == 1 and len(h.rows) != 1
+    token = h.values
     if keep is None and 0 < p:
-        tok_keep = keep_mask((len(h.rows), h.base.shape[1]), p, h.base)
+        # one token row: its mask in 0 and 1, the scale 1 / (1 - p) on the row (one pass less)
+        tok_keep = keep_mask((len(h.rows), h.base.shape[1]), p, h.base, scaled=not one_row)
+        token = token * (1 / (1 - p)) if one_row else token
     elif keep is None:
         tok_keep = h.base.new_ones((len(h.rows), h.base.shape[1]))
     else:
         tok_keep = keep.index_select(0, h.rows)
-    if len(h.values) == 1 and len(h.rows) != 1:  # one token row for all: one product less
-        top = _TokenLinear.apply(tok_keep, h.values, weight)
+    if one_row:  # one token row for all: one product less
+        top = _TokenLinear.apply(tok_keep, token, weight)
     else:
         top = (h.values * tok_keep) @ weight.t()
     if h.sparse is not None or int(torch.count_nonzero(data)) <= SPARSE_DENSITY * data.numel():
