@@ -607,7 +607,11 @@ class GATLayer(nn.Module):
     GraphMAE's loss reads them without forming the 1,433-wide rows).
 
     Dropout (features and attention) draws its masks by :func:`keep_mask` (``nn.Dropout``'s
-    distribution, fewer random words on CPU)."""
+    distribution, fewer random words on CPU); with ``dst`` the attention draws are one per kept
+    edge, or with ``full_draws=True`` those of the whole layer (its rows kept: the same stream).
+    ``h`` may be a :class:`RowPatch` (the first layer's masked input) or a :class:`SparseRows`
+    (only its non-zero rows computed). The edges come from :func:`edge_plan` (sorted once per
+    graph)."""
 
     def __init__(
         self,
