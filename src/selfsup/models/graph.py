@@ -291,7 +291,10 @@ class _EdgeSpMM(torch.autograd.Function):
             )
             g_a = at.new_empty(at.shape)
             for h in range(heads):
-                g_a[h] = torch.sparse.sampled_addmm(m, g[:, h], feat[:, h].t(), beta=0.0).values()
+                gh, fh = g[:, h], feat[:, h]
+                if gh.device.type != "cpu":  # strided operands measured on CPU only
+                    gh, fh = gh.contiguous(), fh.contiguous()
+                g_a[h] = torch.sparse.sampled_addmm(m, gh, fh.t(), beta=0.0).values()
             g_a = g_a.t()
         return g_feat, g_a, None
 
@@ -301,11 +304,14 @@ def _spmm(m: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     a head's columns), through ``torch.addmm(..., out=)`` (into ``out``, which may be strided the
     same way): the same numbers, about 3x faster on CPU than ``m @ b`` (torch 2.13, measured on
     the attention matrices of Cora: ``m @ b`` spends most of its time filling and copying its
-    result)."""
-    if b.stride(-1) != 1 or b.stride(0) < b.shape[1]:
+    result). Strided operands on CPU only (measured there); elsewhere contiguous copies."""
+    cpu = b.device.type == "cpu"
+    if not cpu or b.stride(-1) != 1 or b.stride(0) < b.shape[1]:
         b = b.contiguous()
-    if out is None:
-        out = torch.empty((m.shape[0], b.shape[1]), dtype=b.dtype, device=b.device)
+    if out is None or not cpu:
+        res = torch.empty((m.shape[0], b.shape[1]), dtype=b.dtype, device=b.device)
+        res = torch.addmm(res, m, b, beta=0, out=res)
+        return res if out is None else out.copy_(res)
     return torch.addmm(out, m, b, beta=0, out=out)
 
 
