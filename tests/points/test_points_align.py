@@ -19,6 +19,20 @@ def _skewed_clouds(n: int = 4, p: int = 200, seed: int = 0) -> torch.Tensor:
     return base + 0.4 * torch.randn(n, 3, p, generator=g).abs() ** 2
 
 
+def _one_epoch(tmp_path, x: np.ndarray, y: np.ndarray):
+    """One epoch of a small ``simclr`` on clouds ``x`` (N, 3, P) saved as a points ``.npz``, at
+    the points defaults (the frame included)."""
+    np.savez(tmp_path / "c.npz", x=x.transpose(0, 2, 1), y=y, kind="points")
+    cfg = {
+        "method": "simclr",
+        "data": {"source": str(tmp_path / "c.npz")},
+        "model": {"width": 0.25, "proj_hidden": 16, "proj_dim": 8},
+        "train": {"epochs": 1, "batch_size": 8, "progress": "none"},
+        "eval": {"report": False, "diagnostics": False, "baselines": False, "protocols": ["knn"]},
+    }
+    return selfsup.train(cfg, out=tmp_path / "run")
+
+
 def _slow_canonical(x: np.ndarray) -> np.ndarray:
     """One cloud (3, P) at a time, in float64, written from the definition."""
     c = x - x.mean(1, keepdims=True)
@@ -85,15 +99,7 @@ def test_a_saved_encoder_keeps_its_frame_and_old_ones_keep_theirs(tmp_path):
     from selfsup.modalities import get
 
     s = make_shapes(24, 8, points=64)
-    np.savez(tmp_path / "c.npz", x=s.train.x.transpose(0, 2, 1), y=s.train.y, kind="points")
-    base = {
-        "method": "simclr",
-        "data": {"source": str(tmp_path / "c.npz")},
-        "model": {"width": 0.25, "proj_hidden": 16, "proj_dim": 8},
-        "train": {"epochs": 1, "batch_size": 8, "progress": "none"},
-        "eval": {"report": False, "diagnostics": False, "baselines": False, "protocols": ["knn"]},
-    }
-    run = selfsup.train(base, out=tmp_path / "run")
+    run = _one_epoch(tmp_path, s.train.x, s.train.y)
     enc = selfsup.load_encoder(run.dir)
     assert enc.meta["align"] == "pca"
     x = torch.from_numpy(s.test.x[:4])
@@ -115,15 +121,6 @@ def test_an_aligned_point_encoder_exports_to_onnx(tmp_path):
     pytest.importorskip("onnxscript")
     from selfsup.exporting import export_onnx
 
-    x = _skewed_clouds(n=24, p=64).numpy().transpose(0, 2, 1)
-    np.savez(tmp_path / "c.npz", x=x, y=np.arange(24) % 2, kind="points")
-    cfg = {
-        "method": "simclr",
-        "data": {"source": str(tmp_path / "c.npz")},
-        "model": {"width": 0.25, "proj_hidden": 16, "proj_dim": 8},
-        "train": {"epochs": 1, "batch_size": 8, "progress": "none"},
-        "eval": {"report": False, "diagnostics": False, "baselines": False, "protocols": ["knn"]},
-    }
-    run = selfsup.train(cfg, out=tmp_path / "run")
+    run = _one_epoch(tmp_path, _skewed_clouds(n=24, p=64).numpy(), np.arange(24) % 2)
     check = export_onnx(run.dir, tmp_path / "enc.onnx")
     assert check.max_abs_diff < 1e-4 and (tmp_path / "enc.onnx").is_file()

@@ -600,6 +600,18 @@ class _AttnLogits(torch.autograd.Function):
         return g_flat, g_l, g_r
 
 
+def dropped_input(h: Tensor | RowPatch | SparseRows, n: int, d_in: int, drop: nn.Dropout) -> Tensor:
+    """A layer's input ``h`` after feature dropout: for :class:`SparseRows`, its non-zero rows only
+    (the (n, d_in) mask drawn whole, then those rows kept, so the random stream is the dense
+    one's); otherwise the dense matrix."""
+    if isinstance(h, SparseRows):
+        hd = h.values
+        if drop.training and drop.p > 0:
+            hd = hd * keep_mask((n, d_in), drop.p, hd, h.rows)
+        return hd
+    return dropout(h.dense() if isinstance(h, RowPatch) else h, drop)
+
+
 class GATLayer(nn.Module):
     """``heads`` attention heads of ``d_out`` each, concatenated (or averaged with
     ``concat=False``).
@@ -675,12 +687,7 @@ class GATLayer(nn.Module):
             el, er = self._logits(flat)
             feat = flat.view(n, H, D)
         elif late:
-            if isinstance(h, SparseRows):  # the non-zero rows only; the mask drawn whole
-                hd = h.values
-                if self.feat_drop.training and self.feat_drop.p > 0:
-                    hd = hd * keep_mask((n, d_in), self.feat_drop.p, hd, h.rows)
-            else:
-                hd = dropout(h.dense() if isinstance(h, RowPatch) else h, self.feat_drop)
+            hd = dropped_input(h, n, d_in, self.feat_drop)
             w = self.fc.weight.view(H, D, d_in)
             wl = (w * self.attn_l.view(H, D, 1)).sum(1)  # (H, d_in): W^T a_l per head
             wr = (w * self.attn_r.view(H, D, 1)).sum(1)
@@ -690,12 +697,7 @@ class GATLayer(nn.Module):
                 el, er = hd @ wl.t(), hd @ wr.t()  # (N, H)
             feat = hd.unsqueeze(1).expand(len(hd), H, d_in)
         else:
-            if isinstance(h, SparseRows):  # the non-zero rows only; the mask drawn whole
-                hd = h.values
-                if self.feat_drop.training and self.feat_drop.p > 0:
-                    hd = hd * keep_mask((n, d_in), self.feat_drop.p, hd, h.rows)
-            else:
-                hd = dropout(h.dense() if isinstance(h, RowPatch) else h, self.feat_drop)
+            hd = dropped_input(h, n, d_in, self.feat_drop)
             flat = self.fc(hd)
             el, er = self._logits(flat)
             feat = flat.view(len(flat), H, D)
