@@ -221,6 +221,17 @@ def _dropout_reference_gat(layer: GATLayer, h: torch.Tensor, e: torch.Tensor, ds
     return out.flatten(1) + layer.bias
 
 
+def _assert_same_values_and_gradients(got, ref, params) -> None:
+    """``got`` equals ``ref`` in float64, and so do their gradients with respect to ``params``
+    under one random upstream gradient."""
+    assert torch.allclose(got, ref, atol=1e-12)
+    gw = torch.randn_like(ref)
+    for a, b in zip(
+        torch.autograd.grad((got * gw).sum(), params), torch.autograd.grad((ref * gw).sum(), params)
+    ):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
 @pytest.mark.parametrize("dst", [None, [7, 2, 11, 0, 5], [0, 3, 4, 9]])
 def test_gat_layer_with_dropout_draws_the_masks_it_drew_before_its_edge_plans(dst):
     """The edges in CSR order (planned once per graph, subsets selected from the plan, per-head
@@ -238,13 +249,7 @@ def test_gat_layer_with_dropout_draws_the_masks_it_drew_before_its_edge_plans(ds
     got = layer(h, e, d)
     torch.manual_seed(11)
     ref = _dropout_reference_gat(layer, h, e, torch.arange(n) if d is None else d)
-    assert torch.allclose(got, ref, atol=1e-12)
-    gw = torch.randn_like(ref)
-    params = [h, *layer.parameters()]
-    for a, b in zip(
-        torch.autograd.grad((got * gw).sum(), params), torch.autograd.grad((ref * gw).sum(), params)
-    ):
-        assert torch.allclose(a, b, atol=1e-12)
+    _assert_same_values_and_gradients(got, ref, [h, *layer.parameters()])
 
 
 def test_gnn_rows_are_the_whole_stacks_rows_with_the_same_draws():
@@ -263,13 +268,7 @@ def test_gnn_rows_are_the_whole_stacks_rows_with_the_same_draws():
     torch.manual_seed(14)
     ref = gnn(h, e)[rows]
     assert torch.equal(torch.rand(3), after)
-    assert torch.allclose(got, ref, atol=1e-12)
-    gw = torch.randn_like(ref)
-    params = [h, *gnn.parameters()]
-    for a, b in zip(
-        torch.autograd.grad((got * gw).sum(), params), torch.autograd.grad((ref * gw).sum(), params)
-    ):
-        assert torch.allclose(a, b, atol=1e-12)
+    _assert_same_values_and_gradients(got, ref, [h, *gnn.parameters()])
 
 
 def test_edge_plan_subset_is_the_full_plans_edges_into_the_rows():
