@@ -277,7 +277,9 @@ def build_point_backbone(
     from ..errors import ConfigError
 
     if align not in ALIGNS:
-        raise ConfigError(f"unknown point-cloud alignment '{align}'; choose one of: pca, none")
+        raise ConfigError(
+            f"unknown point-cloud alignment '{align}'; choose one of: {', '.join(ALIGNS)}"
+        )
     if name == "pointnet":
         return PointNet(width, align)
     if name == "point_transformer":
