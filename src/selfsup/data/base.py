@@ -189,13 +189,16 @@ class GraphData(Samples):
     """Nodes of one graph as samples: ``x`` float32 (n, F) features of these nodes, ``nodes`` their
     ids in the graph; shared by every subset: ``features`` (N, F) of all nodes, ``edge_index``
     int64 (2, E) (source row, target row; both directions stored for an undirected graph) and
-    ``node_y`` (N,) the label of every node (-1 unknown; used by clustering). A subset of nodes
-    keeps the whole graph, so message passing always runs on all of it (transductive)."""
+    ``node_y`` (N,) the label of every node (-1 unknown; used by clustering) and ``val_nodes`` the
+    labelled validation nodes (a source's ``val_mask``; probes that select an epoch on them). A
+    subset of nodes keeps the whole graph, so message passing always runs on all of it
+    (transductive)."""
 
     nodes: np.ndarray | None = None
     features: np.ndarray | None = None
     edge_index: np.ndarray | None = None
     node_y: np.ndarray | None = None
+    val_nodes: np.ndarray | None = None
     modality: ClassVar[str] = "graph"
     per_sample: ClassVar[tuple[str, ...]] = ("x", "y", "nodes")
 
@@ -214,6 +217,11 @@ class GraphData(Samples):
         self.x = self.features[self.nodes]
         if self.node_y is not None:
             self.node_y = check_labels(self.node_y, n, self.name)
+        if self.val_nodes is not None:
+            v = np.asarray(self.val_nodes, dtype=np.int64)
+            if v.ndim != 1 or (len(v) and (v.min() < 0 or v.max() >= n)):
+                raise DataError(f"{self.name}: validation node ids must be 0 .. {n - 1}")
+            self.val_nodes = v
 
     @property
     def channels(self) -> int:

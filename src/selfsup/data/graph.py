@@ -20,8 +20,10 @@ Sources:
 
 Splits: the training split holds every node (self-supervised training sees the whole graph); its
 labels are those of the train mask only (-1 elsewhere), so evaluation's bank is the train-mask
-nodes; the test split is the test-mask nodes. Without masks, labelled nodes are split once,
-stratified, into 80% bank and 20% test (seed 0).
+nodes; the test split is the test-mask nodes. The labelled val-mask nodes, where a source has a
+``val_mask``, are kept as ``val_nodes`` for the probes that choose an epoch on them
+(``node_adam``); they must be neither train nor test nodes. Without masks, labelled nodes are
+split once, stratified, into 80% bank and 20% test (seed 0), and there are no validation nodes.
 
 Malformed graphs are refused in one line: an ``edge_index`` that is not (2, E) integers or points
 past the node count or below 0, features that are not (N, F) finite numbers, masks of the wrong
@@ -102,16 +104,24 @@ def graph_splits(
                 f"{name}: {len(lab)} labelled node(s) are too few to hold out a test split (no "
                 "class has two nodes); label more nodes, or give train_mask and test_mask"
             )
+    val = None
+    if "val_mask" in masks and "train_mask" in masks:
+        val = np.flatnonzero(masks["val_mask"] & (y >= 0))
+        for other, what in ((tr, "train_mask"), (te, "test_mask")):
+            both = np.intersect1d(val, other)
+            if len(both):  # an epoch chosen on test nodes, or on the probe's own training nodes
+                raise DataError(
+                    f"{name}: val_mask and {what} share {len(both)} labelled node(s) (e.g. node "
+                    f"{int(both[0])}); a validation node is in neither the training nor the test "
+                    "split"
+                )
     y_train = np.full(n, -1, dtype=np.int64)
     y_train[tr] = y[tr]
     info: dict[str, Any] = {"masks": sorted(masks)} if masks else {}
     info["ids"] = list(range(n))  # node ids (the test split's follow its subset)
-    train = GraphData(
-        x, y_train, classes, f"{name}/train", info, features=x, edge_index=e, node_y=y
-    )
-    full = GraphData(
-        x, y, classes, f"{name}/test", {"ids": list(range(n))}, features=x, edge_index=e, node_y=y
-    )
+    shared = dict(features=x, edge_index=e, node_y=y, val_nodes=val)
+    train = GraphData(x, y_train, classes, f"{name}/train", info, **shared)
+    full = GraphData(x, y, classes, f"{name}/test", {"ids": list(range(n))}, **shared)
     return Splits(train, full.subset(te))
 
 

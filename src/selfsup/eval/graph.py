@@ -44,7 +44,7 @@ def adam_probe(
     features: Tensor,
     y: Tensor,
     train_idx: Tensor,
-    val_idx: Tensor,
+    val_idx: Tensor | None,
     test_idx: Tensor,
     lr: float = 0.01,
     weight_decay: float = 1e-4,
@@ -55,8 +55,12 @@ def adam_probe(
     one linear layer on the frozen features as they are (no standardisation), full-batch Adam with
     coupled L2 weight decay for ``epochs`` epochs on the train nodes, scored after every epoch;
     ``node_adam_top1`` is the test accuracy of the last epoch whose validation accuracy is the best
-    so far or equal to it (their ``>=``), ``node_adam_last_top1`` that of the final epoch.
+    so far or equal to it (their ``>=``), ``node_adam_last_top1`` that of the final epoch. Without
+    validation nodes (``val_idx`` None or empty) ``node_adam_top1`` is the final epoch's and there
+    is no ``node_adam_val_top1``.
     """
+    if val_idx is not None and len(val_idx) == 0:
+        val_idx = None
     g = torch.Generator().manual_seed(seed)
     x, y = features.float(), y.long()
     k = int(y.max()) + 1
@@ -74,10 +78,13 @@ def adam_probe(
         opt.step()
         with torch.no_grad():
             pred = lin(x).argmax(1)
-            val = float((pred[val_idx] == y[val_idx]).float().mean())
             test = float((pred[test_idx] == y[test_idx]).float().mean())
-        if val >= best_val:
+            if val_idx is not None:
+                val = float((pred[val_idx] == y[val_idx]).float().mean())
+        if val_idx is not None and val >= best_val:
             best_val, best_test = val, test
+    if val_idx is None:
+        return {"node_adam_top1": test, "node_adam_last_top1": test}
     return {
         "node_adam_top1": best_test,
         "node_adam_val_top1": best_val,

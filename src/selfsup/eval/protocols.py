@@ -22,7 +22,9 @@ from ..errors import ConfigError
 class EvalInputs:
     """Frozen features of a labelled (bank, query) pair, and optionally the encoder and the raw
     samples (``bank_x``/``query_x``, as the modality's ``to_tensor`` gives them) with ``prepare``,
-    which maps a raw batch to the encoder's input (an int: the image size, for images)."""
+    which maps a raw batch to the encoder's input (an int: the image size, for images), and
+    optionally a labelled validation set's features (``val``/``val_y``: where the data names one,
+    as a graph's val mask) for protocols that choose an epoch on it."""
 
     bank: torch.Tensor
     bank_y: torch.Tensor
@@ -34,6 +36,8 @@ class EvalInputs:
     query_x: np.ndarray | torch.Tensor | None = None
     prepare: Callable[[torch.Tensor], torch.Tensor] | int | None = None
     device: str | torch.device = "cpu"
+    val: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,25 @@ def _node_grace(i: EvalInputs) -> dict:
     y = torch.cat([i.bank_y, i.query_y])
     tr, te = torch.arange(n), torch.arange(n, len(f))
     return grace_probe(f, y, tr, te, seed=getattr(i.ec, "seed", 0))
+
+
+@register(
+    "node_adam",
+    help="graphs: GraphMAE's probe (one linear layer on the features as they are, Adam lr 0.01, "
+    "weight decay 1e-4, 300 full-batch epochs on the bank), the query's accuracy at the last epoch "
+    "of best accuracy on the validation nodes (a val mask; without one, the final epoch): "
+    "node_adam_top1",
+)
+def _node_adam(i: EvalInputs) -> dict:
+    from .graph import adam_probe
+
+    f, y = [i.bank, i.query], [i.bank_y, i.query_y]
+    if i.val is not None and i.val_y is not None and len(i.val):
+        f, y = f + [i.val], y + [i.val_y]
+    nb, nq = len(i.bank), len(i.query)
+    tr, te = torch.arange(nb), torch.arange(nb, nb + nq)
+    va = torch.arange(nb + nq, nb + nq + len(i.val)) if len(f) == 3 and i.val is not None else None
+    return adam_probe(torch.cat(f), torch.cat(y), tr, va, te, seed=getattr(i.ec, "seed", 0))
 
 
 @register("linear_sgd", help="SGD linear probe (standard protocol), with and without normalisation")

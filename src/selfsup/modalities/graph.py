@@ -8,7 +8,8 @@
   subgraphs); encoders: :mod:`selfsup.models.graph` (``gcn``, ``gat``, ``gin``, ``mlp``).
 - evaluation: the features of every node are computed once (one full-graph pass); the feature
   protocols run on (bank = the train-mask nodes, query = the test-mask nodes); ``node`` is the
-  linear probe (``node_top1``); ``cluster`` (k-means, ``cluster_nmi``, ``cluster_ari``) runs on
+  linear probe (``node_top1``); ``node_adam`` (GraphMAE's probe) also gets the val-mask nodes'
+  features, to choose its epoch; ``cluster`` (k-means, ``cluster_nmi``, ``cluster_ari``) runs on
   every labelled node of the graph, as graph-clustering papers report it.
 - baselines: the same protocols on the raw (normalised) node features (the probe and k-means on raw
   features) and spectral clustering of the adjacency (``spectral_nmi``, ``spectral_ari``).
@@ -181,13 +182,14 @@ class GraphModality(Modality):
         out: dict[str, float] = {}
         rest = [p for p in protocols if p != "cluster"]
         if rest:
-            out.update(
-                EP.run(
-                    rest,
-                    EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec),
-                    skip_unavailable=True,
+            inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec)
+            vn = bank.val_nodes
+            if fall is not None and vn is not None and bank.node_y is not None and len(vn):
+                inputs.val, inputs.val_y = (
+                    fall[torch.from_numpy(vn)],
+                    torch.from_numpy(bank.node_y[vn]),
                 )
-            )
+            out.update(EP.run(rest, inputs, skip_unavailable=True))
         if "cluster" in protocols:
             ally = bank.node_y
             if fall is not None and ally is not None and (ally >= 0).sum() > 1:
