@@ -133,3 +133,18 @@ def test_a_run_on_a_graph_with_a_val_mask_reports_node_adam(tmp_path):
     )
     ev = run.summary["eval"]
     assert 0 <= ev["node_adam_top1"] <= 1 and 0 <= ev["node_adam_val_top1"] <= 1
+
+
+def test_node_adam_is_a_default_protocol_only_on_graphs_with_validation_nodes():
+    from selfsup.modalities.graph import GraphModality
+
+    x, e, y, masks = _masked_sbm()
+    with_val = graph_splits(x, e, y, masks).train
+    without = graph_splits(x, e, y, {k: masks[k] for k in ("train_mask", "test_mask")}).train
+    m = GraphModality()
+    assert m.config_defaults(None, with_val)["eval"]["protocols"] == [
+        "node",
+        "node_adam",
+        "cluster",
+    ]
+    assert m.config_defaults(None, without)["eval"]["protocols"] == ["node", "cluster"]

@@ -19,8 +19,9 @@ Only methods written for graphs train here (``graphmae``, ``grace``, ``scgc``: t
 one line when the run is built (:func:`selfsup.methods.build`), as graph methods are on other data.
 
 Defaults where the user set nothing (:meth:`GraphModality.config_defaults`): the batch is every
-node, fp32, the ``node`` and ``cluster`` protocols, and the method's own ``graph_defaults`` (its
-paper's Cora setting: epochs, learning rate, weight decay, backbone).
+node, fp32, the ``node`` and ``cluster`` protocols (and ``node_adam`` where the graph has
+validation nodes, as Cora's public split), and the method's own ``graph_defaults`` (its paper's
+Cora setting: epochs, learning rate, weight decay, backbone).
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class GraphModality(Modality):
             "optim": {"lr": 1e-3},
             "eval": {"protocols": ["node", "cluster"]},
         }
+        if train.val_nodes is not None and len(train.val_nodes):  # the graph papers' own probe
+            out["eval"]["protocols"] = ["node", "node_adam", "cluster"]
         return out
 
     def input_meta(self, cfg, train: GraphData, needs: Needs):
