@@ -5,9 +5,9 @@ e604e6a2295b3a9eaeec1c944987d01f96a1cd30 (read for facts: ``train.py``: ``get_A_
 ``normalize``).
 Each reference below is a float64 numpy transcription written here from that reading.
 
-(The brief that asked for these tests named Liu et al.'s "Simple Contrastive Graph Clustering";
-the project's ``scgc`` is Kulatilleke et al.'s *Self-Supervised Contrastive Graph Clustering*,
-whose code is gayanku/SCGC, so that is the reference.)
+(Not Liu et al.'s *Simple Contrastive Graph Clustering*, also abbreviated SCGC: the project's
+``scgc`` is Kulatilleke et al.'s *Self-Supervised Contrastive Graph Clustering*, whose code is
+gayanku/SCGC, so that is the reference.)
 
 One difference was found and is pinned here rather than hidden: the authors' ``load_graph`` builds
 the adjacency with ``scipy.sparse.coo_matrix`` from the edge file, which *adds up* repeated edges
