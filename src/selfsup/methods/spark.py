@@ -6,16 +6,18 @@ Hierarchical Masked Modeling*, ICLR 2023 (authors' code: ``keyu-tian/SparK``,
 cell of its last feature map); a random ``mask_ratio`` of them (0.6) is hidden; the CNN runs as a
 sparse network (:func:`~selfsup.models.sparse.sparse_forward`: masked positions stay empty through
 every layer, BatchNorm counts visible positions only); the feature map of every scale is densified
-with a learned mask token and a light hierarchical decoder
-(:class:`~selfsup.models.sparse.LightDecoder`) predicts the pixels; the loss is MAE's
-normalised-pixel MSE on the hidden patches.
+(``densify_norm``: a BatchNorm over its visible positions, then a learned mask token) and a
+hierarchical decoder predicts the pixels (``decoder``: the authors' UNet blocks,
+:class:`~selfsup.models.sparse.UNetDecoder`, or a lighter one,
+:class:`~selfsup.models.sparse.LightDecoder`); the loss is MAE's normalised-pixel MSE on the hidden
+patches.
 
 One view is used (the first). Evaluation uses the backbone as usual, on whole images.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch.nn.functional as F
 from pydantic import Field
@@ -24,7 +26,13 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..losses.masked import masked_pixel_loss
 from ..models.encoder import Encoder
-from ..models.sparse import LightDecoder, feature_channels, mask_at, sparse_forward
+from ..models.sparse import (
+    LightDecoder,
+    UNetDecoder,
+    feature_channels,
+    mask_at,
+    sparse_forward,
+)
 from ..models.vit import check_patch, patchify, random_masking
 from . import register
 from .base import Batch, Context, Method, Needs, Params
@@ -41,6 +49,15 @@ class SparKParams(Params):
     norm_pix: bool = True
     decoder_width: int = Field(default=64, ge=8)
     """Width of the decoder's coarsest stage (halved at each finer one)."""
+    densify_norm: Literal["bn", "none"] = "bn"
+    """Normalisation of each encoder map before its mask tokens are filled in: ``bn``, a BatchNorm
+    over the visible positions (the authors' ``densify_norms`` for CNNs); ``none``, the projection
+    sees the map as it is (selfsup before this option)."""
+    decoder: Literal["unet", "light"] = "unet"
+    """``unet``: the authors' blocks (4x4 transposed convolution, then two 3x3 conv-BatchNorm with
+    ReLU6 between), one per factor 2 of the stride, to full resolution; ``light``: nearest
+    upsampling and one 3x3 conv-BN-ReLU a scale, down to the finest encoder map (selfsup before
+    this option)."""
 
 
 @register
@@ -61,7 +78,29 @@ class SparK(Method):
         chans, sizes = feature_channels(bb, self.channels, PROBE)
         self.n_scales = len(chans)
         self.stride = PROBE // sizes[0]
-        self.decoder = LightDecoder(chans, self.channels, params.decoder_width)
+        self.decoder: LightDecoder | UNetDecoder
+        self.take = list(range(self.n_scales))  # the scales the decoder is handed, coarsest first
+        if params.decoder == "light":
+            self.decoder = LightDecoder(
+                chans, self.channels, params.decoder_width, params.densify_norm
+            )
+        else:
+            n_blocks = self.stride.bit_length() - 1
+            if self.stride != 2**n_blocks or n_blocks < 1:
+                raise ConfigError(
+                    f"params.decoder=unet needs a backbone whose total stride is a power of 2, "
+                    f"not {self.stride}; use params.decoder=light"
+                )
+            at = {s: i for i, s in enumerate(sizes)}  # block i works at sizes[0] * 2**i
+            idx = [at.get(sizes[0] * 2**i) for i in range(n_blocks)]
+            self.take = [i for i in idx if i is not None]
+            self.decoder = UNetDecoder(
+                [None if i is None else chans[i] for i in idx],
+                self.channels,
+                n_blocks,
+                params.decoder_width,
+                params.densify_norm,
+            )
         size = ctx.view_size
         if size:  # refuse a patch that does not divide the view size now, not at the first step
             check_patch(
@@ -86,7 +125,7 @@ class SparK(Method):
                 f"{h} px images give the backbone {len(keys)} feature scales, not {self.n_scales}; "
                 f"use images of at least {self.stride} px"
             )
-        pred = self.decoder([feats[k] for k in keys], active)
+        pred = self.decoder([feats[keys[i]] for i in self.take], active)
         if pred.shape[-2:] != (h, w):
             pred = F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)
         loss = masked_pixel_loss(
