@@ -274,3 +274,43 @@ def test_spark_trains_with_each_option_without_nan(decoder, norm):
         assert all(np.isfinite(v) for v in logs.values())
     assert all(np.isfinite(losses)), losses
     assert np.mean(losses[-3:]) < losses[0], losses
+
+
+# -- resuming a checkpoint written before the authors' decoder became the default -----------------
+
+
+def test_resume_hint_names_the_options_an_old_checkpoint_was_trained_with():
+    old = _spark(decoder="light", densify_norm="none").state_dict()
+    hint = _spark().resume_hint(old)
+    assert hint is not None and "decoder: light, densify_norm: none" in hint and "\n" not in hint
+    assert _spark(decoder="light", densify_norm="none").resume_hint(old) is None
+    assert _spark().resume_hint(_spark().state_dict()) is None
+    only_norm = _spark(decoder="unet", densify_norm="none").state_dict()
+    assert "params: {densify_norm: none}" in (_spark().resume_hint(only_norm) or "")
+
+
+@pytest.mark.slow
+def test_an_old_spark_run_resumes_after_its_options_are_named(tmp_path):
+    """A run whose config.yaml names no decoder options (as every run before them) but whose
+    checkpoint has the old decoder: the resume error says which options to name; named, it
+    resumes."""
+    import yaml
+
+    import selfsup
+    from selfsup.errors import CheckpointError
+
+    out = tmp_path / "r"
+    over = ["eval.report=false", "eval.baselines=false", "eval.diagnostics=false"]
+    kw = dict(method="spark", data="digits", epochs=1, out=str(out))
+    selfsup.train(**kw, overrides=[*over, "params.decoder=light", "params.densify_norm=none"])
+    cfg_path = out / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["params"] = {}  # what a run written before the options has
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(CheckpointError) as err:
+        selfsup.train(resume=str(out), epochs=2, allow_changes=True)
+    assert "params: {decoder: light, densify_norm: none}" in str(err.value)
+    cfg["params"] = {"decoder": "light", "densify_norm": "none"}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run = selfsup.train(resume=str(out), epochs=2, allow_changes=True)
+    assert run.summary["epochs"] == 2

@@ -202,6 +202,12 @@ class Method(nn.Module):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def resume_hint(self, state: dict[str, Tensor]) -> str | None:
+        """Where a checkpoint's weights (``state``, a state dict) do not fit this method: what to
+        change so that they do, when the method knows (a default that changed since the checkpoint
+        was written), or None. The trainer adds it to its one-line error."""
+        return None
+
     def embed(self, views: list[Tensor]) -> list[Tensor]:
         """Embeddings whose collapse the trainer monitors (default: the encoder's features)."""
         return [self.encoder(v) for v in views]

@@ -109,6 +109,24 @@ class SparK(Method):
                 "params.patch_size" if params.patch_size else "the backbone's total stride",
             )
 
+    def resume_hint(self, state: dict[str, Tensor]) -> str | None:
+        """A checkpoint written with other decoder options (before issue 24 the defaults were
+        ``decoder=light``, ``densify_norm=none``, and a run's config names only what was set):
+        the options its weights were trained with, read from their names."""
+        was = {
+            "decoder": "unet" if any(k.startswith("decoder.blocks.") for k in state) else "light",
+            "densify_norm": "bn" if any(k.startswith("decoder.norms.") for k in state) else "none",
+        }
+        diff = {k: v for k, v in was.items() if getattr(self.params, k) != v}
+        if not diff:
+            return None
+        opts = ", ".join(f"{k}: {v}" for k, v in diff.items())
+        return (
+            f"its spark weights have {opts} (the defaults before the authors' decoder became the "
+            f"default); put them in the run's config.yaml (params: {{{opts}}}) and resume with "
+            "--allow-changes"
+        )
+
     def forward(self, views: list[Tensor], batch: Batch) -> tuple[Tensor, dict[str, float]]:
         p, bb = self.params, self.encoder.backbone
         x = normalised(self.encoder, views[0])

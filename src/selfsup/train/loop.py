@@ -235,9 +235,11 @@ class Trainer:
             state = Progress(**s["progress"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
             first = (str(err).splitlines() or [""])[0][:160]
+            model_state = s.get("model") if isinstance(s, dict) else None
+            hint = self.method.resume_hint(model_state) if isinstance(model_state, dict) else None
             raise CheckpointError(
                 f"checkpoint '{path}' does not fit this run ({type(err).__name__}: {first}); "
-                "resume with the config it was written with"
+                + (hint or "resume with the config it was written with")
             ) from None
         self.state, self.resumed = state, True
         if self.main:
