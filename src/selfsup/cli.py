@@ -420,7 +420,9 @@ def print_summary(summary: dict, run_dir) -> None:
     )
     rows = {f"pretrained ({summary['method']})": summary["eval"]}
     rows.update({name.replace("_", " "): res for name, res in summary.get("baselines", {}).items()})
-    if len(metrics) > 6:  # many metrics (a paired run's towers and retrieval): one row per metric
+    # columns as wide as their headers (a value is 6 characters), 3 for rich's borders and padding
+    wide = max(map(len, rows)) + sum(max(len(m), 6) + 3 for m in metrics) + 4 > out.width
+    if len(metrics) > 6 or wide:  # many or long metric names: one row per metric
         table.add_column("metric")
         for name in rows:
             table.add_column(name, justify="right")
