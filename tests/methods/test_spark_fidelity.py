@@ -178,6 +178,8 @@ def test_unet_densify_projection_is_the_identity_when_the_coarsest_width_matches
 def test_unet_decoder_needs_one_scale_list_entry_a_block():
     with pytest.raises(ValueError, match="encoder scales"):
         UNetDecoder([8, 4], 1, 3)
+    with pytest.raises(ValueError, match="coarsest UNet block has no encoder map"):
+        UNetDecoder([None, 8, 4], 1, 3)
     dec = UNetDecoder([8, None, 4], 1, 3, width=16)  # no map at the middle resolution
     assert dec.used == [0, 2] and len(dec.proj) == 2
     out = dec([torch.randn(2, 8, 2, 2), torch.randn(2, 4, 8, 8)], torch.ones(2, 1, 2, 2))

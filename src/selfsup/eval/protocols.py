@@ -182,11 +182,10 @@ def _node_adam(i: EvalInputs) -> dict:
     from .graph import adam_probe
 
     f, y = [i.bank, i.query], [i.bank_y, i.query_y]
-    if i.val is not None and i.val_y is not None and len(i.val):
-        f, y = f + [i.val], y + [i.val_y]
     nb, nq = len(i.bank), len(i.query)
-    tr, te = torch.arange(nb), torch.arange(nb, nb + nq)
-    va = torch.arange(nb + nq, nb + nq + len(i.val)) if len(f) == 3 and i.val is not None else None
+    tr, te, va = torch.arange(nb), torch.arange(nb, nb + nq), None
+    if i.val is not None and i.val_y is not None:  # an empty one counts as none in the probe
+        f, y, va = f + [i.val], y + [i.val_y], torch.arange(nb + nq, nb + nq + len(i.val))
     return adam_probe(torch.cat(f), torch.cat(y), tr, va, te, seed=getattr(i.ec, "seed", 0))
 
 

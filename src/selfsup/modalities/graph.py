@@ -187,7 +187,7 @@ class GraphModality(Modality):
         if rest:
             inputs = EP.EvalInputs(fb, torch.from_numpy(bank.y), fq, torch.from_numpy(query.y), ec)
             vn = bank.val_nodes
-            if fall is not None and vn is not None and bank.node_y is not None and len(vn):
+            if fall is not None and vn is not None and bank.node_y is not None:
                 inputs.val, inputs.val_y = (
                     fall[torch.from_numpy(vn)],
                     torch.from_numpy(bank.node_y[vn]),

@@ -205,6 +205,8 @@ class UNetDecoder(nn.Module):
         super().__init__()
         if len(enc_channels) != n_blocks:
             raise ValueError(f"{len(enc_channels)} encoder scales for {n_blocks} UNet blocks")
+        if enc_channels[0] is None:
+            raise ValueError("the coarsest UNet block has no encoder map")
         self.widths = [max(1, width // 2**i) for i in range(n_blocks + 1)]
         self.used = [i for i, c in enumerate(enc_channels) if c is not None]
         chans = [int(c) for c in enc_channels if c is not None]
@@ -247,14 +249,11 @@ class UNetDecoder(nn.Module):
             i: self.proj[j](densify(f, active, self.mask_tokens[j], self.norms[j]))
             for j, (i, f) in enumerate(zip(self.used, feats, strict=True))
         }
-        x: Tensor | None = None
+        x = dense[0]  # the coarsest block always has a map (checked when built)
         for i, block in enumerate(self.blocks):
-            if i in dense:
-                x = dense[i] if x is None else x + dense[i]
-            if x is None:
-                raise ValueError("the coarsest UNet block has no encoder map")
+            if i and i in dense:
+                x = x + dense[i]
             x = block(x)
-        assert x is not None
         return self.head(x)
 
 
